@@ -1,0 +1,51 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "hyperhive",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hive", targets: ["hive"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+    ],
+    targets: [
+        // Wire types: what every process speaks. Foundation only.
+        .target(name: "HiveWire"),
+        // A small blocking-socket client for the NDJSON sockets, used by the CLI, tests and bench.
+        .target(name: "HiveClient", dependencies: ["HiveWire"]),
+        // The durable message store: SQLite through GRDB. Knows nothing of sockets or cages.
+        .target(name: "HiveBroker", dependencies: [
+            "HiveWire",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // The coordinator daemon: sockets, registry, sweeps.
+        .target(name: "HiveCore", dependencies: [
+            "HiveWire", "HiveBroker",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+        ]),
+        .executableTarget(name: "hive", dependencies: [
+            "HiveWire", "HiveClient", "HiveCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "hive-bench", dependencies: [
+            "HiveWire", "HiveClient",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "HiveWireTests", dependencies: ["HiveWire"]),
+        .testTarget(name: "HiveBrokerTests", dependencies: ["HiveBroker", "HiveWire"]),
+        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire"]),
+    ]
+)

@@ -1,0 +1,329 @@
+import Foundation
+import GRDB
+import HiveWire
+
+/// The durable message store of one hive: the agent registry and every message, in one SQLite file.
+///
+/// All writes go through GRDB's single writer connection. Sends are group-committed (see
+/// ``GroupCommit``); receivers park on ``InboxWaiters`` and are woken right after the commit that
+/// touched their inbox.
+public final class Broker: Sendable {
+    /// The SQLite `synchronous` level the broker runs at. `FULL`: a send that returned ok survives not
+    /// only `kill -9` of the daemon but also a power cut or kernel crash (NORMAL would only promise the
+    /// former). Group commit keeps the fsync cost per send low; see docs/persistence.md.
+    public static let synchronous = "FULL"
+
+    public let pool: DatabasePool
+    public let waiters = InboxWaiters()
+    let clock: @Sendable () -> Double
+    private let sends: GroupCommit<SendJob, Result<SendCommand.Reply, BrokerError>>
+
+    struct SendJob: Sendable {
+        var from: Sender
+        var to: Recipient
+        var body: String
+        var inReplyTo: Int64?
+    }
+
+    /// Opens (creating if needed) the broker database at `path` and applies pending migrations.
+    /// `clock` returns unix seconds; tests inject one.
+    public init(path: String, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.label = "broker"
+        let pool = try DatabasePool(path: path, configuration: config)
+        // GRDB sets NORMAL when it enables WAL; raise it on the one writer connection.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(Broker.synchronous)")
+        }
+        try Schema.migrator.migrate(pool)
+        self.pool = pool
+        self.clock = clock
+        let waiters = self.waiters
+        self.sends = GroupCommit { jobs in
+            let now = clock()
+            let results = try await pool.write { db in
+                jobs.map { job in Result { () throws(BrokerError) in try Broker.insert(job, at: now, in: db) } }
+            }
+            waiters.notify(results.flatMap { (try? $0.get())?.recipients ?? [] })
+            return results
+        }
+    }
+
+    /// The `synchronous` level actually in force on the writer connection (1 = NORMAL, 2 = FULL).
+    public func synchronousLevel() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    // MARK: - Registry
+
+    /// Registers `manager` if it is not there yet. Returns true when it was added.
+    @discardableResult
+    public func ensureManager() throws -> Bool {
+        try pool.write { db in
+            if try AgentRecord.fetchOne(db, key: AgentName.manager.rawValue) != nil { return false }
+            try AgentRecord(name: AgentName.manager.rawValue, createdAt: clock(), destroyedAt: nil).insert(db)
+            return true
+        }
+    }
+
+    /// Registers a new agent. The name must already be validated as spawnable.
+    public func register(_ name: AgentName) throws(BrokerError) -> AgentRecord {
+        do {
+            return try pool.write { db throws -> AgentRecord in
+                if let existing = try AgentRecord.fetchOne(db, key: name.rawValue) {
+                    throw existing.destroyedAt == nil ? BrokerError.alreadyExists(name.rawValue) : .tombstoneExists(name.rawValue)
+                }
+                let record = AgentRecord(name: name.rawValue, createdAt: clock(), destroyedAt: nil)
+                try record.insert(db)
+                return record
+            }
+        } catch let e as BrokerError { throw e } catch { throw Broker.storage(error) }
+    }
+
+    /// Destroys an agent: without `purge` it becomes a tombstone (messages kept); with `purge` its record
+    /// and every message addressed to it are deleted.
+    public func destroy(_ name: AgentName, purge: Bool) throws(BrokerError) {
+        guard name != .manager else { throw .managerIsPermanent }
+        do {
+            try pool.write { db in
+                guard var record = try AgentRecord.fetchOne(db, key: name.rawValue) else {
+                    throw BrokerError.unknownAgent(name.rawValue)
+                }
+                if purge {
+                    try db.execute(sql: "DELETE FROM message WHERE recipient = ?", arguments: [name.rawValue])
+                    try record.delete(db)
+                } else if record.destroyedAt == nil {
+                    record.destroyedAt = clock()
+                    try record.update(db)
+                }
+            }
+        } catch let e as BrokerError { throw e } catch { throw Broker.storage(error) }
+        waiters.notify([name.rawValue])
+    }
+
+    /// Every registered agent (tombstones included), with inbox counters, sorted by name.
+    public func agents() throws -> [AgentCounts] {
+        try pool.read { db in
+            let records = try AgentRecord.order(Column("name")).fetchAll(db)
+            let unread = try Self.countByRecipient(db, .pending)
+            let inflight = try Self.countByRecipient(db, .delivered)
+            return records.map { AgentCounts(record: $0, unread: unread[$0.name] ?? 0, inflight: inflight[$0.name] ?? 0) }
+        }
+    }
+
+    /// One agent's record, or nil.
+    public func agent(_ name: AgentName) throws -> AgentRecord? {
+        try pool.read { db in try AgentRecord.fetchOne(db, key: name.rawValue) }
+    }
+
+    private static func countByRecipient(_ db: Database, _ state: MessageState) throws -> [String: Int] {
+        let rows = try Row.fetchAll(db, sql: "SELECT recipient, COUNT(*) AS n FROM message WHERE \(state.sqlCondition) GROUP BY recipient")
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0["recipient"] as String, $0["n"] as Int) })
+    }
+
+    // MARK: - Sending
+
+    /// Stores a message (one row per recipient for `*`) and returns once it is durable.
+    public func send(from: Sender, to: Recipient, body: String, inReplyTo: Int64?) async throws(BrokerError) -> SendCommand.Reply {
+        guard !body.isEmpty else { throw .emptyBody }
+        let bytes = body.utf8.count
+        guard bytes <= WireLimits.maxBodyBytes else { throw .bodyTooLong(bytes: bytes) }
+        let result: Result<SendCommand.Reply, BrokerError>
+        do {
+            result = try await sends.submit(SendJob(from: from, to: to, body: body, inReplyTo: inReplyTo))
+        } catch {
+            throw Broker.storage(error)
+        }
+        return try result.get()
+    }
+
+    /// The body of one send inside a group-commit transaction. Refusals throw before anything is written.
+    private static func insert(_ job: SendJob, at now: Double, in db: Database) throws(BrokerError) -> SendCommand.Reply {
+        do {
+            let recipients = try resolve(job.to, from: job.from, in: db)
+            var kept: Int64?
+            var dropped: String?
+            if let ref = job.inReplyTo {
+                let row = try Row.fetchOne(db, sql: "SELECT sender, recipient FROM message WHERE id = ?", arguments: [ref])
+                let me = job.from.description
+                if let row {
+                    if row["sender"] as String == me || row["recipient"] as String == me { kept = ref } else {
+                        dropped = "message \(ref) belongs to a conversation you are not part of"
+                    }
+                } else {
+                    dropped = "message \(ref) is unknown or has been swept by retention"
+                }
+            }
+            var ids: [Int64] = []
+            for recipient in recipients {
+                var row = MessageRow(id: nil, sender: job.from.description, recipient: recipient, body: job.body,
+                                     sentAt: now, deliveredAt: nil, ackedAt: nil, inReplyTo: kept,
+                                     broadcast: job.to == .broadcast, redelivered: false)
+                try row.insert(db)
+                ids.append(row.id!)
+            }
+            return SendCommand.Reply(ids: ids, recipients: recipients, inReplyTo: kept, inReplyToDropped: dropped)
+        } catch let e as BrokerError { throw e } catch { throw storage(error) }
+    }
+
+    private static func resolve(_ to: Recipient, from: Sender, in db: Database) throws -> [String] {
+        switch to {
+        case .operator:
+            return ["operator"]
+        case .agent(let name):
+            guard let record = try AgentRecord.fetchOne(db, key: name.rawValue) else {
+                throw BrokerError.unknownRecipient(name.rawValue)
+            }
+            guard record.destroyedAt == nil else { throw BrokerError.destroyedRecipient(name.rawValue) }
+            return [name.rawValue]
+        case .broadcast:
+            let names = try String.fetchAll(db, sql: "SELECT name FROM agent WHERE destroyed_at IS NULL ORDER BY name")
+            let others = names.filter { $0 != from.description }
+            guard !others.isEmpty else { throw BrokerError.nobodyToBroadcastTo }
+            return others
+        }
+    }
+
+    // MARK: - Receiving and acking
+
+    /// Hands out up to `max` pending messages of `agent` (oldest first), marking them delivered.
+    /// With none pending it parks until one arrives, `wait` runs out, or `connection` closes; a
+    /// parked receiver whose peer has gone returns without popping anything.
+    public func recv(_ agent: AgentName, max: Int, wait: Duration, connection: InboxWaiters.Connection? = nil) async throws -> RecvCommand.Reply {
+        let deadline = ContinuousClock.now.advanced(by: wait)
+        while true {
+            let ticket = waiters.ticket(for: agent.rawValue)
+            let reply = try await pop(agent, max: max)
+            if !reply.messages.isEmpty || ContinuousClock.now >= deadline { return reply }
+            switch await waiters.wait(agent: agent.rawValue, after: ticket, until: deadline, connection: connection) {
+            case .notified: continue
+            case .timedOut, .peerClosed: return RecvCommand.Reply(messages: [], unread: 0)
+            }
+        }
+    }
+
+    private func pop(_ agent: AgentName, max: Int) async throws -> RecvCommand.Reply {
+        let now = clock()
+        return try await pool.write { db in
+            var rows = try MessageRow.fetchAll(db, sql: """
+                SELECT * FROM message WHERE recipient = ? AND \(MessageState.pending.sqlCondition) ORDER BY id LIMIT ?
+                """, arguments: [agent.rawValue, max])
+            if rows.isEmpty { return RecvCommand.Reply(messages: [], unread: 0) }
+            for i in rows.indices {
+                var life = rows[i].lifecycle
+                guard case .moved(to: .delivered) = life.apply(.deliver) else { continue }
+                rows[i].deliveredAt = now
+            }
+            let ids = rows.compactMap(\.id)
+            try db.execute(sql: "UPDATE message SET delivered_at = ? WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
+                           arguments: StatementArguments([now] + ids.map { $0 as any DatabaseValueConvertible }))
+            let unread = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE recipient = ? AND \(MessageState.pending.sqlCondition)",
+                                          arguments: [agent.rawValue]) ?? 0
+            return RecvCommand.Reply(messages: rows.map(\.view), unread: unread)
+        }
+    }
+
+    /// Acks the messages a finished turn consumed. Only the agent's own delivered messages move; each
+    /// other id comes back in `skipped` with the reason. Acking twice is fine.
+    public func ackTurn(_ agent: AgentName, ids: [Int64]) async throws -> AckTurnCommand.Reply {
+        guard ids.count <= WireLimits.maxAckIDs else { throw BrokerError.tooManyIDs(ids.count) }
+        let now = clock()
+        let unique = Array(Set(ids)).sorted()
+        return try await pool.write { db in
+            var acked: [Int64] = []
+            var skipped: [AckTurnCommand.Skipped] = []
+            for id in unique {
+                guard let row = try MessageRow.fetchOne(db, key: id), row.recipient == agent.rawValue else {
+                    skipped.append(.init(id: id, reason: "message \(id) is not in your inbox"))
+                    continue
+                }
+                var life = row.lifecycle
+                switch life.apply(.ack) {
+                case .moved:
+                    try db.execute(sql: "UPDATE message SET acked_at = ? WHERE id = ?", arguments: [now, id])
+                    acked.append(id)
+                case .unchanged:
+                    acked.append(id)
+                case .refused(let why):
+                    skipped.append(.init(id: id, reason: "message \(id) \(why)"))
+                }
+            }
+            return AckTurnCommand.Reply(acked: acked, skipped: skipped)
+        }
+    }
+
+    /// Puts every delivered-but-unacked message of `agent` back to pending, flagged redelivered.
+    public func requeueInflight(_ agent: AgentName) async throws -> Int {
+        let n = try await pool.write { db in
+            try db.execute(sql: "UPDATE message SET delivered_at = NULL, redelivered = 1 WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)",
+                           arguments: [agent.rawValue])
+            return db.changesCount
+        }
+        if n > 0 { waiters.notify([agent.rawValue]) }
+        return n
+    }
+
+    /// Pending and in-flight counts for one recipient.
+    public func counts(_ recipient: String) async throws -> (unread: Int, inflight: Int) {
+        try await pool.read { db in
+            let unread = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE recipient = ? AND \(MessageState.pending.sqlCondition)", arguments: [recipient]) ?? 0
+            let inflight = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)", arguments: [recipient]) ?? 0
+            return (unread, inflight)
+        }
+    }
+
+    /// The latest messages `party` sent or received, newest first.
+    public func recent(_ party: String, limit: Int) async throws -> [MessageView] {
+        try await pool.read { db in
+            try MessageRow.fetchAll(db, sql: """
+                SELECT * FROM message WHERE id IN (
+                    SELECT id FROM (SELECT id FROM message WHERE sender = ?1 ORDER BY id DESC LIMIT ?2)
+                    UNION
+                    SELECT id FROM (SELECT id FROM message WHERE recipient = ?1 ORDER BY id DESC LIMIT ?2)
+                ) ORDER BY id DESC LIMIT ?2
+                """, arguments: [party, limit]).map(\.view)
+        }
+    }
+
+    /// The operator's inbox, newest first. Returned rows show the state they had; showing them marks
+    /// them read (delivered and acked), so retention can sweep them later.
+    public func operatorInbox(limit: Int) async throws -> [MessageView] {
+        let now = clock()
+        return try await pool.write { db in
+            let rows = try MessageRow.fetchAll(db, sql: "SELECT * FROM message WHERE recipient = 'operator' ORDER BY id DESC LIMIT ?", arguments: [limit])
+            let unread = rows.filter { $0.ackedAt == nil }.compactMap(\.id)
+            if !unread.isEmpty {
+                try db.execute(sql: "UPDATE message SET delivered_at = COALESCE(delivered_at, ?1), acked_at = ?1 WHERE id IN (\(unread.map(String.init).joined(separator: ",")))",
+                               arguments: [now])
+            }
+            return rows.map(\.view)
+        }
+    }
+
+    // MARK: - Retention
+
+    /// Deletes acked messages older than `window` seconds, `batch` rows per transaction, so the write
+    /// lock is never held for long. Returns how many rows went.
+    public func sweep(olderThan window: Double, batch: Int = 500) async throws -> Int {
+        let cutoff = clock() - window
+        var total = 0
+        while true {
+            try Task.checkCancellation()
+            let n = try await pool.write { db in
+                try db.execute(sql: """
+                    DELETE FROM message WHERE id IN (
+                        SELECT id FROM message WHERE acked_at IS NOT NULL AND acked_at < ? LIMIT ?)
+                    """, arguments: [cutoff, batch])
+                return db.changesCount
+            }
+            total += n
+            if n < batch { return total }
+            await Task.yield()
+        }
+    }
+
+    static func storage(_ error: any Error) -> BrokerError {
+        .storage(String(describing: error))
+    }
+}

@@ -1,0 +1,46 @@
+import HiveWire
+
+/// A refusal by the broker, phrased for the person or agent who made the request.
+public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
+    case emptyBody
+    case bodyTooLong(bytes: Int)
+    case badName(NameError)
+    case unknownRecipient(String)
+    case destroyedRecipient(String)
+    case nobodyToBroadcastTo
+    case unknownAgent(String)
+    case alreadyExists(String)
+    case tombstoneExists(String)
+    case managerIsPermanent
+    case tooManyIDs(Int)
+    case storage(String)
+
+    public var description: String {
+        switch self {
+        case .emptyBody:
+            return "message body is empty"
+        case .bodyTooLong(let bytes):
+            return "message body is \(bytes) bytes; the limit is \(WireLimits.maxBodyBytes) bytes (UTF-8). Put long content in a file under your state dir or /shared and send its path"
+        case .badName(let e):
+            return e.description
+        case .unknownRecipient(let r):
+            return "unknown recipient '\(r)': send to a registered agent, 'manager', 'operator' or '*'"
+        case .destroyedRecipient(let r):
+            return "agent '\(r)' has been destroyed; its tombstone takes no new messages"
+        case .nobodyToBroadcastTo:
+            return "'*' reaches every other registered agent, and there are none"
+        case .unknownAgent(let n):
+            return "no agent named '\(n)'"
+        case .alreadyExists(let n):
+            return "agent '\(n)' already exists"
+        case .tombstoneExists(let n):
+            return "agent '\(n)' was destroyed and its tombstone is kept; purge it first (hive destroy \(n) --purge) to reuse the name"
+        case .managerIsPermanent:
+            return "the manager is part of the hive and cannot be destroyed"
+        case .tooManyIDs(let n):
+            return "\(n) ids in one request; the limit is \(WireLimits.maxAckIDs)"
+        case .storage(let what):
+            return "the message store failed: \(what)"
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import GRDB
+
+/// The broker's schema, as named migrations applied at open.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-agents-and-messages") { db in
+            try db.execute(sql: """
+                CREATE TABLE agent (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    created_at REAL NOT NULL,
+                    destroyed_at REAL
+                );
+                -- AUTOINCREMENT: ids are never reused after a sweep, so an old in_reply_to can never
+                -- point at a newer, unrelated message.
+                CREATE TABLE message (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    sender TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    sent_at REAL NOT NULL,
+                    delivered_at REAL,
+                    acked_at REAL,
+                    in_reply_to INTEGER,
+                    broadcast INTEGER NOT NULL DEFAULT 0,
+                    redelivered INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX message_pending ON message(recipient, id) WHERE delivered_at IS NULL AND acked_at IS NULL;
+                CREATE INDEX message_inflight ON message(recipient) WHERE delivered_at IS NOT NULL AND acked_at IS NULL;
+                CREATE INDEX message_acked ON message(acked_at) WHERE acked_at IS NOT NULL;
+                CREATE INDEX message_sender ON message(sender, id);
+                CREATE INDEX message_recipient ON message(recipient, id);
+                """)
+        }
+        return m
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import HiveBroker
+import HiveWire
+import Logging
+
+/// Serves the operator's admin socket (`host.sock`). Everything sent through it is sent as `operator`.
+struct AdminEndpoint: Sendable {
+    let layout: HiveLayout
+    let broker: Broker
+    let sockets: AgentSockets
+    let logger: Logger
+
+    func handle(_ line: Data, _ connection: InboxWaiters.Connection) async -> Data {
+        await Respond.to(line, table: AdminRequest.table, logger: logger) { request in
+            switch request {
+            case .list:
+                return ResponseLine.ok(ListCommand.Reply(agents: try list()))
+            case .spawn(let c):
+                return ResponseLine.ok(try await spawn(try AgentName.spawnable(c.name)))
+            case .destroy(let c):
+                let name = try AgentName(c.name)
+                try await destroy(name, purge: c.purge ?? false)
+                return ResponseLine.ok(DestroyCommand.Reply(name: name.rawValue, purged: c.purge ?? false))
+            case .send(let c):
+                return ResponseLine.ok(try await broker.send(from: .operator, to: try Recipient(c.to), body: c.body, inReplyTo: c.inReplyTo))
+            case .inbox(let c):
+                let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
+                return ResponseLine.ok(InboxCommand.Reply(messages: try await broker.operatorInbox(limit: limit)))
+            }
+        }
+    }
+
+    private func list() throws -> [AgentSummary] {
+        try broker.agents().map { a in
+            let state: String
+            if a.record.destroyedAt != nil {
+                state = "destroyed"
+            } else if let name = try? AgentName(a.record.name), sockets.connectionCount(name) > 0 {
+                state = "running"
+            } else {
+                state = "stopped"
+            }
+            return AgentSummary(name: a.record.name, state: state, unread: a.unread, inflight: a.inflight, createdAt: a.record.createdAt)
+        }
+    }
+
+    private func spawn(_ name: AgentName) async throws -> SpawnCommand.Reply {
+        _ = try broker.register(name)
+        do {
+            try AgentDirectories.create(name, in: layout)
+            try await sockets.open(name)
+        } catch {
+            // Leave nothing half-made behind: the name stays free to try again.
+            try? broker.destroy(name, purge: true)
+            await sockets.close(name)
+            throw error
+        }
+        logger.info("spawned agent \(name)")
+        return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path)
+    }
+
+    private func destroy(_ name: AgentName, purge: Bool) async throws {
+        try broker.destroy(name, purge: purge)
+        await sockets.close(name)
+        if purge { try AgentDirectories.remove(name, in: layout) }
+        logger.info("destroyed agent \(name)\(purge ? " (purged)" : "")")
+    }
+}
+
+/// Creates and removes an agent's directories under the hive root.
+enum AgentDirectories {
+    static func create(_ name: AgentName, in layout: HiveLayout) throws {
+        for dir in [layout.stateDir(name), layout.harnessDir(name)] {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        }
+    }
+
+    /// Removes `<root>/agents/<name>`. The name is a validated ``AgentName``, so the path cannot leave
+    /// `<root>/agents`; a symlink in its place is removed as a link, never followed.
+    static func remove(_ name: AgentName, in layout: HiveLayout) throws {
+        let dir = layout.agentDir(name)
+        guard dir.deletingLastPathComponent().path == layout.root.appending(path: "agents").path else {
+            throw CoreError("refusing to remove \(dir.path): not directly under the hive's agents directory")
+        }
+        // attributesOfItem does not follow a final symlink, so a link is seen (and removed) as a link.
+        if (try? FileManager.default.attributesOfItem(atPath: dir.path)) != nil {
+            try FileManager.default.removeItem(at: dir)
+        }
+    }
+}

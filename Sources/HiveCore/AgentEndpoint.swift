@@ -1,0 +1,78 @@
+import Foundation
+import HiveBroker
+import HiveWire
+import Logging
+
+/// Serves one agent's socket. The agent's name is fixed when the socket is created: nothing in a
+/// request can make it act as anyone else.
+struct AgentEndpoint: Sendable {
+    let name: AgentName
+    let broker: Broker
+    let logger: Logger
+
+    func handle(_ line: Data, _ connection: InboxWaiters.Connection) async -> Data {
+        await Respond.to(line, table: AgentRequest.table, logger: logger) { request in
+            switch request {
+            case .send(let c):
+                return ResponseLine.ok(try await broker.send(from: .agent(name), to: try Recipient(c.to), body: c.body, inReplyTo: c.inReplyTo))
+            case .recv(let c):
+                let max = try Validate.count(c.max, field: "max", default: 1, cap: WireLimits.maxRecvBatch)
+                let wait = try Validate.seconds(c.waitSeconds, field: "wait_seconds", cap: WireLimits.maxRecvWaitSeconds)
+                return ResponseLine.ok(try await broker.recv(name, max: max, wait: wait, connection: connection))
+            case .ackTurn(let c):
+                return ResponseLine.ok(try await broker.ackTurn(name, ids: c.ids))
+            case .requeueInflight:
+                return ResponseLine.ok(RequeueInflightCommand.Reply(requeued: try await broker.requeueInflight(name)))
+            case .status:
+                let counts = try await broker.counts(name.rawValue)
+                return ResponseLine.ok(StatusCommand.Reply(name: name.rawValue, unread: counts.unread, inflight: counts.inflight))
+            case .recent(let c):
+                let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: WireLimits.maxListLimit)
+                return ResponseLine.ok(RecentCommand.Reply(messages: try await broker.recent(name.rawValue, limit: limit)))
+            case .whoami:
+                return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? "manager" : "agent"))
+            }
+        }
+    }
+}
+
+/// Shared request plumbing: decode, run, and turn every failure into an error line.
+enum Respond {
+    static func to<Request>(_ line: Data, table: CommandTable<Request>, logger: Logger,
+                            _ body: (Request) async throws -> Data) async -> Data {
+        let request: Request
+        do { request = try table.decode(line) } catch { return ResponseLine.failure(error.message) }
+        do {
+            return try await body(request)
+        } catch let e as BrokerError {
+            if case .storage = e { logger.error("\(e)") }
+            return ResponseLine.failure(e.description)
+        } catch let e as NameError {
+            return ResponseLine.failure(e.description)
+        } catch let e as CoreError {
+            return ResponseLine.failure(e.description)
+        } catch let e as RequestError {
+            return ResponseLine.failure(e.message)
+        } catch {
+            logger.error("request failed: \(error)")
+            return ResponseLine.failure("internal error; the core's log has the details")
+        }
+    }
+}
+
+/// Range checks for numeric request fields, with messages that name the field.
+enum Validate {
+    /// A positive count; nil means `default`, values above `cap` are clamped to it.
+    static func count(_ value: Int?, field: String, default def: Int, cap: Int) throws(RequestError) -> Int {
+        guard let value else { return def }
+        guard value >= 1 else { throw RequestError("field '\(field)' must be at least 1") }
+        return min(value, cap)
+    }
+
+    /// A non-negative number of seconds; nil means zero, values above `cap` are clamped to it.
+    static func seconds(_ value: Double?, field: String, cap: Double) throws(RequestError) -> Duration {
+        guard let value else { return .zero }
+        guard value.isFinite, value >= 0 else { throw RequestError("field '\(field)' must be a number of seconds, 0 or more") }
+        return .milliseconds(Int64(min(value, cap) * 1000))
+    }
+}

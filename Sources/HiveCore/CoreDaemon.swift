@@ -1,0 +1,101 @@
+import Foundation
+import HiveBroker
+import HiveWire
+import Logging
+import ServiceLifecycle
+
+/// How core runs the agents' processes.
+public enum CageMode: String, Sendable, CaseIterable {
+    /// Core starts no process; external processes connect to the agents' sockets.
+    case none
+}
+
+/// Everything `hive core` needs to start.
+public struct CoreOptions: Sendable {
+    public var layout: HiveLayout
+    public var cage: CageMode
+    /// Seconds an acked message is kept before the retention sweep deletes it.
+    public var retentionSeconds: Double
+    public var sweepInterval: Duration
+
+    public init(layout: HiveLayout, cage: CageMode = .none, retentionSeconds: Double = 30 * 86400,
+                sweepInterval: Duration = .seconds(3600)) {
+        self.layout = layout
+        self.cage = cage
+        self.retentionSeconds = retentionSeconds
+        self.sweepInterval = sweepInterval
+    }
+}
+
+/// The coordinator daemon: owns the broker, the admin socket and every agent socket.
+public final class CoreDaemon: Sendable {
+    public let options: CoreOptions
+    public let broker: Broker
+    private let logger: Logger
+    private let locks: [ExclusiveLock]
+    private let sockets: AgentSockets
+    private let admin: LineServer.Bound
+
+    /// Takes ownership of the root and run dir, opens the broker and binds every socket. Throws a
+    /// message for the operator when anything is in the way (another core, a too-long path, ...).
+    public static func start(_ options: CoreOptions, logger: Logger) async throws -> CoreDaemon {
+        let layout = options.layout
+        let fm = FileManager.default
+        try fm.createDirectory(at: layout.root, withIntermediateDirectories: true)
+        try fm.createDirectory(at: layout.runDir, withIntermediateDirectories: true)
+        try fm.createDirectory(at: layout.root.appending(path: "agents"), withIntermediateDirectories: true)
+        try HiveLayout.checkSocketPath(layout.adminSocket)
+        try HiveLayout.checkSocketPath(layout.longestSocketPath)
+
+        let holder = "pid \(getpid()), root \(layout.root.path), run dir \(layout.runDir.path), since \(ISO8601DateFormatter().string(from: Date()))"
+        let rootLock = try ExclusiveLock(path: layout.rootLock, what: "hive root \(layout.root.path)", holder: holder)
+        let runLock = try ExclusiveLock(path: layout.runLock, what: "run dir \(layout.runDir.path)", holder: holder)
+
+        let broker = try Broker(path: layout.brokerDatabase.path)
+        if try broker.ensureManager() { logger.info("first boot: registered the manager") }
+
+        let sockets = AgentSockets(layout: layout, broker: broker, logger: logger)
+        for agent in try broker.agents() where agent.record.destroyedAt == nil {
+            let name = try AgentName(agent.record.name)
+            try AgentDirectories.create(name, in: layout)
+            try await sockets.open(name)
+        }
+        let adminServer = LineServer(
+            path: layout.adminSocket, mode: 0o660, waiters: broker.waiters, logger: logger,
+            handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, logger: logger).handle)
+        let admin = try await adminServer.bind()
+        return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets, admin: admin)
+    }
+
+    private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets, admin: LineServer.Bound) {
+        self.options = options
+        self.broker = broker
+        self.logger = logger
+        self.locks = locks
+        self.sockets = sockets
+        self.admin = admin
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops every service gracefully.
+    public func run() async throws {
+        let group = ServiceGroup(
+            services: [
+                sockets,
+                AdminSocket(bound: admin),
+                RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        logger.info("hive core ready: admin socket \(options.layout.adminSocket.path), cage \(options.cage.rawValue)")
+        try await group.run()
+        logger.info("hive core stopped")
+    }
+}
+
+/// The admin socket as a service: serves until graceful shutdown.
+struct AdminSocket: Service {
+    let bound: LineServer.Bound
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await bound.serve() }
+    }
+}

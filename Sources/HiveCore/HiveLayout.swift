@@ -1,0 +1,49 @@
+import Foundation
+import HiveWire
+
+/// Where a hive keeps its files (under the root) and its sockets (under the run dir).
+public struct HiveLayout: Sendable {
+    public let root: URL
+    public let runDir: URL
+
+    /// Longest unix socket path Linux accepts (`sun_path` is 108 bytes including the NUL).
+    public static let maxSocketPathBytes = 107
+
+    public init(root: URL, runDir: URL) {
+        self.root = root.standardizedFileURL
+        self.runDir = runDir.standardizedFileURL
+    }
+
+    public var brokerDatabase: URL { root.appending(path: "broker.sqlite") }
+    public var rootLock: URL { root.appending(path: "core.lock") }
+    public var runLock: URL { runDir.appending(path: "core.lock") }
+    public var adminSocket: URL { runDir.appending(path: "host.sock") }
+
+    /// `<root>/agents/<n>`: everything the hive keeps for one agent.
+    public func agentDir(_ name: AgentName) -> URL { root.appending(path: "agents").appending(path: name.rawValue) }
+    /// `<root>/agents/<n>/state`: the agent's own durable notes and work.
+    public func stateDir(_ name: AgentName) -> URL { agentDir(name).appending(path: "state") }
+    /// `<root>/agents/<n>/harness`: the harness's internals.
+    public func harnessDir(_ name: AgentName) -> URL { agentDir(name).appending(path: "harness") }
+    /// `<run-dir>/agents/<n>`: the agent's runtime sockets.
+    public func agentRunDir(_ name: AgentName) -> URL { runDir.appending(path: "agents").appending(path: name.rawValue) }
+    /// `<run-dir>/agents/<n>/mcp.sock`: the agent's identity socket.
+    public func agentSocket(_ name: AgentName) -> URL { agentRunDir(name).appending(path: "mcp.sock") }
+
+    /// Throws when a socket path would be too long for `bind`, naming the path and the fix.
+    public static func checkSocketPath(_ url: URL) throws(CoreError) {
+        let bytes = url.path.utf8.count
+        if bytes > maxSocketPathBytes {
+            throw CoreError("socket path \(url.path) is \(bytes) bytes; unix sockets allow at most \(maxSocketPathBytes). Use a shorter --run-dir")
+        }
+    }
+
+    /// The longest socket path this layout can produce (for the longest agent name).
+    public var longestSocketPath: URL { agentSocket(try! AgentName(String(repeating: "a", count: 31))) }
+}
+
+/// A failure of the core daemon, with a message for the operator.
+public struct CoreError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

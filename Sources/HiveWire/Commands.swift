@@ -1,0 +1,205 @@
+import Foundation
+
+/// One request kind on a hive socket: a Codable body tagged on the wire by `cmd`, with its reply type.
+public protocol HiveCommand: Codable, Sendable, Equatable {
+    associatedtype Reply: Codable & Sendable
+    /// The wire tag, snake_case.
+    static var cmd: String { get }
+}
+
+/// A message as the sockets show it. `recv`, `recent` and `inbox` all return this shape.
+public struct MessageView: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var from: String
+    public var to: String
+    public var body: String
+    /// Unix seconds.
+    public var sentAt: Double
+    public var deliveredAt: Double?
+    public var ackedAt: Double?
+    public var inReplyTo: Int64?
+    /// This copy was one of a `*` send; it may need no action from the recipient.
+    public var broadcast: Bool
+    /// This message was handed out before, put back by `requeue_inflight`, and may already be handled.
+    public var redelivered: Bool
+    /// `pending`, `delivered` or `acked`.
+    public var state: String
+
+    public init(id: Int64, from: String, to: String, body: String, sentAt: Double, deliveredAt: Double?,
+                ackedAt: Double?, inReplyTo: Int64?, broadcast: Bool, redelivered: Bool, state: String) {
+        self.id = id; self.from = from; self.to = to; self.body = body; self.sentAt = sentAt
+        self.deliveredAt = deliveredAt; self.ackedAt = ackedAt; self.inReplyTo = inReplyTo
+        self.broadcast = broadcast; self.redelivered = redelivered; self.state = state
+    }
+}
+
+// MARK: - Commands shared by agent and admin sockets
+
+/// Send a message. The sender is the socket's identity; there is no field to name another.
+public struct SendCommand: HiveCommand {
+    public static let cmd = "send"
+    public var to: String
+    public var body: String
+    public var inReplyTo: Int64?
+    public init(to: String, body: String, inReplyTo: Int64? = nil) { self.to = to; self.body = body; self.inReplyTo = inReplyTo }
+
+    public struct Reply: Codable, Sendable, Equatable {
+        /// One id per stored row: one for a direct send, one per recipient for `*`.
+        public var ids: [Int64]
+        public var recipients: [String]
+        /// The `in_reply_to` that was kept, if any.
+        public var inReplyTo: Int64?
+        /// Why a given `in_reply_to` was dropped (the message was still sent).
+        public var inReplyToDropped: String?
+        public init(ids: [Int64], recipients: [String], inReplyTo: Int64?, inReplyToDropped: String?) {
+            self.ids = ids; self.recipients = recipients; self.inReplyTo = inReplyTo; self.inReplyToDropped = inReplyToDropped
+        }
+    }
+}
+
+// MARK: - Agent socket
+
+/// Pop up to `max` pending messages, parking up to `wait_seconds` when there are none.
+public struct RecvCommand: HiveCommand {
+    public static let cmd = "recv"
+    public var waitSeconds: Double?
+    public var max: Int?
+    public init(waitSeconds: Double? = nil, max: Int? = nil) { self.waitSeconds = waitSeconds; self.max = max }
+
+    public struct Reply: Codable, Sendable, Equatable {
+        public var messages: [MessageView]
+        /// Pending messages still waiting after this pop.
+        public var unread: Int
+        public init(messages: [MessageView], unread: Int) { self.messages = messages; self.unread = unread }
+    }
+}
+
+/// Mark messages consumed by a finished turn as acked.
+public struct AckTurnCommand: HiveCommand {
+    public static let cmd = "ack_turn"
+    public var ids: [Int64]
+    public init(ids: [Int64]) { self.ids = ids }
+
+    public struct Skipped: Codable, Sendable, Equatable {
+        public var id: Int64
+        public var reason: String
+        public init(id: Int64, reason: String) { self.id = id; self.reason = reason }
+    }
+    public struct Reply: Codable, Sendable, Equatable {
+        /// Ids now acked (including ones that already were: acking is idempotent).
+        public var acked: [Int64]
+        /// Ids that could not be acked, with the reason.
+        public var skipped: [Skipped]
+        public init(acked: [Int64], skipped: [Skipped]) { self.acked = acked; self.skipped = skipped }
+    }
+}
+
+/// Put every delivered-but-unacked message of this agent back to pending, flagged redelivered.
+/// A harness calls it when it starts.
+public struct RequeueInflightCommand: HiveCommand {
+    public static let cmd = "requeue_inflight"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        public var requeued: Int
+        public init(requeued: Int) { self.requeued = requeued }
+    }
+}
+
+/// The agent's own counters.
+public struct StatusCommand: HiveCommand {
+    public static let cmd = "status"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        public var name: String
+        /// Pending (not yet delivered) messages.
+        public var unread: Int
+        /// Delivered, not yet acked.
+        public var inflight: Int
+        public init(name: String, unread: Int, inflight: Int) { self.name = name; self.unread = unread; self.inflight = inflight }
+    }
+}
+
+/// The latest messages this agent sent or received, newest first.
+public struct RecentCommand: HiveCommand {
+    public static let cmd = "recent"
+    public var limit: Int?
+    public init(limit: Int? = nil) { self.limit = limit }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var messages: [MessageView]
+        public init(messages: [MessageView]) { self.messages = messages }
+    }
+}
+
+/// Which agent this socket belongs to.
+public struct WhoamiCommand: HiveCommand {
+    public static let cmd = "whoami"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        public var name: String
+        /// `manager` or `agent`.
+        public var role: String
+        public init(name: String, role: String) { self.name = name; self.role = role }
+    }
+}
+
+// MARK: - Admin socket
+
+/// One line of `hive ls`.
+public struct AgentSummary: Codable, Sendable, Equatable {
+    public var name: String
+    /// `running` (a process is connected to its socket), `stopped`, or `destroyed` (a tombstone).
+    public var state: String
+    public var unread: Int
+    public var inflight: Int
+    public var createdAt: Double
+    public init(name: String, state: String, unread: Int, inflight: Int, createdAt: Double) {
+        self.name = name; self.state = state; self.unread = unread; self.inflight = inflight; self.createdAt = createdAt
+    }
+}
+
+/// Every registered agent, tombstones included.
+public struct ListCommand: HiveCommand {
+    public static let cmd = "list"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        public var agents: [AgentSummary]
+        public init(agents: [AgentSummary]) { self.agents = agents }
+    }
+}
+
+/// Register a new agent: its directories and its socket appear at once.
+public struct SpawnCommand: HiveCommand {
+    public static let cmd = "spawn"
+    public var name: String
+    public init(name: String) { self.name = name }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var name: String
+        /// Host path of the agent's socket.
+        public var socket: String
+        public init(name: String, socket: String) { self.name = name; self.socket = socket }
+    }
+}
+
+/// Remove an agent's socket and leave a tombstone; `purge` also deletes its directories and record.
+public struct DestroyCommand: HiveCommand {
+    public static let cmd = "destroy"
+    public var name: String
+    public var purge: Bool?
+    public init(name: String, purge: Bool? = nil) { self.name = name; self.purge = purge }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var name: String
+        public var purged: Bool
+        public init(name: String, purged: Bool) { self.name = name; self.purged = purged }
+    }
+}
+
+/// Messages addressed to the operator, newest first. Showing them marks them read (acked).
+public struct InboxCommand: HiveCommand {
+    public static let cmd = "inbox"
+    public var limit: Int?
+    public init(limit: Int? = nil) { self.limit = limit }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var messages: [MessageView]
+        public init(messages: [MessageView]) { self.messages = messages }
+    }
+}

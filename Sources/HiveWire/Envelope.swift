@@ -1,0 +1,169 @@
+import Foundation
+
+/// Why a request line was refused before it reached any command.
+public struct RequestError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A command with its `cmd` tag, as a client writes it.
+public struct Envelope<C: HiveCommand>: Encodable, Sendable {
+    public let command: C
+    public init(_ command: C) { self.command = command }
+
+    private enum Key: String, CodingKey { case cmd }
+
+    public func encode(to encoder: any Encoder) throws {
+        try command.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(C.cmd, forKey: .cmd)
+    }
+
+    /// The request as one wire line, newline included.
+    public func line() throws -> Data {
+        var data = try WireCoding.encoder().encode(self)
+        data.append(0x0A)
+        return data
+    }
+}
+
+/// The `ok` / `version` / `error` part every response line has.
+public struct ReplyStatus: Codable, Sendable {
+    public var ok: Bool
+    public var version: Int
+    public var error: String?
+}
+
+/// A successful response: the command's reply plus `ok: true` and the protocol version.
+public struct Reply<P: Encodable & Sendable>: Encodable, Sendable {
+    public let payload: P
+    public init(_ payload: P) { self.payload = payload }
+    private enum Key: String, CodingKey { case ok, version }
+    public func encode(to encoder: any Encoder) throws {
+        try payload.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(true, forKey: .ok)
+        try c.encode(WireLimits.protocolVersion, forKey: .version)
+    }
+}
+
+/// Builds response lines.
+public enum ResponseLine {
+    /// A success line for `payload`, newline included.
+    public static func ok<P: Encodable & Sendable>(_ payload: P) -> Data {
+        do {
+            var data = try WireCoding.encoder().encode(Reply(payload))
+            data.append(0x0A)
+            return data
+        } catch {
+            return failure("could not encode the response: \(error)")
+        }
+    }
+
+    /// An error line, newline included.
+    public static func failure(_ message: String) -> Data {
+        let status = ReplyStatus(ok: false, version: WireLimits.protocolVersion, error: message)
+        // Encoding three plain fields cannot fail.
+        var data = (try? WireCoding.encoder().encode(status)) ?? Data(#"{"ok":false,"version":1,"error":"internal error"}"#.utf8)
+        data.append(0x0A)
+        return data
+    }
+}
+
+/// Decodes the `cmd` tag of a line and then the command it names.
+public struct CommandTable<Request: Sendable>: Sendable {
+    private let decoders: [String: @Sendable (Data, JSONDecoder) throws -> Request]
+
+    public init() { decoders = [:] }
+    private init(_ d: [String: @Sendable (Data, JSONDecoder) throws -> Request]) { decoders = d }
+
+    /// Adds `C`, wrapped into the request enum by `wrap`.
+    public func with<C: HiveCommand>(_: C.Type, _ wrap: @escaping @Sendable (C) -> Request) -> CommandTable {
+        var d = decoders
+        d[C.cmd] = { data, decoder in wrap(try decoder.decode(C.self, from: data)) }
+        return CommandTable(d)
+    }
+
+    /// Every `cmd` this table knows, sorted.
+    public var commands: [String] { decoders.keys.sorted() }
+
+    private struct Tag: Decodable { let cmd: String }
+
+    private static func numberMisfit(in line: Data) -> String {
+        let object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] ?? [:]
+        let suspects = object.compactMap { key, value -> String? in
+            guard let n = value as? NSNumber, !(value is Bool) else { return nil }
+            let d = n.doubleValue
+            return d != d.rounded() || abs(d) > 9.0e15 ? key : nil
+        }.sorted()
+        let named = suspects.isEmpty ? "a number field" : suspects.map { "field '\($0)'" }.joined(separator: ", ")
+        return "\(named) does not fit: ids, max and limit take whole numbers"
+    }
+
+    /// Decodes one line (without its newline) or says, in a sentence, why not.
+    public func decode(_ line: Data) throws(RequestError) -> Request {
+        let decoder = WireCoding.decoder()
+        let tag: Tag
+        do {
+            tag = try decoder.decode(Tag.self, from: line)
+        } catch let DecodingError.keyNotFound(key, ctx) where ctx.codingPath.isEmpty && key.stringValue == "cmd" {
+            throw RequestError("missing field 'cmd'; known commands: \(commands.joined(separator: ", "))")
+        } catch {
+            if case DecodingError.typeMismatch(_, let ctx) = error, ctx.codingPath.isEmpty {
+                throw RequestError("request is not a JSON object on one line")
+            }
+            throw RequestError(WireCoding.explain(error))
+        }
+        guard let decode = decoders[tag.cmd] else {
+            throw RequestError("unknown command '\(tag.cmd.prefix(64))'; known commands: \(commands.joined(separator: ", "))")
+        }
+        do {
+            return try decode(line, decoder)
+        } catch DecodingError.dataCorrupted(let ctx) where ctx.codingPath.isEmpty {
+            // Foundation reports a fraction or an oversized number in an integer field as "not valid
+            // JSON" without naming the field; the line did parse, so name the suspects ourselves.
+            throw RequestError("\(tag.cmd): \(Self.numberMisfit(in: line))")
+        } catch {
+            throw RequestError("\(tag.cmd): \(WireCoding.explain(error))")
+        }
+    }
+}
+
+/// What an agent's socket accepts.
+public enum AgentRequest: Sendable {
+    case send(SendCommand)
+    case recv(RecvCommand)
+    case ackTurn(AckTurnCommand)
+    case requeueInflight(RequeueInflightCommand)
+    case status(StatusCommand)
+    case recent(RecentCommand)
+    case whoami(WhoamiCommand)
+
+    /// The decoding table for agent sockets.
+    public static let table = CommandTable<AgentRequest>()
+        .with(SendCommand.self, AgentRequest.send)
+        .with(RecvCommand.self, AgentRequest.recv)
+        .with(AckTurnCommand.self, AgentRequest.ackTurn)
+        .with(RequeueInflightCommand.self, AgentRequest.requeueInflight)
+        .with(StatusCommand.self, AgentRequest.status)
+        .with(RecentCommand.self, AgentRequest.recent)
+        .with(WhoamiCommand.self, AgentRequest.whoami)
+}
+
+/// What the operator's admin socket (`host.sock`) accepts.
+public enum AdminRequest: Sendable {
+    case list(ListCommand)
+    case spawn(SpawnCommand)
+    case destroy(DestroyCommand)
+    case send(SendCommand)
+    case inbox(InboxCommand)
+
+    /// The decoding table for the admin socket.
+    public static let table = CommandTable<AdminRequest>()
+        .with(ListCommand.self, AdminRequest.list)
+        .with(SpawnCommand.self, AdminRequest.spawn)
+        .with(DestroyCommand.self, AdminRequest.destroy)
+        .with(SendCommand.self, AdminRequest.send)
+        .with(InboxCommand.self, AdminRequest.inbox)
+}

@@ -1,0 +1,36 @@
+/// Who a message is addressed to, as written on the wire: an agent, the operator, or everyone (`*`).
+public enum Recipient: Hashable, Sendable, CustomStringConvertible {
+    case agent(AgentName)
+    case `operator`
+    case broadcast
+
+    /// Parses a `to` field. `manager` is an agent; `operator` and `*` are special.
+    public init(_ raw: String) throws(NameError) {
+        switch raw {
+        case "operator": self = .operator
+        case "*": self = .broadcast
+        default: self = .agent(try AgentName(raw))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .agent(let n): return n.rawValue
+        case .operator: return "operator"
+        case .broadcast: return "*"
+        }
+    }
+}
+
+/// Who sent a message. Never taken from a request: it is the identity of the socket it came in on.
+public enum Sender: Hashable, Sendable, CustomStringConvertible {
+    case agent(AgentName)
+    case `operator`
+
+    public var description: String {
+        switch self {
+        case .agent(let n): return n.rawValue
+        case .operator: return "operator"
+        }
+    }
+}

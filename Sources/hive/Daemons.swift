@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import HiveCore
+import Logging
+
+/// Options shared by the commands that run a hive.
+struct HiveRootOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The hive root: broker database and agent directories. Default: $HIVE_ROOT, else $XDG_DATA_HOME/hyperhive, else ~/.local/share/hyperhive.", valueName: "dir"))
+    var root: String?
+
+    @Option(name: .customLong("run-dir"), help: ArgumentHelp("Where the sockets go. Default: <root>/run. Keep it short: socket paths are limited to 107 bytes.", valueName: "dir"))
+    var runDir: String?
+
+    @Option(name: .customLong("retention-days"), help: "Days an acked message is kept before it is swept.")
+    var retentionDays: Double = 30
+
+    @Option(name: .customLong("sweep-interval"), help: ArgumentHelp("Seconds between retention sweeps.", valueName: "seconds"))
+    var sweepInterval: Double = 3600
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard retentionDays > 0 else { throw ValidationError("--retention-days must be more than 0") }
+        guard sweepInterval >= 1 else { throw ValidationError("--sweep-interval must be at least 1 second") }
+    }
+
+    var layout: HiveLayout {
+        let root = root.map { URL(filePath: $0) } ?? Defaults.root
+        return HiveLayout(root: root, runDir: runDir.map { URL(filePath: $0) } ?? Defaults.runDir(root: root))
+    }
+
+    func options(cage: CageMode) -> CoreOptions {
+        CoreOptions(layout: layout, cage: cage, retentionSeconds: retentionDays * 86400,
+                    sweepInterval: .milliseconds(Int64(sweepInterval * 1000)))
+    }
+}
+
+extension CageMode: ExpressibleByArgument {}
+
+struct Core: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the coordinator daemon in the foreground (broker, admin socket, agent sockets).",
+        discussion: """
+            Owns the hive root: a second core on the same root (or run dir) refuses to start and names the
+            running one. SIGTERM or Ctrl-C stops it gracefully. Logs go to stderr.
+            --cage none starts no agent processes: external processes connect to <run-dir>/agents/<name>/mcp.sock.
+            """)
+
+    @OptionGroup var hive: HiveRootOptions
+    @Option(help: "How agents run: none (core starts no agent processes).") var cage: CageMode = .none
+
+    func run() async throws {
+        Log.bootstrap(level: hive.logLevel)
+        let logger = Logger(label: "hive.core")
+        do {
+            let core = try await CoreDaemon.start(hive.options(cage: cage), logger: logger)
+            try await core.run()
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a hive on this machine with sensible defaults and tell you how to use it.",
+        discussion: """
+            Picks a per-user data directory (override with --root), starts everything Hyperhive has so far,
+            prints what runs where, and stops cleanly on Ctrl-C. Run it again later: agents and messages
+            persist in the root.
+            """)
+
+    @OptionGroup var hive: HiveRootOptions
+    @Option(help: ArgumentHelp("Address for the dashboard (loopback by default).", valueName: "host:port"))
+    var listen = "127.0.0.1:7000"
+
+    func validate() throws {
+        let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count >= 2, let port = Int(parts.last!), (1...65535).contains(port), !parts.dropLast().joined(separator: ":").isEmpty else {
+            throw ValidationError("--listen takes HOST:PORT, e.g. 127.0.0.1:7000")
+        }
+    }
+
+    func run() async throws {
+        Log.bootstrap(level: hive.logLevel)
+        let logger = Logger(label: "hive.up")
+        let options = hive.options(cage: .none)
+        let core: CoreDaemon
+        do { core = try await CoreDaemon.start(options, logger: logger) } catch { throw fail(error) }
+        let layout = options.layout
+        let agents = (try? core.broker.agents().filter { $0.record.destroyedAt == nil }.map(\.record.name)) ?? []
+        print("""
+            Hyperhive is up.
+              root         \(layout.root.path)
+              admin socket \(layout.adminSocket.path)
+              agents       \(agents.joined(separator: ", "))
+              agent socket \(layout.runDir.path)/agents/<name>/mcp.sock (one per agent)
+              cages        none yet: agents are not started for you; a process you run connects to its socket
+              dashboard    not built yet (\(listen) is reserved for it)
+
+            From another shell:
+              export HIVE_RUN_DIR=\(layout.runDir.path)
+              hive ls                      # agents and their inboxes
+              hive spawn iris              # a new agent with its own socket
+              hive send manager "hello"    # talk to an agent ('*' reaches all)
+              hive inbox                   # what agents sent to you
+
+            Ctrl-C stops the hive; everything is kept in the root for next time.
+            """)
+        do { try await core.run() } catch { throw fail(error) }
+    }
+}

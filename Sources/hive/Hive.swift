@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// The `hive` command: every process and operator verb of Hyperhive.
+@main
+struct Hive: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hive",
+        abstract: "Run and steer a swarm of long-lived Claude Code agents on one host.",
+        discussion: """
+            Start a hive on this machine with `hive up`; talk to it from another shell with the operator
+            verbs below. Every operator verb reaches the hive through its admin socket,
+            <run-dir>/host.sock: pass --run-dir or set HIVE_RUN_DIR when the hive does not use the default.
+            """,
+        subcommands: [
+            Up.self, Core.self,
+            List.self, SendMessage.self, Inbox.self, Spawn.self, Destroy.self,
+        ],
+        groupedSubcommands: [])
+}

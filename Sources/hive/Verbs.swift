@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import HiveClient
+import HiveWire
+
+struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List the hive's agents with their state and inbox counts.",
+        discussion: """
+            STATE is running (a process is connected to the agent's socket), stopped, or destroyed (a
+            tombstone that keeps its state). UNREAD counts messages waiting; INFLIGHT those handed to the
+            agent's harness and not yet acked.
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Flag(help: "Print a JSON array of objects instead of a table.") var json = false
+
+    func run() async throws {
+        try await operatorVerb {
+            let agents = try await hive.connect().call(ListCommand()).agents
+            if json { return printJSON(agents) }
+            var rows = [["NAME", "STATE", "UNREAD", "INFLIGHT"]]
+            rows += agents.map { [$0.name, $0.state, String($0.unread), String($0.inflight)] }
+            printTable(rows)
+        }
+    }
+}
+
+struct SendMessage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send a message as the operator.",
+        discussion: """
+            <to> is an agent name, 'manager', or '*' for every agent (a broadcast). Bodies are limited to
+            \(WireLimits.maxBodyBytes) bytes; put long content in a file and send its path.
+            Example: hive send iris "please review /shared/plan.md" --reply-to 42
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "Recipient: an agent, 'manager' or '*'.") var to: String
+    @Argument(help: "The message text.") var body: String
+    @Option(name: .customLong("reply-to"), help: ArgumentHelp("Id of the message this answers.", valueName: "id"))
+    var replyTo: Int64?
+
+    func validate() throws {
+        do { _ = try Recipient(to) } catch { throw ValidationError(error.description) }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let reply = try await hive.connect().call(SendCommand(to: to, body: body, inReplyTo: replyTo))
+            let who = reply.recipients.count == 1 ? reply.recipients[0] : "\(reply.recipients.count) agents"
+            print("sent to \(who): id \(reply.ids.map(String.init).joined(separator: ", "))")
+            if let why = reply.inReplyToDropped {
+                FileHandle.standardError.write(Data("hive: note: --reply-to was dropped: \(why)\n".utf8))
+            }
+        }
+    }
+}
+
+struct Inbox: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show messages sent to the operator, newest first.",
+        discussion: "Messages shown are marked read. New ones are flagged with '*'.")
+
+    @OptionGroup var hive: RunDirOption
+    @Option(help: "How many messages to show.") var limit = 20
+    @Flag(help: "Print a JSON array of objects instead of text.") var json = false
+
+    func run() async throws {
+        try await operatorVerb {
+            let messages = try await hive.connect().call(InboxCommand(limit: limit)).messages
+            if json { return printJSON(messages) }
+            if messages.isEmpty { return print("(no messages to the operator)") }
+            let fmt = ISO8601DateFormatter()
+            for m in messages {
+                let new = m.state == "pending" ? "*" : " "
+                let reply = m.inReplyTo.map { " (reply to #\($0))" } ?? ""
+                print("\(new) #\(m.id) from \(m.from) at \(fmt.string(from: Date(timeIntervalSince1970: m.sentAt)))\(reply)")
+                print("    " + m.body.replacingOccurrences(of: "\n", with: "\n    "))
+            }
+        }
+    }
+}
+
+struct Spawn: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Register a new agent: its state dirs and its socket appear at once.",
+        discussion: """
+            Names are short lowercase identifiers: a letter, then letters, digits or '-', at most 31
+            characters. operator, manager, reminder, system and hive are reserved.
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The new agent's name.") var name: String
+
+    func validate() throws {
+        do { _ = try AgentName.spawnable(name) } catch { throw ValidationError(error.description) }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let reply = try await hive.connect().call(SpawnCommand(name: name))
+            print("spawned \(reply.name); its socket is \(reply.socket)")
+        }
+    }
+}
+
+struct Destroy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove an agent's socket, keeping its state as a tombstone.",
+        discussion: "With --purge, its state, harness files and inbox are deleted too. The manager cannot be destroyed.")
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent to destroy.") var name: String
+    @Flag(help: "Also delete the agent's directories and messages. Cannot be undone.") var purge = false
+
+    func validate() throws {
+        do { _ = try AgentName(name) } catch { throw ValidationError(error.description) }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let reply = try await hive.connect().call(DestroyCommand(name: name, purge: purge))
+            print(reply.purged ? "destroyed and purged \(reply.name)" : "destroyed \(reply.name) (state kept as a tombstone)")
+        }
+    }
+}
+
+/// Prints rows as left-aligned columns.
+func printTable(_ rows: [[String]]) {
+    guard let width = rows.first?.count else { return }
+    let widths = (0..<width).map { col in rows.map { $0[col].count }.max() ?? 0 }
+    for row in rows {
+        print(row.enumerated().map { i, cell in i == width - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "  "))
+    }
+}
+
+/// Prints a value as pretty JSON with the wire's snake_case keys.
+func printJSON<T: Encodable>(_ value: T) {
+    let encoder = WireCoding.encoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}

@@ -1,0 +1,287 @@
+import Foundation
+import HiveBroker
+import HiveWire
+import Synchronization
+import Testing
+
+/// A clock the test moves by hand (unix seconds).
+final class ManualClock: Sendable {
+    private let now = Mutex(1_800_000_000.0)
+    func read() -> Double { now.withLock { $0 } }
+    func advance(days: Double) { now.withLock { $0 += days * 86400 } }
+}
+
+/// A broker on a fresh temporary database with a manual clock.
+final class TestBroker: Sendable {
+    let dir: URL
+    let broker: Broker
+    let clock = ManualClock()
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appending(path: "hive-broker-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let clock = self.clock
+        broker = try Broker(path: dir.appending(path: "broker.sqlite").path, clock: { clock.read() })
+        try broker.ensureManager()
+    }
+
+    func advance(days: Double) { clock.advance(days: days) }
+
+    deinit { try? FileManager.default.removeItem(at: dir) }
+
+    func agent(_ name: String) throws -> AgentName {
+        let n = try AgentName.spawnable(name)
+        _ = try broker.register(n)
+        return n
+    }
+}
+
+@Suite("Broker")
+struct BrokerTests {
+    let t: TestBroker
+    var broker: Broker { t.broker }
+    init() throws { t = try TestBroker() }
+
+    @Test("runs WAL with synchronous FULL")
+    func durabilitySettings() throws {
+        #expect(try broker.synchronousLevel() == 2)
+        let mode = try broker.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+    }
+
+    @Test("send, recv, ack")
+    func roundTrip() async throws {
+        let iris = try t.agent("iris")
+        let sent = try await broker.send(from: .operator, to: .agent(iris), body: "hello", inReplyTo: nil)
+        #expect(sent.recipients == ["iris"])
+        let got = try await broker.recv(iris, max: 5, wait: .zero)
+        #expect(got.messages.map(\.body) == ["hello"])
+        #expect(got.messages[0].from == "operator")
+        #expect(got.messages[0].state == "delivered")
+        #expect(try await broker.counts("iris") == (0, 1))
+        let ack = try await broker.ackTurn(iris, ids: sent.ids)
+        #expect(ack.acked == sent.ids && ack.skipped.isEmpty)
+        #expect(try await broker.counts("iris") == (0, 0))
+        let again = try await broker.recv(iris, max: 5, wait: .zero)
+        #expect(again.messages.isEmpty, "an acked message is never handed out again")
+    }
+
+    @Test("recv hands out oldest first, at most max, and reports what is left")
+    func batching() async throws {
+        let iris = try t.agent("iris")
+        for i in 1...5 { _ = try await broker.send(from: .operator, to: .agent(iris), body: "m\(i)", inReplyTo: nil) }
+        let first = try await broker.recv(iris, max: 2, wait: .zero)
+        #expect(first.messages.map(\.body) == ["m1", "m2"])
+        #expect(first.unread == 3)
+    }
+
+    @Test("unknown and destroyed recipients are refused, not dropped")
+    func recipients() async throws {
+        await #expect(throws: BrokerError.unknownRecipient("ghost")) {
+            try await broker.send(from: .operator, to: .agent(try AgentName("ghost")), body: "x", inReplyTo: nil)
+        }
+        let iris = try t.agent("iris")
+        try broker.destroy(iris, purge: false)
+        await #expect(throws: BrokerError.destroyedRecipient("iris")) {
+            try await broker.send(from: .operator, to: .agent(iris), body: "x", inReplyTo: nil)
+        }
+    }
+
+    @Test("bodies: empty refused, over the limit refused with the limit named")
+    func bodies() async throws {
+        let iris = try t.agent("iris")
+        await #expect(throws: BrokerError.emptyBody) {
+            try await broker.send(from: .operator, to: .agent(iris), body: "", inReplyTo: nil)
+        }
+        let big = String(repeating: "é", count: WireLimits.maxBodyBytes / 2 + 1) // 2 bytes each in UTF-8
+        do {
+            _ = try await broker.send(from: .operator, to: .agent(iris), body: big, inReplyTo: nil)
+            Issue.record("oversized body accepted")
+        } catch {
+            #expect(error.description.contains("\(WireLimits.maxBodyBytes) bytes"))
+        }
+        let exact = String(repeating: "a", count: WireLimits.maxBodyBytes)
+        _ = try await broker.send(from: .operator, to: .agent(iris), body: exact, inReplyTo: nil)
+    }
+
+    @Test("broadcast: one flagged row per other live agent")
+    func broadcast() async throws {
+        let iris = try t.agent("iris")
+        let bob = try t.agent("bob")
+        let gone = try t.agent("gone")
+        try broker.destroy(gone, purge: false)
+        let sent = try await broker.send(from: .agent(iris), to: .broadcast, body: "all", inReplyTo: nil)
+        #expect(sent.recipients == ["bob", "manager"])
+        #expect(sent.ids.count == 2)
+        let got = try await broker.recv(bob, max: 5, wait: .zero)
+        #expect(got.messages.first?.broadcast == true)
+        #expect(try await broker.recv(iris, max: 5, wait: .zero).messages.isEmpty, "the sender does not get its own broadcast")
+    }
+
+    @Test("in_reply_to is kept within a conversation and dropped otherwise, and the message still goes")
+    func inReplyTo() async throws {
+        let iris = try t.agent("iris")
+        let bob = try t.agent("bob")
+        let eve = try t.agent("eve")
+        let original = try await broker.send(from: .agent(iris), to: .agent(bob), body: "q", inReplyTo: nil).ids[0]
+        let reply = try await broker.send(from: .agent(bob), to: .agent(iris), body: "a", inReplyTo: original)
+        #expect(reply.inReplyTo == original && reply.inReplyToDropped == nil)
+
+        let nosy = try await broker.send(from: .agent(eve), to: .agent(iris), body: "me too", inReplyTo: original)
+        #expect(nosy.inReplyTo == nil)
+        #expect(nosy.inReplyToDropped?.contains("not part of") == true)
+        #expect(nosy.ids.count == 1)
+
+        let unknown = try await broker.send(from: .agent(bob), to: .agent(iris), body: "?", inReplyTo: 999_999)
+        #expect(unknown.inReplyToDropped?.contains("unknown") == true)
+
+        let got = try await broker.recv(iris, max: 10, wait: .zero).messages
+        #expect(got.map(\.inReplyTo) == [original, nil, nil])
+    }
+
+    @Test("in_reply_to to a swept message is dropped")
+    func inReplyToSwept() async throws {
+        let iris = try t.agent("iris")
+        let id = try await broker.send(from: .operator, to: .agent(iris), body: "old", inReplyTo: nil).ids[0]
+        _ = try await broker.recv(iris, max: 1, wait: .zero)
+        _ = try await broker.ackTurn(iris, ids: [id])
+        t.advance(days: 31)
+        #expect(try await broker.sweep(olderThan: 30 * 86400) == 1)
+        let r = try await broker.send(from: .agent(iris), to: .operator, body: "re", inReplyTo: id)
+        #expect(r.inReplyTo == nil && r.inReplyToDropped != nil)
+    }
+
+    @Test("requeue puts in-flight messages back, flagged redelivered; acked ones stay")
+    func requeue() async throws {
+        let iris = try t.agent("iris")
+        for b in ["a", "b", "c"] { _ = try await broker.send(from: .operator, to: .agent(iris), body: b, inReplyTo: nil) }
+        let got = try await broker.recv(iris, max: 3, wait: .zero).messages
+        _ = try await broker.ackTurn(iris, ids: [got[0].id])
+        #expect(try await broker.requeueInflight(iris) == 2)
+        let again = try await broker.recv(iris, max: 5, wait: .zero).messages
+        #expect(again.map(\.body) == ["b", "c"])
+        #expect(again.allSatisfy { $0.redelivered })
+    }
+
+    @Test("acks only move this agent's delivered messages; the rest are skipped with a reason")
+    func ackRules() async throws {
+        let iris = try t.agent("iris")
+        let bob = try t.agent("bob")
+        let mine = try await broker.send(from: .operator, to: .agent(iris), body: "x", inReplyTo: nil).ids[0]
+        let notYet = try await broker.send(from: .operator, to: .agent(iris), body: "y", inReplyTo: nil).ids[0]
+        let bobs = try await broker.send(from: .operator, to: .agent(bob), body: "z", inReplyTo: nil).ids[0]
+        _ = try await broker.recv(iris, max: 1, wait: .zero)
+        let r = try await broker.ackTurn(iris, ids: [mine, notYet, bobs, mine])
+        #expect(r.acked == [mine])
+        #expect(Set(r.skipped.map(\.id)) == [notYet, bobs])
+        #expect(try await broker.counts("bob").unread == 1)
+        #expect(try await broker.counts("iris").unread == 1)
+    }
+
+    @Test("a parked recv is woken by the send itself")
+    func parkedRecv() async throws {
+        let iris = try t.agent("iris")
+        let start = ContinuousClock.now
+        async let got = broker.recv(iris, max: 1, wait: .seconds(20))
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try await broker.send(from: .operator, to: .agent(iris), body: "wake", inReplyTo: nil)
+        let messages = try await got.messages
+        #expect(messages.map(\.body) == ["wake"])
+        #expect(ContinuousClock.now - start < .seconds(10), "woken by the send, not by the 20 s timeout")
+    }
+
+    @Test("a parked recv returns empty when its wait runs out")
+    func recvTimeout() async throws {
+        let iris = try t.agent("iris")
+        let start = ContinuousClock.now
+        let got = try await broker.recv(iris, max: 1, wait: .milliseconds(300))
+        #expect(got.messages.isEmpty)
+        #expect(ContinuousClock.now - start >= .milliseconds(300))
+    }
+
+    @Test("a parked recv whose peer closes returns without popping")
+    func peerClosed() async throws {
+        let iris = try t.agent("iris")
+        let conn = broker.waiters.openConnection()
+        async let got = broker.recv(iris, max: 1, wait: .seconds(20), connection: conn)
+        try await Task.sleep(for: .milliseconds(100))
+        broker.waiters.closeConnection(conn)
+        #expect(try await got.messages.isEmpty)
+        _ = try await broker.send(from: .operator, to: .agent(iris), body: "later", inReplyTo: nil)
+        #expect(try await broker.counts("iris").unread == 1, "nothing was popped for a vanished peer")
+    }
+
+    @Test("concurrent sends share commits and every one is stored once")
+    func groupCommit() async throws {
+        let iris = try t.agent("iris")
+        let ids = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for i in 0..<200 {
+                group.addTask { try await broker.send(from: .operator, to: .agent(iris), body: "n\(i)", inReplyTo: nil).ids }
+            }
+            return try await group.reduce(into: [Int64]()) { $0 += $1 }
+        }
+        #expect(Set(ids).count == 200)
+        #expect(try await broker.counts("iris").unread == 200)
+    }
+
+    @Test("retention sweeps only acked messages past the window, in batches")
+    func retention() async throws {
+        let iris = try t.agent("iris")
+        for i in 0..<1203 { _ = try await broker.send(from: .operator, to: .agent(iris), body: "old\(i)", inReplyTo: nil) }
+        var ids: [Int64] = []
+        while true {
+            let got = try await broker.recv(iris, max: 32, wait: .zero).messages
+            if got.isEmpty { break }
+            ids += got.map(\.id)
+        }
+        _ = try await broker.ackTurn(iris, ids: Array(ids.prefix(1000)))
+        _ = try await broker.ackTurn(iris, ids: Array(ids.dropFirst(1000).prefix(200)))
+        t.advance(days: 20)
+        _ = try await broker.send(from: .operator, to: .agent(iris), body: "fresh", inReplyTo: nil)
+        #expect(try await broker.sweep(olderThan: 30 * 86400, batch: 100) == 0, "nothing is old enough yet")
+        t.advance(days: 11)
+        #expect(try await broker.sweep(olderThan: 30 * 86400, batch: 100) == 1200)
+        let counts = try await broker.counts("iris")
+        #expect(counts.inflight == 3, "unacked messages are never swept, however old")
+        #expect(counts.unread == 1)
+    }
+
+    @Test("the operator's inbox lists newest first and marks messages read")
+    func operatorInbox() async throws {
+        let iris = try t.agent("iris")
+        _ = try await broker.send(from: .agent(iris), to: .operator, body: "one", inReplyTo: nil)
+        _ = try await broker.send(from: .agent(iris), to: .operator, body: "two", inReplyTo: nil)
+        let first = try await broker.operatorInbox(limit: 10)
+        #expect(first.map(\.body) == ["two", "one"])
+        #expect(first.allSatisfy { $0.state == "pending" })
+        let second = try await broker.operatorInbox(limit: 10)
+        #expect(second.allSatisfy { $0.state == "acked" })
+    }
+
+    @Test("registry: duplicates, tombstones, purge, and a permanent manager")
+    func registry() async throws {
+        let iris = try t.agent("iris")
+        #expect(throws: BrokerError.alreadyExists("iris")) { try broker.register(iris) }
+        _ = try await broker.send(from: .operator, to: .agent(iris), body: "keep", inReplyTo: nil)
+        try broker.destroy(iris, purge: false)
+        #expect(throws: BrokerError.tombstoneExists("iris")) { try broker.register(iris) }
+        #expect(try broker.agents().first { $0.record.name == "iris" }?.unread == 1, "a tombstone keeps its inbox")
+        try broker.destroy(iris, purge: true)
+        #expect(try broker.agent(iris) == nil)
+        _ = try broker.register(iris)
+        #expect(try await broker.counts("iris").unread == 0, "a purged name starts with an empty inbox")
+        #expect(throws: BrokerError.managerIsPermanent) { try broker.destroy(.manager, purge: false) }
+        #expect(throws: BrokerError.unknownAgent("nobody")) { try broker.destroy(try AgentName("nobody"), purge: true) }
+    }
+
+    @Test("recent shows what an agent sent and received, newest first")
+    func recent() async throws {
+        let iris = try t.agent("iris")
+        let bob = try t.agent("bob")
+        _ = try await broker.send(from: .agent(iris), to: .agent(bob), body: "1", inReplyTo: nil)
+        _ = try await broker.send(from: .agent(bob), to: .agent(iris), body: "2", inReplyTo: nil)
+        _ = try await broker.send(from: .operator, to: .agent(bob), body: "3", inReplyTo: nil)
+        #expect(try await broker.recent("iris", limit: 10).map(\.body) == ["2", "1"])
+        #expect(try await broker.recent("bob", limit: 2).map(\.body) == ["3", "2"])
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import HiveClient
+import HiveWire
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The core daemon as an operator meets it: boot, restart, crash, CLI, refusals.
+@Suite("Core daemon end to end", .timeLimit(.minutes(3)))
+struct DaemonTests {
+    @Test("kill -9 with messages pending and in flight loses none of them")
+    func crashLosesNothing() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let admin = try hive.admin()
+        var sent: [Int64] = []
+        for i in 0..<50 { sent += try await admin.call(SendCommand(to: "iris", body: "job \(i)")).ids }
+        let inflight = try await hive.agent("iris").call(RecvCommand(max: 10)).messages
+        #expect(inflight.count == 10)
+
+        hive.kill9()
+        try await hive.start()
+
+        let iris = try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }
+        #expect(iris?.unread == 40)
+        #expect(iris?.inflight == 10)
+        let c = try hive.agent("iris")
+        #expect(try await c.call(RequeueInflightCommand()).requeued == 10)
+        var got: [MessageView] = []
+        while true {
+            let batch = try await c.call(RecvCommand(max: 32)).messages
+            if batch.isEmpty { break }
+            got += batch
+        }
+        #expect(got.map(\.id) == sent, "every message, once, in order")
+        #expect(got.filter(\.redelivered).map(\.id) == Array(sent.prefix(10)))
+        #expect(Set(got.map(\.body)).count == 50)
+    }
+
+    @Test("a second core on the same root refuses to start and names the running one")
+    func secondCoreRefused() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        let pid = hive.process!.processIdentifier
+        let second = try hive.launch(["core", "--root", hive.root.path, "--run-dir", hive.dir.appending(path: "run2").path])
+        second.waitUntilExit()
+        #expect(second.terminationStatus != 0)
+        let log = hive.lastLog()
+        #expect(log.contains("already owned by a running hive core"))
+        #expect(log.contains("pid \(pid)"))
+        #expect(try await hive.admin().call(ListCommand()).agents.count == 1, "the first core is unharmed")
+    }
+
+    @Test("SIGTERM stops the core promptly, even with a recv parked, and removes its sockets")
+    func gracefulStop() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let iris = try hive.agent("iris")
+        let parked = Task { try? await iris.call(RecvCommand(waitSeconds: 120)) }
+        try await Task.sleep(for: .milliseconds(200))
+        let start = ContinuousClock.now
+        let status = await hive.terminate(timeout: .seconds(15))
+        #expect(status == 0)
+        #expect(ContinuousClock.now - start < .seconds(10))
+        parked.cancel()
+        #expect(!FileManager.default.fileExists(atPath: hive.adminSocket))
+        #expect(!FileManager.default.fileExists(atPath: hive.agentSocket("iris")))
+    }
+
+    @Test("the registry survives restarts; the manager is registered on first boot")
+    func registryPersists() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        #expect(try await hive.admin().call(ListCommand()).agents.map(\.name) == ["manager"])
+        try await hive.spawn("iris")
+        #expect(await hive.terminate() == 0)
+        try await hive.start()
+        #expect(try await hive.admin().call(ListCommand()).agents.map(\.name) == ["iris", "manager"])
+        #expect(try await hive.agent("iris").call(WhoamiCommand()).name == "iris", "its socket is back without a process behind it")
+    }
+
+    @Test("sockets: admin and agent sockets are mode 0660; list shows who is connected")
+    func sockets() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        for path in [hive.adminSocket, hive.agentSocket("iris"), hive.agentSocket("manager")] {
+            let attrs = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attrs[.posixPermissions] as? Int) == 0o660, "\(path)")
+        }
+        #expect(try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }?.state == "stopped")
+        let iris = try hive.agent("iris")
+        _ = try await iris.call(WhoamiCommand())
+        #expect(try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }?.state == "running")
+    }
+
+    @Test("names that are reserved or could leave the hive are refused, and nothing is touched")
+    func refusedNames() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        for bad in ["..", "../x", "/etc", "", "Iris", "operator", "manager", "*", "a/b"] {
+            let cli = try hive.cli(["spawn", bad])
+            #expect(cli.status != 0, "hive spawn '\(bad)' must fail")
+            #expect(!cli.err.isEmpty)
+            let r = try await hive.admin().raw(#"{"cmd":"spawn","name":"\#(bad)"}"#)
+            #expect(r["ok"] as? Bool == false)
+        }
+        for bad in ["..", ".", "/", "../..", "agents"] {
+            let r = try await hive.admin().raw(#"{"cmd":"destroy","name":"\#(bad)","purge":true}"#)
+            #expect(r["ok"] as? Bool == false, "destroy '\(bad)' must be refused")
+        }
+        #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "broker.sqlite").path), "the hive root is intact")
+        #expect(try await hive.admin().call(ListCommand()).agents.map(\.name) == ["manager"])
+        let refusal = try hive.cli(["spawn", ".."])
+        #expect(refusal.err.contains("not a valid agent name"))
+    }
+
+    @Test("operator CLI: ls, send, inbox, spawn, destroy")
+    func cli() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        #expect(try hive.cli(["spawn", "iris"]).status == 0)
+        let ls = try hive.cli(["ls", "--json"])
+        #expect(ls.status == 0)
+        let agents = try JSONSerialization.jsonObject(with: Data(ls.out.utf8)) as? [[String: Any]]
+        #expect(agents?.compactMap { $0["name"] as? String } == ["iris", "manager"])
+        #expect(agents?.first?["state"] as? String == "stopped")
+        #expect(agents?.first?["unread"] as? Int == 0)
+
+        let send = try hive.cli(["send", "iris", "from the shell"])
+        #expect(send.status == 0)
+        #expect(try hive.cli(["ls"]).out.contains("iris"))
+        let got = try await hive.agent("iris").call(RecvCommand()).messages
+        #expect(got.first?.body == "from the shell")
+
+        _ = try await hive.agent("iris").call(SendCommand(to: "operator", body: "done", inReplyTo: got.first?.id))
+        let inbox = try hive.cli(["inbox", "--json"])
+        let messages = try JSONSerialization.jsonObject(with: Data(inbox.out.utf8)) as? [[String: Any]]
+        #expect(messages?.first?["body"] as? String == "done")
+        #expect(messages?.first?["in_reply_to"] as? Int == Int(got.first?.id ?? -1))
+
+        let bad = try hive.cli(["send", "ghost", "hello"])
+        #expect(bad.status != 0)
+        #expect(bad.err.contains("unknown recipient 'ghost'"))
+
+        #expect(try hive.cli(["destroy", "manager"]).err.contains("cannot be destroyed"))
+        #expect(try hive.cli(["destroy", "iris"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: hive.agentSocket("iris")))
+        #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris/state").path), "a tombstone keeps its state")
+        #expect(try await hive.admin().call(ListCommand()).agents.first?.state == "destroyed")
+        #expect(try hive.cli(["destroy", "iris", "--purge"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris").path))
+        #expect(try hive.cli(["spawn", "iris"]).status == 0, "a purged name can be reused")
+
+        let down = try hive.cli(["ls", "--run-dir", hive.dir.appending(path: "nowhere").path])
+        #expect(down.status != 0)
+        #expect(down.err.contains("cannot reach the hive"))
+    }
+
+    @Test("a run dir too long for unix sockets is refused with the path named")
+    func longRunDir() async throws {
+        let hive = try LiveHive()
+        let long = hive.dir.appending(path: String(repeating: "r", count: 90)).path
+        let p = try hive.launch(["core", "--root", hive.root.path, "--run-dir", long])
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        #expect(hive.lastLog().contains("unix sockets allow at most 107"))
+    }
+}
