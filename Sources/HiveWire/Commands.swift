@@ -31,6 +31,26 @@ public struct MessageView: Codable, Sendable, Equatable {
         self.deliveredAt = deliveredAt; self.ackedAt = ackedAt; self.inReplyTo = inReplyTo
         self.broadcast = broadcast; self.redelivered = redelivered; self.state = state
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, from, to, body, sentAt, deliveredAt, ackedAt, inReplyTo, broadcast, redelivered, state
+    }
+
+    /// Writes every field, `null` included, so readers always see the same shape.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(from, forKey: .from)
+        try c.encode(to, forKey: .to)
+        try c.encode(body, forKey: .body)
+        try c.encode(sentAt, forKey: .sentAt)
+        try c.encode(deliveredAt, forKey: .deliveredAt)
+        try c.encode(ackedAt, forKey: .ackedAt)
+        try c.encode(inReplyTo, forKey: .inReplyTo)
+        try c.encode(broadcast, forKey: .broadcast)
+        try c.encode(redelivered, forKey: .redelivered)
+        try c.encode(state, forKey: .state)
+    }
 }
 
 // MARK: - Commands shared by agent and admin sockets
@@ -53,6 +73,17 @@ public struct SendCommand: HiveCommand {
         public var inReplyToDropped: String?
         public init(ids: [Int64], recipients: [String], inReplyTo: Int64?, inReplyToDropped: String?) {
             self.ids = ids; self.recipients = recipients; self.inReplyTo = inReplyTo; self.inReplyToDropped = inReplyToDropped
+        }
+
+        private enum CodingKeys: String, CodingKey { case ids, recipients, inReplyTo, inReplyToDropped }
+
+        /// Writes `in_reply_to` and `in_reply_to_dropped` even when null, so the shape never varies.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(ids, forKey: .ids)
+            try c.encode(recipients, forKey: .recipients)
+            try c.encode(inReplyTo, forKey: .inReplyTo)
+            try c.encode(inReplyToDropped, forKey: .inReplyToDropped)
         }
     }
 }
