@@ -35,7 +35,7 @@ let package = Package(
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         ]),
         .executableTarget(name: "hive", dependencies: [
-            "HiveWire", "HiveClient", "HiveCore",
+            "HiveWire", "HiveClient", "HiveBroker", "HiveCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

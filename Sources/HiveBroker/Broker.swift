@@ -8,13 +8,22 @@ import HiveWire
 /// ``GroupCommit``); receivers park on ``InboxWaiters`` and are woken right after the commit that
 /// touched their inbox.
 public final class Broker: Sendable {
-    /// The SQLite `synchronous` level the broker runs at. `FULL`: a send that returned ok survives not
-    /// only `kill -9` of the daemon but also a power cut or kernel crash (NORMAL would only promise the
-    /// former). Group commit keeps the fsync cost per send low; see docs/persistence.md.
-    public static let synchronous = "FULL"
+    /// How hard a commit works to reach the disk (SQLite `PRAGMA synchronous`, WAL mode).
+    public enum Synchronous: String, Sendable, CaseIterable {
+        /// fsync the WAL on every commit: a send that returned ok survives a power cut or kernel crash,
+        /// not only `kill -9` of the daemon. The default.
+        case full = "FULL"
+        /// fsync only at checkpoints: a send that returned ok survives `kill -9` of the daemon, but the
+        /// last commits before a power cut may be lost. Lower latency.
+        case normal = "NORMAL"
+
+        /// The value `PRAGMA synchronous` reads back.
+        public var level: Int { self == .full ? 2 : 1 }
+    }
 
     public let pool: DatabasePool
     public let waiters = InboxWaiters()
+    public let synchronous: Synchronous
     let clock: @Sendable () -> Double
     private let sends: GroupCommit<SendJob, Result<SendCommand.Reply, BrokerError>>
 
@@ -27,24 +36,38 @@ public final class Broker: Sendable {
 
     /// Opens (creating if needed) the broker database at `path` and applies pending migrations.
     /// `clock` returns unix seconds; tests inject one.
-    public init(path: String, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
+    public init(path: String, synchronous: Synchronous = .full,
+                clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.label = "broker"
         let pool = try DatabasePool(path: path, configuration: config)
-        // GRDB sets NORMAL when it enables WAL; raise it on the one writer connection.
+        // GRDB sets NORMAL when it enables WAL; set ours on the one writer connection afterwards.
         try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = \(Broker.synchronous)")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
         }
         try Schema.migrator.migrate(pool)
         self.pool = pool
+        self.synchronous = synchronous
         self.clock = clock
         let waiters = self.waiters
         self.sends = GroupCommit { jobs in
             let now = clock()
-            let results = try await pool.write { db in
-                jobs.map { job in Result { () throws(BrokerError) in try Broker.insert(job, at: now, in: db) } }
+            let handoff = Handoff(waiters: waiters)
+            let results: [Result<SendCommand.Reply, BrokerError>]
+            do {
+                results = try await pool.write { db in
+                    let results = jobs.map { job in
+                        Result { () throws(BrokerError) in try Broker.insert(job, at: now, handoff: handoff, in: db) }
+                    }
+                    try handoff.countUnread(db)
+                    return results
+                }
+            } catch {
+                handoff.release()
+                throw error
             }
+            handoff.deliver()
             waiters.notify(results.flatMap { (try? $0.get())?.recipients ?? [] })
             return results
         }
@@ -139,7 +162,7 @@ public final class Broker: Sendable {
     }
 
     /// The body of one send inside a group-commit transaction. Refusals throw before anything is written.
-    private static func insert(_ job: SendJob, at now: Double, in db: Database) throws(BrokerError) -> SendCommand.Reply {
+    private static func insert(_ job: SendJob, at now: Double, handoff: Handoff, in db: Database) throws(BrokerError) -> SendCommand.Reply {
         do {
             let recipients = try resolve(job.to, from: job.from, in: db)
             var kept: Int64?
@@ -157,11 +180,15 @@ public final class Broker: Sendable {
             }
             var ids: [Int64] = []
             for recipient in recipients {
+                // A parked receiver claimed here gets the row already delivered (pending → delivered
+                // in the same transaction), handed over after the commit.
+                let handed = handoff.takes(recipient)
                 var row = MessageRow(id: nil, sender: job.from.description, recipient: recipient, body: job.body,
-                                     sentAt: now, deliveredAt: nil, ackedAt: nil, inReplyTo: kept,
+                                     sentAt: now, deliveredAt: handed ? now : nil, ackedAt: nil, inReplyTo: kept,
                                      broadcast: job.to == .broadcast, redelivered: false)
                 try row.insert(db)
                 ids.append(row.id!)
+                if handed { handoff.add(row.view) }
             }
             return SendCommand.Reply(ids: ids, recipients: recipients, inReplyTo: kept, inReplyToDropped: dropped)
         } catch let e as BrokerError { throw e } catch { throw storage(error) }
@@ -196,8 +223,9 @@ public final class Broker: Sendable {
             let ticket = waiters.ticket(for: agent.rawValue)
             let reply = try await pop(agent, max: max)
             if !reply.messages.isEmpty || ContinuousClock.now >= deadline { return reply }
-            switch await waiters.wait(agent: agent.rawValue, after: ticket, until: deadline, connection: connection) {
+            switch await waiters.wait(agent: agent.rawValue, after: ticket, max: max, until: deadline, connection: connection) {
             case .notified: continue
+            case .handed(let messages, let unread): return RecvCommand.Reply(messages: messages, unread: unread)
             case .timedOut, .peerClosed: return RecvCommand.Reply(messages: [], unread: 0)
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HiveWire
 import Synchronization
 
 /// Parks `recv` calls until a message for their agent is committed, without polling.
@@ -6,6 +7,10 @@ import Synchronization
 /// Each agent has a generation counter that every commit touching its inbox bumps. A receiver takes a
 /// ticket (the current generation) *before* it looks at the database; if the generation has moved by the
 /// time it parks, it returns at once. That closes the gap between "inbox looked empty" and "parked".
+///
+/// A send may also *claim* a parked receiver inside its own transaction: the new row is stored already
+/// delivered and handed straight to the receiver after the commit, so a wake costs one transaction (one
+/// fsync) instead of two.
 public final class InboxWaiters: Sendable {
     /// Identifies one socket connection, so a parked `recv` can be released when its peer goes away.
     public struct Connection: Hashable, Sendable {
@@ -13,18 +18,39 @@ public final class InboxWaiters: Sendable {
     }
 
     /// How a park ended.
-    public enum Wake: Sendable, Equatable { case notified, timedOut, peerClosed }
+    public enum Wake: Sendable, Equatable {
+        /// Something for this agent was committed; look again.
+        case notified
+        /// A send claimed this receiver and handed it these (already delivered) messages.
+        case handed([MessageView], unread: Int)
+        case timedOut
+        case peerClosed
+    }
+
+    /// A parked receiver taken by a send transaction. Exactly one of `hand` or `release` must follow.
+    public struct Claim: Sendable {
+        public let agent: String
+        /// How many messages the receiver asked for.
+        public let max: Int
+        fileprivate let continuation: CheckedContinuation<Wake, Never>
+
+        /// Gives the receiver its messages (after the transaction that stored them committed).
+        public func hand(_ messages: [MessageView], unread: Int) { continuation.resume(returning: .handed(messages, unread: unread)) }
+        /// Lets the receiver look again by itself (the transaction failed or had nothing for it).
+        public func release() { continuation.resume(returning: .notified) }
+    }
 
     fileprivate struct Parked {
         let agent: String
         let connection: Connection?
+        let max: Int
         let continuation: CheckedContinuation<Wake, Never>
     }
 
     fileprivate struct State {
         var generation: [String: UInt64] = [:]
         var parked: [UInt64: Parked] = [:]
-        var byAgent: [String: Set<UInt64>] = [:]
+        var byAgent: [String: [UInt64]] = [:]
         var closedConnections: Set<Connection> = []
         var nextID: UInt64 = 0
         var nextConnection: UInt64 = 0
@@ -57,12 +83,6 @@ public final class InboxWaiters: Sendable {
         state.withLock { _ = $0.closedConnections.remove(connection) }
     }
 
-    /// Whether the peer of `connection` has gone.
-    public func isClosed(_ connection: Connection?) -> Bool {
-        guard let connection else { return false }
-        return state.withLock { $0.closedConnections.contains(connection) }
-    }
-
     /// The generation to hold while checking the inbox.
     public func ticket(for agent: String) -> UInt64 {
         state.withLock { $0.generation[agent, default: 0] }
@@ -83,9 +103,17 @@ public final class InboxWaiters: Sendable {
         toResume.forEach { $0.resume(returning: .notified) }
     }
 
-    /// Parks until the agent's generation moves past `ticket`, the deadline passes, the connection
-    /// closes, or the task is cancelled (reported as `timedOut`).
-    public func wait(agent: String, after ticket: UInt64, until deadline: ContinuousClock.Instant,
+    /// Takes the longest-parked receiver of `agent`, if any, out of the queue for a hand-off.
+    public func claim(_ agent: String) -> Claim? {
+        state.withLock { s in
+            guard let id = s.byAgent[agent]?.first, let p = s.remove(id) else { return nil }
+            return Claim(agent: agent, max: p.max, continuation: p.continuation)
+        }
+    }
+
+    /// Parks until the agent's generation moves past `ticket`, a send hands over messages, the deadline
+    /// passes, the connection closes, or the task is cancelled (reported as `timedOut`).
+    public func wait(agent: String, after ticket: UInt64, max: Int, until deadline: ContinuousClock.Instant,
                      connection: Connection? = nil) async -> Wake {
         let id = state.withLock { s -> UInt64 in s.nextID += 1; return s.nextID }
         return await withTaskGroup(of: Wake?.self) { group in
@@ -96,8 +124,8 @@ public final class InboxWaiters: Sendable {
                             if let connection, s.closedConnections.contains(connection) { return .peerClosed }
                             if s.generation[agent, default: 0] != ticket { return .notified }
                             if Task.isCancelled { return .timedOut }
-                            s.parked[id] = Parked(agent: agent, connection: connection, continuation: c)
-                            s.byAgent[agent, default: []].insert(id)
+                            s.parked[id] = Parked(agent: agent, connection: connection, max: max, continuation: c)
+                            s.byAgent[agent, default: []].append(id)
                             return nil
                         }
                         if let immediate { c.resume(returning: immediate) }
@@ -110,8 +138,16 @@ public final class InboxWaiters: Sendable {
                 try? await Task.sleep(until: deadline, clock: .continuous)
                 return nil
             }
+            // The deadline may race a hand-off: once claimed, the park always finishes with `.handed`,
+            // so wait for the park's own result and never drop messages that were handed over.
             var result: Wake = .timedOut
-            if let first = await group.next(), let wake = first { result = wake }
+            while let next = await group.next() {
+                if let wake = next {
+                    result = wake
+                    break
+                }
+                group.cancelAll()
+            }
             group.cancelAll()
             return result
         }
@@ -121,7 +157,7 @@ public final class InboxWaiters: Sendable {
 extension InboxWaiters.State {
     fileprivate mutating func remove(_ id: UInt64) -> InboxWaiters.Parked? {
         guard let p = parked.removeValue(forKey: id) else { return nil }
-        byAgent[p.agent]?.remove(id)
+        byAgent[p.agent]?.removeAll { $0 == id }
         if byAgent[p.agent]?.isEmpty == true { byAgent[p.agent] = nil }
         return p
     }

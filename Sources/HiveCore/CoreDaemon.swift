@@ -17,10 +17,13 @@ public struct CoreOptions: Sendable {
     /// Seconds an acked message is kept before the retention sweep deletes it.
     public var retentionSeconds: Double
     public var sweepInterval: Duration
+    /// How hard each broker commit works to reach the disk (see docs/persistence.md).
+    public var synchronous: Broker.Synchronous
 
     public init(layout: HiveLayout, cage: CageMode = .none, retentionSeconds: Double = 30 * 86400,
-                sweepInterval: Duration = .seconds(3600)) {
+                sweepInterval: Duration = .seconds(3600), synchronous: Broker.Synchronous = .full) {
         self.layout = layout
+        self.synchronous = synchronous
         self.cage = cage
         self.retentionSeconds = retentionSeconds
         self.sweepInterval = sweepInterval
@@ -51,7 +54,7 @@ public final class CoreDaemon: Sendable {
         let rootLock = try ExclusiveLock(path: layout.rootLock, what: "hive root \(layout.root.path)", holder: holder)
         let runLock = try ExclusiveLock(path: layout.runLock, what: "run dir \(layout.runDir.path)", holder: holder)
 
-        let broker = try Broker(path: layout.brokerDatabase.path)
+        let broker = try Broker(path: layout.brokerDatabase.path, synchronous: options.synchronous)
         if try broker.ensureManager() { logger.info("first boot: registered the manager") }
 
         let sockets = AgentSockets(layout: layout, broker: broker, logger: logger)
@@ -86,7 +89,7 @@ public final class CoreDaemon: Sendable {
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
-        logger.info("hive core ready: admin socket \(options.layout.adminSocket.path), cage \(options.cage.rawValue)")
+        logger.info("hive core ready: admin socket \(options.layout.adminSocket.path), cage \(options.cage.rawValue), synchronous \(options.synchronous.rawValue)")
         try await group.run()
         logger.info("hive core stopped")
     }

@@ -21,19 +21,24 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Sends per sender in the throughput run.") var perSender = 1000
     @Option(help: "Append the results as a markdown section to this file.") var write: String?
 
+    @Option(help: "Synchronous levels to measure: full, normal or both.") var synchronous = "both"
+
     func run() async throws {
-        let dir = URL(filePath: String(cString: mkdtemp(strdup("/tmp/hb-XXXXXX"))!))
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let core = try await CoreProcess.start(in: dir)
-        defer { core.stop() }
-
-        _ = try await core.admin().call(SpawnCommand(name: "bench"))
-        let wake = try await wakeLatency(core)
-        let sendRate = try await sendThroughput(core)
-        core.stop()
-        let raw = try rawInsertRate(in: dir, rows: senders * perSender)
-
-        let report = Report(wake: wake, sendRate: sendRate, raw: raw, senders: senders, perSender: perSender, wakes: wakes)
+        let modes: [Broker.Synchronous] = synchronous == "both" ? [.full, .normal] : [Broker.Synchronous(rawValue: synchronous.uppercased()) ?? .full]
+        var results: [Report.Mode] = []
+        for mode in modes {
+            let dir = URL(filePath: String(cString: mkdtemp(strdup("/tmp/hb-XXXXXX"))!))
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let core = try await CoreProcess.start(in: dir, synchronous: mode)
+            defer { core.stop() }
+            _ = try await core.admin().call(SpawnCommand(name: "bench"))
+            let wake = try await wakeLatency(core)
+            let sendRate = try await sendThroughput(core)
+            core.stop()
+            let raw = try rawInsertRate(in: dir, rows: senders * perSender, synchronous: mode)
+            results.append(.init(synchronous: mode, wake: wake, sendRate: sendRate, raw: raw))
+        }
+        let report = Report(modes: results, senders: senders, perSender: perSender)
         print(report.markdown)
         if let write {
             let handle = try FileHandle(forWritingTo: URL(filePath: write))
@@ -81,14 +86,14 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// The same rows inserted straight into a broker-schema database at the same synchronous level.
-    func rawInsertRate(in dir: URL, rows: Int) throws -> (perRowCommit: Double, oneTransaction: Double) {
+    func rawInsertRate(in dir: URL, rows: Int, synchronous: Broker.Synchronous) throws -> (perRowCommit: Double, oneTransaction: Double) {
         func table(_ name: String) throws -> DatabaseQueue {
             let path = dir.appending(path: name).path
             _ = try Broker(path: path) // creates the broker's exact schema
             let queue = try DatabaseQueue(path: path)
             try queue.writeWithoutTransaction { db in
                 _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-                try db.execute(sql: "PRAGMA synchronous = \(Broker.synchronous)")
+                try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
             }
             return queue
         }
@@ -116,39 +121,48 @@ struct Bench: AsyncParsableCommand {
 }
 
 struct Report {
-    let wake: [Double]
-    let sendRate: Double
-    let raw: (perRowCommit: Double, oneTransaction: Double)
+    struct Mode {
+        let synchronous: Broker.Synchronous
+        /// Milliseconds, sorted.
+        let wake: [Double]
+        let sendRate: Double
+        let raw: (perRowCommit: Double, oneTransaction: Double)
+
+        func pct(_ p: Double) -> Double { wake[min(wake.count - 1, Int(Double(wake.count) * p))] }
+    }
+    let modes: [Mode]
     let senders: Int
     let perSender: Int
-    let wakes: Int
-
-    func pct(_ p: Double) -> Double { wake[min(wake.count - 1, Int(Double(wake.count) * p))] }
 
     var markdown: String {
         let host = ProcessInfo.processInfo
         let date = ISO8601DateFormatter().string(from: Date())
-        let ratio = sendRate / raw.perRowCommit * 100
-        return """
+        var out = """
             ## Spine run of \(date)
 
-            Machine: \(host.processorCount) cores, \(host.physicalMemory / 1_073_741_824) GiB, \(host.operatingSystemVersionString); release build; broker `synchronous = \(Broker.synchronous)`.
+            Machine: \(host.processorCount) cores, \(host.physicalMemory / 1_073_741_824) GiB, \(host.operatingSystemVersionString); release build.
 
-            **(a) Wake latency**, send → parked `recv` returns, \(wake.count) sends (after 50 warm-up), one at a time:
+            **(a) Wake latency**, send → parked `recv` returns, \(modes.first?.wake.count ?? 0) sends one at a time (after 50 warm-up), measured by the client from the start of `send` to the return of `recv`:
 
-            | p50 | p90 | p99 | max |
-            |---|---|---|---|
-            | \(f(pct(0.5))) ms | \(f(pct(0.9))) ms | \(f(pct(0.99))) ms | \(f(wake.last ?? 0)) ms |
-
-            **(b) Durable send throughput**, \(senders) concurrent senders × \(perSender) sends over the admin socket, each answered after its commit:
-
-            | what | messages/s | vs raw per-row loop |
-            |---|---|---|
-            | hive core, \(senders) senders | \(Int(sendRate)) | \(f(ratio)) % |
-            | raw SQLite loop, one commit per row (same rows, schema, synchronous) | \(Int(raw.perRowCommit)) | 100 % |
-            | raw SQLite, all rows in one transaction (ceiling, not durable per row) | \(Int(raw.oneTransaction)) | \(f(raw.oneTransaction / raw.perRowCommit * 100)) % |
+            | synchronous | p50 | p90 | p99 | max |
+            |---|---|---|---|---|
 
             """
+        for m in modes {
+            out += "| \(m.synchronous.rawValue) | \(f(m.pct(0.5))) ms | \(f(m.pct(0.9))) ms | \(f(m.pct(0.99))) ms | \(f(m.wake.last ?? 0)) ms |\n"
+        }
+        out += """
+
+            **(b) Durable send throughput**, \(senders) concurrent senders × \(perSender) sends over the admin socket, each answered after its commit, beside raw SQLite loops of the same rows (same schema, same synchronous level) in the same run:
+
+            | synchronous | hive core, \(senders) senders | raw loop, one commit per row | ratio | raw, one transaction (ceiling, not durable per row) |
+            |---|---|---|---|---|
+
+            """
+        for m in modes {
+            out += "| \(m.synchronous.rawValue) | \(Int(m.sendRate))/s | \(Int(m.raw.perRowCommit))/s | \(f(m.sendRate / m.raw.perRowCommit * 100)) % | \(Int(m.raw.oneTransaction))/s |\n"
+        }
+        return out
     }
 
     func f(_ x: Double) -> String { String(format: "%.3g", x) }
@@ -163,11 +177,12 @@ final class CoreProcess: @unchecked Sendable {
     let process: Process
     let runDir: URL
 
-    static func start(in dir: URL) async throws -> CoreProcess {
+    static func start(in dir: URL, synchronous: Broker.Synchronous) async throws -> CoreProcess {
         let hive = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appending(path: "hive")
         let p = Process()
         p.executableURL = hive
-        p.arguments = ["core", "--root", dir.appending(path: "root").path, "--run-dir", dir.appending(path: "run").path, "--log-level", "warning"]
+        p.arguments = ["core", "--root", dir.appending(path: "root").path, "--run-dir", dir.appending(path: "run").path, "--log-level", "warning",
+                       "--synchronous", synchronous.rawValue.lowercased()]
         try p.run()
         let core = CoreProcess(process: p, runDir: dir.appending(path: "run"))
         for _ in 0..<600 {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HiveBroker
 import HiveCore
 import Logging
 
@@ -17,6 +18,12 @@ struct HiveRootOptions: ParsableArguments {
     @Option(name: .customLong("sweep-interval"), help: ArgumentHelp("Seconds between retention sweeps.", valueName: "seconds"))
     var sweepInterval: Double = 3600
 
+    @Option(help: ArgumentHelp("""
+        full: every commit is fsynced, so a message whose send returned ok survives a power cut (default). \
+        normal: survives a crash of the daemon, not a power cut; lower latency.
+        """, valueName: "full|normal"))
+    var synchronous: Broker.Synchronous = .full
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
@@ -32,11 +39,17 @@ struct HiveRootOptions: ParsableArguments {
 
     func options(cage: CageMode) -> CoreOptions {
         CoreOptions(layout: layout, cage: cage, retentionSeconds: retentionDays * 86400,
-                    sweepInterval: .milliseconds(Int64(sweepInterval * 1000)))
+                    sweepInterval: .milliseconds(Int64(sweepInterval * 1000)), synchronous: synchronous)
     }
 }
 
 extension CageMode: ExpressibleByArgument {}
+
+extension Broker.Synchronous: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument.uppercased()) }
+    public var defaultValueDescription: String { rawValue.lowercased() }
+    public static var allValueStrings: [String] { allCases.map { $0.rawValue.lowercased() } }
+}
 
 struct Core: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

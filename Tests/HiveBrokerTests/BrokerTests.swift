@@ -190,6 +190,51 @@ struct BrokerTests {
         #expect(ContinuousClock.now - start < .seconds(10), "woken by the send, not by the 20 s timeout")
     }
 
+    @Test("a parked receiver is handed the message in the send's own transaction")
+    func handoff() async throws {
+        let iris = try t.agent("iris")
+        async let got = broker.recv(iris, max: 2, wait: .seconds(20))
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try await broker.send(from: .operator, to: .agent(iris), body: "handed", inReplyTo: nil)
+        let reply = try await got
+        #expect(reply.messages.map(\.body) == ["handed"])
+        #expect(reply.messages.first?.state == "delivered")
+        #expect(try await broker.counts("iris") == (0, 1), "stored as delivered, not left pending")
+    }
+
+    @Test("receivers timing out while sends hand off never lose a message")
+    func handoffRace() async throws {
+        let iris = try t.agent("iris")
+        let received = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var n = 0
+                    for _ in 0..<150 {
+                        n += try await broker.recv(iris, max: 3, wait: .milliseconds(Int.random(in: 0...3))).messages.count
+                    }
+                    return n
+                }
+            }
+            group.addTask {
+                for i in 0..<300 { _ = try await broker.send(from: .operator, to: .agent(iris), body: "r\(i)", inReplyTo: nil) }
+                return 0
+            }
+            return try await group.reduce(0, +)
+        }
+        let counts = try await broker.counts("iris")
+        #expect(counts.inflight == received, "every row marked delivered was returned by some recv")
+        #expect(counts.inflight + counts.unread == 300)
+    }
+
+    @Test("synchronous NORMAL can be chosen and is what runs")
+    func normalSync() throws {
+        let dir = FileManager.default.temporaryDirectory.appending(path: "hive-broker-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let b = try Broker(path: dir.appending(path: "b.sqlite").path, synchronous: .normal)
+        #expect(try b.synchronousLevel() == Broker.Synchronous.normal.level)
+    }
+
     @Test("a parked recv returns empty when its wait runs out")
     func recvTimeout() async throws {
         let iris = try t.agent("iris")
