@@ -6,7 +6,8 @@ import HiveWire
 ///
 /// All writes go through GRDB's single writer connection. Sends are group-committed (see
 /// ``GroupCommit``); receivers park on ``InboxWaiters`` and are woken right after the commit that
-/// touched their inbox.
+/// touched their inbox. Every call blocks its thread: the core serves each connection on a thread of
+/// its own, which keeps a round trip free of executor hops (see docs/benchmarks.md).
 public final class Broker: Sendable {
     /// How hard a commit works to reach the disk (SQLite `PRAGMA synchronous`, WAL mode).
     public enum Synchronous: String, Sendable, CaseIterable {
@@ -56,7 +57,7 @@ public final class Broker: Sendable {
             let handoff = Handoff(waiters: waiters)
             let results: [Result<SendCommand.Reply, BrokerError>]
             do {
-                results = try await pool.write { db in
+                results = try pool.write { db in
                     let results = jobs.map { job in
                         Result { () throws(BrokerError) in try Broker.insert(job, at: now, handoff: handoff, in: db) }
                     }
@@ -148,13 +149,13 @@ public final class Broker: Sendable {
     // MARK: - Sending
 
     /// Stores a message (one row per recipient for `*`) and returns once it is durable.
-    public func send(from: Sender, to: Recipient, body: String, inReplyTo: Int64?) async throws(BrokerError) -> SendCommand.Reply {
+    public func send(from: Sender, to: Recipient, body: String, inReplyTo: Int64?) throws(BrokerError) -> SendCommand.Reply {
         guard !body.isEmpty else { throw .emptyBody }
         let bytes = body.utf8.count
         guard bytes <= WireLimits.maxBodyBytes else { throw .bodyTooLong(bytes: bytes) }
         let result: Result<SendCommand.Reply, BrokerError>
         do {
-            result = try await sends.submit(SendJob(from: from, to: to, body: body, inReplyTo: inReplyTo))
+            result = try sends.submit(SendJob(from: from, to: to, body: body, inReplyTo: inReplyTo))
         } catch {
             throw Broker.storage(error)
         }
@@ -215,25 +216,27 @@ public final class Broker: Sendable {
     // MARK: - Receiving and acking
 
     /// Hands out up to `max` pending messages of `agent` (oldest first), marking them delivered.
-    /// With none pending it parks until one arrives, `wait` runs out, or `connection` closes; a
-    /// parked receiver whose peer has gone returns without popping anything.
-    public func recv(_ agent: AgentName, max: Int, wait: Duration, connection: InboxWaiters.Connection? = nil) async throws -> RecvCommand.Reply {
+    /// With none pending it parks on `parker` until one arrives, `wait` runs out, or the parker's peer
+    /// hangs up; a parked receiver whose peer has gone returns without popping anything.
+    public func recv(_ agent: AgentName, max: Int, wait: Duration, parker: Parker? = nil) throws -> RecvCommand.Reply {
         let deadline = ContinuousClock.now.advanced(by: wait)
+        var parker = parker
         while true {
             let ticket = waiters.ticket(for: agent.rawValue)
-            let reply = try await pop(agent, max: max)
+            let reply = try pop(agent, max: max)
             if !reply.messages.isEmpty || ContinuousClock.now >= deadline { return reply }
-            switch await waiters.wait(agent: agent.rawValue, after: ticket, max: max, until: deadline, connection: connection) {
+            if parker == nil { parker = Parker() }
+            switch waiters.wait(agent: agent.rawValue, after: ticket, max: max, until: deadline, parker: parker!) {
             case .notified: continue
             case .handed(let messages, let unread): return RecvCommand.Reply(messages: messages, unread: unread)
-            case .timedOut, .peerClosed: return RecvCommand.Reply(messages: [], unread: 0)
+            case .timedOut, .peerClosed, .stopped: return RecvCommand.Reply(messages: [], unread: 0)
             }
         }
     }
 
-    private func pop(_ agent: AgentName, max: Int) async throws -> RecvCommand.Reply {
+    private func pop(_ agent: AgentName, max: Int) throws -> RecvCommand.Reply {
         let now = clock()
-        return try await pool.write { db in
+        return try pool.write { db in
             var rows = try MessageRow.fetchAll(db, sql: """
                 SELECT * FROM message WHERE recipient = ? AND \(MessageState.pending.sqlCondition) ORDER BY id LIMIT ?
                 """, arguments: [agent.rawValue, max])
@@ -254,11 +257,11 @@ public final class Broker: Sendable {
 
     /// Acks the messages a finished turn consumed. Only the agent's own delivered messages move; each
     /// other id comes back in `skipped` with the reason. Acking twice is fine.
-    public func ackTurn(_ agent: AgentName, ids: [Int64]) async throws -> AckTurnCommand.Reply {
+    public func ackTurn(_ agent: AgentName, ids: [Int64]) throws -> AckTurnCommand.Reply {
         guard ids.count <= WireLimits.maxAckIDs else { throw BrokerError.tooManyIDs(ids.count) }
         let now = clock()
         let unique = Array(Set(ids)).sorted()
-        return try await pool.write { db in
+        return try pool.write { db in
             var acked: [Int64] = []
             var skipped: [AckTurnCommand.Skipped] = []
             for id in unique {
@@ -282,8 +285,8 @@ public final class Broker: Sendable {
     }
 
     /// Puts every delivered-but-unacked message of `agent` back to pending, flagged redelivered.
-    public func requeueInflight(_ agent: AgentName) async throws -> Int {
-        let n = try await pool.write { db in
+    public func requeueInflight(_ agent: AgentName) throws -> Int {
+        let n = try pool.write { db in
             try db.execute(sql: "UPDATE message SET delivered_at = NULL, redelivered = 1 WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)",
                            arguments: [agent.rawValue])
             return db.changesCount
@@ -293,8 +296,8 @@ public final class Broker: Sendable {
     }
 
     /// Pending and in-flight counts for one recipient.
-    public func counts(_ recipient: String) async throws -> (unread: Int, inflight: Int) {
-        try await pool.read { db in
+    public func counts(_ recipient: String) throws -> (unread: Int, inflight: Int) {
+        try pool.read { db in
             let unread = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE recipient = ? AND \(MessageState.pending.sqlCondition)", arguments: [recipient]) ?? 0
             let inflight = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)", arguments: [recipient]) ?? 0
             return (unread, inflight)
@@ -302,8 +305,8 @@ public final class Broker: Sendable {
     }
 
     /// The latest messages `party` sent or received, newest first.
-    public func recent(_ party: String, limit: Int) async throws -> [MessageView] {
-        try await pool.read { db in
+    public func recent(_ party: String, limit: Int) throws -> [MessageView] {
+        try pool.read { db in
             try MessageRow.fetchAll(db, sql: """
                 SELECT * FROM message WHERE id IN (
                     SELECT id FROM (SELECT id FROM message WHERE sender = ?1 ORDER BY id DESC LIMIT ?2)
@@ -316,9 +319,9 @@ public final class Broker: Sendable {
 
     /// The operator's inbox, newest first. Returned rows show the state they had; showing them marks
     /// them read (delivered and acked), so retention can sweep them later.
-    public func operatorInbox(limit: Int) async throws -> [MessageView] {
+    public func operatorInbox(limit: Int) throws -> [MessageView] {
         let now = clock()
-        return try await pool.write { db in
+        return try pool.write { db in
             let rows = try MessageRow.fetchAll(db, sql: "SELECT * FROM message WHERE recipient = 'operator' ORDER BY id DESC LIMIT ?", arguments: [limit])
             let unread = rows.filter { $0.ackedAt == nil }.compactMap(\.id)
             if !unread.isEmpty {
@@ -332,13 +335,13 @@ public final class Broker: Sendable {
     // MARK: - Retention
 
     /// Deletes acked messages older than `window` seconds, `batch` rows per transaction, so the write
-    /// lock is never held for long. Returns how many rows went.
-    public func sweep(olderThan window: Double, batch: Int = 500) async throws -> Int {
+    /// lock is never held for long. Returns how many rows went. Stops between batches when `stop`
+    /// says so.
+    public func sweep(olderThan window: Double, batch: Int = 500, stop: () -> Bool = { false }) throws -> Int {
         let cutoff = clock() - window
         var total = 0
-        while true {
-            try Task.checkCancellation()
-            let n = try await pool.write { db in
+        while !stop() {
+            let n = try pool.write { db in
                 try db.execute(sql: """
                     DELETE FROM message WHERE id IN (
                         SELECT id FROM message WHERE acked_at IS NOT NULL AND acked_at < ? LIMIT ?)
@@ -346,9 +349,9 @@ public final class Broker: Sendable {
                 return db.changesCount
             }
             total += n
-            if n < batch { return total }
-            await Task.yield()
+            if n < batch { break }
         }
+        return total
     }
 
     static func storage(_ error: any Error) -> BrokerError {

@@ -1,13 +1,22 @@
-/// Coalesces concurrent writes into shared transactions ("group commit").
-///
-/// With `synchronous = FULL` every commit costs one fsync of the WAL. Senders that arrive while a
-/// commit is in progress queue up and share the next one, so N concurrent senders pay for far fewer
-/// than N fsyncs, and each caller still returns only after its own rows are durable.
-actor GroupCommit<Job: Sendable, Result: Sendable> {
-    typealias Process = @Sendable ([Job]) async throws -> [Result]
+import Foundation
 
-    private var queue: [(Job, CheckedContinuation<Result, any Error>)] = []
-    private var draining = false
+/// Coalesces concurrent writes into shared transactions ("group commit"), leader/follower style.
+///
+/// With `synchronous = FULL` every commit costs one fsync of the WAL. The first caller to find no
+/// commit in progress becomes the leader and commits everything queued so far in one transaction;
+/// callers arriving meanwhile wait and are carried by the next one. Each caller returns only after
+/// the transaction holding its job has committed. Callers block their thread: the broker is driven by
+/// one thread per connection (see `LineServer`).
+final class GroupCommit<Job: Sendable, Result: Sendable>: @unchecked Sendable {
+    typealias Process = ([Job]) throws -> [Result]
+
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var queue: [(ticket: UInt64, job: Job)] = []
+    private var done: [UInt64: Swift.Result<Result, any Error>] = [:]
+    private var nextTicket: UInt64 = 0
+    private var leading = false
+
     private let process: Process
     private let maxBatch: Int
 
@@ -18,27 +27,32 @@ actor GroupCommit<Job: Sendable, Result: Sendable> {
     }
 
     /// Queues `job` and returns its result once the batch that carried it has committed.
-    func submit(_ job: Job) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.append((job, continuation))
-            if !draining {
-                draining = true
-                Task { await self.drain() }
+    func submit(_ job: Job) throws -> Result {
+        condition.lock()
+        defer { condition.unlock() }
+        nextTicket += 1
+        let ticket = nextTicket
+        queue.append((ticket, job))
+        while true {
+            if let result = done.removeValue(forKey: ticket) { return try result.get() }
+            if leading {
+                condition.wait()
+                continue
             }
-        }
-    }
-
-    private func drain() async {
-        while !queue.isEmpty {
+            leading = true
             let batch = Array(queue.prefix(maxBatch))
             queue.removeFirst(batch.count)
-            do {
-                let results = try await process(batch.map(\.0))
-                for (entry, result) in zip(batch, results) { entry.1.resume(returning: result) }
-            } catch {
-                for entry in batch { entry.1.resume(throwing: error) }
+            condition.unlock()
+            let outcome = Swift.Result { try process(batch.map(\.job)) }
+            condition.lock()
+            switch outcome {
+            case .success(let results):
+                for (entry, result) in zip(batch, results) { done[entry.ticket] = .success(result) }
+            case .failure(let error):
+                for entry in batch { done[entry.ticket] = .failure(error) }
             }
+            leading = false
+            condition.broadcast()
         }
-        draining = false
     }
 }

@@ -12,11 +12,6 @@ import Synchronization
 /// delivered and handed straight to the receiver after the commit, so a wake costs one transaction (one
 /// fsync) instead of two.
 public final class InboxWaiters: Sendable {
-    /// Identifies one socket connection, so a parked `recv` can be released when its peer goes away.
-    public struct Connection: Hashable, Sendable {
-        public let id: UInt64
-    }
-
     /// How a park ended.
     public enum Wake: Sendable, Equatable {
         /// Something for this agent was committed; look again.
@@ -25,6 +20,8 @@ public final class InboxWaiters: Sendable {
         case handed([MessageView], unread: Int)
         case timedOut
         case peerClosed
+        /// The broker is shutting down.
+        case stopped
     }
 
     /// A parked receiver taken by a send transaction. Exactly one of `hand` or `release` must follow.
@@ -32,133 +29,132 @@ public final class InboxWaiters: Sendable {
         public let agent: String
         /// How many messages the receiver asked for.
         public let max: Int
-        fileprivate let continuation: CheckedContinuation<Wake, Never>
+        fileprivate let id: UInt64
+        fileprivate let waiters: InboxWaiters
 
         /// Gives the receiver its messages (after the transaction that stored them committed).
-        public func hand(_ messages: [MessageView], unread: Int) { continuation.resume(returning: .handed(messages, unread: unread)) }
-        /// Lets the receiver look again by itself (the transaction failed or had nothing for it).
-        public func release() { continuation.resume(returning: .notified) }
+        public func hand(_ messages: [MessageView], unread: Int) { waiters.finish(id, .handed(messages, unread: unread)) }
+        /// Lets the receiver look again by itself (the transaction failed).
+        public func release() { waiters.finish(id, .notified) }
     }
 
     fileprivate struct Parked {
         let agent: String
-        let connection: Connection?
         let max: Int
-        let continuation: CheckedContinuation<Wake, Never>
+        let parker: Parker
+        /// Set once the park is decided (woken, claimed and handed, released, stopped).
+        var outcome: Wake?
+        /// A send has claimed this receiver; it will get `hand` or `release` shortly.
+        var claimed = false
     }
 
     fileprivate struct State {
         var generation: [String: UInt64] = [:]
         var parked: [UInt64: Parked] = [:]
         var byAgent: [String: [UInt64]] = [:]
-        var closedConnections: Set<Connection> = []
         var nextID: UInt64 = 0
-        var nextConnection: UInt64 = 0
+        var stopped = false
     }
 
     private let state = Mutex(State())
 
     public init() {}
 
-    /// A fresh connection identity.
-    public func openConnection() -> Connection {
-        state.withLock { s in
-            s.nextConnection += 1
-            return Connection(id: s.nextConnection)
-        }
-    }
-
-    /// Releases any `recv` parked on `connection` and makes later parks on it return at once.
-    public func closeConnection(_ connection: Connection) {
-        let toResume: [CheckedContinuation<Wake, Never>] = state.withLock { s in
-            s.closedConnections.insert(connection)
-            let ids = s.parked.filter { $0.value.connection == connection }.map(\.key)
-            return ids.compactMap { id in s.remove(id)?.continuation }
-        }
-        toResume.forEach { $0.resume(returning: .peerClosed) }
-    }
-
-    /// Forgets a closed connection once its handler has finished.
-    public func forgetConnection(_ connection: Connection) {
-        state.withLock { _ = $0.closedConnections.remove(connection) }
-    }
-
     /// The generation to hold while checking the inbox.
     public func ticket(for agent: String) -> UInt64 {
         state.withLock { $0.generation[agent, default: 0] }
     }
 
-    /// Wakes every receiver parked on these agents' inboxes.
+    /// Wakes every receiver parked (and not yet claimed) on these agents' inboxes.
     public func notify<S: Sequence>(_ agents: S) where S.Element == String {
-        let toResume: [CheckedContinuation<Wake, Never>] = state.withLock { s in
-            var out: [CheckedContinuation<Wake, Never>] = []
+        let parkers: [Parker] = state.withLock { s in
+            var out: [Parker] = []
             for agent in Set(agents) {
                 s.generation[agent, default: 0] &+= 1
                 for id in s.byAgent[agent] ?? [] {
-                    if let p = s.remove(id) { out.append(p.continuation) }
+                    if let p = s.unqueue(id, outcome: .notified) { out.append(p) }
                 }
             }
             return out
         }
-        toResume.forEach { $0.resume(returning: .notified) }
+        parkers.forEach { $0.signal() }
+    }
+
+    /// Releases every parked receiver and makes later parks return at once (shutdown).
+    public func stopAll() {
+        let parkers: [Parker] = state.withLock { s in
+            s.stopped = true
+            return Array(s.parked.keys).compactMap { s.unqueue($0, outcome: .stopped) }
+        }
+        parkers.forEach { $0.signal() }
     }
 
     /// Takes the longest-parked receiver of `agent`, if any, out of the queue for a hand-off.
     public func claim(_ agent: String) -> Claim? {
         state.withLock { s in
-            guard let id = s.byAgent[agent]?.first, let p = s.remove(id) else { return nil }
-            return Claim(agent: agent, max: p.max, continuation: p.continuation)
+            guard let id = s.byAgent[agent]?.first, let p = s.parked[id] else { return nil }
+            s.byAgent[agent]?.removeFirst()
+            if s.byAgent[agent]?.isEmpty == true { s.byAgent[agent] = nil }
+            s.parked[id]?.claimed = true
+            return Claim(agent: agent, max: p.max, id: id, waiters: self)
         }
     }
 
-    /// Parks until the agent's generation moves past `ticket`, a send hands over messages, the deadline
-    /// passes, the connection closes, or the task is cancelled (reported as `timedOut`).
+    fileprivate func finish(_ id: UInt64, _ outcome: Wake) {
+        let parker = state.withLock { s -> Parker? in
+            s.parked[id]?.outcome = outcome
+            return s.parked[id]?.parker
+        }
+        parker?.signal()
+    }
+
+    /// Blocks the calling thread until the agent's generation moves past `ticket`, a send hands over
+    /// messages, the deadline passes, the parker's peer hangs up, or the broker stops.
     public func wait(agent: String, after ticket: UInt64, max: Int, until deadline: ContinuousClock.Instant,
-                     connection: Connection? = nil) async -> Wake {
-        let id = state.withLock { s -> UInt64 in s.nextID += 1; return s.nextID }
-        return await withTaskGroup(of: Wake?.self) { group in
-            group.addTask {
-                await withTaskCancellationHandler {
-                    await withCheckedContinuation { (c: CheckedContinuation<Wake, Never>) in
-                        let immediate: Wake? = self.state.withLock { s in
-                            if let connection, s.closedConnections.contains(connection) { return .peerClosed }
-                            if s.generation[agent, default: 0] != ticket { return .notified }
-                            if Task.isCancelled { return .timedOut }
-                            s.parked[id] = Parked(agent: agent, connection: connection, max: max, continuation: c)
-                            s.byAgent[agent, default: []].append(id)
-                            return nil
-                        }
-                        if let immediate { c.resume(returning: immediate) }
-                    }
-                } onCancel: {
-                    self.state.withLock { $0.remove(id) }?.continuation.resume(returning: .timedOut)
+                     parker: Parker) -> Wake {
+        let id: UInt64? = state.withLock { s in
+            if s.stopped || s.generation[agent, default: 0] != ticket { return nil }
+            s.nextID += 1
+            s.parked[s.nextID] = Parked(agent: agent, max: max, parker: parker)
+            s.byAgent[agent, default: []].append(s.nextID)
+            return s.nextID
+        }
+        guard let id else { return state.withLock { $0.stopped } ? .stopped : .notified }
+        parker.drain() // a stale signal from an earlier park must not end this one
+        var ended: Wake? = nil
+        while true {
+            let decided = state.withLock { s -> Wake? in
+                if let outcome = s.parked[id]?.outcome {
+                    s.parked[id] = nil
+                    return outcome
                 }
-            }
-            group.addTask {
-                try? await Task.sleep(until: deadline, clock: .continuous)
+                // Timed out or hung up: leave now unless a send has claimed us, in which case its
+                // hand-off is on the way and must not be dropped.
+                if let ended, s.parked[id]?.claimed == false {
+                    _ = s.unqueue(id, outcome: nil)
+                    s.parked[id] = nil
+                    return ended
+                }
                 return nil
             }
-            // The deadline may race a hand-off: once claimed, the park always finishes with `.handed`,
-            // so wait for the park's own result and never drop messages that were handed over.
-            var result: Wake = .timedOut
-            while let next = await group.next() {
-                if let wake = next {
-                    result = wake
-                    break
-                }
-                group.cancelAll()
+            if let decided { return decided }
+            switch parker.wait(until: ended == nil ? deadline : .now + .seconds(1), watchPeer: ended == nil) {
+            case .signalled: continue
+            case .timedOut: ended = ended ?? .timedOut
+            case .peerClosed: ended = .peerClosed
             }
-            group.cancelAll()
-            return result
         }
     }
 }
 
 extension InboxWaiters.State {
-    fileprivate mutating func remove(_ id: UInt64) -> InboxWaiters.Parked? {
-        guard let p = parked.removeValue(forKey: id) else { return nil }
+    /// Removes a parked receiver from its agent's queue, recording `outcome`; returns its parker if it
+    /// was still queued (not claimed).
+    fileprivate mutating func unqueue(_ id: UInt64, outcome: InboxWaiters.Wake?) -> Parker? {
+        guard let p = parked[id], !p.claimed, p.outcome == nil else { return nil }
         byAgent[p.agent]?.removeAll { $0 == id }
         if byAgent[p.agent]?.isEmpty == true { byAgent[p.agent] = nil }
-        return p
+        parked[id]?.outcome = outcome
+        return p.parker
     }
 }

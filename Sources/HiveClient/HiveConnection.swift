@@ -74,6 +74,14 @@ public final class HiveConnection: @unchecked Sendable {
         return try Self.decode(C.Reply.self, from: line)
     }
 
+    /// Like ``call(_:)``, blocking the calling thread instead of suspending. For threads that own a
+    /// connection (benchmarks, a harness's receive loop), not for Swift's cooperative pool.
+    public func callBlocking<C: HiveCommand>(_ command: C) throws -> C.Reply {
+        let request = try Envelope(command).line()
+        let line = try queue.sync { try writeAll(request); return try readLine() }
+        return try Self.decode(C.Reply.self, from: line)
+    }
+
     /// Sends raw bytes (which should end in a newline) and returns the next response line, without it.
     public func roundTrip(_ request: Data) async throws -> Data {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Data, any Error>) in

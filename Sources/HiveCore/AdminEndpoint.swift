@@ -10,22 +10,22 @@ struct AdminEndpoint: Sendable {
     let sockets: AgentSockets
     let logger: Logger
 
-    func handle(_ line: Data, _ connection: InboxWaiters.Connection) async -> Data {
-        await Respond.to(line, table: AdminRequest.table, logger: logger) { request in
+    func handle(_ line: Data, _ parker: Parker) -> Data {
+        Respond.to(line, table: AdminRequest.table, logger: logger) { request in
             switch request {
             case .list:
                 return ResponseLine.ok(ListCommand.Reply(agents: try list()))
             case .spawn(let c):
-                return ResponseLine.ok(try await spawn(try AgentName.spawnable(c.name)))
+                return ResponseLine.ok(try spawn(try AgentName.spawnable(c.name)))
             case .destroy(let c):
                 let name = try AgentName(c.name)
-                try await destroy(name, purge: c.purge ?? false)
+                try destroy(name, purge: c.purge ?? false)
                 return ResponseLine.ok(DestroyCommand.Reply(name: name.rawValue, purged: c.purge ?? false))
             case .send(let c):
-                return ResponseLine.ok(try await broker.send(from: .operator, to: try Recipient(c.to), body: c.body, inReplyTo: c.inReplyTo))
+                return ResponseLine.ok(try broker.send(from: .operator, to: try Recipient(c.to), body: c.body, inReplyTo: c.inReplyTo))
             case .inbox(let c):
                 let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
-                return ResponseLine.ok(InboxCommand.Reply(messages: try await broker.operatorInbox(limit: limit)))
+                return ResponseLine.ok(InboxCommand.Reply(messages: try broker.operatorInbox(limit: limit)))
             }
         }
     }
@@ -44,24 +44,24 @@ struct AdminEndpoint: Sendable {
         }
     }
 
-    private func spawn(_ name: AgentName) async throws -> SpawnCommand.Reply {
+    private func spawn(_ name: AgentName) throws -> SpawnCommand.Reply {
         _ = try broker.register(name)
         do {
             try AgentDirectories.create(name, in: layout)
-            try await sockets.open(name)
+            try sockets.open(name)
         } catch {
             // Leave nothing half-made behind: the name stays free to try again.
             try? broker.destroy(name, purge: true)
-            await sockets.close(name)
+            sockets.close(name)
             throw error
         }
         logger.info("spawned agent \(name)")
         return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path)
     }
 
-    private func destroy(_ name: AgentName, purge: Bool) async throws {
+    private func destroy(_ name: AgentName, purge: Bool) throws {
         try broker.destroy(name, purge: purge)
-        await sockets.close(name)
+        sockets.close(name)
         if purge { try AgentDirectories.remove(name, in: layout) }
         logger.info("destroyed agent \(name)\(purge ? " (purged)" : "")")
     }

@@ -10,25 +10,25 @@ struct AgentEndpoint: Sendable {
     let broker: Broker
     let logger: Logger
 
-    func handle(_ line: Data, _ connection: InboxWaiters.Connection) async -> Data {
-        await Respond.to(line, table: AgentRequest.table, logger: logger) { request in
+    func handle(_ line: Data, _ parker: Parker) -> Data {
+        Respond.to(line, table: AgentRequest.table, logger: logger) { request in
             switch request {
             case .send(let c):
-                return ResponseLine.ok(try await broker.send(from: .agent(name), to: try Recipient(c.to), body: c.body, inReplyTo: c.inReplyTo))
+                return ResponseLine.ok(try broker.send(from: .agent(name), to: try Recipient(c.to), body: c.body, inReplyTo: c.inReplyTo))
             case .recv(let c):
                 let max = try Validate.count(c.max, field: "max", default: 1, cap: WireLimits.maxRecvBatch)
                 let wait = try Validate.seconds(c.waitSeconds, field: "wait_seconds", cap: WireLimits.maxRecvWaitSeconds)
-                return ResponseLine.ok(try await broker.recv(name, max: max, wait: wait, connection: connection))
+                return ResponseLine.ok(try broker.recv(name, max: max, wait: wait, parker: parker))
             case .ackTurn(let c):
-                return ResponseLine.ok(try await broker.ackTurn(name, ids: c.ids))
+                return ResponseLine.ok(try broker.ackTurn(name, ids: c.ids))
             case .requeueInflight:
-                return ResponseLine.ok(RequeueInflightCommand.Reply(requeued: try await broker.requeueInflight(name)))
+                return ResponseLine.ok(RequeueInflightCommand.Reply(requeued: try broker.requeueInflight(name)))
             case .status:
-                let counts = try await broker.counts(name.rawValue)
+                let counts = try broker.counts(name.rawValue)
                 return ResponseLine.ok(StatusCommand.Reply(name: name.rawValue, unread: counts.unread, inflight: counts.inflight))
             case .recent(let c):
                 let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: WireLimits.maxListLimit)
-                return ResponseLine.ok(RecentCommand.Reply(messages: try await broker.recent(name.rawValue, limit: limit)))
+                return ResponseLine.ok(RecentCommand.Reply(messages: try broker.recent(name.rawValue, limit: limit)))
             case .whoami:
                 return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? "manager" : "agent"))
             }
@@ -39,11 +39,11 @@ struct AgentEndpoint: Sendable {
 /// Shared request plumbing: decode, run, and turn every failure into an error line.
 enum Respond {
     static func to<Request>(_ line: Data, table: CommandTable<Request>, logger: Logger,
-                            _ body: (Request) async throws -> Data) async -> Data {
+                            _ body: (Request) throws -> Data) -> Data {
         let request: Request
         do { request = try table.decode(line) } catch { return ResponseLine.failure(error.message) }
         do {
-            return try await body(request)
+            return try body(request)
         } catch let e as BrokerError {
             if case .storage = e { logger.error("\(e)") }
             return ResponseLine.failure(e.description)

@@ -12,11 +12,8 @@ final class AgentSockets: Service, Sendable {
     private let broker: Broker
     private let logger: Logger
 
-    private struct Listener {
-        let task: Task<Void, Never>
-    }
     private struct State {
-        var listeners: [AgentName: Listener] = [:]
+        var servers: [AgentName: LineServer] = [:]
         var connections: [AgentName: Int] = [:]
         var stopped = false
     }
@@ -29,28 +26,31 @@ final class AgentSockets: Service, Sendable {
     }
 
     /// Creates the agent's socket (mode 0660) and starts serving it. Returns once it accepts connections.
-    func open(_ name: AgentName) async throws {
+    func open(_ name: AgentName) throws {
         let server = LineServer(
-            path: layout.agentSocket(name), mode: 0o660, waiters: broker.waiters, logger: logger,
+            path: layout.agentSocket(name), mode: 0o660, logger: logger,
             handler: AgentEndpoint(name: name, broker: broker, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
                 self?.state.withLock { $0.connections[name, default: 0] += delta }
             })
-        let bound = try await server.bind()
-        let task = Task { await bound.serve() }
-        let accepted = state.withLock { s -> Bool in
-            guard !s.stopped, s.listeners[name] == nil else { return false }
-            s.listeners[name] = Listener(task: task)
+        let taken = state.withLock { s -> Bool in
+            guard !s.stopped, s.servers[name] == nil else { return false }
+            s.servers[name] = server
             return true
         }
-        if !accepted { task.cancel(); await task.value }
+        guard taken else { throw CoreError("agent '\(name)' already has a socket, or the core is stopping") }
+        do {
+            try server.start()
+        } catch {
+            state.withLock { _ = $0.servers.removeValue(forKey: name) }
+            throw error
+        }
     }
 
-    /// Stops serving the agent's socket, drops its connections and removes the socket file.
-    func close(_ name: AgentName) async {
-        guard let listener = state.withLock({ $0.listeners.removeValue(forKey: name) }) else { return }
-        listener.task.cancel()
-        await listener.task.value
+    /// Stops serving the agent's socket, hangs up its connections and removes the socket file.
+    func close(_ name: AgentName) {
+        guard let server = state.withLock({ $0.servers.removeValue(forKey: name) }) else { return }
+        server.stop()
         try? FileManager.default.removeItem(at: layout.agentRunDir(name))
     }
 
@@ -62,12 +62,20 @@ final class AgentSockets: Service, Sendable {
     /// Runs until graceful shutdown, then closes every agent socket.
     func run() async throws {
         try? await gracefulShutdown()
-        let listeners = state.withLock { s -> [Listener] in
+        let servers = state.withLock { s -> [LineServer] in
             s.stopped = true
-            defer { s.listeners.removeAll() }
-            return Array(s.listeners.values)
+            defer { s.servers.removeAll() }
+            return Array(s.servers.values)
         }
-        for l in listeners { l.task.cancel() }
-        for l in listeners { await l.task.value }
+        broker.waiters.stopAll()
+        await onThread { for server in servers { server.stop() } }
+    }
+}
+
+/// Runs blocking work (joining connection threads, SQLite batches) on a thread of its own, so the
+/// cooperative pool is never blocked.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: body()) }.start()
     }
 }

@@ -37,7 +37,7 @@ public final class CoreDaemon: Sendable {
     private let logger: Logger
     private let locks: [ExclusiveLock]
     private let sockets: AgentSockets
-    private let admin: LineServer.Bound
+    private let admin: LineServer
 
     /// Takes ownership of the root and run dir, opens the broker and binds every socket. Throws a
     /// message for the operator when anything is in the way (another core, a too-long path, ...).
@@ -61,16 +61,16 @@ public final class CoreDaemon: Sendable {
         for agent in try broker.agents() where agent.record.destroyedAt == nil {
             let name = try AgentName(agent.record.name)
             try AgentDirectories.create(name, in: layout)
-            try await sockets.open(name)
+            try sockets.open(name)
         }
-        let adminServer = LineServer(
-            path: layout.adminSocket, mode: 0o660, waiters: broker.waiters, logger: logger,
+        let admin = LineServer(
+            path: layout.adminSocket, mode: 0o660, logger: logger,
             handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, logger: logger).handle)
-        let admin = try await adminServer.bind()
+        try admin.start()
         return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets, admin: admin)
     }
 
-    private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets, admin: LineServer.Bound) {
+    private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets, admin: LineServer) {
         self.options = options
         self.broker = broker
         self.logger = logger
@@ -84,7 +84,7 @@ public final class CoreDaemon: Sendable {
         let group = ServiceGroup(
             services: [
                 sockets,
-                AdminSocket(bound: admin),
+                AdminSocket(server: admin),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -97,8 +97,9 @@ public final class CoreDaemon: Sendable {
 
 /// The admin socket as a service: serves until graceful shutdown.
 struct AdminSocket: Service {
-    let bound: LineServer.Bound
+    let server: LineServer
     func run() async throws {
-        await cancelWhenGracefulShutdown { await bound.serve() }
+        try? await gracefulShutdown()
+        await onThread { server.stop() }
     }
 }

@@ -1,122 +1,198 @@
-import AsyncAlgorithms
 import Foundation
 import HiveBroker
 import HiveWire
 import Logging
-import NIOCore
-import NIOPosix
-
-/// Answers one request line with one response line (both without framing concerns).
-typealias LineHandler = @Sendable (_ line: Data, _ connection: InboxWaiters.Connection) async -> Data
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A unix-socket server speaking newline-delimited JSON: one request per line, one response line back,
-/// in order, per connection. A parked request (a long-poll `recv`) is released when its peer goes away.
-struct LineServer: Sendable {
-    let path: URL
-    let mode: mode_t
-    let waiters: InboxWaiters
-    let logger: Logger
-    let handler: LineHandler
-    /// Called with +1 / -1 as connections open and close.
-    var onConnectionChange: (@Sendable (Int) -> Void)? = nil
+/// in order, per connection, each connection served by a thread of its own.
+///
+/// Hand-written on blocking sockets rather than SwiftNIO: the broker's work per request is a few
+/// microseconds of SQLite plus (for sends) one fsync, and the NIO + async/await version spent more than
+/// that again hopping between event loop, tasks and GRDB's queues (whoami round trip 134 µs vs about
+/// 40 µs here; docs/benchmarks.md). A blocked thread per connection also gives backpressure for free
+/// and lets a parked `recv` watch its own socket for a hang-up (see `Parker`).
+final class LineServer: @unchecked Sendable {
+    /// Answers one request line; `parker` is this connection's, for requests that may park.
+    typealias Handler = @Sendable (_ line: Data, _ parker: Parker) -> Data
 
-    /// Binds the socket (replacing a stale file) and sets its mode. Serving starts with ``Bound/serve()``.
-    func bind() async throws -> Bound {
+    /// Connections beyond this many on one socket are told so and closed.
+    static let maxConnections = 256
+
+    let path: URL
+    private let mode: mode_t
+    private let logger: Logger
+    private let handler: Handler
+    private let onConnectionChange: (@Sendable (Int) -> Void)?
+
+    // Guarded by `lock`.
+    private let lock = NSCondition()
+    private var listenFD: Int32 = -1
+    private var connections: Set<Int32> = []
+    private var threads = 0
+    private var stopping = false
+
+    init(path: URL, mode: mode_t, logger: Logger, handler: @escaping Handler,
+         onConnectionChange: (@Sendable (Int) -> Void)? = nil) {
+        self.path = path
+        self.mode = mode
+        self.logger = logger
+        self.handler = handler
+        self.onConnectionChange = onConnectionChange
+    }
+
+    /// Binds the socket (replacing a stale file: the caller holds the run dir's lock), sets its mode and
+    /// starts accepting. Returns once connections are accepted.
+    func start() throws {
         try HiveLayout.checkSocketPath(path)
         try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .bind(unixDomainSocketPath: path.path, cleanupExistingSocketFile: true) { child in
-                child.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
-                }
-            }
-        // The socket is created with the umask's mode; tighten (or open) it before anyone is told of it.
-        guard chmod(path.path, mode) == 0 else {
-            try? await channel.channel.close()
-            throw CoreError("cannot set the mode of \(path.path)")
+        unlink(path.path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw CoreError("cannot create a socket: \(String(cString: strerror(errno)))") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
         }
-        return Bound(server: self, channel: channel)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        // The socket is created with the umask's mode; set ours before anyone can be told of it.
+        guard bound == 0, chmod(path.path, mode) == 0, listen(fd, 256) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw CoreError("cannot listen on \(path.path): \(reason)")
+        }
+        lock.lock()
+        listenFD = fd
+        threads += 1
+        lock.unlock()
+        spawn { self.acceptLoop(fd) }
     }
 
-    /// A bound socket, ready to serve.
-    struct Bound: Sendable {
-        let server: LineServer
-        let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    /// Stops accepting, hangs up every connection (a parked `recv` sees the hang-up), waits for every
+    /// connection thread to finish and removes the socket file.
+    func stop() {
+        lock.lock()
+        guard !stopping else { lock.unlock(); return }
+        stopping = true
+        // Linux wakes a blocked accept() with EINVAL when the listening socket is shut down.
+        if listenFD >= 0 { shutdown(listenFD, Int32(SHUT_RDWR)) }
+        for fd in connections { shutdown(fd, Int32(SHUT_RDWR)) }
+        while threads > 0 { lock.wait() }
+        if listenFD >= 0 { close(listenFD) }
+        listenFD = -1
+        lock.unlock()
+        unlink(path.path)
+    }
 
-        /// Serves until the task is cancelled, then closes every connection and removes the socket file.
-        func serve() async {
-            let server = self.server
-            defer { unlink(server.path.path) }
-            do {
-                try await withThrowingDiscardingTaskGroup { group in
-                    try await channel.executeThenClose { inbound in
-                        for try await connection in inbound {
-                            group.addTask { await server.handle(connection) }
-                        }
-                    }
-                }
-            } catch is CancellationError {
-            } catch {
-                server.logger.error("socket \(server.path.path) stopped: \(error)")
+    private func spawn(_ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    private func threadFinished() {
+        lock.lock()
+        threads -= 1
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    private func acceptLoop(_ listener: Int32) {
+        defer { threadFinished() }
+        while true {
+            let fd = accept(listener, nil, nil)
+            lock.lock()
+            let stop = stopping
+            lock.unlock()
+            if stop {
+                if fd >= 0 { close(fd) }
+                return
             }
+            guard fd >= 0 else {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                logger.error("accept on \(path.path) failed: \(String(cString: strerror(errno)))")
+                usleep(50_000) // out of file descriptors: back off instead of spinning
+                continue
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            lock.lock()
+            if connections.count >= Self.maxConnections {
+                lock.unlock()
+                _ = Self.writeAll(fd, ResponseLine.failure("too many connections on this socket (\(Self.maxConnections)); close some and retry"))
+                close(fd)
+                continue
+            }
+            connections.insert(fd)
+            threads += 1
+            lock.unlock()
+            spawn { self.serve(fd) }
         }
     }
 
-    private func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
-        let id = waiters.openConnection()
+    private func serve(_ fd: Int32) {
         onConnectionChange?(1)
         defer {
-            waiters.forgetConnection(id)
+            lock.lock()
+            connections.remove(fd)
+            close(fd)
+            lock.unlock()
             onConnectionChange?(-1)
+            threadFinished()
         }
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                // The reader hands lines over one at a time (AsyncChannel waits for the consumer), so a
-                // flooding peer is slowed by backpressure instead of buffered without bound. Reading on
-                // while a request runs is what lets a parked recv notice that its peer has gone.
-                let lines = AsyncChannel<Framed>()
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        var framer = LineFramer(maxLine: WireLimits.maxLineBytes)
-                        defer { lines.finish() }
-                        for try await chunk in inbound {
-                            for item in framer.push(chunk) { await lines.send(item) }
-                        }
-                        if let last = framer.finish() { await lines.send(last) }
-                        waiters.closeConnection(id)
-                    }
-                    group.addTask {
-                        for await item in lines {
-                            let response: Data
-                            switch item {
-                            case .line(let data): response = await handler(data, id)
-                            case .overlong(let bytes):
-                                response = ResponseLine.failure("request line is longer than \(WireLimits.maxLineBytes) bytes (\(bytes)+ bytes); it was discarded")
-                            }
-                            try await outbound.write(ByteBuffer(bytes: response))
-                        }
-                    }
-                    try await group.waitForAll()
-                }
+        let parker = Parker(watching: fd)
+        var framer = LineFramer(maxLine: WireLimits.maxLineBytes)
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
             }
-        } catch {
-            // A peer that vanished mid-write is normal for a long-poll client; nothing to report.
-            logger.debug("connection on \(path.lastPathComponent) ended: \(error)")
+            // End of input: a last line without its newline still gets its answer (half-close works).
+            let items = n == 0 ? framer.finish().map { [$0] } ?? [] : framer.push(chunk[..<n])
+            for item in items {
+                let response: Data
+                switch item {
+                case .line(let line): response = handler(line, parker)
+                case .overlong(let bytes):
+                    response = ResponseLine.failure("request line is longer than \(WireLimits.maxLineBytes) bytes (\(bytes)+ bytes); it was discarded")
+                }
+                guard Self.writeAll(fd, response) else { return }
+            }
+            if n == 0 { return }
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += n
+            }
+            return true
         }
     }
 }
 
 /// One unit the framer produced: a complete line, or the news that an over-long one was dropped.
-enum Framed: Sendable {
+enum Framed: Sendable, Equatable {
     case line(Data)
     case overlong(bytes: Int)
 }
 
 /// Splits a byte stream into `\n`-terminated lines, dropping (and reporting) lines over `maxLine` bytes
-/// so a bad client gets an error and the connection stays usable. NIO's `splitLines` ends the stream on
-/// an oversized line instead, which is why this is written by hand.
+/// so a bad client gets an error and the connection stays usable.
 struct LineFramer {
     let maxLine: Int
     private var buffer: [UInt8] = []
@@ -124,9 +200,9 @@ struct LineFramer {
 
     init(maxLine: Int) { self.maxLine = maxLine }
 
-    mutating func push(_ chunk: ByteBuffer) -> [Framed] {
+    mutating func push(_ chunk: ArraySlice<UInt8>) -> [Framed] {
         var out: [Framed] = []
-        var bytes = chunk.readableBytesView[...]
+        var bytes = chunk
         while let nl = bytes.firstIndex(of: 0x0A) {
             let piece = bytes[bytes.startIndex..<nl]
             bytes = bytes[bytes.index(after: nl)...]

@@ -1,26 +1,42 @@
 import HiveBroker
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Deletes acked messages older than the retention window, at boot and then every `interval`.
-struct RetentionSweeper: Service {
+final class RetentionSweeper: Service, Sendable {
     let broker: Broker
     /// Seconds an acked message is kept.
     let window: Double
     let interval: Duration
     let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+
+    init(broker: Broker, window: Double, interval: Duration, logger: Logger) {
+        self.broker = broker
+        self.window = window
+        self.interval = interval
+        self.logger = logger
+    }
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            do {
-                let n = try await broker.sweep(olderThan: window)
-                if n > 0 { logger.info("retention swept \(n) acked messages older than \(Int(window / 86400)) days") }
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.error("retention sweep failed: \(error)")
+        await withGracefulShutdownHandler {
+            while !stopping.load(ordering: .relaxed) {
+                let swept: Result<Int, any Error> = await onThread { [self] in
+                    Result { try broker.sweep(olderThan: window, stop: { self.stopping.load(ordering: .relaxed) }) }
+                }
+                switch swept {
+                case .success(let n) where n > 0:
+                    logger.info("retention swept \(n) acked messages older than \(Int(window / 86400)) days")
+                case .failure(let error):
+                    logger.error("retention sweep failed: \(error)")
+                default:
+                    break
+                }
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
         }
     }
 }

@@ -48,39 +48,53 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    /// (a) send → a parked `recv` returns, one message at a time.
+    /// (a) send → a parked `recv` returns, one message at a time. Sender and receiver are plain
+    /// threads with blocking connections, as a harness's receive loop is.
     func wakeLatency(_ core: CoreProcess) async throws -> [Double] {
         let receiver = try core.agent("bench")
         let sender = try core.agent("manager")
-        var samples: [Double] = []
-        samples.reserveCapacity(wakes)
-        for i in 0..<(wakes + 50) {
-            async let got = receiver.call(RecvCommand(waitSeconds: 10, max: 1))
-            // Give the recv time to park, so we measure a wake and not a race.
-            try await Task.sleep(for: .milliseconds(2))
-            let start = ContinuousClock.now
-            _ = try await sender.call(SendCommand(to: "bench", body: "wake \(i)"))
-            let messages = try await got.messages
-            let elapsed = ContinuousClock.now - start
-            guard messages.first?.body == "wake \(i)" else { throw ValidationError("wrong message woke the receiver") }
-            _ = try await receiver.call(AckTurnCommand(ids: messages.map(\.id)))
-            if i >= 50 { samples.append(elapsed.seconds * 1000) } // first 50 are warm-up
-        }
-        return samples.sorted()
-    }
-
-    /// (b) `senders` connections sending concurrently; messages per second until the last ok.
-    func sendThroughput(_ core: CoreProcess) async throws -> Double {
-        let connections = try (0..<senders).map { _ in try core.admin() }
-        let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (n, c) in connections.enumerated() {
-                let count = perSender
-                group.addTask {
-                    for i in 0..<count { _ = try await c.call(SendCommand(to: "bench", body: "sender \(n) message \(i)")) }
+        let total = wakes + 50
+        return try await onThreads(1) { _ in
+            let woke = DispatchSemaphore(value: 0)
+            let clock = ContinuousClock()
+            let arrivals = Box<[ContinuousClock.Instant]>([])
+            let failure = Box<(any Error)?>(nil)
+            let thread = Thread {
+                do {
+                    for _ in 0..<total {
+                        let got = try receiver.callBlocking(RecvCommand(waitSeconds: 10, max: 1))
+                        arrivals.value.append(clock.now)
+                        _ = try receiver.callBlocking(AckTurnCommand(ids: got.messages.map(\.id)))
+                        woke.signal()
+                    }
+                } catch {
+                    failure.value = error
+                    woke.signal()
                 }
             }
-            try await group.waitForAll()
+            thread.start()
+            var samples: [Double] = []
+            for i in 0..<total {
+                // Give the recv time to park, so we measure a wake and not a race.
+                Thread.sleep(forTimeInterval: 0.002)
+                let start = clock.now
+                _ = try sender.callBlocking(SendCommand(to: "bench", body: "wake \(i)"))
+                woke.wait()
+                if let error = failure.value { throw error }
+                if i >= 50 { samples.append((arrivals.value[i] - start).seconds * 1000) } // first 50 warm up
+            }
+            return samples.sorted()
+        }[0]
+    }
+
+    /// (b) `senders` connections sending concurrently, one thread each; messages per second until the
+    /// last ok.
+    func sendThroughput(_ core: CoreProcess) async throws -> Double {
+        let connections = try (0..<senders).map { _ in try core.admin() }
+        let count = perSender
+        let start = ContinuousClock.now
+        _ = try await onThreads(senders) { n in
+            for i in 0..<count { _ = try connections[n].callBlocking(SendCommand(to: "bench", body: "sender \(n) message \(i)")) }
         }
         return Double(senders * perSender) / (ContinuousClock.now - start).seconds
     }
@@ -166,6 +180,33 @@ struct Report {
     }
 
     func f(_ x: Double) -> String { String(format: "%.3g", x) }
+}
+
+/// A mutable cell shared by benchmark threads (each cell has one writer at a time).
+final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Runs `body(i)` on `count` threads at once and returns their results in order.
+func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) throws -> T) async throws -> [T] {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            let group = DispatchGroup()
+            let results = Box<[Result<T, any Error>?]>(Array(repeating: nil, count: count))
+            let lock = NSLock()
+            for i in 0..<count {
+                group.enter()
+                Thread {
+                    let r = Result { try body(i) }
+                    lock.withLock { results.value[i] = r }
+                    group.leave()
+                }.start()
+            }
+            group.wait()
+            continuation.resume(with: Result { try results.value.map { try $0!.get() } })
+        }.start()
+    }
 }
 
 extension Duration {

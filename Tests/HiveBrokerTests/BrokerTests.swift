@@ -1,8 +1,37 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HiveBroker
 import HiveWire
 import Synchronization
 import Testing
+
+/// Runs blocking work on a thread of its own; `join` waits for it and returns its result.
+final class Background<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, any Error>?
+
+    init(_ body: @escaping @Sendable () throws -> T) {
+        Thread {
+            self.result = Result { try body() }
+            self.done.signal()
+        }.start()
+    }
+
+    func join() throws -> T {
+        done.wait()
+        return try result!.get()
+    }
+
+    /// A flag one thread sets and others read.
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        var isSet: Bool { lock.withLock { value } }
+        func set() { lock.withLock { value = true } }
+    }
+}
 
 /// A clock the test moves by hand (unix seconds).
 final class ManualClock: Sendable {
@@ -50,180 +79,179 @@ struct BrokerTests {
     }
 
     @Test("send, recv, ack")
-    func roundTrip() async throws {
+    func roundTrip() throws {
         let iris = try t.agent("iris")
-        let sent = try await broker.send(from: .operator, to: .agent(iris), body: "hello", inReplyTo: nil)
+        let sent = try broker.send(from: .operator, to: .agent(iris), body: "hello", inReplyTo: nil)
         #expect(sent.recipients == ["iris"])
-        let got = try await broker.recv(iris, max: 5, wait: .zero)
+        let got = try broker.recv(iris, max: 5, wait: .zero)
         #expect(got.messages.map(\.body) == ["hello"])
         #expect(got.messages[0].from == "operator")
         #expect(got.messages[0].state == "delivered")
-        #expect(try await broker.counts("iris") == (0, 1))
-        let ack = try await broker.ackTurn(iris, ids: sent.ids)
+        #expect(try broker.counts("iris") == (0, 1))
+        let ack = try broker.ackTurn(iris, ids: sent.ids)
         #expect(ack.acked == sent.ids && ack.skipped.isEmpty)
-        #expect(try await broker.counts("iris") == (0, 0))
-        let again = try await broker.recv(iris, max: 5, wait: .zero)
+        #expect(try broker.counts("iris") == (0, 0))
+        let again = try broker.recv(iris, max: 5, wait: .zero)
         #expect(again.messages.isEmpty, "an acked message is never handed out again")
     }
 
     @Test("recv hands out oldest first, at most max, and reports what is left")
-    func batching() async throws {
+    func batching() throws {
         let iris = try t.agent("iris")
-        for i in 1...5 { _ = try await broker.send(from: .operator, to: .agent(iris), body: "m\(i)", inReplyTo: nil) }
-        let first = try await broker.recv(iris, max: 2, wait: .zero)
+        for i in 1...5 { _ = try broker.send(from: .operator, to: .agent(iris), body: "m\(i)", inReplyTo: nil) }
+        let first = try broker.recv(iris, max: 2, wait: .zero)
         #expect(first.messages.map(\.body) == ["m1", "m2"])
         #expect(first.unread == 3)
     }
 
     @Test("unknown and destroyed recipients are refused, not dropped")
-    func recipients() async throws {
-        await #expect(throws: BrokerError.unknownRecipient("ghost")) {
-            try await broker.send(from: .operator, to: .agent(try AgentName("ghost")), body: "x", inReplyTo: nil)
+    func recipients() throws {
+        #expect(throws: BrokerError.unknownRecipient("ghost")) {
+            try broker.send(from: .operator, to: .agent(try AgentName("ghost")), body: "x", inReplyTo: nil)
         }
         let iris = try t.agent("iris")
         try broker.destroy(iris, purge: false)
-        await #expect(throws: BrokerError.destroyedRecipient("iris")) {
-            try await broker.send(from: .operator, to: .agent(iris), body: "x", inReplyTo: nil)
+        #expect(throws: BrokerError.destroyedRecipient("iris")) {
+            try broker.send(from: .operator, to: .agent(iris), body: "x", inReplyTo: nil)
         }
     }
 
     @Test("bodies: empty refused, over the limit refused with the limit named")
-    func bodies() async throws {
+    func bodies() throws {
         let iris = try t.agent("iris")
-        await #expect(throws: BrokerError.emptyBody) {
-            try await broker.send(from: .operator, to: .agent(iris), body: "", inReplyTo: nil)
+        #expect(throws: BrokerError.emptyBody) {
+            try broker.send(from: .operator, to: .agent(iris), body: "", inReplyTo: nil)
         }
         let big = String(repeating: "é", count: WireLimits.maxBodyBytes / 2 + 1) // 2 bytes each in UTF-8
         do {
-            _ = try await broker.send(from: .operator, to: .agent(iris), body: big, inReplyTo: nil)
+            _ = try broker.send(from: .operator, to: .agent(iris), body: big, inReplyTo: nil)
             Issue.record("oversized body accepted")
         } catch {
             #expect(error.description.contains("\(WireLimits.maxBodyBytes) bytes"))
         }
         let exact = String(repeating: "a", count: WireLimits.maxBodyBytes)
-        _ = try await broker.send(from: .operator, to: .agent(iris), body: exact, inReplyTo: nil)
+        _ = try broker.send(from: .operator, to: .agent(iris), body: exact, inReplyTo: nil)
     }
 
     @Test("broadcast: one flagged row per other live agent")
-    func broadcast() async throws {
+    func broadcast() throws {
         let iris = try t.agent("iris")
         let bob = try t.agent("bob")
         let gone = try t.agent("gone")
         try broker.destroy(gone, purge: false)
-        let sent = try await broker.send(from: .agent(iris), to: .broadcast, body: "all", inReplyTo: nil)
+        let sent = try broker.send(from: .agent(iris), to: .broadcast, body: "all", inReplyTo: nil)
         #expect(sent.recipients == ["bob", "manager"])
         #expect(sent.ids.count == 2)
-        let got = try await broker.recv(bob, max: 5, wait: .zero)
+        let got = try broker.recv(bob, max: 5, wait: .zero)
         #expect(got.messages.first?.broadcast == true)
-        #expect(try await broker.recv(iris, max: 5, wait: .zero).messages.isEmpty, "the sender does not get its own broadcast")
+        #expect(try broker.recv(iris, max: 5, wait: .zero).messages.isEmpty, "the sender does not get its own broadcast")
     }
 
     @Test("in_reply_to is kept within a conversation and dropped otherwise, and the message still goes")
-    func inReplyTo() async throws {
+    func inReplyTo() throws {
         let iris = try t.agent("iris")
         let bob = try t.agent("bob")
         let eve = try t.agent("eve")
-        let original = try await broker.send(from: .agent(iris), to: .agent(bob), body: "q", inReplyTo: nil).ids[0]
-        let reply = try await broker.send(from: .agent(bob), to: .agent(iris), body: "a", inReplyTo: original)
+        let original = try broker.send(from: .agent(iris), to: .agent(bob), body: "q", inReplyTo: nil).ids[0]
+        let reply = try broker.send(from: .agent(bob), to: .agent(iris), body: "a", inReplyTo: original)
         #expect(reply.inReplyTo == original && reply.inReplyToDropped == nil)
 
-        let nosy = try await broker.send(from: .agent(eve), to: .agent(iris), body: "me too", inReplyTo: original)
+        let nosy = try broker.send(from: .agent(eve), to: .agent(iris), body: "me too", inReplyTo: original)
         #expect(nosy.inReplyTo == nil)
         #expect(nosy.inReplyToDropped?.contains("not part of") == true)
         #expect(nosy.ids.count == 1)
 
-        let unknown = try await broker.send(from: .agent(bob), to: .agent(iris), body: "?", inReplyTo: 999_999)
+        let unknown = try broker.send(from: .agent(bob), to: .agent(iris), body: "?", inReplyTo: 999_999)
         #expect(unknown.inReplyToDropped?.contains("unknown") == true)
 
-        let got = try await broker.recv(iris, max: 10, wait: .zero).messages
+        let got = try broker.recv(iris, max: 10, wait: .zero).messages
         #expect(got.map(\.inReplyTo) == [original, nil, nil])
     }
 
     @Test("in_reply_to to a swept message is dropped")
-    func inReplyToSwept() async throws {
+    func inReplyToSwept() throws {
         let iris = try t.agent("iris")
-        let id = try await broker.send(from: .operator, to: .agent(iris), body: "old", inReplyTo: nil).ids[0]
-        _ = try await broker.recv(iris, max: 1, wait: .zero)
-        _ = try await broker.ackTurn(iris, ids: [id])
+        let id = try broker.send(from: .operator, to: .agent(iris), body: "old", inReplyTo: nil).ids[0]
+        _ = try broker.recv(iris, max: 1, wait: .zero)
+        _ = try broker.ackTurn(iris, ids: [id])
         t.advance(days: 31)
-        #expect(try await broker.sweep(olderThan: 30 * 86400) == 1)
-        let r = try await broker.send(from: .agent(iris), to: .operator, body: "re", inReplyTo: id)
+        #expect(try broker.sweep(olderThan: 30 * 86400) == 1)
+        let r = try broker.send(from: .agent(iris), to: .operator, body: "re", inReplyTo: id)
         #expect(r.inReplyTo == nil && r.inReplyToDropped != nil)
     }
 
     @Test("requeue puts in-flight messages back, flagged redelivered; acked ones stay")
-    func requeue() async throws {
+    func requeue() throws {
         let iris = try t.agent("iris")
-        for b in ["a", "b", "c"] { _ = try await broker.send(from: .operator, to: .agent(iris), body: b, inReplyTo: nil) }
-        let got = try await broker.recv(iris, max: 3, wait: .zero).messages
-        _ = try await broker.ackTurn(iris, ids: [got[0].id])
-        #expect(try await broker.requeueInflight(iris) == 2)
-        let again = try await broker.recv(iris, max: 5, wait: .zero).messages
+        for b in ["a", "b", "c"] { _ = try broker.send(from: .operator, to: .agent(iris), body: b, inReplyTo: nil) }
+        let got = try broker.recv(iris, max: 3, wait: .zero).messages
+        _ = try broker.ackTurn(iris, ids: [got[0].id])
+        #expect(try broker.requeueInflight(iris) == 2)
+        let again = try broker.recv(iris, max: 5, wait: .zero).messages
         #expect(again.map(\.body) == ["b", "c"])
         #expect(again.allSatisfy { $0.redelivered })
     }
 
     @Test("acks only move this agent's delivered messages; the rest are skipped with a reason")
-    func ackRules() async throws {
+    func ackRules() throws {
         let iris = try t.agent("iris")
         let bob = try t.agent("bob")
-        let mine = try await broker.send(from: .operator, to: .agent(iris), body: "x", inReplyTo: nil).ids[0]
-        let notYet = try await broker.send(from: .operator, to: .agent(iris), body: "y", inReplyTo: nil).ids[0]
-        let bobs = try await broker.send(from: .operator, to: .agent(bob), body: "z", inReplyTo: nil).ids[0]
-        _ = try await broker.recv(iris, max: 1, wait: .zero)
-        let r = try await broker.ackTurn(iris, ids: [mine, notYet, bobs, mine])
+        let mine = try broker.send(from: .operator, to: .agent(iris), body: "x", inReplyTo: nil).ids[0]
+        let notYet = try broker.send(from: .operator, to: .agent(iris), body: "y", inReplyTo: nil).ids[0]
+        let bobs = try broker.send(from: .operator, to: .agent(bob), body: "z", inReplyTo: nil).ids[0]
+        _ = try broker.recv(iris, max: 1, wait: .zero)
+        let r = try broker.ackTurn(iris, ids: [mine, notYet, bobs, mine])
         #expect(r.acked == [mine])
         #expect(Set(r.skipped.map(\.id)) == [notYet, bobs])
-        #expect(try await broker.counts("bob").unread == 1)
-        #expect(try await broker.counts("iris").unread == 1)
+        #expect(try broker.counts("bob").unread == 1)
+        #expect(try broker.counts("iris").unread == 1)
     }
 
     @Test("a parked recv is woken by the send itself")
-    func parkedRecv() async throws {
+    func parkedRecv() throws {
         let iris = try t.agent("iris")
         let start = ContinuousClock.now
-        async let got = broker.recv(iris, max: 1, wait: .seconds(20))
-        try await Task.sleep(for: .milliseconds(200))
-        _ = try await broker.send(from: .operator, to: .agent(iris), body: "wake", inReplyTo: nil)
-        let messages = try await got.messages
-        #expect(messages.map(\.body) == ["wake"])
+        let got = Background { try broker.recv(iris, max: 1, wait: .seconds(20)) }
+        Thread.sleep(forTimeInterval: 0.2)
+        _ = try broker.send(from: .operator, to: .agent(iris), body: "wake", inReplyTo: nil)
+        #expect(try got.join().messages.map(\.body) == ["wake"])
         #expect(ContinuousClock.now - start < .seconds(10), "woken by the send, not by the 20 s timeout")
     }
 
     @Test("a parked receiver is handed the message in the send's own transaction")
-    func handoff() async throws {
+    func handoff() throws {
         let iris = try t.agent("iris")
-        async let got = broker.recv(iris, max: 2, wait: .seconds(20))
-        try await Task.sleep(for: .milliseconds(200))
-        _ = try await broker.send(from: .operator, to: .agent(iris), body: "handed", inReplyTo: nil)
-        let reply = try await got
+        let got = Background { try broker.recv(iris, max: 2, wait: .seconds(20)) }
+        Thread.sleep(forTimeInterval: 0.2)
+        _ = try broker.send(from: .operator, to: .agent(iris), body: "handed", inReplyTo: nil)
+        let reply = try got.join()
         #expect(reply.messages.map(\.body) == ["handed"])
         #expect(reply.messages.first?.state == "delivered")
-        #expect(try await broker.counts("iris") == (0, 1), "stored as delivered, not left pending")
+        #expect(try broker.counts("iris") == (0, 1), "stored as delivered, not left pending")
     }
 
     @Test("receivers timing out while sends hand off never lose a message")
-    func handoffRace() async throws {
+    func handoffRace() throws {
         let iris = try t.agent("iris")
-        let received = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<4 {
-                group.addTask {
-                    var n = 0
-                    for _ in 0..<150 {
-                        n += try await broker.recv(iris, max: 3, wait: .milliseconds(Int.random(in: 0...3))).messages.count
-                    }
-                    return n
+        let stop = Background<Void>.Flag()
+        let receivers = (0..<6).map { _ in
+            Background {
+                var n = 0
+                while !stop.isSet {
+                    n += try broker.recv(iris, max: 3, wait: .microseconds(Int.random(in: 50...1500))).messages.count
                 }
+                return n
             }
-            group.addTask {
-                for i in 0..<300 { _ = try await broker.send(from: .operator, to: .agent(iris), body: "r\(i)", inReplyTo: nil) }
-                return 0
-            }
-            return try await group.reduce(0, +)
         }
-        let counts = try await broker.counts("iris")
+        let senders = (0..<2).map { s in
+            Background { for i in 0..<400 { _ = try broker.send(from: .operator, to: .agent(iris), body: "r\(s)-\(i)", inReplyTo: nil) } }
+        }
+        for s in senders { try s.join() }
+        stop.set()
+        let received = try receivers.map { try $0.join() }.reduce(0, +)
+        let counts = try broker.counts("iris")
         #expect(counts.inflight == received, "every row marked delivered was returned by some recv")
-        #expect(counts.inflight + counts.unread == 300)
+        #expect(counts.inflight + counts.unread == 800)
     }
 
     @Test("synchronous NORMAL can be chosen and is what runs")
@@ -236,97 +264,109 @@ struct BrokerTests {
     }
 
     @Test("a parked recv returns empty when its wait runs out")
-    func recvTimeout() async throws {
+    func recvTimeout() throws {
         let iris = try t.agent("iris")
         let start = ContinuousClock.now
-        let got = try await broker.recv(iris, max: 1, wait: .milliseconds(300))
+        let got = try broker.recv(iris, max: 1, wait: .milliseconds(300))
         #expect(got.messages.isEmpty)
         #expect(ContinuousClock.now - start >= .milliseconds(300))
     }
 
-    @Test("a parked recv whose peer closes returns without popping")
-    func peerClosed() async throws {
+    @Test("a parked recv whose peer hangs up returns without popping")
+    func peerClosed() throws {
         let iris = try t.agent("iris")
-        let conn = broker.waiters.openConnection()
-        async let got = broker.recv(iris, max: 1, wait: .seconds(20), connection: conn)
-        try await Task.sleep(for: .milliseconds(100))
-        broker.waiters.closeConnection(conn)
-        #expect(try await got.messages.isEmpty)
-        _ = try await broker.send(from: .operator, to: .agent(iris), body: "later", inReplyTo: nil)
-        #expect(try await broker.counts("iris").unread == 1, "nothing was popped for a vanished peer")
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        defer { close(pair[0]) }
+        let parker = Parker(watching: pair[0])
+        let start = ContinuousClock.now
+        let got = Background { try broker.recv(iris, max: 1, wait: .seconds(20), parker: parker) }
+        Thread.sleep(forTimeInterval: 0.1)
+        close(pair[1])
+        #expect(try got.join().messages.isEmpty)
+        #expect(ContinuousClock.now - start < .seconds(10), "released by the hang-up, not the timeout")
+        _ = try broker.send(from: .operator, to: .agent(iris), body: "later", inReplyTo: nil)
+        #expect(try broker.counts("iris").unread == 1, "nothing was popped for a vanished peer")
+    }
+
+    @Test("stopping the broker's waiters releases parked receivers")
+    func stopAll() throws {
+        let iris = try t.agent("iris")
+        let got = Background { try broker.recv(iris, max: 1, wait: .seconds(20)) }
+        Thread.sleep(forTimeInterval: 0.1)
+        broker.waiters.stopAll()
+        #expect(try got.join().messages.isEmpty)
     }
 
     @Test("concurrent sends share commits and every one is stored once")
-    func groupCommit() async throws {
+    func groupCommit() throws {
         let iris = try t.agent("iris")
-        let ids = try await withThrowingTaskGroup(of: [Int64].self) { group in
-            for i in 0..<200 {
-                group.addTask { try await broker.send(from: .operator, to: .agent(iris), body: "n\(i)", inReplyTo: nil).ids }
-            }
-            return try await group.reduce(into: [Int64]()) { $0 += $1 }
+        let senders = (0..<8).map { n in
+            Background { try (0..<25).flatMap { i in try broker.send(from: .operator, to: .agent(iris), body: "n\(n)-\(i)", inReplyTo: nil).ids } }
         }
+        let ids = try senders.flatMap { try $0.join() }
         #expect(Set(ids).count == 200)
-        #expect(try await broker.counts("iris").unread == 200)
+        #expect(try broker.counts("iris").unread == 200)
     }
 
     @Test("retention sweeps only acked messages past the window, in batches")
-    func retention() async throws {
+    func retention() throws {
         let iris = try t.agent("iris")
-        for i in 0..<1203 { _ = try await broker.send(from: .operator, to: .agent(iris), body: "old\(i)", inReplyTo: nil) }
+        for i in 0..<1203 { _ = try broker.send(from: .operator, to: .agent(iris), body: "old\(i)", inReplyTo: nil) }
         var ids: [Int64] = []
         while true {
-            let got = try await broker.recv(iris, max: 32, wait: .zero).messages
+            let got = try broker.recv(iris, max: 32, wait: .zero).messages
             if got.isEmpty { break }
             ids += got.map(\.id)
         }
-        _ = try await broker.ackTurn(iris, ids: Array(ids.prefix(1000)))
-        _ = try await broker.ackTurn(iris, ids: Array(ids.dropFirst(1000).prefix(200)))
+        _ = try broker.ackTurn(iris, ids: Array(ids.prefix(1000)))
+        _ = try broker.ackTurn(iris, ids: Array(ids.dropFirst(1000).prefix(200)))
         t.advance(days: 20)
-        _ = try await broker.send(from: .operator, to: .agent(iris), body: "fresh", inReplyTo: nil)
-        #expect(try await broker.sweep(olderThan: 30 * 86400, batch: 100) == 0, "nothing is old enough yet")
+        _ = try broker.send(from: .operator, to: .agent(iris), body: "fresh", inReplyTo: nil)
+        #expect(try broker.sweep(olderThan: 30 * 86400, batch: 100) == 0, "nothing is old enough yet")
         t.advance(days: 11)
-        #expect(try await broker.sweep(olderThan: 30 * 86400, batch: 100) == 1200)
-        let counts = try await broker.counts("iris")
+        #expect(try broker.sweep(olderThan: 30 * 86400, batch: 100) == 1200)
+        let counts = try broker.counts("iris")
         #expect(counts.inflight == 3, "unacked messages are never swept, however old")
         #expect(counts.unread == 1)
     }
 
     @Test("the operator's inbox lists newest first and marks messages read")
-    func operatorInbox() async throws {
+    func operatorInbox() throws {
         let iris = try t.agent("iris")
-        _ = try await broker.send(from: .agent(iris), to: .operator, body: "one", inReplyTo: nil)
-        _ = try await broker.send(from: .agent(iris), to: .operator, body: "two", inReplyTo: nil)
-        let first = try await broker.operatorInbox(limit: 10)
+        _ = try broker.send(from: .agent(iris), to: .operator, body: "one", inReplyTo: nil)
+        _ = try broker.send(from: .agent(iris), to: .operator, body: "two", inReplyTo: nil)
+        let first = try broker.operatorInbox(limit: 10)
         #expect(first.map(\.body) == ["two", "one"])
         #expect(first.allSatisfy { $0.state == "pending" })
-        let second = try await broker.operatorInbox(limit: 10)
+        let second = try broker.operatorInbox(limit: 10)
         #expect(second.allSatisfy { $0.state == "acked" })
     }
 
     @Test("registry: duplicates, tombstones, purge, and a permanent manager")
-    func registry() async throws {
+    func registry() throws {
         let iris = try t.agent("iris")
         #expect(throws: BrokerError.alreadyExists("iris")) { try broker.register(iris) }
-        _ = try await broker.send(from: .operator, to: .agent(iris), body: "keep", inReplyTo: nil)
+        _ = try broker.send(from: .operator, to: .agent(iris), body: "keep", inReplyTo: nil)
         try broker.destroy(iris, purge: false)
         #expect(throws: BrokerError.tombstoneExists("iris")) { try broker.register(iris) }
         #expect(try broker.agents().first { $0.record.name == "iris" }?.unread == 1, "a tombstone keeps its inbox")
         try broker.destroy(iris, purge: true)
         #expect(try broker.agent(iris) == nil)
         _ = try broker.register(iris)
-        #expect(try await broker.counts("iris").unread == 0, "a purged name starts with an empty inbox")
+        #expect(try broker.counts("iris").unread == 0, "a purged name starts with an empty inbox")
         #expect(throws: BrokerError.managerIsPermanent) { try broker.destroy(.manager, purge: false) }
         #expect(throws: BrokerError.unknownAgent("nobody")) { try broker.destroy(try AgentName("nobody"), purge: true) }
     }
 
     @Test("recent shows what an agent sent and received, newest first")
-    func recent() async throws {
+    func recent() throws {
         let iris = try t.agent("iris")
         let bob = try t.agent("bob")
-        _ = try await broker.send(from: .agent(iris), to: .agent(bob), body: "1", inReplyTo: nil)
-        _ = try await broker.send(from: .agent(bob), to: .agent(iris), body: "2", inReplyTo: nil)
-        _ = try await broker.send(from: .operator, to: .agent(bob), body: "3", inReplyTo: nil)
-        #expect(try await broker.recent("iris", limit: 10).map(\.body) == ["2", "1"])
-        #expect(try await broker.recent("bob", limit: 2).map(\.body) == ["3", "2"])
+        _ = try broker.send(from: .agent(iris), to: .agent(bob), body: "1", inReplyTo: nil)
+        _ = try broker.send(from: .agent(bob), to: .agent(iris), body: "2", inReplyTo: nil)
+        _ = try broker.send(from: .operator, to: .agent(bob), body: "3", inReplyTo: nil)
+        #expect(try broker.recent("iris", limit: 10).map(\.body) == ["2", "1"])
+        #expect(try broker.recent("bob", limit: 2).map(\.body) == ["3", "2"])
     }
 }

@@ -53,7 +53,7 @@ final class LiveHive: @unchecked Sendable {
     func launch(_ args: [String]) throws -> Process {
         logIndex += 1
         let log = dir.appending(path: "hive-\(logIndex).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let p = Process()
         p.executableURL = Self.binary
