@@ -85,7 +85,7 @@ public final class Broker: Sendable {
     @discardableResult
     public func ensureManager() throws -> Bool {
         try pool.write { db in
-            if try AgentRecord.fetchOne(db, key: AgentName.manager.rawValue) != nil { return false }
+            if try Queries.agent(db, AgentName.manager.rawValue) != nil { return false }
             try AgentRecord(name: AgentName.manager.rawValue, createdAt: clock(), destroyedAt: nil).insert(db)
             return true
         }
@@ -95,7 +95,7 @@ public final class Broker: Sendable {
     public func register(_ name: AgentName) throws(BrokerError) -> AgentRecord {
         do {
             return try pool.write { db throws -> AgentRecord in
-                if let existing = try AgentRecord.fetchOne(db, key: name.rawValue) {
+                if let existing = try Queries.agent(db, name.rawValue) {
                     throw existing.destroyedAt == nil ? BrokerError.alreadyExists(name.rawValue) : .tombstoneExists(name.rawValue)
                 }
                 let record = AgentRecord(name: name.rawValue, createdAt: clock(), destroyedAt: nil)
@@ -111,7 +111,7 @@ public final class Broker: Sendable {
         guard name != .manager else { throw .managerIsPermanent }
         do {
             try pool.write { db in
-                guard var record = try AgentRecord.fetchOne(db, key: name.rawValue) else {
+                guard var record = try Queries.agent(db, name.rawValue) else {
                     throw BrokerError.unknownAgent(name.rawValue)
                 }
                 if purge {
@@ -138,7 +138,7 @@ public final class Broker: Sendable {
 
     /// One agent's record, or nil.
     public func agent(_ name: AgentName) throws -> AgentRecord? {
-        try pool.read { db in try AgentRecord.fetchOne(db, key: name.rawValue) }
+        try pool.read { db in try Queries.agent(db, name.rawValue) }
     }
 
     private static func countByRecipient(_ db: Database, _ state: MessageState) throws -> [String: Int] {
@@ -169,10 +169,9 @@ public final class Broker: Sendable {
             var kept: Int64?
             var dropped: String?
             if let ref = job.inReplyTo {
-                let row = try Row.fetchOne(db, sql: "SELECT sender, recipient FROM message WHERE id = ?", arguments: [ref])
                 let me = job.from.description
-                if let row {
-                    if row["sender"] as String == me || row["recipient"] as String == me { kept = ref } else {
+                if let parties = try Queries.parties(db, message: ref) {
+                    if parties.sender == me || parties.recipient == me { kept = ref } else {
                         dropped = "message \(ref) belongs to a conversation you are not part of"
                     }
                 } else {
@@ -200,13 +199,13 @@ public final class Broker: Sendable {
         case .operator:
             return ["operator"]
         case .agent(let name):
-            guard let record = try AgentRecord.fetchOne(db, key: name.rawValue) else {
+            guard let record = try Queries.agent(db, name.rawValue) else {
                 throw BrokerError.unknownRecipient(name.rawValue)
             }
             guard record.destroyedAt == nil else { throw BrokerError.destroyedRecipient(name.rawValue) }
             return [name.rawValue]
         case .broadcast:
-            let names = try String.fetchAll(db, sql: "SELECT name FROM agent WHERE destroyed_at IS NULL ORDER BY name")
+            let names = try Queries.liveAgentNames(db)
             let others = names.filter { $0 != from.description }
             guard !others.isEmpty else { throw BrokerError.nobodyToBroadcastTo }
             return others
@@ -237,20 +236,15 @@ public final class Broker: Sendable {
     private func pop(_ agent: AgentName, max: Int) throws -> RecvCommand.Reply {
         let now = clock()
         return try pool.write { db in
-            var rows = try MessageRow.fetchAll(db, sql: """
-                SELECT * FROM message WHERE recipient = ? AND \(MessageState.pending.sqlCondition) ORDER BY id LIMIT ?
-                """, arguments: [agent.rawValue, max])
+            var rows = try Queries.oldestPending(db, recipient: agent.rawValue, limit: max)
             if rows.isEmpty { return RecvCommand.Reply(messages: [], unread: 0) }
             for i in rows.indices {
                 var life = rows[i].lifecycle
-                guard case .moved(to: .delivered) = life.apply(.deliver) else { continue }
+                guard case .moved(to: .delivered) = life.apply(.deliver), let id = rows[i].id else { continue }
+                try Queries.markDelivered(db, id: id, at: now)
                 rows[i].deliveredAt = now
             }
-            let ids = rows.compactMap(\.id)
-            try db.execute(sql: "UPDATE message SET delivered_at = ? WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
-                           arguments: StatementArguments([now] + ids.map { $0 as any DatabaseValueConvertible }))
-            let unread = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE recipient = ? AND \(MessageState.pending.sqlCondition)",
-                                          arguments: [agent.rawValue]) ?? 0
+            let unread = try Queries.count(db, .pending, recipient: agent.rawValue)
             return RecvCommand.Reply(messages: rows.map(\.view), unread: unread)
         }
     }
@@ -298,9 +292,7 @@ public final class Broker: Sendable {
     /// Pending and in-flight counts for one recipient.
     public func counts(_ recipient: String) throws -> (unread: Int, inflight: Int) {
         try pool.read { db in
-            let unread = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE recipient = ? AND \(MessageState.pending.sqlCondition)", arguments: [recipient]) ?? 0
-            let inflight = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)", arguments: [recipient]) ?? 0
-            return (unread, inflight)
+            (try Queries.count(db, .pending, recipient: recipient), try Queries.count(db, .delivered, recipient: recipient))
         }
     }
 

@@ -34,7 +34,7 @@ final class Handoff: @unchecked Sendable {
     /// Counts, inside the transaction, what each claimed receiver still has pending.
     func countUnread(_ db: Database) throws {
         for agent in claims.keys {
-            claims[agent]?.unread = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE recipient = ? AND \(MessageState.pending.sqlCondition)", arguments: [agent]) ?? 0
+            claims[agent]?.unread = try Queries.count(db, .pending, recipient: agent)
         }
     }
 
