@@ -199,10 +199,10 @@ public final class Broker: Sendable {
         case .operator:
             return ["operator"]
         case .agent(let name):
-            guard let record = try Queries.agent(db, name.rawValue) else {
+            guard let live = try Queries.isLive(db, name.rawValue) else {
                 throw BrokerError.unknownRecipient(name.rawValue)
             }
-            guard record.destroyedAt == nil else { throw BrokerError.destroyedRecipient(name.rawValue) }
+            guard live else { throw BrokerError.destroyedRecipient(name.rawValue) }
             return [name.rawValue]
         case .broadcast:
             let names = try Queries.liveAgentNames(db)
@@ -259,7 +259,7 @@ public final class Broker: Sendable {
             var acked: [Int64] = []
             var skipped: [AckTurnCommand.Skipped] = []
             for id in unique {
-                guard let row = try MessageRow.fetchOne(db, key: id), row.recipient == agent.rawValue else {
+                guard let row = try MessageRow.fetchOne(db, id: id), row.recipient == agent.rawValue else {
                     skipped.append(.init(id: id, reason: "message \(id) is not in your inbox"))
                     continue
                 }

@@ -12,6 +12,11 @@ enum Queries {
         try AgentRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM agent WHERE name = ?"), arguments: [name])
     }
 
+    /// Whether `name` is registered and alive, without decoding the record: nil when unknown.
+    static func isLive(_ db: Database, _ name: String) throws -> Bool? {
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT destroyed_at IS NULL FROM agent WHERE name = ?"), arguments: [name])
+    }
+
     static func liveAgentNames(_ db: Database) throws -> [String] {
         try String.fetchAll(db.cachedStatement(sql: "SELECT name FROM agent WHERE destroyed_at IS NULL ORDER BY name"))
     }

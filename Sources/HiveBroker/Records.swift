@@ -1,11 +1,10 @@
 import GRDB
 import HiveWire
 
-/// One row of the `message` table.
-struct MessageRow: Codable, FetchableRecord, MutablePersistableRecord, Sendable {
-    static let databaseTableName = "message"
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+/// One row of the `message` table. Read and written by hand rather than through Codable: this is the
+/// hot path of every send and recv, and GRDB's Codable bridge (with snake_case key conversion) cost
+/// more than the SQL itself.
+struct MessageRow: FetchableRecord, Sendable {
 
     var id: Int64?
     var sender: String
@@ -18,7 +17,38 @@ struct MessageRow: Codable, FetchableRecord, MutablePersistableRecord, Sendable 
     var broadcast: Bool
     var redelivered: Bool
 
-    mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    init(id: Int64?, sender: String, recipient: String, body: String, sentAt: Double, deliveredAt: Double?,
+         ackedAt: Double?, inReplyTo: Int64?, broadcast: Bool, redelivered: Bool) {
+        self.id = id; self.sender = sender; self.recipient = recipient; self.body = body; self.sentAt = sentAt
+        self.deliveredAt = deliveredAt; self.ackedAt = ackedAt; self.inReplyTo = inReplyTo
+        self.broadcast = broadcast; self.redelivered = redelivered
+    }
+
+    init(row: Row) {
+        id = row["id"]
+        sender = row["sender"]
+        recipient = row["recipient"]
+        body = row["body"]
+        sentAt = row["sent_at"]
+        deliveredAt = row["delivered_at"]
+        ackedAt = row["acked_at"]
+        inReplyTo = row["in_reply_to"]
+        broadcast = row["broadcast"]
+        redelivered = row["redelivered"]
+    }
+
+    /// Inserts the row and sets its id.
+    mutating func insert(_ db: Database) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO message (sender, recipient, body, sent_at, delivered_at, acked_at, in_reply_to, broadcast, redelivered)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [sender, recipient, body, sentAt, deliveredAt, ackedAt, inReplyTo, broadcast, redelivered])
+        id = db.lastInsertedRowID
+    }
+
+    static func fetchOne(_ db: Database, id: Int64) throws -> MessageRow? {
+        try fetchOne(db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?"), arguments: [id])
+    }
 
     var lifecycle: MessageLifecycle {
         MessageLifecycle(state: MessageState(deliveredAt: deliveredAt, ackedAt: ackedAt), redelivered: redelivered)

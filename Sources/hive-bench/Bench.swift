@@ -38,7 +38,8 @@ struct Bench: AsyncParsableCommand {
             let raw = try rawInsertRate(in: dir, rows: senders * perSender, synchronous: mode)
             results.append(.init(synchronous: mode, wake: wake, sendRate: sendRate, raw: raw))
         }
-        let report = Report(modes: results, senders: senders, perSender: perSender)
+        let relay = try await relayLatency(hops: 3)
+        let report = Report(modes: results, relay: relay, senders: senders, perSender: perSender)
         print(report.markdown)
         if let write {
             let handle = try FileHandle(forWritingTo: URL(filePath: write))
@@ -83,6 +84,40 @@ struct Bench: AsyncParsableCommand {
                 if let error = failure.value { throw error }
                 if i >= 50 { samples.append((arrivals.value[i] - start).seconds * 1000) } // first 50 warm up
             }
+            return samples.sorted()
+        }[0]
+    }
+
+    /// The floor for (a) on this machine: a byte relayed through `hops` threads over socket pairs, with
+    /// the same pause before each round, no JSON and no database.
+    func relayLatency(hops: Int) async throws -> [Double] {
+        let total = wakes + 50
+        return try await onThreads(1) { _ in
+            var pairs: [[Int32]] = []
+            for _ in 0...hops {
+                var p: [Int32] = [0, 0]
+                guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &p) == 0 else { throw ValidationError("socketpair failed") }
+                pairs.append(p)
+            }
+            defer { for p in pairs { close(p[0]); close(p[1]) } }
+            for h in 0..<hops {
+                let from = pairs[h][1], to = pairs[h + 1][0]
+                Thread {
+                    var b: UInt8 = 0
+                    while Glibc.read(from, &b, 1) == 1 { _ = Glibc.write(to, &b, 1) }
+                }.start()
+            }
+            let clock = ContinuousClock()
+            var samples: [Double] = []
+            var b: UInt8 = 1
+            for i in 0..<total {
+                Thread.sleep(forTimeInterval: 0.002)
+                let start = clock.now
+                _ = Glibc.write(pairs[0][0], &b, 1)
+                _ = Glibc.read(pairs[hops][1], &b, 1)
+                if i >= 50 { samples.append((clock.now - start).seconds * 1000) }
+            }
+            shutdown(pairs[0][0], Int32(SHUT_RDWR))
             return samples.sorted()
         }[0]
     }
@@ -145,6 +180,8 @@ struct Report {
         func pct(_ p: Double) -> Double { wake[min(wake.count - 1, Int(Double(wake.count) * p))] }
     }
     let modes: [Mode]
+    /// Milliseconds, sorted: the thread-relay floor.
+    let relay: [Double]
     let senders: Int
     let perSender: Int
 
@@ -165,6 +202,8 @@ struct Report {
         for m in modes {
             out += "| \(m.synchronous.rawValue) | \(f(m.pct(0.5))) ms | \(f(m.pct(0.9))) ms | \(f(m.pct(0.99))) ms | \(f(m.wake.last ?? 0)) ms |\n"
         }
+        let r = Mode(synchronous: .normal, wake: relay, sendRate: 0, raw: (0, 0))
+        out += "| floor: a byte relayed through 3 threads over socket pairs, same pauses | \(f(r.pct(0.5))) ms | \(f(r.pct(0.9))) ms | \(f(r.pct(0.99))) ms | \(f(relay.last ?? 0)) ms |\n"
         out += """
 
             **(b) Durable send throughput**, \(senders) concurrent senders × \(perSender) sends over the admin socket, each answered after its commit, beside raw SQLite loops of the same rows (same schema, same synchronous level) in the same run:
