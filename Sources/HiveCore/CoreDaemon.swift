@@ -86,6 +86,7 @@ public final class CoreDaemon: Sendable {
                 sockets,
                 AdminSocket(server: admin),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
+                WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)

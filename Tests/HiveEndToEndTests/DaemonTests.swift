@@ -160,6 +160,24 @@ struct DaemonTests {
         #expect(down.err.contains("cannot reach the hive"))
     }
 
+    @Test("the broker's WAL stays small under a burst of sends")
+    func walStaysSmall() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        let connections = try (0..<4).map { _ in try hive.admin() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for c in connections {
+                group.addTask { for i in 0..<600 { _ = try await c.call(SendCommand(to: "manager", body: "load \(i)")) } }
+            }
+            try await group.waitForAll()
+        }
+        // Each send writes about five WAL pages: 2400 sends unchecked would leave a WAL of ~48 MB.
+        let wal = try FileManager.default.attributesOfItem(atPath: hive.root.appending(path: "broker.sqlite-wal").path)
+        let bytes = (wal[.size] as? Int) ?? 0
+        #expect(bytes < 16 << 20, "WAL is \(bytes) bytes")
+        #expect(try await hive.agent("manager").call(StatusCommand()).unread == 2400)
+    }
+
     @Test("a run dir too long for unix sockets is refused with the path named")
     func longRunDir() async throws {
         let hive = try LiveHive()
