@@ -95,6 +95,17 @@ struct Up: AsyncParsableCommand {
         }
     }
 
+    /// How to call this binary from another shell: `hive` when that is what PATH finds, else its path.
+    static var commandName: String {
+        let me = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for dir in path.split(separator: ":") {
+            let candidate = URL(filePath: String(dir)).appending(path: "hive").resolvingSymlinksInPath().path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate == me ? "hive" : me }
+        }
+        return me
+    }
+
     func run() async throws {
         Log.bootstrap(level: hive.logLevel)
         let logger = Logger(label: "hive.up")
@@ -103,6 +114,7 @@ struct Up: AsyncParsableCommand {
         do { core = try await CoreDaemon.start(options, logger: logger) } catch { throw fail(error) }
         let layout = options.layout
         let agents = (try? core.broker.agents().filter { $0.record.destroyedAt == nil }.map(\.record.name)) ?? []
+        let hive = Self.commandName
         print("""
             Hyperhive is up.
               root         \(layout.root.path)
@@ -114,13 +126,14 @@ struct Up: AsyncParsableCommand {
 
             From another shell:
               export HIVE_RUN_DIR=\(layout.runDir.path)
-              hive ls                      # agents and their inboxes
-              hive spawn iris              # a new agent with its own socket
-              hive send manager "hello"    # talk to an agent ('*' reaches all)
-              hive inbox                   # what agents sent to you
+              \(hive) ls                    # agents and their inboxes
+              \(hive) spawn iris            # a new agent with its own socket
+              \(hive) send manager "hello"  # talk to an agent ('*' reaches all)
+              \(hive) inbox                 # what agents sent to you
 
             Ctrl-C stops the hive; everything is kept in the root for next time.
             """)
+        fflush(nil) // stdout is a pipe under a supervisor: show the banner now, not at exit
         do { try await core.run() } catch { throw fail(error) }
     }
 }

@@ -188,3 +188,37 @@ struct DaemonTests {
         #expect(hive.lastLog().contains("unix sockets allow at most 107"))
     }
 }
+
+@Suite("hive up", .timeLimit(.minutes(1)))
+struct UpTests {
+    @Test("hive up starts a hive on a fresh root, says how to use it, and stops cleanly on Ctrl-C")
+    func up() async throws {
+        let hive = try LiveHive()
+        let p = Process()
+        p.executableURL = LiveHive.binary
+        p.arguments = ["up", "--root", hive.root.path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        var banner = Data()
+        while !String(decoding: banner, as: UTF8.self).contains("Ctrl-C stops the hive") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            banner += chunk
+        }
+        let text = String(decoding: banner, as: UTF8.self)
+        #expect(text.contains("admin socket \(hive.root.path)/run/host.sock"))
+        #expect(text.contains("export HIVE_RUN_DIR=\(hive.root.path)/run"))
+        #expect(text.contains("agents       manager"))
+
+        let admin = try HiveConnection(path: hive.root.appending(path: "run/host.sock").path)
+        #expect(try await admin.call(ListCommand()).agents.map(\.name) == ["manager"])
+
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "run/host.sock").path))
+    }
+}
