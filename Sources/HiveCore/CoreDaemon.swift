@@ -66,7 +66,9 @@ public final class CoreDaemon: Sendable {
         let admin = LineServer(
             path: layout.adminSocket, mode: 0o660, logger: logger,
             handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, logger: logger).handle)
-        try admin.start()
+        // Bound now so a bad path fails the start; answering waits until the signals are trapped (see
+        // `run`), so whoever sees the admin socket answer can stop the core gracefully.
+        try admin.listen()
         return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets, admin: admin)
     }
 
@@ -79,20 +81,34 @@ public final class CoreDaemon: Sendable {
         self.admin = admin
     }
 
-    /// Serves until SIGTERM or SIGINT, then stops every service gracefully.
-    public func run() async throws {
+    /// Serves until SIGTERM or SIGINT, then stops every service gracefully. `onReady` runs once the
+    /// signals are trapped, so a Ctrl-C right after it is a graceful stop, never an abrupt one.
+    public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
         let group = ServiceGroup(
             services: [
                 sockets,
                 AdminSocket(server: admin),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
                 WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),
+                ReadyNotice(onReady: { [admin] in
+                    admin.startAccepting()
+                    onReady()
+                }),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         logger.info("hive core ready: admin socket \(options.layout.adminSocket.path), cage \(options.cage.rawValue), synchronous \(options.synchronous.rawValue)")
         try await group.run()
         logger.info("hive core stopped")
+    }
+}
+
+/// Runs `onReady` once the service group is up (signals trapped), then idles until shutdown.
+struct ReadyNotice: Service {
+    let onReady: @Sendable () -> Void
+    func run() async throws {
+        onReady()
+        try? await gracefulShutdown()
     }
 }
 

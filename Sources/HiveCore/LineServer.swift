@@ -43,9 +43,15 @@ final class LineServer: @unchecked Sendable {
         self.onConnectionChange = onConnectionChange
     }
 
-    /// Binds the socket (replacing a stale file: the caller holds the run dir's lock), sets its mode and
-    /// starts accepting. Returns once connections are accepted.
+    /// Binds and starts accepting. Returns once connections are accepted.
     func start() throws {
+        try listen()
+        startAccepting()
+    }
+
+    /// Binds the socket (replacing a stale file: the caller holds the run dir's lock) and sets its mode.
+    /// Clients can connect from now on but wait until ``startAccepting()``.
+    func listen() throws {
         try HiveLayout.checkSocketPath(path)
         try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
         unlink(path.path)
@@ -62,13 +68,21 @@ final class LineServer: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         // The socket is created with the umask's mode; set ours before anyone can be told of it.
-        guard bound == 0, chmod(path.path, mode) == 0, listen(fd, 256) == 0 else {
+        guard bound == 0, chmod(path.path, mode) == 0, Glibc.listen(fd, 256) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw CoreError("cannot listen on \(path.path): \(reason)")
         }
         lock.lock()
         listenFD = fd
+        lock.unlock()
+    }
+
+    /// Starts the thread that accepts connections.
+    func startAccepting() {
+        lock.lock()
+        let fd = listenFD
+        guard fd >= 0, !stopping else { lock.unlock(); return }
         threads += 1
         lock.unlock()
         spawn { self.acceptLoop(fd) }

@@ -177,7 +177,7 @@ struct Report {
         let sendRate: Double
         let raw: (perRowCommit: Double, oneTransaction: Double)
 
-        func pct(_ p: Double) -> Double { wake[min(wake.count - 1, Int(Double(wake.count) * p))] }
+        func pct(_ p: Double) -> Double { percentile(wake, p) }
     }
     let modes: [Mode]
     /// Milliseconds, sorted: the thread-relay floor.
@@ -202,8 +202,7 @@ struct Report {
         for m in modes {
             out += "| \(m.synchronous.rawValue) | \(f(m.pct(0.5))) ms | \(f(m.pct(0.9))) ms | \(f(m.pct(0.99))) ms | \(f(m.wake.last ?? 0)) ms |\n"
         }
-        let r = Mode(synchronous: .normal, wake: relay, sendRate: 0, raw: (0, 0))
-        out += "| floor: a byte relayed through 3 threads over socket pairs, same pauses | \(f(r.pct(0.5))) ms | \(f(r.pct(0.9))) ms | \(f(r.pct(0.99))) ms | \(f(relay.last ?? 0)) ms |\n"
+        out += "| floor: a byte relayed through 3 threads over socket pairs, same pauses | \(f(percentile(relay, 0.5))) ms | \(f(percentile(relay, 0.9))) ms | \(f(percentile(relay, 0.99))) ms | \(f(relay.last ?? 0)) ms |\n"
         out += """
 
             **(b) Durable send throughput**, \(senders) concurrent senders × \(perSender) sends over the admin socket, each answered after its commit, beside raw SQLite loops of the same rows (same schema, same synchronous level) in the same run:
@@ -219,6 +218,11 @@ struct Report {
     }
 
     func f(_ x: Double) -> String { String(format: "%.3g", x) }
+}
+
+/// The `p` quantile of sorted samples.
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
 /// A mutable cell shared by benchmark threads (each cell has one writer at a time).

@@ -115,7 +115,7 @@ struct Up: AsyncParsableCommand {
         let layout = options.layout
         let agents = (try? core.broker.agents().filter { $0.record.destroyedAt == nil }.map(\.record.name)) ?? []
         let hive = Self.commandName
-        print("""
+        let banner = """
             Hyperhive is up.
               root         \(layout.root.path)
               admin socket \(layout.adminSocket.path)
@@ -132,8 +132,12 @@ struct Up: AsyncParsableCommand {
               \(hive) inbox                 # what agents sent to you
 
             Ctrl-C stops the hive; everything is kept in the root for next time.
-            """)
-        fflush(nil) // stdout is a pipe under a supervisor: show the banner now, not at exit
-        do { try await core.run() } catch { throw fail(error) }
+            """
+        do {
+            try await core.run(onReady: {
+                print(banner)
+                fflush(nil) // stdout may be a pipe: show the banner now, not at exit
+            })
+        } catch { throw fail(error) }
     }
 }
