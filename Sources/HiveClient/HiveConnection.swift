@@ -42,20 +42,9 @@ public final class HiveConnection: @unchecked Sendable {
         self.path = path
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .unreachable(path: path, reason: String(cString: strerror(errno))) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-        guard bytes.count < capacity else {
+        guard let rc = UnixSocket.withAddress(path, { connect(fd, $0, $1) }) else {
             close(fd)
-            throw .unreachable(path: path, reason: "the path is \(bytes.count) bytes, longer than a unix socket allows (\(capacity - 1))")
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            throw .unreachable(path: path, reason: "the path is \(path.utf8.count) bytes, longer than a unix socket allows (\(UnixSocket.maxPathBytes))")
         }
         guard rc == 0 else {
             let reason = String(cString: strerror(errno))
@@ -105,16 +94,8 @@ public final class HiveConnection: @unchecked Sendable {
     }
 
     private func writeAll(_ data: Data) throws {
-        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            var offset = 0
-            while offset < raw.count {
-                let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw HiveClientError.protocolError("write failed: \(String(cString: strerror(errno)))")
-                }
-                offset += n
-            }
+        guard UnixSocket.writeAll(fd, data) else {
+            throw HiveClientError.protocolError("write failed: \(String(cString: strerror(errno)))")
         }
     }
 

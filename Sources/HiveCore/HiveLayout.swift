@@ -6,8 +6,8 @@ public struct HiveLayout: Sendable {
     public let root: URL
     public let runDir: URL
 
-    /// Longest unix socket path Linux accepts (`sun_path` is 108 bytes including the NUL).
-    public static let maxSocketPathBytes = 107
+    /// Longest unix socket path Linux accepts.
+    public static var maxSocketPathBytes: Int { UnixSocket.maxPathBytes }
 
     public init(root: URL, runDir: URL) {
         self.root = root.standardizedFileURL

@@ -57,16 +57,7 @@ final class LineServer: @unchecked Sendable {
         unlink(path.path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw CoreError("cannot create a socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = UnixSocket.withAddress(path.path) { Glibc.bind(fd, $0, $1) } ?? -1
         // The socket is created with the umask's mode; set ours before anyone can be told of it.
         guard bound == 0, chmod(path.path, mode) == 0, Glibc.listen(fd, 256) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -138,7 +129,7 @@ final class LineServer: @unchecked Sendable {
             lock.lock()
             if connections.count >= Self.maxConnections {
                 lock.unlock()
-                _ = Self.writeAll(fd, ResponseLine.failure("too many connections on this socket (\(Self.maxConnections)); close some and retry"))
+                _ = UnixSocket.writeAll(fd, ResponseLine.failure("too many connections on this socket (\(Self.maxConnections)); close some and retry"))
                 close(fd)
                 continue
             }
@@ -177,24 +168,9 @@ final class LineServer: @unchecked Sendable {
                 case .overlong(let bytes):
                     response = ResponseLine.failure("request line is longer than \(WireLimits.maxLineBytes) bytes (\(bytes)+ bytes); it was discarded")
                 }
-                guard Self.writeAll(fd, response) else { return }
+                guard UnixSocket.writeAll(fd, response) else { return }
             }
             if n == 0 { return }
-        }
-    }
-
-    private static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
-        data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += n
-            }
-            return true
         }
     }
 }
