@@ -41,6 +41,7 @@ let package = Package(
         ]),
         .testTarget(name: "HiveWireTests", dependencies: ["HiveWire"]),
         .testTarget(name: "HiveBrokerTests", dependencies: ["HiveBroker", "HiveWire"]),
+        .testTarget(name: "HiveCoreTests", dependencies: ["HiveCore"]),
         .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire"]),
     ]
 )
