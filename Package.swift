@@ -40,7 +40,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "HiveWireTests", dependencies: ["HiveWire"]),
-        .testTarget(name: "HiveBrokerTests", dependencies: ["HiveBroker", "HiveWire"]),
+        .testTarget(name: "HiveBrokerTests", dependencies: ["HiveBroker", "HiveWire", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HiveCoreTests", dependencies: ["HiveCore"]),
         .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire"]),
     ]

@@ -143,7 +143,10 @@ public final class Broker: Sendable {
             let records = try AgentRecord.order(Column("name")).fetchAll(db)
             let unread = try Self.countByRecipient(db, .pending)
             let inflight = try Self.countByRecipient(db, .delivered)
-            return records.map { AgentCounts(record: $0, unread: unread[$0.name] ?? 0, inflight: inflight[$0.name] ?? 0) }
+            let dead = try Self.countByRecipient(db, .dead)
+            return records.map {
+                AgentCounts(record: $0, unread: unread[$0.name] ?? 0, inflight: inflight[$0.name] ?? 0, dead: dead[$0.name] ?? 0)
+            }
         }
     }
 
@@ -289,6 +292,37 @@ public final class Broker: Sendable {
         }
     }
 
+    /// Moves the agent's delivered messages to `dead` with `reason` (the harness gave up on them). Returns
+    /// the rows that moved, for the notice to the manager; other ids come back in `skipped`.
+    public func deadLetter(_ agent: AgentName, ids: [Int64], reason: String) throws -> (reply: DeadLetterCommand.Reply, messages: [MessageView]) {
+        guard ids.count <= WireLimits.maxAckIDs else { throw BrokerError.tooManyIDs(ids.count) }
+        let now = clock()
+        let reason = String(reason.prefix(WireLimits.maxBodyBytes))
+        return try pool.write { db in
+            var dead: [MessageView] = []
+            var skipped: [AckTurnCommand.Skipped] = []
+            for id in Array(Set(ids)).sorted() {
+                guard var row = try MessageRow.fetchOne(db, id: id), row.recipient == agent.rawValue else {
+                    skipped.append(.init(id: id, reason: "message \(id) is not in your inbox"))
+                    continue
+                }
+                var life = row.lifecycle
+                switch life.apply(.deadLetter) {
+                case .moved:
+                    try db.execute(sql: "UPDATE message SET dead_at = ?, dead_reason = ? WHERE id = ?", arguments: [now, reason, id])
+                    row.deadAt = now
+                    row.deadReason = reason
+                    dead.append(row.view)
+                case .unchanged:
+                    break
+                case .refused(let why):
+                    skipped.append(.init(id: id, reason: "message \(id) \(why)"))
+                }
+            }
+            return (DeadLetterCommand.Reply(dead: dead.map(\.id), skipped: skipped), dead)
+        }
+    }
+
     /// Puts every delivered-but-unacked message of `agent` back to pending, flagged redelivered.
     public func requeueInflight(_ agent: AgentName) throws -> Int {
         let n = try pool.write { db in
@@ -337,7 +371,7 @@ public final class Broker: Sendable {
 
     // MARK: - Retention
 
-    /// Deletes acked messages older than `window` seconds, `batch` rows per transaction, so the write
+    /// Deletes acked (and dead-lettered) messages older than `window` seconds, `batch` rows per transaction, so the write
     /// lock is never held for long. Returns how many rows went. Stops between batches when `stop`
     /// says so.
     public func sweep(olderThan window: Double, batch: Int = 500, stop: () -> Bool = { false }) throws -> Int {
@@ -347,7 +381,10 @@ public final class Broker: Sendable {
             let n = try pool.write { db in
                 try db.execute(sql: """
                     DELETE FROM message WHERE id IN (
-                        SELECT id FROM message WHERE acked_at IS NOT NULL AND acked_at < ? LIMIT ?)
+                        SELECT id FROM message WHERE acked_at IS NOT NULL AND acked_at < ?1
+                        UNION ALL
+                        SELECT id FROM message WHERE dead_at IS NOT NULL AND dead_at < ?1
+                        LIMIT ?2)
                     """, arguments: [cutoff, batch])
                 return db.changesCount
             }

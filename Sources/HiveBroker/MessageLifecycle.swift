@@ -6,19 +6,22 @@ public enum MessageState: String, Sendable, Equatable, CaseIterable {
     case delivered
     /// A turn that consumed it finished successfully.
     case acked
+    /// Turns kept failing on it; the harness gave up and recorded why. Never handed out again.
+    case dead
 
     /// Reads the state off a row's timestamps.
-    public init(deliveredAt: Double?, ackedAt: Double?) {
-        if ackedAt != nil { self = .acked } else if deliveredAt != nil { self = .delivered } else { self = .pending }
+    public init(deliveredAt: Double?, ackedAt: Double?, deadAt: Double? = nil) {
+        if deadAt != nil { self = .dead } else if ackedAt != nil { self = .acked } else if deliveredAt != nil { self = .delivered } else { self = .pending }
     }
 
     /// The SQL condition selecting rows in this state. Bulk updates use it so they agree with
     /// ``MessageLifecycle`` row by row.
     public var sqlCondition: String {
         switch self {
-        case .pending: return "delivered_at IS NULL AND acked_at IS NULL"
-        case .delivered: return "delivered_at IS NOT NULL AND acked_at IS NULL"
+        case .pending: return "delivered_at IS NULL AND acked_at IS NULL AND dead_at IS NULL"
+        case .delivered: return "delivered_at IS NOT NULL AND acked_at IS NULL AND dead_at IS NULL"
         case .acked: return "acked_at IS NOT NULL"
+        case .dead: return "dead_at IS NOT NULL"
         }
     }
 }
@@ -31,6 +34,8 @@ public enum MessageEvent: Sendable, Equatable {
     case ack
     /// The harness restarted before acking it (`requeue_inflight`).
     case requeue
+    /// The harness gave up on it after repeated failed turns.
+    case deadLetter
 }
 
 /// The message lifecycle as a value: pending → delivered → acked, and delivered → pending again
@@ -68,13 +73,22 @@ public struct MessageLifecycle: Sendable, Equatable {
             state = .pending
             redelivered = true
             return .moved(to: .pending)
-        case (.acked, .ack), (.pending, .requeue), (.acked, .requeue):
+        case (.delivered, .deadLetter):
+            state = .dead
+            return .moved(to: .dead)
+        case (.acked, .ack), (.pending, .requeue), (.acked, .requeue), (.dead, .deadLetter), (.dead, .requeue):
             return .unchanged
         case (.pending, .ack):
             return .refused("was never delivered, so no turn can have consumed it")
         case (.delivered, .deliver):
             return .refused("is already delivered and waiting for its ack")
         case (.acked, .deliver):
+            return .refused("is already acked")
+        case (.dead, .deliver), (.dead, .ack):
+            return .refused("was dead-lettered")
+        case (.pending, .deadLetter):
+            return .refused("was never delivered, so no turn can have failed on it")
+        case (.acked, .deadLetter):
             return .refused("is already acked")
         }
     }

@@ -13,6 +13,8 @@ struct MessageRow: FetchableRecord, Sendable {
     var sentAt: Double
     var deliveredAt: Double?
     var ackedAt: Double?
+    var deadAt: Double? = nil
+    var deadReason: String? = nil
     var inReplyTo: Int64?
     var broadcast: Bool
     var redelivered: Bool
@@ -32,6 +34,8 @@ struct MessageRow: FetchableRecord, Sendable {
         sentAt = row["sent_at"]
         deliveredAt = row["delivered_at"]
         ackedAt = row["acked_at"]
+        deadAt = row["dead_at"]
+        deadReason = row["dead_reason"]
         inReplyTo = row["in_reply_to"]
         broadcast = row["broadcast"]
         redelivered = row["redelivered"]
@@ -51,13 +55,13 @@ struct MessageRow: FetchableRecord, Sendable {
     }
 
     var lifecycle: MessageLifecycle {
-        MessageLifecycle(state: MessageState(deliveredAt: deliveredAt, ackedAt: ackedAt), redelivered: redelivered)
+        MessageLifecycle(state: MessageState(deliveredAt: deliveredAt, ackedAt: ackedAt, deadAt: deadAt), redelivered: redelivered)
     }
 
     var view: MessageView {
         MessageView(id: id ?? 0, from: sender, to: recipient, body: body, sentAt: sentAt,
                     deliveredAt: deliveredAt, ackedAt: ackedAt, inReplyTo: inReplyTo,
-                    broadcast: broadcast, redelivered: redelivered, state: lifecycle.state.rawValue)
+                    broadcast: broadcast, redelivered: redelivered, state: lifecycle.state.rawValue, deadReason: deadReason)
     }
 }
 
@@ -78,4 +82,6 @@ public struct AgentCounts: Sendable, Equatable {
     public var record: AgentRecord
     public var unread: Int
     public var inflight: Int
+    /// Dead-lettered messages still within retention.
+    public var dead: Int
 }

@@ -32,6 +32,17 @@ enum Schema {
                 CREATE INDEX message_recipient ON message(recipient, id);
                 """)
         }
+        m.registerMigration("v2-dead-letters") { db in
+            try db.execute(sql: """
+                ALTER TABLE message ADD COLUMN dead_at REAL;
+                ALTER TABLE message ADD COLUMN dead_reason TEXT;
+                DROP INDEX message_pending;
+                DROP INDEX message_inflight;
+                CREATE INDEX message_pending ON message(recipient, id) WHERE delivered_at IS NULL AND acked_at IS NULL AND dead_at IS NULL;
+                CREATE INDEX message_inflight ON message(recipient) WHERE delivered_at IS NOT NULL AND acked_at IS NULL AND dead_at IS NULL;
+                CREATE INDEX message_dead ON message(dead_at) WHERE dead_at IS NOT NULL;
+                """)
+        }
         return m
     }
 }

@@ -32,15 +32,15 @@ struct AdminEndpoint: Sendable {
 
     private func list() throws -> [AgentSummary] {
         try broker.agents().map { a in
-            let state: String
-            if a.record.destroyedAt != nil {
-                state = "destroyed"
-            } else if let name = try? AgentName(a.record.name), sockets.connectionCount(name) > 0 {
-                state = "running"
-            } else {
-                state = "stopped"
+            var summary = AgentSummary(name: a.record.name, state: "destroyed", unread: a.unread, inflight: a.inflight,
+                                       deadLetters: a.dead, createdAt: a.record.createdAt)
+            if a.record.destroyedAt == nil, let name = try? AgentName(a.record.name) {
+                let s = sockets.board.state(of: name, connected: sockets.connectionCount(name) > 0)
+                summary.state = s.state
+                summary.rateLimitedUntil = s.rateLimitedUntil
+                summary.detail = s.detail
             }
-            return AgentSummary(name: a.record.name, state: state, unread: a.unread, inflight: a.inflight, createdAt: a.record.createdAt)
+            return summary
         }
     }
 
@@ -62,6 +62,7 @@ struct AdminEndpoint: Sendable {
     private func destroy(_ name: AgentName, purge: Bool) throws {
         try broker.destroy(name, purge: purge)
         sockets.close(name)
+        sockets.board.forget(name)
         if purge { try AgentDirectories.remove(name, in: layout) }
         logger.info("destroyed agent \(name)\(purge ? " (purged)" : "")")
     }

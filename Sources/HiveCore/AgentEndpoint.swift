@@ -8,6 +8,8 @@ import Logging
 struct AgentEndpoint: Sendable {
     let name: AgentName
     let broker: Broker
+    let board: AgentStatusBoard
+    let layout: HiveLayout
     let logger: Logger
 
     func handle(_ line: Data, _ parker: Parker) -> Data {
@@ -31,8 +33,51 @@ struct AgentEndpoint: Sendable {
                 return ResponseLine.ok(RecentCommand.Reply(messages: try broker.recent(name.rawValue, limit: limit)))
             case .whoami:
                 return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? "manager" : "agent"))
+            case .deadLetter(let c):
+                let (reply, dead) = try broker.deadLetter(name, ids: c.ids, reason: c.reason)
+                for message in dead { notifyDeadLetter(message, reason: c.reason) }
+                return ResponseLine.ok(reply)
+            case .reportState(let c):
+                board.report(name, c)
+                return ResponseLine.ok(ReportStateCommand.Reply())
+            case .requestNextTurn(let c):
+                let why = c.reason.map { ": \($0.prefix(1000))" } ?? ""
+                let sent = try broker.send(from: .system, to: .agent(name),
+                                           body: "You asked for another turn (request_next_turn)\(why).", inReplyTo: nil)
+                return ResponseLine.ok(RequestNextTurnCommand.Reply(id: sent.ids[0]))
+            case .newSession:
+                try NewSessionFlag.raise(in: layout.harnessDir(name))
+                return ResponseLine.ok(NewSessionCommand.Reply())
             }
         }
+    }
+}
+
+extension AgentEndpoint {
+    /// Tells the manager (or, for the manager's own messages, the operator) that a message was given up on.
+    private func notifyDeadLetter(_ message: MessageView, reason: String) {
+        let to: Recipient = name == .manager ? .operator : .agent(.manager)
+        let body = String("""
+            \(name) dead-lettered message \(message.id) from \(message.from) after repeated failed turns: \(reason)
+            The message was: \(message.body)
+            """.prefix(WireLimits.maxBodyBytes))
+        do {
+            _ = try broker.send(from: .system, to: to, body: body, inReplyTo: nil)
+        } catch {
+            logger.error("could not tell \(to) about dead letter \(message.id): \(error)")
+        }
+        logger.warning("\(name) dead-lettered message \(message.id): \(reason)")
+    }
+}
+
+/// The one-shot "start the next turn in a fresh session" flag: a file in the harness dir that the harness
+/// removes when it acts on it.
+public enum NewSessionFlag {
+    public static let fileName = "new-session-requested"
+
+    static func raise(in harnessDir: URL) throws {
+        try FileManager.default.createDirectory(at: harnessDir, withIntermediateDirectories: true)
+        try Data("requested\n".utf8).write(to: harnessDir.appending(path: fileName))
     }
 }
 

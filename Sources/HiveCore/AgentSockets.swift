@@ -10,6 +10,7 @@ import Synchronization
 final class AgentSockets: Service, Sendable {
     private let layout: HiveLayout
     private let broker: Broker
+    let board: AgentStatusBoard
     private let logger: Logger
 
     private struct State {
@@ -19,9 +20,10 @@ final class AgentSockets: Service, Sendable {
     }
     private let state = Mutex(State())
 
-    init(layout: HiveLayout, broker: Broker, logger: Logger) {
+    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, logger: Logger) {
         self.layout = layout
         self.broker = broker
+        self.board = board
         self.logger = logger
     }
 
@@ -29,7 +31,7 @@ final class AgentSockets: Service, Sendable {
     func open(_ name: AgentName) throws {
         let server = LineServer(
             path: layout.agentSocket(name), mode: 0o660, logger: logger,
-            handler: AgentEndpoint(name: name, broker: broker, logger: logger).handle,
+            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
                 self?.state.withLock { $0.connections[name, default: 0] += delta }
             })

@@ -57,7 +57,7 @@ public final class CoreDaemon: Sendable {
         let broker = try Broker(path: layout.brokerDatabase.path, synchronous: options.synchronous)
         if try broker.ensureManager() { logger.info("first boot: registered the manager") }
 
-        let sockets = AgentSockets(layout: layout, broker: broker, logger: logger)
+        let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), logger: logger)
         for agent in try broker.agents() where agent.record.destroyedAt == nil {
             let name = try AgentName(agent.record.name)
             try AgentDirectories.create(name, in: layout)

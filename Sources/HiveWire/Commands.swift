@@ -22,18 +22,21 @@ public struct MessageView: Codable, Sendable, Equatable {
     public var broadcast: Bool
     /// This message was handed out before, put back by `requeue_inflight`, and may already be handled.
     public var redelivered: Bool
-    /// `pending`, `delivered` or `acked`.
+    /// `pending`, `delivered`, `acked` or `dead` (dead-lettered).
     public var state: String
+    /// Why the harness gave up on it, for a dead letter.
+    public var deadReason: String?
 
     public init(id: Int64, from: String, to: String, body: String, sentAt: Double, deliveredAt: Double?,
-                ackedAt: Double?, inReplyTo: Int64?, broadcast: Bool, redelivered: Bool, state: String) {
+                ackedAt: Double?, inReplyTo: Int64?, broadcast: Bool, redelivered: Bool, state: String,
+                deadReason: String? = nil) {
         self.id = id; self.from = from; self.to = to; self.body = body; self.sentAt = sentAt
         self.deliveredAt = deliveredAt; self.ackedAt = ackedAt; self.inReplyTo = inReplyTo
-        self.broadcast = broadcast; self.redelivered = redelivered; self.state = state
+        self.broadcast = broadcast; self.redelivered = redelivered; self.state = state; self.deadReason = deadReason
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, from, to, body, sentAt, deliveredAt, ackedAt, inReplyTo, broadcast, redelivered, state
+        case id, from, to, body, sentAt, deliveredAt, ackedAt, inReplyTo, broadcast, redelivered, state, deadReason
     }
 
     /// Writes every field, `null` included, so readers always see the same shape.
@@ -50,6 +53,7 @@ public struct MessageView: Codable, Sendable, Equatable {
         try c.encode(broadcast, forKey: .broadcast)
         try c.encode(redelivered, forKey: .redelivered)
         try c.encode(state, forKey: .state)
+        try c.encode(deadReason, forKey: .deadReason)
     }
 }
 
@@ -173,18 +177,92 @@ public struct WhoamiCommand: HiveCommand {
     }
 }
 
+/// Give up on messages that keep failing: they move to `dead` with the reason, the manager is told.
+public struct DeadLetterCommand: HiveCommand {
+    public static let cmd = "dead_letter"
+    public var ids: [Int64]
+    public var reason: String
+    public init(ids: [Int64], reason: String) { self.ids = ids; self.reason = reason }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var dead: [Int64]
+        public var skipped: [AckTurnCommand.Skipped]
+        public init(dead: [Int64], skipped: [AckTurnCommand.Skipped]) { self.dead = dead; self.skipped = skipped }
+    }
+}
+
+/// The harness tells core what it is doing, for `hive ls` and the dashboard.
+public struct ReportStateCommand: HiveCommand {
+    public static let cmd = "report_state"
+    /// `idle`, `thinking`, `compacting`, `rate_limited`, `backoff`, `needs_login`, `claude_missing`.
+    public var state: String
+    /// Unix seconds, when `state` is `rate_limited`.
+    public var rateLimitedUntil: Double?
+    /// One line for a person: what went wrong or what to do.
+    public var detail: String?
+    public var model: String?
+    public init(state: String, rateLimitedUntil: Double? = nil, detail: String? = nil, model: String? = nil) {
+        self.state = state; self.rateLimitedUntil = rateLimitedUntil; self.detail = detail; self.model = model
+    }
+    public struct Reply: Codable, Sendable, Equatable { public init() {} }
+}
+
+/// Ask for one more turn after this one: a `system` message to yourself.
+public struct RequestNextTurnCommand: HiveCommand {
+    public static let cmd = "request_next_turn"
+    public var reason: String?
+    public init(reason: String? = nil) { self.reason = reason }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var id: Int64
+        public init(id: Int64) { self.id = id }
+    }
+}
+
+/// Start the next turn in a fresh claude session instead of continuing (one shot).
+public struct NewSessionCommand: HiveCommand {
+    public static let cmd = "new_session"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable { public init() {} }
+}
+
 // MARK: - Admin socket
 
 /// One line of `hive ls`.
 public struct AgentSummary: Codable, Sendable, Equatable {
     public var name: String
-    /// `running` (a process is connected to its socket), `stopped`, or `destroyed` (a tombstone).
+    /// What the agent's harness last reported (`idle`, `thinking`, `rate_limited`, ...) while connected;
+    /// `running` when something is connected that reports nothing; `stopped`, `crashed`, `restarting`
+    /// when nothing is; `destroyed` for a tombstone.
     public var state: String
     public var unread: Int
     public var inflight: Int
+    /// Messages the harness gave up on.
+    public var deadLetters: Int
+    /// Unix seconds when a rate limit lifts, or null.
+    public var rateLimitedUntil: Double?
+    /// One line for a person, from the harness or the supervisor.
+    public var detail: String?
     public var createdAt: Double
-    public init(name: String, state: String, unread: Int, inflight: Int, createdAt: Double) {
-        self.name = name; self.state = state; self.unread = unread; self.inflight = inflight; self.createdAt = createdAt
+    public init(name: String, state: String, unread: Int, inflight: Int, deadLetters: Int = 0,
+                rateLimitedUntil: Double? = nil, detail: String? = nil, createdAt: Double) {
+        self.name = name; self.state = state; self.unread = unread; self.inflight = inflight
+        self.deadLetters = deadLetters; self.rateLimitedUntil = rateLimitedUntil; self.detail = detail; self.createdAt = createdAt
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, state, unread, inflight, deadLetters, rateLimitedUntil, detail, createdAt
+    }
+
+    /// Writes every field, `null` included.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(state, forKey: .state)
+        try c.encode(unread, forKey: .unread)
+        try c.encode(inflight, forKey: .inflight)
+        try c.encode(deadLetters, forKey: .deadLetters)
+        try c.encode(rateLimitedUntil, forKey: .rateLimitedUntil)
+        try c.encode(detail, forKey: .detail)
+        try c.encode(createdAt, forKey: .createdAt)
     }
 }
 

@@ -139,6 +139,10 @@ public enum AgentRequest: Sendable {
     case status(StatusCommand)
     case recent(RecentCommand)
     case whoami(WhoamiCommand)
+    case deadLetter(DeadLetterCommand)
+    case reportState(ReportStateCommand)
+    case requestNextTurn(RequestNextTurnCommand)
+    case newSession(NewSessionCommand)
 
     /// The decoding table for agent sockets.
     public static let table = CommandTable<AgentRequest>()
@@ -149,6 +153,10 @@ public enum AgentRequest: Sendable {
         .with(StatusCommand.self, AgentRequest.status)
         .with(RecentCommand.self, AgentRequest.recent)
         .with(WhoamiCommand.self, AgentRequest.whoami)
+        .with(DeadLetterCommand.self, AgentRequest.deadLetter)
+        .with(ReportStateCommand.self, AgentRequest.reportState)
+        .with(RequestNextTurnCommand.self, AgentRequest.requestNextTurn)
+        .with(NewSessionCommand.self, AgentRequest.newSession)
 }
 
 /// What the operator's admin socket (`host.sock`) accepts.

@@ -22,15 +22,18 @@ public enum Recipient: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Who sent a message. Never taken from a request: it is the identity of the socket it came in on.
+/// Who sent a message. Never taken from a request: it is the identity of the socket it came in on,
+/// or the hive itself (`system`) for notices such as a crash or a dead letter.
 public enum Sender: Hashable, Sendable, CustomStringConvertible {
     case agent(AgentName)
     case `operator`
+    case system
 
     public var description: String {
         switch self {
         case .agent(let n): return n.rawValue
         case .operator: return "operator"
+        case .system: return "system"
         }
     }
 }

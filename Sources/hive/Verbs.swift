@@ -8,9 +8,11 @@ struct List: AsyncParsableCommand {
         commandName: "ls",
         abstract: "List the hive's agents with their state and inbox counts.",
         discussion: """
-            STATE is running (a process is connected to the agent's socket), stopped, or destroyed (a
-            tombstone that keeps its state). UNREAD counts messages waiting; INFLIGHT those handed to the
-            agent's harness and not yet acked.
+            STATE is what the agent's harness reports (idle, thinking, compacting, rate_limited, backoff,
+            needs_login, claude_missing), running when something without a report is connected, stopped or
+            crashed when nothing is, and destroyed for a tombstone that keeps its state. UNREAD counts
+            messages waiting; INFLIGHT those handed to the harness and not yet acked; DEAD those it gave up
+            on (the manager was told). NOTE says until when a rate limit holds, and what to do.
             """)
 
     @OptionGroup var hive: RunDirOption
@@ -20,8 +22,16 @@ struct List: AsyncParsableCommand {
         try await operatorVerb {
             let agents = try await hive.connect().call(ListCommand()).agents
             if json { return printJSON(agents) }
-            var rows = [["NAME", "STATE", "UNREAD", "INFLIGHT"]]
-            rows += agents.map { [$0.name, $0.state, String($0.unread), String($0.inflight)] }
+            var rows = [["NAME", "STATE", "UNREAD", "INFLIGHT", "DEAD", "NOTE"]]
+            let clock = DateFormatter()
+            clock.dateFormat = "HH:mm"
+            rows += agents.map { a in
+                var note = a.detail ?? ""
+                if let until = a.rateLimitedUntil {
+                    note = "until \(clock.string(from: Date(timeIntervalSince1970: until)))" + (note.isEmpty ? "" : "; \(note)")
+                }
+                return [a.name, a.state, String(a.unread), String(a.inflight), String(a.deadLetters), note]
+            }
             printTable(rows)
         }
     }

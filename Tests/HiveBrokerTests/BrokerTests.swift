@@ -2,7 +2,8 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import HiveBroker
+@testable import HiveBroker
+import GRDB
 import HiveWire
 import Synchronization
 import Testing
@@ -359,6 +360,30 @@ struct BrokerTests {
         #expect(throws: BrokerError.unknownAgent("nobody")) { try broker.destroy(try AgentName("nobody"), purge: true) }
     }
 
+    @Test("dead letters: only delivered messages of the agent, never handed out again, swept with retention")
+    func deadLetters() throws {
+        let iris = try t.agent("iris")
+        let a = try broker.send(from: .operator, to: .agent(iris), body: "poison", inReplyTo: nil).ids[0]
+        let b = try broker.send(from: .operator, to: .agent(iris), body: "fine", inReplyTo: nil).ids[0]
+        _ = try broker.recv(iris, max: 1, wait: .zero)
+        let (reply, dead) = try broker.deadLetter(iris, ids: [a, b, 999], reason: "5 failed turns: API Error")
+        #expect(reply.dead == [a])
+        #expect(Set(reply.skipped.map(\.id)) == [b, 999])
+        #expect(dead.first?.state == "dead" && dead.first?.deadReason == "5 failed turns: API Error")
+        #expect(try broker.requeueInflight(iris) == 0, "a dead letter is not in flight")
+        #expect(try broker.recv(iris, max: 5, wait: .zero).messages.map(\.body) == ["fine"])
+        #expect(try broker.agents().first { $0.record.name == "iris" }?.dead == 1)
+        t.advance(days: 31)
+        #expect(try broker.sweep(olderThan: 30 * 86400) == 1)
+    }
+
+    @Test("system notices are sent as 'system'")
+    func systemSender() throws {
+        let iris = try t.agent("iris")
+        _ = try broker.send(from: .system, to: .agent(iris), body: "container rebuilt", inReplyTo: nil)
+        #expect(try broker.recv(iris, max: 1, wait: .zero).messages.first?.from == "system")
+    }
+
     @Test("recent shows what an agent sent and received, newest first")
     func recent() throws {
         let iris = try t.agent("iris")
@@ -368,5 +393,26 @@ struct BrokerTests {
         _ = try broker.send(from: .operator, to: .agent(bob), body: "3", inReplyTo: nil)
         #expect(try broker.recent("iris", limit: 10).map(\.body) == ["2", "1"])
         #expect(try broker.recent("bob", limit: 2).map(\.body) == ["3", "2"])
+    }
+}
+
+@Suite("Broker migrations")
+struct MigrationTests {
+    @Test("a database from the first schema keeps its messages through later migrations")
+    func upgrade() throws {
+        let dir = FileManager.default.temporaryDirectory.appending(path: "hive-mig-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appending(path: "broker.sqlite").path
+        let old = try DatabaseQueue(path: path)
+        try Schema.migrator.migrate(old, upTo: "v1-agents-and-messages")
+        try old.write { db in
+            try db.execute(sql: "INSERT INTO agent (name, created_at) VALUES ('iris', 1)")
+            try db.execute(sql: "INSERT INTO message (sender, recipient, body, sent_at) VALUES ('operator', 'iris', 'from v1', 1)")
+        }
+        try old.close()
+        let broker = try Broker(path: path)
+        let got = try broker.recv(try AgentName("iris"), max: 5, wait: .zero)
+        #expect(got.messages.map(\.body) == ["from v1"])
     }
 }

@@ -47,10 +47,22 @@ struct MessageLifecycleTests {
         guard case .refused = a.apply(.deliver) else { Issue.record("acked message delivered"); return }
     }
 
+    @Test("a delivered message can be dead-lettered, and then is never handed out or acked")
+    func deadLetter() {
+        var m = MessageLifecycle(state: .delivered)
+        #expect(m.apply(.deadLetter) == .moved(to: .dead))
+        guard case .refused = m.apply(.deliver) else { Issue.record("dead letter delivered"); return }
+        guard case .refused = m.apply(.ack) else { Issue.record("dead letter acked"); return }
+        #expect(m.apply(.requeue) == .unchanged)
+        var p = MessageLifecycle()
+        guard case .refused = p.apply(.deadLetter) else { Issue.record("pending message dead-lettered"); return }
+    }
+
     @Test("state is read off the row's timestamps")
     func fromColumns() {
         #expect(MessageState(deliveredAt: nil, ackedAt: nil) == .pending)
         #expect(MessageState(deliveredAt: 1, ackedAt: nil) == .delivered)
         #expect(MessageState(deliveredAt: 1, ackedAt: 2) == .acked)
+        #expect(MessageState(deliveredAt: 1, ackedAt: nil, deadAt: 3) == .dead)
     }
 }

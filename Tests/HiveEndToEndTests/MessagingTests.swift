@@ -154,6 +154,41 @@ struct MessagingTests {
         #expect(try await hive.admin().call(ListCommand()).agents.count == 1, "and so does the server")
     }
 
+    @Test("harness requests: dead letters notify the manager; reported state shows in list; next turn; new session")
+    func harnessRequests() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let iris = try hive.agent("iris")
+        let id = try await hive.admin().call(SendCommand(to: "iris", body: "do the impossible")).ids[0]
+        _ = try await iris.call(RecvCommand())
+        let dl = try await iris.call(DeadLetterCommand(ids: [id], reason: "5 failed turns: API Error 500"))
+        #expect(dl.dead == [id])
+        let notice = try await hive.agent("manager").call(RecvCommand()).messages.first
+        #expect(notice?.from == "system")
+        #expect(notice?.body.contains("iris dead-lettered message \(id) from operator") == true)
+        #expect(notice?.body.contains("API Error 500") == true)
+
+        _ = try await iris.call(ReportStateCommand(state: "rate_limited", rateLimitedUntil: 1_900_000_000, detail: "five_hour limit"))
+        var row = try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }
+        #expect(row?.state == "rate_limited")
+        #expect(row?.rateLimitedUntil == 1_900_000_000)
+        #expect(row?.deadLetters == 1)
+        let ls = try hive.cli(["ls", "--json"])
+        #expect(ls.out.contains("\"rate_limited_until\" : 1900000000"))
+
+        _ = try await iris.call(ReportStateCommand(state: "idle"))
+        row = try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }
+        #expect(row?.state == "idle" && row?.rateLimitedUntil == nil)
+
+        let next = try await iris.call(RequestNextTurnCommand(reason: "continue the migration"))
+        let wake = try await iris.call(RecvCommand()).messages.first
+        #expect(wake?.id == next.id && wake?.from == "system")
+
+        _ = try await iris.call(NewSessionCommand())
+        #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris/harness/new-session-requested").path))
+    }
+
     @Test("recv caps: max is clamped to 32")
     func recvCap() async throws {
         let hive = try LiveHive()

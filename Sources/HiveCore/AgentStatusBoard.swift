@@ -1,0 +1,40 @@
+import Foundation
+import HiveWire
+import Synchronization
+
+/// What is known about each agent beyond its inbox: what its harness last reported, and what the
+/// process supervisor last saw. `list` combines both with whether anything is connected.
+final class AgentStatusBoard: Sendable {
+    private struct Entry {
+        var report: ReportStateCommand?
+        var supervisor: (state: String, detail: String?)?
+    }
+    private let entries = Mutex([AgentName: Entry]())
+
+    init() {}
+
+    /// Records a harness's own report.
+    func report(_ name: AgentName, _ report: ReportStateCommand) {
+        entries.withLock { $0[name, default: Entry()].report = report }
+    }
+
+    /// Records what the supervisor sees (`crashed`, `restarting`, ...); nil clears it.
+    func supervisor(_ name: AgentName, state: String?, detail: String? = nil) {
+        entries.withLock { $0[name, default: Entry()].supervisor = state.map { ($0, detail) } }
+    }
+
+    /// Forgets an agent (destroyed).
+    func forget(_ name: AgentName) {
+        entries.withLock { _ = $0.removeValue(forKey: name) }
+    }
+
+    /// The state `list` shows for a live agent.
+    func state(of name: AgentName, connected: Bool) -> (state: String, rateLimitedUntil: Double?, detail: String?) {
+        let entry = entries.withLock { $0[name] }
+        if connected, let r = entry?.report {
+            return (r.state, r.state == "rate_limited" ? r.rateLimitedUntil : nil, r.detail)
+        }
+        if let s = entry?.supervisor { return (s.state, nil, s.detail) }
+        return (connected ? "running" : "stopped", nil, nil)
+    }
+}
