@@ -96,6 +96,8 @@ enum Respond {
             return ResponseLine.failure(e.description)
         } catch let e as CoreError {
             return ResponseLine.failure(e.description)
+        } catch let e as LayoutError {
+            return ResponseLine.failure(e.description)
         } catch let e as RequestError {
             return ResponseLine.failure(e.message)
         } catch {

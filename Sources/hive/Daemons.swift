@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HiveBroker
 import HiveCore
+import HiveWire
 import Logging
 
 /// Options shared by the commands that run a hive.

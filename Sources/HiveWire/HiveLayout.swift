@@ -1,5 +1,4 @@
 import Foundation
-import HiveWire
 
 /// Where a hive keeps its files (under the root) and its sockets (under the run dir).
 public struct HiveLayout: Sendable {
@@ -29,12 +28,14 @@ public struct HiveLayout: Sendable {
     public func agentRunDir(_ name: AgentName) -> URL { runDir.appending(path: "agents").appending(path: name.rawValue) }
     /// `<run-dir>/agents/<n>/mcp.sock`: the agent's identity socket.
     public func agentSocket(_ name: AgentName) -> URL { agentRunDir(name).appending(path: "mcp.sock") }
+    /// `<run-dir>/agents/<n>/web.sock`: the harness's HTTP endpoint.
+    public func agentWebSocket(_ name: AgentName) -> URL { agentRunDir(name).appending(path: "web.sock") }
 
     /// Throws when a socket path would be too long for `bind`, naming the path and the fix.
-    public static func checkSocketPath(_ url: URL) throws(CoreError) {
+    public static func checkSocketPath(_ url: URL) throws(LayoutError) {
         let bytes = url.path.utf8.count
         if bytes > maxSocketPathBytes {
-            throw CoreError("socket path \(url.path) is \(bytes) bytes; unix sockets allow at most \(maxSocketPathBytes). Use a shorter --run-dir")
+            throw LayoutError("socket path \(url.path) is \(bytes) bytes; unix sockets allow at most \(maxSocketPathBytes). Use a shorter --run-dir")
         }
     }
 
@@ -42,8 +43,8 @@ public struct HiveLayout: Sendable {
     public var longestSocketPath: URL { agentSocket(try! AgentName(String(repeating: "a", count: 31))) }
 }
 
-/// A failure of the core daemon, with a message for the operator.
-public struct CoreError: Error, CustomStringConvertible, Sendable {
+/// A path the layout cannot use, with what to do about it.
+public struct LayoutError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
 }

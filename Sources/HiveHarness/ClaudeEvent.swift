@@ -1,0 +1,123 @@
+import Foundation
+
+/// Token counts of one API call or a sum of them.
+public struct Usage: Codable, Sendable, Equatable {
+    public var input = 0
+    public var output = 0
+    public var cacheRead = 0
+    public var cacheCreation = 0
+
+    public init(input: Int = 0, output: Int = 0, cacheRead: Int = 0, cacheCreation: Int = 0) {
+        self.input = input; self.output = output; self.cacheRead = cacheRead; self.cacheCreation = cacheCreation
+    }
+
+    /// The prompt size this call saw: uncached + cache-written + cache-read input.
+    public var context: Int { input + cacheCreation + cacheRead }
+
+    static func + (a: Usage, b: Usage) -> Usage {
+        Usage(input: a.input + b.input, output: a.output + b.output, cacheRead: a.cacheRead + b.cacheRead,
+              cacheCreation: a.cacheCreation + b.cacheCreation)
+    }
+
+    init(json: [String: Any]?) {
+        func int(_ k: String) -> Int { (json?[k] as? NSNumber)?.intValue ?? 0 }
+        self.init(input: int("input_tokens"), output: int("output_tokens"), cacheRead: int("cache_read_input_tokens"),
+                  cacheCreation: int("cache_creation_input_tokens"))
+    }
+}
+
+/// The `result` line that ends a turn.
+public struct ClaudeResult: Sendable, Equatable {
+    public var isError: Bool
+    public var subtype: String
+    /// The prose result, or the joined `errors` of an error subtype.
+    public var text: String
+    public var totalCostUSD: Double?
+    public var terminalReason: String?
+    public var apiErrorStatus: Int?
+    public var contextWindow: Int?
+    public var numTurns: Int?
+}
+
+/// One stdout line of `claude --output-format stream-json`, parsed tolerantly: anything unknown is kept
+/// as `.other` and otherwise ignored, and a line that is not JSON becomes a `.note`.
+public enum ClaudeEvent: Sendable, Equatable {
+    case initialized(sessionID: String?, model: String?)
+    /// One content block of an assistant message (the CLI writes one line per block, each repeating the
+    /// message's full usage).
+    case assistant(messageID: String?, usage: Usage?, toolUses: [ToolUse], text: String?, error: String?)
+    case toolResult(toolUseID: String?, isError: Bool)
+    case rateLimit(status: String, resetsAt: Double?, kind: String?)
+    case compactBoundary(preTokens: Int?, postTokens: Int?)
+    case status(String)
+    case apiRetry(attempt: Int?, errorStatus: Int?)
+    case result(ClaudeResult)
+    /// A JSON line of a type (or subtype) this harness does not know.
+    case other(type: String)
+    /// A line that is not a JSON object.
+    case note(String)
+
+    public struct ToolUse: Sendable, Equatable {
+        public var id: String?
+        public var name: String
+    }
+
+    /// Parses one line (without its newline).
+    public static func parse(_ line: Data) -> ClaudeEvent {
+        guard let obj = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any], let type = obj["type"] as? String else {
+            return .note(String(decoding: line.prefix(2000), as: UTF8.self))
+        }
+        switch type {
+        case "system":
+            let subtype = obj["subtype"] as? String ?? ""
+            switch subtype {
+            case "init": return .initialized(sessionID: obj["session_id"] as? String, model: obj["model"] as? String)
+            case "compact_boundary":
+                let meta = obj["compact_metadata"] as? [String: Any]
+                return .compactBoundary(preTokens: (meta?["pre_tokens"] as? NSNumber)?.intValue,
+                                        postTokens: (meta?["post_tokens"] as? NSNumber)?.intValue)
+            case "status": return .status(obj["status"] as? String ?? "")
+            case "api_retry":
+                return .apiRetry(attempt: (obj["attempt"] as? NSNumber)?.intValue, errorStatus: (obj["error_status"] as? NSNumber)?.intValue)
+            default: return .other(type: "system/\(subtype)")
+            }
+        case "assistant":
+            let message = obj["message"] as? [String: Any]
+            let blocks = message?["content"] as? [[String: Any]] ?? []
+            let tools = blocks.filter { $0["type"] as? String == "tool_use" }.map {
+                ToolUse(id: $0["id"] as? String, name: $0["name"] as? String ?? "?")
+            }
+            let text = blocks.compactMap { $0["type"] as? String == "text" ? $0["text"] as? String : nil }.joined(separator: "\n")
+            return .assistant(messageID: message?["id"] as? String,
+                              usage: (message?["usage"] as? [String: Any]).map { Usage(json: $0) },
+                              toolUses: tools, text: text.isEmpty ? nil : text,
+                              error: obj["error"] as? String)
+        case "user":
+            let content = (obj["message"] as? [String: Any])?["content"] as? [[String: Any]] ?? []
+            if let r = content.first(where: { $0["type"] as? String == "tool_result" }) {
+                return .toolResult(toolUseID: r["tool_use_id"] as? String, isError: r["is_error"] as? Bool ?? false)
+            }
+            return .other(type: "user")
+        case "rate_limit_event":
+            let info = obj["rate_limit_info"] as? [String: Any] ?? [:]
+            var status = info["status"] as? String ?? "unknown"
+            // Overage that is in use and rejected blocks as surely as a rejected plan window.
+            if info["isUsingOverage"] as? Bool == true, info["overageStatus"] as? String == "rejected" { status = "rejected" }
+            return .rateLimit(status: status, resetsAt: (info["resetsAt"] as? NSNumber)?.doubleValue,
+                              kind: info["rateLimitType"] as? String)
+        case "result":
+            var text = obj["result"] as? String ?? ""
+            if text.isEmpty, let errors = obj["errors"] as? [String] { text = errors.joined(separator: "; ") }
+            let modelUsage = obj["modelUsage"] as? [String: [String: Any]]
+            let window = modelUsage?.values.compactMap { ($0["contextWindow"] as? NSNumber)?.intValue }.max()
+            return .result(ClaudeResult(
+                isError: obj["is_error"] as? Bool ?? false, subtype: obj["subtype"] as? String ?? "",
+                text: text, totalCostUSD: (obj["total_cost_usd"] as? NSNumber)?.doubleValue,
+                terminalReason: obj["terminal_reason"] as? String,
+                apiErrorStatus: (obj["api_error_status"] as? NSNumber)?.intValue,
+                contextWindow: window, numTurns: (obj["num_turns"] as? NSNumber)?.intValue))
+        default:
+            return .other(type: type)
+        }
+    }
+}
