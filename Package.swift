@@ -12,6 +12,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
     ],
     targets: [
         // Wire types: what every process speaks. Foundation only.
@@ -29,10 +32,27 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // The harness (`hive agent`): turn loop driving claude, its stores and its HTTP endpoint.
+        // Reaches the hive only through its agent socket: never the broker or core.
+        .target(name: "HiveHarness", dependencies: [
+            "HiveWire", "HiveClient",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // `hive mcp`: the agent's hive tools over MCP stdio, each one a request on the agent socket.
+        .target(name: "HiveMCP", dependencies: [
+            "HiveWire", "HiveClient",
+            .product(name: "MCP", package: "swift-sdk"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "hive", dependencies: [
-            "HiveWire", "HiveClient", "HiveBroker", "HiveCore",
+            "HiveWire", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "hive-bench", dependencies: [
             "HiveWire", "HiveClient", "HiveBroker",

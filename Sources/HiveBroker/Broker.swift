@@ -82,7 +82,7 @@ public final class Broker: Sendable {
     /// rates the WAL never reaches SQLite's automatic threshold (1000 pages) and no send pays for a
     /// checkpoint; under a burst the automatic one still keeps the WAL at a few MB.
     public func checkpoint() throws {
-        try checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+        _ = try checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
     }
 
     /// The `synchronous` level actually in force on the writer connection (1 = NORMAL, 2 = FULL).
@@ -265,11 +265,16 @@ public final class Broker: Sendable {
 
     /// Acks the messages a finished turn consumed. Only the agent's own delivered messages move; each
     /// other id comes back in `skipped` with the reason. Acking twice is fine.
-    public func ackTurn(_ agent: AgentName, ids: [Int64]) throws -> AckTurnCommand.Reply {
+    public func ackTurn(_ agent: AgentName, ids: [Int64], allInflight: Bool = false) throws -> AckTurnCommand.Reply {
         guard ids.count <= WireLimits.maxAckIDs else { throw BrokerError.tooManyIDs(ids.count) }
         let now = clock()
-        let unique = Array(Set(ids)).sorted()
         return try pool.write { db in
+            var wanted = Set(ids)
+            if allInflight {
+                wanted.formUnion(try Int64.fetchAll(db, sql: "SELECT id FROM message WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)",
+                                                    arguments: [agent.rawValue]))
+            }
+            let unique = wanted.sorted()
             var acked: [Int64] = []
             var skipped: [AckTurnCommand.Skipped] = []
             for id in unique {
@@ -323,10 +328,12 @@ public final class Broker: Sendable {
         }
     }
 
-    /// Puts every delivered-but-unacked message of `agent` back to pending, flagged redelivered.
-    public func requeueInflight(_ agent: AgentName) throws -> Int {
+    /// Puts every delivered-but-unacked message of `agent` back to pending, flagged redelivered, except
+    /// those in `keep`.
+    public func requeueInflight(_ agent: AgentName, keep: [Int64] = []) throws -> Int {
         let n = try pool.write { db in
-            try db.execute(sql: "UPDATE message SET delivered_at = NULL, redelivered = 1 WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)",
+            let kept = keep.isEmpty ? "" : " AND id NOT IN (\(keep.map(String.init).joined(separator: ",")))"
+            try db.execute(sql: "UPDATE message SET delivered_at = NULL, redelivered = 1 WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)\(kept)",
                            arguments: [agent.rawValue])
             return db.changesCount
         }

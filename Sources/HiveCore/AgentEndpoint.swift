@@ -22,9 +22,10 @@ struct AgentEndpoint: Sendable {
                 let wait = try Validate.seconds(c.waitSeconds, field: "wait_seconds", cap: WireLimits.maxRecvWaitSeconds)
                 return ResponseLine.ok(try broker.recv(name, max: max, wait: wait, parker: parker))
             case .ackTurn(let c):
-                return ResponseLine.ok(try broker.ackTurn(name, ids: c.ids))
-            case .requeueInflight:
-                return ResponseLine.ok(RequeueInflightCommand.Reply(requeued: try broker.requeueInflight(name)))
+                return ResponseLine.ok(try broker.ackTurn(name, ids: c.ids, allInflight: c.allInflight ?? false))
+            case .requeueInflight(let c):
+                guard (c.keep?.count ?? 0) <= WireLimits.maxAckIDs else { throw BrokerError.tooManyIDs(c.keep?.count ?? 0) }
+                return ResponseLine.ok(RequeueInflightCommand.Reply(requeued: try broker.requeueInflight(name, keep: c.keep ?? [])))
             case .status:
                 let counts = try broker.counts(name.rawValue)
                 return ResponseLine.ok(StatusCommand.Reply(name: name.rawValue, unread: counts.unread, inflight: counts.inflight))

@@ -8,7 +8,7 @@ public enum WakePrompt {
         if let reply = m.inReplyTo { head += ", replying to message \(reply)" }
         lines.append(head + ":")
         if m.broadcast { lines.append("(This was a broadcast and may not need any action from you.)") }
-        if m.redelivered { lines.append("(Redelivered after a restart — it may already be handled; check before acting twice.)") }
+        if m.redelivered { lines.append("(Delivered before without a finished turn (a restart or a failed turn) — it may already be partly handled; check before acting twice.)") }
         lines.append("")
         lines.append(m.body)
         lines.append("")

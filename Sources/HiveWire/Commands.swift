@@ -113,7 +113,10 @@ public struct RecvCommand: HiveCommand {
 public struct AckTurnCommand: HiveCommand {
     public static let cmd = "ack_turn"
     public var ids: [Int64]
-    public init(ids: [Int64]) { self.ids = ids }
+    /// Also ack every message of this agent still in flight: what the turn read through the MCP `recv`
+    /// tool besides the message that woke it.
+    public var allInflight: Bool?
+    public init(ids: [Int64], allInflight: Bool? = nil) { self.ids = ids; self.allInflight = allInflight }
 
     public struct Skipped: Codable, Sendable, Equatable {
         public var id: Int64
@@ -133,7 +136,9 @@ public struct AckTurnCommand: HiveCommand {
 /// A harness calls it when it starts.
 public struct RequeueInflightCommand: HiveCommand {
     public static let cmd = "requeue_inflight"
-    public init() {}
+    /// Ids to leave in flight: the message a harness is still retrying.
+    public var keep: [Int64]?
+    public init(keep: [Int64]? = nil) { self.keep = keep }
     public struct Reply: Codable, Sendable, Equatable {
         public var requeued: Int
         public init(requeued: Int) { self.requeued = requeued }

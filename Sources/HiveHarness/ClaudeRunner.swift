@@ -1,0 +1,121 @@
+import Foundation
+import Subprocess
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One run of the claude CLI: executable, flags, working directory, environment, prompt.
+public struct ClaudeInvocation: Sendable {
+    public var executable: String
+    public var arguments: [String]
+    public var workingDirectory: String
+    public var environment: [String: String]
+    public var prompt: String
+    /// Wall-clock limit for the whole run.
+    public var timeout: Duration
+}
+
+/// How a run ended at the process level.
+public struct ClaudeExit: Sendable, Equatable {
+    /// The exit code, or nil when the process was killed by a signal.
+    public var status: Int32?
+    public var signal: Int32?
+    public var timedOut: Bool
+    public var cancelled: Bool
+}
+
+/// Runs claude in its own process group, prompt on stdin then closed, stdout read line by line.
+///
+/// Cancellation (the operator's "cancel" or a stopping harness) and the timeout end the whole group:
+/// SIGTERM, then SIGKILL after a grace period, so the tools claude started die with it.
+public enum ClaudeRunner {
+    /// Longest single stdout line accepted; the CLI can write lines of several MB.
+    static let maxLineBytes = 64 << 20
+    static let grace: Duration = .seconds(5)
+
+    public static func run(_ inv: ClaudeInvocation,
+                           onStdout: @escaping @Sendable (Data) -> Void,
+                           onStderr: @escaping @Sendable (String) -> Void) async throws -> ClaudeExit {
+        var options = PlatformOptions()
+        options.processGroupID = 0
+        var env: [Subprocess.Environment.Key: String] = [:]
+        for (k, v) in inv.environment { env[Subprocess.Environment.Key(stringLiteral: k)] = v }
+        let flags = RunFlags()
+        let result = try await Subprocess.run(
+            .path(FilePath(inv.executable)), arguments: Arguments(inv.arguments),
+            environment: .custom(env), workingDirectory: FilePath(inv.workingDirectory),
+            platformOptions: options, input: .inputWriter, output: .sequence, error: .sequence
+        ) { execution in
+            let pgid = execution.processIdentifier.value
+            return try await withTaskCancellationHandler {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for try await line in execution.standardOutput.strings(bufferingPolicy: .maxLineLength(maxLineBytes)) {
+                            onStdout(Data(line.utf8))
+                        }
+                    }
+                    group.addTask {
+                        for try await line in execution.standardError.strings(bufferingPolicy: .maxLineLength(1 << 20)) {
+                            onStderr(line)
+                        }
+                    }
+                    group.addTask {
+                        _ = try await execution.standardInputWriter.write(inv.prompt)
+                        try await execution.standardInputWriter.finish()
+                    }
+                    // The watchdog: past the deadline, end the group.
+                    let watchdog = Task {
+                        try await Task.sleep(for: inv.timeout)
+                        flags.timedOut = true
+                        await terminateGroup(pgid)
+                    }
+                    defer { watchdog.cancel() }
+                    try await group.waitForAll()
+                }
+            } onCancel: {
+                flags.cancelled = true
+                Task { await terminateGroup(pgid) }
+            }
+        }
+        var exit = ClaudeExit(status: nil, signal: nil, timedOut: flags.timedOut, cancelled: flags.cancelled)
+        switch result.terminationStatus {
+        case .exited(let code): exit.status = code
+        case .signaled(let sig): exit.signal = sig
+        }
+        return exit
+    }
+
+    /// SIGTERM to the group, SIGKILL after the grace period if anything is left.
+    static func terminateGroup(_ pgid: pid_t) async {
+        kill(-pgid, SIGTERM)
+        try? await Task.sleep(for: grace)
+        kill(-pgid, SIGKILL)
+    }
+
+    /// Finds the claude executable: `$HIVE_CLAUDE` if set (a path or a name), else `claude` on PATH.
+    public static func resolve(environment: [String: String]) -> String? {
+        let wanted = environment["HIVE_CLAUDE"].flatMap { $0.isEmpty ? nil : $0 } ?? "claude"
+        if wanted.contains("/") { return FileManager.default.isExecutableFile(atPath: wanted) ? wanted : nil }
+        for dir in (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
+            let candidate = "\(dir)/\(wanted)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+}
+
+/// Flags set from the watchdog and the cancellation handler (each written once, read after the run).
+private final class RunFlags: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _timedOut = false
+    private var _cancelled = false
+    var timedOut: Bool {
+        get { lock.withLock { _timedOut } }
+        set { lock.withLock { _timedOut = newValue } }
+    }
+    var cancelled: Bool {
+        get { lock.withLock { _cancelled } }
+        set { lock.withLock { _cancelled = newValue } }
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import Synchronization
+
+/// What the harness is doing, for its HTTP endpoint and for `report_state` to core.
+public struct HarnessSnapshot: Codable, Sendable, Equatable {
+    /// idle | thinking | compacting | rate_limited | backoff | needs_login | claude_missing | disconnected
+    public var state = "starting"
+    public var rateLimitedUntil: Double?
+    public var detail: String?
+    public var model: String?
+    public var sessionID: String?
+    public var contextTokens: Int?
+    public var contextWindow: Int?
+    public var lastTurnCostUSD: Double?
+    public var totalCostUSD: Double = 0
+    public var turns: Int = 0
+    /// The message the current turn works on.
+    public var messageID: Int64?
+    public var lastTurnEndedAt: Double?
+}
+
+/// Session bookkeeping kept across harness restarts in `<harness>/session.json`.
+struct SessionRecord: Codable, Sendable {
+    var sessionID: String?
+    var lastTurnEndedAt: Double?
+    var contextTokens: Int?
+    var contextWindow: Int?
+}
+
+/// The live snapshot, shared by the turn loop (writer) and the HTTP endpoint (reader).
+public final class HarnessStatus: Sendable {
+    private let snapshot = Mutex(HarnessSnapshot())
+    public init() {}
+    public func read() -> HarnessSnapshot { snapshot.withLock { $0 } }
+    func update(_ change: (inout HarnessSnapshot) -> Void) -> HarnessSnapshot {
+        snapshot.withLock { s in change(&s); return s }
+    }
+}

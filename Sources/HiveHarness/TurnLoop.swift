@@ -1,0 +1,393 @@
+import Foundation
+import HiveClient
+import HiveWire
+import Logging
+import Synchronization
+
+/// The harness's serve loop: wait for a message, run claude on it, ack it only after a successful turn.
+///
+/// Supervised: a broken socket (core restarting, a rebuild) reconnects with backoff and starts over with
+/// `requeue_inflight`, so a message popped by an earlier connection is never left undelivered. Nothing
+/// in here exits on a failed turn: failures back off and retry, limits park until they lift, and a
+/// message that keeps failing is dead-lettered with its reason.
+public final class TurnLoop: Sendable {
+    public let config: HarnessConfig
+    public let events: EventStore
+    public let stats: TurnStatsStore
+    public let status = HarnessStatus()
+    private let logger: Logger
+    private let controls = Mutex(Controls())
+
+    private struct Controls {
+        var currentTurn: Task<Void, Never>?
+        var cancelRequested = false
+        var compactRequested = false
+        var lastReported: ReportStateCommand?
+    }
+
+    public init(config: HarnessConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: config.harnessDir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true)
+        events = try EventStore(path: config.eventsPath)
+        stats = try TurnStatsStore(path: config.statsPath)
+        let session = loadSession()
+        let last = try? stats.last()
+        _ = status.update {
+            $0.model = config.model
+            $0.sessionID = session.sessionID
+            $0.contextTokens = session.contextTokens
+            $0.contextWindow = session.contextWindow
+            $0.lastTurnEndedAt = session.lastTurnEndedAt
+            $0.turns = Int(last?.id ?? 0)
+        }
+    }
+
+    // MARK: Operator controls (the HTTP endpoint)
+
+    /// Stops the turn in progress (its claude process group is terminated). The turn counts as failed.
+    public func cancelTurn() -> Bool {
+        controls.withLock { c in
+            guard let t = c.currentTurn else { return false }
+            c.cancelRequested = true
+            t.cancel()
+            return true
+        }
+    }
+
+    /// Compacts the session before the next turn.
+    public func requestCompact() { controls.withLock { $0.compactRequested = true } }
+
+    /// Starts the next turn in a fresh session.
+    public func requestNewSession() throws {
+        try Data("requested\n".utf8).write(to: URL(filePath: config.newSessionFlagPath))
+    }
+
+    // MARK: The loop
+
+    /// Runs until cancelled. Never returns early on errors.
+    public func run() async {
+        sweepStores()
+        writeMCPConfig()
+        var attempt = 0
+        var owedAcks: [Int64] = []
+        while !Task.isCancelled {
+            do {
+                try await serve(owedAcks: &owedAcks)
+            } catch is CancellationError {
+                break
+            } catch {
+                attempt += 1
+                let wait = Backoff(base: 1, cap: 30).delay(attempt: attempt)
+                setState("disconnected", detail: "agent socket: \(error); reconnecting in \(Int(wait)) s")
+                note("serve loop interrupted: \(error); reconnecting in \(String(format: "%.1f", wait)) s")
+                try? await Task.sleep(for: .seconds(wait))
+                continue
+            }
+        }
+    }
+
+    private func serve(owedAcks: inout [Int64]) async throws {
+        let conn = try HiveConnection(path: config.socket)
+        // Acks that a broken connection swallowed go first, so a finished turn is not redone.
+        if !owedAcks.isEmpty {
+            _ = try await conn.call(AckTurnCommand(ids: owedAcks))
+            owedAcks = []
+        }
+        let requeued = try await conn.call(RequeueInflightCommand()).requeued
+        if requeued > 0 { note("requeued \(requeued) message(s) a previous run had not finished") }
+        while true {
+            try Task.checkCancellation()
+            await report(conn, state: "idle")
+            let got = try await conn.call(RecvCommand(waitSeconds: 60, max: 1))
+            guard let message = got.messages.first else { continue }
+            if try await handle(message, unread: got.unread, conn) {
+                do {
+                    // The turn also consumed whatever it read with the MCP recv tool.
+                    _ = try await conn.call(AckTurnCommand(ids: [message.id], allInflight: true))
+                } catch {
+                    owedAcks.append(message.id)
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Drives turns on one message until it succeeds (true: ack it) or is given up on (false).
+    private func handle(_ message: MessageView, unread: Int, _ conn: HiveConnection) async throws -> Bool {
+        var failures = 0
+        var transient = 0
+        var compacted = false
+        var forceFresh = false
+        while true {
+            try Task.checkCancellation()
+            guard let claude = ClaudeRunner.resolve(environment: config.environment) else {
+                let wanted = config.environment["HIVE_CLAUDE"] ?? "claude"
+                await report(conn, state: "claude_missing",
+                             detail: "'\(wanted)' not found: install Claude Code (claude on PATH) or set HIVE_CLAUDE")
+                try await Task.sleep(for: .seconds(config.setupRecheck))
+                continue
+            }
+            if controls.withLock({ c in defer { c.compactRequested = false }; return c.compactRequested }) {
+                _ = try await compact(claude, conn)
+            }
+            let outcome = try await turn(message, unread: unread, claude: claude, conn: conn, forceFresh: forceFresh)
+            forceFresh = false
+            if outcome != .ok {
+                // Messages the failed turn read with the MCP recv tool go back to the inbox; this one stays
+                // in hand for the retry.
+                let back = try await conn.call(RequeueInflightCommand(keep: [message.id])).requeued
+                if back > 0 { note("returned \(back) message(s) read during the failed turn to the inbox") }
+            }
+            switch outcome {
+            case .ok:
+                return true
+            case .rateLimited(let until):
+                let now = Date().timeIntervalSince1970
+                let resume = max(now + 30, (until ?? now + config.rateLimitReprobe)) + Double.random(in: 5...60)
+                await report(conn, state: "rate_limited", until: resume,
+                             detail: until == nil ? "limit hit; no reset time given, re-probing in an hour" : "limit hit; resuming after the reset")
+                note("rate limited until \(Date(timeIntervalSince1970: resume)); message \(message.id) waits, unacked")
+                try await Task.sleep(for: .seconds(resume - now))
+            case .promptTooLong:
+                if !compacted {
+                    compacted = true
+                    note("prompt too long: compacting the session once, then retrying")
+                    if try await compact(claude, conn) { continue }
+                }
+                failures += 1
+                forceFresh = true
+                if try await giveUpIfNeeded(message, failures: failures, reason: "prompt too long even after compaction", conn) { return false }
+            case .transient(let why):
+                transient += 1
+                if transient > config.transientRetries {
+                    transient = 0
+                    failures += 1
+                    if try await giveUpIfNeeded(message, failures: failures, reason: why, conn) { return false }
+                }
+                let wait = config.transientBackoff.delay(attempt: transient)
+                await report(conn, state: "backoff", detail: "transient API error, retrying in \(Int(wait)) s: \(why.prefix(120))")
+                try await Task.sleep(for: .seconds(wait))
+            case .needsLogin(let why):
+                await report(conn, state: "needs_login", detail: "\(why.prefix(160)) — log in with `claude` (or set ANTHROPIC_API_KEY) for this agent")
+                try await Task.sleep(for: .seconds(config.setupRecheck))
+            case .failed(let why):
+                failures += 1
+                if try await giveUpIfNeeded(message, failures: failures, reason: why, conn) { return false }
+            }
+        }
+    }
+
+    /// After a failed turn: dead-letter at the limit (true), else back off and let the caller retry.
+    private func giveUpIfNeeded(_ message: MessageView, failures: Int, reason: String, _ conn: HiveConnection) async throws -> Bool {
+        if failures >= config.maxFailures {
+            let why = "\(failures) failed turns; last: \(reason.prefix(500))"
+            _ = try await conn.call(DeadLetterCommand(ids: [message.id], reason: why))
+            note("dead-lettered message \(message.id): \(why)")
+            return true
+        }
+        let wait = config.failureBackoff.delay(attempt: failures)
+        await report(conn, state: "backoff", detail: "turn failed (\(failures)/\(config.maxFailures)), retrying in \(Int(wait)) s: \(reason.prefix(120))")
+        try await Task.sleep(for: .seconds(wait))
+        return false
+    }
+
+    // MARK: One turn
+
+    private func turn(_ message: MessageView, unread: Int, claude: String, conn: HiveConnection, forceFresh: Bool) async throws -> TurnOutcome {
+        let session = loadSession()
+        let now = Date().timeIntervalSince1970
+        let requested = FileManager.default.fileExists(atPath: config.newSessionFlagPath)
+        let decision = config.policy.decide(
+            lastContext: session.contextTokens, window: session.contextWindow,
+            idle: session.lastTurnEndedAt.map { now - $0 }, requested: requested || forceFresh,
+            hasSession: session.sessionID != nil, freshBaseline: try? stats.freshBaseline())
+        if requested { try? FileManager.default.removeItem(atPath: config.newSessionFlagPath) }
+        var prompt = WakePrompt.build(message, unread: unread)
+        if decision.action == .fresh, session.sessionID != nil {
+            prompt = WakePrompt.freshSessionHandoff(stateDir: config.stateDir) + "\n\n" + prompt
+        }
+        let snapshot = status.update { $0.messageID = message.id; $0.turns += 1 }
+        await report(conn, state: "thinking")
+        harnessEvent(["event": "turn_start", "from": message.from, "message_id": message.id, "unread": unread,
+                      "session_action": decision.action.rawValue, "reason": decision.reason], turn: snapshot.turns)
+        let run = try await runClaude(claude, prompt: prompt, continueSession: decision.action == .continue, turn: snapshot.turns)
+        let outcome = run.acc.outcome(exitStatus: run.exit.status)
+        finishTurn(run, outcome: outcome, wakeSource: message.from, messageID: message.id, decision: decision)
+        return outcome
+    }
+
+    /// `/compact` on the current session, as a turn of its own. True when it compacted.
+    private func compact(_ claude: String, _ conn: HiveConnection) async throws -> Bool {
+        await report(conn, state: "compacting")
+        let snapshot = status.update { $0.turns += 1 }
+        harnessEvent(["event": "compact_start"], turn: snapshot.turns)
+        let decision = SessionPolicy.Decision(action: .compact, reason: "compaction", continueCost: 0, freshCost: 0)
+        let run = try await runClaude(claude, prompt: "/compact", continueSession: true, turn: snapshot.turns)
+        let outcome = run.acc.outcome(exitStatus: run.exit.status)
+        finishTurn(run, outcome: outcome, wakeSource: "compact", messageID: nil, decision: decision)
+        return outcome == .ok
+    }
+
+    private struct Run {
+        var acc: TurnAccumulator
+        var exit: ClaudeExit
+        var startedAt: Double
+    }
+
+    private func runClaude(_ claude: String, prompt: String, continueSession: Bool, turn: Int) async throws -> Run {
+        var args = ["--print", "--verbose", "--output-format", "stream-json", "--model", config.model,
+                    "--mcp-config", config.mcpConfigPath, "--strict-mcp-config"]
+        if continueSession { args.append("--continue") }
+        if let addition = config.systemPromptAddition, !addition.isEmpty { args += ["--append-system-prompt", addition] }
+        var env = config.environment
+        env["CLAUDECODE"] = nil
+        env["CLAUDE_CODE_ENTRYPOINT"] = nil
+        let invocation = ClaudeInvocation(executable: claude, arguments: args, workingDirectory: config.stateDir,
+                                          environment: env, prompt: prompt, timeout: config.turnTimeout)
+        let acc = Mutex(TurnAccumulator())
+        let startedAt = Date().timeIntervalSince1970
+        let events = self.events
+        let logger = self.logger
+        let task = Task<Result<ClaudeExit, any Error>, Never> {
+            do {
+                let exit = try await ClaudeRunner.run(invocation, onStdout: { line in
+                    acc.withLock { $0.consume(ClaudeEvent.parse(line)) }
+                    do { try events.append(kind: "stdout", body: String(decoding: line, as: UTF8.self), turn: Int64(turn)) } catch {
+                        logger.error("event store: \(error)")
+                    }
+                }, onStderr: { line in
+                    _ = try? events.append(kind: "stderr", body: line, turn: Int64(turn))
+                })
+                return .success(exit)
+            } catch {
+                return .failure(error)
+            }
+        }
+        controls.withLock { $0.currentTurn = Task { _ = await task.value } ; $0.cancelRequested = false }
+        let result = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+        let cancelledByOperator = controls.withLock { c -> Bool in
+            c.currentTurn = nil
+            return c.cancelRequested
+        }
+        try Task.checkCancellation()
+        var exit: ClaudeExit
+        switch result {
+        case .success(let e): exit = e
+        case .failure(let error):
+            note("claude could not run: \(error)")
+            exit = ClaudeExit(status: nil, signal: nil, timedOut: false, cancelled: false)
+        }
+        if cancelledByOperator { exit.cancelled = true }
+        return Run(acc: acc.withLock { $0 }, exit: exit, startedAt: startedAt)
+    }
+
+    private func finishTurn(_ run: Run, outcome: TurnOutcome, wakeSource: String, messageID: Int64?, decision: SessionPolicy.Decision) {
+        let acc = run.acc
+        let ended = Date().timeIntervalSince1970
+        var detail: String?
+        switch outcome {
+        case .ok: detail = nil
+        case .rateLimited(let until): detail = until.map { "limit resets at \(Int($0))" } ?? "limit hit, reset unknown"
+        case .promptTooLong: detail = "Prompt is too long"
+        case .transient(let t), .needsLogin(let t), .failed(let t): detail = String(t.prefix(1000))
+        }
+        if run.exit.timedOut { detail = "timed out after \(config.turnTimeout)" }
+        if run.exit.cancelled { detail = "cancelled" }
+        let breakdown = (try? JSONSerialization.data(withJSONObject: acc.toolCalls, options: [.sortedKeys]))
+            .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let usage = acc.usage
+        let stat = TurnStat(
+            id: nil, startedAt: run.startedAt, endedAt: ended, model: acc.model ?? config.model, sessionID: acc.sessionID,
+            wakeSource: wakeSource, messageID: messageID,
+            resultKind: (run.exit.timedOut || run.exit.cancelled) ? "failed" : outcome.kind, detail: detail,
+            inputTokens: usage.input, outputTokens: usage.output, cacheReadTokens: usage.cacheRead,
+            cacheCreationTokens: usage.cacheCreation, contextTokens: acc.contextTokens,
+            contextWindow: acc.result?.contextWindow, costUSD: acc.costUSD, toolCalls: acc.toolCallCount,
+            toolBreakdown: breakdown, sessionAction: decision.action.rawValue, sessionReason: decision.reason,
+            estimatedContinueCost: decision.continueCost, estimatedFreshCost: decision.freshCost,
+            exitStatus: run.exit.status.map(Int.init) ?? run.exit.signal.map { 128 + Int($0) })
+        do { try stats.record(stat) } catch { logger.error("turn stats: \(error)") }
+        var session = loadSession()
+        if let id = acc.sessionID { session.sessionID = id }
+        if acc.result != nil {
+            session.lastTurnEndedAt = ended
+            if let ctx = acc.contextTokens { session.contextTokens = ctx }
+            if acc.compacted { session.contextTokens = nil }
+            if let w = acc.result?.contextWindow { session.contextWindow = w }
+        }
+        saveSession(session)
+        _ = status.update {
+            $0.sessionID = session.sessionID
+            $0.contextTokens = session.contextTokens
+            $0.contextWindow = session.contextWindow
+            $0.lastTurnCostUSD = acc.costUSD
+            $0.totalCostUSD += acc.costUSD
+            $0.lastTurnEndedAt = ended
+            $0.messageID = nil
+            if let m = acc.model { $0.model = m }
+        }
+        harnessEvent(["event": "turn_end", "result": stat.resultKind, "detail": detail ?? "", "cost_usd": acc.costUSD,
+                      "tool_calls": acc.toolCallCount, "context_tokens": acc.contextTokens ?? 0], turn: status.read().turns)
+    }
+
+    // MARK: Bookkeeping
+
+    private func loadSession() -> SessionRecord {
+        guard let data = FileManager.default.contents(atPath: config.sessionPath),
+              let record = try? JSONDecoder().decode(SessionRecord.self, from: data) else { return SessionRecord() }
+        return record
+    }
+
+    private func saveSession(_ record: SessionRecord) {
+        guard let data = try? JSONEncoder().encode(record) else { return }
+        try? data.write(to: URL(filePath: config.sessionPath), options: .atomic)
+    }
+
+    /// The MCP config claude gets: `hive mcp` on this agent's socket, and nothing else.
+    private func writeMCPConfig() {
+        let config: [String: Any] = ["mcpServers": ["hive": ["type": "stdio", "command": self.config.hiveExecutable,
+                                                             "args": ["mcp", "--socket", self.config.socket]]]]
+        if let data = try? JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]) {
+            try? data.write(to: URL(filePath: self.config.mcpConfigPath), options: .atomic)
+        }
+    }
+
+    private func sweepStores() {
+        let events = (try? self.events.sweep(olderThan: config.eventsRetentionDays * 86400)) ?? 0
+        let turns = (try? stats.sweep(olderThan: config.statsRetentionDays * 86400)) ?? 0
+        if events + turns > 0 { logger.info("retention: swept \(events) events and \(turns) turn-stats rows") }
+    }
+
+    private func setState(_ state: String, until: Double? = nil, detail: String? = nil) {
+        _ = status.update { s in
+            s.state = state
+            s.rateLimitedUntil = state == "rate_limited" ? until : nil
+            s.detail = detail
+        }
+    }
+
+    /// Updates the local snapshot and tells core (best effort; only changes are sent).
+    private func report(_ conn: HiveConnection, state: String, until: Double? = nil, detail: String? = nil) async {
+        setState(state, until: until, detail: detail)
+        let message = ReportStateCommand(state: state, rateLimitedUntil: until, detail: detail, model: status.read().model)
+        let changed = controls.withLock { c -> Bool in
+            defer { c.lastReported = message }
+            return c.lastReported != message
+        }
+        guard changed else { return }
+        harnessEvent(["event": "state", "state": state, "detail": detail ?? "", "rate_limited_until": until ?? 0], turn: nil)
+        do { _ = try await conn.call(message) } catch { logger.debug("report_state failed: \(error)") }
+    }
+
+    private func note(_ text: String) {
+        logger.info("\(config.name): \(text)")
+        harnessEvent(["event": "note", "text": text], turn: nil)
+    }
+
+    private func harnessEvent(_ body: [String: Any], turn: Int?) {
+        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data("{}".utf8)
+        _ = try? events.append(kind: "harness", body: String(decoding: data, as: UTF8.self), turn: turn.map(Int64.init))
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import GRDB
+
+/// One finished turn, as `turn-stats.sqlite` keeps it (about 200 bytes a row).
+public struct TurnStat: Codable, Sendable, Equatable {
+    public var id: Int64?
+    public var startedAt: Double
+    public var endedAt: Double
+    public var model: String?
+    public var sessionID: String?
+    /// Who woke the turn (a sender name, `system`, `reminder`), or `compact` for a compaction turn.
+    public var wakeSource: String
+    public var messageID: Int64?
+    /// ok | failed | prompt_too_long | rate_limited
+    public var resultKind: String
+    public var detail: String?
+    public var inputTokens: Int
+    public var outputTokens: Int
+    public var cacheReadTokens: Int
+    public var cacheCreationTokens: Int
+    public var contextTokens: Int?
+    public var contextWindow: Int?
+    public var costUSD: Double
+    public var toolCalls: Int
+    /// JSON object: tool name → count.
+    public var toolBreakdown: String
+    /// continue | fresh | compact
+    public var sessionAction: String
+    public var sessionReason: String
+    /// Estimated input cost of continuing and of starting fresh, in base-price tokens.
+    public var estimatedContinueCost: Double
+    public var estimatedFreshCost: Double
+    public var exitStatus: Int?
+
+    public var durationSeconds: Double { endedAt - startedAt }
+}
+
+/// `<harness>/turn-stats.sqlite`: one row per turn.
+public final class TurnStatsStore: Sendable {
+    private let db: DatabaseQueue
+
+    public init(path: String) throws {
+        db = try DatabaseQueue(path: path)
+        try db.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-turns") { db in
+            try db.execute(sql: """
+                CREATE TABLE turn (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    started_at REAL NOT NULL, ended_at REAL NOT NULL,
+                    model TEXT, session_id TEXT, wake_source TEXT NOT NULL, message_id INTEGER,
+                    result_kind TEXT NOT NULL, detail TEXT,
+                    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+                    cache_read_tokens INTEGER NOT NULL, cache_creation_tokens INTEGER NOT NULL,
+                    context_tokens INTEGER, context_window INTEGER,
+                    cost_usd REAL NOT NULL, tool_calls INTEGER NOT NULL, tool_breakdown TEXT NOT NULL,
+                    session_action TEXT NOT NULL, session_reason TEXT NOT NULL,
+                    estimated_continue_cost REAL NOT NULL, estimated_fresh_cost REAL NOT NULL,
+                    exit_status INTEGER
+                );
+                CREATE INDEX turn_started ON turn(started_at);
+                """)
+        }
+        try m.migrate(db)
+    }
+
+    @discardableResult
+    public func record(_ stat: TurnStat) throws -> Int64 {
+        try db.write { db in
+            var row = stat
+            try db.execute(sql: """
+                INSERT INTO turn (started_at, ended_at, model, session_id, wake_source, message_id, result_kind, detail,
+                    input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, context_tokens, context_window,
+                    cost_usd, tool_calls, tool_breakdown, session_action, session_reason, estimated_continue_cost,
+                    estimated_fresh_cost, exit_status)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [row.startedAt, row.endedAt, row.model, row.sessionID, row.wakeSource, row.messageID,
+                                 row.resultKind, row.detail, row.inputTokens, row.outputTokens, row.cacheReadTokens,
+                                 row.cacheCreationTokens, row.contextTokens, row.contextWindow, row.costUSD, row.toolCalls,
+                                 row.toolBreakdown, row.sessionAction, row.sessionReason, row.estimatedContinueCost,
+                                 row.estimatedFreshCost, row.exitStatus])
+            row.id = db.lastInsertedRowID
+            return row.id!
+        }
+    }
+
+    /// Turns that started at or after `since` (unix seconds), oldest first.
+    public func turns(since: Double = 0, limit: Int = 10_000) throws -> [TurnStat] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM turn WHERE started_at >= ? ORDER BY id LIMIT ?", arguments: [since, limit]).map(Self.stat)
+        }
+    }
+
+    /// The most recent turn, if any.
+    public func last() throws -> TurnStat? {
+        try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM turn ORDER BY id DESC LIMIT 1").map(Self.stat) }
+    }
+
+    /// The first-turn context of the most recent fresh session: what a fresh start costs here.
+    public func freshBaseline() throws -> Int? {
+        try db.read { db in
+            try Int.fetchOne(db, sql: "SELECT context_tokens FROM turn WHERE session_action = 'fresh' AND result_kind = 'ok' AND context_tokens IS NOT NULL ORDER BY id DESC LIMIT 1")
+        }
+    }
+
+    public func sweep(olderThan window: Double, now: Double = Date().timeIntervalSince1970, batch: Int = 1000) throws -> Int {
+        try Retention.sweep(db, table: "turn", column: "started_at", cutoff: now - window, batch: batch)
+    }
+
+    private static func stat(_ r: Row) -> TurnStat {
+        TurnStat(id: r["id"], startedAt: r["started_at"], endedAt: r["ended_at"], model: r["model"], sessionID: r["session_id"],
+                 wakeSource: r["wake_source"], messageID: r["message_id"], resultKind: r["result_kind"], detail: r["detail"],
+                 inputTokens: r["input_tokens"], outputTokens: r["output_tokens"], cacheReadTokens: r["cache_read_tokens"],
+                 cacheCreationTokens: r["cache_creation_tokens"], contextTokens: r["context_tokens"], contextWindow: r["context_window"],
+                 costUSD: r["cost_usd"], toolCalls: r["tool_calls"], toolBreakdown: r["tool_breakdown"],
+                 sessionAction: r["session_action"], sessionReason: r["session_reason"],
+                 estimatedContinueCost: r["estimated_continue_cost"], estimatedFreshCost: r["estimated_fresh_cost"],
+                 exitStatus: r["exit_status"])
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import HiveHarness
+import HiveMCP
+import HiveWire
+import Logging
+import ServiceLifecycle
+
+struct Agent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the harness of one agent: wait for messages and drive a claude turn for each.",
+        discussion: """
+            Normally core starts this for you (--cage process). Run it by hand against a core started with
+            --cage none to watch one agent closely. claude is $HIVE_CLAUDE when set, else `claude` on PATH;
+            it runs in the agent's state dir. SIGTERM stops the turn in progress; its message is redelivered
+            when the harness comes back.
+            """)
+
+    @Option(help: "The agent's name.") var name: String
+    @Option(help: ArgumentHelp("The hive root (for the default paths below).", valueName: "dir")) var root: String?
+    @Option(name: .customLong("run-dir"), help: ArgumentHelp("The hive's run dir (for the default socket paths).", valueName: "dir"))
+    var runDir: String?
+    @Option(help: ArgumentHelp("The agent socket. Default: <run-dir>/agents/<name>/mcp.sock.", valueName: "path")) var socket: String?
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("claude's working dir. Default: <root>/agents/<name>/state.", valueName: "dir"))
+    var stateDir: String?
+    @Option(name: .customLong("harness-dir"), help: ArgumentHelp("The harness's files. Default: <root>/agents/<name>/harness.", valueName: "dir"))
+    var harnessDir: String?
+    @Option(help: "The claude model (alias or id).") var model = "sonnet"
+    @Option(name: .customLong("system-prompt"), help: "Text appended to claude's system prompt.") var systemPrompt: String?
+    @Option(name: .customLong("max-failures"), help: "Failed turns on one message before it is dead-lettered.") var maxFailures = 5
+    @Option(name: .customLong("turn-timeout"), help: ArgumentHelp("Longest a turn may run.", valueName: "seconds")) var turnTimeout: Double = 1800
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        do { _ = try AgentName(name) } catch { throw ValidationError(error.description) }
+        guard maxFailures >= 1 else { throw ValidationError("--max-failures must be at least 1") }
+        guard turnTimeout >= 1 else { throw ValidationError("--turn-timeout must be at least 1 second") }
+    }
+
+    func run() async throws {
+        Log.bootstrap(level: logLevel)
+        let logger = Logger(label: "hive.agent")
+        let agent = try AgentName(name)
+        let rootURL = root.map { URL(filePath: $0) } ?? Defaults.root
+        let layout = HiveLayout(root: rootURL, runDir: runDir.map { URL(filePath: $0) } ?? Defaults.runDir(root: rootURL))
+        var config = HarnessConfig(
+            name: agent, socket: socket ?? layout.agentSocket(agent).path,
+            stateDir: stateDir ?? layout.stateDir(agent).path, harnessDir: harnessDir ?? layout.harnessDir(agent).path,
+            webSocket: nil, hiveExecutable: URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().path,
+            environment: ProcessInfo.processInfo.environment)
+        config.model = model
+        config.systemPromptAddition = systemPrompt
+        config.maxFailures = maxFailures
+        config.turnTimeout = .milliseconds(Int64(turnTimeout * 1000))
+        do {
+            let loop = try TurnLoop(config: config, logger: logger)
+            let group = ServiceGroup(services: [HarnessService(loop: loop)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct MCPServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp",
+        abstract: "Serve an agent's hive tools over MCP on stdin/stdout (claude starts this).",
+        discussion: """
+            Tools: send, recv, whoami, status, request_next_turn. Each is one request on the agent socket, so
+            it acts as the agent that socket belongs to. stdout carries MCP only; logs go to stderr.
+            """)
+
+    @Option(help: ArgumentHelp("The agent socket. Default: $HIVE_SOCKET, else /run/hive/mcp.sock (inside a cage).", valueName: "path"))
+    var socket: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .warning
+
+    func run() async throws {
+        Log.bootstrap(level: logLevel)
+        let path = socket ?? ProcessInfo.processInfo.environment["HIVE_SOCKET"] ?? "/run/hive/mcp.sock"
+        do { try await HiveToolServer.run(socket: path, logger: Logger(label: "hive.mcp")) } catch { throw fail(error) }
+    }
+}
