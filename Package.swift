@@ -62,6 +62,7 @@ let package = Package(
         .testTarget(name: "HiveWireTests", dependencies: ["HiveWire"]),
         .testTarget(name: "HiveBrokerTests", dependencies: ["HiveBroker", "HiveWire", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HiveCoreTests", dependencies: ["HiveCore"]),
+        .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire"]),
         .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire"]),
     ]
 )

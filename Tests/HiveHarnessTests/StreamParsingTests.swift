@@ -1,0 +1,150 @@
+import Foundation
+@testable import HiveHarness
+import Testing
+
+@Suite("stream-json parsing and turn accounting")
+struct StreamParsingTests {
+    func feed(_ lines: [String]) -> TurnAccumulator {
+        var acc = TurnAccumulator()
+        for l in lines { acc.consume(ClaudeEvent.parse(Data(l.utf8))) }
+        return acc
+    }
+
+    let initLine = #"{"type":"system","subtype":"init","session_id":"s-1","model":"claude-sonnet-4-5","cwd":"/x"}"#
+    func assistant(_ id: String, text: String? = nil, tool: (String, String)? = nil, input: Int = 3, cacheRead: Int = 14800, cacheWrite: Int = 2100, output: Int = 60) -> String {
+        var block = #"{"type":"text","text":"\#(text ?? "hi")"}"#
+        if let tool { block = #"{"type":"tool_use","id":"\#(tool.0)","name":"\#(tool.1)","input":{}}"# }
+        return #"{"type":"assistant","message":{"id":"\#(id)","content":[\#(block)],"usage":{"input_tokens":\#(input),"cache_creation_input_tokens":\#(cacheWrite),"cache_read_input_tokens":\#(cacheRead),"output_tokens":\#(output)}}}"#
+    }
+    let okResult = #"{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":0.1834,"modelUsage":{"m":{"contextWindow":200000}}}"#
+
+    @Test("session, model, deduped usage, context from the last message, tools and cost")
+    func accounting() {
+        let acc = feed([
+            initLine,
+            assistant("msg_1", text: "thinking"),
+            assistant("msg_1", tool: ("toolu_1", "mcp__hive__send")),   // same message, second block: same usage
+            #"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"ok","is_error":false}]}}"#,
+            assistant("msg_2", tool: ("toolu_2", "Read"), input: 5, cacheRead: 17000, cacheWrite: 100, output: 40),
+            assistant("msg_2", tool: ("toolu_2", "Read"), input: 5, cacheRead: 17000, cacheWrite: 100, output: 40), // a repeated line
+            #"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed"}}"#,
+            okResult,
+        ])
+        #expect(acc.sessionID == "s-1")
+        #expect(acc.model == "claude-sonnet-4-5")
+        #expect(acc.usage == Usage(input: 8, output: 100, cacheRead: 31800, cacheCreation: 2200))
+        #expect(acc.contextTokens == 5 + 100 + 17000)
+        #expect(acc.toolCalls == ["mcp__hive__send": 1, "Read": 1])
+        #expect(acc.costUSD == 0.1834)
+        #expect(acc.result?.contextWindow == 200000)
+        #expect(acc.outcome(exitStatus: 0) == .ok)
+    }
+
+    @Test("unknown types are kept and ignored; non-JSON lines become notes; huge lines parse")
+    func tolerance() {
+        let big = String(repeating: "x", count: 3_000_000)
+        let acc = feed([
+            "Warning: no stdin data received in 3s, proceeding without it.",
+            initLine,
+            #"{"type":"future_thing","x":1}"#,
+            #"{"type":"system","subtype":"hook_started"}"#,
+            assistant("msg_9", text: big),
+            okResult,
+        ])
+        #expect(acc.notes == 1)
+        #expect(acc.events == 6)
+        #expect(ClaudeEvent.parse(Data(#"{"type":"future_thing"}"#.utf8)) == .other(type: "future_thing"))
+        #expect(acc.outcome(exitStatus: 0) == .ok)
+    }
+
+    @Test("is_error decides failure whatever the subtype and exit code")
+    func isErrorWins() {
+        let acc = feed([initLine, #"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 400 bad request","terminal_reason":"api_error"}"#])
+        #expect(acc.outcome(exitStatus: 0) == .failed("API Error: 400 bad request"))
+        let errs = feed([#"{"type":"result","subtype":"error_max_turns","is_error":true,"errors":["Reached maximum number of turns (60)"]}"#])
+        #expect(errs.outcome(exitStatus: 1) == .failed("Reached maximum number of turns (60)"))
+    }
+
+    @Test("a crash without a result is a failure")
+    func crash() {
+        #expect(feed([initLine, assistant("m", text: "half")]).outcome(exitStatus: 1) == .failed("claude exited with status 1 without a result"))
+        #expect(feed([]).outcome(exitStatus: nil) == .failed("claude was stopped before it finished"))
+    }
+
+    @Test("a rejected rate_limit_event parks until its resetsAt, whatever the result says")
+    func rejectedEvent() {
+        let acc = feed([initLine,
+                        #"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1767225600,"rateLimitType":"five_hour"}}"#,
+                        #"{"type":"result","subtype":"success","is_error":true,"result":"You've hit your session limit · resets 3pm (Europe/Berlin)","api_error_status":429}"#])
+        #expect(acc.outcome(exitStatus: 1) == .rateLimited(until: 1767225600))
+        let overage = feed([#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","isUsingOverage":true,"overageStatus":"rejected"}}"#])
+        #expect(overage.rejectedUntil == 0)
+        let informational = feed([#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","overageStatus":"rejected"}}"#, okResult])
+        #expect(informational.outcome(exitStatus: 0) == .ok)
+    }
+
+    @Test("error results: limits, transient errors, prompt too long, login")
+    func errorResults() {
+        func outcome(_ text: String, status: Int? = nil) -> TurnOutcome {
+            let s = status.map { ",\"api_error_status\":\($0)" } ?? ""
+            return feed([#"{"type":"result","subtype":"success","is_error":true,"result":"\#(text)"\#(s)}"#]).outcome(exitStatus: 1)
+        }
+        #expect(outcome("Claude AI usage limit reached|1750708800") == .rateLimited(until: 1750708800))
+        #expect(outcome("Prompt is too long") == .promptTooLong)
+        #expect(outcome("Prompt is too long · automatic compaction failed: x") == .promptTooLong)
+        guard case .transient = outcome("API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment.") else {
+            Issue.record("overload is not transient"); return
+        }
+        guard case .transient = outcome("API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited", status: 429) else {
+            Issue.record("server throttling is not transient"); return
+        }
+        guard case .transient = outcome("API Error: Request rejected (429) · Rate limited", status: 429) else {
+            Issue.record("429 rejection is not transient"); return
+        }
+        guard case .needsLogin = outcome("Not logged in · Please run /login") else { Issue.record("login not detected"); return }
+        guard case .rateLimited = outcome("This request would exceed your account's rate limit. Please try again later.", status: 429) else {
+            Issue.record("429 limit prose not parked"); return
+        }
+    }
+}
+
+@Suite("Usage-limit reset times")
+struct LimitTextTests {
+    // 2026-11-26 10:00 UTC
+    let now = Date(timeIntervalSince1970: 1795687200)
+
+    func utc(_ y: Int, _ mo: Int, _ d: Int, _ h: Int, _ mi: Int = 0, zone: String = "UTC") -> Double {
+        var c = Calendar(identifier: .gregorian)
+        c.timeZone = TimeZone(identifier: zone)!
+        return c.date(from: DateComponents(year: y, month: mo, day: d, hour: h, minute: mi))!.timeIntervalSince1970
+    }
+
+    @Test("every form in the reference gives the right instant", arguments: [
+        ("Claude AI usage limit reached|1750708800", 1750708800.0),
+        ("Claude usage limit reached. Your limit will reset at 5pm (Europe/Warsaw).", -1),
+    ])
+    func epochAndWarsaw(_ text: String, _ expected: Double) {
+        let got = LimitText.resetTime(in: text, now: now)
+        if expected > 0 { #expect(got == expected) } else { #expect(got == utc(2026, 11, 26, 17, zone: "Europe/Warsaw")) }
+    }
+
+    @Test("times with zones, minutes, rolling to tomorrow, and dates")
+    func clockTimes() {
+        #expect(LimitText.resetTime(in: "You've hit your limit · resets 3pm (Europe/Berlin)", now: now) == utc(2026, 11, 26, 15, zone: "Europe/Berlin"))
+        // 12:50am Los Angeles has passed today (it is 02:00 there): tomorrow.
+        #expect(LimitText.resetTime(in: "You've hit your session limit · resets 12:50am (America/Los_Angeles)", now: now)
+                == utc(2026, 11, 27, 0, 50, zone: "America/Los_Angeles"))
+        #expect(LimitText.resetTime(in: "You've hit your weekly limit · resets Sep 21, 6pm (America/Toronto)", now: now)
+                == utc(2027, 9, 21, 18, zone: "America/Toronto"))
+        #expect(LimitText.resetTime(in: "5-hour limit reached ∙ resets 12pm", now: now) == utc(2026, 11, 26, 12))
+        #expect(LimitText.resetTime(in: "Session limit reached ∙ resets 9am", now: now) == utc(2026, 11, 27, 9))
+        #expect(LimitText.resetTime(in: "limit reached, no time given", now: now) == nil)
+    }
+
+    @Test("agents writing about limits are not mistaken for a limit unless it is an error text")
+    func classification() {
+        #expect(LimitText.classify("I summarised the usage limits doc", now: now) == .other)
+        #expect(LimitText.classify("You've hit your limit · resets 1pm (Europe/Lisbon)", now: now)
+                == .usageLimit(resetsAt: utc(2026, 11, 26, 13, zone: "Europe/Lisbon")))
+    }
+}
