@@ -72,12 +72,23 @@ public final class HiveConnection: @unchecked Sendable {
     }
 
     /// Sends raw bytes (which should end in a newline) and returns the next response line, without it.
+    /// Cancelling the task hangs up the connection (the blocked read returns), so a parked `recv` never
+    /// holds up a shutdown; the connection is unusable afterwards.
     public func roundTrip(_ request: Data) async throws -> Data {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Data, any Error>) in
-            queue.async {
-                c.resume(with: Result { try self.writeAll(request); return try self.readLine() })
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Data, any Error>) in
+                queue.async {
+                    c.resume(with: Result { try self.writeAll(request); return try self.readLine() })
+                }
             }
+        } onCancel: {
+            hangUp()
         }
+    }
+
+    /// Shuts the socket down in both directions: a blocked call returns with an error at once.
+    public func hangUp() {
+        shutdown(fd, Int32(SHUT_RDWR))
     }
 
     /// Decodes a response line: the reply on `ok: true`, else the server's error.

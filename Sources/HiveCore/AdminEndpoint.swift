@@ -8,6 +8,7 @@ struct AdminEndpoint: Sendable {
     let layout: HiveLayout
     let broker: Broker
     let sockets: AgentSockets
+    let processes: AgentProcesses?
     let logger: Logger
 
     func handle(_ line: Data, _ parker: Parker) -> Data {
@@ -55,12 +56,14 @@ struct AdminEndpoint: Sendable {
             sockets.close(name)
             throw error
         }
+        processes?.start(name)
         logger.info("spawned agent \(name)")
         return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path)
     }
 
     private func destroy(_ name: AgentName, purge: Bool) throws {
         try broker.destroy(name, purge: purge)
+        processes?.stop(name)
         sockets.close(name)
         sockets.board.forget(name)
         if purge { try AgentDirectories.remove(name, in: layout) }

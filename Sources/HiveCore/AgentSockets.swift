@@ -16,6 +16,8 @@ final class AgentSockets: Service, Sendable {
     private struct State {
         var servers: [AgentName: LineServer] = [:]
         var connections: [AgentName: Int] = [:]
+        /// When the last connection of each agent closed (or its socket opened with none).
+        var unattendedSince: [AgentName: ContinuousClock.Instant] = [:]
         var stopped = false
     }
     private let state = Mutex(State())
@@ -33,11 +35,15 @@ final class AgentSockets: Service, Sendable {
             path: layout.agentSocket(name), mode: 0o660, logger: logger,
             handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
-                self?.state.withLock { $0.connections[name, default: 0] += delta }
+                self?.state.withLock { s in
+                    s.connections[name, default: 0] += delta
+                    s.unattendedSince[name] = s.connections[name] == 0 ? .now : nil
+                }
             })
         let taken = state.withLock { s -> Bool in
             guard !s.stopped, s.servers[name] == nil else { return false }
             s.servers[name] = server
+            s.unattendedSince[name] = .now
             return true
         }
         guard taken else { throw CoreError("agent '\(name)' already has a socket, or the core is stopping") }
@@ -54,6 +60,11 @@ final class AgentSockets: Service, Sendable {
         guard let server = state.withLock({ $0.servers.removeValue(forKey: name) }) else { return }
         server.stop()
         try? FileManager.default.removeItem(at: layout.agentRunDir(name))
+    }
+
+    /// Agents with nothing connected, and since when.
+    func unattended() -> [(AgentName, ContinuousClock.Instant)] {
+        state.withLock { s in s.unattendedSince.filter { s.servers[$0.key] != nil }.map { ($0.key, $0.value) } }
     }
 
     /// How many processes are connected to the agent's socket right now.

@@ -8,6 +8,8 @@ import ServiceLifecycle
 public enum CageMode: String, Sendable, CaseIterable {
     /// Core starts no process; external processes connect to the agents' sockets.
     case none
+    /// One `hive agent` child process per agent, supervised, without isolation.
+    case process
 }
 
 /// Everything `hive core` needs to start.
@@ -19,10 +21,14 @@ public struct CoreOptions: Sendable {
     public var sweepInterval: Duration
     /// How hard each broker commit works to reach the disk (see docs/persistence.md).
     public var synchronous: Broker.Synchronous
+    /// The `hive` executable the process cage runs `hive agent` from.
+    public var hiveExecutable: String
 
     public init(layout: HiveLayout, cage: CageMode = .none, retentionSeconds: Double = 30 * 86400,
-                sweepInterval: Duration = .seconds(3600), synchronous: Broker.Synchronous = .full) {
+                sweepInterval: Duration = .seconds(3600), synchronous: Broker.Synchronous = .full,
+                hiveExecutable: String = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().path) {
         self.layout = layout
+        self.hiveExecutable = hiveExecutable
         self.synchronous = synchronous
         self.cage = cage
         self.retentionSeconds = retentionSeconds
@@ -37,6 +43,7 @@ public final class CoreDaemon: Sendable {
     private let logger: Logger
     private let locks: [ExclusiveLock]
     private let sockets: AgentSockets
+    private let processes: AgentProcesses?
     private let admin: LineServer
 
     /// Takes ownership of the root and run dir, opens the broker and binds every socket. Throws a
@@ -63,35 +70,50 @@ public final class CoreDaemon: Sendable {
             try AgentDirectories.create(name, in: layout)
             try sockets.open(name)
         }
+        let processes = options.cage == .process
+            ? AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable)
+            : nil
         let admin = LineServer(
             path: layout.adminSocket, mode: 0o660, logger: logger,
-            handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, logger: logger).handle)
+            handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, logger: logger).handle)
         // Bound now so a bad path fails the start; answering waits until the signals are trapped (see
         // `run`), so whoever sees the admin socket answer can stop the core gracefully.
         try admin.listen()
-        return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets, admin: admin)
+        return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets,
+                          processes: processes, admin: admin)
     }
 
-    private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets, admin: LineServer) {
+    private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets,
+                 processes: AgentProcesses?, admin: LineServer) {
         self.options = options
         self.broker = broker
         self.logger = logger
         self.locks = locks
         self.sockets = sockets
+        self.processes = processes
         self.admin = admin
     }
 
     /// Serves until SIGTERM or SIGINT, then stops every service gracefully. `onReady` runs once the
     /// signals are trapped, so a Ctrl-C right after it is a graceful stop, never an abrupt one.
     public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
+        var services: [any Service] = []
+        // Children stop before the sockets they talk to (services stop in reverse order).
+        services.append(sockets)
+        if let processes { services.append(processes) }
         let group = ServiceGroup(
-            services: [
-                sockets,
+            services: services + [
                 AdminSocket(server: admin),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
                 WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),
-                ReadyNotice(onReady: { [admin] in
+                InflightWatchdog(broker: broker, sockets: sockets, logger: logger),
+                ReadyNotice(onReady: { [admin, processes, broker] in
                     admin.startAccepting()
+                    if let processes {
+                        for a in (try? broker.agents()) ?? [] where a.record.destroyedAt == nil {
+                            if let name = try? AgentName(a.record.name) { processes.start(name) }
+                        }
+                    }
                     onReady()
                 }),
             ],

@@ -26,6 +26,8 @@ public struct HarnessConfig: Sendable {
     public var transientRetries = 8
     /// Seconds to wait before re-probing a limit whose reset time is unknown.
     public var rateLimitReprobe: Double = 3600
+    /// Most seconds added after a reset time, so agents parked on one limit do not all wake at once.
+    public var rateLimitJitter: Double = 60
     /// Seconds between checks while claude is missing or not logged in.
     public var setupRecheck: Double = 60
     /// Days events and turn stats are kept.

@@ -90,6 +90,8 @@ public final class TurnLoop: Sendable {
 
     private func serve(owedAcks: inout [Int64]) async throws {
         let conn = try HiveConnection(path: config.socket)
+        // A new connection may be a new core that knows nothing of this harness yet: report afresh.
+        controls.withLock { $0.lastReported = nil }
         // Acks that a broken connection swallowed go first, so a finished turn is not redone.
         if !owedAcks.isEmpty {
             _ = try await conn.call(AckTurnCommand(ids: owedAcks))
@@ -99,7 +101,11 @@ public final class TurnLoop: Sendable {
         if requeued > 0 { note("requeued \(requeued) message(s) a previous run had not finished") }
         while true {
             try Task.checkCancellation()
-            await report(conn, state: "idle")
+            if ClaudeRunner.resolve(environment: config.environment) == nil {
+                await report(conn, state: "claude_missing", detail: missingClaude)
+            } else {
+                await report(conn, state: "idle")
+            }
             let got = try await conn.call(RecvCommand(waitSeconds: 60, max: 1))
             guard let message = got.messages.first else { continue }
             if try await handle(message, unread: got.unread, conn) {
@@ -123,9 +129,7 @@ public final class TurnLoop: Sendable {
         while true {
             try Task.checkCancellation()
             guard let claude = ClaudeRunner.resolve(environment: config.environment) else {
-                let wanted = config.environment["HIVE_CLAUDE"] ?? "claude"
-                await report(conn, state: "claude_missing",
-                             detail: "'\(wanted)' not found: install Claude Code (claude on PATH) or set HIVE_CLAUDE")
+                await report(conn, state: "claude_missing", detail: missingClaude)
                 try await Task.sleep(for: .seconds(config.setupRecheck))
                 continue
             }
@@ -145,7 +149,8 @@ public final class TurnLoop: Sendable {
                 return true
             case .rateLimited(let until):
                 let now = Date().timeIntervalSince1970
-                let resume = max(now + 30, (until ?? now + config.rateLimitReprobe)) + Double.random(in: 5...60)
+                // Never resume in the past, never busy-loop: at least a second, plus jitter.
+                let resume = max(now + 1, until ?? now + config.rateLimitReprobe) + Double.random(in: 0...max(0, config.rateLimitJitter))
                 await report(conn, state: "rate_limited", until: resume,
                              detail: until == nil ? "limit hit; no reset time given, re-probing in an hour" : "limit hit; resuming after the reset")
                 note("rate limited until \(Date(timeIntervalSince1970: resume)); message \(message.id) waits, unacked")
@@ -333,6 +338,11 @@ public final class TurnLoop: Sendable {
     }
 
     // MARK: Bookkeeping
+
+    private var missingClaude: String {
+        let wanted = config.environment["HIVE_CLAUDE"] ?? "claude"
+        return "'\(wanted)' not found: install Claude Code (claude on PATH) or set HIVE_CLAUDE; messages wait until then"
+    }
 
     private func loadSession() -> SessionRecord {
         guard let data = FileManager.default.contents(atPath: config.sessionPath),

@@ -30,10 +30,20 @@ struct Agent: AsyncParsableCommand {
     @Option(name: .customLong("system-prompt"), help: "Text appended to claude's system prompt.") var systemPrompt: String?
     @Option(name: .customLong("max-failures"), help: "Failed turns on one message before it is dead-lettered.") var maxFailures = 5
     @Option(name: .customLong("turn-timeout"), help: ArgumentHelp("Longest a turn may run.", valueName: "seconds")) var turnTimeout: Double = 1800
+    @Option(name: .customLong("failure-backoff"), help: ArgumentHelp("First wait after a failed turn; it doubles, up to 5 minutes.", valueName: "seconds"))
+    var failureBackoff: Double = 5
+    @Option(name: .customLong("context-fraction"), help: "Start a fresh session when the last context is at least this share of the window and the cache is cold.")
+    var contextFraction: Double = 0.5
+    @Option(name: .customLong("cache-ttl"), help: ArgumentHelp("Seconds the prompt cache is taken to stay warm after a turn.", valueName: "seconds"))
+    var cacheTTL: Double = 300
+    @Option(name: .customLong("rate-limit-jitter"), help: ArgumentHelp("Most seconds added after a limit's reset before retrying.", valueName: "seconds"))
+    var rateLimitJitter: Double = 60
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
 
     func validate() throws {
         do { _ = try AgentName(name) } catch { throw ValidationError(error.description) }
+        guard failureBackoff >= 0, cacheTTL >= 0, rateLimitJitter >= 0 else { throw ValidationError("durations cannot be negative") }
+        guard contextFraction > 0, contextFraction <= 1 else { throw ValidationError("--context-fraction must be in (0, 1]") }
         guard maxFailures >= 1 else { throw ValidationError("--max-failures must be at least 1") }
         guard turnTimeout >= 1 else { throw ValidationError("--turn-timeout must be at least 1 second") }
     }
@@ -53,6 +63,9 @@ struct Agent: AsyncParsableCommand {
         config.systemPromptAddition = systemPrompt
         config.maxFailures = maxFailures
         config.turnTimeout = .milliseconds(Int64(turnTimeout * 1000))
+        config.failureBackoff = Backoff(base: failureBackoff, cap: 300)
+        config.policy = SessionPolicy(contextFraction: contextFraction, cacheTTL: cacheTTL)
+        config.rateLimitJitter = rateLimitJitter
         do {
             let loop = try TurnLoop(config: config, logger: logger)
             let group = ServiceGroup(services: [HarnessService(loop: loop)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -62,7 +62,8 @@ struct Core: AsyncParsableCommand {
             """)
 
     @OptionGroup var hive: HiveRootOptions
-    @Option(help: "How agents run: none (core starts no agent processes).") var cage: CageMode = .none
+    @Option(help: "How agents run: process (a supervised `hive agent` per agent) or none (core starts nothing; you run them).")
+    var cage: CageMode = .none
 
     func run() async throws {
         Log.bootstrap(level: hive.logLevel)
@@ -96,6 +97,21 @@ struct Up: AsyncParsableCommand {
         }
     }
 
+    /// Which claude the harnesses will run, or what to do when there is none.
+    static var claudeLine: String {
+        let env = ProcessInfo.processInfo.environment
+        let wanted = env["HIVE_CLAUDE"] ?? "claude"
+        var found: String? = wanted.contains("/") && FileManager.default.isExecutableFile(atPath: wanted) ? wanted : nil
+        if found == nil, !wanted.contains("/") {
+            for dir in (env["PATH"] ?? "").split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/\(wanted)") {
+                found = "\(dir)/\(wanted)"
+                break
+            }
+        }
+        if let found { return "\(found) (log in once with `claude` as this user, or set ANTHROPIC_API_KEY)" }
+        return "NOT FOUND: install Claude Code so `claude` is on PATH, or set HIVE_CLAUDE; agents show claude_missing until then"
+    }
+
     /// How to call this binary from another shell: `hive` when that is what PATH finds, else its path.
     static var commandName: String {
         let me = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().path
@@ -110,7 +126,7 @@ struct Up: AsyncParsableCommand {
     func run() async throws {
         Log.bootstrap(level: hive.logLevel)
         let logger = Logger(label: "hive.up")
-        let options = hive.options(cage: .none)
+        let options = hive.options(cage: .process)
         let core: CoreDaemon
         do { core = try await CoreDaemon.start(options, logger: logger) } catch { throw fail(error) }
         let layout = options.layout
@@ -122,7 +138,8 @@ struct Up: AsyncParsableCommand {
               admin socket \(layout.adminSocket.path)
               agents       \(agents.joined(separator: ", "))
               agent socket \(layout.runDir.path)/agents/<name>/mcp.sock (one per agent)
-              cages        none yet: agents are not started for you; a process you run connects to its socket
+              cages        process: core runs a `hive agent` harness per agent (no sandbox yet)
+              claude       \(Self.claudeLine)
               dashboard    not built yet (\(listen) is reserved for it)
 
             From another shell:

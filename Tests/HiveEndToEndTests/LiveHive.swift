@@ -13,6 +13,8 @@ final class LiveHive: @unchecked Sendable {
     var runDir: URL { dir.appending(path: "run") }
     private(set) var process: Process?
     private var logIndex = 0
+    /// `hive agent` processes a test started; killed with the hive.
+    var agents: [Process] = []
 
     /// The `hive` binary: `$HIVE_BIN`, else the one built next to this test bundle.
     static var binary: URL {
@@ -29,6 +31,7 @@ final class LiveHive: @unchecked Sendable {
     }
 
     deinit {
+        for a in agents where a.isRunning { kill(a.processIdentifier, SIGKILL); a.waitUntilExit() }
         if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
         try? FileManager.default.removeItem(at: dir)
     }
@@ -37,8 +40,9 @@ final class LiveHive: @unchecked Sendable {
     func agentSocket(_ name: String) -> String { runDir.appending(path: "agents/\(name)/mcp.sock").path }
 
     /// Starts `hive core` and waits until its admin socket answers.
-    func start(extra: [String] = []) async throws {
-        let p = try launch(["core", "--root", root.path, "--run-dir", runDir.path, "--cage", "none", "--log-level", "debug"] + extra)
+    func start(extra: [String] = [], cage: String = "none", environment: [String: String]? = nil) async throws {
+        let p = try launch(["core", "--root", root.path, "--run-dir", runDir.path, "--cage", cage, "--log-level", "debug"] + extra,
+                           environment: environment)
         process = p
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
@@ -50,7 +54,7 @@ final class LiveHive: @unchecked Sendable {
     }
 
     /// Launches `hive` with `args`, stdout and stderr going to a log file in the temp dir.
-    func launch(_ args: [String]) throws -> Process {
+    func launch(_ args: [String], environment: [String: String]? = nil) throws -> Process {
         logIndex += 1
         let log = dir.appending(path: "hive-\(logIndex).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -58,6 +62,7 @@ final class LiveHive: @unchecked Sendable {
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = args
+        if let environment { p.environment = environment }
         p.standardOutput = handle
         p.standardError = handle
         try p.run()

@@ -1,0 +1,259 @@
+import Foundation
+import HiveClient
+import HiveWire
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The harness end to end: real core, real `hive agent`, real `hive mcp`, the scripted stand-in for claude.
+@Suite("Harness end to end", .timeLimit(.minutes(3)))
+struct HarnessTests {
+    @Test("a message drives a turn; the turn sends through the MCP tool; both acked; stats are right")
+    func messageFlow() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("alice")
+        try await hive.spawn("bob")
+        try hive.startAgent("alice", script: ["steps": [[
+            "kind": "tools", "usage": ["input_tokens": 7, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 9000, "output_tokens": 42],
+            "cost": 0.25, "calls": [["tool": "send", "arguments": ["to": "bob", "body": "hello bob", "in_reply_to": 1]]],
+        ]]])
+        try hive.startAgent("bob")
+        let sent = try await hive.admin().call(SendCommand(to: "alice", body: "please greet bob"))
+        try await hive.eventually("bob has finished a turn") {
+            let stats = try hive.turnStats("bob")
+            return hive.runs(of: "bob").count == 1 && stats.count == 1
+        }
+
+        let aliceRun = try #require(hive.runs(of: "alice").first)
+        let argv = aliceRun["argv"] as? [String] ?? []
+        #expect(argv.starts(with: ["--print", "--verbose", "--output-format", "stream-json", "--model"]))
+        #expect(argv.contains("--strict-mcp-config") && argv.contains("--mcp-config"))
+        #expect((aliceRun["prompt"] as? String)?.contains("New message \(sent.ids[0]) from operator") == true)
+        let bobPrompt = hive.runs(of: "bob").first?["prompt"] as? String ?? ""
+        #expect(bobPrompt.contains("from alice, replying to message 1") && bobPrompt.contains("hello bob"))
+
+        try await hive.eventually("both are acked") {
+            let a = try await hive.agentRow("alice"), b = try await hive.agentRow("bob")
+            return a?.inflight == 0 && a?.unread == 0 && b?.inflight == 0 && b?.unread == 0
+        }
+        let stat = try #require(try hive.turnStats("alice").first)
+        #expect(stat["result_kind"] == "ok")
+        #expect(stat["wake_source"] == "operator")
+        // Two API calls (the tool_use message and the final answer), each written as several lines with
+        // the same usage: each call counts once.
+        #expect(stat["input_tokens"] == "14" && stat["output_tokens"] == "84")
+        #expect(stat["cache_read_tokens"] == "18000" && stat["cache_creation_tokens"] == "600")
+        #expect(stat["context_tokens"] == "9307", "the context is the last call's prompt")
+        #expect(stat["cost_usd"] == "0.25")
+        #expect(stat["tool_calls"] == "1")
+        #expect(stat["tool_breakdown"]?.contains("mcp__hive__send") == true)
+        #expect(stat["session_action"] == "fresh")
+    }
+
+    @Test("a rejected rate limit parks the agent until the reset, then the same message succeeds")
+    func rateLimit() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        try hive.startAgent("iris", script: ["steps": [["kind": "rate_limited", "resets_in": 3], ["kind": "ok"]]])
+        let id = try await hive.admin().call(SendCommand(to: "iris", body: "work")).ids[0]
+        try await hive.eventually("iris is rate limited") { try await hive.agentRow("iris")?.state == "rate_limited" }
+        let row = try await hive.agentRow("iris")
+        let until = try #require(row?.rateLimitedUntil)
+        #expect(until > Date().timeIntervalSince1970 && until < Date().timeIntervalSince1970 + 10)
+        #expect(row?.inflight == 1, "the message is held, not acked")
+        #expect(hive.runs(of: "iris").count == 1, "parked: no retries before the reset")
+        try await hive.eventually("the retry succeeded", timeout: .seconds(20)) { try await hive.agentRow("iris")?.inflight == 0 }
+        let runs = hive.runs(of: "iris")
+        #expect(runs.count == 2)
+        #expect((runs.last?["prompt"] as? String)?.contains("New message \(id)") == true)
+        #expect(try hive.turnStats("iris").map { $0["result_kind"] } == ["rate_limited", "ok"])
+        #expect(try await hive.agentRow("iris")?.rateLimitedUntil == nil)
+    }
+
+    @Test("usage-limit text in an error result parks too; transient errors retry without parking")
+    func errorTexts() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let reset = Int(Date().timeIntervalSince1970) + 2
+        try hive.startAgent("iris", script: ["steps": [
+            ["kind": "error_result", "text": "API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment."],
+            ["kind": "error_result", "text": "Claude AI usage limit reached|\(reset)"],
+            ["kind": "ok"],
+        ]])
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "work"))
+        try await hive.eventually("done", timeout: .seconds(30)) {
+            let row = try await hive.agentRow("iris")
+            return row?.inflight == 0 && hive.runs(of: "iris").count == 3
+        }
+        #expect(try hive.turnStats("iris").map { $0["result_kind"] } == ["failed", "rate_limited", "ok"])
+        #expect(try await hive.agentRow("iris")?.deadLetters == 0)
+    }
+
+    @Test("Prompt is too long: compact once on the same session, then retry")
+    func compaction() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        try hive.startAgent("iris", script: ["steps": [["kind": "ok"], ["kind": "prompt_too_long"], ["kind": "ok"]]])
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "first"))
+        try await hive.eventually("first done") { try hive.turnStats("iris").count == 1 }
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "second"))
+        try await hive.eventually("second done") {
+            let row = try await hive.agentRow("iris")
+            return try row?.inflight == 0 && hive.turnStats("iris").count == 4
+        }
+        let prompts = hive.runs(of: "iris").map { ($0["prompt"] as? String ?? "").split(separator: "\n").first.map(String.init) ?? "" }
+        #expect(prompts.count == 4)
+        #expect(prompts[2] == "/compact")
+        #expect(prompts[1] == prompts[3], "the same message is retried after compaction")
+        let argv = hive.runs(of: "iris")[2]["argv"] as? [String] ?? []
+        #expect(argv.contains("--continue"), "compaction runs on the same session")
+        #expect(try hive.turnStats("iris").map { $0["result_kind"] } == ["ok", "prompt_too_long", "ok", "ok"])
+        #expect(try hive.turnStats("iris").map { $0["session_action"] } == ["fresh", "continue", "compact", "continue"])
+    }
+
+    @Test("a big context and a cold cache start a fresh session with a handoff line")
+    func freshSession() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let small = ["input_tokens": 10, "cache_creation_input_tokens": 18_000, "cache_read_input_tokens": 0, "output_tokens": 10]
+        let big = ["input_tokens": 10, "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 150_000, "output_tokens": 10]
+        try hive.startAgent("iris", script: ["steps": [["kind": "ok", "usage": small], ["kind": "ok", "usage": big], ["kind": "ok"]]],
+                            extra: ["--cache-ttl", "1.5"])
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "one"))
+        try await hive.eventually("one done") { try hive.turnStats("iris").count == 1 }
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "two (cache still warm)"))
+        try await hive.eventually("two done") { try hive.turnStats("iris").count == 2 }
+        try await Task.sleep(for: .seconds(2))
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "three (cache cold)"))
+        try await hive.eventually("three done") { try hive.turnStats("iris").count == 3 }
+        let runs = hive.runs(of: "iris")
+        #expect((runs[1]["argv"] as? [String])?.contains("--continue") == true)
+        #expect((runs[2]["argv"] as? [String])?.contains("--continue") == false)
+        #expect((runs[2]["prompt"] as? String)?.hasPrefix("(A fresh session started") == true)
+        let stats = try hive.turnStats("iris")
+        #expect(stats.map { $0["session_action"] } == ["fresh", "continue", "fresh"])
+        #expect(stats[2]["session_reason"]?.contains("cache cold") == true)
+        // Continuing would re-write 151,010 cold tokens at 1.25×; a fresh start costs about what the last
+        // fresh session began with (18,010) at 1.25×.
+        #expect(stats[2]["estimated_continue_cost"] == "188762.5")
+        #expect(stats[2]["estimated_fresh_cost"] == "22512.5")
+    }
+
+    @Test("new_session on the agent socket makes the next turn fresh, once")
+    func newSessionRequest() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        try hive.startAgent("iris")
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "one"))
+        try await hive.eventually("one done") { try hive.turnStats("iris").count == 1 }
+        _ = try await hive.agent("iris").call(NewSessionCommand())
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "two"))
+        try await hive.eventually("two done") { try hive.turnStats("iris").count == 2 }
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "three"))
+        try await hive.eventually("three done") { try hive.turnStats("iris").count == 3 }
+        #expect(try hive.turnStats("iris").map { $0["session_action"] } == ["fresh", "fresh", "continue"])
+    }
+
+    @Test("a message whose turns keep failing is dead-lettered with the reason; the manager is told")
+    func deadLetter() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        try hive.startAgent("iris", script: ["default": ["kind": "error_result", "text": "API Error: 400 invalid request"]],
+                            extra: ["--max-failures", "3"])
+        let id = try await hive.admin().call(SendCommand(to: "iris", body: "poison")).ids[0]
+        try await hive.eventually("dead-lettered") { try await hive.agentRow("iris")?.deadLetters == 1 }
+        #expect(hive.runs(of: "iris").count == 3)
+        let notice = try await hive.agent("manager").call(RecvCommand()).messages.first
+        #expect(notice?.from == "system")
+        #expect(notice?.body.contains("iris dead-lettered message \(id)") == true)
+        #expect(notice?.body.contains("API Error: 400 invalid request") == true)
+        #expect(try await hive.agentRow("iris")?.inflight == 0)
+        #expect(hive.runs(of: "iris").count == 3, "the dead letter is not retried")
+    }
+
+    @Test("a harness killed mid-turn gets the message again when it comes back (process cage)")
+    func killedMidTurn() async throws {
+        let hive = try LiveHive()
+        let env = try hive.fakeClaudeEnvironment(script: ["steps": [["kind": "slow", "seconds": 60], ["kind": "ok"]]])
+        try await hive.start(cage: "process", environment: env)
+        try await hive.spawn("iris")
+        try await hive.eventually("iris's harness is up") { try await hive.agentRow("iris")?.state == "idle" }
+        let id = try await hive.admin().call(SendCommand(to: "iris", body: "long job")).ids[0]
+        try await hive.eventually("the turn is running") { hive.runs(of: "iris").count == 1 }
+        let pids = try String(contentsOfFile: "/proc/\(hive.process!.processIdentifier)/task/\(hive.process!.processIdentifier)/children", encoding: .utf8)
+        for pid in pids.split(separator: " ").compactMap({ Int32($0) }) {
+            let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            if cmd.contains("agent\u{0}--name\u{0}iris") { kill(pid, SIGKILL) }
+        }
+        try await hive.eventually("redelivered and done", timeout: .seconds(40)) {
+            let row = try await hive.agentRow("iris")
+            return hive.runs(of: "iris").count == 2 && row?.inflight == 0
+        }
+        let retry = hive.runs(of: "iris")[1]["prompt"] as? String ?? ""
+        #expect(retry.contains("New message \(id)"))
+        #expect(retry.contains("Delivered before without a finished turn"))
+        // The manager runs too in the process cage: the crash notice drove one of its turns.
+        try await hive.eventually("the manager heard of the crash") {
+            hive.runs(of: "manager").contains { ($0["prompt"] as? String)?.contains("The harness of iris was killed by signal 9") == true }
+        }
+    }
+
+    @Test("a core restart while the harness is parked does not leave it deaf")
+    func coreRestart() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        try hive.startAgent("iris")
+        try await hive.eventually("iris idle") { try await hive.agentRow("iris")?.state == "idle" }
+        #expect(await hive.terminate() == 0)
+        try await hive.start()
+        try await hive.eventually("iris reconnected", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "are you there?"))
+        try await hive.eventually("the turn ran") { try hive.turnStats("iris").count == 1 }
+    }
+
+    @Test("claude missing shows in hive ls with what to do, and the message waits")
+    func claudeMissing() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let p = Process()
+        p.executableURL = LiveHive.binary
+        p.arguments = ["agent", "--name", "iris", "--root", hive.root.path, "--run-dir", hive.runDir.path]
+        var env = ProcessInfo.processInfo.environment
+        env["HIVE_CLAUDE"] = hive.dir.appending(path: "no-such-claude").path
+        p.environment = env
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        hive.agents.append(p)
+        try await hive.eventually("claude_missing shown") { try await hive.agentRow("iris")?.state == "claude_missing" }
+        #expect(try await hive.agentRow("iris")?.detail?.contains("set HIVE_CLAUDE") == true)
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "waits"))
+        try await Task.sleep(for: .milliseconds(500))
+        let row = try await hive.agentRow("iris")
+        #expect(row?.inflight == 1 && row?.deadLetters == 0, "held, not failed")
+    }
+
+    @Test("MCP tool errors come back as tool errors with a clear text")
+    func toolErrors() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        try hive.startAgent("iris", script: ["steps": [["kind": "tools", "calls": [["tool": "send", "arguments": ["to": "ghost", "body": "boo"]]]]]])
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "try it"))
+        try await hive.eventually("turn done") { try hive.turnStats("iris").count == 1 }
+        let results = try hive.sqlite("agents/iris/harness/events.sqlite", "SELECT body FROM event WHERE body LIKE '%tool_result%'")
+        #expect(results.count == 1)
+        #expect(results.first?["body"]?.contains("unknown recipient 'ghost'") == true)
+        #expect(results.first?["body"]?.contains(#""is_error":true"#) == true)
+        #expect(try hive.turnStats("iris").first?["result_kind"] == "ok", "a tool error is the agent's to handle, not a failed turn")
+    }
+}
