@@ -9,6 +9,7 @@ struct AdminEndpoint: Sendable {
     let broker: Broker
     let sockets: AgentSockets
     let processes: AgentProcesses?
+    let cage: CageMode
     let logger: Logger
 
     func handle(_ line: Data, _ parker: Parker) -> Data {
@@ -27,6 +28,9 @@ struct AdminEndpoint: Sendable {
             case .inbox(let c):
                 let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
                 return ResponseLine.ok(InboxCommand.Reply(messages: try broker.operatorInbox(limit: limit)))
+            case .info:
+                return ResponseLine.ok(InfoCommand.Reply(root: layout.root.path, runDir: layout.runDir.path, cage: cage.rawValue,
+                                                         synchronous: broker.synchronous.rawValue))
             }
         }
     }

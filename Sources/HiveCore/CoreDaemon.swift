@@ -75,7 +75,8 @@ public final class CoreDaemon: Sendable {
             : nil
         let admin = LineServer(
             path: layout.adminSocket, mode: 0o660, logger: logger,
-            handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, logger: logger).handle)
+            handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, cage: options.cage,
+                                   logger: logger).handle)
         // Bound now so a bad path fails the start; answering waits until the signals are trapped (see
         // `run`), so whoever sees the admin socket answer can stop the core gracefully.
         try admin.listen()

@@ -307,6 +307,21 @@ public struct DestroyCommand: HiveCommand {
     }
 }
 
+/// Where the hive lives and how it runs, for tools that need the root (e.g. `hive stats`).
+public struct InfoCommand: HiveCommand {
+    public static let cmd = "info"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        public var root: String
+        public var runDir: String
+        public var cage: String
+        public var synchronous: String
+        public init(root: String, runDir: String, cage: String, synchronous: String) {
+            self.root = root; self.runDir = runDir; self.cage = cage; self.synchronous = synchronous
+        }
+    }
+}
+
 /// Messages addressed to the operator, newest first. Showing them marks them read (acked).
 public struct InboxCommand: HiveCommand {
     public static let cmd = "inbox"

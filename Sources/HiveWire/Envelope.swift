@@ -166,6 +166,7 @@ public enum AdminRequest: Sendable {
     case destroy(DestroyCommand)
     case send(SendCommand)
     case inbox(InboxCommand)
+    case info(InfoCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -174,4 +175,5 @@ public enum AdminRequest: Sendable {
         .with(DestroyCommand.self, AdminRequest.destroy)
         .with(SendCommand.self, AdminRequest.send)
         .with(InboxCommand.self, AdminRequest.inbox)
+        .with(InfoCommand.self, AdminRequest.info)
 }

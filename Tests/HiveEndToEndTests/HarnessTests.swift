@@ -50,6 +50,15 @@ struct HarnessTests {
         #expect(stat["tool_calls"] == "1")
         #expect(stat["tool_breakdown"]?.contains("mcp__hive__send") == true)
         #expect(stat["session_action"] == "fresh")
+
+        let cli = try hive.cli(["stats", "alice", "--json"])
+        #expect(cli.status == 0)
+        let rows = try JSONSerialization.jsonObject(with: Data(cli.out.utf8)) as? [[String: Any]]
+        #expect(rows?.count == 1)
+        #expect(rows?.first?["result_kind"] as? String == "ok")
+        #expect(rows?.first?["cost_usd"] as? Double == 0.25)
+        #expect(try hive.cli(["stats", "alice", "--since", "1h"]).out.contains("1 turns, 1 ok"))
+        #expect(try hive.cli(["stats", "alice", "--since", "soon"]).status != 0)
     }
 
     @Test("a rejected rate limit parks the agent until the reset, then the same message succeeds")

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import HiveClient
+import HiveHarness
+import HiveWire
+
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show an agent's per-turn stats: tokens, context, cost, tools, session decisions.",
+        discussion: """
+            Reads <root>/agents/<agent>/harness/turn-stats.sqlite; the root comes from the running hive (or
+            --root). --since takes hours or days ago (6h, 2d) or unix seconds.
+            Columns: STARTED, WAKE (who woke the turn), RESULT, IN/OUT/CACHE-R/CACHE-W tokens, CTX (context
+            the last call saw), COST in USD, TOOLS, SESSION (continue/fresh/compact).
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent.") var agent: String
+    @Option(help: ArgumentHelp("Only turns since then: 6h, 2d, or unix seconds. Default: all.", valueName: "when")) var since: String?
+    @Option(help: ArgumentHelp("The hive root, if the hive is not running.", valueName: "dir")) var root: String?
+    @Flag(help: "Print a JSON array of objects instead of a table.") var json = false
+
+    func validate() throws {
+        do { _ = try AgentName(agent) } catch { throw ValidationError(error.description) }
+        if let since, Self.parseSince(since) == nil { throw ValidationError("--since takes 6h, 2d or unix seconds, not '\(since)'") }
+    }
+
+    static func parseSince(_ s: String, now: Double = Date().timeIntervalSince1970) -> Double? {
+        if let unix = Double(s) { return unix }
+        guard let unit = s.last, let n = Double(s.dropLast()), n >= 0 else { return nil }
+        switch unit {
+        case "m": return now - n * 60
+        case "h": return now - n * 3600
+        case "d": return now - n * 86400
+        default: return nil
+        }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let name = try AgentName(agent)
+            let rootPath: String
+            if let root { rootPath = root } else { rootPath = try await hive.connect().call(InfoCommand()).root }
+            let layout = HiveLayout(root: URL(filePath: rootPath), runDir: URL(filePath: "/"))
+            let path = layout.harnessDir(name).appending(path: "turn-stats.sqlite").path
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ValidationError("no turn stats for \(name) yet (\(path) does not exist)")
+            }
+            let turns = try TurnStatsStore(path: path).turns(since: since.flatMap { Self.parseSince($0) } ?? 0)
+            if json { return printJSON(turns) }
+            if turns.isEmpty { return print("(no turns)") }
+            let time = DateFormatter()
+            time.dateFormat = "MM-dd HH:mm:ss"
+            var rows = [["STARTED", "WAKE", "RESULT", "IN", "OUT", "CACHE-R", "CACHE-W", "CTX", "COST", "TOOLS", "SESSION"]]
+            for t in turns {
+                rows.append([time.string(from: Date(timeIntervalSince1970: t.startedAt)), t.wakeSource, t.resultKind,
+                             "\(t.inputTokens)", "\(t.outputTokens)", "\(t.cacheReadTokens)", "\(t.cacheCreationTokens)",
+                             t.contextTokens.map(String.init) ?? "-", String(format: "%.4f", t.costUSD), "\(t.toolCalls)", t.sessionAction])
+            }
+            printTable(rows)
+            let cost = turns.map(\.costUSD).reduce(0, +)
+            let ok = turns.filter { $0.resultKind == "ok" }.count
+            print("\n\(turns.count) turns, \(ok) ok, cost \(String(format: "%.4f", cost)) USD, mean duration \(String(format: "%.1f", turns.map(\.durationSeconds).reduce(0, +) / Double(turns.count))) s")
+        }
+    }
+}
