@@ -81,7 +81,8 @@ final class AgentProcesses: Service, Sendable {
         p.arguments = ["agent", "--name", name.rawValue,
                        "--socket", layout.agentSocket(name).path,
                        "--state-dir", layout.stateDir(name).path,
-                       "--harness-dir", layout.harnessDir(name).path]
+                       "--harness-dir", layout.harnessDir(name).path,
+                       "--web-socket", layout.agentWebSocket(name).path]
         var env = environment
         env["CLAUDECODE"] = nil
         p.environment = env

@@ -19,7 +19,8 @@ public final class TurnLoop: Sendable {
     private let controls = Mutex(Controls())
 
     private struct Controls {
-        var currentTurn: Task<Void, Never>?
+        /// Cancels the claude run in progress.
+        var currentTurn: (@Sendable () -> Void)?
         var cancelRequested = false
         var compactRequested = false
         var lastReported: ReportStateCommand?
@@ -49,9 +50,9 @@ public final class TurnLoop: Sendable {
     /// Stops the turn in progress (its claude process group is terminated). The turn counts as failed.
     public func cancelTurn() -> Bool {
         controls.withLock { c in
-            guard let t = c.currentTurn else { return false }
+            guard let cancel = c.currentTurn else { return false }
             c.cancelRequested = true
-            t.cancel()
+            cancel()
             return true
         }
     }
@@ -270,7 +271,7 @@ public final class TurnLoop: Sendable {
                 return .failure(error)
             }
         }
-        controls.withLock { $0.currentTurn = Task { _ = await task.value } ; $0.cancelRequested = false }
+        controls.withLock { $0.currentTurn = { task.cancel() }; $0.cancelRequested = false }
         let result = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
         let cancelledByOperator = controls.withLock { c -> Bool in
             c.currentTurn = nil

@@ -26,6 +26,8 @@ struct Agent: AsyncParsableCommand {
     var stateDir: String?
     @Option(name: .customLong("harness-dir"), help: ArgumentHelp("The harness's files. Default: <root>/agents/<name>/harness.", valueName: "dir"))
     var harnessDir: String?
+    @Option(name: .customLong("web-socket"), help: ArgumentHelp("Where to serve the harness's HTTP endpoint. Default: <run-dir>/agents/<name>/web.sock; 'none' for no endpoint.", valueName: "path"))
+    var webSocket: String?
     @Option(help: "The claude model (alias or id).") var model = "sonnet"
     @Option(name: .customLong("system-prompt"), help: "Text appended to claude's system prompt.") var systemPrompt: String?
     @Option(name: .customLong("max-failures"), help: "Failed turns on one message before it is dead-lettered.") var maxFailures = 5
@@ -57,7 +59,7 @@ struct Agent: AsyncParsableCommand {
         var config = HarnessConfig(
             name: agent, socket: socket ?? layout.agentSocket(agent).path,
             stateDir: stateDir ?? layout.stateDir(agent).path, harnessDir: harnessDir ?? layout.harnessDir(agent).path,
-            webSocket: nil, hiveExecutable: URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().path,
+            webSocket: webSocket == "none" ? nil : (webSocket ?? layout.agentWebSocket(agent).path), hiveExecutable: URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().path,
             environment: ProcessInfo.processInfo.environment)
         config.model = model
         config.systemPromptAddition = systemPrompt
@@ -68,7 +70,9 @@ struct Agent: AsyncParsableCommand {
         config.rateLimitJitter = rateLimitJitter
         do {
             let loop = try TurnLoop(config: config, logger: logger)
-            let group = ServiceGroup(services: [HarnessService(loop: loop)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            var services: [any Service] = [HarnessService(loop: loop)]
+            if let web = config.webSocket { services.append(try HarnessWeb.application(loop, path: web, logger: logger)) }
+            let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
         } catch {
             throw fail(error)

@@ -1,0 +1,120 @@
+import Foundation
+import Hummingbird
+import HiveWire
+import Logging
+import ServiceLifecycle
+
+/// The harness's HTTP endpoint on `<run-dir>/agents/<n>/web.sock`: state, the live event stream (SSE),
+/// turn stats and operator actions. The dashboard proxies `/agent/<n>/...` to it, so every link here is
+/// relative and nothing assumes it is served at the root.
+public enum HarnessWeb {
+    /// An HTTP application serving `loop` on the unix socket at `path` (mode 0660), as a service.
+    public static func application(_ loop: TurnLoop, path: String, logger: Logger) throws -> some Service {
+        try LayoutCheck.socket(path)
+        unlink(path) // a stale socket from a killed harness; core holds the run dir, so it is ours
+        let router = Router()
+        router.get("/") { _, _ in html(page(loop)) }
+        router.get("/state") { _, _ in try json(loop.status.read()) }
+        router.get("/events") { request, _ in
+            let after = Int64(request.uri.queryParameters["after"].map(String.init) ?? "") ?? 0
+            let limit = min(1000, max(1, Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 500))
+            return try json(try loop.events.events(after: after, limit: limit))
+        }
+        router.get("/events/stream") { request, _ in
+            let fromQuery = Int64(request.uri.queryParameters["after"].map(String.init) ?? "")
+            let fromHeader = request.headers[.init("Last-Event-ID")!].flatMap { Int64($0) }
+            return stream(loop.events, after: fromHeader ?? fromQuery ?? 0)
+        }
+        router.get("/stats") { request, _ in
+            let since = Double(request.uri.queryParameters["since"].map(String.init) ?? "") ?? 0
+            return try json(try loop.stats.turns(since: since))
+        }
+        router.post("/cancel") { _, _ in try json(["cancelled": loop.cancelTurn()]) }
+        router.post("/compact") { _, _ in
+            loop.requestCompact()
+            return try json(["compact": "before the next turn"])
+        }
+        router.post("/new-session") { _, _ in
+            try loop.requestNewSession()
+            return try json(["new_session": "on the next turn"])
+        }
+        return Application(router: router, configuration: .init(address: .unixDomainSocket(path: path), serverName: "hive-agent"),
+                           onServerRunning: { _ in _ = chmod(path, 0o660) }, logger: logger)
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> Response {
+        let data = try WireCoding.encoder().encode(value)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func html(_ text: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// Server-sent events: everything after `after` from the store, then live events, each with its `seq`
+    /// as the event id (a reconnecting client sends Last-Event-ID and misses nothing, sees nothing twice),
+    /// and a heartbeat so a vanished client is noticed. Ends on graceful shutdown.
+    static func stream(_ store: EventStore, after: Int64) -> Response {
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let live = store.subscribe() // before the backlog, so nothing falls between the two
+            let (frames, sink) = AsyncStream<String>.makeStream()
+            let pump = Task {
+                var last = after
+                do {
+                    while true {
+                        let backlog = try store.events(after: last, limit: 1000)
+                        for e in backlog { sink.yield(frame(e)); last = e.seq }
+                        if backlog.count < 1000 { break }
+                    }
+                } catch {
+                    sink.yield(": backlog unavailable: \(error)\n\n")
+                }
+                for await e in live where e.seq > last {
+                    sink.yield(frame(e))
+                    last = e.seq
+                }
+                sink.finish()
+            }
+            let heartbeat = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(15))
+                    sink.yield(": ping\n\n")
+                }
+            }
+            defer { pump.cancel(); heartbeat.cancel() }
+            try await withGracefulShutdownHandler {
+                for await f in frames { try await writer.write(ByteBuffer(string: f)) }
+            } onGracefulShutdown: {
+                sink.finish()
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    static func frame(_ e: LiveEvent) -> String {
+        let data = (try? WireCoding.encoder().encode(e)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return "id: \(e.seq)\nevent: live\ndata: \(data)\n\n"
+    }
+
+    static func page(_ loop: TurnLoop) -> String {
+        let s = loop.status.read()
+        func esc(_ t: String) -> String {
+            t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        }
+        return """
+            <!doctype html><meta charset="utf-8"><title>\(esc(loop.config.name.rawValue))</title>
+            <h1>\(esc(loop.config.name.rawValue))</h1>
+            <p>state: <b>\(esc(s.state))</b>\(s.detail.map { " — " + esc($0) } ?? "") · model \(esc(s.model ?? "?")) ·
+            context \(s.contextTokens.map(String.init) ?? "-")\(s.contextWindow.map { " / \($0)" } ?? "") · cost \(String(format: "%.4f", s.totalCostUSD)) USD</p>
+            <p><a href="state">state</a> · <a href="events">events</a> · <a href="events/stream">live stream</a> · <a href="stats">stats</a></p>
+            """
+    }
+}
+
+/// The socket path limit, checked before binding so the error names the path.
+enum LayoutCheck {
+    static func socket(_ path: String) throws {
+        try HiveLayout.checkSocketPath(URL(filePath: path))
+    }
+}
