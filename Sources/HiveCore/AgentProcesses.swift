@@ -21,6 +21,9 @@ final class AgentProcesses: Service, Sendable {
 
     private struct Child {
         var process: Process?
+        /// The write end of the child's stdin: it closes when core dies, however it dies, and the harness
+        /// (started with --supervised) takes that as its cue to stop. No orphans, no duplicate harnesses.
+        var lifeline: FileHandle?
         var restarts = 0
         var startedAt = Date()
         var stopping = false
@@ -82,7 +85,7 @@ final class AgentProcesses: Service, Sendable {
                        "--socket", layout.agentSocket(name).path,
                        "--state-dir", layout.stateDir(name).path,
                        "--harness-dir", layout.harnessDir(name).path,
-                       "--web-socket", layout.agentWebSocket(name).path]
+                       "--web-socket", layout.agentWebSocket(name).path, "--supervised"]
         var env = environment
         env["CLAUDECODE"] = nil
         p.environment = env
@@ -94,12 +97,16 @@ final class AgentProcesses: Service, Sendable {
             p.standardOutput = log
             p.standardError = log
         }
-        p.standardInput = FileHandle.nullDevice
+        let lifeline = Pipe()
+        _ = fcntl(lifeline.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        p.standardInput = lifeline
         p.terminationHandler = { [weak self] proc in self?.exited(name, proc) }
         do {
             try p.run()
+            try? lifeline.fileHandleForReading.close()
             state.withLock { s in
                 s.children[name, default: Child()].process = p
+                s.children[name]?.lifeline = lifeline.fileHandleForWriting
                 s.children[name]?.startedAt = Date()
             }
             board.supervisor(name, state: nil)

@@ -40,6 +40,8 @@ struct Agent: AsyncParsableCommand {
     var cacheTTL: Double = 300
     @Option(name: .customLong("rate-limit-jitter"), help: ArgumentHelp("Most seconds added after a limit's reset before retrying.", valueName: "seconds"))
     var rateLimitJitter: Double = 60
+    @Flag(help: "Started by core: stdin is a pipe from core, and the harness stops when it closes (core is gone).")
+    var supervised = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
 
     func validate() throws {
@@ -68,6 +70,7 @@ struct Agent: AsyncParsableCommand {
         config.failureBackoff = Backoff(base: failureBackoff, cap: 300)
         config.policy = SessionPolicy(contextFraction: contextFraction, cacheTTL: cacheTTL)
         config.rateLimitJitter = rateLimitJitter
+        if supervised { Lifeline.watchStandardInput(logger: logger) }
         do {
             let loop = try TurnLoop(config: config, logger: logger)
             var services: [any Service] = [HarnessService(loop: loop)]
@@ -77,6 +80,22 @@ struct Agent: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
+    }
+}
+
+/// A supervised harness's tie to core: core holds the write end of its stdin. End of input means core is
+/// gone, and the harness stops as on SIGTERM (its turn's message stays unacked for the next harness).
+enum Lifeline {
+    static func watchStandardInput(logger: Logger) {
+        Thread {
+            var buf = [UInt8](repeating: 0, count: 256)
+            while true {
+                let n = read(0, &buf, buf.count)
+                if n == 0 || (n < 0 && errno != EINTR) { break }
+            }
+            logger.warning("core is gone (lifeline closed); stopping")
+            kill(getpid(), SIGTERM)
+        }.start()
     }
 }
 

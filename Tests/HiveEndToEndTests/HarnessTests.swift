@@ -197,8 +197,7 @@ struct HarnessTests {
         try await hive.eventually("iris's harness is up") { try await hive.agentRow("iris")?.state == "idle" }
         let id = try await hive.admin().call(SendCommand(to: "iris", body: "long job")).ids[0]
         try await hive.eventually("the turn is running") { hive.runs(of: "iris").count == 1 }
-        let pids = try String(contentsOfFile: "/proc/\(hive.process!.processIdentifier)/task/\(hive.process!.processIdentifier)/children", encoding: .utf8)
-        for pid in pids.split(separator: " ").compactMap({ Int32($0) }) {
+        for pid in LiveHive.children(of: hive.process!.processIdentifier) {
             let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
             if cmd.contains("agent\u{0}--name\u{0}iris") { kill(pid, SIGKILL) }
         }
@@ -212,6 +211,27 @@ struct HarnessTests {
         // The manager runs too in the process cage: the crash notice drove one of its turns.
         try await hive.eventually("the manager heard of the crash") {
             hive.runs(of: "manager").contains { ($0["prompt"] as? String)?.contains("The harness of iris was killed by signal 9") == true }
+        }
+    }
+
+    @Test("when core dies by kill -9, the harnesses it started stop too (no orphans, no duplicates on restart)")
+    func noOrphans() async throws {
+        let hive = try LiveHive()
+        try await hive.start(cage: "process", environment: try hive.fakeClaudeEnvironment())
+        try await hive.spawn("iris")
+        try await hive.eventually("harnesses up") {
+            let iris = try await hive.agentRow("iris"), manager = try await hive.agentRow("manager")
+            return iris?.state == "idle" && manager?.state == "idle"
+        }
+        let corePID = hive.process!.processIdentifier
+        let children = LiveHive.children(of: corePID)
+        #expect(children.count == 2)
+        hive.kill9()
+        try await hive.eventually("the harnesses exited", timeout: .seconds(15)) {
+            children.allSatisfy { pid in
+                let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+                return stat.isEmpty || stat.contains(") Z ")
+            }
         }
     }
 

@@ -74,6 +74,17 @@ extension LiveHive {
         try await admin().call(ListCommand()).agents.first { $0.name == name }
     }
 
+    /// Processes whose parent is `pid` (every thread's children), from /proc.
+    static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { child in
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid
+        }
+    }
+
     /// Turn-stats rows of an agent, straight from its sqlite file.
     func turnStats(_ name: String) throws -> [[String: String]] {
         try sqlite("agents/\(name)/harness/turn-stats.sqlite", "SELECT * FROM turn ORDER BY id")
