@@ -29,14 +29,16 @@ let package = Package(
         ]),
         // The coordinator daemon: sockets, registry, sweeps.
         .target(name: "HiveCore", dependencies: [
-            "HiveWire", "HiveBroker",
+            "HiveWire", "HiveBroker", "HiveTelemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // Per-agent telemetry stores (events.sqlite, turn-stats.sqlite): written by the harness, swept by core.
+        .target(name: "HiveTelemetry", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         // The harness (`hive agent`): turn loop driving claude, its stores and its HTTP endpoint.
         // Reaches the hive only through its agent socket: never the broker or core.
         .target(name: "HiveHarness", dependencies: [
-            "HiveWire", "HiveClient",
+            "HiveWire", "HiveClient", "HiveTelemetry",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Subprocess", package: "swift-subprocess"),
@@ -51,7 +53,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "hive", dependencies: [
-            "HiveWire", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP",
+            "HiveWire", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP", "HiveTelemetry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -64,7 +66,8 @@ let package = Package(
         .testTarget(name: "HiveWireTests", dependencies: ["HiveWire"]),
         .testTarget(name: "HiveBrokerTests", dependencies: ["HiveBroker", "HiveWire", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HiveCoreTests", dependencies: ["HiveCore"]),
-        .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire"]),
-        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire"]),
+        .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry"]),
+        .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
+        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveTelemetry"]),
     ]
 )

@@ -19,6 +19,9 @@ public struct CoreOptions: Sendable {
     /// Seconds an acked message is kept before the retention sweep deletes it.
     public var retentionSeconds: Double
     public var sweepInterval: Duration
+    /// Seconds events and turn stats of agents are kept.
+    public var eventsRetentionSeconds: Double = 7 * 86400
+    public var statsRetentionSeconds: Double = 90 * 86400
     /// How hard each broker commit works to reach the disk (see docs/persistence.md).
     public var synchronous: Broker.Synchronous
     /// The `hive` executable the process cage runs `hive agent` from.
@@ -107,6 +110,8 @@ public final class CoreDaemon: Sendable {
                 AdminSocket(server: admin),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
                 WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),
+                TelemetrySweeper(layout: options.layout, broker: broker, eventsWindow: options.eventsRetentionSeconds,
+                                 statsWindow: options.statsRetentionSeconds, interval: options.sweepInterval, logger: logger),
                 InflightWatchdog(broker: broker, sockets: sockets, logger: logger),
                 ReadyNotice(onReady: { [admin, processes, broker] in
                     admin.startAccepting()

@@ -30,9 +30,6 @@ public struct HarnessConfig: Sendable {
     public var rateLimitJitter: Double = 60
     /// Seconds between checks while claude is missing or not logged in.
     public var setupRecheck: Double = 60
-    /// Days events and turn stats are kept.
-    public var eventsRetentionDays: Double = 7
-    public var statsRetentionDays: Double = 90
     /// The process environment claude starts from.
     public var environment: [String: String]
 

@@ -1,4 +1,5 @@
 import Foundation
+import HiveTelemetry
 import Hummingbird
 import HiveWire
 import Logging

@@ -1,4 +1,5 @@
 import Foundation
+import HiveTelemetry
 import HiveClient
 import HiveWire
 import Logging
@@ -69,7 +70,6 @@ public final class TurnLoop: Sendable {
 
     /// Runs until cancelled. Never returns early on errors.
     public func run() async {
-        sweepStores()
         writeMCPConfig()
         var attempt = 0
         var owedAcks: [Int64] = []
@@ -363,12 +363,6 @@ public final class TurnLoop: Sendable {
         if let data = try? JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]) {
             try? data.write(to: URL(filePath: self.config.mcpConfigPath), options: .atomic)
         }
-    }
-
-    private func sweepStores() {
-        let events = (try? self.events.sweep(olderThan: config.eventsRetentionDays * 86400)) ?? 0
-        let turns = (try? stats.sweep(olderThan: config.statsRetentionDays * 86400)) ?? 0
-        if events + turns > 0 { logger.info("retention: swept \(events) events and \(turns) turn-stats rows") }
     }
 
     private func setState(_ state: String, until: Double? = nil, detail: String? = nil) {

@@ -16,6 +16,12 @@ struct HiveRootOptions: ParsableArguments {
     @Option(name: .customLong("retention-days"), help: "Days an acked message is kept before it is swept.")
     var retentionDays: Double = 30
 
+    @Option(name: .customLong("events-retention-days"), help: "Days an agent's live events are kept.")
+    var eventsRetentionDays: Double = 7
+
+    @Option(name: .customLong("stats-retention-days"), help: "Days an agent's turn stats are kept.")
+    var statsRetentionDays: Double = 90
+
     @Option(name: .customLong("sweep-interval"), help: ArgumentHelp("Seconds between retention sweeps.", valueName: "seconds"))
     var sweepInterval: Double = 3600
 
@@ -29,7 +35,9 @@ struct HiveRootOptions: ParsableArguments {
     var logLevel: Logger.Level = .info
 
     func validate() throws {
-        guard retentionDays > 0 else { throw ValidationError("--retention-days must be more than 0") }
+        guard retentionDays > 0, eventsRetentionDays > 0, statsRetentionDays > 0 else {
+            throw ValidationError("retention windows must be more than 0 days")
+        }
         guard sweepInterval >= 1 else { throw ValidationError("--sweep-interval must be at least 1 second") }
     }
 
@@ -39,8 +47,11 @@ struct HiveRootOptions: ParsableArguments {
     }
 
     func options(cage: CageMode) -> CoreOptions {
-        CoreOptions(layout: layout, cage: cage, retentionSeconds: retentionDays * 86400,
-                    sweepInterval: .milliseconds(Int64(sweepInterval * 1000)), synchronous: synchronous)
+        var o = CoreOptions(layout: layout, cage: cage, retentionSeconds: retentionDays * 86400,
+                            sweepInterval: .milliseconds(Int64(sweepInterval * 1000)), synchronous: synchronous)
+        o.eventsRetentionSeconds = eventsRetentionDays * 86400
+        o.statsRetentionSeconds = statsRetentionDays * 86400
+        return o
     }
 }
 

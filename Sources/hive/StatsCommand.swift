@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HiveTelemetry
 import HiveClient
 import HiveHarness
 import HiveWire

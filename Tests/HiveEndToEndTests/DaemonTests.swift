@@ -1,5 +1,6 @@
 import Foundation
 import HiveClient
+import HiveTelemetry
 import HiveWire
 import Testing
 #if canImport(Glibc)
@@ -176,6 +177,25 @@ struct DaemonTests {
         let bytes = (wal[.size] as? Int) ?? 0
         #expect(bytes < 16 << 20, "WAL is \(bytes) bytes")
         #expect(try await hive.agent("manager").call(StatusCommand()).unread == 2400)
+    }
+
+    @Test("core sweeps old telemetry of every agent, running or not, at boot")
+    func telemetryRetention() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        #expect(await hive.terminate() == 0)
+        let harness = hive.root.appending(path: "agents/iris/harness")
+        let now = Date().timeIntervalSince1970
+        do {
+            let events = try EventStore(path: harness.appending(path: "events.sqlite").path)
+            for i in 0..<1500 { try events.append(kind: "stdout", body: "old \(i)", turn: 1, at: now - 8 * 86400) }
+            try events.append(kind: "stdout", body: "recent", turn: 2, at: now - 3600)
+        }
+        try await hive.start()
+        try await hive.eventually("old events are gone") {
+            try EventStore(path: harness.appending(path: "events.sqlite").path).events(after: 0).map(\.body) == ["recent"]
+        }
     }
 
     @Test("a run dir too long for unix sockets is refused with the path named")

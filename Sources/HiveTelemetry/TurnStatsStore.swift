@@ -33,6 +33,20 @@ public struct TurnStat: Codable, Sendable, Equatable {
     public var exitStatus: Int?
 
     public var durationSeconds: Double { endedAt - startedAt }
+
+    public init(id: Int64?, startedAt: Double, endedAt: Double, model: String?, sessionID: String?, wakeSource: String,
+                messageID: Int64?, resultKind: String, detail: String?, inputTokens: Int, outputTokens: Int,
+                cacheReadTokens: Int, cacheCreationTokens: Int, contextTokens: Int?, contextWindow: Int?, costUSD: Double,
+                toolCalls: Int, toolBreakdown: String, sessionAction: String, sessionReason: String,
+                estimatedContinueCost: Double, estimatedFreshCost: Double, exitStatus: Int?) {
+        self.id = id; self.startedAt = startedAt; self.endedAt = endedAt; self.model = model; self.sessionID = sessionID
+        self.wakeSource = wakeSource; self.messageID = messageID; self.resultKind = resultKind; self.detail = detail
+        self.inputTokens = inputTokens; self.outputTokens = outputTokens; self.cacheReadTokens = cacheReadTokens
+        self.cacheCreationTokens = cacheCreationTokens; self.contextTokens = contextTokens; self.contextWindow = contextWindow
+        self.costUSD = costUSD; self.toolCalls = toolCalls; self.toolBreakdown = toolBreakdown; self.sessionAction = sessionAction
+        self.sessionReason = sessionReason; self.estimatedContinueCost = estimatedContinueCost
+        self.estimatedFreshCost = estimatedFreshCost; self.exitStatus = exitStatus
+    }
 }
 
 /// `<harness>/turn-stats.sqlite`: one row per turn.

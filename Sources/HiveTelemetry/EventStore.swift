@@ -88,7 +88,7 @@ public final class EventStore: Sendable {
     }
 }
 
-/// Batched deletes by age, shared by the harness's stores.
+/// Batched deletes by age, shared by the telemetry stores.
 enum Retention {
     static func sweep(_ db: DatabaseQueue, table: String, column: String, cutoff: Double, batch: Int) throws -> Int {
         var total = 0
