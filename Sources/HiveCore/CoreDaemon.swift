@@ -26,6 +26,8 @@ public struct CoreOptions: Sendable {
     public var synchronous: Broker.Synchronous
     /// The `hive` executable the process cage runs `hive agent` from.
     public var hiveExecutable: String
+    /// Environment variables set for every harness on top of core's own (e.g. HIVE_CLAUDE for the demo).
+    public var agentEnvironment: [String: String] = [:]
 
     public init(layout: HiveLayout, cage: CageMode = .none, retentionSeconds: Double = 30 * 86400,
                 sweepInterval: Duration = .seconds(3600), synchronous: Broker.Synchronous = .full,
@@ -74,7 +76,8 @@ public final class CoreDaemon: Sendable {
             try sockets.open(name)
         }
         let processes = options.cage == .process
-            ? AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable)
+            ? AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable,
+                             environment: ProcessInfo.processInfo.environment.merging(options.agentEnvironment) { $1 })
             : nil
         let admin = LineServer(
             path: layout.adminSocket, mode: 0o660, logger: logger,

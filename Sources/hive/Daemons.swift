@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HiveBroker
+import HiveClient
 import HiveCore
 import HiveWire
 import Logging
@@ -101,11 +102,22 @@ struct Up: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Address for the dashboard (loopback by default).", valueName: "host:port"))
     var listen = "127.0.0.1:7000"
 
+    @Flag(help: "Run the manager and two agents (alice, bob) on a scripted stand-in instead of Claude, to watch messages flow without a Claude login.")
+    var demo = false
+
     func validate() throws {
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count >= 2, let port = Int(parts.last!), (1...65535).contains(port), !parts.dropLast().joined(separator: ":").isEmpty else {
             throw ValidationError("--listen takes HOST:PORT, e.g. 127.0.0.1:7000")
         }
+    }
+
+    /// The demo's opening: two agents and a request from the operator to the manager.
+    static func startDemo(runDir: URL) async {
+        guard let admin = try? HiveConnection(path: runDir.appending(path: "host.sock").path) else { return }
+        for name in ["alice", "bob"] { _ = try? await admin.call(SpawnCommand(name: name)) }
+        try? await Task.sleep(for: .seconds(1))
+        _ = try? await admin.call(SendCommand(to: "manager", body: "Please have the team write a haiku about bees."))
     }
 
     /// Which claude the harnesses will run, or what to do when there is none.
@@ -137,7 +149,17 @@ struct Up: AsyncParsableCommand {
     func run() async throws {
         Log.bootstrap(level: hive.logLevel)
         let logger = Logger(label: "hive.up")
-        let options = hive.options(cage: .process)
+        var options = hive.options(cage: .process)
+        if demo {
+            let wrapper = options.layout.root.appending(path: "demo/claude")
+            do {
+                try FileManager.default.createDirectory(at: wrapper.deletingLastPathComponent(), withIntermediateDirectories: true)
+                let me = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().path
+                try Data("#!/bin/sh\n# The demo stand-in for claude (hive up --demo). Not Claude.\nexec '\(me)' demo-claude \"$@\"\n".utf8).write(to: wrapper)
+                _ = chmod(wrapper.path, 0o755)
+            } catch { throw fail(error) }
+            options.agentEnvironment["HIVE_CLAUDE"] = wrapper.path
+        }
         let core: CoreDaemon
         do { core = try await CoreDaemon.start(options, logger: logger) } catch { throw fail(error) }
         let layout = options.layout
@@ -150,7 +172,7 @@ struct Up: AsyncParsableCommand {
               agents       \(agents.joined(separator: ", "))
               agent socket \(layout.runDir.path)/agents/<name>/mcp.sock (one per agent)
               cages        process: core runs a `hive agent` harness per agent (no sandbox yet)
-              claude       \(Self.claudeLine)
+              claude       \(demo ? "DEMO: a scripted stand-in, not Claude (drop --demo to use the real one)" : Self.claudeLine)
               dashboard    not built yet (\(listen) is reserved for it)
 
             From another shell:
@@ -162,10 +184,16 @@ struct Up: AsyncParsableCommand {
 
             Ctrl-C stops the hive; everything is kept in the root for next time.
             """
+        let demo = self.demo
+        let runDir = layout.runDir
         do {
             try await core.run(onReady: {
                 print(banner)
+                if demo {
+                    print("\nDEMO: spawning alice and bob and asking the manager for a haiku; watch with `hive ls`, `hive inbox`, `hive stats manager`.")
+                }
                 fflush(nil) // stdout may be a pipe: show the banner now, not at exit
+                if demo { Task { await Self.startDemo(runDir: runDir) } }
             })
         } catch { throw fail(error) }
     }

@@ -12,7 +12,7 @@ struct Hive: AsyncParsableCommand {
             <run-dir>/host.sock: pass --run-dir or set HIVE_RUN_DIR when the hive does not use the default.
             """,
         subcommands: [
-            Up.self, Core.self, Agent.self, MCPServe.self,
+            Up.self, Core.self, Agent.self, MCPServe.self, DemoClaude.self,
             List.self, SendMessage.self, Inbox.self, Spawn.self, Destroy.self, Stats.self,
         ],
         groupedSubcommands: [])

@@ -242,3 +242,32 @@ struct UpTests {
         #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "run/host.sock").path))
     }
 }
+
+@Suite("hive up --demo", .timeLimit(.minutes(1)))
+struct DemoTests {
+    @Test("the demo runs the manager and two agents on a labeled stand-in: messages flow, turns run, stats fill")
+    func demo() async throws {
+        let hive = try LiveHive()
+        let p = Process()
+        p.executableURL = LiveHive.binary
+        p.arguments = ["up", "--root", hive.root.path, "--demo"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await hive.eventually("both agents reported to the operator", timeout: .seconds(40)) {
+            let inbox = try hive.cli(["inbox", "--json", "--run-dir", hive.root.appending(path: "run").path]).out
+            return inbox.contains("alice reports") && inbox.contains("bob reports")
+        }
+        let banner = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(banner.contains("DEMO: a scripted stand-in, not Claude"))
+        #expect(try hive.turnStats("manager").count >= 3)
+        #expect(try hive.turnStats("alice").first?["result_kind"] == "ok")
+        let corePID = p.processIdentifier
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(LiveHive.children(of: corePID).isEmpty)
+    }
+}
