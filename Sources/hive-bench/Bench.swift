@@ -22,8 +22,14 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Append the results as a markdown section to this file.") var write: String?
 
     @Option(help: "Synchronous levels to measure: full, normal or both.") var synchronous = "both"
+    @Option(help: "Turns for the harness overhead run (0 skips it).") var turns = 200
 
     func run() async throws {
+        if turns > 0 {
+            let report = try await harnessOverhead()
+            print(report)
+            if let write { try append(report, to: write) }
+        }
         let modes: [Broker.Synchronous] = synchronous == "both" ? [.full, .normal] : [Broker.Synchronous(rawValue: synchronous.uppercased()) ?? .full]
         var results: [Report.Mode] = []
         for mode in modes {
@@ -41,12 +47,112 @@ struct Bench: AsyncParsableCommand {
         let relay = try await relayLatency(hops: 3)
         let report = Report(modes: results, relay: relay, senders: senders, perSender: perSender)
         print(report.markdown)
-        if let write {
-            let handle = try FileHandle(forWritingTo: URL(filePath: write))
-            handle.seekToEndOfFile()
-            handle.write(Data(("\n" + report.markdown).utf8))
-            try handle.close()
+        if let write { try append(report.markdown, to: write) }
+    }
+
+    func append(_ text: String, to path: String) throws {
+        let handle = try FileHandle(forWritingTo: URL(filePath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(("\n" + text).utf8))
+        try handle.close()
+    }
+
+    /// Harness overhead per turn: a stand-in claude that answers at once, `turns` messages queued, time
+    /// until all are acked, minus the stand-in's own run time measured alone in the same run. Then the
+    /// idle harness's resident memory.
+    func harnessOverhead() async throws -> String {
+        let dir = URL(filePath: String(cString: mkdtemp(strdup("/tmp/hh-XXXXXX"))!))
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let standIn = dir.appending(path: "claude")
+        try Data("""
+            #!/bin/sh
+            cat >/dev/null
+            printf '%s\\n' '{"type":"system","subtype":"init","session_id":"bench","model":"bench"}' \\
+              '{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"ok"}],"usage":{"input_tokens":1,"output_tokens":1}}}' \\
+              '{"type":"result","subtype":"success","is_error":false,"result":"ok","total_cost_usd":0}'
+
+            """.utf8).write(to: standIn)
+        chmod(standIn.path, 0o755)
+
+        // The stand-in alone, spawned the same way (a process with stdin and stdout pipes).
+        let alone = try await onThreads(1) { _ in
+            let clock = ContinuousClock()
+            let start = clock.now
+            for _ in 0..<50 {
+                let p = Process()
+                p.executableURL = standIn
+                let input = Pipe(), output = Pipe()
+                p.standardInput = input
+                p.standardOutput = output
+                try p.run()
+                try input.fileHandleForWriting.write(contentsOf: Data("prompt".utf8))
+                try input.fileHandleForWriting.close()
+                _ = output.fileHandleForReading.readDataToEndOfFile()
+                p.waitUntilExit()
+            }
+            return (clock.now - start).seconds / 50
+        }[0]
+
+        let core = try await CoreProcess.start(in: dir, synchronous: .full)
+        defer { core.stop() }
+        _ = try await core.admin().call(SpawnCommand(name: "bench"))
+        let harness = Process()
+        harness.executableURL = core.hive
+        harness.arguments = ["agent", "--name", "bench", "--root", dir.appending(path: "root").path, "--run-dir", core.runDir.path,
+                             "--log-level", "warning"]
+        var env = ProcessInfo.processInfo.environment
+        env["HIVE_CLAUDE"] = standIn.path
+        harness.environment = env
+        try harness.run()
+        defer { if harness.isRunning { kill(harness.processIdentifier, SIGTERM); harness.waitUntilExit() } }
+        let admin = try core.admin()
+        for _ in 0..<100 where try await admin.call(ListCommand()).agents.first(where: { $0.name == "bench" })?.state != "idle" {
+            try await Task.sleep(for: .milliseconds(50))
         }
+        let start = ContinuousClock.now
+        for i in 0..<turns { _ = try await admin.call(SendCommand(to: "bench", body: "turn \(i)")) }
+        while true {
+            let row = try await admin.call(ListCommand()).agents.first { $0.name == "bench" }
+            if row?.unread == 0 && row?.inflight == 0 { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let perTurn = (ContinuousClock.now - start).seconds / Double(turns)
+        try await Task.sleep(for: .seconds(3))
+        let rss = Self.memoryKiB(harness.processIdentifier)
+        let coreRSS = Self.memoryKiB(core.process.processIdentifier)["VmRSS"] ?? 0
+        let date = ISO8601DateFormatter().string(from: Date())
+        return """
+            ## Harness run of \(date)
+
+            Machine: \(ProcessInfo.processInfo.processorCount) cores; release build; broker `synchronous = FULL`.
+            \(turns) messages queued to one agent whose claude is a shell stand-in that answers at once.
+
+            | what | value |
+            |---|---|
+            | wall time per turn (recv → claude → stats → ack) | \(String(format: "%.1f", perTurn * 1000)) ms |
+            | the stand-in alone (spawn, prompt in, 3 lines out, exit) | \(String(format: "%.1f", alone * 1000)) ms |
+            | **harness overhead per turn** (difference) | **\(String(format: "%.1f", (perTurn - alone) * 1000)) ms** |
+            | idle harness RSS (3 s after the last turn) | \((rss["VmRSS"] ?? 0) / 1024) MiB |
+            | of which private (RssAnon: heap, stacks; what each more agent costs) | \((rss["RssAnon"] ?? 0) / 1024) MiB |
+            | of which file-backed (RssFile: code of the binary and the Swift runtime, shared by every process running it) | \((rss["RssFile"] ?? 0) / 1024) MiB |
+            | proportional set size (Pss) | \((rss["Pss"] ?? 0) / 1024) MiB |
+            | core RSS at the same moment, for scale | \(coreRSS / 1024) MiB |
+
+            """
+    }
+
+    /// VmRSS, RssAnon, RssFile (from status) and Pss (from smaps_rollup), in KiB.
+    static func memoryKiB(_ pid: Int32) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for file in ["status", "smaps_rollup"] {
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/\(file)", encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n") {
+                let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                guard parts.count >= 2, let key = parts.first?.dropLast(), ["VmRSS", "RssAnon", "RssFile", "Pss"].contains(String(key)) else { continue }
+                out[String(key)] = Int(parts[1]) ?? 0
+            }
+        }
+        return out
     }
 
     /// (a) send → a parked `recv` returns, one message at a time. Sender and receiver are plain
@@ -260,6 +366,7 @@ extension Duration {
 final class CoreProcess: @unchecked Sendable {
     let process: Process
     let runDir: URL
+    var hive: URL { process.executableURL! }
 
     static func start(in dir: URL, synchronous: Broker.Synchronous) async throws -> CoreProcess {
         let hive = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appending(path: "hive")
