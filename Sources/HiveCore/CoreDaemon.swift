@@ -26,6 +26,8 @@ public struct CoreOptions: Sendable {
     public var synchronous: Broker.Synchronous
     /// The `hive` executable the process cage runs `hive agent` from.
     public var hiveExecutable: String
+    /// How long an agent may hold handed-out messages with nothing connected before they are requeued.
+    public var inflightGrace: Duration = .seconds(30)
     /// Environment variables set for every harness on top of core's own (e.g. HIVE_CLAUDE for the demo).
     public var agentEnvironment: [String: String] = [:]
 
@@ -115,7 +117,8 @@ public final class CoreDaemon: Sendable {
                 WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),
                 TelemetrySweeper(layout: options.layout, broker: broker, eventsWindow: options.eventsRetentionSeconds,
                                  statsWindow: options.statsRetentionSeconds, interval: options.sweepInterval, logger: logger),
-                InflightWatchdog(broker: broker, sockets: sockets, logger: logger),
+                InflightWatchdog(broker: broker, sockets: sockets, logger: logger, grace: options.inflightGrace,
+                                 interval: min(.seconds(10), options.inflightGrace / 3)),
                 ReadyNotice(onReady: { [admin, processes, broker] in
                     admin.startAccepting()
                     if let processes {

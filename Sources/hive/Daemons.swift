@@ -23,6 +23,9 @@ struct HiveRootOptions: ParsableArguments {
     @Option(name: .customLong("stats-retention-days"), help: "Days an agent's turn stats are kept.")
     var statsRetentionDays: Double = 90
 
+    @Option(name: .customLong("inflight-grace"), help: ArgumentHelp("Seconds messages handed to an agent may wait with nothing connected before they are put back in its inbox.", valueName: "seconds"))
+    var inflightGrace: Double = 30
+
     @Option(name: .customLong("sweep-interval"), help: ArgumentHelp("Seconds between retention sweeps.", valueName: "seconds"))
     var sweepInterval: Double = 3600
 
@@ -40,6 +43,7 @@ struct HiveRootOptions: ParsableArguments {
             throw ValidationError("retention windows must be more than 0 days")
         }
         guard sweepInterval >= 1 else { throw ValidationError("--sweep-interval must be at least 1 second") }
+        guard inflightGrace >= 0.3 else { throw ValidationError("--inflight-grace must be at least 0.3 seconds") }
     }
 
     var layout: HiveLayout {
@@ -52,6 +56,7 @@ struct HiveRootOptions: ParsableArguments {
                             sweepInterval: .milliseconds(Int64(sweepInterval * 1000)), synchronous: synchronous)
         o.eventsRetentionSeconds = eventsRetentionDays * 86400
         o.statsRetentionSeconds = statsRetentionDays * 86400
+        o.inflightGrace = .milliseconds(Int64(inflightGrace * 1000))
         return o
     }
 }

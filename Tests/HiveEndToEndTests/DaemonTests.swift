@@ -179,6 +179,24 @@ struct DaemonTests {
         #expect(try await hive.agent("manager").call(StatusCommand()).unread == 2400)
     }
 
+    @Test("messages handed to an agent that then vanished are put back in its inbox")
+    func inflightWatchdog() async throws {
+        let hive = try LiveHive()
+        try await hive.start(extra: ["--inflight-grace", "1"])
+        try await hive.spawn("iris")
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "popped and abandoned"))
+        do {
+            let c = try hive.agent("iris")
+            #expect(try await c.call(RecvCommand()).messages.count == 1)
+            c.hangUp()
+        }
+        try await hive.eventually("requeued", timeout: .seconds(15)) {
+            let row = try await hive.agentRow("iris")
+            return row?.unread == 1 && row?.inflight == 0
+        }
+        #expect(try await hive.agent("iris").call(RecvCommand()).messages.first?.redelivered == true)
+    }
+
     @Test("core sweeps old telemetry of every agent, running or not, at boot")
     func telemetryRetention() async throws {
         let hive = try LiveHive()
