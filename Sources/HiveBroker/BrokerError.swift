@@ -14,6 +14,8 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
     case managerIsPermanent
     case tooManyIDs(Int)
     case storage(String)
+    case reminderCap(Int)
+    case noSuchReminder(Int64, state: String?)
 
     public var description: String {
         switch self {
@@ -39,6 +41,10 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
             return "the manager is part of the hive and cannot be destroyed"
         case .tooManyIDs(let n):
             return "\(n) ids in one request; the limit is \(WireLimits.maxAckIDs)"
+        case .reminderCap(let cap):
+            return "reminder refused: \(cap) reminders are already pending for you (the per-agent cap); cancel one or wait until some fire"
+        case .noSuchReminder(let id, let state):
+            return state.map { "reminder \(id) is \($0), not pending" } ?? "no reminder with id \(id)"
         case .storage(let what):
             return "the message store failed: \(what)"
         }

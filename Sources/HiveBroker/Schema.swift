@@ -43,6 +43,37 @@ enum Schema {
                 CREATE INDEX message_dead ON message(dead_at) WHERE dead_at IS NOT NULL;
                 """)
         }
+        m.registerMigration("v3-reminders") { db in
+            try db.execute(sql: """
+                CREATE TABLE reminder (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    agent TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    file_path TEXT,
+                    created_at REAL NOT NULL,
+                    due_at REAL NOT NULL,
+                    -- pending | delivered | cancelled | failed
+                    state TEXT NOT NULL DEFAULT 'pending',
+                    finished_at REAL,
+                    message_id INTEGER,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT
+                );
+                CREATE INDEX reminder_due ON reminder(due_at) WHERE state = 'pending';
+                CREATE INDEX reminder_agent ON reminder(agent, state);
+                CREATE INDEX reminder_finished ON reminder(finished_at) WHERE finished_at IS NOT NULL;
+                -- Every delivery attempt, for the rollup an agent's stats page shows.
+                CREATE TABLE reminder_attempt (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    reminder_id INTEGER NOT NULL,
+                    agent TEXT NOT NULL,
+                    at REAL NOT NULL,
+                    ok INTEGER NOT NULL,
+                    error TEXT
+                );
+                CREATE INDEX reminder_attempt_agent ON reminder_attempt(agent, at);
+                """)
+        }
         return m
     }
 }

@@ -28,6 +28,13 @@ struct AdminEndpoint: Sendable {
             case .inbox(let c):
                 let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
                 return ResponseLine.ok(InboxCommand.Reply(messages: try broker.operatorInbox(limit: limit)))
+            case .reminders(let c):
+                let agent = try c.agent.map { try AgentName($0) }
+                return ResponseLine.ok(RemindersCommand.Reply(reminders: try broker.pendingReminders(agent: agent)))
+            case .cancelReminder(let c):
+                try broker.cancelReminder(c.id)
+                sockets.reminders.scheduler.kick()
+                return ResponseLine.ok(CancelReminderCommand.Reply(id: c.id))
             case .info:
                 return ResponseLine.ok(InfoCommand.Reply(root: layout.root.path, runDir: layout.runDir.path, cage: cage.rawValue,
                                                          synchronous: broker.synchronous.rawValue))

@@ -10,6 +10,7 @@ struct AgentEndpoint: Sendable {
     let broker: Broker
     let board: AgentStatusBoard
     let layout: HiveLayout
+    let reminders: ReminderDesk
     let logger: Logger
 
     func handle(_ line: Data, _ parker: Parker) -> Data {
@@ -28,7 +29,8 @@ struct AgentEndpoint: Sendable {
                 return ResponseLine.ok(RequeueInflightCommand.Reply(requeued: try broker.requeueInflight(name, keep: c.keep ?? [])))
             case .status:
                 let counts = try broker.counts(name.rawValue)
-                return ResponseLine.ok(StatusCommand.Reply(name: name.rawValue, unread: counts.unread, inflight: counts.inflight))
+                return ResponseLine.ok(StatusCommand.Reply(name: name.rawValue, unread: counts.unread, inflight: counts.inflight,
+                                                           pendingReminders: try broker.pendingReminderCount(name)))
             case .recent(let c):
                 let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: WireLimits.maxListLimit)
                 return ResponseLine.ok(RecentCommand.Reply(messages: try broker.recent(name.rawValue, limit: limit)))
@@ -49,6 +51,11 @@ struct AgentEndpoint: Sendable {
             case .newSession:
                 try NewSessionFlag.raise(in: layout.harnessDir(name))
                 return ResponseLine.ok(NewSessionCommand.Reply())
+            case .remind(let c):
+                return ResponseLine.ok(try reminders.remind(c, for: name))
+            case .reminderRollup(let c):
+                guard c.sinceSecs.isFinite, c.sinceSecs >= 0 else { throw RequestError("field 'since_secs' must be 0 or more seconds") }
+                return ResponseLine.ok(try broker.reminderRollup(name, since: c.sinceSecs))
             }
         }
     }

@@ -11,6 +11,7 @@ final class AgentSockets: Service, Sendable {
     private let layout: HiveLayout
     private let broker: Broker
     let board: AgentStatusBoard
+    let reminders: ReminderDesk
     private let logger: Logger
 
     private struct State {
@@ -22,10 +23,11 @@ final class AgentSockets: Service, Sendable {
     }
     private let state = Mutex(State())
 
-    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, logger: Logger) {
+    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, reminders: ReminderDesk, logger: Logger) {
         self.layout = layout
         self.broker = broker
         self.board = board
+        self.reminders = reminders
         self.logger = logger
     }
 
@@ -33,7 +35,7 @@ final class AgentSockets: Service, Sendable {
     func open(_ name: AgentName) throws {
         let server = LineServer(
             path: layout.agentSocket(name), mode: 0o660, logger: logger,
-            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, logger: logger).handle,
+            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
                 self?.state.withLock { s in
                     s.connections[name, default: 0] += delta

@@ -26,6 +26,10 @@ public struct CoreOptions: Sendable {
     public var synchronous: Broker.Synchronous
     /// The `hive` executable the process cage runs `hive agent` from.
     public var hiveExecutable: String
+    /// Per-agent reminder limits (cap, token bucket, horizon).
+    public var reminderPolicy = ReminderLimits.Policy()
+    /// Most reminders fired per transaction.
+    public var reminderBatch = 200
     /// How long an agent may hold handed-out messages with nothing connected before they are requeued.
     public var inflightGrace: Duration = .seconds(30)
     /// Environment variables set for every harness on top of core's own (e.g. HIVE_CLAUDE for the demo).
@@ -71,7 +75,9 @@ public final class CoreDaemon: Sendable {
         let broker = try Broker(path: layout.brokerDatabase.path, synchronous: options.synchronous)
         if try broker.ensureManager() { logger.info("first boot: registered the manager") }
 
-        let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), logger: logger)
+        let scheduler = ReminderScheduler(broker: broker, logger: logger, batchSize: options.reminderBatch)
+        let desk = ReminderDesk(broker: broker, layout: layout, limits: ReminderLimits(policy: options.reminderPolicy), scheduler: scheduler)
+        let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), reminders: desk, logger: logger)
         for agent in try broker.agents() where agent.record.destroyedAt == nil {
             let name = try AgentName(agent.record.name)
             try AgentDirectories.create(name, in: layout)
@@ -109,6 +115,7 @@ public final class CoreDaemon: Sendable {
         var services: [any Service] = []
         // Children stop before the sockets they talk to (services stop in reverse order).
         services.append(sockets)
+        services.append(sockets.reminders.scheduler)
         if let processes { services.append(processes) }
         let group = ServiceGroup(
             services: services + [

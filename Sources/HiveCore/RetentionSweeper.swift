@@ -23,11 +23,14 @@ final class RetentionSweeper: Service, Sendable {
         await withGracefulShutdownHandler {
             while !stopping.load(ordering: .relaxed) {
                 let swept: Result<Int, any Error> = await onThread { [self] in
-                    Result { try broker.sweep(olderThan: window, stop: { self.stopping.load(ordering: .relaxed) }) }
+                    Result {
+                        try broker.sweep(olderThan: window, stop: { self.stopping.load(ordering: .relaxed) })
+                            + broker.sweepReminders(olderThan: window)
+                    }
                 }
                 switch swept {
                 case .success(let n) where n > 0:
-                    logger.info("retention swept \(n) acked messages older than \(Int(window / 86400)) days")
+                    logger.info("retention swept \(n) acked messages and finished reminders older than \(Int(window / 86400)) days")
                 case .failure(let error):
                     logger.error("retention sweep failed: \(error)")
                 default:

@@ -39,6 +39,12 @@ public enum HiveToolServer {
         Tool(name: "whoami", description: "Your agent name and role in the hive.", inputSchema: schema([:], required: [])),
         Tool(name: "status", description: "How many messages wait for you (unread) and how many are in progress (inflight).",
              inputSchema: schema([:], required: [])),
+        Tool(name: "remind",
+             description: "Set a reminder: the message comes back to you later from 'reminder' and starts a turn. Give exactly one of delay_seconds or at_unix. Long texts are saved to a file under your state dir and the reminder points to it.",
+             inputSchema: schema(["message": .string("What to remind yourself of."),
+                                  "delay_seconds": .number("Seconds from now."),
+                                  "at_unix": .number("Or: when, in unix seconds."),
+                                  "file_path": .string("Optional: a path to look at then.")], required: ["message"])),
         Tool(name: "request_next_turn",
              description: "Ask for one more turn after this one, e.g. to continue long work in steps. It arrives as a message from 'system'.",
              inputSchema: schema(["reason": .string("Optional: a note to your next turn.")], required: [])),
@@ -96,12 +102,18 @@ actor ToolClient {
             return "you are \(me.name) (\(me.role))"
         case "status":
             let s = try await request(StatusCommand())
-            return "\(s.unread) unread, \(s.inflight) in progress"
+            return "\(s.unread) unread, \(s.inflight) in progress, \(s.pendingReminders) reminders pending"
+        case "remind":
+            let r = try await request(RemindCommand(message: try string(args, "message"), delaySeconds: try number(args, "delay_seconds"),
+                                                    atUnix: try number(args, "at_unix"), filePath: args["file_path"]?.stringValue))
+            var text = "reminder \(r.id) set for \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: r.dueAt))); \(r.pending) pending"
+            if let path = r.spilledTo { text += "; the full text is saved in \(path)" }
+            return text
         case "request_next_turn":
             let r = try await request(RequestNextTurnCommand(reason: args["reason"]?.stringValue))
             return "another turn is queued (message \(r.id))"
         default:
-            throw ToolError(description: "unknown tool '\(tool)'; the hive tools are send, recv, whoami, status, request_next_turn")
+            throw ToolError(description: "unknown tool '\(tool)'; the hive tools are send, recv, whoami, status, remind, request_next_turn")
         }
     }
 

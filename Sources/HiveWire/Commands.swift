@@ -155,7 +155,11 @@ public struct StatusCommand: HiveCommand {
         public var unread: Int
         /// Delivered, not yet acked.
         public var inflight: Int
-        public init(name: String, unread: Int, inflight: Int) { self.name = name; self.unread = unread; self.inflight = inflight }
+        /// Reminders set and not yet fired.
+        public var pendingReminders: Int
+        public init(name: String, unread: Int, inflight: Int, pendingReminders: Int = 0) {
+            self.name = name; self.unread = unread; self.inflight = inflight; self.pendingReminders = pendingReminders
+        }
     }
 }
 
@@ -227,6 +231,63 @@ public struct NewSessionCommand: HiveCommand {
     public static let cmd = "new_session"
     public init() {}
     public struct Reply: Codable, Sendable, Equatable { public init() {} }
+}
+
+/// A queued reminder, as `reminders` lists it.
+public struct ReminderView: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var agent: String
+    public var body: String
+    public var filePath: String?
+    public var createdAt: Double
+    public var dueAt: Double
+    /// pending | delivered | cancelled | failed
+    public var state: String
+    public init(id: Int64, agent: String, body: String, filePath: String?, createdAt: Double, dueAt: Double, state: String) {
+        self.id = id; self.agent = agent; self.body = body; self.filePath = filePath; self.createdAt = createdAt
+        self.dueAt = dueAt; self.state = state
+    }
+}
+
+/// Put a message into your own inbox later (sender `reminder`). Exactly one of `delay_seconds` and
+/// `at_unix`. Texts over the message limit are saved under your state dir and the reminder points there.
+public struct RemindCommand: HiveCommand {
+    public static let cmd = "remind"
+    public var message: String
+    public var delaySeconds: Double?
+    public var atUnix: Double?
+    /// A path to mention in the reminder (a file to look at then); not read by the hive.
+    public var filePath: String?
+    public init(message: String, delaySeconds: Double? = nil, atUnix: Double? = nil, filePath: String? = nil) {
+        self.message = message; self.delaySeconds = delaySeconds; self.atUnix = atUnix; self.filePath = filePath
+    }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var id: Int64
+        /// Unix seconds.
+        public var dueAt: Double
+        /// Your reminders now waiting to fire.
+        public var pending: Int
+        /// Where the full text went when it was too long for a message.
+        public var spilledTo: String?
+        public init(id: Int64, dueAt: Double, pending: Int, spilledTo: String?) {
+            self.id = id; self.dueAt = dueAt; self.pending = pending; self.spilledTo = spilledTo
+        }
+    }
+}
+
+/// Delivery counts of the reminders this agent set, over the last `since_secs` seconds.
+public struct ReminderRollupCommand: HiveCommand {
+    public static let cmd = "reminder_rollup"
+    public var sinceSecs: Double
+    public init(sinceSecs: Double) { self.sinceSecs = sinceSecs }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var attempts: Int
+        public var successes: Int
+        public var failures: Int
+        public init(attempts: Int, successes: Int, failures: Int) {
+            self.attempts = attempts; self.successes = successes; self.failures = failures
+        }
+    }
 }
 
 // MARK: - Admin socket
@@ -319,6 +380,28 @@ public struct InfoCommand: HiveCommand {
         public init(root: String, runDir: String, cage: String, synchronous: String) {
             self.root = root; self.runDir = runDir; self.cage = cage; self.synchronous = synchronous
         }
+    }
+}
+
+/// Reminders waiting to fire, soonest first, for one agent or all.
+public struct RemindersCommand: HiveCommand {
+    public static let cmd = "reminders"
+    public var agent: String?
+    public init(agent: String? = nil) { self.agent = agent }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var reminders: [ReminderView]
+        public init(reminders: [ReminderView]) { self.reminders = reminders }
+    }
+}
+
+/// Cancel a reminder that has not fired yet.
+public struct CancelReminderCommand: HiveCommand {
+    public static let cmd = "cancel_reminder"
+    public var id: Int64
+    public init(id: Int64) { self.id = id }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var id: Int64
+        public init(id: Int64) { self.id = id }
     }
 }
 

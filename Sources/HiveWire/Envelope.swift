@@ -143,6 +143,8 @@ public enum AgentRequest: Sendable {
     case reportState(ReportStateCommand)
     case requestNextTurn(RequestNextTurnCommand)
     case newSession(NewSessionCommand)
+    case remind(RemindCommand)
+    case reminderRollup(ReminderRollupCommand)
 
     /// The decoding table for agent sockets.
     public static let table = CommandTable<AgentRequest>()
@@ -157,6 +159,8 @@ public enum AgentRequest: Sendable {
         .with(ReportStateCommand.self, AgentRequest.reportState)
         .with(RequestNextTurnCommand.self, AgentRequest.requestNextTurn)
         .with(NewSessionCommand.self, AgentRequest.newSession)
+        .with(RemindCommand.self, AgentRequest.remind)
+        .with(ReminderRollupCommand.self, AgentRequest.reminderRollup)
 }
 
 /// What the operator's admin socket (`host.sock`) accepts.
@@ -167,6 +171,8 @@ public enum AdminRequest: Sendable {
     case send(SendCommand)
     case inbox(InboxCommand)
     case info(InfoCommand)
+    case reminders(RemindersCommand)
+    case cancelReminder(CancelReminderCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -176,4 +182,6 @@ public enum AdminRequest: Sendable {
         .with(SendCommand.self, AdminRequest.send)
         .with(InboxCommand.self, AdminRequest.inbox)
         .with(InfoCommand.self, AdminRequest.info)
+        .with(RemindersCommand.self, AdminRequest.reminders)
+        .with(CancelReminderCommand.self, AdminRequest.cancelReminder)
 }

@@ -28,12 +28,15 @@ public enum Sender: Hashable, Sendable, CustomStringConvertible {
     case agent(AgentName)
     case `operator`
     case system
+    /// A reminder an agent set for itself, fired by core's scheduler.
+    case reminder
 
     public var description: String {
         switch self {
         case .agent(let n): return n.rawValue
         case .operator: return "operator"
         case .system: return "system"
+        case .reminder: return "reminder"
         }
     }
 }

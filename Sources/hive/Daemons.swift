@@ -23,6 +23,15 @@ struct HiveRootOptions: ParsableArguments {
     @Option(name: .customLong("stats-retention-days"), help: "Days an agent's turn stats are kept.")
     var statsRetentionDays: Double = 90
 
+    @Option(name: .customLong("reminder-cap"), help: "Most reminders one agent may have pending.")
+    var reminderCap = 100
+
+    @Option(name: .customLong("reminder-burst"), help: "Reminders one agent may set in a burst before the rate limit applies.")
+    var reminderBurst: Double = 20
+
+    @Option(name: .customLong("reminder-refill"), help: ArgumentHelp("Seconds per reminder an agent may set after its burst.", valueName: "seconds"))
+    var reminderRefill: Double = 60
+
     @Option(name: .customLong("inflight-grace"), help: ArgumentHelp("Seconds messages handed to an agent may wait with nothing connected before they are put back in its inbox.", valueName: "seconds"))
     var inflightGrace: Double = 30
 
@@ -43,6 +52,9 @@ struct HiveRootOptions: ParsableArguments {
             throw ValidationError("retention windows must be more than 0 days")
         }
         guard sweepInterval >= 1 else { throw ValidationError("--sweep-interval must be at least 1 second") }
+        guard reminderCap >= 1, reminderBurst >= 1, reminderRefill > 0 else {
+            throw ValidationError("--reminder-cap and --reminder-burst must be at least 1, --reminder-refill more than 0")
+        }
         guard inflightGrace >= 0.3 else { throw ValidationError("--inflight-grace must be at least 0.3 seconds") }
     }
 
@@ -57,6 +69,9 @@ struct HiveRootOptions: ParsableArguments {
         o.eventsRetentionSeconds = eventsRetentionDays * 86400
         o.statsRetentionSeconds = statsRetentionDays * 86400
         o.inflightGrace = .milliseconds(Int64(inflightGrace * 1000))
+        o.reminderPolicy.cap = reminderCap
+        o.reminderPolicy.burst = reminderBurst
+        o.reminderPolicy.refillPerSecond = 1 / reminderRefill
         return o
     }
 }

@@ -154,3 +154,45 @@ func printJSON<T: Encodable>(_ value: T) {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
 }
+
+struct Reminders: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List reminders waiting to fire, soonest first.",
+        discussion: "Agents set reminders with their remind tool; each arrives in the agent's own inbox from 'reminder'.")
+
+    @OptionGroup var hive: RunDirOption
+    @Option(help: "Only this agent's reminders.") var agent: String?
+    @Flag(help: "Print a JSON array of objects instead of a table.") var json = false
+
+    func validate() throws {
+        if let agent { do { _ = try AgentName(agent) } catch { throw ValidationError(error.description) } }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let reminders = try await hive.connect().call(RemindersCommand(agent: agent)).reminders
+            if json { return printJSON(reminders) }
+            if reminders.isEmpty { return print("(no reminders pending)") }
+            let time = DateFormatter()
+            time.dateFormat = "yyyy-MM-dd HH:mm:ss"
+            var rows = [["ID", "AGENT", "DUE", "TEXT"]]
+            rows += reminders.map { [String($0.id), $0.agent, time.string(from: Date(timeIntervalSince1970: $0.dueAt)),
+                                     String($0.body.replacingOccurrences(of: "\n", with: " ").prefix(60))] }
+            printTable(rows)
+        }
+    }
+}
+
+struct CancelReminder: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel-reminder", abstract: "Cancel a reminder that has not fired yet.")
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The reminder's id (see hive reminders).") var id: Int64
+
+    func run() async throws {
+        try await operatorVerb {
+            _ = try await hive.connect().call(CancelReminderCommand(id: id))
+            print("cancelled reminder \(id)")
+        }
+    }
+}
