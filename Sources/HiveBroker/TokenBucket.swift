@@ -24,6 +24,11 @@ public struct TokenBucket: Sendable, Equatable {
         return .failure(Wait(seconds: seconds))
     }
 
+    /// Gives back a token taken for something that was then refused for another reason.
+    public mutating func refund() {
+        tokens = min(burst, tokens + 1)
+    }
+
     /// Seconds until a token is available.
     public struct Wait: Error, Sendable, Equatable {
         public let seconds: Double

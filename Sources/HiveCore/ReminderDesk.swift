@@ -39,6 +39,15 @@ struct ReminderDesk: Sendable {
             }
         }
         try limits.take(agent, now: now)
+        do {
+            return try store(c, for: agent, dueAt: dueAt, now: now)
+        } catch {
+            limits.refund(agent)
+            throw error
+        }
+    }
+
+    private func store(_ c: RemindCommand, for agent: AgentName, dueAt: Double, now: Double) throws -> RemindCommand.Reply {
         var body = c.message
         var spilled: String?
         if body.utf8.count > Self.spillBytes {
@@ -51,7 +60,14 @@ struct ReminderDesk: Sendable {
             while start.utf8.count > 600 { start.removeLast() }
             body = "The full text (\(c.message.utf8.count) bytes) is in \(file.path). It begins:\n\(start)…"
         }
-        let (id, pending) = try broker.createReminder(agent, body: body, filePath: c.filePath, dueAt: dueAt, cap: limits.policy.cap)
+        let created: (id: Int64, pending: Int)
+        do {
+            created = try broker.createReminder(agent, body: body, filePath: c.filePath, dueAt: dueAt, cap: limits.policy.cap)
+        } catch {
+            if let spilled { try? FileManager.default.removeItem(atPath: spilled) }
+            throw error
+        }
+        let (id, pending) = created
         scheduler.kick()
         return RemindCommand.Reply(id: id, dueAt: dueAt, pending: pending, spilledTo: spilled)
     }

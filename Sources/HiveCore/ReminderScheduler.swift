@@ -100,6 +100,11 @@ public final class ReminderLimits: Sendable {
 
     init(policy: Policy) { self.policy = policy }
 
+    /// Returns the token of a request refused for another reason (the cap, a storage error).
+    func refund(_ agent: AgentName) {
+        buckets.withLock { $0[agent]?.refund() }
+    }
+
     /// Takes a token for `agent`, or throws a refusal that says when to try again.
     func take(_ agent: AgentName, now: Double = Date().timeIntervalSince1970) throws(RequestError) {
         let result = buckets.withLock { b -> Result<Void, TokenBucket.Wait> in
