@@ -127,6 +127,7 @@ public final class Broker: Sendable {
                 }
                 if purge {
                     try db.execute(sql: "DELETE FROM message WHERE recipient = ?", arguments: [name.rawValue])
+                    try db.execute(sql: "DELETE FROM reminder WHERE agent = ?", arguments: [name.rawValue])
                     try record.delete(db)
                 } else if record.destroyedAt == nil {
                     record.destroyedAt = clock()

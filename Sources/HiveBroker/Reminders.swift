@@ -57,21 +57,38 @@ extension Broker {
     /// Fires up to `limit` due reminders in one transaction: each one's inbox row and its own state change
     /// commit together, so a crash can neither lose one nor deliver one twice. Agents share the batch
     /// fairly: each agent's oldest due reminders come first, taken in rounds across agents, so one agent's
-    /// flood cannot starve another's. Returns how many were delivered and how many failed.
+    /// flood cannot starve another's. The choice is read before the write transaction (per agent, on an
+    /// index), so the writer is held only for the inserts. Returns how many were delivered and failed.
     public func deliverDueReminders(limit: Int) throws -> (delivered: Int, failed: Int) {
         let now = clock()
+        let candidates = try pool.read { db -> [Row] in
+            // Registered agents are few; a per-agent query on the (agent, due_at) index beats scanning
+            // every due reminder to find who has some.
+            let agents = try String.fetchAll(db.cachedStatement(sql: "SELECT name FROM agent ORDER BY name"))
+            var perAgent: [[Row]] = []
+            for agent in agents {
+                perAgent.append(try Row.fetchAll(db.cachedStatement(sql: """
+                    SELECT id, agent, body, file_path, created_at FROM reminder
+                    WHERE agent = ? AND state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?
+                    """), arguments: [agent, now, limit]))
+            }
+            var rounds: [Row] = []
+            var i = 0
+            while rounds.count < limit, perAgent.contains(where: { i < $0.count }) {
+                for rows in perAgent where i < rows.count && rounds.count < limit { rounds.append(rows[i]) }
+                i += 1
+            }
+            return rounds
+        }
+        guard !candidates.isEmpty else { return (0, 0) }
         let (delivered, failed, agents) = try pool.write { db -> (Int, Int, Set<String>) in
-            let due = try Row.fetchAll(db, sql: """
-                SELECT id, agent, body, file_path, created_at FROM (
-                    SELECT *, ROW_NUMBER() OVER (PARTITION BY agent ORDER BY due_at, id) AS round
-                    FROM reminder WHERE state = 'pending' AND due_at <= ?)
-                ORDER BY round, due_at, id LIMIT ?
-                """, arguments: [now, limit])
             var delivered = 0, failed = 0
             var agents = Set<String>()
             let live = try Set(Queries.liveAgentNames(db))
-            for r in due {
+            for r in candidates {
                 let id: Int64 = r["id"], agent: String = r["agent"]
+                // Cancelled since it was chosen: skip it.
+                guard try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM reminder WHERE id = ?"), arguments: [id]) == "pending" else { continue }
                 guard live.contains(agent) else {
                     let error = "agent '\(agent)' is not registered or was destroyed"
                     try db.execute(sql: "UPDATE reminder SET state = 'failed', finished_at = ?1, attempts = attempts + 1, last_error = ?2 WHERE id = ?3",

@@ -29,7 +29,7 @@ public struct CoreOptions: Sendable {
     /// Per-agent reminder limits (cap, token bucket, horizon).
     public var reminderPolicy = ReminderLimits.Policy()
     /// Most reminders fired per transaction.
-    public var reminderBatch = 200
+    public var reminderBatch = 32
     /// How long an agent may hold handed-out messages with nothing connected before they are requeued.
     public var inflightGrace: Duration = .seconds(30)
     /// Environment variables set for every harness on top of core's own (e.g. HIVE_CLAUDE for the demo).

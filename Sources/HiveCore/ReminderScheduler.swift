@@ -17,7 +17,11 @@ final class ReminderScheduler: Service, Sendable {
     private let condition = NSCondition()
     private let flags = Mutex((kicked: false, stopping: false))
 
-    init(broker: Broker, logger: Logger, batchSize: Int = 200) {
+    /// Seconds between back-to-back batches (see the loop).
+    let pauseBetweenBatches: Double
+
+    init(broker: Broker, logger: Logger, batchSize: Int = 32, pauseBetweenBatches: Double = 0.0005) {
+        self.pauseBetweenBatches = pauseBetweenBatches
         self.broker = broker
         self.logger = logger
         self.batchSize = batchSize
@@ -58,7 +62,12 @@ final class ReminderScheduler: Service, Sendable {
                 let fired = try broker.deliverDueReminders(limit: batchSize)
                 if fired.failed > 0 { logger.warning("\(fired.failed) reminder(s) could not be delivered (their agent is gone)") }
                 failures = 0
-                if fired.delivered + fired.failed == batchSize { continue } // more are due: next batch at once
+                if fired.delivered + fired.failed > 0 {
+                    // More are due. Step aside for a moment first, so sends queued behind this batch get the
+                    // writer before the next one (the writer is not fair between threads by itself).
+                    usleep(useconds_t(pauseBetweenBatches * 1_000_000))
+                    continue
+                }
             } catch {
                 failures += 1
                 logger.error("reminder delivery failed: \(error)")

@@ -23,8 +23,14 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "Synchronous levels to measure: full, normal or both.") var synchronous = "both"
     @Option(help: "Turns for the harness overhead run (0 skips it).") var turns = 200
+    @Option(help: "Reminders falling due at once for the scheduler run (0 skips it).") var reminders = 10_000
 
     func run() async throws {
+        if reminders > 0 {
+            let report = try await reminderBurst()
+            print(report)
+            if let write { try append(report, to: write) }
+        }
         if turns > 0 {
             let report = try await harnessOverhead()
             print(report)
@@ -142,6 +148,76 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// VmRSS, RssAnon, RssFile (from status) and Pss (from smaps_rollup), in KiB.
+    /// `reminders` reminders falling due at the same instant: time until all are in the inbox, and the
+    /// latency of ordinary sends from two other agents during the burst beside the same sends without it.
+    func reminderBurst() async throws -> String {
+        let dir = URL(filePath: String(cString: mkdtemp(strdup("/tmp/hr-XXXXXX"))!))
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let core = try await CoreProcess.start(in: dir, synchronous: .full,
+                                               extra: ["--reminder-cap", "\(reminders + 1)", "--reminder-burst", "\(reminders + 1)"])
+        defer { core.stop() }
+        let admin = try core.admin()
+        for name in ["bench", "alice", "bob"] { _ = try await admin.call(SpawnCommand(name: name)) }
+
+        /// Sends from alice and bob to the manager for `seconds`; returns (unix start, latency ms) per send.
+        func sendLoad(seconds: Double) async throws -> [(at: Double, ms: Double)] {
+            let senders = try ["alice", "bob"].map { try core.agent($0) }
+            let per = try await onThreads(senders.count) { n in
+                let clock = ContinuousClock()
+                let end = clock.now + .milliseconds(Int64(seconds * 1000))
+                var samples: [(at: Double, ms: Double)] = []
+                while clock.now < end {
+                    let at = Date().timeIntervalSince1970
+                    let t = clock.now
+                    _ = try senders[n].callBlocking(SendCommand(to: "manager", body: "load"))
+                    samples.append((at, (clock.now - t).seconds * 1000))
+                    Thread.sleep(forTimeInterval: 0.002)
+                }
+                return samples
+            }
+            return per.flatMap { $0 }
+        }
+
+        let quiet = try await sendLoad(seconds: 2).map(\.ms).sorted()
+        let bench = try core.agent("bench")
+        let due = Date().timeIntervalSince1970 + 8
+        _ = try await onThreads(4) { n in
+            for i in stride(from: n, to: reminders, by: 4) {
+                _ = try bench.callBlocking(RemindCommand(message: "reminder \(i)", atUnix: due))
+            }
+        }
+        while Date().timeIntervalSince1970 < due - 0.3 { try await Task.sleep(for: .milliseconds(10)) }
+        async let loaded = sendLoad(seconds: 2.5)
+        while Date().timeIntervalSince1970 < due { try await Task.sleep(for: .milliseconds(1)) }
+        let watcher = try core.admin()
+        var allIn = due
+        while true {
+            let row = try await watcher.call(ListCommand()).agents.first { $0.name == "bench" }
+            if row?.unread == reminders { allIn = Date().timeIntervalSince1970; break }
+            if Date().timeIntervalSince1970 > due + 60 { throw ValidationError("reminders not delivered within 60 s") }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        // Only the sends that started while reminders were being delivered.
+        let busy = try await loaded.filter { $0.at >= due && $0.at <= allIn }.map(\.ms).sorted()
+        let date = ISO8601DateFormatter().string(from: Date())
+        return """
+            ## Reminder run of \(date)
+
+            Machine: \(ProcessInfo.processInfo.processorCount) cores; release build; broker `synchronous = FULL`; batches of 200 per transaction.
+            \(reminders) reminders set for one agent, all due at the same second. Meanwhile two other agents send to the
+            manager in a loop (one send, 2 ms pause), measured by the client.
+
+            | what | value |
+            |---|---|
+            | time from the due instant until all \(reminders) are in the inbox | \(String(format: "%.0f", (allIn - due) * 1000)) ms |
+            | sends started during the burst: p50 / p99 / max (n = \(busy.count)) | \(f2(percentile(busy, 0.5))) / \(f2(percentile(busy, 0.99))) / \(f2(busy.last ?? 0)) ms |
+            | the same sends with no reminders firing: p50 / p99 / max (n = \(quiet.count)) | \(f2(percentile(quiet, 0.5))) / \(f2(percentile(quiet, 0.99))) / \(f2(quiet.last ?? 0)) ms |
+
+            """
+    }
+
+    func f2(_ x: Double) -> String { String(format: "%.2f", x) }
+
     static func memoryKiB(_ pid: Int32) -> [String: Int] {
         var out: [String: Int] = [:]
         for file in ["status", "smaps_rollup"] {
@@ -368,12 +444,12 @@ final class CoreProcess: @unchecked Sendable {
     let runDir: URL
     var hive: URL { process.executableURL! }
 
-    static func start(in dir: URL, synchronous: Broker.Synchronous) async throws -> CoreProcess {
+    static func start(in dir: URL, synchronous: Broker.Synchronous, extra: [String] = []) async throws -> CoreProcess {
         let hive = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appending(path: "hive")
         let p = Process()
         p.executableURL = hive
         p.arguments = ["core", "--root", dir.appending(path: "root").path, "--run-dir", dir.appending(path: "run").path, "--log-level", "warning",
-                       "--synchronous", synchronous.rawValue.lowercased()]
+                       "--synchronous", synchronous.rawValue.lowercased()] + extra
         try p.run()
         let core = CoreProcess(process: p, runDir: dir.appending(path: "run"))
         for _ in 0..<600 {

@@ -60,6 +60,14 @@ struct ReminderTests {
         #expect(try broker.counts("flood").unread == 9)
     }
 
+    @Test("purging an agent removes its reminders")
+    func purge() throws {
+        let iris = try t.agent("iris")
+        _ = try broker.createReminder(iris, body: "a", filePath: nil, dueAt: t.clock.read() + 5, cap: 5)
+        try broker.destroy(iris, purge: true)
+        #expect(try broker.pendingReminders().isEmpty)
+    }
+
     @Test("the cap refuses with the limit named; cancel; a destroyed agent's reminder fails with the reason")
     func capCancelFail() throws {
         let iris = try t.agent("iris")
