@@ -14,14 +14,14 @@ struct ReminderE2ETests {
         try await hive.start()
         let me = try hive.agent("manager")
         let start = ContinuousClock.now
-        let r = try await me.call(RemindCommand(message: "check the build", delaySeconds: 1))
+        let r = try await me.call(RemindCommand(message: "check the build", delaySeconds: 3))
         #expect(r.pending == 1)
-        _ = try await me.call(RemindCommand(message: "at a time", atUnix: Date().timeIntervalSince1970 + 2))
+        _ = try await me.call(RemindCommand(message: "at a time", atUnix: Date().timeIntervalSince1970 + 4))
         #expect(try await me.call(StatusCommand()).pendingReminders == 2)
         let first = try await me.call(RecvCommand(waitSeconds: 10)).messages.first
         #expect(first?.from == "reminder")
         #expect(first?.body.contains("check the build") == true)
-        #expect(ContinuousClock.now - start >= .seconds(1))
+        #expect(ContinuousClock.now - start >= .seconds(3))
         let second = try await me.call(RecvCommand(waitSeconds: 10)).messages.first
         #expect(second?.body.contains("at a time") == true)
         #expect(try await me.call(StatusCommand()).pendingReminders == 0)
