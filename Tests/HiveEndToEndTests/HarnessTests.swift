@@ -271,6 +271,22 @@ struct HarnessTests {
         #expect(row?.inflight == 1 && row?.deadLetters == 0, "held, not failed")
     }
 
+    @Test("an agent's turn sets a reminder through the MCP tool; it comes back as a turn from 'reminder'")
+    func remindTool() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        try hive.startAgent("iris", script: ["steps": [["kind": "tools", "calls": [["tool": "remind", "arguments": ["message": "look at the logs", "delay_seconds": 1]]]]]])
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "remind yourself"))
+        try await hive.eventually("the reminder drove a turn", timeout: .seconds(30)) {
+            hive.runs(of: "iris").contains { ($0["prompt"] as? String)?.contains("from reminder") == true }
+        }
+        let prompt = hive.runs(of: "iris").last?["prompt"] as? String ?? ""
+        #expect(prompt.contains("look at the logs"))
+        #expect(!prompt.contains("To answer"), "no reply hint for a reminder")
+        #expect(try await hive.agent("iris").call(ReminderRollupCommand(sinceSecs: 600)).successes == 1)
+    }
+
     @Test("MCP tool errors come back as tool errors with a clear text")
     func toolErrors() async throws {
         let hive = try LiveHive()
