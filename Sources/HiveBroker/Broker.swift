@@ -275,26 +275,12 @@ public final class Broker: Sendable {
                 wanted.formUnion(try Int64.fetchAll(db, sql: "SELECT id FROM message WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)",
                                                     arguments: [agent.rawValue]))
             }
-            let unique = wanted.sorted()
-            var acked: [Int64] = []
-            var skipped: [AckTurnCommand.Skipped] = []
-            for id in unique {
-                guard let row = try MessageRow.fetchOne(db, id: id), row.recipient == agent.rawValue else {
-                    skipped.append(.init(id: id, reason: "message \(id) is not in your inbox"))
-                    continue
-                }
-                var life = row.lifecycle
-                switch life.apply(.ack) {
-                case .moved:
-                    try db.execute(sql: "UPDATE message SET acked_at = ? WHERE id = ?", arguments: [now, id])
-                    acked.append(id)
-                case .unchanged:
-                    acked.append(id)
-                case .refused(let why):
-                    skipped.append(.init(id: id, reason: "message \(id) \(why)"))
-                }
+            let outcome = try Self.transition(db, agent: agent, ids: Array(wanted), event: .ack) { row in
+                try db.execute(sql: "UPDATE message SET acked_at = ? WHERE id = ?", arguments: [now, row.id])
             }
-            return AckTurnCommand.Reply(acked: acked, skipped: skipped)
+            // Acking twice is fine: an id already acked counts as acked.
+            let acked = (outcome.moved.compactMap(\.id) + outcome.unchanged).sorted()
+            return AckTurnCommand.Reply(acked: acked, skipped: outcome.skipped)
         }
     }
 
@@ -305,28 +291,40 @@ public final class Broker: Sendable {
         let now = clock()
         let reason = String(reason.prefix(WireLimits.maxBodyBytes))
         return try pool.write { db in
-            var dead: [MessageView] = []
-            var skipped: [AckTurnCommand.Skipped] = []
-            for id in Array(Set(ids)).sorted() {
-                guard var row = try MessageRow.fetchOne(db, id: id), row.recipient == agent.rawValue else {
-                    skipped.append(.init(id: id, reason: "message \(id) is not in your inbox"))
-                    continue
-                }
-                var life = row.lifecycle
-                switch life.apply(.deadLetter) {
-                case .moved:
-                    try db.execute(sql: "UPDATE message SET dead_at = ?, dead_reason = ? WHERE id = ?", arguments: [now, reason, id])
-                    row.deadAt = now
-                    row.deadReason = reason
-                    dead.append(row.view)
-                case .unchanged:
-                    break
-                case .refused(let why):
-                    skipped.append(.init(id: id, reason: "message \(id) \(why)"))
-                }
+            let outcome = try Self.transition(db, agent: agent, ids: ids, event: .deadLetter) { row in
+                try db.execute(sql: "UPDATE message SET dead_at = ?, dead_reason = ? WHERE id = ?", arguments: [now, reason, row.id])
+                row.deadAt = now
+                row.deadReason = reason
             }
-            return (DeadLetterCommand.Reply(dead: dead.map(\.id), skipped: skipped), dead)
+            let dead = outcome.moved.map(\.view)
+            return (DeadLetterCommand.Reply(dead: dead.map(\.id), skipped: outcome.skipped), dead)
         }
+    }
+
+    /// Applies a lifecycle event to each of `agent`'s messages among `ids`: rows the machine moves are
+    /// written by `write`; ids it leaves unchanged are returned as such; the rest (not this agent's, or a
+    /// refused transition) are skipped with the reason.
+    private static func transition(_ db: Database, agent: AgentName, ids: [Int64], event: MessageEvent,
+                                   write: (inout MessageRow) throws -> Void)
+        throws -> (moved: [MessageRow], unchanged: [Int64], skipped: [AckTurnCommand.Skipped]) {
+        var moved: [MessageRow] = [], unchanged: [Int64] = [], skipped: [AckTurnCommand.Skipped] = []
+        for id in Set(ids).sorted() {
+            guard var row = try MessageRow.fetchOne(db, id: id), row.recipient == agent.rawValue else {
+                skipped.append(.init(id: id, reason: "message \(id) is not in your inbox"))
+                continue
+            }
+            var life = row.lifecycle
+            switch life.apply(event) {
+            case .moved:
+                try write(&row)
+                moved.append(row)
+            case .unchanged:
+                unchanged.append(id)
+            case .refused(let why):
+                skipped.append(.init(id: id, reason: "message \(id) \(why)"))
+            }
+        }
+        return (moved, unchanged, skipped)
     }
 
     /// Puts every delivered-but-unacked message of `agent` back to pending, flagged redelivered, except

@@ -227,18 +227,26 @@ struct DaemonTests {
     }
 }
 
+extension LiveHive {
+    /// Starts `hive up` on this temp root; stdout comes back as a pipe.
+    func up(_ extra: [String] = []) throws -> (Process, Pipe) {
+        let p = Process()
+        p.executableURL = LiveHive.binary
+        p.arguments = ["up", "--root", root.path] + extra
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return (p, out)
+    }
+}
+
 @Suite("hive up", .timeLimit(.minutes(1)))
 struct UpTests {
     @Test("hive up starts a hive on a fresh root, says how to use it, and stops cleanly on Ctrl-C")
     func up() async throws {
         let hive = try LiveHive()
-        let p = Process()
-        p.executableURL = LiveHive.binary
-        p.arguments = ["up", "--root", hive.root.path]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let (p, out) = try hive.up()
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         var banner = Data()
         while !String(decoding: banner, as: UTF8.self).contains("Ctrl-C stops the hive") {
@@ -266,13 +274,7 @@ struct DemoTests {
     @Test("the demo runs the manager and two agents on a labeled stand-in: messages flow, turns run, stats fill")
     func demo() async throws {
         let hive = try LiveHive()
-        let p = Process()
-        p.executableURL = LiveHive.binary
-        p.arguments = ["up", "--root", hive.root.path, "--demo"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let (p, out) = try hive.up(["--demo"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await hive.eventually("both agents reported to the operator", timeout: .seconds(40)) {
             let inbox = try hive.cli(["inbox", "--json", "--run-dir", hive.root.appending(path: "run").path]).out
