@@ -11,7 +11,7 @@ import ServiceLifecycle
 public enum HarnessWeb {
     /// An HTTP application serving `loop` on the unix socket at `path` (mode 0660), as a service.
     public static func application(_ loop: TurnLoop, path: String, logger: Logger) throws -> some Service {
-        try LayoutCheck.socket(path)
+        try HiveLayout.checkSocketPath(URL(filePath: path))
         unlink(path) // a stale socket from a killed harness; core holds the run dir, so it is ours
         let router = Router()
         router.get("/") { _, _ in html(page(loop)) }
@@ -110,12 +110,5 @@ public enum HarnessWeb {
             context \(s.contextTokens.map(String.init) ?? "-")\(s.contextWindow.map { " / \($0)" } ?? "") · cost \(String(format: "%.4f", s.totalCostUSD)) USD</p>
             <p><a href="state">state</a> · <a href="events">events</a> · <a href="events/stream">live stream</a> · <a href="stats">stats</a></p>
             """
-    }
-}
-
-/// The socket path limit, checked before binding so the error names the path.
-enum LayoutCheck {
-    static func socket(_ path: String) throws {
-        try HiveLayout.checkSocketPath(URL(filePath: path))
     }
 }
