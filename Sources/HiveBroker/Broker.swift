@@ -61,8 +61,21 @@ public final class Broker: Sendable {
             let results: [Result<SendCommand.Reply, BrokerError>]
             do {
                 results = try pool.write { db in
+                    // Each job in a savepoint of its own: a job that fails leaves none of its rows behind,
+                    // and the others in the batch still commit.
                     let results = jobs.map { job in
-                        Result { () throws(BrokerError) in try Broker.insert(job, at: now, handoff: handoff, in: db) }
+                        Result { () throws(BrokerError) in
+                            var reply: SendCommand.Reply?
+                            var handed: [MessageView] = []
+                            do {
+                                try db.inSavepoint {
+                                    (reply, handed) = try Broker.insert(job, at: now, handoff: handoff, in: db)
+                                    return .commit
+                                }
+                            } catch let e as BrokerError { throw e } catch { throw Broker.storage(error) }
+                            handed.forEach(handoff.add)
+                            return reply!
+                        }
                     }
                     try handoff.countUnread(db)
                     return results
@@ -178,7 +191,9 @@ public final class Broker: Sendable {
     }
 
     /// The body of one send inside a group-commit transaction. Refusals throw before anything is written.
-    private static func insert(_ job: SendJob, at now: Double, handoff: Handoff, in db: Database) throws(BrokerError) -> SendCommand.Reply {
+    /// Returns the reply and the rows stored already delivered for claimed receivers (handed over by the
+    /// caller once the job's savepoint has committed).
+    private static func insert(_ job: SendJob, at now: Double, handoff: Handoff, in db: Database) throws -> (SendCommand.Reply, [MessageView]) {
         do {
             let recipients = try resolve(job.to, from: job.from, in: db)
             var kept: Int64?
@@ -194,19 +209,20 @@ public final class Broker: Sendable {
                 }
             }
             var ids: [Int64] = []
+            var handed: [MessageView] = []
             for recipient in recipients {
                 // A parked receiver claimed here gets the row already delivered (pending → delivered
                 // in the same transaction), handed over after the commit.
-                let handed = handoff.takes(recipient)
+                let toReceiver = handoff.takes(recipient)
                 var row = MessageRow(id: nil, sender: job.from.description, recipient: recipient, body: job.body,
-                                     sentAt: now, deliveredAt: handed ? now : nil, ackedAt: nil, inReplyTo: kept,
+                                     sentAt: now, deliveredAt: toReceiver ? now : nil, ackedAt: nil, inReplyTo: kept,
                                      broadcast: job.to == .broadcast, redelivered: false)
                 try row.insert(db)
                 ids.append(row.id!)
-                if handed { handoff.add(row.view) }
+                if toReceiver { handed.append(row.view) }
             }
-            return SendCommand.Reply(ids: ids, recipients: recipients, inReplyTo: kept, inReplyToDropped: dropped)
-        } catch let e as BrokerError { throw e } catch { throw storage(error) }
+            return (SendCommand.Reply(ids: ids, recipients: recipients, inReplyTo: kept, inReplyToDropped: dropped), handed)
+        }
     }
 
     private static func resolve(_ to: Recipient, from: Sender, in db: Database) throws -> [String] {

@@ -14,15 +14,24 @@ final class Handoff: @unchecked Sendable {
 
     init(waiters: InboxWaiters) { self.waiters = waiters }
 
+    /// Rows promised to each receiver so far in this batch (kept apart from `messages` until the job
+    /// that stores them has committed its savepoint).
+    private var promised: [String: Int] = [:]
+
     /// Whether the next row for `recipient` goes straight to a parked receiver.
     func takes(_ recipient: String) -> Bool {
-        if let entry = claims[recipient] { return entry.messages.count < entry.claim.max }
+        if let entry = claims[recipient] {
+            guard promised[recipient, default: 0] < entry.claim.max else { return false }
+            promised[recipient, default: 0] += 1
+            return true
+        }
         if nobodyWaiting.contains(recipient) { return false }
         guard let claim = waiters.claim(recipient) else {
             nobodyWaiting.insert(recipient)
             return false
         }
         claims[recipient] = (claim, [], 0)
+        promised[recipient] = 1
         return true
     }
 
@@ -38,9 +47,12 @@ final class Handoff: @unchecked Sendable {
         }
     }
 
-    /// After the commit: every claimed receiver gets its rows.
+    /// After the commit: every claimed receiver gets its rows; one whose rows were rolled back with a
+    /// failed job looks again by itself.
     func deliver() {
-        for entry in claims.values { entry.claim.hand(entry.messages, unread: entry.unread) }
+        for entry in claims.values {
+            if entry.messages.isEmpty { entry.claim.release() } else { entry.claim.hand(entry.messages, unread: entry.unread) }
+        }
         claims.removeAll()
     }
 

@@ -112,6 +112,7 @@ public final class InboxWaiters: Sendable {
     /// messages, the deadline passes, the parker's peer hangs up, or the broker stops.
     public func wait(agent: String, after ticket: UInt64, max: Int, until deadline: ContinuousClock.Instant,
                      parker: Parker) -> Wake {
+        guard parker.prepare() else { return .timedOut }
         let id: UInt64? = state.withLock { s in
             if s.stopped || s.generation[agent, default: 0] != ticket { return nil }
             s.nextID += 1

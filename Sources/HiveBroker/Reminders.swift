@@ -8,6 +8,7 @@ extension Broker {
     public func createReminder(_ agent: AgentName, body: String, filePath: String?, dueAt: Double, cap: Int) throws -> (id: Int64, pending: Int) {
         let now = clock()
         return try pool.write { db in
+            guard try Queries.isLive(db, agent.rawValue) == true else { throw BrokerError.unknownAgent(agent.rawValue) }
             let pending = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM reminder WHERE agent = ? AND state = 'pending'"),
                                            arguments: [agent.rawValue]) ?? 0
             guard pending < cap else { throw BrokerError.reminderCap(cap) }
@@ -80,7 +81,7 @@ extension Broker {
             }
             return rounds
         }
-        guard !candidates.isEmpty else { return (0, 0) }
+        guard !candidates.isEmpty else { return (0, try failOrphanedReminders(now: now)) }
         let (delivered, failed, agents) = try pool.write { db -> (Int, Int, Set<String>) in
             var delivered = 0, failed = 0
             var agents = Set<String>()
@@ -111,6 +112,23 @@ extension Broker {
         }
         waiters.notify(agents)
         return (delivered, failed)
+    }
+
+    /// Due reminders of agents that no longer exist at all (purged while a reminder was being set) would
+    /// never be chosen; mark them failed so the scheduler does not wake for them forever.
+    private func failOrphanedReminders(now: Double) throws -> Int {
+        try pool.write { db in
+            let orphans = try Row.fetchAll(db, sql: """
+                SELECT id, agent FROM reminder WHERE state = 'pending' AND due_at <= ? AND agent NOT IN (SELECT name FROM agent)
+                """, arguments: [now])
+            for r in orphans {
+                let error = "agent '\(r["agent"] as String)' no longer exists"
+                try db.execute(sql: "UPDATE reminder SET state = 'failed', finished_at = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+                               arguments: [now, error, r["id"] as Int64])
+                try Self.recordAttempt(db, reminder: r["id"], agent: r["agent"], at: now, error: error)
+            }
+            return orphans.count
+        }
     }
 
     /// Records a batch that could not commit: one failed attempt per reminder that was due, with the error.

@@ -104,16 +104,28 @@ final class AgentProcesses: Service, Sendable {
         do {
             try p.run()
             try? lifeline.fileHandleForReading.close()
-            state.withLock { s in
-                s.children[name, default: Child()].process = p
+            let wanted = state.withLock { s -> Bool in
+                // stop() or shutdown may have run while this was starting: then it must not live on.
+                guard !s.stopped, let child = s.children[name], !child.stopping else { return false }
+                s.children[name]?.process = p
                 s.children[name]?.lifeline = lifeline.fileHandleForWriting
                 s.children[name]?.startedAt = Date()
+                return true
+            }
+            if !wanted {
+                Self.terminate(p, grace: .seconds(2))
+                return
             }
             board.supervisor(name, state: nil)
             logger.info("started the harness of \(name) (pid \(p.processIdentifier))")
         } catch {
-            board.supervisor(name, state: "crashed", detail: "could not start the harness: \(error)")
+            board.supervisor(name, state: "crashed", detail: "could not start the harness: \(error); retrying in 30 s")
             logger.error("could not start the harness of \(name): \(error)")
+            DispatchQueue.global().asyncAfter(deadline: .now() + 30) { [weak self] in
+                guard let self else { return }
+                let go = self.state.withLock { s in !s.stopped && s.children[name]?.stopping == false && s.children[name]?.process == nil }
+                if go { self.launch(name) }
+            }
         }
     }
 

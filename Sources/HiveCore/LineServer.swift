@@ -127,6 +127,11 @@ final class LineServer: @unchecked Sendable {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             lock.lock()
+            if stopping { // stop() began after accept returned: it will not hang this one up, so don't serve it
+                lock.unlock()
+                close(fd)
+                return
+            }
             if connections.count >= Self.maxConnections {
                 lock.unlock()
                 _ = UnixSocket.writeAll(fd, ResponseLine.failure("too many connections on this socket (\(Self.maxConnections)); close some and retry"))

@@ -1,5 +1,6 @@
 import Foundation
 import Subprocess
+import Synchronization
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -42,12 +43,14 @@ public enum ClaudeRunner {
         var env: [Subprocess.Environment.Key: String] = [:]
         for (k, v) in inv.environment { env[Subprocess.Environment.Key(stringLiteral: k)] = v }
         let flags = RunFlags()
+        let leader = Mutex<pid_t>(0)
         let result = try await Subprocess.run(
             .path(FilePath(inv.executable)), arguments: Arguments(inv.arguments),
             environment: .custom(env), workingDirectory: FilePath(inv.workingDirectory),
             platformOptions: options, input: .inputWriter, output: .sequence, error: .sequence
         ) { execution in
             let pgid = execution.processIdentifier.value
+            leader.withLock { $0 = pgid }
             return try await withTaskCancellationHandler {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -75,9 +78,13 @@ public enum ClaudeRunner {
                 }
             } onCancel: {
                 flags.cancelled = true
-                Task { await terminateGroup(pgid) }
+                kill(-pgid, SIGTERM) // claude aborts its turn and exits; the kill below takes the rest
             }
         }
+        // claude is gone; tools it left behind in its group (servers, background shells) go with it, now,
+        // before the group id could be reused.
+        let pgid = leader.withLock { $0 }
+        if pgid > 0 { kill(-pgid, SIGKILL) }
         var exit = ClaudeExit(status: nil, signal: nil, timedOut: flags.timedOut, cancelled: flags.cancelled)
         switch result.terminationStatus {
         case .exited(let code): exit.status = code

@@ -75,7 +75,7 @@ public final class TurnLoop: Sendable {
         var owedAcks: [Int64] = []
         while !Task.isCancelled {
             do {
-                try await serve(owedAcks: &owedAcks)
+                try await serve(owedAcks: &owedAcks, connected: { attempt = 0 })
             } catch is CancellationError {
                 break
             } catch {
@@ -89,16 +89,19 @@ public final class TurnLoop: Sendable {
         }
     }
 
-    private func serve(owedAcks: inout [Int64]) async throws {
+    private func serve(owedAcks: inout [Int64], connected: () -> Void) async throws {
         let conn = try HiveConnection(path: config.socket)
         // A new connection may be a new core that knows nothing of this harness yet: report afresh.
         controls.withLock { $0.lastReported = nil }
-        // Acks that a broken connection swallowed go first, so a finished turn is not redone.
+        // Acks that a broken connection swallowed go first, with what the turn read through MCP, so a
+        // finished turn is not redone.
         if !owedAcks.isEmpty {
-            _ = try await conn.call(AckTurnCommand(ids: owedAcks))
+            let reply = try await conn.call(AckTurnCommand(ids: owedAcks, allInflight: true))
+            for s in reply.skipped { note("could not ack message \(s.id) after reconnecting: \(s.reason)") }
             owedAcks = []
         }
         let requeued = try await conn.call(RequeueInflightCommand()).requeued
+        connected()
         if requeued > 0 { note("requeued \(requeued) message(s) a previous run had not finished") }
         while true {
             try Task.checkCancellation()

@@ -66,6 +66,9 @@ struct ReminderTests {
         _ = try broker.createReminder(iris, body: "a", filePath: nil, dueAt: t.clock.read() + 5, cap: 5)
         try broker.destroy(iris, purge: true)
         #expect(try broker.pendingReminders().isEmpty)
+        #expect(throws: BrokerError.unknownAgent("iris"), "a purged agent's late remind is refused, not orphaned") {
+            try broker.createReminder(iris, body: "late", filePath: nil, dueAt: t.clock.read(), cap: 5)
+        }
     }
 
     @Test("the cap refuses with the limit named; cancel; a destroyed agent's reminder fails with the reason")
