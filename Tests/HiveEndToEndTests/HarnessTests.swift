@@ -287,6 +287,19 @@ struct HarnessTests {
         #expect(try await hive.agent("iris").call(ReminderRollupCommand(sinceSecs: 600)).successes == 1)
     }
 
+    @Test("not logged in shows as needs_login with what to do; the message waits and is not failed")
+    func needsLogin() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        try hive.startAgent("iris", script: ["default": ["kind": "error_result", "text": "Not logged in · Please run /login"]])
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "hello"))
+        try await hive.eventually("needs_login shown") { try await hive.agentRow("iris")?.state == "needs_login" }
+        let row = try await hive.agentRow("iris")
+        #expect(row?.detail?.contains("log in with `claude`") == true)
+        #expect(row?.inflight == 1 && row?.deadLetters == 0)
+    }
+
     @Test("MCP tool errors come back as tool errors with a clear text")
     func toolErrors() async throws {
         let hive = try LiveHive()
