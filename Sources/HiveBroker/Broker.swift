@@ -164,6 +164,20 @@ public final class Broker: Sendable {
         }
     }
 
+    /// The host uid `agent`'s cage runs as: allocated from `base` upwards on first use, kept for good (a
+    /// purged name that comes back gets a new one, so old files never match a new agent).
+    public func cageUID(for agent: AgentName, base: Int = 20_000) throws -> Int {
+        try pool.write { db in
+            if let uid = try Int.fetchOne(db, sql: "SELECT uid FROM agent WHERE name = ?", arguments: [agent.rawValue]) { return uid }
+            let next = max(base, (try Int.fetchOne(db, sql: "SELECT MAX(uid) FROM agent") ?? base - 1) + 1,
+                           (try Int.fetchOne(db, sql: "SELECT value FROM hive_setting WHERE key = 'last_uid'").map { $0 + 1 }) ?? base)
+            try db.execute(sql: "UPDATE agent SET uid = ? WHERE name = ?", arguments: [next, agent.rawValue])
+            try db.execute(sql: "INSERT INTO hive_setting (key, value) VALUES ('last_uid', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                           arguments: [next])
+            return next
+        }
+    }
+
     /// One agent's record, or nil.
     public func agent(_ name: AgentName) throws -> AgentRecord? {
         try pool.read { db in try Queries.agent(db, name.rawValue) }

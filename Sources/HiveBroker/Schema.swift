@@ -78,6 +78,11 @@ enum Schema {
             // Lets the scheduler take each agent's oldest due reminders without sorting all of them.
             try db.execute(sql: "CREATE INDEX reminder_agent_due ON reminder(agent, due_at, id) WHERE state = 'pending'")
         }
+        m.registerMigration("v5-agent-uid") { db in
+            // The unprivileged uid an agent's cage runs as (allocated on first use, never reused).
+            try db.execute(sql: "ALTER TABLE agent ADD COLUMN uid INTEGER")
+            try db.execute(sql: "CREATE TABLE hive_setting (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)")
+        }
         return m
     }
 }

@@ -18,6 +18,8 @@ final class AgentProcesses: Service, Sendable {
     /// The `hive` executable to run `agent` from.
     private let hive: String
     private let environment: [String: String]
+    /// The bubblewrap cage each harness runs in, or nil for a plain child process.
+    private let cage: BwrapCage?
 
     private struct Child {
         var process: Process?
@@ -36,7 +38,8 @@ final class AgentProcesses: Service, Sendable {
     private let state = Mutex(State())
 
     init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, logger: Logger, hive: String,
-         environment: [String: String] = ProcessInfo.processInfo.environment) {
+         environment: [String: String] = ProcessInfo.processInfo.environment, cage: BwrapCage? = nil) {
+        self.cage = cage
         self.layout = layout
         self.broker = broker
         self.board = board
@@ -80,14 +83,28 @@ final class AgentProcesses: Service, Sendable {
 
     private func launch(_ name: AgentName) {
         let p = Process()
-        p.executableURL = URL(filePath: hive)
-        p.arguments = ["agent", "--name", name.rawValue,
-                       "--socket", layout.agentSocket(name).path,
-                       "--state-dir", layout.stateDir(name).path,
-                       "--harness-dir", layout.harnessDir(name).path,
-                       "--web-socket", layout.agentWebSocket(name).path, "--supervised"]
         var env = environment
         env["CLAUDECODE"] = nil
+        if let cage {
+            do {
+                let command = try cage.command(for: name, environment: env)
+                p.executableURL = URL(filePath: command.executable)
+                p.arguments = command.arguments
+                env = command.environment
+                logger.debug("cage of \(name): \(command.executable) \(command.arguments.joined(separator: " "))")
+            } catch {
+                board.supervisor(name, state: "crashed", detail: "could not prepare the cage: \(error)")
+                logger.error("could not prepare the cage of \(name): \(error)")
+                return
+            }
+        } else {
+            p.executableURL = URL(filePath: hive)
+            p.arguments = ["agent", "--name", name.rawValue,
+                           "--socket", layout.agentSocket(name).path,
+                           "--state-dir", layout.stateDir(name).path,
+                           "--harness-dir", layout.harnessDir(name).path,
+                           "--web-socket", layout.agentWebSocket(name).path, "--supervised"]
+        }
         p.environment = env
         let logURL = layout.harnessDir(name).appending(path: "harness.log")
         try? FileManager.default.createDirectory(at: layout.harnessDir(name), withIntermediateDirectories: true)

@@ -10,6 +10,8 @@ public enum CageMode: String, Sendable, CaseIterable {
     case none
     /// One `hive agent` child process per agent, supervised, without isolation.
     case process
+    /// Each harness in a bubblewrap sandbox (namespaces, an unprivileged uid, only its own directories).
+    case bwrap
 }
 
 /// Everything `hive core` needs to start.
@@ -83,10 +85,13 @@ public final class CoreDaemon: Sendable {
             try AgentDirectories.create(name, in: layout)
             try sockets.open(name)
         }
-        let processes = options.cage == .process
-            ? AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable,
-                             environment: ProcessInfo.processInfo.environment.merging(options.agentEnvironment) { $1 })
-            : nil
+        if options.cage == .bwrap, !BwrapCage.available {
+            throw CoreError("--cage bwrap needs bubblewrap: apt-get install bubblewrap (or use --cage process)")
+        }
+        let processes = options.cage == .none ? nil
+            : AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable,
+                             environment: ProcessInfo.processInfo.environment.merging(options.agentEnvironment) { $1 },
+                             cage: options.cage == .bwrap ? BwrapCage(layout: layout, broker: broker, hive: options.hiveExecutable, logger: logger) : nil)
         let admin = LineServer(
             path: layout.adminSocket, mode: 0o660, logger: logger,
             handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, cage: options.cage,

@@ -94,7 +94,7 @@ struct Core: AsyncParsableCommand {
             """)
 
     @OptionGroup var hive: HiveRootOptions
-    @Option(help: "How agents run: process (a supervised `hive agent` per agent) or none (core starts nothing; you run them).")
+    @Option(help: "How agents run: bwrap (a supervised `hive agent` per agent in a bubblewrap sandbox), process (the same without a sandbox) or none (core starts nothing; you run them).")
     var cage: CageMode = .none
 
     func run() async throws {
@@ -169,7 +169,15 @@ struct Up: AsyncParsableCommand {
     func run() async throws {
         Log.bootstrap(level: hive.logLevel)
         let logger = Logger(label: "hive.up")
-        var options = hive.options(cage: .process)
+        let sandboxed = BwrapCage.available
+        var options = hive.options(cage: sandboxed ? .bwrap : .process)
+        if !sandboxed {
+            FileHandle.standardError.write(Data("""
+                hive: WARNING: bubblewrap is not installed, so agents run WITHOUT a sandbox (--cage process):
+                hive: they can read and write whatever this user can. Install it (apt-get install bubblewrap) and restart.
+
+                """.utf8))
+        }
         if demo {
             let wrapper = options.layout.root.appending(path: "demo/claude")
             do {
@@ -191,7 +199,7 @@ struct Up: AsyncParsableCommand {
               admin socket \(layout.adminSocket.path)
               agents       \(agents.joined(separator: ", "))
               agent socket \(layout.runDir.path)/agents/<name>/mcp.sock (one per agent)
-              cages        process: core runs a `hive agent` harness per agent (no sandbox yet)
+              cages        \(sandboxed ? "bwrap: each harness in a bubblewrap sandbox, only its own dirs" : "process: NO SANDBOX (install bubblewrap)")
               claude       \(demo ? "DEMO: a scripted stand-in, not Claude (drop --demo to use the real one)" : Self.claudeLine)
               dashboard    not built yet (\(listen) is reserved for it)
 

@@ -67,11 +67,12 @@ struct HarnessTests {
         try await hive.start()
         try await hive.spawn("iris")
         try hive.startAgent("iris", script: ["steps": [["kind": "rate_limited", "resets_in": 3], ["kind": "ok"]]])
+        let sentAt = Date().timeIntervalSince1970
         let id = try await hive.admin().call(SendCommand(to: "iris", body: "work")).ids[0]
         try await hive.eventually("iris is rate limited") { try await hive.agentRow("iris")?.state == "rate_limited" }
         let row = try await hive.agentRow("iris")
         let until = try #require(row?.rateLimitedUntil)
-        #expect(until > Date().timeIntervalSince1970 && until < Date().timeIntervalSince1970 + 10)
+        #expect(until >= sentAt + 2 && until < sentAt + 10, "the reset the stand-in gave (3 s after its turn), plus jitter")
         #expect(row?.inflight == 1, "the message is held, not acked")
         #expect(hive.runs(of: "iris").count == 1, "parked: no retries before the reset")
         try await hive.eventually("the retry succeeded", timeout: .seconds(20)) { try await hive.agentRow("iris")?.inflight == 0 }

@@ -28,6 +28,8 @@ final class LiveHive: @unchecked Sendable {
         var template = Array("/tmp/hv-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw HiveClientError.protocolError("mkdtemp failed") }
         dir = URL(filePath: String(cString: made))
+        // Readable by the unprivileged uids bubblewrap cages run as (scripts and fixtures live here).
+        chmod(made, 0o755)
     }
 
     deinit {
