@@ -66,16 +66,16 @@ struct HarnessTests {
         let hive = try LiveHive()
         try await hive.start()
         try await hive.spawn("iris")
-        try hive.startAgent("iris", script: ["steps": [["kind": "rate_limited", "resets_in": 3], ["kind": "ok"]]])
+        try hive.startAgent("iris", script: ["steps": [["kind": "rate_limited", "resets_in": 6], ["kind": "ok"]]])
         let sentAt = Date().timeIntervalSince1970
         let id = try await hive.admin().call(SendCommand(to: "iris", body: "work")).ids[0]
         try await hive.eventually("iris is rate limited") { try await hive.agentRow("iris")?.state == "rate_limited" }
         let row = try await hive.agentRow("iris")
         let until = try #require(row?.rateLimitedUntil)
-        #expect(until >= sentAt + 2 && until < sentAt + 10, "the reset the stand-in gave (3 s after its turn), plus jitter")
+        #expect(until >= sentAt + 5 && until < sentAt + 15, "the reset the stand-in gave (6 s after its turn), plus jitter")
         #expect(row?.inflight == 1, "the message is held, not acked")
         #expect(hive.runs(of: "iris").count == 1, "parked: no retries before the reset")
-        try await hive.eventually("the retry succeeded", timeout: .seconds(20)) { try await hive.agentRow("iris")?.inflight == 0 }
+        try await hive.eventually("the retry succeeded", timeout: .seconds(30)) { try await hive.agentRow("iris")?.inflight == 0 }
         let runs = hive.runs(of: "iris")
         #expect(runs.count == 2)
         #expect((runs.last?["prompt"] as? String)?.contains("New message \(id)") == true)
@@ -134,12 +134,12 @@ struct HarnessTests {
         let small = ["input_tokens": 10, "cache_creation_input_tokens": 18_000, "cache_read_input_tokens": 0, "output_tokens": 10]
         let big = ["input_tokens": 10, "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 150_000, "output_tokens": 10]
         try hive.startAgent("iris", script: ["steps": [["kind": "ok", "usage": small], ["kind": "ok", "usage": big], ["kind": "ok"]]],
-                            extra: ["--cache-ttl", "1.5"])
+                            extra: ["--cache-ttl", "4"])
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "one"))
         try await hive.eventually("one done") { try hive.turnStats("iris").count == 1 }
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "two (cache still warm)"))
         try await hive.eventually("two done") { try hive.turnStats("iris").count == 2 }
-        try await Task.sleep(for: .seconds(2))
+        try await Task.sleep(for: .seconds(5))
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "three (cache cold)"))
         try await hive.eventually("three done") { try hive.turnStats("iris").count == 3 }
         let runs = hive.runs(of: "iris")

@@ -81,7 +81,7 @@ struct HarnessWebTests {
 
         // Resume the stream from the middle: everything after that seq, then live events of a new turn.
         let resumeFrom = seqs[seqs.count / 2]
-        let reader = Task { try UnixHTTP.request(web, "GET", "/events/stream", headers: ["Last-Event-ID": "\(resumeFrom)"], readFor: .seconds(4)) }
+        let reader = Task { try UnixHTTP.request(web, "GET", "/events/stream", headers: ["Last-Event-ID": "\(resumeFrom)"], readFor: .seconds(8)) }
         try await Task.sleep(for: .milliseconds(500))
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "two"))
         let streamed = try await reader.value
