@@ -39,13 +39,24 @@ public enum HarnessWeb {
             try loop.requestNewSession()
             return try json(["new_session": "on the next turn"])
         }
+        // A note for the agent from whoever is on this page. The harness can only speak as the agent, so
+        // the note travels as the agent's own `request_next_turn`: a `system` message to itself, labeled.
+        router.post("/send") { request, _ in
+            let data = try await request.body.collect(upTo: 16 * 1024)
+            let text = String(buffer: data).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty, text.utf8.count <= 900 else {
+                return try json(["error": "send a note of 1 to 900 bytes as the request body"], status: .badRequest)
+            }
+            let id = try await loop.deliverNote(text)
+            return try json(["id": id])
+        }
         return Application(router: router, configuration: .init(address: .unixDomainSocket(path: path), serverName: "hive-agent"),
                            onServerRunning: { _ in _ = chmod(path, 0o660) }, logger: logger)
     }
 
-    static func json<T: Encodable>(_ value: T) throws -> Response {
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try WireCoding.encoder().encode(value)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     static func html(_ text: String) -> Response {

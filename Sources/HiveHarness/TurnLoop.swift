@@ -61,6 +61,11 @@ public final class TurnLoop: Sendable {
     /// Compacts the session before the next turn.
     public func requestCompact() { controls.withLock { $0.compactRequested = true } }
 
+    /// Puts a note from the agent's page into its inbox, as a `system` message (through its own socket).
+    public func deliverNote(_ text: String) async throws -> Int64 {
+        try await HiveConnection(path: config.socket).call(RequestNextTurnCommand(reason: "a note from your page: \(text)")).id
+    }
+
     /// Starts the next turn in a fresh session.
     public func requestNewSession() throws {
         try Data("requested\n".utf8).write(to: URL(filePath: config.newSessionFlagPath))

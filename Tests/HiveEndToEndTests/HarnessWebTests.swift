@@ -10,13 +10,13 @@ import Glibc
 enum UnixHTTP {
     /// Sends one request and reads until the server closes or `readFor` passes; returns status and body.
     static func request(_ socketPath: String, _ method: String, _ path: String, headers: [String: String] = [:],
-                        readFor: Duration = .seconds(10)) throws -> (status: Int, body: String) {
+                        body: String = "", readFor: Duration = .seconds(10)) throws -> (status: Int, body: String) {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         guard UnixSocket.withAddress(socketPath, { connect(fd, $0, $1) }) == 0 else { throw HiveClientError.unreachable(path: socketPath, reason: "connect") }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: agent\r\nConnection: close\r\nContent-Length: 0\r\n"
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: agent\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
-        _ = UnixSocket.writeAll(fd, Data((head + "\r\n").utf8))
+        _ = UnixSocket.writeAll(fd, Data((head + "\r\n" + body).utf8))
         var tv = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var data = Data()
@@ -91,6 +91,12 @@ struct HarnessWebTests {
         let first = try #require(ids.first), last = try #require(ids.last)
         #expect(ids == Array(first...last), "no gaps, no duplicates")
         #expect(last > seqs.last!, "live events of the second turn arrived")
+        let note = try UnixHTTP.request(web, "POST", "/send", body: "please also update the notes")
+        #expect(note.status == 200)
+        try await hive.eventually("the note drove a turn") {
+            hive.runs(of: "iris").contains { ($0["prompt"] as? String)?.contains("a note from your page: please also update the notes") == true }
+        }
+        #expect(try UnixHTTP.request(web, "POST", "/send", body: "").status == 400)
         let page = try UnixHTTP.request(web, "GET", "/")
         #expect(page.body.contains("href=\"state\""), "links are relative, so the UI works under /agent/iris/")
     }
