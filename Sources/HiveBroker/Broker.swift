@@ -178,6 +178,29 @@ public final class Broker: Sendable {
         }
     }
 
+    /// Records whether the operator wants the agent stopped (kept across core restarts).
+    public func setStopped(_ agent: AgentName, _ stopped: Bool) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE agent SET stopped = ? WHERE name = ?", arguments: [stopped, agent.rawValue])
+        }
+    }
+
+    /// Whether the operator stopped the agent.
+    public func isStopped(_ agent: AgentName) throws -> Bool {
+        try pool.read { db in try Bool.fetchOne(db, sql: "SELECT stopped FROM agent WHERE name = ?", arguments: [agent.rawValue]) ?? false }
+    }
+
+    /// Brings a tombstone back: the agent is live again with its state and inbox.
+    public func revive(_ agent: AgentName) throws(BrokerError) {
+        do {
+            try pool.write { db in
+                guard let record = try Queries.agent(db, agent.rawValue) else { throw BrokerError.unknownAgent(agent.rawValue) }
+                guard record.destroyedAt != nil else { throw BrokerError.notATombstone(agent.rawValue) }
+                try db.execute(sql: "UPDATE agent SET destroyed_at = NULL, stopped = 0 WHERE name = ?", arguments: [agent.rawValue])
+            }
+        } catch let e as BrokerError { throw e } catch { throw Broker.storage(error) }
+    }
+
     /// One agent's record, or nil.
     public func agent(_ name: AgentName) throws -> AgentRecord? {
         try pool.read { db in try Queries.agent(db, name.rawValue) }

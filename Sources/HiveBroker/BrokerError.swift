@@ -15,6 +15,7 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyIDs(Int)
     case storage(String)
     case reminderCap(Int)
+    case notATombstone(String)
     case noSuchReminder(Int64, state: String?)
 
     public var description: String {
@@ -41,6 +42,8 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
             return "the manager is part of the hive and cannot be destroyed"
         case .tooManyIDs(let n):
             return "\(n) ids in one request; the limit is \(WireLimits.maxAckIDs)"
+        case .notATombstone(let n):
+            return "agent '\(n)' is not destroyed; only a tombstone can be revived"
         case .reminderCap(let cap):
             return "reminder refused: \(cap) reminders are already pending for you (the per-agent cap); cancel one or wait until some fire"
         case .noSuchReminder(let id, let state):

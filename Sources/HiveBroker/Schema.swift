@@ -83,6 +83,10 @@ enum Schema {
             try db.execute(sql: "ALTER TABLE agent ADD COLUMN uid INTEGER")
             try db.execute(sql: "CREATE TABLE hive_setting (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)")
         }
+        m.registerMigration("v6-agent-stopped") { db in
+            // Stopped by the operator: core does not start it at boot until it is started again.
+            try db.execute(sql: "ALTER TABLE agent ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0")
+        }
         return m
     }
 }

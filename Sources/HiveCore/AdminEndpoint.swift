@@ -11,6 +11,7 @@ struct AdminEndpoint: Sendable {
     let processes: AgentProcesses?
     let cage: CageMode
     let logger: Logger
+    var lifecycle: Lifecycle { Lifecycle(layout: layout, broker: broker, sockets: sockets, processes: processes, logger: logger) }
 
     func handle(_ line: Data, _ parker: Parker) -> Data {
         Respond.to(line, table: AdminRequest.table, logger: logger) { request in
@@ -35,6 +36,22 @@ struct AdminEndpoint: Sendable {
                 try broker.cancelReminder(c.id)
                 sockets.reminders.scheduler.kick()
                 return ResponseLine.ok(CancelReminderCommand.Reply(id: c.id))
+            case .start(let c):
+                return ResponseLine.ok(try lifecycle.start(try AgentName(c.name)))
+            case .stop(let c):
+                return ResponseLine.ok(try lifecycle.stop(try AgentName(c.name)))
+            case .restart(let c):
+                switch (c.name, c.all ?? false) {
+                case (let name?, false):
+                    try lifecycle.restart(try AgentName(name))
+                    return ResponseLine.ok(RestartCommand.Reply(restarted: [name]))
+                case (nil, true):
+                    return ResponseLine.ok(RestartCommand.Reply(restarted: try lifecycle.restartAll()))
+                default:
+                    throw RequestError("restart: give either name or \"all\": true")
+                }
+            case .revive(let c):
+                return ResponseLine.ok(try lifecycle.revive(try AgentName(c.name)))
             case .info:
                 return ResponseLine.ok(InfoCommand.Reply(root: layout.root.path, runDir: layout.runDir.path, cage: cage.rawValue,
                                                          synchronous: broker.synchronous.rawValue))

@@ -131,11 +131,17 @@ public final class CoreDaemon: Sendable {
                                  statsWindow: options.statsRetentionSeconds, interval: options.sweepInterval, logger: logger),
                 InflightWatchdog(broker: broker, sockets: sockets, logger: logger, grace: options.inflightGrace,
                                  interval: min(.seconds(10), options.inflightGrace / 3)),
-                ReadyNotice(onReady: { [admin, processes, broker] in
+                ReadyNotice(onReady: { [admin, processes, broker, sockets] in
                     admin.startAccepting()
                     if let processes {
                         for a in (try? broker.agents()) ?? [] where a.record.destroyedAt == nil {
-                            if let name = try? AgentName(a.record.name) { processes.start(name) }
+                            // Agents the operator stopped stay stopped across a core restart.
+                            guard let name = try? AgentName(a.record.name) else { continue }
+                            if (try? broker.isStopped(name)) == true {
+                                sockets.board.supervisor(name, state: "stopped")
+                            } else {
+                                processes.start(name)
+                            }
                         }
                     }
                     onReady()

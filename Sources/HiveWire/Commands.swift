@@ -368,6 +368,46 @@ public struct DestroyCommand: HiveCommand {
     }
 }
 
+/// Lifecycle of an agent's harness: `start`, `stop` (kept across core restarts until started again),
+/// `restart` (one agent, or all with the manager first), `revive` (a tombstone comes back).
+public struct StartCommand: HiveCommand {
+    public static let cmd = "start"
+    public var name: String
+    public init(name: String) { self.name = name }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var name: String
+        public var state: String
+        public init(name: String, state: String) { self.name = name; self.state = state }
+    }
+}
+
+public struct StopCommand: HiveCommand {
+    public static let cmd = "stop"
+    public var name: String
+    public init(name: String) { self.name = name }
+    public typealias Reply = StartCommand.Reply
+}
+
+public struct RestartCommand: HiveCommand {
+    public static let cmd = "restart"
+    /// One agent; omit it and set `all` to restart every live agent (the manager first).
+    public var name: String?
+    public var all: Bool?
+    public init(name: String? = nil, all: Bool? = nil) { self.name = name; self.all = all }
+    public struct Reply: Codable, Sendable, Equatable {
+        /// In the order they were restarted.
+        public var restarted: [String]
+        public init(restarted: [String]) { self.restarted = restarted }
+    }
+}
+
+public struct ReviveCommand: HiveCommand {
+    public static let cmd = "revive"
+    public var name: String
+    public init(name: String) { self.name = name }
+    public typealias Reply = StartCommand.Reply
+}
+
 /// Where the hive lives and how it runs, for tools that need the root (e.g. `hive stats`).
 public struct InfoCommand: HiveCommand {
     public static let cmd = "info"

@@ -173,6 +173,10 @@ public enum AdminRequest: Sendable {
     case info(InfoCommand)
     case reminders(RemindersCommand)
     case cancelReminder(CancelReminderCommand)
+    case start(StartCommand)
+    case stop(StopCommand)
+    case restart(RestartCommand)
+    case revive(ReviveCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -184,4 +188,8 @@ public enum AdminRequest: Sendable {
         .with(InfoCommand.self, AdminRequest.info)
         .with(RemindersCommand.self, AdminRequest.reminders)
         .with(CancelReminderCommand.self, AdminRequest.cancelReminder)
+        .with(StartCommand.self, AdminRequest.start)
+        .with(StopCommand.self, AdminRequest.stop)
+        .with(RestartCommand.self, AdminRequest.restart)
+        .with(ReviveCommand.self, AdminRequest.revive)
 }

@@ -14,6 +14,7 @@ struct Hive: AsyncParsableCommand {
         subcommands: [
             Up.self, Core.self, Agent.self, MCPServe.self, DemoClaude.self,
             List.self, SendMessage.self, Inbox.self, Spawn.self, Destroy.self, Stats.self, Reminders.self, CancelReminder.self,
+            StartAgent.self, StopAgent.self, RestartAgent.self, ReviveAgent.self,
         ],
         groupedSubcommands: [])
 }

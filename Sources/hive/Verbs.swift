@@ -196,3 +196,53 @@ struct CancelReminder: AsyncParsableCommand {
         }
     }
 }
+
+struct StartAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start an agent's harness (after hive stop).")
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent.") var name: String
+    func validate() throws { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+    func run() async throws {
+        try await operatorVerb { print("\(try await hive.connect().call(StartCommand(name: name)).name): starting") }
+    }
+}
+
+struct StopAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stop", abstract: "Stop an agent's harness; it stays stopped (also across restarts of the hive) until hive start.",
+        discussion: "Messages to a stopped agent wait in its inbox. The turn in progress is stopped and its message redelivered later.")
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent.") var name: String
+    func validate() throws { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+    func run() async throws {
+        try await operatorVerb { print("\(try await hive.connect().call(StopCommand(name: name)).name): stopped") }
+    }
+}
+
+struct RestartAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restart", abstract: "Restart an agent's harness, or every agent's with --all (the manager first).")
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent (or use --all).") var name: String?
+    @Flag(help: "Restart every live agent: the manager first, then the others, and the manager is told.") var all = false
+    func validate() throws {
+        guard (name == nil) == all else { throw ValidationError("name an agent or pass --all") }
+        if let name { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+    }
+    func run() async throws {
+        try await operatorVerb {
+            let r = try await hive.connect().call(RestartCommand(name: name, all: all ? true : nil))
+            print("restarted \(r.restarted.joined(separator: ", "))")
+        }
+    }
+}
+
+struct ReviveAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revive", abstract: "Bring a destroyed agent (a tombstone) back with its state and inbox.")
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent.") var name: String
+    func validate() throws { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+    func run() async throws {
+        try await operatorVerb { print("\(try await hive.connect().call(ReviveCommand(name: name)).name): revived") }
+    }
+}
