@@ -197,13 +197,18 @@ struct CancelReminder: AsyncParsableCommand {
     }
 }
 
+/// The `<name>` argument of the verbs that act on one agent, validated at the edge.
+struct AgentArgument: ParsableArguments {
+    @Argument(help: "The agent.") var name: String
+    func validate() throws { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+}
+
 struct StartAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "start", abstract: "Start an agent's harness (after hive stop).")
     @OptionGroup var hive: RunDirOption
-    @Argument(help: "The agent.") var name: String
-    func validate() throws { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+    @OptionGroup var agent: AgentArgument
     func run() async throws {
-        try await operatorVerb { print("\(try await hive.connect().call(StartCommand(name: name)).name): starting") }
+        try await operatorVerb { print("\(try await hive.connect().call(StartCommand(name: agent.name)).name): starting") }
     }
 }
 
@@ -212,10 +217,9 @@ struct StopAgent: AsyncParsableCommand {
         commandName: "stop", abstract: "Stop an agent's harness; it stays stopped (also across restarts of the hive) until hive start.",
         discussion: "Messages to a stopped agent wait in its inbox. The turn in progress is stopped and its message redelivered later.")
     @OptionGroup var hive: RunDirOption
-    @Argument(help: "The agent.") var name: String
-    func validate() throws { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+    @OptionGroup var agent: AgentArgument
     func run() async throws {
-        try await operatorVerb { print("\(try await hive.connect().call(StopCommand(name: name)).name): stopped") }
+        try await operatorVerb { print("\(try await hive.connect().call(StopCommand(name: agent.name)).name): stopped") }
     }
 }
 
@@ -240,9 +244,8 @@ struct RestartAgent: AsyncParsableCommand {
 struct ReviveAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "revive", abstract: "Bring a destroyed agent (a tombstone) back with its state and inbox.")
     @OptionGroup var hive: RunDirOption
-    @Argument(help: "The agent.") var name: String
-    func validate() throws { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+    @OptionGroup var agent: AgentArgument
     func run() async throws {
-        try await operatorVerb { print("\(try await hive.connect().call(ReviveCommand(name: name)).name): revived") }
+        try await operatorVerb { print("\(try await hive.connect().call(ReviveCommand(name: agent.name)).name): revived") }
     }
 }
