@@ -7,14 +7,17 @@ struct Hive: AsyncParsableCommand {
         commandName: "hive",
         abstract: "Run and steer a swarm of long-lived Claude Code agents on one host.",
         discussion: """
-            Start a hive on this machine with `hive up`; talk to it from another shell with the operator
-            verbs below. Every operator verb reaches the hive through its admin socket,
-            <run-dir>/host.sock: pass --run-dir or set HIVE_RUN_DIR when the hive does not use the default.
+            Start a hive on this machine with `hive up` (try `hive up --demo` without a Claude login). \
+            Talk to it from another shell with the operator verbs: they reach the hive through its admin \
+            socket, <run-dir>/host.sock, so pass --run-dir or set HIVE_RUN_DIR when the hive does not use \
+            the default. `hive <verb> --help` explains each one.
             """,
         subcommands: [
-            Up.self, Core.self, Agent.self, MCPServe.self, DemoClaude.self,
             List.self, SendMessage.self, Inbox.self, Spawn.self, Destroy.self, Stats.self, Reminders.self, CancelReminder.self,
             StartAgent.self, StopAgent.self, RestartAgent.self, ReviveAgent.self,
+            DemoClaude.self,
         ],
-        groupedSubcommands: [])
+        groupedSubcommands: [
+            CommandGroup(name: "Running a hive", subcommands: [Up.self, Core.self, Agent.self, MCPServe.self]),
+        ])
 }
