@@ -32,6 +32,8 @@ public final class TurnLoop: Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.harnessDir, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true)
+        // Before the stores open: harness files an older layout left in state/ move to harness/ once.
+        for line in try LegacyLayout.migrate(stateDir: config.stateDir, harnessDir: config.harnessDir) { logger.notice("\(line)") }
         events = try EventStore(path: config.eventsPath)
         stats = try TurnStatsStore(path: config.statsPath)
         let session = loadSession()
