@@ -35,6 +35,8 @@ public struct BwrapCage: Sendable {
         let shared = layout.root.appending(path: "shared")
         try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
         _ = chmod(shared.path, 0o1777) // every agent writes here; sticky, like /tmp
+        // claude's HOME (its settings and login) is per agent, inside the harness dir.
+        try FileManager.default.createDirectory(at: layout.harnessDir(name).appending(path: "home"), withIntermediateDirectories: true)
         var prefix: [String] = []
         if getuid() == 0 {
             // Never run a cage as host root: an unprivileged uid per agent, owning its directories.
@@ -42,7 +44,6 @@ public struct BwrapCage: Sendable {
             for dir in [layout.stateDir(name), layout.harnessDir(name), layout.agentRunDir(name)] {
                 try Ownership.give(dir, to: uid_t(uid))
             }
-            _ = chown(layout.agentSocket(name).path, uid_t(uid), gid_t(uid))
             prefix = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--"]
         }
         var env = environment
@@ -50,10 +51,6 @@ public struct BwrapCage: Sendable {
         if let claude { env["HIVE_CLAUDE"] = claude }
         env["HOME"] = "/agents/\(name)/harness/home"
         env["HIVE_SOCKET"] = "/run/hive/mcp.sock"
-        try FileManager.default.createDirectory(at: layout.harnessDir(name).appending(path: "home"), withIntermediateDirectories: true)
-        if getuid() == 0, let uid = try? broker.cageUID(for: name) {
-            _ = chown(layout.harnessDir(name).appending(path: "home").path, uid_t(uid), gid_t(uid))
-        }
 
         let inside = "/agents/\(name)"
         var args = ["--die-with-parent", "--unshare-all", "--hostname", name.rawValue,
