@@ -54,6 +54,9 @@ struct Agent: AsyncParsableCommand {
 
     func run() async throws {
         Log.bootstrap(level: logLevel)
+        // Nothing the harness creates (stores, session files, its socket before it is tightened) is
+        // readable by other users.
+        umask(0o007)
         let logger = Logger(label: "hive.agent")
         let agent = try AgentName(name)
         let rootURL = root.map { URL(filePath: $0) } ?? Defaults.root

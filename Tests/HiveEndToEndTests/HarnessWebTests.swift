@@ -63,8 +63,10 @@ struct HarnessWebTests {
         try hive.startAgent("iris")
         let web = hive.runDir.appending(path: "agents/iris/web.sock").path
         try await hive.eventually("web.sock is up") { FileManager.default.fileExists(atPath: web) }
-        let mode = try FileManager.default.attributesOfItem(atPath: web)[.posixPermissions] as? Int
-        #expect(mode == 0o660)
+        // The server tightens the socket to 0660 once it listens (created under the umask before that).
+        try await hive.eventually("web.sock is 0660") {
+            (try? FileManager.default.attributesOfItem(atPath: web)[.posixPermissions] as? Int) == 0o660
+        }
         try await hive.eventually("idle") { (try? UnixHTTP.json(web, "/state") as? [String: Any])?["state"] as? String == "idle" }
 
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "one"))
