@@ -19,10 +19,10 @@ struct AdminEndpoint: Sendable {
             case .list:
                 return ResponseLine.ok(ListCommand.Reply(agents: try list()))
             case .spawn(let c):
-                return ResponseLine.ok(try spawn(try AgentName.spawnable(c.name)))
+                return ResponseLine.ok(try lifecycle.spawn(try AgentName.spawnable(c.name)))
             case .destroy(let c):
                 let name = try AgentName(c.name)
-                try destroy(name, purge: c.purge ?? false)
+                try lifecycle.destroy(name, purge: c.purge ?? false)
                 return ResponseLine.ok(DestroyCommand.Reply(name: name.rawValue, purged: c.purge ?? false))
             case .send(let c):
                 return ResponseLine.ok(try broker.send(from: .operator, to: try Recipient(c.to), body: c.body, inReplyTo: c.inReplyTo))
@@ -71,31 +71,6 @@ struct AdminEndpoint: Sendable {
             }
             return summary
         }
-    }
-
-    private func spawn(_ name: AgentName) throws -> SpawnCommand.Reply {
-        _ = try broker.register(name)
-        do {
-            try AgentDirectories.create(name, in: layout)
-            try sockets.open(name)
-        } catch {
-            // Leave nothing half-made behind: the name stays free to try again.
-            try? broker.destroy(name, purge: true)
-            sockets.close(name)
-            throw error
-        }
-        processes?.start(name)
-        logger.info("spawned agent \(name)")
-        return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path)
-    }
-
-    private func destroy(_ name: AgentName, purge: Bool) throws {
-        try broker.destroy(name, purge: purge)
-        processes?.stop(name)
-        sockets.close(name)
-        sockets.board.forget(name)
-        if purge { try AgentDirectories.remove(name, in: layout) }
-        logger.info("destroyed agent \(name)\(purge ? " (purged)" : "")")
     }
 }
 

@@ -47,7 +47,8 @@ public struct BwrapCage: Sendable {
             prefix = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--"]
         }
         var env = environment
-        let claude = ClaudeLocation.resolve(environment)
+        // Bound at its real path: a symlinked install resolves to the file that exists in the cage.
+        let claude = ClaudeExecutable.resolve(environment: environment).map { URL(filePath: $0).resolvingSymlinksInPath().path }
         if let claude { env["HIVE_CLAUDE"] = claude }
         env["HOME"] = "/agents/\(name)/harness/home"
         env["HIVE_SOCKET"] = "/run/hive/mcp.sock"
@@ -102,16 +103,4 @@ enum SwiftRuntime {
         for _ in 0..<5 { url.deleteLastPathComponent() }
         return url.path == "/" ? nil : url.path
     }()
-}
-
-/// claude's executable as the harness would find it: `$HIVE_CLAUDE`, else `claude` on PATH.
-enum ClaudeLocation {
-    static func resolve(_ env: [String: String]) -> String? {
-        let wanted = env["HIVE_CLAUDE"].flatMap { $0.isEmpty ? nil : $0 } ?? "claude"
-        if wanted.contains("/") { return FileManager.default.isExecutableFile(atPath: wanted) ? URL(filePath: wanted).resolvingSymlinksInPath().path : nil }
-        for dir in (env["PATH"] ?? "").split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/\(wanted)") {
-            return URL(filePath: "\(dir)/\(wanted)").resolvingSymlinksInPath().path
-        }
-        return nil
-    }
 }

@@ -3,7 +3,7 @@ import HiveBroker
 import HiveWire
 import Logging
 
-/// The operator's lifecycle verbs on agents' harnesses. Transient states (`starting`, `stopping`,
+/// The operator's lifecycle verbs: spawn and destroy an agent, start, stop, restart and revive its harness. Transient states (`starting`, `stopping`,
 /// `restarting`) show in `list` while a verb runs and are always cleared, also when it fails.
 struct Lifecycle: Sendable {
     let layout: HiveLayout
@@ -30,6 +30,34 @@ struct Lifecycle: Sendable {
         board.supervisor(name, state: transient)
         defer { board.supervisor(name, state: after) }
         return try body()
+    }
+
+    /// Registers an agent, makes its directories and socket, and starts its harness (in a cage).
+    func spawn(_ name: AgentName) throws -> SpawnCommand.Reply {
+        _ = try broker.register(name)
+        do {
+            try AgentDirectories.create(name, in: layout)
+            try sockets.open(name)
+        } catch {
+            // Leave nothing half-made behind: the name stays free to try again.
+            try? broker.destroy(name, purge: true)
+            sockets.close(name)
+            throw error
+        }
+        processes?.start(name)
+        logger.info("spawned agent \(name)")
+        return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path)
+    }
+
+    /// Stops the harness, closes the socket and leaves a tombstone; `purge` also deletes the agent's
+    /// directories, inbox and reminders.
+    func destroy(_ name: AgentName, purge: Bool) throws {
+        try broker.destroy(name, purge: purge)
+        processes?.stop(name)
+        sockets.close(name)
+        sockets.board.forget(name)
+        if purge { try AgentDirectories.remove(name, in: layout) }
+        logger.info("destroyed agent \(name)\(purge ? " (purged)" : "")")
     }
 
     func start(_ name: AgentName) throws -> StartCommand.Reply {

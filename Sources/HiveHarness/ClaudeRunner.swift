@@ -100,16 +100,6 @@ public enum ClaudeRunner {
         kill(-pgid, SIGKILL)
     }
 
-    /// Finds the claude executable: `$HIVE_CLAUDE` if set (a path or a name), else `claude` on PATH.
-    public static func resolve(environment: [String: String]) -> String? {
-        let wanted = environment["HIVE_CLAUDE"].flatMap { $0.isEmpty ? nil : $0 } ?? "claude"
-        if wanted.contains("/") { return FileManager.default.isExecutableFile(atPath: wanted) ? wanted : nil }
-        for dir in (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
-            let candidate = "\(dir)/\(wanted)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
-    }
 }
 
 /// Flags set from the watchdog and the cancellation handler (each written once, read after the run).

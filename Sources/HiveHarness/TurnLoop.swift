@@ -112,7 +112,7 @@ public final class TurnLoop: Sendable {
         if requeued > 0 { note("requeued \(requeued) message(s) a previous run had not finished") }
         while true {
             try Task.checkCancellation()
-            if ClaudeRunner.resolve(environment: config.environment) == nil {
+            if ClaudeExecutable.resolve(environment: config.environment) == nil {
                 await report(conn, state: "claude_missing", detail: missingClaude)
             } else {
                 await report(conn, state: "idle")
@@ -139,7 +139,7 @@ public final class TurnLoop: Sendable {
         var forceFresh = false
         while true {
             try Task.checkCancellation()
-            guard let claude = ClaudeRunner.resolve(environment: config.environment) else {
+            guard let claude = ClaudeExecutable.resolve(environment: config.environment) else {
                 await report(conn, state: "claude_missing", detail: missingClaude)
                 try await Task.sleep(for: .seconds(config.setupRecheck))
                 continue

@@ -142,16 +142,9 @@ struct Up: AsyncParsableCommand {
 
     /// Which claude the harnesses will run, or what to do when there is none.
     static var claudeLine: String {
-        let env = ProcessInfo.processInfo.environment
-        let wanted = env["HIVE_CLAUDE"] ?? "claude"
-        var found: String? = wanted.contains("/") && FileManager.default.isExecutableFile(atPath: wanted) ? wanted : nil
-        if found == nil, !wanted.contains("/") {
-            for dir in (env["PATH"] ?? "").split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/\(wanted)") {
-                found = "\(dir)/\(wanted)"
-                break
-            }
+        if let found = ClaudeExecutable.resolve(environment: ProcessInfo.processInfo.environment) {
+            return "\(found) (log in once with `claude` as this user, or set ANTHROPIC_API_KEY)"
         }
-        if let found { return "\(found) (log in once with `claude` as this user, or set ANTHROPIC_API_KEY)" }
         return "NOT FOUND: install Claude Code so `claude` is on PATH, or set HIVE_CLAUDE; agents show claude_missing until then"
     }
 
