@@ -17,6 +17,8 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
     case reminderCap(Int)
     case notATombstone(String)
     case noSuchReminder(Int64, state: String?)
+    case noSuchApproval(Int64)
+    case approvalNotOpen(Int64, state: String)
 
     public var description: String {
         switch self {
@@ -48,6 +50,10 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
             return "reminder refused: \(cap) reminders are already pending for you (the per-agent cap); cancel one or wait until some fire"
         case .noSuchReminder(let id, let state):
             return state.map { "reminder \(id) is \($0), not pending" } ?? "no reminder with id \(id)"
+        case .noSuchApproval(let id):
+            return "no approval with id \(id)"
+        case .approvalNotOpen(let id, let state):
+            return "approval \(id) is \(state), not pending: nothing to do"
         case .storage(let what):
             return "the message store failed: \(what)"
         }

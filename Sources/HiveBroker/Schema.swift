@@ -87,6 +87,25 @@ enum Schema {
             // Stopped by the operator: core does not start it at boot until it is started again.
             try db.execute(sql: "ALTER TABLE agent ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0")
         }
+        m.registerMigration("v7-approvals") { db in
+            // Requests for the operator's approval: seeding an agent's config repo, deploying a commit of it.
+            try db.execute(sql: """
+                CREATE TABLE approval (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL,
+                    agent TEXT NOT NULL,
+                    commit_sha TEXT,
+                    description TEXT,
+                    diff TEXT,
+                    state TEXT NOT NULL,
+                    note TEXT,
+                    requested_by TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    resolved_at REAL
+                );
+                CREATE INDEX approval_open ON approval(state) WHERE state IN ('pending', 'approved');
+                """)
+        }
         return m
     }
 }

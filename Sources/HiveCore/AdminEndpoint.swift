@@ -10,8 +10,9 @@ struct AdminEndpoint: Sendable {
     let sockets: AgentSockets
     let processes: AgentProcesses?
     let cage: CageMode
+    let approvals: ApprovalDesk
     let logger: Logger
-    var lifecycle: Lifecycle { Lifecycle(layout: layout, broker: broker, sockets: sockets, processes: processes, logger: logger) }
+    var lifecycle: Lifecycle { approvals.lifecycle }
 
     func handle(_ line: Data, _ parker: Parker) -> Data {
         Respond.to(line, table: AdminRequest.table, logger: logger) { request in
@@ -41,21 +42,38 @@ struct AdminEndpoint: Sendable {
             case .stop(let c):
                 return ResponseLine.ok(try lifecycle.stop(try AgentName(c.name)))
             case .restart(let c):
-                switch (c.name, c.all ?? false) {
-                case (let name?, false):
-                    try lifecycle.restart(try AgentName(name))
-                    return ResponseLine.ok(RestartCommand.Reply(restarted: [name]))
-                case (nil, true):
-                    return ResponseLine.ok(RestartCommand.Reply(restarted: try lifecycle.restartAll()))
-                default:
-                    throw RequestError("restart: give either name or \"all\": true")
-                }
+                return ResponseLine.ok(try restart(c.name, all: c.all, rebuild: false))
+            case .rebuild(let c):
+                return ResponseLine.ok(try restart(c.name, all: c.all, rebuild: true))
+            case .logs(let c):
+                return ResponseLine.ok(try HarnessLog.reply(layout, c))
+            case .pending(let c):
+                return ResponseLine.ok(PendingCommand.Reply(approvals: try broker.approvals(recent: c.all == true ? 50 : 0)))
+            case .approve(let c):
+                return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.approve(c.id)))
+            case .deny(let c):
+                return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.deny(c.id, note: c.note)))
             case .revive(let c):
                 return ResponseLine.ok(try lifecycle.revive(try AgentName(c.name)))
             case .info:
                 return ResponseLine.ok(InfoCommand.Reply(root: layout.root.path, runDir: layout.runDir.path, cage: cage.rawValue,
                                                          synchronous: broker.synchronous.rawValue))
             }
+        }
+    }
+
+    /// `restart` / `rebuild`: one agent by name, or all of them (the manager first).
+    private func restart(_ name: String?, all: Bool?, rebuild: Bool) throws -> RestartCommand.Reply {
+        let verb = rebuild ? "rebuild" : "restart"
+        switch (name, all ?? false) {
+        case (let name?, false):
+            let agent = try AgentName(name)
+            if rebuild { try lifecycle.rebuild(agent) } else { try lifecycle.restart(agent) }
+            return RestartCommand.Reply(restarted: [name])
+        case (nil, true):
+            return RestartCommand.Reply(restarted: try lifecycle.restartAll(rebuild: rebuild))
+        default:
+            throw RequestError("\(verb): give either name or \"all\": true")
         }
     }
 
@@ -68,6 +86,8 @@ struct AdminEndpoint: Sendable {
                 summary.state = s.state
                 summary.rateLimitedUntil = s.rateLimitedUntil
                 summary.detail = s.detail
+                summary.cage = processes?.isolation(name)
+                summary.description = approvals.configs.current(name).description
             }
             return summary
         }

@@ -11,13 +11,30 @@ struct AgentEndpoint: Sendable {
     let board: AgentStatusBoard
     let layout: HiveLayout
     let reminders: ReminderDesk
+    let configs: ConfigStore
+    /// Set on the manager's socket only: what the config gatekeeper may do beyond any agent.
+    let manager: ManagerDesk?
     let logger: Logger
 
     func handle(_ line: Data, _ parker: Parker) -> Data {
-        Respond.to(line, table: AgentRequest.table, logger: logger) { request in
+        guard let manager else {
+            return Respond.to(line, table: AgentRequest.table, logger: logger) { try agent($0, parker) }
+        }
+        return Respond.to(line, table: ManagerRequest.table, logger: logger) { request in
+            if case .agent(let r) = request { return try agent(r, parker) }
+            return try manager.handle(request)
+        }
+    }
+
+    private func agent(_ request: AgentRequest, _ parker: Parker) throws -> Data {
             switch request {
             case .send(let c):
-                return ResponseLine.ok(try broker.send(from: .agent(name), to: try Recipient(c.to), body: c.body, inReplyTo: c.inReplyTo))
+                let to = try Recipient(c.to)
+                let config = configs.current(name)
+                guard config.allows(to) else {
+                    throw RequestError("\(name) may not message \(to): its config allows \(config.allowedRecipients.isEmpty ? "nobody else" : config.allowedRecipients.joined(separator: ", ")); manager and operator are always reachable")
+                }
+                return ResponseLine.ok(try broker.send(from: .agent(name), to: to, body: c.body, inReplyTo: c.inReplyTo))
             case .recv(let c):
                 let max = try Validate.count(c.max, field: "max", default: 1, cap: WireLimits.maxRecvBatch)
                 let wait = try Validate.seconds(c.waitSeconds, field: "wait_seconds", cap: WireLimits.maxRecvWaitSeconds)
@@ -57,7 +74,48 @@ struct AgentEndpoint: Sendable {
                 guard c.sinceSecs.isFinite, c.sinceSecs >= 0 else { throw RequestError("field 'since_secs' must be 0 or more seconds") }
                 return ResponseLine.ok(try broker.reminderRollup(name, since: c.sinceSecs))
             }
+    }
+}
+
+/// The manager's own requests: config approvals and the lifecycle of the *other* agents.
+struct ManagerDesk: Sendable {
+    let approvals: ApprovalDesk
+    var lifecycle: Lifecycle { approvals.lifecycle }
+
+    func handle(_ request: ManagerRequest) throws -> Data {
+        switch request {
+        case .agent:
+            throw RequestError("internal: agent requests are handled by the agent endpoint")
+        case .requestInitConfig(let c):
+            return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.requestInit(c)))
+        case .requestApplyCommit(let c):
+            return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.requestApply(c)))
+        case .start(let c):
+            return ResponseLine.ok(try lifecycle.start(try other(c.name, "start")))
+        case .stop(let c):
+            return ResponseLine.ok(try lifecycle.stop(try other(c.name, "stop")))
+        case .restart(let c):
+            guard let raw = c.name, c.all != true else { throw RequestError("restart: the manager restarts one agent at a time; give name") }
+            let name = try other(raw, "restart")
+            try lifecycle.restart(name)
+            return ResponseLine.ok(RestartCommand.Reply(restarted: [name.rawValue]))
+        case .update(let c):
+            let name = try other(c.name, "update")
+            try lifecycle.rebuild(name)
+            lifecycle.notify(.rebuilt, about: name, "\(name) was rebuilt from its applied config (update).")
+            return ResponseLine.ok(RestartCommand.Reply(restarted: [name.rawValue]))
+        case .logs(let c):
+            return ResponseLine.ok(try HarnessLog.reply(lifecycle.layout, c))
         }
+    }
+
+    /// The agent a lifecycle request names, which must not be the manager itself.
+    private func other(_ raw: String, _ verb: String) throws -> AgentName {
+        let name = try AgentName(raw)
+        guard name != .manager else {
+            throw RequestError("the manager cannot \(verb) itself; the operator can (hive \(verb) manager)")
+        }
+        return name
     }
 }
 
@@ -65,10 +123,10 @@ extension AgentEndpoint {
     /// Tells the manager (or, for the manager's own messages, the operator) that a message was given up on.
     private func notifyDeadLetter(_ message: MessageView, reason: String) {
         let to: Recipient = name == .manager ? .operator : .agent(.manager)
-        let body = String("""
+        let body = SystemNotice.deadLetter.body("""
             \(name) dead-lettered message \(message.id) from \(message.from) after repeated failed turns: \(reason)
             The message was: \(message.body)
-            """.prefix(WireLimits.maxBodyBytes))
+            """)
         do {
             _ = try broker.send(from: .system, to: to, body: body, inReplyTo: nil)
         } catch {

@@ -20,6 +20,8 @@ final class AgentProcesses: Service, Sendable {
     private let environment: [String: String]
     /// The bubblewrap cage each harness runs in, or nil for a plain child process.
     private let cage: BwrapCage?
+    private let configs: ConfigStore
+    private let cgroups: CgroupLimits
 
     private struct Child {
         var process: Process?
@@ -30,6 +32,8 @@ final class AgentProcesses: Service, Sendable {
         var startedAt = Date()
         var stopping = false
         var lastNotice: Date?
+        /// What isolation and limits the running cage has, for `hive ls`.
+        var isolation: String?
     }
     private struct State {
         var children: [AgentName: Child] = [:]
@@ -38,8 +42,10 @@ final class AgentProcesses: Service, Sendable {
     private let state = Mutex(State())
 
     init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, logger: Logger, hive: String,
-         environment: [String: String] = ProcessInfo.processInfo.environment, cage: BwrapCage? = nil) {
+         environment: [String: String] = ProcessInfo.processInfo.environment, cage: BwrapCage? = nil, configs: ConfigStore) {
         self.cage = cage
+        self.configs = configs
+        self.cgroups = CgroupLimits(root: layout.root)
         self.layout = layout
         self.broker = broker
         self.board = board
@@ -66,7 +72,13 @@ final class AgentProcesses: Service, Sendable {
             return s.children.removeValue(forKey: name)?.process
         }
         if let process { Self.terminate(process, grace: grace) }
+        cgroups.release(name)
         board.supervisor(name, state: nil)
+    }
+
+    /// The isolation and limits of the agent's running cage (nil when none runs).
+    func isolation(_ name: AgentName) -> String? {
+        state.withLock { s in s.children[name]?.process?.isRunning == true ? s.children[name]?.isolation : nil }
     }
 
     func run() async throws {
@@ -85,28 +97,36 @@ final class AgentProcesses: Service, Sendable {
         let p = Process()
         var env = environment
         env["CLAUDECODE"] = nil
-        if let cage {
-            do {
-                let command = try cage.command(for: name, environment: env)
-                p.executableURL = URL(filePath: command.executable)
-                p.arguments = command.arguments
-                env = command.environment
-                logger.debug("cage of \(name): \(command.executable) \(command.arguments.joined(separator: " "))")
-            } catch {
-                board.supervisor(name, state: "crashed", detail: "could not prepare the cage: \(error)")
-                logger.error("could not prepare the cage of \(name): \(error)")
-                return
+        let config = configs.current(name)
+        var executable: String, arguments: [String], isolation: String
+        do {
+            let rendered = try configs.render(name)
+            if let cage {
+                let command = try cage.command(for: name, config: config, rendered: rendered, environment: env)
+                (executable, arguments, env) = command
+                isolation = "bwrap, network \(config.network.rawValue)"
+            } else {
+                executable = hive
+                arguments = ["agent", "--name", name.rawValue,
+                             "--socket", layout.agentSocket(name).path,
+                             "--state-dir", layout.stateDir(name).path,
+                             "--harness-dir", layout.harnessDir(name).path,
+                             "--web-socket", layout.agentWebSocket(name).path, "--config", rendered.path, "--supervised"]
+                isolation = config.network == .none ? "process (no isolation; network none NOT enforced)" : "process (no isolation)"
             }
-        } else {
-            p.executableURL = URL(filePath: hive)
-            p.arguments = ["agent", "--name", name.rawValue,
-                           "--socket", layout.agentSocket(name).path,
-                           "--state-dir", layout.stateDir(name).path,
-                           "--harness-dir", layout.harnessDir(name).path,
-                           "--web-socket", layout.agentWebSocket(name).path, "--supervised"]
+        } catch {
+            board.supervisor(name, state: "crashed", detail: "could not prepare the cage: \(error)")
+            logger.error("could not prepare the cage of \(name): \(error)")
+            return
         }
+        let limits = cgroups.prepare(name, limits: config.limits)
+        (executable, arguments) = CgroupLimits.wrap(executable, arguments, joining: limits.procsFiles)
+        isolation += "; " + limits.summary
+        p.executableURL = URL(filePath: executable)
+        p.arguments = arguments
+        logger.debug("cage of \(name): \(executable) \(arguments.joined(separator: " "))")
         p.environment = env
-        let logURL = layout.harnessDir(name).appending(path: "harness.log")
+        let logURL = HarnessLog.url(layout, name)
         try? FileManager.default.createDirectory(at: layout.harnessDir(name), withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         if let log = try? FileHandle(forWritingTo: logURL) {
@@ -127,6 +147,7 @@ final class AgentProcesses: Service, Sendable {
                 s.children[name]?.process = p
                 s.children[name]?.lifeline = lifeline.fileHandleForWriting
                 s.children[name]?.startedAt = Date()
+                s.children[name]?.isolation = isolation
                 return true
             }
             if !wanted {
@@ -162,12 +183,19 @@ final class AgentProcesses: Service, Sendable {
             return (delay, notify)
         }
         guard let plan else { return }
-        let detail = "harness \(how); restarting in \(Int(plan.delay)) s (see \(layout.harnessDir(name).path)/harness.log)"
-        board.supervisor(name, state: "restarting", detail: detail)
-        logger.warning("the harness of \(name) \(how); restarting in \(plan.delay) s")
+        cgroups.release(name)
+        let detail = "cage \(how); restarting in \(Int(plan.delay)) s (hive logs \(name))"
+        board.supervisor(name, state: "crashed", detail: detail)
+        logger.warning("the cage of \(name) \(how); restarting in \(plan.delay) s")
         if plan.notify {
+            // The manager hears of every crash (the operator, of the manager's), with the log's last lines.
             let to: Recipient = name == .manager ? .operator : .agent(.manager)
-            _ = try? broker.send(from: .system, to: to, body: "The harness of \(name) \(how) unexpectedly; core restarts it in \(Int(plan.delay)) s.", inReplyTo: nil)
+            let tail = HarnessLog.tail(HarnessLog.url(layout, name), lines: 15).joined(separator: "\n")
+            let body = SystemNotice.containerCrash.body("""
+                the cage of \(name) \(how) unexpectedly; core restarts it in \(Int(plan.delay)) s. Last lines of its log:
+                \(tail)
+                """)
+            _ = try? broker.send(from: .system, to: to, body: body, inReplyTo: nil)
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + plan.delay) { [weak self] in
             guard let self else { return }
@@ -184,5 +212,32 @@ final class AgentProcesses: Service, Sendable {
         while p.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
+    }
+}
+
+/// A cage's output: `harness.log` in its harness dir (the harness's own log and claude's stderr).
+enum HarnessLog {
+    static func url(_ layout: HiveLayout, _ name: AgentName) -> URL { layout.harnessDir(name).appending(path: "harness.log") }
+
+    /// A `logs` request: the agent must exist; 50 lines unless asked, at most 2000.
+    static func reply(_ layout: HiveLayout, _ c: LogsCommand) throws -> LogsCommand.Reply {
+        let name = try AgentName(c.name)
+        let count = try Validate.count(c.lines, field: "lines", default: 50, cap: 2000)
+        guard FileManager.default.fileExists(atPath: layout.agentDir(name).path) else { throw BrokerError.unknownAgent(name.rawValue) }
+        return .init(name: name.rawValue, lines: tail(url(layout, name), lines: count))
+    }
+
+    /// The last `lines` lines (reading at most the last 256 KiB of the file).
+    static func tail(_ url: URL, lines: Int) -> [String] {
+        guard lines > 0, let handle = try? FileHandle(forReadingFrom: url) else { return [] }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        let window: UInt64 = 256 * 1024
+        try? handle.seek(toOffset: size > window ? size - window : 0)
+        let data = (try? handle.readToEnd()) ?? Data()
+        var all = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if all.last == "" { all.removeLast() }
+        if size > window, !all.isEmpty { all.removeFirst() } // a partial first line
+        return Array(all.suffix(lines))
     }
 }

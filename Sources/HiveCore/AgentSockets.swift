@@ -12,18 +12,24 @@ final class AgentSockets: Service, Sendable {
     private let broker: Broker
     let board: AgentStatusBoard
     let reminders: ReminderDesk
+    let configs: ConfigStore
     private let logger: Logger
+    /// The manager's extra powers, attached once core has built them (they need these sockets).
+    private let managerDesk = Mutex<ManagerDesk?>(nil)
 
     private struct State {
         var servers: [AgentName: LineServer] = [:]
         var connections: [AgentName: Int] = [:]
+        /// Connections ever opened per agent: a new one after a (re)start means its harness is up.
+        var opened: [AgentName: Int] = [:]
         /// When the last connection of each agent closed (or its socket opened with none).
         var unattendedSince: [AgentName: ContinuousClock.Instant] = [:]
         var stopped = false
     }
     private let state = Mutex(State())
 
-    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, reminders: ReminderDesk, logger: Logger) {
+    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, reminders: ReminderDesk, configs: ConfigStore, logger: Logger) {
+        self.configs = configs
         self.layout = layout
         self.broker = broker
         self.board = board
@@ -31,14 +37,19 @@ final class AgentSockets: Service, Sendable {
         self.logger = logger
     }
 
+    /// Gives the manager's socket its extra requests; call before the manager's socket opens.
+    func attach(_ desk: ManagerDesk) { managerDesk.withLock { $0 = desk } }
+
     /// Creates the agent's socket (mode 0660) and starts serving it. Returns once it accepts connections.
     func open(_ name: AgentName) throws {
         let server = LineServer(
             path: layout.agentSocket(name), mode: 0o660, logger: logger,
-            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, logger: logger).handle,
+            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, configs: configs,
+                                   manager: name == .manager ? managerDesk.withLock { $0 } : nil, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
                 self?.state.withLock { s in
                     s.connections[name, default: 0] += delta
+                    if delta > 0 { s.opened[name, default: 0] += 1 }
                     s.unattendedSince[name] = s.connections[name] == 0 ? .now : nil
                 }
             })
@@ -72,6 +83,21 @@ final class AgentSockets: Service, Sendable {
     /// How many processes are connected to the agent's socket right now.
     func connectionCount(_ name: AgentName) -> Int {
         state.withLock { $0.connections[name] ?? 0 }
+    }
+
+    /// How many connections the agent's socket has taken since core started.
+    func connectionsOpened(_ name: AgentName) -> Int {
+        state.withLock { $0.opened[name] ?? 0 }
+    }
+
+    /// Waits until a connection newer than `after` (a ``connectionsOpened(_:)`` reading) arrives.
+    func waitForConnection(_ name: AgentName, after: Int, timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if connectionsOpened(name) > after { return true }
+            usleep(20_000)
+        }
+        return connectionsOpened(name) > after
     }
 
     /// Runs until graceful shutdown, then closes every agent socket.

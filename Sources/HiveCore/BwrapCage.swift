@@ -16,6 +16,8 @@ import Glibc
 /// | `/agents/<n>/harness` | `<root>/agents/<n>/harness` | read-write, the harness's |
 /// | `/run/hive` | `<run-dir>/agents/<n>` | its own `mcp.sock` and `web.sock` only |
 /// | `/shared` | `<root>/shared` | read-write, every agent |
+/// | `/run/hive-agent.json` | `<root>/rendered/<n>.json` | read-only: the config core rendered |
+/// | (manager only) `/agents`, `/applied` | `<root>/agents`, `<root>/applied` | read-write; read-only |
 /// | `/usr`, `/etc`, the Swift runtime, the `hive` binary, claude | same paths | read-only |
 /// | `/tmp` | a private tmpfs | |
 public struct BwrapCage: Sendable {
@@ -24,26 +26,39 @@ public struct BwrapCage: Sendable {
     /// The `hive` executable and claude, bound read-only at their host paths.
     let hive: String
     let logger: Logger
-    /// Whether agents get the host's network (`--share-net`).
-    var network = true
 
     public static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") }
 
+    /// Where the harness finds its rendered config inside the cage.
+    static let configPath = "/run/hive-agent.json"
+
+    /// The uid a cage runs as, or nil when core is not root (then cages run as core's own uid).
+    func uid(_ name: AgentName) throws -> uid_t? {
+        getuid() == 0 ? uid_t(try broker.cageUID(for: name)) : nil
+    }
+
     /// The command that runs `hive agent` for `name` in its cage, and prepares the host side (uid,
-    /// ownership of its directories and socket, the shared space).
-    func command(for name: AgentName, environment: [String: String]) throws -> (executable: String, arguments: [String], environment: [String: String]) {
-        let shared = layout.root.appending(path: "shared")
+    /// ownership of its directories and socket, the shared space). `rendered` is its config file.
+    func command(for name: AgentName, config: AgentConfig, rendered: URL,
+                 environment: [String: String]) throws -> (executable: String, arguments: [String], environment: [String: String]) {
+        let shared = layout.sharedDir
         try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
         _ = chmod(shared.path, 0o1777) // every agent writes here; sticky, like /tmp
         // claude's HOME (its settings and login) is per agent, inside the harness dir.
         try FileManager.default.createDirectory(at: layout.harnessDir(name).appending(path: "home"), withIntermediateDirectories: true)
         var prefix: [String] = []
-        if getuid() == 0 {
-            // Never run a cage as host root: an unprivileged uid per agent, owning its directories.
-            let uid = try broker.cageUID(for: name)
-            for dir in [layout.stateDir(name), layout.harnessDir(name), layout.agentRunDir(name)] {
-                try Ownership.give(dir, to: uid_t(uid))
-            }
+        if let uid = try uid(name) {
+            // Never run a cage as host root: an unprivileged uid per agent, owning its directories. The
+            // state dir's group is the manager's (setgid, group-writable), so the manager can tend it;
+            // the harness dir stays the agent's alone.
+            let managerGID = gid_t(try broker.cageUID(for: .manager))
+            try Ownership.give(layout.stateDir(name), to: uid, group: managerGID)
+            _ = chmod(layout.stateDir(name).path, 0o2770)
+            try Ownership.give(layout.harnessDir(name), to: uid, group: gid_t(uid))
+            _ = chmod(layout.harnessDir(name).path, 0o770)
+            try Ownership.give(layout.agentRunDir(name), to: uid, group: gid_t(uid))
+            _ = chown(rendered.path, 0, gid_t(uid))
+            _ = chmod(rendered.path, 0o640)
             prefix = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--"]
         }
         var env = environment
@@ -59,10 +74,20 @@ public struct BwrapCage: Sendable {
                     "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
                     "--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
                     "--bind", layout.agentRunDir(name).path, "/run/hive",
-                    "--bind", layout.stateDir(name).path, "\(inside)/state",
-                    "--bind", layout.harnessDir(name).path, "\(inside)/harness",
-                    "--bind", shared.path, "/shared"]
-        if network { args.append("--share-net") }
+                    "--ro-bind", rendered.path, Self.configPath]
+        if name == .manager {
+            // The manager tends every agent: all of /agents (each agent's state, its own harness, every
+            // proposed config repo; other harness dirs are there but closed to it by their modes) and
+            // the applied repos read-only.
+            try FileManager.default.createDirectory(at: layout.appliedDir, withIntermediateDirectories: true)
+            args += ["--bind", layout.root.appending(path: "agents").path, "/agents",
+                     "--ro-bind", layout.appliedDir.path, "/applied"]
+        } else {
+            args += ["--bind", layout.stateDir(name).path, "\(inside)/state",
+                     "--bind", layout.harnessDir(name).path, "\(inside)/harness"]
+        }
+        args += ["--bind", shared.path, "/shared"]
+        if config.network == .host { args.append("--share-net") }
         // The Swift runtime the binary links (a directory), the binary itself and claude (just the files:
         // binding their directories would show whatever else lives there), read-only at their own paths.
         var readOnly = Set([hive])
@@ -74,7 +99,7 @@ public struct BwrapCage: Sendable {
         args += ["--chdir", "\(inside)/state", "--",
                  hive, "agent", "--name", name.rawValue, "--socket", "/run/hive/mcp.sock",
                  "--state-dir", "\(inside)/state", "--harness-dir", "\(inside)/harness",
-                 "--web-socket", "/run/hive/web.sock", "--supervised"]
+                 "--web-socket", "/run/hive/web.sock", "--config", Self.configPath, "--supervised"]
         if prefix.isEmpty { return ("/usr/bin/bwrap", args, env) }
         return (prefix[0], Array(prefix.dropFirst()) + ["/usr/bin/bwrap"] + args, env)
     }
@@ -82,11 +107,11 @@ public struct BwrapCage: Sendable {
 
 /// Hands a directory tree to an agent's uid (cages never write as root).
 enum Ownership {
-    static func give(_ dir: URL, to uid: uid_t) throws {
+    static func give(_ dir: URL, to uid: uid_t, group: gid_t) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        _ = chown(dir.path, uid, gid_t(uid))
+        _ = chown(dir.path, uid, group)
         let walker = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)
-        while let item = walker?.nextObject() as? URL { _ = lchown(item.path, uid, gid_t(uid)) }
+        while let item = walker?.nextObject() as? URL { _ = lchown(item.path, uid, group) }
     }
 }
 

@@ -57,6 +57,7 @@ public final class CoreDaemon: Sendable {
     private let locks: [ExclusiveLock]
     private let sockets: AgentSockets
     private let processes: AgentProcesses?
+    private let lifecycle: Lifecycle
     private let admin: LineServer
 
     /// Takes ownership of the root and run dir, opens the broker and binds every socket. Throws a
@@ -78,33 +79,45 @@ public final class CoreDaemon: Sendable {
         if try broker.ensureManager() { logger.info("first boot: registered the manager") }
 
         let scheduler = ReminderScheduler(broker: broker, logger: logger, batchSize: options.reminderBatch)
-        let desk = ReminderDesk(broker: broker, layout: layout, limits: ReminderLimits(policy: options.reminderPolicy), scheduler: scheduler)
-        let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), reminders: desk, logger: logger)
-        for agent in try broker.agents() where agent.record.destroyedAt == nil {
-            let name = try AgentName(agent.record.name)
-            try AgentDirectories.create(name, in: layout)
-            try sockets.open(name)
-        }
+        let limits = ReminderLimits(policy: options.reminderPolicy)
+        let configs = ConfigStore(layout: layout, reminderLimits: limits, logger: logger)
+        let desk = ReminderDesk(broker: broker, layout: layout, limits: limits, scheduler: scheduler)
+        let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), reminders: desk, configs: configs, logger: logger)
         if options.cage == .bwrap, !BwrapCage.available {
             throw CoreError("--cage bwrap needs bubblewrap: apt-get install bubblewrap (or use --cage process)")
         }
+        let bwrap = options.cage == .bwrap ? BwrapCage(layout: layout, broker: broker, hive: options.hiveExecutable, logger: logger) : nil
         let processes = options.cage == .none ? nil
             : AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable,
                              environment: ProcessInfo.processInfo.environment.merging(options.agentEnvironment) { $1 },
-                             cage: options.cage == .bwrap ? BwrapCage(layout: layout, broker: broker, hive: options.hiveExecutable, logger: logger) : nil)
+                             cage: bwrap, configs: configs)
+        let repos = ConfigRepos(layout: layout, managerUID: { [bwrap] in (try? bwrap?.uid(.manager)) ?? nil })
+        let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }
+        configs.load(live, from: repos)
+        let lifecycle = Lifecycle(layout: layout, broker: broker, sockets: sockets, processes: processes, configs: configs, logger: logger)
+        let approvals = ApprovalDesk(broker: broker, repos: repos, configs: configs, lifecycle: lifecycle, logger: logger)
+        sockets.attach(ManagerDesk(approvals: approvals))
+        for name in live {
+            try AgentDirectories.create(name, in: layout)
+            try sockets.open(name)
+        }
+        for failed in try broker.failInterruptedApprovals() {
+            lifecycle.notify(.approvalResolved, about: .manager, "approval \(failed.id) (\(failed.kind) for \(failed.agent)) failed: \(failed.note ?? "interrupted")")
+        }
         let admin = LineServer(
             path: layout.adminSocket, mode: 0o660, logger: logger,
             handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, cage: options.cage,
-                                   logger: logger).handle)
+                                   approvals: approvals, logger: logger).handle)
         // Bound now so a bad path fails the start; answering waits until the signals are trapped (see
         // `run`), so whoever sees the admin socket answer can stop the core gracefully.
         try admin.listen()
         return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets,
-                          processes: processes, admin: admin)
+                          processes: processes, lifecycle: lifecycle, admin: admin)
     }
 
     private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets,
-                 processes: AgentProcesses?, admin: LineServer) {
+                 processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer) {
+        self.lifecycle = lifecycle
         self.options = options
         self.broker = broker
         self.logger = logger
@@ -131,19 +144,10 @@ public final class CoreDaemon: Sendable {
                                  statsWindow: options.statsRetentionSeconds, interval: options.sweepInterval, logger: logger),
                 InflightWatchdog(broker: broker, sockets: sockets, logger: logger, grace: options.inflightGrace,
                                  interval: min(.seconds(10), options.inflightGrace / 3)),
-                ReadyNotice(onReady: { [admin, processes, broker, sockets] in
+                ReadyNotice(onReady: { [admin, lifecycle] in
                     admin.startAccepting()
-                    if let processes {
-                        for a in (try? broker.agents()) ?? [] where a.record.destroyedAt == nil {
-                            // Agents the operator stopped stay stopped across a core restart.
-                            guard let name = try? AgentName(a.record.name) else { continue }
-                            if (try? broker.isStopped(name)) == true {
-                                sockets.board.supervisor(name, state: "stopped")
-                            } else {
-                                processes.start(name)
-                            }
-                        }
-                    }
+                    // The manager first, ready before the others (it may wait for the manager's harness).
+                    Thread { lifecycle.bootAll() }.start()
                     onReady()
                 }),
             ],

@@ -3,15 +3,19 @@ import HiveBroker
 import HiveWire
 import Logging
 
-/// The operator's lifecycle verbs: spawn and destroy an agent, start, stop, restart and revive its harness. Transient states (`starting`, `stopping`,
-/// `restarting`) show in `list` while a verb runs and are always cleared, also when it fails.
+/// The lifecycle verbs: spawn and destroy an agent, start, stop, restart, rebuild and revive its cage.
+/// Transient states (`spawning`, `starting`, `stopping`, `restarting`, `rebuilding`, `destroying`) show
+/// in `list` while a verb runs and are always cleared, also when it fails.
 struct Lifecycle: Sendable {
     let layout: HiveLayout
     let broker: Broker
     let sockets: AgentSockets
     let processes: AgentProcesses?
+    let configs: ConfigStore
     let logger: Logger
     var board: AgentStatusBoard { sockets.board }
+    /// How long a (re)started harness may take to connect before the start counts as failed.
+    static let readyTimeout: Duration = .seconds(30)
 
     private func cages() throws -> AgentProcesses {
         guard let processes else {
@@ -32,31 +36,54 @@ struct Lifecycle: Sendable {
         return try body()
     }
 
-    /// Registers an agent, makes its directories and socket, and starts its harness (in a cage).
-    func spawn(_ name: AgentName) throws -> SpawnCommand.Reply {
-        _ = try broker.register(name)
-        do {
-            try AgentDirectories.create(name, in: layout)
-            try sockets.open(name)
-        } catch {
-            // Leave nothing half-made behind: the name stays free to try again.
-            try? broker.destroy(name, purge: true)
-            sockets.close(name)
-            throw error
+    /// Tells the manager (or, about the manager itself, the operator) what happened.
+    func notify(_ kind: SystemNotice, about name: AgentName, _ text: String) {
+        let to: Recipient = name == .manager && kind == .containerCrash ? .operator : .agent(.manager)
+        do { _ = try broker.send(from: .system, to: to, body: kind.body(text), inReplyTo: nil) } catch {
+            logger.error("could not tell \(to) (\(kind.rawValue)) about \(name): \(error)")
         }
-        processes?.start(name)
+    }
+
+    /// Registers an agent, makes its directories and socket, and starts its cage. With `waitReady`,
+    /// returns only once its harness connected (and throws, leaving the agent registered, when it did not).
+    func spawn(_ name: AgentName, waitReady: Bool = false) throws -> SpawnCommand.Reply {
+        _ = try broker.register(name)
+        try during(name, "spawning") {
+            do {
+                try AgentDirectories.create(name, in: layout)
+                try sockets.open(name)
+            } catch {
+                // Leave nothing half-made behind: the name stays free to try again.
+                try? broker.destroy(name, purge: true)
+                sockets.close(name)
+                throw error
+            }
+            let before = sockets.connectionsOpened(name)
+            processes?.start(name)
+            if waitReady, processes != nil, !sockets.waitForConnection(name, after: before, timeout: Self.readyTimeout) {
+                throw CoreError("\(name) was created but its harness did not connect within \(Self.readyTimeout); see hive logs \(name)")
+            }
+        }
         logger.info("spawned agent \(name)")
+        notify(.spawned, about: name, "\(name) was created\(processes == nil ? "" : " and its cage started").")
         return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path)
     }
 
-    /// Stops the harness, closes the socket and leaves a tombstone; `purge` also deletes the agent's
+    /// Stops the cage, closes the socket and leaves a tombstone; `purge` also deletes the agent's
     /// directories, inbox and reminders.
     func destroy(_ name: AgentName, purge: Bool) throws {
-        try broker.destroy(name, purge: purge)
-        processes?.stop(name)
-        sockets.close(name)
+        guard name != .manager else { throw BrokerError.managerIsPermanent }
+        try during(name, "destroying") {
+            try broker.destroy(name, purge: purge)
+            processes?.stop(name)
+            sockets.close(name)
+            if purge {
+                try AgentDirectories.remove(name, in: layout)
+                try? FileManager.default.removeItem(at: layout.renderedConfig(name))
+                configs.set(name, nil)
+            }
+        }
         sockets.board.forget(name)
-        if purge { try AgentDirectories.remove(name, in: layout) }
         logger.info("destroyed agent \(name)\(purge ? " (purged)" : "")")
     }
 
@@ -73,45 +100,80 @@ struct Lifecycle: Sendable {
         try live(name)
         try broker.setStopped(name, true)
         during(name, "stopping", after: "stopped") { cages.stop(name) }
-        logger.info("stopped the harness of \(name)")
+        logger.info("stopped the cage of \(name)")
         return .init(name: name.rawValue, state: "stopped")
     }
 
-    /// Stops and starts one agent's harness; a planned restart tells nobody it crashed.
-    func restart(_ name: AgentName) throws {
+    /// Stops and starts one agent's cage; a planned restart tells nobody it crashed. With `waitReady`,
+    /// throws when the new harness does not connect in time.
+    func restart(_ name: AgentName, transient: String = "restarting", waitReady: Bool = false) throws {
         let cages = try cages()
         try live(name)
         try broker.setStopped(name, false)
-        during(name, "restarting") {
+        try during(name, transient) {
             cages.stop(name)
+            let before = sockets.connectionsOpened(name)
             cages.start(name)
+            if waitReady, !sockets.waitForConnection(name, after: before, timeout: Self.readyTimeout) {
+                throw CoreError("the harness of \(name) did not connect within \(Self.readyTimeout) after the restart; see hive logs \(name)")
+            }
         }
     }
 
-    /// Restarts every live agent: the manager first, and once it is back, told who else is restarting,
-    /// so it can steady the others instead of chasing their silence.
-    func restartAll() throws -> [String] {
-        let everyone = try broker.agents().filter { $0.record.destroyedAt == nil }.compactMap { try? AgentName($0.record.name) }
-        var order: [AgentName] = everyone.contains(.manager) ? [.manager] : []
-        order += everyone.filter { $0 != .manager && !((try? broker.isStopped($0)) ?? false) }
-        guard let first = order.first else { return [] }
-        try restart(first)
-        if first == .manager {
-            let deadline = ContinuousClock.now + .seconds(30)
-            while sockets.connectionCount(.manager) == 0 && ContinuousClock.now < deadline { usleep(50_000) }
-            let others = order.dropFirst().map(\.rawValue)
-            if !others.isEmpty {
-                _ = try? broker.send(from: .system, to: .agent(.manager), body: """
-                    Planned restart of every agent: you are back first; now restarting \(others.joined(separator: ", ")). \
-                    Their harnesses will be gone for a few seconds; nothing is lost.
-                    """, inReplyTo: nil)
-            }
+    /// Re-renders the cage from the applied config and restarts it (idempotent).
+    func rebuild(_ name: AgentName, waitReady: Bool = false) throws {
+        try restart(name, transient: "rebuilding", waitReady: waitReady)
+        logger.info("rebuilt the cage of \(name)")
+    }
+
+    /// Restarts (or rebuilds) every live agent the operator has not stopped. See ``together(_:why:_:)``.
+    func restartAll(rebuild: Bool = false) throws -> [String] {
+        let why = rebuild ? "planned rebuild of every agent (hive rebuild --all)" : "planned restart of every agent (hive restart --all)"
+        return try together(try liveAgents(), why: why) { name in
+            try restart(name, transient: rebuild ? "rebuilding" : "restarting")
         }
-        for name in order.dropFirst() { try restart(name) }
+    }
+
+    /// Core boot: every live agent not stopped by the operator starts, the manager first.
+    func bootAll() {
+        do {
+            _ = try together(try liveAgents(), why: "the hive core started") { processes?.start($0) }
+        } catch {
+            logger.error("could not start every agent at boot: \(error)")
+        }
+    }
+
+    private func liveAgents() throws -> [AgentName] {
+        try broker.agents().filter { $0.record.destroyedAt == nil }.compactMap { try? AgentName($0.record.name) }
+            .filter { name in
+                if (try? broker.isStopped(name)) == true { board.supervisor(name, state: "stopped"); return false }
+                return true
+            }
+    }
+
+    /// Restart coordination: when several agents (re)start together the manager goes first and is ready
+    /// (its harness connected) before any other starts; then it gets one message saying what follows and
+    /// why, so it can steady the others instead of chasing their silence. Planned stops send no crash notices.
+    private func together(_ agents: [AgentName], why: String, _ act: (AgentName) throws -> Void) throws -> [String] {
+        let order = (agents.contains(.manager) ? [AgentName.manager] : []) + agents.filter { $0 != .manager }
+        guard let first = order.first else { return [] }
+        let before = sockets.connectionsOpened(first)
+        try act(first)
+        if first == .manager, processes != nil, !sockets.waitForConnection(.manager, after: before, timeout: Self.readyTimeout) {
+            logger.warning("the manager did not connect within \(Self.readyTimeout); starting the others anyway")
+        }
+        let others = order.dropFirst().map(\.rawValue)
+        if first == .manager, !others.isEmpty {
+            notify(.restarting, about: .manager, """
+                \(why): you are up first; now starting \(others.joined(separator: ", ")). \
+                Their harnesses are away for a few seconds; nothing is lost.
+                """)
+        }
+        for name in order.dropFirst() { try act(name) }
         return order.map(\.rawValue)
     }
 
-    /// A tombstone comes back: its directories, socket and harness.
+    /// A tombstone comes back: its directories, socket and cage.
     func revive(_ name: AgentName) throws -> StartCommand.Reply {
         try broker.revive(name)
         try AgentDirectories.create(name, in: layout)

@@ -30,8 +30,8 @@ struct ReminderDesk: Sendable {
             }
             dueAt = max(at, now)
         }
-        guard dueAt - now <= limits.policy.horizon else {
-            throw RequestError("remind: that is more than \(Int(limits.policy.horizon / 86400)) days ahead; set a nearer reminder")
+        guard dueAt - now <= limits.policy(for: agent).horizon else {
+            throw RequestError("remind: that is more than \(Int(limits.policy(for: agent).horizon / 86400)) days ahead; set a nearer reminder")
         }
         if let path = c.filePath {
             guard !path.isEmpty, path.utf8.count <= 512, !path.contains("\0"), !path.contains("\n") else {
@@ -62,7 +62,7 @@ struct ReminderDesk: Sendable {
         }
         let created: (id: Int64, pending: Int)
         do {
-            created = try broker.createReminder(agent, body: body, filePath: c.filePath, dueAt: dueAt, cap: limits.policy.cap)
+            created = try broker.createReminder(agent, body: body, filePath: c.filePath, dueAt: dueAt, cap: limits.policy(for: agent).cap)
         } catch {
             if let spilled { try? FileManager.default.removeItem(atPath: spilled) }
             throw error

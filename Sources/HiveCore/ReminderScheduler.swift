@@ -104,10 +104,23 @@ public final class ReminderLimits: Sendable {
         public var horizon: Double = 366 * 86400
         public init() {}
     }
-    let policy: Policy
+    /// The core's flags: the limits of an agent whose config sets none.
+    let defaultPolicy: Policy
+    private let overrides = Mutex([AgentName: Policy]())
     private let buckets = Mutex([AgentName: TokenBucket]())
 
-    init(policy: Policy) { self.policy = policy }
+    init(policy: Policy) { self.defaultPolicy = policy }
+
+    /// The limits `agent` works under.
+    func policy(for agent: AgentName) -> Policy {
+        overrides.withLock { $0[agent] } ?? defaultPolicy
+    }
+
+    /// Sets an agent's own limits (from its deployed config), or nil for the defaults; its bucket starts full.
+    func set(_ agent: AgentName, _ policy: Policy?) {
+        overrides.withLock { $0[agent] = policy }
+        buckets.withLock { _ = $0.removeValue(forKey: agent) }
+    }
 
     /// Returns the token of a request refused for another reason (the cap, a storage error).
     func refund(_ agent: AgentName) {
@@ -116,6 +129,7 @@ public final class ReminderLimits: Sendable {
 
     /// Takes a token for `agent`, or throws a refusal that says when to try again.
     func take(_ agent: AgentName, now: Double = Date().timeIntervalSince1970) throws(RequestError) {
+        let policy = policy(for: agent)
         let result = buckets.withLock { b -> Result<Void, TokenBucket.Wait> in
             var bucket = b[agent] ?? TokenBucket(burst: policy.burst, refillPerSecond: policy.refillPerSecond, now: now)
             defer { b[agent] = bucket }

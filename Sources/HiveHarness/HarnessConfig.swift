@@ -32,11 +32,31 @@ public struct HarnessConfig: Sendable {
     public var setupRecheck: Double = 60
     /// The process environment claude starts from.
     public var environment: [String: String]
+    /// MCP servers claude gets beside the hive's own.
+    public var extraMCPServers: [String: AgentConfig.MCPServer] = [:]
 
     public init(name: AgentName, socket: String, stateDir: String, harnessDir: String, webSocket: String?,
                 hiveExecutable: String, environment: [String: String]) {
         self.name = name; self.socket = socket; self.stateDir = stateDir; self.harnessDir = harnessDir
         self.webSocket = webSocket; self.hiveExecutable = hiveExecutable; self.environment = environment
+    }
+
+    /// Takes the settings of the agent's config (what core deployed for it).
+    public mutating func apply(_ c: AgentConfig) {
+        model = c.model
+        systemPromptAddition = c.systemPrompt.isEmpty ? nil : c.systemPrompt
+        environment.merge(c.env) { $1 }
+        extraMCPServers = c.mcpServers
+        policy = SessionPolicy(contextFraction: c.session.contextFraction, cacheTTL: Double(c.session.cacheTTLSeconds),
+                               freshBaselineTokens: policy.freshBaselineTokens)
+        turnTimeout = .seconds(c.session.turnTimeoutSeconds)
+    }
+
+    /// What claude's system prompt gets appended: the role of the hive's manager for the manager, then
+    /// the config's own addition.
+    var appendedSystemPrompt: String? {
+        let parts = [name == .manager ? ManagerRole.prompt : nil, systemPromptAddition].compactMap { $0 }
+        return parts.isEmpty ? nil : parts.joined(separator: "\n\n")
     }
 
     var eventsPath: String { harnessDir + "/events.sqlite" }

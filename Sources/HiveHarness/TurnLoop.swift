@@ -256,7 +256,7 @@ public final class TurnLoop: Sendable {
         var args = ["--print", "--verbose", "--output-format", "stream-json", "--model", config.model,
                     "--mcp-config", config.mcpConfigPath, "--strict-mcp-config"]
         if continueSession { args.append("--continue") }
-        if let addition = config.systemPromptAddition, !addition.isEmpty { args += ["--append-system-prompt", addition] }
+        if let addition = config.appendedSystemPrompt { args += ["--append-system-prompt", addition] }
         var env = config.environment
         env["CLAUDECODE"] = nil
         env["CLAUDE_CODE_ENTRYPOINT"] = nil
@@ -366,10 +366,14 @@ public final class TurnLoop: Sendable {
         try? data.write(to: URL(filePath: config.sessionPath), options: .atomic)
     }
 
-    /// The MCP config claude gets: `hive mcp` on this agent's socket, and nothing else.
+    /// The MCP config claude gets: `hive mcp` on this agent's socket, and the config's extra servers.
     private func writeMCPConfig() {
-        let config: [String: Any] = ["mcpServers": ["hive": ["type": "stdio", "command": self.config.hiveExecutable,
-                                                             "args": ["mcp", "--socket", self.config.socket]]]]
+        var servers: [String: Any] = [:]
+        for (name, server) in self.config.extraMCPServers {
+            servers[name] = ["type": "stdio", "command": server.command, "args": server.args, "env": server.env]
+        }
+        servers["hive"] = ["type": "stdio", "command": self.config.hiveExecutable, "args": ["mcp", "--socket", self.config.socket]]
+        let config: [String: Any] = ["mcpServers": servers]
         if let data = try? JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]) {
             try? data.write(to: URL(filePath: self.config.mcpConfigPath), options: .atomic)
         }

@@ -13,7 +13,11 @@ public enum HiveToolServer {
                             instructions: "Tools to talk to the other agents and the operator of this hive.",
                             capabilities: .init(tools: .init(listChanged: false)))
         let client = ToolClient(socket: socket)
-        await server.withMethodHandler(ListTools.self) { _ in ListTools.Result(tools: tools) }
+        await server.withMethodHandler(ListTools.self) { _ in
+            // The manager's socket takes more requests; only the manager sees their tools.
+            let manager = (try? await client.isManager()) ?? false
+            return ListTools.Result(tools: manager ? tools + managerTools : tools)
+        }
         await server.withMethodHandler(CallTool.self) { params in
             do {
                 let text = try await client.call(params.name, params.arguments ?? [:])
@@ -48,6 +52,29 @@ public enum HiveToolServer {
         Tool(name: "request_next_turn",
              description: "Ask for one more turn after this one, e.g. to continue long work in steps. It arrives as a message from 'system'.",
              inputSchema: schema(["reason": .string("Optional: a note to your next turn.")], required: [])),
+    ]
+
+    /// The config gatekeeper's tools: core refuses them on any other socket.
+    static let managerTools: [Tool] = [
+        Tool(name: "request_init_config",
+             description: "Ask the operator to create a config repo for a new agent (or one without a repo). Once approved you get a config_ready message; the repo is at /agents/<name>/config with agent.json seeded from the template.",
+             inputSchema: schema(["name": .string("The agent: lowercase letters, digits and '-', starting with a letter."),
+                                  "description": .string("Optional: what the agent is for; the operator reads this.")], required: ["name"])),
+        Tool(name: "request_apply_commit",
+             description: "Ask the operator to deploy a commit of an agent's config repo (/agents/<agent>/config). The operator sees the diff against what runs; on approval the agent's cage is rebuilt with it (created, for a new agent). You get approval_resolved either way.",
+             inputSchema: schema(["agent": .string("The agent whose config repo holds the commit."),
+                                  "commit_ref": .string("The commit hash, 7 to 40 hex digits; it must be on a branch."),
+                                  "description": .string("Optional: why; the operator reads this.")], required: ["agent", "commit_ref"])),
+        Tool(name: "start_agent", description: "Start another agent's cage (after it was stopped).",
+             inputSchema: schema(["name": .string("The agent.")], required: ["name"])),
+        Tool(name: "stop_agent", description: "Stop another agent's cage; it stays stopped until started. Its messages wait.",
+             inputSchema: schema(["name": .string("The agent.")], required: ["name"])),
+        Tool(name: "restart_agent", description: "Restart another agent's cage.",
+             inputSchema: schema(["name": .string("The agent.")], required: ["name"])),
+        Tool(name: "update_agent", description: "Rebuild another agent's cage from its applied config and restart it (idempotent).",
+             inputSchema: schema(["name": .string("The agent.")], required: ["name"])),
+        Tool(name: "agent_logs", description: "The last lines of an agent's cage log (harness and claude's stderr).",
+             inputSchema: schema(["name": .string("The agent."), "lines": .integer("Optional: how many (default 50).")], required: ["name"])),
     ]
 
     private enum Kind {
@@ -112,9 +139,31 @@ actor ToolClient {
         case "request_next_turn":
             let r = try await request(RequestNextTurnCommand(reason: args["reason"]?.stringValue))
             return "another turn is queued (message \(r.id))"
+        case "request_init_config":
+            let a = try await request(RequestInitConfigCommand(name: try string(args, "name"), description: args["description"]?.stringValue)).approval
+            return "approval \(a.id) requested (init_config for \(a.agent)); you get config_ready when the operator approves"
+        case "request_apply_commit":
+            let a = try await request(RequestApplyCommitCommand(agent: try string(args, "agent"), commitRef: try string(args, "commit_ref"),
+                                                                description: args["description"]?.stringValue)).approval
+            return "approval \(a.id) requested: deploy \(a.commit?.prefix(12) ?? "?") to \(a.agent); you get approval_resolved when the operator decides"
+        case "start_agent":
+            return "\(try await request(StartCommand(name: try string(args, "name"))).name): starting"
+        case "stop_agent":
+            return "\(try await request(StopCommand(name: try string(args, "name"))).name): stopped"
+        case "restart_agent":
+            return "restarted \(try await request(RestartCommand(name: try string(args, "name"))).restarted.joined(separator: ", "))"
+        case "update_agent":
+            return "rebuilt \(try await request(UpdateCommand(name: try string(args, "name"))).restarted.joined(separator: ", "))"
+        case "agent_logs":
+            let r = try await request(LogsCommand(name: try string(args, "name"), lines: try int(args, "lines", required: false)))
+            return r.lines.isEmpty ? "(the log of \(r.name) is empty)" : r.lines.joined(separator: "\n")
         default:
             throw ToolError(description: "unknown tool '\(tool)'; the hive tools are send, recv, whoami, status, remind, request_next_turn")
         }
+    }
+
+    func isManager() async throws -> Bool {
+        try await request(WhoamiCommand()).role == "manager"
     }
 
     private func request<C: HiveCommand>(_ command: C) async throws -> C.Reply {

@@ -308,6 +308,10 @@ public struct AgentSummary: Codable, Sendable, Equatable {
     /// One line for a person, from the harness or the supervisor.
     public var detail: String?
     public var createdAt: Double
+    /// The running cage's isolation and whether its limits are enforced, or null when none runs.
+    public var cage: String?
+    /// What the agent is for (its config's description).
+    public var description: String?
     public init(name: String, state: String, unread: Int, inflight: Int, deadLetters: Int = 0,
                 rateLimitedUntil: Double? = nil, detail: String? = nil, createdAt: Double) {
         self.name = name; self.state = state; self.unread = unread; self.inflight = inflight
@@ -315,7 +319,7 @@ public struct AgentSummary: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case name, state, unread, inflight, deadLetters, rateLimitedUntil, detail, createdAt
+        case name, state, unread, inflight, deadLetters, rateLimitedUntil, detail, createdAt, cage, description
     }
 
     /// Writes every field, `null` included.
@@ -329,6 +333,8 @@ public struct AgentSummary: Codable, Sendable, Equatable {
         try c.encode(rateLimitedUntil, forKey: .rateLimitedUntil)
         try c.encode(detail, forKey: .detail)
         try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(cage, forKey: .cage)
+        try c.encode(description, forKey: .description)
     }
 }
 

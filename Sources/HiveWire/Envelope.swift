@@ -88,6 +88,12 @@ public struct CommandTable<Request: Sendable>: Sendable {
     /// Every `cmd` this table knows, sorted.
     public var commands: [String] { decoders.keys.sorted() }
 
+    /// The same commands, each wrapped once more: how a wider socket (the manager's) takes every
+    /// command of a narrower one.
+    public func mapped<Wider: Sendable>(_ wrap: @escaping @Sendable (Request) -> Wider) -> CommandTable<Wider> {
+        CommandTable<Wider>(decoders.mapValues { decode in { data, decoder in wrap(try decode(data, decoder)) } })
+    }
+
     private struct Tag: Decodable { let cmd: String }
 
     private static func numberMisfit(in line: Data) -> String {
@@ -177,6 +183,11 @@ public enum AdminRequest: Sendable {
     case stop(StopCommand)
     case restart(RestartCommand)
     case revive(ReviveCommand)
+    case rebuild(RebuildCommand)
+    case logs(LogsCommand)
+    case pending(PendingCommand)
+    case approve(ApproveCommand)
+    case deny(DenyCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -192,4 +203,31 @@ public enum AdminRequest: Sendable {
         .with(StopCommand.self, AdminRequest.stop)
         .with(RestartCommand.self, AdminRequest.restart)
         .with(ReviveCommand.self, AdminRequest.revive)
+        .with(RebuildCommand.self, AdminRequest.rebuild)
+        .with(LogsCommand.self, AdminRequest.logs)
+        .with(PendingCommand.self, AdminRequest.pending)
+        .with(ApproveCommand.self, AdminRequest.approve)
+        .with(DenyCommand.self, AdminRequest.deny)
+}
+
+/// What the manager's socket accepts: every agent command, and the config gatekeeper's own.
+/// (The manager cannot stop itself: core refuses that, whatever the request says.)
+public enum ManagerRequest: Sendable {
+    case agent(AgentRequest)
+    case requestInitConfig(RequestInitConfigCommand)
+    case requestApplyCommit(RequestApplyCommitCommand)
+    case start(StartCommand)
+    case stop(StopCommand)
+    case restart(RestartCommand)
+    case update(UpdateCommand)
+    case logs(LogsCommand)
+
+    public static let table = AgentRequest.table.mapped(ManagerRequest.agent)
+        .with(RequestInitConfigCommand.self, ManagerRequest.requestInitConfig)
+        .with(RequestApplyCommitCommand.self, ManagerRequest.requestApplyCommit)
+        .with(StartCommand.self, ManagerRequest.start)
+        .with(StopCommand.self, ManagerRequest.stop)
+        .with(RestartCommand.self, ManagerRequest.restart)
+        .with(UpdateCommand.self, ManagerRequest.update)
+        .with(LogsCommand.self, ManagerRequest.logs)
 }

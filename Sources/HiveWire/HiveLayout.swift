@@ -24,6 +24,16 @@ public struct HiveLayout: Sendable {
     public func stateDir(_ name: AgentName) -> URL { agentDir(name).appending(path: "state") }
     /// `<root>/agents/<n>/harness`: the harness's internals.
     public func harnessDir(_ name: AgentName) -> URL { agentDir(name).appending(path: "harness") }
+    /// `<root>/agents/<n>/config`: the agent's *proposed* config repo (git), the manager's to write.
+    public func proposedConfig(_ name: AgentName) -> URL { agentDir(name).appending(path: "config") }
+    /// `<root>/applied`: every agent's *applied* config repo, core's only.
+    public var appliedDir: URL { root.appending(path: "applied") }
+    /// `<root>/applied/<n>`: the agent's applied config repo (bare): fetched proposals and their tags.
+    public func appliedRepo(_ name: AgentName) -> URL { appliedDir.appending(path: name.rawValue) }
+    /// `<root>/rendered/<n>.json`: the config the agent's cage runs with, as core checked it.
+    public func renderedConfig(_ name: AgentName) -> URL { root.appending(path: "rendered").appending(path: "\(name.rawValue).json") }
+    /// `<root>/shared`: the space every agent reads and writes.
+    public var sharedDir: URL { root.appending(path: "shared") }
     /// `<run-dir>/agents/<n>`: the agent's runtime sockets.
     public func agentRunDir(_ name: AgentName) -> URL { runDir.appending(path: "agents").appending(path: name.rawValue) }
     /// `<run-dir>/agents/<n>/mcp.sock`: the agent's identity socket.

@@ -40,6 +40,8 @@ struct Agent: AsyncParsableCommand {
     var cacheTTL: Double = 300
     @Option(name: .customLong("rate-limit-jitter"), help: ArgumentHelp("Most seconds added after a limit's reset before retrying.", valueName: "seconds"))
     var rateLimitJitter: Double = 60
+    @Option(help: ArgumentHelp("The agent's config as core rendered it (agent.json fields); it overrides the flags above.", valueName: "file"))
+    var config: String?
     @Flag(help: "Started by core: stdin is a pipe from core, and the harness stops when it closes (core is gone).")
     var supervised = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
@@ -73,6 +75,13 @@ struct Agent: AsyncParsableCommand {
         config.failureBackoff = Backoff(base: failureBackoff, cap: 300)
         config.policy = SessionPolicy(contextFraction: contextFraction, cacheTTL: cacheTTL)
         config.rateLimitJitter = rateLimitJitter
+        if let file = self.config {
+            do {
+                config.apply(try AgentConfig.parse(try Data(contentsOf: URL(filePath: file))))
+            } catch {
+                throw fail(RequestError("cannot use the config \(file): \(error)"))
+            }
+        }
         if supervised { Lifeline.watchStandardInput(logger: logger) }
         do {
             let loop = try TurnLoop(config: config, logger: logger)

@@ -12,7 +12,9 @@ struct List: AsyncParsableCommand {
             needs_login, claude_missing), running when something without a report is connected, stopped or
             crashed when nothing is, and destroyed for a tombstone that keeps its state. UNREAD counts
             messages waiting; INFLIGHT those handed to the harness and not yet acked; DEAD those it gave up
-            on (the manager was told). NOTE says until when a rate limit holds, and what to do.
+            on (the manager was told). CAGE is the running cage's isolation (bwrap or process, its network)
+            and whether its memory and process limits are enforced. NOTE says until when a rate limit
+            holds, and what to do.
             """)
 
     @OptionGroup var hive: RunDirOption
@@ -22,7 +24,7 @@ struct List: AsyncParsableCommand {
         try await operatorVerb {
             let agents = try await hive.connect().call(ListCommand()).agents
             if json { return printJSON(agents) }
-            var rows = [["NAME", "STATE", "UNREAD", "INFLIGHT", "DEAD", "NOTE"]]
+            var rows = [["NAME", "STATE", "UNREAD", "INFLIGHT", "DEAD", "CAGE", "NOTE"]]
             let clock = DateFormatter()
             clock.dateFormat = "HH:mm"
             rows += agents.map { a in
@@ -30,7 +32,7 @@ struct List: AsyncParsableCommand {
                 if let until = a.rateLimitedUntil {
                     note = "until \(clock.string(from: Date(timeIntervalSince1970: until)))" + (note.isEmpty ? "" : "; \(note)")
                 }
-                return [a.name, a.state, String(a.unread), String(a.inflight), String(a.deadLetters), note]
+                return [a.name, a.state, String(a.unread), String(a.inflight), String(a.deadLetters), a.cage ?? "-", note]
             }
             printTable(rows)
         }

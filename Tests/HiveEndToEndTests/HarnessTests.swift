@@ -15,12 +15,12 @@ struct HarnessTests {
         try await hive.start()
         try await hive.spawn("alice")
         try await hive.spawn("bob")
+        let sent = try await hive.admin().call(SendCommand(to: "alice", body: "please greet bob"))
         try hive.startAgent("alice", script: ["steps": [[
             "kind": "tools", "usage": ["input_tokens": 7, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 9000, "output_tokens": 42],
-            "cost": 0.25, "calls": [["tool": "send", "arguments": ["to": "bob", "body": "hello bob", "in_reply_to": 1]]],
+            "cost": 0.25, "calls": [["tool": "send", "arguments": ["to": "bob", "body": "hello bob", "in_reply_to": sent.ids[0]]]],
         ]]])
         try hive.startAgent("bob")
-        let sent = try await hive.admin().call(SendCommand(to: "alice", body: "please greet bob"))
         try await hive.eventually("bob has finished a turn") {
             let stats = try hive.turnStats("bob")
             return hive.runs(of: "bob").count == 1 && stats.count == 1
@@ -32,7 +32,7 @@ struct HarnessTests {
         #expect(argv.contains("--strict-mcp-config") && argv.contains("--mcp-config"))
         #expect((aliceRun["prompt"] as? String)?.contains("New message \(sent.ids[0]) from operator") == true)
         let bobPrompt = hive.runs(of: "bob").first?["prompt"] as? String ?? ""
-        #expect(bobPrompt.contains("from alice, replying to message 1") && bobPrompt.contains("hello bob"))
+        #expect(bobPrompt.contains("from alice, replying to message \(sent.ids[0])") && bobPrompt.contains("hello bob"))
 
         try await hive.eventually("both are acked") {
             let a = try await hive.agentRow("alice"), b = try await hive.agentRow("bob")
@@ -181,9 +181,9 @@ struct HarnessTests {
         let id = try await hive.admin().call(SendCommand(to: "iris", body: "poison")).ids[0]
         try await hive.eventually("dead-lettered") { try await hive.agentRow("iris")?.deadLetters == 1 }
         #expect(hive.runs(of: "iris").count == 3)
-        let notice = try await hive.agent("manager").call(RecvCommand()).messages.first
+        let notice = try await hive.message(to: "manager", containing: "dead-lettered")
         #expect(notice?.from == "system")
-        #expect(notice?.body.contains("iris dead-lettered message \(id)") == true)
+        #expect(notice?.body.hasPrefix("dead_letter: iris dead-lettered message \(id)") == true)
         #expect(notice?.body.contains("API Error: 400 invalid request") == true)
         #expect(try await hive.agentRow("iris")?.inflight == 0)
         #expect(hive.runs(of: "iris").count == 3, "the dead letter is not retried")
@@ -192,7 +192,9 @@ struct HarnessTests {
     @Test("a harness killed mid-turn gets the message again when it comes back (process cage)")
     func killedMidTurn() async throws {
         let hive = try LiveHive()
-        let env = try hive.fakeClaudeEnvironment(script: ["steps": [["kind": "slow", "seconds": 60], ["kind": "ok"]]])
+        // The manager's turns (on system notices such as `spawned`) take no step of iris's script.
+        let env = try hive.fakeClaudeEnvironment(script: ["steps": [["kind": "slow", "seconds": 60], ["kind": "ok"]],
+                                                          "by_prompt": [["contains": "from system", "step": "ok"]]])
         try await hive.start(cage: "process", environment: env)
         try await hive.spawn("iris")
         try await hive.eventually("iris's harness is up") { try await hive.agentRow("iris")?.state == "idle" }
@@ -211,7 +213,7 @@ struct HarnessTests {
         #expect(retry.contains("Delivered before without a finished turn"))
         // The manager runs too in the process cage: the crash notice drove one of its turns.
         try await hive.eventually("the manager heard of the crash") {
-            hive.runs(of: "manager").contains { ($0["prompt"] as? String)?.contains("The harness of iris was killed by signal 9") == true }
+            hive.runs(of: "manager").contains { ($0["prompt"] as? String)?.contains("container_crash: the cage of iris was killed by signal 9") == true }
         }
     }
 

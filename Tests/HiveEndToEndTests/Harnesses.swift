@@ -70,6 +70,12 @@ extension LiveHive {
         throw CancellationError()
     }
 
+    /// The first message waiting for `agent` whose body contains `text` (other notices, such as
+    /// `spawned`, may come first).
+    func message(to agent: String, containing text: String) async throws -> MessageView? {
+        try await self.agent(agent).call(RecvCommand(max: 32)).messages.first { $0.body.contains(text) }
+    }
+
     func agentRow(_ name: String) async throws -> AgentSummary? {
         try await admin().call(ListCommand()).agents.first { $0.name == name }
     }

@@ -55,7 +55,7 @@ struct LifecycleTests {
         let all = try await hive.admin().call(RestartCommand(all: true))
         #expect(all.restarted == ["manager", "iris"])
         try await hive.eventually("the manager was told", timeout: .seconds(30)) {
-            hive.runs(of: "manager").contains { ($0["prompt"] as? String)?.contains("Planned restart of every agent") == true }
+            hive.runs(of: "manager").contains { ($0["prompt"] as? String)?.contains("restarting: planned restart of every agent") == true }
         }
         #expect(!hive.runs(of: "manager").contains { ($0["prompt"] as? String)?.contains("unexpectedly") == true },
                 "planned restarts are not reported as crashes")

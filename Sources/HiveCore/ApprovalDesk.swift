@@ -1,0 +1,134 @@
+import Foundation
+import HiveBroker
+import HiveWire
+import Logging
+
+/// Config changes, each approved by the operator (ARCHITECTURE §8). The manager asks
+/// (`request_init_config`, `request_apply_commit`); the operator approves or denies; core carries the
+/// approval out and tells the manager the outcome (`approval_resolved`, `config_ready`).
+struct ApprovalDesk: Sendable {
+    let broker: Broker
+    let repos: ConfigRepos
+    let configs: ConfigStore
+    let lifecycle: Lifecycle
+    let logger: Logger
+
+    /// Manager: seed a config repo for `name` from the template, once the operator agrees.
+    func requestInit(_ c: RequestInitConfigCommand) throws -> ApprovalView {
+        let name = try Self.configurable(c.name)
+        if let record = try broker.agent(name), record.destroyedAt != nil {
+            throw RequestError("\(name) is destroyed; the operator can revive it (hive revive \(name))")
+        }
+        guard !repos.hasProposed(name) else {
+            throw RequestError("\(name) already has a config repo at \(repos.layout.proposedConfig(name).path); commit to it and request_apply_commit")
+        }
+        let description = try Self.description(c.description)
+        let view = try broker.createApproval(kind: .initConfig, agent: name, commit: nil, description: description, diff: nil,
+                                             requestedBy: "manager")
+        logger.info("approval \(view.id): init_config for \(name) requested")
+        return view
+    }
+
+    /// Manager: deploy a commit of `agent`'s proposed repo, once the operator agrees.
+    func requestApply(_ c: RequestApplyCommitCommand) throws -> ApprovalView {
+        let name = try Self.configurable(c.agent)
+        if let record = try broker.agent(name), record.destroyedAt != nil {
+            throw RequestError("\(name) is destroyed; the operator can revive it (hive revive \(name))")
+        }
+        let description = try Self.description(c.description)
+        let (sha, diff) = try repos.propose(name, ref: c.commitRef)
+        let view = try broker.createApproval(kind: .applyCommit, agent: name, commit: sha, description: description, diff: diff,
+                                             requestedBy: "manager")
+        try repos.tag(name, "proposal/\(view.id)", sha)
+        logger.info("approval \(view.id): apply \(sha.prefix(12)) to \(name) requested")
+        return view
+    }
+
+    /// Operator: approve and carry out. Returns the approval as it ended (`deployed` or `failed`).
+    func approve(_ id: Int64) throws -> ApprovalView {
+        let approved = try broker.resolveApproval(id, .approve)
+        let name = try AgentName(approved.agent)
+        let outcome: Result<String, any Error>
+        switch ApprovalKind(rawValue: approved.kind) {
+        case .initConfig:
+            outcome = Result {
+                try repos.seed(name, description: approved.description ?? "")
+                return "the config repo of \(name) is seeded at \(repos.layout.proposedConfig(name).path)"
+            }
+        case .applyCommit:
+            outcome = Result { try deploy(name, sha: approved.commit ?? "", id: id) }
+        case nil:
+            outcome = .failure(CoreError("unknown approval kind '\(approved.kind)'"))
+        }
+        switch outcome {
+        case .success(let what):
+            let done = try broker.resolveApproval(id, .succeed)
+            if approved.kind == ApprovalKind.initConfig.rawValue {
+                lifecycle.notify(.configReady, about: name, "approval \(id) approved: \(what). Edit agent.json there, commit, then request_apply_commit.")
+            } else {
+                lifecycle.notify(.approvalResolved, about: name, "approval \(id) approved and deployed: \(what).")
+            }
+            return done
+        case .failure(let error):
+            let reason = "\(error)"
+            if let sha = approved.commit { try? repos.tag(name, "failed/\(id)", sha) }
+            let done = try broker.resolveApproval(id, .fail, note: reason)
+            lifecycle.notify(.approvalResolved, about: name, "approval \(id) was approved but failed, nothing changed: \(reason)")
+            logger.warning("approval \(id) for \(name) failed: \(reason)")
+            return done
+        }
+    }
+
+    /// Operator: say no, with an optional note the manager gets.
+    func deny(_ id: Int64, note: String?) throws -> ApprovalView {
+        let note = try note.map { n -> String in
+            guard n.utf8.count <= 2000 else { throw RequestError("deny: the note is longer than 2000 bytes") }
+            return n
+        }
+        let denied = try broker.resolveApproval(id, .deny, note: note)
+        lifecycle.notify(.approvalResolved, about: .manager, "approval \(id) (\(denied.kind) for \(denied.agent)) was denied\(note.map { ": \($0)" } ?? "").")
+        return denied
+    }
+
+    /// Validate → render → (re)start; the new config stays only if the cage comes up. A never-deployed,
+    /// unregistered agent is created here.
+    private func deploy(_ name: AgentName, sha: String, id: Int64) throws -> String {
+        try repos.tag(name, "approved/\(id)", sha)
+        let config = try AgentConfig.parse(try repos.configFile(name, sha: sha))
+        let previous = configs.isDeployed(name) ? configs.current(name) : nil
+        let record = try broker.agent(name)
+        configs.set(name, config)
+        do {
+            if record == nil {
+                _ = try lifecycle.spawn(name, waitReady: true)
+            } else if lifecycle.processes != nil, try !broker.isStopped(name) {
+                try lifecycle.rebuild(name, waitReady: true)
+            }
+        } catch {
+            // Put back what ran before, and run it again; a new agent that never ran is left stopped
+            // (registered, so the next apply needs no second init).
+            configs.set(name, previous)
+            if record == nil {
+                _ = try? lifecycle.stop(name)
+            } else if lifecycle.processes != nil, (try? broker.isStopped(name)) == false {
+                try? lifecycle.rebuild(name)
+            }
+            throw error
+        }
+        try repos.setDeployed(name, sha)
+        try repos.tag(name, "deployed/\(id)", sha)
+        if record != nil { lifecycle.notify(.rebuilt, about: name, "\(name) runs config \(sha.prefix(12)) (approval \(id)).") }
+        return "\(name) runs config \(sha.prefix(12))"
+    }
+
+    /// An agent the manager may configure: any spawnable name, or the manager itself.
+    private static func configurable(_ raw: String) throws -> AgentName {
+        raw == AgentName.manager.rawValue ? .manager : try AgentName.spawnable(raw)
+    }
+
+    private static func description(_ d: String?) throws -> String? {
+        guard let d else { return nil }
+        guard d.utf8.count <= 2000 else { throw RequestError("description is longer than 2000 bytes") }
+        return d
+    }
+}

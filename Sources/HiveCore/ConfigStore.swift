@@ -1,0 +1,66 @@
+import Foundation
+import HiveWire
+import Logging
+import Synchronization
+
+/// The config each agent runs with: its deployed `agent.json` (checked), or the defaults for an agent
+/// nothing was deployed for yet. Core reads it when it renders a cage, sends a message (allowed
+/// recipients) or takes a reminder (limits).
+final class ConfigStore: Sendable {
+    private let layout: HiveLayout
+    private let reminderLimits: ReminderLimits
+    private let logger: Logger
+    private let configs = Mutex([AgentName: AgentConfig]())
+
+    init(layout: HiveLayout, reminderLimits: ReminderLimits, logger: Logger) {
+        self.layout = layout
+        self.reminderLimits = reminderLimits
+        self.logger = logger
+    }
+
+    /// Loads what is deployed for each agent (at boot). A deployed file that no longer passes the checks
+    /// (an older hive wrote it) is logged and the agent runs on defaults.
+    func load(_ names: [AgentName], from repos: ConfigRepos) {
+        for name in names {
+            guard let sha = repos.deployedSHA(name) else { continue }
+            do {
+                set(name, try AgentConfig.parse(try repos.configFile(name, sha: sha)))
+            } catch {
+                logger.error("the deployed config of \(name) (\(sha.prefix(12))) does not pass the checks, running on defaults: \(error)")
+            }
+        }
+    }
+
+    func current(_ name: AgentName) -> AgentConfig {
+        configs.withLock { $0[name] } ?? Self.defaults(for: name)
+    }
+
+    /// Whether something was deployed for the agent.
+    func isDeployed(_ name: AgentName) -> Bool { configs.withLock { $0[name] != nil } }
+
+    /// Sets (or, with nil, forgets) the agent's config, and the reminder limits that follow from it.
+    func set(_ name: AgentName, _ config: AgentConfig?) {
+        configs.withLock { $0[name] = config }
+        reminderLimits.set(name, config.map { c in
+            var p = reminderLimits.defaultPolicy
+            p.cap = c.reminders.cap
+            p.burst = Double(c.reminders.burst)
+            p.refillPerSecond = 1 / Double(c.reminders.refillSeconds)
+            return p
+        })
+    }
+
+    /// Writes the file the agent's harness reads its settings from, and returns where it is.
+    func render(_ name: AgentName) throws -> URL {
+        let file = layout.renderedConfig(name)
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try current(name).encoded().write(to: file, options: .atomic)
+        return file
+    }
+
+    static func defaults(for name: AgentName) -> AgentConfig {
+        var c = AgentConfig()
+        c.description = name == .manager ? "the hive's manager: keeper of every agent's config" : ""
+        return c
+    }
+}

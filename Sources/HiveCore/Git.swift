@@ -1,0 +1,58 @@
+import Foundation
+import Synchronization
+
+/// Runs the git client for core's config repos. Core never runs git hooks or the user's git config:
+/// `HOME` and the global config point at a file core writes, and the system config is skipped.
+struct Git: Sendable {
+    /// The global config file git reads (core's own: an identity, no hooks).
+    let globalConfig: URL
+
+    struct Failure: Error, CustomStringConvertible {
+        let arguments: [String]
+        let status: Int32
+        let stderr: String
+        var description: String {
+            let said = stderr.split(separator: "\n").last.map(String.init) ?? "no message"
+            return "git \(arguments.prefix(3).joined(separator: " ")) failed (\(status)): \(said)"
+        }
+    }
+
+    /// Writes core's git config: an identity, no hooks, local fetches allowed.
+    func writeConfig() throws {
+        var text = "[user]\n\tname = hive core\n\temail = core@hive.invalid\n[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n"
+        text += "[core]\n\thooksPath = /dev/null\n"
+        try FileManager.default.createDirectory(at: globalConfig.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: globalConfig, options: .atomic)
+    }
+
+    /// Runs `git -C dir args`, returning its standard output; a non-zero exit throws with git's last line.
+    @discardableResult
+    func run(_ args: [String], in dir: URL? = nil) throws -> String {
+        let p = Process()
+        p.executableURL = URL(filePath: "/usr/bin/git")
+        p.arguments = (dir.map { ["-C", $0.path] } ?? []) + args
+        p.environment = [
+            "PATH": "/usr/bin:/bin", "HOME": globalConfig.deletingLastPathComponent().path,
+            "GIT_CONFIG_GLOBAL": globalConfig.path, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",
+        ]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        // Read both pipes to the end before waiting, so a large diff cannot fill a pipe and stall git.
+        let errData = Mutex<Data>(Data())
+        let errDone = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }
+            errDone.signal()
+        }
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        errDone.wait()
+        guard p.terminationStatus == 0 else {
+            throw Failure(arguments: args, status: p.terminationStatus, stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+
+/// One agent's declarative configuration: the file `agent.json` at the top of its config repo.
+///
+/// The manager writes it in the *proposed* repo; core reads it from the *applied* repo once the operator
+/// approved it, checks every field (``parse(_:)`` names each bad one) and renders the cage from it.
+/// Missing fields take the defaults below, unknown fields are refused (a typo must not silently mean
+/// "default").
+public struct AgentConfig: Codable, Sendable, Equatable {
+    public static let fileName = "agent.json"
+
+    /// claude's `--model`.
+    public var model: String = "sonnet"
+    /// One line for the operator and the dashboard: what this agent is for.
+    public var description: String = ""
+    /// Appended to claude's system prompt (`--append-system-prompt`).
+    public var systemPrompt: String = ""
+    /// Whom the agent may message: agent names, or `*` for anyone. `manager` and `operator` are always allowed.
+    public var allowedRecipients: [String] = ["*"]
+    /// MCP servers beside the hive's own, by name.
+    public var mcpServers: [String: MCPServer] = [:]
+    /// Extra environment variables for claude.
+    public var env: [String: String] = [:]
+    /// `host` (default) or `none`.
+    public var network: Network = .host
+    public var limits = Limits()
+    public var reminders = Reminders()
+    public var session = Session()
+
+    private enum CodingKeys: String, CodingKey {
+        case model, description, systemPrompt = "system_prompt", allowedRecipients = "allowed_recipients",
+             mcpServers = "mcp_servers", env, network, limits, reminders, session
+    }
+
+    public enum Network: String, Codable, Sendable, CaseIterable { case host, none }
+
+    public struct MCPServer: Codable, Sendable, Equatable {
+        public var command: String
+        public var args: [String] = []
+        public var env: [String: String] = [:]
+        public init(command: String, args: [String] = [], env: [String: String] = [:]) {
+            self.command = command; self.args = args; self.env = env
+        }
+    }
+
+    /// Resource limits, enforced through cgroups where the host offers them (`hive ls` says).
+    public struct Limits: Codable, Sendable, Equatable {
+        public var memoryMB: Int?
+        public var pids: Int?
+        public init(memoryMB: Int? = nil, pids: Int? = nil) { self.memoryMB = memoryMB; self.pids = pids }
+        private enum CodingKeys: String, CodingKey { case memoryMB = "memory_mb", pids }
+    }
+
+    /// How many reminders the agent may keep pending and how fast it may set them.
+    public struct Reminders: Codable, Sendable, Equatable {
+        public var cap = 100
+        public var burst = 20
+        public var refillSeconds = 60
+        public init() {}
+        private enum CodingKeys: String, CodingKey { case cap, burst, refillSeconds = "refill_seconds" }
+    }
+
+    /// When the harness continues claude's session and when it starts afresh.
+    public struct Session: Codable, Sendable, Equatable {
+        /// Share of the context window past which a cold cache means a fresh session.
+        public var contextFraction = 0.5
+        /// Seconds the prompt cache is taken to stay warm.
+        public var cacheTTLSeconds = 300
+        /// Longest one turn may run.
+        public var turnTimeoutSeconds = 1800
+        public init() {}
+        private enum CodingKeys: String, CodingKey {
+            case contextFraction = "context_fraction", cacheTTLSeconds = "cache_ttl_seconds", turnTimeoutSeconds = "turn_timeout_seconds"
+        }
+    }
+
+    public init() {}
+
+    /// Whether the agent may send to `recipient`. The manager and the operator are always reachable.
+    public func allows(_ recipient: Recipient) -> Bool {
+        switch recipient {
+        case .operator, .agent(.manager): return true
+        case .broadcast: return allowedRecipients.contains("*")
+        case .agent(let n): return allowedRecipients.contains("*") || allowedRecipients.contains(n.rawValue)
+        }
+    }
+
+    // MARK: - Reading and checking
+
+    /// Parses and checks `agent.json`. Every problem is reported, one per line, naming its field.
+    public static func parse(_ data: Data) throws(ConfigError) -> AgentConfig {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            throw ConfigError(["\(fileName) is not valid JSON: \((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error.localizedDescription)"])
+        }
+        guard let top = object as? [String: Any] else { throw ConfigError(["\(fileName) must hold one JSON object"]) }
+        var check = Checker()
+        let config = check.config(top)
+        if !check.problems.isEmpty { throw ConfigError(check.problems) }
+        return config
+    }
+
+    /// The config file a new agent starts from (what `request_init_config` seeds), every field written
+    /// out so the manager sees what it can change.
+    public static func template(description: String) -> Data {
+        var c = AgentConfig()
+        c.description = description
+        return c.encoded()
+    }
+
+    /// The file as written: pretty, keys sorted. (Explicit coding keys, no key strategy: a strategy would
+    /// also rewrite the names inside `env` and `mcp_servers`.)
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return ((try? encoder.encode(self)) ?? Data("{}".utf8)) + Data("\n".utf8)
+    }
+
+    /// Reads a file written by ``encoded()`` (a config core has already checked).
+    public static func decodeRendered(_ data: Data) throws -> AgentConfig {
+        try JSONDecoder().decode(AgentConfig.self, from: data)
+    }
+}
+
+/// Why a config file was refused: one line per problem.
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let problems: [String]
+    public init(_ problems: [String]) { self.problems = problems }
+    public var description: String { "invalid \(AgentConfig.fileName): " + problems.joined(separator: "; ") }
+}
+
+/// Walks the parsed JSON field by field, collecting a sentence for each problem.
+private struct Checker {
+    var problems: [String] = []
+
+    mutating func config(_ o: [String: Any]) -> AgentConfig {
+        var c = AgentConfig()
+        known(o, ["model", "description", "system_prompt", "allowed_recipients", "mcp_servers", "env", "network",
+                  "limits", "reminders", "session"], in: nil)
+        if let v = string(o, "model", max: 100) {
+            if v.range(of: #"^[A-Za-z0-9][A-Za-z0-9._:\[\]-]*$"#, options: .regularExpression) == nil {
+                problems.append("model: '\(v.prefix(100))' is not a model name (letters, digits and . _ : - [ ])")
+            } else { c.model = v }
+        }
+        if let v = string(o, "description", max: 500) { c.description = v }
+        if let v = string(o, "system_prompt", max: 20_000) { c.systemPrompt = v }
+        if let list = field(o, "allowed_recipients", as: [Any].self, "a list of agent names or \"*\"") {
+            var names: [String] = []
+            for (i, item) in list.enumerated() {
+                guard let s = item as? String else { problems.append("allowed_recipients[\(i)]: must be a string"); continue }
+                if s == "*" || s == "operator" || s == "manager" || (try? AgentName(s)) != nil { names.append(s) } else {
+                    problems.append("allowed_recipients[\(i)]: '\(s.prefix(64))' is neither \"*\" nor a valid agent name")
+                }
+            }
+            c.allowedRecipients = names
+        }
+        if let servers = field(o, "mcp_servers", as: [String: Any].self, "an object of name → {command, args, env}") {
+            for (name, value) in servers.sorted(by: { $0.key < $1.key }) {
+                let at = "mcp_servers.\(name.prefix(64))"
+                guard name.range(of: #"^[a-z0-9_-]{1,32}$"#, options: .regularExpression) != nil else {
+                    problems.append("\(at): server names are 1–32 of a-z 0-9 _ -"); continue
+                }
+                guard name != "hive" else { problems.append("\(at): 'hive' is the hive's own server and cannot be replaced"); continue }
+                guard let s = value as? [String: Any] else { problems.append("\(at): must be an object with command, args, env"); continue }
+                known(s, ["command", "args", "env"], in: at)
+                guard let command = s["command"] as? String, !command.isEmpty, command.utf8.count <= 1024 else {
+                    problems.append("\(at).command: must be a non-empty string"); continue
+                }
+                var server = AgentConfig.MCPServer(command: command)
+                if let args = s["args"] {
+                    if let a = args as? [String], a.count <= 100 { server.args = a } else { problems.append("\(at).args: must be a list of at most 100 strings") }
+                }
+                if let env = s["env"] { server.env = environment(env, at: "\(at).env") }
+                c.mcpServers[name] = server
+            }
+        }
+        if let env = o["env"] { c.env = environment(env, at: "env") }
+        if let v = string(o, "network", max: 16) {
+            if let n = AgentConfig.Network(rawValue: v) { c.network = n } else { problems.append("network: must be \"host\" or \"none\", not '\(v)'") }
+        }
+        if let l = field(o, "limits", as: [String: Any].self, "an object with memory_mb, pids") {
+            known(l, ["memory_mb", "pids"], in: "limits")
+            c.limits.memoryMB = int(l, "memory_mb", at: "limits", range: 64...1_048_576)
+            c.limits.pids = int(l, "pids", at: "limits", range: 16...1_000_000)
+        }
+        if let r = field(o, "reminders", as: [String: Any].self, "an object with cap, burst, refill_seconds") {
+            known(r, ["cap", "burst", "refill_seconds"], in: "reminders")
+            if let v = int(r, "cap", at: "reminders", range: 1...10_000) { c.reminders.cap = v }
+            if let v = int(r, "burst", at: "reminders", range: 1...1_000) { c.reminders.burst = v }
+            if let v = int(r, "refill_seconds", at: "reminders", range: 1...86_400) { c.reminders.refillSeconds = v }
+        }
+        if let s = field(o, "session", as: [String: Any].self, "an object with context_fraction, cache_ttl_seconds, turn_timeout_seconds") {
+            known(s, ["context_fraction", "cache_ttl_seconds", "turn_timeout_seconds"], in: "session")
+            if let v = s["context_fraction"] {
+                if let d = (v as? NSNumber).map(\.doubleValue), !(v is Bool), d >= 0.05, d <= 1 { c.session.contextFraction = d } else {
+                    problems.append("session.context_fraction: must be a number from 0.05 to 1")
+                }
+            }
+            if let v = int(s, "cache_ttl_seconds", at: "session", range: 0...86_400) { c.session.cacheTTLSeconds = v }
+            if let v = int(s, "turn_timeout_seconds", at: "session", range: 10...86_400) { c.session.turnTimeoutSeconds = v }
+        }
+        return c
+    }
+
+    private mutating func known(_ o: [String: Any], _ keys: Set<String>, in parent: String?) {
+        for key in o.keys.sorted() where !keys.contains(key) {
+            let at = parent.map { "\($0).\(key.prefix(64))" } ?? String(key.prefix(64))
+            problems.append("\(at): unknown field (known: \(keys.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    private mutating func field<T>(_ o: [String: Any], _ key: String, as: T.Type, _ what: String) -> T? {
+        guard let v = o[key] else { return nil }
+        guard let t = v as? T else { problems.append("\(key): must be \(what)"); return nil }
+        return t
+    }
+
+    private mutating func string(_ o: [String: Any], _ key: String, max: Int) -> String? {
+        guard let v = o[key] else { return nil }
+        guard let s = v as? String else { problems.append("\(key): must be a string"); return nil }
+        guard s.utf8.count <= max else { problems.append("\(key): longer than \(max) bytes"); return nil }
+        return s
+    }
+
+    private mutating func int(_ o: [String: Any], _ key: String, at parent: String, range: ClosedRange<Int>) -> Int? {
+        guard let v = o[key] else { return nil }
+        guard !(v is Bool), let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded(), range.contains(n.intValue) else {
+            problems.append("\(parent).\(key): must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            return nil
+        }
+        return n.intValue
+    }
+
+    /// Environment variables: plain names, string values; the hive's own variables cannot be overridden.
+    private mutating func environment(_ v: Any, at: String) -> [String: String] {
+        guard let o = v as? [String: Any] else { problems.append("\(at): must be an object of NAME → string"); return [:] }
+        var env: [String: String] = [:]
+        for (k, value) in o.sorted(by: { $0.key < $1.key }) {
+            guard k.range(of: "^[A-Za-z_][A-Za-z0-9_]{0,127}$", options: .regularExpression) != nil else {
+                problems.append("\(at).\(k.prefix(64)): not a valid variable name"); continue
+            }
+            guard !k.hasPrefix("HIVE_"), !["HOME", "PATH", "CLAUDECODE"].contains(k) else {
+                problems.append("\(at).\(k): set by the hive, cannot be overridden"); continue
+            }
+            guard let s = value as? String, s.utf8.count <= 8192 else { problems.append("\(at).\(k): must be a string of at most 8 KiB"); continue }
+            env[k] = s
+        }
+        return env
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+
+// MARK: - Approvals (admin socket: pending, approve, deny; manager socket: request_init_config, request_apply_commit)
+
+/// One request for the operator's approval.
+public struct ApprovalView: Codable, Sendable, Equatable {
+    public var id: Int64
+    /// `init_config` (seed a new agent's config repo) or `apply_commit` (deploy a commit of it).
+    public var kind: String
+    public var agent: String
+    /// The full commit hash, for `apply_commit`.
+    public var commit: String?
+    public var description: String?
+    /// What the commit changes against what is deployed (capped), for `apply_commit`.
+    public var diff: String?
+    /// `pending`, `approved` (being deployed), `denied`, `deployed` or `failed`.
+    public var state: String
+    /// The operator's note on a denial, or why a deployment failed.
+    public var note: String?
+    public var requestedBy: String
+    public var createdAt: Double
+    public var resolvedAt: Double?
+
+    public init(id: Int64, kind: String, agent: String, commit: String?, description: String?, diff: String?, state: String,
+                note: String?, requestedBy: String, createdAt: Double, resolvedAt: Double?) {
+        self.id = id; self.kind = kind; self.agent = agent; self.commit = commit; self.description = description
+        self.diff = diff; self.state = state; self.note = note; self.requestedBy = requestedBy
+        self.createdAt = createdAt; self.resolvedAt = resolvedAt
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, kind, agent, commit, description, diff, state, note, requestedBy, createdAt, resolvedAt
+    }
+
+    /// Writes every field, `null` included.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(agent, forKey: .agent)
+        try c.encode(commit, forKey: .commit)
+        try c.encode(description, forKey: .description)
+        try c.encode(diff, forKey: .diff)
+        try c.encode(state, forKey: .state)
+        try c.encode(note, forKey: .note)
+        try c.encode(requestedBy, forKey: .requestedBy)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(resolvedAt, forKey: .resolvedAt)
+    }
+}
+
+/// Approvals waiting for the operator (and, with `all`, the most recent resolved ones too).
+public struct PendingCommand: HiveCommand {
+    public static let cmd = "pending"
+    public var all: Bool?
+    public init(all: Bool? = nil) { self.all = all }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var approvals: [ApprovalView]
+        public init(approvals: [ApprovalView]) { self.approvals = approvals }
+    }
+}
+
+/// Approve a pending request: it is carried out before the reply (seed, or validate → render → restart).
+public struct ApproveCommand: HiveCommand {
+    public static let cmd = "approve"
+    public var id: Int64
+    public init(id: Int64) { self.id = id }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var approval: ApprovalView
+        public init(approval: ApprovalView) { self.approval = approval }
+    }
+}
+
+public struct DenyCommand: HiveCommand {
+    public static let cmd = "deny"
+    public var id: Int64
+    public var note: String?
+    public init(id: Int64, note: String? = nil) { self.id = id; self.note = note }
+    public typealias Reply = ApproveCommand.Reply
+}
+
+/// Manager: ask the operator to seed a config repo for a new agent.
+public struct RequestInitConfigCommand: HiveCommand {
+    public static let cmd = "request_init_config"
+    public var name: String
+    public var description: String?
+    public init(name: String, description: String? = nil) { self.name = name; self.description = description }
+    public typealias Reply = ApproveCommand.Reply
+}
+
+/// Manager: ask the operator to deploy a commit of an agent's proposed config repo.
+public struct RequestApplyCommitCommand: HiveCommand {
+    public static let cmd = "request_apply_commit"
+    public var agent: String
+    /// 7 to 40 hex digits of a commit on a branch of `agents/<agent>/config`.
+    public var commitRef: String
+    public var description: String?
+    public init(agent: String, commitRef: String, description: String? = nil) {
+        self.agent = agent; self.commitRef = commitRef; self.description = description
+    }
+    public typealias Reply = ApproveCommand.Reply
+}
+
+// MARK: - Lifecycle additions
+
+/// Re-render an agent's cage from its applied config and restart it (`all`: every live agent, the manager first).
+public struct RebuildCommand: HiveCommand {
+    public static let cmd = "rebuild"
+    public var name: String?
+    public var all: Bool?
+    public init(name: String? = nil, all: Bool? = nil) { self.name = name; self.all = all }
+    public typealias Reply = RestartCommand.Reply
+}
+
+/// Manager: the idempotent rebuild of one other agent.
+public struct UpdateCommand: HiveCommand {
+    public static let cmd = "update"
+    public var name: String
+    public init(name: String) { self.name = name }
+    public typealias Reply = RestartCommand.Reply
+}
+
+/// The last lines a cage wrote (its harness log).
+public struct LogsCommand: HiveCommand {
+    public static let cmd = "logs"
+    public var name: String
+    public var lines: Int?
+    public init(name: String, lines: Int? = nil) { self.name = name; self.lines = lines }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var name: String
+        public var lines: [String]
+        public init(name: String, lines: [String]) { self.name = name; self.lines = lines }
+    }
+}
+
+/// What the hive tells the manager about, as the first word of a `system` message: `<kind>: <text>`.
+public enum SystemNotice: String, Sendable, CaseIterable {
+    case approvalResolved = "approval_resolved"
+    case configReady = "config_ready"
+    case spawned
+    case rebuilt
+    case containerCrash = "container_crash"
+    case deadLetter = "dead_letter"
+    case restarting
+
+    /// The message body: the kind, a colon, the text (capped to the message limit).
+    public func body(_ text: String) -> String {
+        let s = "\(rawValue): \(text)"
+        guard s.utf8.count > WireLimits.maxBodyBytes else { return s }
+        var cut = String(decoding: s.utf8.prefix(WireLimits.maxBodyBytes - 4), as: UTF8.self)
+        while cut.utf8.count > WireLimits.maxBodyBytes - 4 { cut.removeLast() }
+        return cut + "…"
+    }
+}

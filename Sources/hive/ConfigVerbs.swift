@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import HiveClient
+import HiveWire
+
+struct Pending: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pending",
+        abstract: "List config changes waiting for your approval, with their diffs.",
+        discussion: """
+            The manager asks for two kinds: init_config (seed a new agent's config repo from the template)
+            and apply_commit (deploy a commit of an agent's config repo; its diff against what runs now is
+            shown). Approve with `hive approve ID`, refuse with `hive deny ID --note "why"`.
+            A new agent takes two approvals: init_config, then its first apply_commit creates it.
+            """)
+    @OptionGroup var hive: RunDirOption
+    @Flag(help: "Also show the 50 most recently resolved ones.") var all = false
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    func run() async throws {
+        try await operatorVerb {
+            let approvals = try await hive.connect().call(PendingCommand(all: all ? true : nil)).approvals
+            if json { return printJSON(approvals) }
+            if approvals.isEmpty { return print(all ? "no approvals yet" : "nothing waits for your approval") }
+            for a in approvals { print(Self.describe(a)) }
+        }
+    }
+
+    static func describe(_ a: ApprovalView) -> String {
+        var lines = ["#\(a.id) \(a.kind) \(a.agent) — \(a.state)\(a.commit.map { " (commit \($0.prefix(12)))" } ?? "")"]
+        if let d = a.description, !d.isEmpty { lines.append("  why: \(d)") }
+        if let n = a.note { lines.append("  note: \(n)") }
+        if let diff = a.diff, a.state == "pending" { lines.append(diff.split(separator: "\n", omittingEmptySubsequences: false).map { "  │ \($0)" }.joined(separator: "\n")) }
+        return lines.joined(separator: "\n")
+    }
+}
+
+struct Approve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve",
+        abstract: "Approve a pending config change; it is carried out before this returns.",
+        discussion: """
+            init_config: the agent's config repo is seeded and the manager told config_ready.
+            apply_commit: the commit is tagged approved/ID, its agent.json checked, the cage re-rendered and
+            restarted (created, for a new agent); success tags deployed/ID, failure tags failed/ID and the
+            previous config keeps running. Either way the manager is told.
+            """)
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The approval's id (see hive pending).") var id: Int64
+
+    func run() async throws {
+        try await operatorVerb {
+            let a = try await hive.connect().call(ApproveCommand(id: id)).approval
+            print(Pending.describe(a))
+            if a.state == "failed" { throw ExitCode(2) }
+        }
+    }
+}
+
+struct Deny: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deny", abstract: "Refuse a pending config change; the manager gets your note.")
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The approval's id (see hive pending).") var id: Int64
+    @Option(help: "Why: the manager reads this.") var note: String?
+
+    func run() async throws {
+        try await operatorVerb { print(Pending.describe(try await hive.connect().call(DenyCommand(id: id, note: note)).approval)) }
+    }
+}
+
+struct RebuildAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild",
+        abstract: "Re-render an agent's cage from its applied config and restart it; --all for every agent (the manager first).")
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent (or use --all).") var name: String?
+    @Flag(help: "Rebuild every live agent: the manager first, then the others, and the manager is told.") var all = false
+    func validate() throws {
+        guard (name == nil) == all else { throw ValidationError("name an agent or pass --all") }
+        if let name { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+    }
+    func run() async throws {
+        try await operatorVerb {
+            let r = try await hive.connect().call(RebuildCommand(name: name, all: all ? true : nil))
+            print("rebuilt \(r.restarted.joined(separator: ", "))")
+        }
+    }
+}
+
+struct Logs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logs", abstract: "Show the recent output of an agent's cage (its harness log, claude's stderr).")
+    @OptionGroup var hive: RunDirOption
+    @OptionGroup var agent: AgentArgument
+    @Option(name: [.short, .customLong("lines")], help: "How many lines (at most 2000).") var lines = 50
+
+    func run() async throws {
+        try await operatorVerb {
+            for line in try await hive.connect().call(LogsCommand(name: agent.name, lines: lines)).lines { print(line) }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import HiveWire
+import Testing
+
+@Suite("Agent config file")
+struct AgentConfigTests {
+    func parse(_ json: String) throws -> AgentConfig { try AgentConfig.parse(Data(json.utf8)) }
+
+    @Test("the template parses back to the defaults, with its description")
+    func template() throws {
+        let c = try AgentConfig.parse(AgentConfig.template(description: "reviews pull requests"))
+        var expected = AgentConfig()
+        expected.description = "reviews pull requests"
+        #expect(c == expected)
+        #expect(c.network == .host && c.allowedRecipients == ["*"] && c.model == "sonnet")
+    }
+
+    @Test("every bad field is named in one error, typos included")
+    func problems() throws {
+        let json = """
+            {"modle": "opus", "model": "op us", "network": "wifi", "limits": {"memory_mb": 10, "cpu": 2},
+             "env": {"HOME": "/root", "1BAD": "x", "OK_VAR": 3}, "allowed_recipients": ["bob", "../etc"],
+             "mcp_servers": {"hive": {"command": "x"}, "Bad Name": {"command": "y"}, "git": {"args": []}},
+             "reminders": {"cap": 0}, "session": {"context_fraction": 2, "turn_timeout_seconds": 1.5}}
+            """
+        do {
+            _ = try parse(json)
+            Issue.record("a config this wrong was accepted")
+        } catch {
+            let text = error.description
+            for expected in ["modle: unknown field", "model: 'op us' is not a model name", "network: must be \"host\" or \"none\"",
+                             "limits.memory_mb: must be a whole number from 64", "limits.cpu: unknown field", "env.HOME: set by the hive",
+                             "env.1BAD: not a valid variable name", "env.OK_VAR: must be a string", "allowed_recipients[1]: '../etc'",
+                             "mcp_servers.hive: 'hive' is the hive's own server", "mcp_servers.Bad Name: server names",
+                             "mcp_servers.git.command: must be a non-empty string", "reminders.cap: must be a whole number from 1",
+                             "session.context_fraction: must be a number from 0.05 to 1", "session.turn_timeout_seconds: must be a whole number"] {
+                #expect(text.contains(expected), "missing: \(expected)")
+            }
+            #expect(error.problems.count == 15)
+        }
+    }
+
+    @Test("not JSON, or not an object, is refused with a reason")
+    func notJSON() {
+        #expect(throws: ConfigError.self) { try parse("{model: opus}") }
+        #expect((try? parse("[1]")) == nil)
+    }
+
+    @Test("a full config parses; what core renders reads back the same, variable names untouched")
+    func roundTrip() throws {
+        let c = try parse("""
+            {"model": "claude-opus-4-1", "system_prompt": "Be brief.", "allowed_recipients": ["bob"], "network": "none",
+             "env": {"MY_TOKEN": "t", "lowerCase": "v"}, "limits": {"memory_mb": 512, "pids": 128},
+             "mcp_servers": {"git_tools": {"command": "/usr/bin/env", "args": ["x"], "env": {"GIT_DIR": "/x"}}},
+             "reminders": {"cap": 5, "burst": 2, "refill_seconds": 30}, "session": {"context_fraction": 0.25, "cache_ttl_seconds": 60}}
+            """)
+        #expect(c.env == ["MY_TOKEN": "t", "lowerCase": "v"])
+        #expect(c.mcpServers["git_tools"]?.env == ["GIT_DIR": "/x"])
+        #expect(c.limits == .init(memoryMB: 512, pids: 128))
+        #expect(c.session.contextFraction == 0.25 && c.session.cacheTTLSeconds == 60 && c.session.turnTimeoutSeconds == 1800)
+        #expect(try AgentConfig.decodeRendered(c.encoded()) == c)
+        #expect(try AgentConfig.parse(c.encoded()) == c, "a rendered file is itself a valid config")
+    }
+
+    @Test("allowed recipients: the listed agents; manager and operator always; * needed for a broadcast")
+    func recipients() throws {
+        var c = AgentConfig()
+        c.allowedRecipients = ["bob"]
+        #expect(c.allows(.agent(try AgentName("bob"))))
+        #expect(!c.allows(.agent(try AgentName("eve"))))
+        #expect(c.allows(.agent(.manager)) && c.allows(.operator))
+        #expect(!c.allows(.broadcast))
+        c.allowedRecipients = ["*"]
+        #expect(c.allows(.broadcast) && c.allows(.agent(try AgentName("eve"))))
+    }
+
+    @Test("system notices start with their kind and fit in a message")
+    func notices() {
+        #expect(SystemNotice.containerCrash.body("x") == "container_crash: x")
+        let long = SystemNotice.deadLetter.body(String(repeating: "é", count: 5000))
+        #expect(long.utf8.count <= WireLimits.maxBodyBytes && long.hasPrefix("dead_letter: "))
+    }
+}
