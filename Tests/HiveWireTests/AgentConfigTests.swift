@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Agent config file")
 struct AgentConfigTests {
-    func parse(_ json: String) throws -> AgentConfig { try AgentConfig.parse(Data(json.utf8)) }
+    func parse(_ json: String) throws(ConfigError) -> AgentConfig { try AgentConfig.parse(Data(json.utf8)) }
 
     @Test("the template parses back to the defaults, with its description")
     func template() throws {
@@ -65,13 +65,14 @@ struct AgentConfigTests {
     @Test("allowed recipients: the listed agents; manager and operator always; * needed for a broadcast")
     func recipients() throws {
         var c = AgentConfig()
+        let bob = try AgentName("bob"), eve = try AgentName("eve")
         c.allowedRecipients = ["bob"]
-        #expect(c.allows(.agent(try AgentName("bob"))))
-        #expect(!c.allows(.agent(try AgentName("eve"))))
+        #expect(c.allows(.agent(bob)))
+        #expect(!c.allows(.agent(eve)))
         #expect(c.allows(.agent(.manager)) && c.allows(.operator))
         #expect(!c.allows(.broadcast))
         c.allowedRecipients = ["*"]
-        #expect(c.allows(.broadcast) && c.allows(.agent(try AgentName("eve"))))
+        #expect(c.allows(.broadcast) && c.allows(.agent(eve)))
     }
 
     @Test("system notices start with their kind and fit in a message")
