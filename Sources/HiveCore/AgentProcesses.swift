@@ -22,6 +22,8 @@ final class AgentProcesses: Service, Sendable {
     private let cage: BwrapCage?
     private let configs: ConfigStore
     private let cgroups: CgroupLimits
+    /// Cages are started from this one long-lived thread (see ``LauncherThread``).
+    private let launcher = LauncherThread()
 
     private struct Child {
         var process: Process?
@@ -91,6 +93,8 @@ final class AgentProcesses: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             for p in all { group.addTask { await onThread { Self.terminate(p, grace: .seconds(10)) } } }
         }
+        let names = state.withLock { Array($0.children.keys) }
+        await onThread { [cgroups] in for name in names { cgroups.release(name) } }
     }
 
     private func launch(_ name: AgentName) {
@@ -139,7 +143,7 @@ final class AgentProcesses: Service, Sendable {
         p.standardInput = lifeline
         p.terminationHandler = { [weak self] proc in self?.exited(name, proc) }
         do {
-            try p.run()
+            try launcher.run { try p.run() }
             try? lifeline.fileHandleForReading.close()
             let wanted = state.withLock { s -> Bool in
                 // stop() or shutdown may have run while this was starting: then it must not live on.
@@ -207,11 +211,31 @@ final class AgentProcesses: Service, Sendable {
     /// SIGTERM, wait up to `grace`, then SIGKILL; returns once the process is gone.
     static func terminate(_ p: Process, grace: Duration) {
         guard p.isRunning else { return }
-        kill(p.processIdentifier, SIGTERM)
+        kill(stopTarget(p.processIdentifier), SIGTERM)
         let deadline = ContinuousClock.now + grace
         while p.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
+    }
+}
+
+extension AgentProcesses {
+    /// The process to ask to stop. In a bubblewrap cage that is the harness inside, not bwrap: bwrap
+    /// inherits core's SIGTERM disposition (ignored: ServiceLifecycle listens through a dispatch source),
+    /// and were it to die, --die-with-parent would SIGKILL the harness instead of letting it finish.
+    /// Follows single children through the launcher chain (sh, setpriv, bwrap); else `pid` itself.
+    static func stopTarget(_ pid: pid_t) -> pid_t {
+        func read(_ path: String) -> String {
+            FileHandle(forReadingAtPath: path).map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) } ?? ""
+        }
+        var current = pid
+        for _ in 0..<4 {
+            let comm = read("/proc/\(current)/comm").trimmingCharacters(in: .whitespacesAndNewlines)
+            let children = read("/proc/\(current)/task/\(current)/children").split(separator: " ").compactMap { pid_t($0) }
+            guard ["bwrap", "sh", "setpriv"].contains(comm), children.count == 1 else { break }
+            current = children[0]
+        }
+        return current
     }
 }
 

@@ -64,9 +64,17 @@ struct CgroupLimits: Sendable {
         return applied
     }
 
-    /// Removes the agent's groups (once its cage is gone; a group with processes stays).
+    /// Removes the agent's groups once its cage is gone. The cage's inner processes die a moment after
+    /// the outer one (they follow it through --die-with-parent), so a busy group is retried for up to a second.
     func release(_ name: AgentName) {
-        for controller in ["memory", "pids"] { _ = rmdir(group(controller, name)) }
+        for controller in ["memory", "pids"] {
+            let dir = group(controller, name)
+            for _ in 0..<40 {
+                if rmdir(dir) == 0 || errno == ENOENT { break }
+                guard errno == EBUSY else { break }
+                usleep(25_000)
+            }
+        }
     }
 
     /// Wraps a command so its first process joins `procsFiles` before it execs (so every child is in them).

@@ -29,6 +29,11 @@ struct CageTests {
         try await hive.spawn("iris")
         try await hive.spawn("bob")
         try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == "idle" }
+        // The cage outlives the request that started it (bwrap's die-with-parent is tied to the starting
+        // *thread*; a cage started from a connection thread was killed when that thread ended).
+        try await Task.sleep(for: .seconds(1.5))
+        let crashes = try hive.sqlite("broker.sqlite", "SELECT count(*) AS n FROM message WHERE body LIKE 'container_crash:%'")
+        #expect(crashes.first?["n"] == "0", "no cage died after its start request ended")
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "look around"))
         let report = hive.root.appending(path: "agents/iris/state/probe.txt")
         try await hive.eventually("the probe ran") { FileManager.default.fileExists(atPath: report.path) }
@@ -53,5 +58,86 @@ struct CageTests {
         try await hive.eventually("bob is up") { try await hive.agentRow("bob")?.state == "idle" }
         let bobUID = try FileManager.default.attributesOfItem(atPath: hive.runDir.appending(path: "agents/bob/mcp.sock").path)[.ownerAccountID] as? NSNumber
         #expect(bobUID != nil && bobUID!.intValue != uid)
+    }
+
+    @Test("the manager sees every agent's state and config, not their harness dirs; network none leaves only loopback; limits go through cgroups")
+    func managerViewNetworkLimits() async throws {
+        let hive = try LiveHive()
+        let probe = hive.dir.appending(path: "probe-claude")
+        try Data("""
+            #!/bin/sh
+            cat > /dev/null
+            me=$(cat /proc/sys/kernel/hostname)
+            { echo "net=$(awk -F: 'NR>2 {gsub(/ /, "", $1); print $1}' /proc/net/dev | sort | tr '\n' ' ')"
+              [ "$me" = iris ] && echo "forks=$(python3 -c 'import os, time
+            n = 0
+            for i in range(200):
+                try:
+                    pid = os.fork()
+                except OSError:
+                    break
+                if pid == 0:
+                    time.sleep(3); os._exit(0)
+                n += 1
+            print(n)')"
+              if [ "$me" = manager ]; then
+                echo "agents=$(ls /agents | tr '\n' ' ')"
+                echo "iris_config=$(grep -c '"network": "none"' /agents/iris/config/agent.json 2>/dev/null)"
+                echo "iris_state=$(touch /agents/iris/state/from-manager 2>/dev/null && echo writable)"
+                echo "iris_harness=$(ls /agents/iris/harness >/dev/null 2>&1 && echo readable || echo closed)"
+                echo "applied=$(ls /applied | tr '\n' ' ')"
+                echo "applied_write=$(touch /applied/x 2>/dev/null && echo writable || echo read-only)"
+              fi; } > probe-$me.txt
+            printf '%s\n' '{"type":"system","subtype":"init","session_id":"p"}' '{"type":"result","subtype":"success","is_error":false,"result":"ok","total_cost_usd":0}'
+
+            """.utf8).write(to: probe)
+        chmod(probe.path, 0o755)
+        var env = ProcessInfo.processInfo.environment
+        env["HIVE_CLAUDE"] = probe.path
+        try await hive.start(cage: "bwrap", environment: env)
+        let deployed = try await hive.deploy("iris", #"{"network": "none", "limits": {"memory_mb": 256, "pids": 64}}"#)
+        #expect(deployed.state == "deployed", "\(deployed.note ?? "")")
+        try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == "idle" }
+
+        let enforced = getuid() == 0 && FileManager.default.fileExists(atPath: "/sys/fs/cgroup/pids/cgroup.procs")
+            && FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/cgroup.procs")
+        let cage = try await hive.agentRow("iris")?.cage ?? ""
+        #expect(cage.hasPrefix("bwrap, network none"))
+        #expect(cage.contains(enforced ? "memory 256 MiB (enforced), pids 64 (enforced)" : "not enforced"), "\(cage)")
+
+        func report(_ agent: String) -> [String: String] {
+            let text = (try? String(contentsOf: hive.root.appending(path: "agents/\(agent)/state/probe-\(agent).txt"), encoding: .utf8)) ?? ""
+            return Dictionary(text.split(separator: "\n").compactMap { line -> (String, String)? in
+                let parts = line.split(separator: "=", maxSplits: 1)
+                return parts.count == 2 ? (String(parts[0]), String(parts[1]).trimmingCharacters(in: .whitespaces)) : nil
+            }, uniquingKeysWith: { $1 })
+        }
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "look around"))
+        try await hive.eventually("iris's probe ran") { report("iris")[enforced ? "forks" : "net"] != nil }
+        #expect(report("iris")["net"] == "lo", "network none: only its own loopback")
+        var groups: [String] = []
+        if enforced {
+            let forks = Int(report("iris")["forks"] ?? "") ?? -1
+            #expect(forks >= 0 && forks < 64, "the pids limit holds inside the cage (forked \(forks) of 200)")
+            groups = try FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/memory").filter { $0.hasPrefix("hyperhive-") && $0.hasSuffix("-iris") }
+            let limits = groups.compactMap { try? String(contentsOfFile: "/sys/fs/cgroup/memory/\($0)/memory.limit_in_bytes", encoding: .utf8) }
+            #expect(limits.contains("268435456\n"), "memory limit set: \(limits)")
+        }
+
+        _ = try await hive.admin().call(SendCommand(to: "manager", body: "look around"))
+        try await hive.eventually("the manager's probe saw iris") { report("manager")["iris_state"] == "writable" }
+        let seen = report("manager")
+        #expect(seen["agents"]?.contains("iris") == true && seen["agents"]?.contains("manager") == true)
+        #expect(seen["iris_config"] == "1", "reads iris's proposed config")
+        #expect(seen["iris_harness"] == "closed", "another agent's harness dir stays closed")
+        #expect(seen["applied"]?.contains("iris") == true && seen["applied_write"] == "read-only")
+        #expect(seen["net"] != "lo", "the manager has the host's network (the default)")
+        #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris/state/from-manager").path))
+
+        // A graceful stop removes the cgroups it made.
+        #expect(await hive.terminate() == 0)
+        for g in groups { #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/\(g)/cgroup.procs") || (try? String(contentsOfFile: "/sys/fs/cgroup/memory/\(g)/cgroup.procs", encoding: .utf8)) != "", "\(g)") }
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/pids")) ?? []
+        #expect(!groups.contains { left.contains($0) }, "groups removed on shutdown")
     }
 }
