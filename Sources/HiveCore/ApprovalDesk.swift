@@ -53,7 +53,7 @@ struct ApprovalDesk: Sendable {
         case .initConfig:
             outcome = Result {
                 try repos.seed(name, description: approved.description ?? "")
-                return "the config repo of \(name) is seeded at \(repos.layout.proposedConfig(name).path)"
+                return "the config repo of \(name) is seeded (/agents/\(name)/config in your cage, \(repos.layout.proposedConfig(name).path) on the host)"
             }
         case .applyCommit:
             outcome = Result { try deploy(name, sha: approved.commit ?? "", id: id) }

@@ -31,7 +31,9 @@ struct DemoClaude: AsyncParsableCommand {
         }
         let (id, from, body) = Self.parse(prompt)
         var actions: [(to: String, body: String)] = []
-        if me == "manager" {
+        if me == "manager", let step = await configStep(from: from, body: body, socket: socket) {
+            actions.append(("operator", step))
+        } else if me == "manager" {
             if from == "operator" {
                 actions.append(("*", "(demo) The operator asks: \(body.prefix(300)). Please report back to me."))
                 actions.append(("operator", "(demo) I asked every agent to help with that; I will pass on what they report."))
@@ -63,6 +65,57 @@ struct DemoClaude: AsyncParsableCommand {
                 ["type": "tool_result", "tool_use_id": "toolu_demo_\(n)", "content": text, "is_error": false]]]])
         }
         result(session, text: "(demo) done", cost: Double.random(in: 0.002...0.02))
+    }
+
+    /// The demo manager's part of bringing a new agent to life: "new agent NAME" from the operator asks for
+    /// init_config; the config_ready that follows is answered with a commit and request_apply_commit.
+    /// Returns what to tell the operator, or nil when the message is not about that.
+    func configStep(from: String, body: String, socket: String) async -> String? {
+        let conn: HiveConnection
+        do { conn = try HiveConnection(path: socket) } catch { return nil }
+        if from == "operator", let name = body.firstMatch(of: /(?i)(?:new|create|spawn) agent ([a-z][a-z0-9-]{0,30})/)?.1 {
+            do {
+                let a = try await conn.call(RequestInitConfigCommand(name: String(name), description: "(demo) asked for by the operator")).approval
+                return "(demo) I asked to create \(name): approve it with `hive approve \(a.id)` (see `hive pending`)."
+            } catch { return "(demo) I could not ask for \(name): \(error)" }
+        }
+        guard from == "system", body.hasPrefix("config_ready:"),
+              let name = body.firstMatch(of: /config repo of ([a-z][a-z0-9-]*)/)?.1 else { return nil }
+        // Inside a cage the repo is at /agents/<name>/config; the process cage sees the host path.
+        let hostPath = body.firstMatch(of: /, (\/[^ ]+\/config) on the host/)?.1
+        guard let repo = ["/agents/\(name)/config", hostPath.map(String.init)].compactMap({ $0 })
+                .first(where: { FileManager.default.fileExists(atPath: "\($0)/agent.json") }) else {
+            return "(demo) config_ready for \(name), but I cannot see its repo"
+        }
+        do {
+            let file = URL(filePath: "\(repo)/agent.json")
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any] ?? [:]
+            config["description"] = "(demo) an agent the demo manager configured"
+            config["system_prompt"] = "You are \(name), created in the hive's demo."
+            try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: file)
+            try Self.git(["add", "agent.json"], in: repo)
+            try Self.git(["commit", "-q", "-m", "(demo) first config of \(name)"], in: repo)
+            let sha = try Self.git(["rev-parse", "HEAD"], in: repo)
+            let a = try await conn.call(RequestApplyCommitCommand(agent: String(name), commitRef: sha, description: "(demo) first config of \(name)")).approval
+            return "(demo) I committed a first config for \(name): `hive approve \(a.id)` starts it (`hive pending` shows the diff)."
+        } catch {
+            return "(demo) I could not configure \(name): \(error)"
+        }
+    }
+
+    @discardableResult
+    static func git(_ args: [String], in dir: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(filePath: "/usr/bin/git")
+        p.arguments = ["-c", "user.name=demo manager", "-c", "user.email=manager@hive.invalid", "-C", dir] + args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw RequestError("git \(args.first ?? "") failed in \(dir)") }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Sender, message id and body from the harness's wake prompt.

@@ -269,7 +269,7 @@ struct UpTests {
     }
 }
 
-@Suite("hive up --demo", .timeLimit(.minutes(1)))
+@Suite("hive up --demo", .timeLimit(.minutes(2)))
 struct DemoTests {
     @Test("the demo runs the manager and two agents on a labeled stand-in: messages flow, turns run, stats fill")
     func demo() async throws {
@@ -284,6 +284,23 @@ struct DemoTests {
         #expect(banner.contains("DEMO: a scripted stand-in, not Claude"))
         #expect(try hive.turnStats("manager").count >= 3)
         #expect(try hive.turnStats("alice").first?["result_kind"] == "ok")
+
+        // A new agent in two approvals: the operator asks the (demo) manager, approves its init_config,
+        // then the commit the manager makes; the agent then runs in its own cage and answers.
+        let run = ["--run-dir", hive.root.appending(path: "run").path]
+        #expect(try hive.cli(["send", "manager", "new agent iris"] + run).status == 0)
+        func pending(_ kind: String) throws -> Int64? {
+            let list = try JSONSerialization.jsonObject(with: Data(try hive.cli(["pending", "--json"] + run).out.utf8)) as? [[String: Any]] ?? []
+            return list.first { $0["kind"] as? String == kind && $0["state"] as? String == "pending" }?["id"] as? Int64
+        }
+        try await hive.eventually("the manager asked for init_config", timeout: .seconds(20)) { try pending("init_config") != nil }
+        #expect(try hive.cli(["approve", "\(try pending("init_config")!)"] + run).status == 0)
+        try await hive.eventually("the manager committed and asked to apply", timeout: .seconds(20)) { try pending("apply_commit") != nil }
+        #expect(try hive.cli(["approve", "\(try pending("apply_commit")!)"] + run).out.contains("deployed"))
+        #expect(try hive.cli(["send", "iris", "hello iris"] + run).status == 0)
+        try await hive.eventually("iris answered", timeout: .seconds(20)) {
+            try hive.cli(["inbox", "--json"] + run).out.contains("iris here: done with")
+        }
         let corePID = p.processIdentifier
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
