@@ -158,7 +158,7 @@ final class AgentProcesses: Service, Sendable {
                 Self.terminate(p, grace: .seconds(2))
                 return
             }
-            board.supervisor(name, state: nil)
+            board.supervisor(name, state: "starting") // until its harness connects and reports
             logger.info("started the harness of \(name) (pid \(p.processIdentifier))")
         } catch {
             board.supervisor(name, state: "crashed", detail: "could not start the harness: \(error); retrying in 30 s")

@@ -29,6 +29,10 @@ struct Lifecycle: Sendable {
         guard record.destroyedAt == nil else { throw BrokerError.destroyedRecipient(name.rawValue) }
     }
 
+    /// What shows once a verb that starts a cage returns: `starting` until the harness connects and
+    /// reports (its report then wins), so `list` never calls a booting agent stopped.
+    private var afterStart: String? { processes == nil ? nil : "starting" }
+
     /// Runs `body` with `transient` showing, and `after` (or nothing) once it ends, whatever happens.
     private func during<T>(_ name: AgentName, _ transient: String, after: String? = nil, _ body: () throws -> T) rethrows -> T {
         board.supervisor(name, state: transient)
@@ -48,7 +52,7 @@ struct Lifecycle: Sendable {
     /// returns only once its harness connected (and throws, leaving the agent registered, when it did not).
     func spawn(_ name: AgentName, waitReady: Bool = false) throws -> SpawnCommand.Reply {
         _ = try broker.register(name)
-        try during(name, "spawning") {
+        try during(name, "spawning", after: afterStart) {
             do {
                 try AgentDirectories.create(name, in: layout)
                 try sockets.open(name)
@@ -91,7 +95,7 @@ struct Lifecycle: Sendable {
         let cages = try cages()
         try live(name)
         try broker.setStopped(name, false)
-        during(name, "starting") { cages.start(name) }
+        during(name, "starting", after: afterStart) { cages.start(name) }
         return .init(name: name.rawValue, state: "starting")
     }
 
@@ -110,7 +114,7 @@ struct Lifecycle: Sendable {
         let cages = try cages()
         try live(name)
         try broker.setStopped(name, false)
-        try during(name, transient) {
+        try during(name, transient, after: afterStart) {
             cages.stop(name)
             let before = sockets.connectionsOpened(name)
             cages.start(name)

@@ -14,7 +14,7 @@ import Glibc
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hive-bench",
-        abstract: "Measure wake latency and durable send throughput of a real hive core.")
+        abstract: "Measure a real hive core: cage starts, reminder bursts, harness overhead, wake latency and durable send throughput.")
 
     @Option(help: "Sends for the wake-latency run.") var wakes = 3000
     @Option(help: "Concurrent senders for the throughput run.") var senders = 8
@@ -24,8 +24,15 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Synchronous levels to measure: full, normal or both.") var synchronous = "both"
     @Option(help: "Turns for the harness overhead run (0 skips it).") var turns = 200
     @Option(help: "Reminders falling due at once for the scheduler run (0 skips it).") var reminders = 10_000
+    @Flag(inversion: .prefixedNo, help: "Run the spine part (wake latency, send throughput).") var spine = true
+    @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
 
     func run() async throws {
+        if cageStarts > 0 {
+            let report = try await cageStarts()
+            print(report)
+            if let write { try append(report, to: write) }
+        }
         if reminders > 0 {
             let report = try await reminderBurst()
             print(report)
@@ -36,6 +43,7 @@ struct Bench: AsyncParsableCommand {
             print(report)
             if let write { try append(report, to: write) }
         }
+        guard spine else { return }
         let modes: [Broker.Synchronous] = synchronous == "both" ? [.full, .normal] : [Broker.Synchronous(rawValue: synchronous.uppercased()) ?? .full]
         var results: [Report.Mode] = []
         for mode in modes {
