@@ -34,6 +34,8 @@ final class AgentProcesses: Service, Sendable {
         var startedAt = Date()
         var stopping = false
         var lastNotice: Date?
+        /// A launch is under way (preparing the cage); a second start must not race it.
+        var launching = false
         /// What isolation and limits the running cage has, for `hive ls`.
         var isolation: String?
     }
@@ -60,8 +62,9 @@ final class AgentProcesses: Service, Sendable {
     func start(_ name: AgentName) {
         let proceed = state.withLock { s -> Bool in
             guard !s.stopped else { return false }
-            if s.children[name]?.process?.isRunning == true { return false }
+            if s.children[name]?.process?.isRunning == true || s.children[name]?.launching == true { return false }
             s.children[name, default: Child()].stopping = false
+            s.children[name]?.launching = true
             return true
         }
         if proceed { launch(name) }
@@ -83,6 +86,15 @@ final class AgentProcesses: Service, Sendable {
         state.withLock { s in s.children[name]?.process?.isRunning == true ? s.children[name]?.isolation : nil }
     }
 
+    /// A delayed relaunch goes ahead only if nothing stopped the agent or started it meanwhile.
+    private func claimRelaunch(_ name: AgentName) -> Bool {
+        state.withLock { s in
+            guard !s.stopped, let child = s.children[name], !child.stopping, child.process == nil, !child.launching else { return false }
+            s.children[name]?.launching = true
+            return true
+        }
+    }
+
     func run() async throws {
         try? await gracefulShutdown()
         let all = state.withLock { s -> [Process] in
@@ -97,14 +109,16 @@ final class AgentProcesses: Service, Sendable {
         await onThread { [cgroups] in for name in names { cgroups.release(name) } }
     }
 
+    /// Prepares and starts the cage; the caller set `launching`, which this clears whatever happens.
     private func launch(_ name: AgentName) {
+        defer { state.withLock { $0.children[name]?.launching = false } }
         let p = Process()
         var env = environment
         env["CLAUDECODE"] = nil
         let config = configs.current(name)
         var executable: String, arguments: [String], isolation: String
         do {
-            let rendered = try configs.render(name)
+            let rendered = try configs.render(name, config)
             if let cage {
                 let command = try cage.command(for: name, config: config, rendered: rendered, environment: env)
                 (executable, arguments, env) = command
@@ -130,11 +144,7 @@ final class AgentProcesses: Service, Sendable {
         p.arguments = arguments
         logger.debug("cage of \(name): \(executable) \(arguments.joined(separator: " "))")
         p.environment = env
-        let logURL = HarnessLog.url(layout, name)
-        try? FileManager.default.createDirectory(at: layout.harnessDir(name), withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
-        if let log = try? FileHandle(forWritingTo: logURL) {
-            log.seekToEndOfFile()
+        if let log = HarnessLog.openForAppend(HarnessLog.url(layout, name)) {
             p.standardOutput = log
             p.standardError = log
         }
@@ -165,8 +175,7 @@ final class AgentProcesses: Service, Sendable {
             logger.error("could not start the harness of \(name): \(error)")
             DispatchQueue.global().asyncAfter(deadline: .now() + 30) { [weak self] in
                 guard let self else { return }
-                let go = self.state.withLock { s in !s.stopped && s.children[name]?.stopping == false && s.children[name]?.process == nil }
-                if go { self.launch(name) }
+                if self.claimRelaunch(name) { self.launch(name) }
             }
         }
     }
@@ -203,8 +212,7 @@ final class AgentProcesses: Service, Sendable {
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + plan.delay) { [weak self] in
             guard let self else { return }
-            let go = self.state.withLock { s in !s.stopped && s.children[name]?.stopping == false && s.children[name]?.process == nil }
-            if go { self.launch(name) }
+            if self.claimRelaunch(name) { self.launch(name) }
         }
     }
 
@@ -239,9 +247,20 @@ extension AgentProcesses {
     }
 }
 
-/// A cage's output: `harness.log` in its harness dir (the harness's own log and claude's stderr).
+/// A cage's output (the harness's log and claude's stderr): `<root>/logs/<n>.log`, core's own file
+/// outside every agent-writable directory. Opened without following links, as regular files only.
 enum HarnessLog {
-    static func url(_ layout: HiveLayout, _ name: AgentName) -> URL { layout.harnessDir(name).appending(path: "harness.log") }
+    static func url(_ layout: HiveLayout, _ name: AgentName) -> URL { layout.cageLog(name) }
+
+    /// The log's write end for a new cage (created 0640 if missing), or nil when it is not a plain file.
+    static func openForAppend(_ url: URL) -> FileHandle? {
+        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let fd = open(url.path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { return nil }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { close(fd); return nil }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
 
     /// A `logs` request: the agent must exist; 50 lines unless asked, at most 2000.
     static func reply(_ layout: HiveLayout, _ c: LogsCommand) throws -> LogsCommand.Reply {
@@ -253,12 +272,16 @@ enum HarnessLog {
 
     /// The last `lines` lines (reading at most the last 256 KiB of the file).
     static func tail(_ url: URL, lines: Int) -> [String] {
-        guard lines > 0, let handle = try? FileHandle(forReadingFrom: url) else { return [] }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
+        guard lines > 0 else { return [] }
+        let fd = open(url.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return [] }
+        let size = UInt64(st.st_size)
         let window: UInt64 = 256 * 1024
         try? handle.seek(toOffset: size > window ? size - window : 0)
-        let data = (try? handle.readToEnd()) ?? Data()
+        let data = (try? handle.read(upToCount: Int(window))) ?? Data()
         var all = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if all.last == "" { all.removeLast() }
         if size > window, !all.isEmpty { all.removeFirst() } // a partial first line

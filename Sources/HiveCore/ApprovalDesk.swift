@@ -90,34 +90,41 @@ struct ApprovalDesk: Sendable {
         return denied
     }
 
-    /// Validate → render → (re)start; the new config stays only if the cage comes up. A never-deployed,
-    /// unregistered agent is created here.
+    /// Validate → render → (re)start → record. The new config stays only if all of it succeeds; otherwise
+    /// what ran before is put back and runs again. A never-deployed, unregistered agent is created here.
     private func deploy(_ name: AgentName, sha: String, id: Int64) throws -> String {
         try repos.tag(name, "approved/\(id)", sha)
         let config = try AgentConfig.parse(try repos.configFile(name, sha: sha))
         let previous = configs.isDeployed(name) ? configs.current(name) : nil
         let record = try broker.agent(name)
+        let cages = lifecycle.processes != nil
+        // An agent the operator stopped keeps its new config for its next start; one that never ran a
+        // deployed config (new, or left stopped by a failed first deploy) is started by this one.
+        let operatorStopped = try record != nil && previous != nil && broker.isStopped(name)
         configs.set(name, config)
         do {
             if record == nil {
                 _ = try lifecycle.spawn(name, waitReady: true)
-            } else if lifecycle.processes != nil, try !broker.isStopped(name) {
+            } else if cages && !operatorStopped {
                 try lifecycle.rebuild(name, waitReady: true)
             }
+            try repos.setDeployed(name, sha)
         } catch {
-            // Put back what ran before, and run it again; a new agent that never ran is left stopped
-            // (registered, so the next apply needs no second init).
+            // Put back what ran before, and run it again; a new agent whose first config failed is left
+            // stopped (registered, so the next apply needs no second init_config).
             configs.set(name, previous)
-            if record == nil {
+            if previous == nil {
                 _ = try? lifecycle.stop(name)
-            } else if lifecycle.processes != nil, (try? broker.isStopped(name)) == false {
+            } else if cages && !operatorStopped {
                 try? lifecycle.rebuild(name)
             }
             throw error
         }
-        try repos.setDeployed(name, sha)
-        try repos.tag(name, "deployed/\(id)", sha)
+        try? repos.tag(name, "deployed/\(id)", sha)
         if record != nil { lifecycle.notify(.rebuilt, about: name, "\(name) runs config \(sha.prefix(12)) (approval \(id)).") }
+        if operatorStopped || !cages {
+            return "\(name) has config \(sha.prefix(12)); it is not running (\(cages ? "stopped by the operator: hive start \(name)" : "this core starts no cages"))"
+        }
         return "\(name) runs config \(sha.prefix(12))"
     }
 

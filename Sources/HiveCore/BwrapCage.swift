@@ -45,20 +45,22 @@ public struct BwrapCage: Sendable {
         try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
         _ = chmod(shared.path, 0o1777) // every agent writes here; sticky, like /tmp
         // claude's HOME (its settings and login) is per agent, inside the harness dir.
-        try FileManager.default.createDirectory(at: layout.harnessDir(name).appending(path: "home"), withIntermediateDirectories: true)
+        let home = layout.harnessDir(name).appending(path: "home")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         var prefix: [String] = []
         if let uid = try uid(name) {
             // Never run a cage as host root: an unprivileged uid per agent, owning its directories. The
             // state dir's group is the manager's (setgid, group-writable), so the manager can tend it;
             // the harness dir stays the agent's alone.
             let managerGID = gid_t(try broker.cageUID(for: .manager))
+            // (These paths' parents are root's, so the agent cannot swap the top directories themselves.)
             try Ownership.give(layout.stateDir(name), to: uid, group: managerGID)
             _ = chmod(layout.stateDir(name).path, 0o2770)
             try Ownership.give(layout.harnessDir(name), to: uid, group: gid_t(uid))
             _ = chmod(layout.harnessDir(name).path, 0o770)
             try Ownership.give(layout.agentRunDir(name), to: uid, group: gid_t(uid))
+            _ = lchown(home.path, uid, gid_t(uid)) // made by core just now, maybe after the tree was handed over
             _ = chown(rendered.path, 0, gid_t(uid))
-            _ = chmod(rendered.path, 0o640)
             prefix = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--"]
         }
         var env = environment
@@ -106,12 +108,39 @@ public struct BwrapCage: Sendable {
 }
 
 /// Hands a directory tree to an agent's uid (cages never write as root).
+///
+/// The trees are agent-writable (and the manager can write every state dir), so the walk never follows a
+/// link: each directory is opened with `O_NOFOLLOW` relative to its parent's descriptor and each entry is
+/// changed with `AT_SYMLINK_NOFOLLOW`, so swapping a directory for a symlink mid-walk cannot point root at
+/// a host file. A tree whose top already has the right owner is left alone (what the agent made is its own).
 enum Ownership {
     static func give(_ dir: URL, to uid: uid_t, group: gid_t) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        _ = chown(dir.path, uid, group)
-        let walker = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)
-        while let item = walker?.nextObject() as? URL { _ = lchown(item.path, uid, group) }
+        let fd = open(dir.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw CoreError("cannot open \(dir.path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return }
+        if st.st_uid == uid && st.st_gid == group { return }
+        _ = fchown(fd, uid, group)
+        walk(fd, uid, group, depth: 0)
+    }
+
+    private static func walk(_ dirFD: Int32, _ uid: uid_t, _ group: gid_t, depth: Int) {
+        guard depth < 64, let dir = fdopendir(dup(dirFD)) else { return }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            _ = fchownat(dirFD, name, uid, group, AT_SYMLINK_NOFOLLOW)
+            if entry.pointee.d_type == UInt8(DT_DIR) {
+                let child = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if child >= 0 {
+                    walk(child, uid, group, depth: depth + 1)
+                    close(child)
+                }
+            }
+        }
     }
 }
 

@@ -26,9 +26,10 @@ final class ConfigRepos: Sendable {
         self.managerUID = managerUID
     }
 
-    /// Whether the agent has a proposed repo.
+    /// Whether the agent has a proposed repo (its `.git` a real directory, not a link or anything else).
     func hasProposed(_ name: AgentName) -> Bool {
-        FileManager.default.fileExists(atPath: layout.proposedConfig(name).appending(path: ".git").path)
+        var st = stat()
+        return lstat(layout.proposedConfig(name).appending(path: ".git").path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Seeds the proposed repo from the template: `agent.json` and a README, one commit on `main`.
@@ -38,13 +39,23 @@ final class ConfigRepos: Sendable {
             guard !hasProposed(name) else { throw CoreError("\(name) already has a config repo at \(dir.path)") }
             try prepare()
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try git.run(["init", "-q", "-b", "main"], in: dir)
-            try AgentConfig.template(description: description).write(to: dir.appending(path: AgentConfig.fileName))
-            try Data(Self.readme(name).utf8).write(to: dir.appending(path: "README.md"))
-            try git.run(["add", "-A"], in: dir)
-            try git.run(["commit", "-q", "-m", "Seed the config of \(name) from the template"], in: dir)
+            do {
+                try git.run(["init", "-q", "-b", "main"], in: dir)
+                try AgentConfig.template(description: description).write(to: dir.appending(path: AgentConfig.fileName))
+                try Data(Self.readme(name).utf8).write(to: dir.appending(path: "README.md"))
+                try git.run(["add", "-A"], in: dir)
+                try git.run(["commit", "-q", "-m", "Seed the config of \(name) from the template"], in: dir)
+            } catch {
+                try? FileManager.default.removeItem(at: dir) // half-made: the next init_config starts clean
+                throw error
+            }
             if let uid = managerUID() { try Ownership.give(dir, to: uid, group: gid_t(uid)) }
         }
+    }
+
+    /// Removes the applied repo (the agent was purged; a new agent of that name starts from nothing).
+    func removeApplied(_ name: AgentName) {
+        lock.withLock { _ in try? FileManager.default.removeItem(at: layout.appliedRepo(name)) }
     }
 
     /// Fetches the proposed repo's branches into the applied repo, resolves `ref` (7–40 hex digits) to
@@ -76,7 +87,10 @@ final class ConfigRepos: Sendable {
                 throw RequestError("commit \(ref) is not on any branch of \(name)'s config repo (or is ambiguous); commit it to a branch and give its hash")
             }
             let base = deployedSHA(name) ?? Self.emptyTree
-            var diff = try git.run(["diff", "--no-color", "--no-ext-diff", "--stat", "-p", base, sha], in: applied)
+            // agent.json is the whole config: the operator sees its diff and nothing that could push it out
+            // of view; as text, whatever attributes the repo sets.
+            var diff = try git.run(["diff", "--no-color", "--no-ext-diff", "--text", "--no-textconv", base, sha, "--", AgentConfig.fileName], in: applied)
+            if diff.isEmpty { diff = "(\(AgentConfig.fileName) is unchanged)\n" }
             if diff.utf8.count > Self.maxDiffBytes {
                 diff = String(decoding: diff.utf8.prefix(Self.maxDiffBytes), as: UTF8.self) + "\n… (diff cut at 64 KiB)\n"
             }

@@ -2,6 +2,9 @@ import Foundation
 import HiveWire
 import Logging
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The config each agent runs with: its deployed `agent.json` (checked), or the defaults for an agent
 /// nothing was deployed for yet. Core reads it when it renders a cage, sends a message (allowed
@@ -50,11 +53,20 @@ final class ConfigStore: Sendable {
         })
     }
 
-    /// Writes the file the agent's harness reads its settings from, and returns where it is.
-    func render(_ name: AgentName) throws -> URL {
+    /// Writes `config` (what the cage is being built from) as the file the agent's harness reads its
+    /// settings from, and returns where it is. Created 0640 (it may hold secrets in `env`), replaced atomically.
+    func render(_ name: AgentName, _ config: AgentConfig) throws -> URL {
         let file = layout.renderedConfig(name)
-        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try current(name).encoded().write(to: file, options: .atomic)
+        let dir = file.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let temp = dir.appending(path: ".\(name.rawValue).\(UUID().uuidString.prefix(8))")
+        guard FileManager.default.createFile(atPath: temp.path, contents: config.encoded(), attributes: [.posixPermissions: 0o640]) else {
+            throw CoreError("cannot write \(temp.path)")
+        }
+        guard rename(temp.path, file.path) == 0 else {
+            try? FileManager.default.removeItem(at: temp)
+            throw CoreError("cannot replace \(file.path): \(String(cString: strerror(errno)))")
+        }
         return file
     }
 

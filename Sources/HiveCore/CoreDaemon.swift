@@ -94,7 +94,8 @@ public final class CoreDaemon: Sendable {
         let repos = ConfigRepos(layout: layout, managerUID: { [bwrap] in (try? bwrap?.uid(.manager)) ?? nil })
         let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }
         configs.load(live, from: repos)
-        let lifecycle = Lifecycle(layout: layout, broker: broker, sockets: sockets, processes: processes, configs: configs, logger: logger)
+        let lifecycle = Lifecycle(layout: layout, broker: broker, sockets: sockets, processes: processes, configs: configs,
+                                  repos: repos, logger: logger)
         let approvals = ApprovalDesk(broker: broker, repos: repos, configs: configs, lifecycle: lifecycle, logger: logger)
         sockets.attach(ManagerDesk(approvals: approvals))
         for name in live {

@@ -6,6 +6,8 @@ import Synchronization
 struct Git: Sendable {
     /// The global config file git reads (core's own: an identity, no hooks).
     let globalConfig: URL
+    /// Longest any one git command may run.
+    var timeout: Double = 60
 
     struct Failure: Error, CustomStringConvertible {
         let arguments: [String]
@@ -29,8 +31,10 @@ struct Git: Sendable {
     @discardableResult
     func run(_ args: [String], in dir: URL? = nil) throws -> String {
         let p = Process()
-        p.executableURL = URL(filePath: "/usr/bin/git")
-        p.arguments = (dir.map { ["-C", $0.path] } ?? []) + args
+        // A repo made to stall git (a FIFO where a file should be) must not hang core: timeout(1) runs git
+        // in a process group of its own and kills the whole group (upload-pack included) when time is up.
+        p.executableURL = URL(filePath: "/usr/bin/timeout")
+        p.arguments = ["-s", "KILL", "\(Int(timeout))", "/usr/bin/git"] + (dir.map { ["-C", $0.path] } ?? []) + args
         p.environment = [
             "PATH": "/usr/bin:/bin", "HOME": globalConfig.deletingLastPathComponent().path,
             "GIT_CONFIG_GLOBAL": globalConfig.path, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",

@@ -12,6 +12,7 @@ struct Lifecycle: Sendable {
     let sockets: AgentSockets
     let processes: AgentProcesses?
     let configs: ConfigStore
+    let repos: ConfigRepos
     let logger: Logger
     var board: AgentStatusBoard { sockets.board }
     /// How long a (re)started harness may take to connect before the start counts as failed.
@@ -84,6 +85,8 @@ struct Lifecycle: Sendable {
             if purge {
                 try AgentDirectories.remove(name, in: layout)
                 try? FileManager.default.removeItem(at: layout.renderedConfig(name))
+                try? FileManager.default.removeItem(at: layout.cageLog(name))
+                repos.removeApplied(name)
                 configs.set(name, nil)
             }
         }

@@ -31,7 +31,16 @@ struct Pending: AsyncParsableCommand {
         if let d = a.description, !d.isEmpty { lines.append("  why: \(d)") }
         if let n = a.note { lines.append("  note: \(n)") }
         if let diff = a.diff, a.state == "pending" { lines.append(diff.split(separator: "\n", omittingEmptySubsequences: false).map { "  │ \($0)" }.joined(separator: "\n")) }
-        return lines.joined(separator: "\n")
+        return printable(lines.joined(separator: "\n"))
+    }
+
+    /// What the manager wrote, made safe for a terminal: control characters (escape sequences could
+    /// redraw what the operator is approving) are shown as `\u{..}` instead of acted on.
+    static func printable(_ text: String) -> String {
+        String(text.unicodeScalars.flatMap { c -> [Unicode.Scalar] in
+            if c == "\n" || c == "\t" || !(c.properties.generalCategory == .control || c.properties.generalCategory == .format) { return [c] }
+            return Array("\\u{\(String(c.value, radix: 16))}".unicodeScalars)
+        }.map(Character.init))
     }
 }
 

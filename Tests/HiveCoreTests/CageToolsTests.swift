@@ -2,6 +2,9 @@ import Foundation
 @testable import HiveCore
 import HiveWire
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Cage tools")
 struct CageToolsTests {
@@ -42,5 +45,50 @@ struct CageToolsTests {
         try Data((1...500).map { "line \($0)" }.joined(separator: "\n").appending("\n").utf8).write(to: url)
         #expect(HarnessLog.tail(url, lines: 3) == ["line 498", "line 499", "line 500"])
         #expect(HarnessLog.tail(url.appending(path: "nope"), lines: 3).isEmpty)
+    }
+
+    @Test("a log that is a symlink or not a plain file is neither read nor appended to")
+    func logLinks() throws {
+        let dir = FileManager.default.temporaryDirectory.appending(path: "loglink-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let secret = dir.appending(path: "secret")
+        try Data("top secret\n".utf8).write(to: secret)
+        let link = dir.appending(path: "iris.log")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: secret)
+        #expect(HarnessLog.tail(link, lines: 5).isEmpty)
+        #expect(HarnessLog.openForAppend(link) == nil)
+        #expect(try String(contentsOf: secret, encoding: .utf8) == "top secret\n")
+        let fifo = dir.appending(path: "fifo.log")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        #expect(HarnessLog.tail(fifo, lines: 5).isEmpty, "returns at once instead of blocking on a FIFO")
+        let plain = dir.appending(path: "plain.log")
+        let handle = try #require(HarnessLog.openForAppend(plain))
+        handle.write(Data("one\ntwo\n".utf8))
+        #expect(HarnessLog.tail(plain, lines: 1) == ["two"])
+    }
+
+    @Test("handing a tree to an agent's uid never follows a link out of it", .enabled(if: getuid() == 0))
+    func ownershipNoFollow() throws {
+        let dir = FileManager.default.temporaryDirectory.appending(path: "own-\(UUID().uuidString)")
+        let tree = dir.appending(path: "state")
+        try FileManager.default.createDirectory(at: tree.appending(path: "sub"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let outside = dir.appending(path: "outside")
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: outside.appending(path: "host-file"))
+        try Data("y".utf8).write(to: tree.appending(path: "sub/mine"))
+        try FileManager.default.createSymbolicLink(at: tree.appending(path: "escape"), withDestinationURL: outside)
+        try FileManager.default.createSymbolicLink(at: tree.appending(path: "sub/file-link"), withDestinationURL: outside.appending(path: "host-file"))
+        try Ownership.give(tree, to: 23_456, group: 23_457)
+        func owner(_ url: URL) throws -> (Int, Int) {
+            var st = stat()
+            #expect(lstat(url.path, &st) == 0)
+            return (Int(st.st_uid), Int(st.st_gid))
+        }
+        #expect(try owner(tree.appending(path: "sub/mine")) == (23_456, 23_457))
+        #expect(try owner(tree.appending(path: "escape")) == (23_456, 23_457), "the link itself changes hands")
+        #expect(try owner(outside) == (0, 0), "its target does not")
+        #expect(try owner(outside.appending(path: "host-file")) == (0, 0))
     }
 }

@@ -77,6 +77,7 @@ struct ConfigTests {
         let apply = try await hive.manager.call(RequestApplyCommitCommand(agent: "iris", commitRef: String(sha.prefix(8)), description: "first config")).approval
         #expect(apply.commit == sha)
         #expect(apply.diff?.contains("+{\"model\": \"opus\"") == true)
+        #expect(apply.diff?.contains("README") == false, "only agent.json, the whole config, is shown")
         #expect(try hive.appliedTags("iris") == ["proposal/\(apply.id)"])
         #expect(try await hive.agentRow("iris") == nil, "nothing runs before the operator approves")
         let deployed = try await hive.admin().call(ApproveCommand(id: apply.id)).approval
@@ -126,6 +127,12 @@ struct ConfigTests {
         #expect(try await hive.admin().call(PendingCommand()).approvals.isEmpty)
         try await hive.eventually("the manager heard the denial") { hive.managerHeard("was denied: not today") }
         #expect(try await hive.admin().raw(#"{"cmd":"approve","id":\#(denyRequest.id)}"#)["error"] as? String == "approval \(denyRequest.id) is denied, not pending: nothing to do")
+
+        // 5. A purge takes the applied repo and the cage log with it: a new iris starts from nothing.
+        #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "logs/iris.log").path))
+        #expect(try hive.cli(["destroy", "iris", "--purge"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "applied/iris").path))
+        #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "logs/iris.log").path))
     }
 
     @Test("bad requests are refused with a reason: refs that are not hashes or not on a branch, agents without a repo, duplicates")
