@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
     ],
     targets: [
         // Wire types: what every process speaks. Foundation only.
@@ -27,9 +28,19 @@ let package = Package(
             "HiveWire",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // The private git forge: repos, users and tokens, git's smart HTTP and a Gitea-shaped API under /forge/.
+        .target(name: "HiveForge", dependencies: [
+            "HiveWire",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The coordinator daemon: sockets, registry, sweeps.
         .target(name: "HiveCore", dependencies: [
-            "HiveWire", "HiveBroker", "HiveTelemetry",
+            "HiveWire", "HiveBroker", "HiveTelemetry", "HiveForge",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -66,6 +77,7 @@ let package = Package(
         .testTarget(name: "HiveWireTests", dependencies: ["HiveWire"]),
         .testTarget(name: "HiveBrokerTests", dependencies: ["HiveBroker", "HiveWire", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HiveCoreTests", dependencies: ["HiveCore"]),
+        .testTarget(name: "HiveForgeTests", dependencies: ["HiveForge"]),
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveTelemetry"]),

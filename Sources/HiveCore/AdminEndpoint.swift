@@ -11,6 +11,7 @@ struct AdminEndpoint: Sendable {
     let processes: AgentProcesses?
     let cage: CageMode
     let approvals: ApprovalDesk
+    let forge: ForgeDesk?
     let logger: Logger
     var lifecycle: Lifecycle { approvals.lifecycle }
 
@@ -53,11 +54,14 @@ struct AdminEndpoint: Sendable {
                 return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.approve(c.id)))
             case .deny(let c):
                 return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.deny(c.id, note: c.note)))
+            case .forgeRepos:
+                guard let forge else { throw CoreError("this core runs no forge (--forge-listen off)") }
+                return ResponseLine.ok(try forge.repos())
             case .revive(let c):
                 return ResponseLine.ok(try lifecycle.revive(try AgentName(c.name)))
             case .info:
                 return ResponseLine.ok(InfoCommand.Reply(root: layout.root.path, runDir: layout.runDir.path, cage: cage.rawValue,
-                                                         synchronous: broker.synchronous.rawValue))
+                                                         synchronous: broker.synchronous.rawValue, forge: forge?.forge.baseURL))
             }
         }
     }

@@ -21,6 +21,7 @@ final class AgentProcesses: Service, Sendable {
     /// The bubblewrap cage each harness runs in, or nil for a plain child process.
     private let cage: BwrapCage?
     private let configs: ConfigStore
+    private let forge: ForgeDesk?
     private let cgroups: CgroupLimits
     /// Cages are started from this one long-lived thread (see ``LauncherThread``).
     private let launcher = LauncherThread()
@@ -46,9 +47,10 @@ final class AgentProcesses: Service, Sendable {
     private let state = Mutex(State())
 
     init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, logger: Logger, hive: String,
-         environment: [String: String] = ProcessInfo.processInfo.environment, cage: BwrapCage? = nil, configs: ConfigStore) {
+         environment: [String: String] = ProcessInfo.processInfo.environment, cage: BwrapCage? = nil, configs: ConfigStore, forge: ForgeDesk? = nil) {
         self.cage = cage
         self.configs = configs
+        self.forge = forge
         self.cgroups = CgroupLimits(root: layout.root)
         self.layout = layout
         self.broker = broker
@@ -115,6 +117,7 @@ final class AgentProcesses: Service, Sendable {
         let p = Process()
         var env = environment
         env["CLAUDECODE"] = nil
+        if let forge { env.merge(forge.environment(for: name, caged: cage != nil)) { $1 } }
         let config = configs.current(name)
         var executable: String, arguments: [String], isolation: String
         do {

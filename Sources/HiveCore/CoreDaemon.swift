@@ -1,5 +1,6 @@
 import Foundation
 import HiveBroker
+import HiveForge
 import HiveWire
 import Logging
 import ServiceLifecycle
@@ -36,6 +37,8 @@ public struct CoreOptions: Sendable {
     public var inflightGrace: Duration = .seconds(30)
     /// Environment variables set for every harness on top of core's own (e.g. HIVE_CLAUDE for the demo).
     public var agentEnvironment: [String: String] = [:]
+    /// Where the forge listens (`HOST:PORT`, port 0 picks a free one), or nil for no forge.
+    public var forgeListen: String? = "127.0.0.1:7001"
 
     public init(layout: HiveLayout, cage: CageMode = .none, retentionSeconds: Double = 30 * 86400,
                 sweepInterval: Duration = .seconds(3600), synchronous: Broker.Synchronous = .full,
@@ -59,6 +62,7 @@ public final class CoreDaemon: Sendable {
     private let processes: AgentProcesses?
     private let lifecycle: Lifecycle
     private let admin: LineServer
+    private let forge: (any Service)?
 
     /// Takes ownership of the root and run dir, opens the broker and binds every socket. Throws a
     /// message for the operator when anything is in the way (another core, a too-long path, ...).
@@ -87,20 +91,30 @@ public final class CoreDaemon: Sendable {
             throw CoreError("--cage bwrap needs bubblewrap: apt-get install bubblewrap (or use --cage process)")
         }
         let bwrap = options.cage == .bwrap ? BwrapCage(layout: layout, broker: broker, hive: options.hiveExecutable, logger: logger) : nil
+        var forgeService: (any Service)?
+        var forgeDesk: ForgeDesk?
+        if let listen = options.forgeListen {
+            let (host, port) = try ForgeListen.parse(listen)
+            let forge = try Forge(hiveRoot: layout.root, baseURL: "http://\(host):\(port)/forge", logger: logger)
+            try forge.seed()
+            forgeDesk = ForgeDesk(forge: forge, layout: layout, owner: { [bwrap] name in (try? bwrap?.uid(name)) ?? nil }, logger: logger)
+            forgeService = ForgeServer.application(forge, host: host, port: port, logger: logger)
+        }
         let processes = options.cage == .none ? nil
             : AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable,
                              environment: ProcessInfo.processInfo.environment.merging(options.agentEnvironment) { $1 },
-                             cage: bwrap, configs: configs)
+                             cage: bwrap, configs: configs, forge: forgeDesk)
         let repos = ConfigRepos(layout: layout, managerUID: { [bwrap] in (try? bwrap?.uid(.manager)) ?? nil })
         let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }
         configs.load(live, from: repos)
         let lifecycle = Lifecycle(layout: layout, broker: broker, sockets: sockets, processes: processes, configs: configs,
-                                  repos: repos, logger: logger)
+                                  repos: repos, forge: forgeDesk, logger: logger)
         let approvals = ApprovalDesk(broker: broker, repos: repos, configs: configs, lifecycle: lifecycle, logger: logger)
         sockets.attach(ManagerDesk(approvals: approvals))
         for name in live {
             try AgentDirectories.create(name, in: layout)
             try sockets.open(name)
+            forgeDesk?.ensureToken(name)
         }
         for failed in try broker.failInterruptedApprovals() {
             lifecycle.notify(.approvalResolved, about: .manager, "approval \(failed.id) (\(failed.kind) for \(failed.agent)) failed: \(failed.note ?? "interrupted")")
@@ -108,17 +122,18 @@ public final class CoreDaemon: Sendable {
         let admin = LineServer(
             path: layout.adminSocket, mode: 0o660, logger: logger,
             handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, cage: options.cage,
-                                   approvals: approvals, logger: logger).handle)
+                                   approvals: approvals, forge: forgeDesk, logger: logger).handle)
         // Bound now so a bad path fails the start; answering waits until the signals are trapped (see
         // `run`), so whoever sees the admin socket answer can stop the core gracefully.
         try admin.listen()
         return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets,
-                          processes: processes, lifecycle: lifecycle, admin: admin)
+                          processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService)
     }
 
     private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets,
-                 processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer) {
+                 processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer, forge: (any Service)?) {
         self.lifecycle = lifecycle
+        self.forge = forge
         self.options = options
         self.broker = broker
         self.logger = logger
@@ -136,6 +151,7 @@ public final class CoreDaemon: Sendable {
         services.append(sockets)
         services.append(sockets.reminders.scheduler)
         if let processes { services.append(processes) }
+        if let forge { services.append(forge) }
         let group = ServiceGroup(
             services: services + [
                 AdminSocket(server: admin),
@@ -175,5 +191,39 @@ struct AdminSocket: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await onThread { server.stop() }
+    }
+}
+
+/// `--forge-listen HOST:PORT`; port 0 takes a free port now, so agents can be told the address before
+/// the server is up.
+enum ForgeListen {
+    static func parse(_ raw: String) throws -> (String, Int) {
+        guard let colon = raw.lastIndex(of: ":"), let port = Int(raw[raw.index(after: colon)...]), (0...65535).contains(port) else {
+            throw CoreError("--forge-listen wants HOST:PORT, e.g. 127.0.0.1:7001 (or 'off'), not '\(raw)'")
+        }
+        let host = String(raw[..<colon])
+        // A taken port is an error at start, named, rather than a forge that silently never serves.
+        guard let bound = try? bindable(host, port: port) else {
+            throw CoreError("the forge cannot listen on \(raw): the port is taken or the address is not local; use --forge-listen HOST:PORT (or off)")
+        }
+        return (host, bound)
+    }
+
+    /// Binds `host:port` (0: any free port) once to see that it can, and returns the port.
+    static func bindable(_ host: String, port: Int) throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) { ptr in
+            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw CoreError("cannot find a free port on \(host) for the forge") }
+        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

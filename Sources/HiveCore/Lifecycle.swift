@@ -13,6 +13,7 @@ struct Lifecycle: Sendable {
     let processes: AgentProcesses?
     let configs: ConfigStore
     let repos: ConfigRepos
+    let forge: ForgeDesk?
     let logger: Logger
     var board: AgentStatusBoard { sockets.board }
     /// How long a (re)started harness may take to connect before the start counts as failed.
@@ -57,6 +58,7 @@ struct Lifecycle: Sendable {
             do {
                 try AgentDirectories.create(name, in: layout)
                 try sockets.open(name)
+                forge?.ensureToken(name)
             } catch {
                 // Leave nothing half-made behind: the name stays free to try again.
                 try? broker.destroy(name, purge: true)
@@ -80,6 +82,7 @@ struct Lifecycle: Sendable {
         guard name != .manager else { throw BrokerError.managerIsPermanent }
         try during(name, "destroying") {
             try broker.destroy(name, purge: purge)
+            forge?.revoke(name)
             processes?.stop(name)
             sockets.close(name)
             if purge {
@@ -185,6 +188,7 @@ struct Lifecycle: Sendable {
         try broker.revive(name)
         try AgentDirectories.create(name, in: layout)
         try sockets.open(name)
+        forge?.ensureToken(name)
         processes?.start(name)
         logger.info("revived agent \(name)")
         return .init(name: name.rawValue, state: processes == nil ? "stopped" : "starting")

@@ -239,7 +239,7 @@ private struct Checker {
             guard k.range(of: "^[A-Za-z_][A-Za-z0-9_]{0,127}$", options: .regularExpression) != nil else {
                 problems.append("\(at).\(k.prefix(64)): not a valid variable name"); continue
             }
-            guard !k.hasPrefix("HIVE_"), !["HOME", "PATH", "CLAUDECODE"].contains(k) else {
+            guard !k.hasPrefix("HIVE_"), !k.hasPrefix("GIT_CONFIG_"), !["HOME", "PATH", "CLAUDECODE"].contains(k) else {
                 problems.append("\(at).\(k): set by the hive, cannot be overridden"); continue
             }
             guard let s = value as? String, s.utf8.count <= 8192 else { problems.append("\(at).\(k): must be a string of at most 8 KiB"); continue }

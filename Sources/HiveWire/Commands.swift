@@ -423,8 +423,10 @@ public struct InfoCommand: HiveCommand {
         public var runDir: String
         public var cage: String
         public var synchronous: String
-        public init(root: String, runDir: String, cage: String, synchronous: String) {
-            self.root = root; self.runDir = runDir; self.cage = cage; self.synchronous = synchronous
+        /// The forge's base URL, or null when this core runs no forge.
+        public var forge: String?
+        public init(root: String, runDir: String, cage: String, synchronous: String, forge: String? = nil) {
+            self.root = root; self.runDir = runDir; self.cage = cage; self.synchronous = synchronous; self.forge = forge
         }
     }
 }

@@ -152,3 +152,46 @@ public enum SystemNotice: String, Sendable, CaseIterable {
         return cut + "…"
     }
 }
+
+// MARK: - Forge
+
+/// One repo of the hive's forge, with its newest commit.
+public struct ForgeRepoView: Codable, Sendable, Equatable {
+    public var fullName: String
+    public var description: String
+    public var isPrivate: Bool
+    public var cloneURL: String
+    public var lastCommit: String?
+    public var lastMessage: String?
+    public var lastCommitAt: Double?
+    public init(fullName: String, description: String, isPrivate: Bool, cloneURL: String, lastCommit: String?, lastMessage: String?, lastCommitAt: Double?) {
+        self.fullName = fullName; self.description = description; self.isPrivate = isPrivate; self.cloneURL = cloneURL
+        self.lastCommit = lastCommit; self.lastMessage = lastMessage; self.lastCommitAt = lastCommitAt
+    }
+    private enum CodingKeys: String, CodingKey {
+        case fullName, description, isPrivate = "private", cloneURL = "cloneUrl", lastCommit, lastMessage, lastCommitAt
+    }
+    /// Writes every field, `null` included.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(fullName, forKey: .fullName)
+        try c.encode(description, forKey: .description)
+        try c.encode(isPrivate, forKey: .isPrivate)
+        try c.encode(cloneURL, forKey: .cloneURL)
+        try c.encode(lastCommit, forKey: .lastCommit)
+        try c.encode(lastMessage, forKey: .lastMessage)
+        try c.encode(lastCommitAt, forKey: .lastCommitAt)
+    }
+}
+
+/// Every repo on the forge (the operator sees them all).
+public struct ForgeReposCommand: HiveCommand {
+    public static let cmd = "forge_repos"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        /// Where the forge serves, e.g. `http://127.0.0.1:7001/forge`.
+        public var url: String
+        public var repos: [ForgeRepoView]
+        public init(url: String, repos: [ForgeRepoView]) { self.url = url; self.repos = repos }
+    }
+}

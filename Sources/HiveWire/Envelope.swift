@@ -188,6 +188,7 @@ public enum AdminRequest: Sendable {
     case pending(PendingCommand)
     case approve(ApproveCommand)
     case deny(DenyCommand)
+    case forgeRepos(ForgeReposCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -208,6 +209,7 @@ public enum AdminRequest: Sendable {
         .with(PendingCommand.self, AdminRequest.pending)
         .with(ApproveCommand.self, AdminRequest.approve)
         .with(DenyCommand.self, AdminRequest.deny)
+        .with(ForgeReposCommand.self, AdminRequest.forgeRepos)
 }
 
 /// What the manager's socket accepts: every agent command, and the config gatekeeper's own.

@@ -109,3 +109,38 @@ struct Logs: AsyncParsableCommand {
         }
     }
 }
+
+struct ForgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forge",
+        abstract: "The hive's private git forge: its repos.",
+        discussion: """
+            Agents create repos through the forge's API (Gitea-shaped, under <forge>/api/v1) and push with
+            plain git from their cages; their token is set up for them. The operator's admin token is in
+            <root>/forge/admin-token. shared/docs is for runbooks, prompts and skills every agent reads.
+            """,
+        subcommands: [ForgeRepos.self])
+}
+
+struct ForgeRepos: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "repos", abstract: "List every repo on the forge with its last commit.")
+    @OptionGroup var hive: RunDirOption
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func run() async throws {
+        try await operatorVerb {
+            let reply = try await hive.connect().call(ForgeReposCommand())
+            if json { return printJSON(reply.repos) }
+            print("forge: \(reply.url)")
+            let clock = DateFormatter()
+            clock.dateFormat = "yyyy-MM-dd HH:mm"
+            var rows = [["REPO", "LAST COMMIT", "WHEN", "MESSAGE"]]
+            rows += reply.repos.map { r in
+                [r.fullName, r.lastCommit.map { String($0.prefix(10)) } ?? "(empty)",
+                 r.lastCommitAt.map { clock.string(from: Date(timeIntervalSince1970: $0)) } ?? "",
+                 Pending.printable(String((r.lastMessage ?? "").prefix(60)))]
+            }
+            printTable(rows)
+        }
+    }
+}

@@ -44,10 +44,22 @@ struct HiveRootOptions: ParsableArguments {
         """, valueName: "full|normal"))
     var synchronous: Broker.Synchronous = .full
 
+    @Option(name: .customLong("forge-listen"), help: ArgumentHelp("""
+        Where the hive's git forge serves (under /forge/): HOST:PORT on loopback (agents reach it from \
+        their cages when their network is host), port 0 for any free port, or 'off'.
+        """, valueName: "host:port|off"))
+    var forgeListen = "127.0.0.1:7001"
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
     func validate() throws {
+        if forgeListen != "off" {
+            let parts = forgeListen.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
+                throw ValidationError("--forge-listen wants HOST:PORT (e.g. 127.0.0.1:7001) or 'off', not '\(forgeListen)'")
+            }
+        }
         guard retentionDays > 0, eventsRetentionDays > 0, statsRetentionDays > 0 else {
             throw ValidationError("retention windows must be more than 0 days")
         }
@@ -72,6 +84,7 @@ struct HiveRootOptions: ParsableArguments {
         o.reminderPolicy.cap = reminderCap
         o.reminderPolicy.burst = reminderBurst
         o.reminderPolicy.refillPerSecond = 1 / reminderRefill
+        o.forgeListen = forgeListen == "off" ? nil : forgeListen
         return o
     }
 }

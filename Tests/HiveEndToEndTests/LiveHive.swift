@@ -43,7 +43,8 @@ final class LiveHive: @unchecked Sendable {
 
     /// Starts `hive core` and waits until its admin socket answers.
     func start(extra: [String] = [], cage: String = "none", environment: [String: String]? = nil) async throws {
-        let p = try launch(["core", "--root", root.path, "--run-dir", runDir.path, "--cage", cage, "--log-level", "debug"] + extra,
+        let p = try launch(["core", "--root", root.path, "--run-dir", runDir.path, "--cage", cage, "--log-level", "debug",
+                            "--forge-listen", "127.0.0.1:0"] + extra,
                            environment: environment)
         process = p
         let deadline = ContinuousClock.now + .seconds(30)

@@ -1,0 +1,234 @@
+import Foundation
+import Hummingbird
+import Logging
+import Subprocess
+import SystemPackage
+
+/// The forge over HTTP, everything under `/forge/`: git's smart HTTP (clone, fetch, push; protocol v2)
+/// through `git http-backend`, and a repository API shaped like Forgejo/Gitea's (`/forge/api/v1/...`).
+/// Every refusal is a clear 401/403/404/409/422 with a JSON `message`, never a 500.
+public enum ForgeServer {
+    public static func application(_ forge: Forge, host: String, port: Int, logger: Logger) -> some ApplicationProtocol {
+        let router = Router()
+        for method in [HTTPRequest.Method.get, .post, .delete] {
+            router.on("/forge/**", method: method) { request, _ in
+                do {
+                    return try await handle(forge, request, logger: logger)
+                } catch let e as ForgeError {
+                    return refusal(e)
+                } catch {
+                    logger.error("forge: \(request.method) \(request.uri.path) failed: \(error)")
+                    return json(["message": "internal error; the core's log has the details"], status: .internalServerError)
+                }
+            }
+        }
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "hive-forge"), logger: logger)
+    }
+
+    /// Who is asking: a token in `Authorization: token …` / `Bearer …`, or as the password of HTTP Basic.
+    static func caller(_ forge: Forge, _ request: Request) throws -> (name: String, admin: Bool)? {
+        guard let header = request.headers[.authorization] else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw ForgeError.unauthorized }
+        var token: String
+        switch parts[0].lowercased() {
+        case "token", "bearer": token = parts[1]
+        case "basic":
+            guard let data = Data(base64Encoded: parts[1]), let pair = String(data: data, encoding: .utf8),
+                  let colon = pair.firstIndex(of: ":") else { throw ForgeError.unauthorized }
+            token = String(pair[pair.index(after: colon)...])
+        default: throw ForgeError.unauthorized
+        }
+        token = token.trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty, token.utf8.count <= 200, let who = try forge.store.user(token: token) else { throw ForgeError.unauthorized }
+        return who
+    }
+
+    static func handle(_ forge: Forge, _ request: Request, logger: Logger) async throws -> Response {
+        let path = request.uri.path
+        // Names never need escaping: an encoded path is a trick, not a request.
+        guard !path.contains("%"), !path.contains("//"), path.utf8.count <= 512 else { throw ForgeError.badRequest("malformed path") }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).dropFirst().map(String.init) // after "forge"
+        if parts.count >= 2, parts[0] == "api", parts[1] == "v1" {
+            return try await api(forge, request, Array(parts.dropFirst(2)))
+        }
+        guard parts.count >= 3, parts[1].hasSuffix(".git") else { throw ForgeError.notFound }
+        let owner = try ForgeName.owner(parts[0])
+        let name = try ForgeName.repo(String(parts[1].dropLast(4)))
+        let rest = parts.dropFirst(2).joined(separator: "/")
+        let push = rest == "git-receive-pack" || request.uri.queryParameters["service"].map(String.init) == "git-receive-pack"
+        guard ["info/refs", "git-upload-pack", "git-receive-pack", "HEAD"].contains(rest) else { throw ForgeError.notFound }
+        // git asks again with credentials only after a 401 that names Basic.
+        guard let who = try? caller(forge, request) else {
+            return Response(status: .unauthorized, headers: [.wwwAuthenticate: "Basic realm=\"hive forge\""],
+                            body: .init(byteBuffer: ByteBuffer(string: "a forge token is needed (the cage's git is set up with one)\n")))
+        }
+        guard let repo = try forge.store.repo(owner: owner, name: name) else { throw ForgeError.notFound }
+        let access = try forge.access(user: who.name, admin: who.admin, to: repo)
+        guard access >= .read else { throw ForgeError.notFound }
+        guard !push || access >= .write else { throw ForgeError.forbidden("\(who.name) may read \(repo.fullName) but not push to it") }
+        var env: [String: String] = [
+            "GIT_PROJECT_ROOT": forge.dir.appending(path: "repos").path, "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": "/\(owner)/\(name).git/\(rest)", "REQUEST_METHOD": request.method.rawValue,
+            "QUERY_STRING": request.uri.query ?? "", "REMOTE_USER": who.name, "REMOTE_ADDR": "127.0.0.1",
+            "SERVER_PROTOCOL": "HTTP/1.1", "PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "HOME": forge.dir.path,
+        ]
+        if let v = request.headers[.contentType] { env["CONTENT_TYPE"] = v }
+        if let v = request.headers[.contentLength] { env["CONTENT_LENGTH"] = v }
+        if let v = request.headers[.contentEncoding] { env["HTTP_CONTENT_ENCODING"] = v }
+        if let v = request.headers[.init("Git-Protocol")!] { env["GIT_PROTOCOL"] = v }
+        return try await GitBackend.run(env: env, body: request.body, logger: logger)
+    }
+
+    // MARK: - The repository API
+
+    static func api(_ forge: Forge, _ request: Request, _ p: [String]) async throws -> Response {
+        guard let who = try caller(forge, request) else { throw ForgeError.unauthorized }
+        switch (request.method, p.count) {
+        case (.get, 1) where p[0] == "user":
+            return json(["login": who.name, "is_admin": who.admin])
+        case (.get, 2) where p == ["user", "repos"]:
+            let visible = try forge.store.allRepos().filter { try forge.access(user: who.name, admin: who.admin, to: $0) >= .read }
+            return json(visible.map { view(forge, $0) })
+        case (.post, 2) where p == ["user", "repos"]:
+            let (name, description, isPrivate) = try await createBody(request)
+            guard who.name != Forge.operatorUser || who.admin else { throw ForgeError.forbidden("no user repos for \(who.name)") }
+            return json(view(forge, try forge.create(owner: who.name, name: name, description: description, isPrivate: isPrivate)), status: .created)
+        case (.post, 3) where p[0] == "orgs" && p[2] == "repos":
+            let org = try ForgeName.owner(p[1])
+            guard try forge.store.isOrg(org) else { throw ForgeError.notFound }
+            let role = try forge.store.role(of: who.name, in: org)
+            guard who.admin || role == .write else {
+                if role == nil { throw ForgeError.notFound }
+                throw ForgeError.forbidden("\(who.name) may not create repos in \(org)")
+            }
+            let (name, description, isPrivate) = try await createBody(request)
+            return json(view(forge, try forge.create(owner: org, name: name, description: description, isPrivate: isPrivate)), status: .created)
+        case (.get, 3) where p[0] == "repos", (.delete, 3) where p[0] == "repos":
+            let owner = try ForgeName.owner(p[1]), name = try ForgeName.repo(p[2])
+            guard let repo = try forge.store.repo(owner: owner, name: name),
+                  try forge.access(user: who.name, admin: who.admin, to: repo) >= .read else { throw ForgeError.notFound }
+            if request.method == .get { return json(view(forge, repo)) }
+            guard who.admin || repo.owner == who.name else { throw ForgeError.forbidden("only \(repo.owner) (or the operator) may delete \(repo.fullName)") }
+            try forge.delete(repo)
+            return Response(status: .noContent)
+        default:
+            throw ForgeError.notFound
+        }
+    }
+
+    static func createBody(_ request: Request) async throws -> (String, String, Bool) {
+        let data = try await request.body.collect(upTo: 16 * 1024)
+        guard let body = try? JSONSerialization.jsonObject(with: Data(data.readableBytesView)) as? [String: Any] else {
+            throw ForgeError.badRequest("send a JSON object: {\"name\": \"...\", \"description\"?: \"...\", \"private\"?: true}")
+        }
+        guard let raw = body["name"] as? String else { throw ForgeError.badRequest("field 'name' is required") }
+        let description = body["description"] as? String ?? ""
+        guard description.utf8.count <= 1000 else { throw ForgeError.badRequest("description is longer than 1000 bytes") }
+        return (try ForgeName.repo(raw), description, body["private"] as? Bool ?? true)
+    }
+
+    static func view(_ forge: Forge, _ repo: ForgeStore.Repo) -> [String: Any] {
+        var v: [String: Any] = [
+            "id": repo.id, "name": repo.name, "full_name": repo.fullName, "owner": ["login": repo.owner],
+            "description": repo.description, "private": repo.isPrivate, "clone_url": forge.cloneURL(repo),
+            "html_url": "\(forge.baseURL)/\(repo.fullName)", "default_branch": "main",
+            "created_at": ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: repo.createdAt)),
+        ]
+        if let last = forge.lastCommit(repo) {
+            v["empty"] = false
+            v["last_commit"] = ["sha": last.sha, "message": last.subject, "date": ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: last.at))]
+        } else {
+            v["empty"] = true
+        }
+        return v
+    }
+
+    static func json(_ value: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// (API refusals carry no `WWW-Authenticate`: API clients send their token up front; only git's
+    /// paths ask for Basic credentials, because git sends them only when asked.)
+    static func refusal(_ e: ForgeError) -> Response {
+        json(["message": e.description], status: HTTPResponse.Status(code: e.status))
+    }
+}
+
+/// `git http-backend` as CGI: the request body streams into its stdin while its stdout streams back as
+/// the response (a push or clone of any size is never held whole in memory by the forge).
+enum GitBackend {
+    static let executable = "/usr/lib/git-core/git-http-backend"
+
+    static func run(env: [String: String], body: RequestBody, logger: Logger) async throws -> Response {
+        let (heads, headSink) = AsyncThrowingStream<(Int, [(String, String)]), any Error>.makeStream()
+        let (chunks, chunkSink) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
+        var environment: [Subprocess.Environment.Key: String] = [:]
+        for (k, v) in env { environment[Subprocess.Environment.Key(stringLiteral: k)] = v }
+        let task = Task {
+            do {
+                _ = try await Subprocess.run(.path(FilePath(executable)), environment: .custom(environment),
+                                             input: .inputWriter, output: .sequence, error: .sequence) { execution in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            for try await buffer in body { _ = try await execution.standardInputWriter.write(Array(buffer: buffer)) }
+                            try await execution.standardInputWriter.finish()
+                        }
+                        group.addTask {
+                            for try await line in execution.standardError.strings() { logger.debug("git http-backend: \(line)") }
+                        }
+                        group.addTask {
+                            var pending: [UInt8] = []
+                            var headed = false
+                            for try await chunk in execution.standardOutput {
+                                let bytes = chunk.withUnsafeBytes { Array($0) }
+                                if headed { chunkSink.yield(ByteBuffer(bytes: bytes)); continue }
+                                pending += bytes
+                                guard let (head, rest) = splitHead(pending) else { continue }
+                                headed = true
+                                headSink.yield(head)
+                                headSink.finish()
+                                if !rest.isEmpty { chunkSink.yield(ByteBuffer(bytes: rest)) }
+                            }
+                            if !headed { headSink.finish(throwing: ForgeError.notFound) }
+                            chunkSink.finish()
+                        }
+                        try await group.waitForAll()
+                    }
+                }
+            } catch {
+                headSink.finish(throwing: error)
+                chunkSink.finish(throwing: error)
+            }
+        }
+        _ = task
+        for try await (status, fields) in heads {
+            var headers = HTTPFields()
+            for (name, value) in fields {
+                if let n = HTTPFields.Element.Name(name) { headers[n] = value }
+            }
+            return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(asyncSequence: chunks))
+        }
+        throw ForgeError.notFound
+    }
+
+    /// The CGI header block (up to the first blank line) parsed into a status and fields, and what follows.
+    static func splitHead(_ bytes: [UInt8]) -> ((Int, [(String, String)]), [UInt8])? {
+        var end: Int?, skip = 0
+        for i in 0..<max(0, bytes.count - 1) {
+            if bytes[i] == 10 && bytes[i + 1] == 10 { end = i; skip = 2; break }
+            if i + 3 < bytes.count, bytes[i] == 13, bytes[i + 1] == 10, bytes[i + 2] == 13, bytes[i + 3] == 10 { end = i; skip = 4; break }
+        }
+        guard let end else { return nil }
+        var status = 200
+        var fields: [(String, String)] = []
+        for line in String(decoding: bytes[..<end], as: UTF8.self).split(whereSeparator: \.isNewline) {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[..<colon].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if name.lowercased() == "status" { status = Int(value.prefix(3)) ?? 200 } else { fields.append((name, value)) }
+        }
+        return ((status, fields), Array(bytes[(end + skip)...]))
+    }
+}
