@@ -140,4 +140,52 @@ struct CageTests {
         let left = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/pids")) ?? []
         #expect(!groups.contains { left.contains($0) }, "groups removed on shutdown")
     }
+
+    @Test("from inside a real cage, git push to the agent's own new repo works with no setup; shared/docs is read-only to it")
+    func forgeFromCage() async throws {
+        let hive = try LiveHive()
+        let probe = hive.dir.appending(path: "probe-claude")
+        try Data("""
+            #!/bin/sh
+            cat > /dev/null
+            me=$(cat /proc/sys/kernel/hostname)
+            out=/agents/$me/state/forge.txt
+            if [ "$me" = iris ]; then
+              cd /tmp
+              python3 -c 'import json, os, urllib.request
+            token = open("/agents/iris/harness/forge-token").read().strip()
+            req = urllib.request.Request(os.environ["HIVE_FORGE_URL"] + "/api/v1/user/repos", data=json.dumps({"name": "fromcage"}).encode(),
+                                         headers={"Authorization": "token " + token, "Content-Type": "application/json"})
+            print("create=%d" % urllib.request.urlopen(req).status)' > $out 2>&1
+              git init -q -b main w && cd w && echo "made in a cage" > f && git add f && git -c user.name=iris -c user.email=i@x commit -qm cage
+              git push -q "$HIVE_FORGE_URL/iris/fromcage.git" main 2>>$out && echo push=ok >> $out
+              cd /tmp && git clone -q "$HIVE_FORGE_URL/shared/docs.git" d 2>>$out && echo docs=ok >> $out
+              cd d && echo x > x && git add x && git -c user.name=iris -c user.email=i@x commit -qm x
+              if git push -q origin main 2>/dev/null; then echo docs_push=accepted >> $out; else echo docs_push=refused >> $out; fi
+            fi
+            printf '%s\\n' '{"type":"system","subtype":"init","session_id":"p"}' '{"type":"result","subtype":"success","is_error":false,"result":"ok","total_cost_usd":0}'
+
+            """.utf8).write(to: probe)
+        chmod(probe.path, 0o755)
+        var env = ProcessInfo.processInfo.environment
+        env["HIVE_CLAUDE"] = probe.path
+        try await hive.start(cage: "bwrap", environment: env)
+        _ = try await hive.spawn("iris")
+        try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == "idle" }
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "use the forge"))
+        let report = hive.root.appending(path: "agents/iris/state/forge.txt")
+        try await hive.eventually("the probe finished", timeout: .seconds(30)) {
+            ((try? String(contentsOf: report, encoding: .utf8)) ?? "").contains("docs_push=")
+        }
+        let text = try String(contentsOf: report, encoding: .utf8)
+        #expect(text.contains("create=201"), "\(text)")
+        #expect(text.contains("push=ok"), "\(text)")
+        #expect(text.contains("docs=ok"), "\(text)")
+        #expect(text.contains("docs_push=refused"), "\(text)")
+        // The operator sees what the agent pushed.
+        let back = hive.dir.appending(path: "back")
+        let base = try await hive.forgeURL()
+        #expect(try hive.gitAs("operator", token: try hive.adminForgeToken(), ["clone", "-q", "\(base)/iris/fromcage.git", back.path], in: hive.dir).status == 0)
+        #expect(try String(contentsOf: back.appending(path: "f"), encoding: .utf8) == "made in a cage\n")
+    }
 }
