@@ -52,10 +52,11 @@ public struct HarnessConfig: Sendable {
         turnTimeout = .seconds(c.session.turnTimeoutSeconds)
     }
 
-    /// What claude's system prompt gets appended: the role of the hive's manager for the manager, then
-    /// the config's own addition.
+    /// What claude's system prompt gets appended: the role of the hive's manager for the manager, where
+    /// the forge and shared docs are, then the config's own addition.
     var appendedSystemPrompt: String? {
-        let parts = [name == .manager ? ManagerRole.prompt : nil, systemPromptAddition].compactMap { $0 }
+        let forge = environment["HIVE_FORGE_URL"].map(ForgePrompt.text(url:))
+        let parts = [name == .manager ? ManagerRole.prompt : nil, forge, systemPromptAddition].compactMap { $0 }
         return parts.isEmpty ? nil : parts.joined(separator: "\n\n")
     }
 

@@ -25,9 +25,15 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Turns for the harness overhead run (0 skips it).") var turns = 200
     @Option(help: "Reminders falling due at once for the scheduler run (0 skips it).") var reminders = 10_000
     @Flag(inversion: .prefixedNo, help: "Run the spine part (wake latency, send throughput).") var spine = true
+    @Option(name: .customLong("forge-mb"), help: "MB of random data for the forge push/clone run (0 skips it).") var forgeMB = 50
     @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
 
     func run() async throws {
+        if forgeMB > 0 {
+            let report = try await forgeTransfer()
+            print(report)
+            if let write { try append(report, to: write) }
+        }
         if cageStarts > 0 {
             let report = try await cageStarts()
             print(report)

@@ -92,7 +92,9 @@ struct ConfigTests {
         try await hive.eventually("iris ran a turn") { !hive.runs(of: "iris").isEmpty }
         let argv = hive.runs(of: "iris")[0]["argv"] as? [String] ?? []
         #expect(argv.firstIndex(of: "--model").map { argv[$0 + 1] } == "opus")
-        #expect(argv.firstIndex(of: "--append-system-prompt").map { argv[$0 + 1] } == "Be brief.")
+        let appended = argv.firstIndex(of: "--append-system-prompt").map { argv[$0 + 1] } ?? ""
+        #expect(appended.hasSuffix("\n\nBe brief."), "the config's addition comes last")
+        #expect(appended.contains("/shared/docs.git"), "every agent is told about the forge and shared/docs")
         _ = try await hive.spawn("bob")
         let iris = try hive.agent("iris")
         let refused = try await iris.raw(#"{"cmd":"send","to":"bob","body":"hi"}"#)
