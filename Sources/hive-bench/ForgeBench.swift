@@ -51,13 +51,16 @@ extension Bench {
             try body()
             return (clock.now - start).seconds
         }
-        var push: [Double] = [], clone: [Double] = [], local: [Double] = [], noLocal: [Double] = []
+        var push: [Double] = [], clone: [Double] = [], local: [Double] = [], noLocal: [Double] = [], pushLocal: [Double] = []
         for round in 0..<3 {
             // A new repo each round, so every push uploads the whole pack.
             try await createRepo("big\(round)")
             let url = "\(base)/bench/big\(round).git"
             let bare = dir.appending(path: "root/forge/repos/bench/big\(round).git").path
             push.append(try timed { try Self.git(["push", "-q", url, "main"], in: work, env: env) })
+            let plain = dir.appending(path: "plain-\(round).git")
+            try Self.git(["init", "-q", "--bare", plain.path], in: dir, env: env)
+            pushLocal.append(try timed { try Self.git(["push", "-q", plain.path, "main"], in: work, env: env) })
             for (label, args) in [("clone", ["clone", "-q", url]), ("local", ["clone", "-q", bare]), ("nolocal", ["clone", "-q", "--no-local", bare])] {
                 let target = dir.appending(path: "\(label)-\(round)")
                 let t = try timed { try Self.git(args + [target.path], in: dir, env: env) }
@@ -80,6 +83,7 @@ extension Bench {
             | transfer | min | median | throughput (median) |
             |---|---|---|---|
             \(row("push through the forge (git smart HTTP → core → git http-backend)", push))
+            \(row("`git push` to a bare repo on disk (pack over pipes, no HTTP)", pushLocal))
             \(row("clone through the forge", clone))
             \(row("plain `git clone` of the same bare repo from disk (hardlinks)", local))
             \(row("`git clone --no-local` of the same bare repo (pack over pipes, no HTTP)", noLocal))
