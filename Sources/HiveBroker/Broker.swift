@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import HiveWire
+import Synchronization
 
 /// The durable message store of one hive: the agent registry and every message, in one SQLite file.
 ///
@@ -28,6 +29,7 @@ public final class Broker: Sendable {
     private let checkpointer: DatabaseQueue
     public let synchronous: Synchronous
     let clock: @Sendable () -> Double
+    private let sendObservers = Mutex<[@Sendable ([Int64]) -> Void]>([])
     private let sends: GroupCommit<SendJob, Result<SendCommand.Reply, BrokerError>>
 
     struct SendJob: Sendable {
@@ -224,7 +226,36 @@ public final class Broker: Sendable {
         } catch {
             throw Broker.storage(error)
         }
-        return try result.get()
+        let reply = try result.get()
+        for observer in sendObservers.withLock({ $0 }) { observer(reply.ids) }
+        return reply
+    }
+
+    /// Calls `observer` with the ids of every message `send` committed (the dashboard's live feed).
+    public func observeSends(_ observer: @escaping @Sendable ([Int64]) -> Void) {
+        sendObservers.withLock { $0.append(observer) }
+    }
+
+    /// The newest `limit` messages of the whole hive, newest first (reads only: nothing is marked read).
+    public func recentMessages(limit: Int) throws -> [MessageView] {
+        try pool.read { db in
+            try MessageRow.fetchAll(db, sql: "SELECT * FROM message ORDER BY id DESC LIMIT ?", arguments: [limit]).map(\.view)
+        }
+    }
+
+    /// Messages with ids in `ids`, oldest first.
+    public func messages(ids: [Int64]) throws -> [MessageView] {
+        guard !ids.isEmpty else { return [] }
+        return try pool.read { db in
+            try MessageRow.fetchAll(db, sql: "SELECT * FROM message WHERE id IN (\(ids.map(String.init).joined(separator: ","))) ORDER BY id").map(\.view)
+        }
+    }
+
+    /// Messages newer than `id`, oldest first, at most `limit`.
+    public func messages(after id: Int64, limit: Int) throws -> [MessageView] {
+        try pool.read { db in
+            try MessageRow.fetchAll(db, sql: "SELECT * FROM message WHERE id > ? ORDER BY id LIMIT ?", arguments: [id, limit]).map(\.view)
+        }
     }
 
     /// The body of one send inside a group-commit transaction. Refusals throw before anything is written.

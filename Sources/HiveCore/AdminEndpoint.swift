@@ -81,7 +81,7 @@ struct AdminEndpoint: Sendable {
         }
     }
 
-    private func list() throws -> [AgentSummary] {
+    func list() throws -> [AgentSummary] {
         try broker.agents().map { a in
             var summary = AgentSummary(name: a.record.name, state: "destroyed", unread: a.unread, inflight: a.inflight,
                                        deadLetters: a.dead, createdAt: a.record.createdAt)

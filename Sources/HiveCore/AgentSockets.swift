@@ -4,6 +4,9 @@ import HiveWire
 import Logging
 import ServiceLifecycle
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Owns one socket per registered agent: opens it on spawn (and at boot), closes it on destroy, and
 /// counts live connections so `list` can say whether anything runs behind it.
@@ -62,6 +65,7 @@ final class AgentSockets: Service, Sendable {
         guard taken else { throw CoreError("agent '\(name)' already has a socket, or the core is stopping") }
         do {
             try server.start()
+            if getuid() == 0 { WebSurfaceAccess.openRunDir(layout.agentRunDir(name), owner: 0) }
         } catch {
             state.withLock { _ = $0.servers.removeValue(forKey: name) }
             throw error
@@ -118,5 +122,17 @@ final class AgentSockets: Service, Sendable {
 func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         Thread { continuation.resume(returning: body()) }.start()
+    }
+}
+
+/// Lets the web process (its group) reach an agent's `web.sock` and nothing else there: the agent's run
+/// dir gets that group (setgid, so the harness's `web.sock` inherits it) while `mcp.sock` keeps its
+/// owner's group, so the web process can never speak as the agent. Only when core is root.
+enum WebSurfaceAccess {
+    static let gid = gid_t(WebSurface.uid)
+
+    static func openRunDir(_ dir: URL, owner: uid_t) {
+        _ = lchown(dir.path, owner, gid)
+        _ = chmod(dir.path, 0o2750)
     }
 }

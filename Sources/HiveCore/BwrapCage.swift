@@ -58,7 +58,10 @@ public struct BwrapCage: Sendable {
             _ = chmod(layout.stateDir(name).path, 0o2770)
             try Ownership.give(layout.harnessDir(name), to: uid, group: gid_t(uid))
             _ = chmod(layout.harnessDir(name).path, 0o770)
-            try Ownership.give(layout.agentRunDir(name), to: uid, group: gid_t(uid))
+            _ = lchown(layout.agentSocket(name).path, uid, gid_t(uid)) // its identity socket: its own group, never the web's
+            WebSurfaceAccess.openRunDir(layout.agentRunDir(name), owner: uid)
+            let stale = layout.agentWebSocket(name).path
+            _ = lchown(stale, uid, WebSurfaceAccess.gid)
             _ = lchown(home.path, uid, gid_t(uid)) // made by core just now, maybe after the tree was handed over
             _ = chown(rendered.path, 0, gid_t(uid))
             prefix = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--"]

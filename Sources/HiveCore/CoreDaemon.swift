@@ -37,6 +37,8 @@ public struct CoreOptions: Sendable {
     public var inflightGrace: Duration = .seconds(30)
     /// Environment variables set for every harness on top of core's own (e.g. HIVE_CLAUDE for the demo).
     public var agentEnvironment: [String: String] = [:]
+    /// The group that may use `web.sock` (the `hive web` process's), when core runs as root.
+    public var webGroup: gid_t? = gid_t(WebSurface.uid)
     /// Where the forge listens (`HOST:PORT`, port 0 picks a free one), or nil for no forge.
     public var forgeListen: String? = "127.0.0.1:7001"
 
@@ -63,6 +65,8 @@ public final class CoreDaemon: Sendable {
     private let lifecycle: Lifecycle
     private let admin: LineServer
     private let forge: (any Service)?
+    private let web: LineServer
+    private let feed: DashboardFeed
 
     /// Takes ownership of the root and run dir, opens the broker and binds every socket. Throws a
     /// message for the operator when anything is in the way (another core, a too-long path, ...).
@@ -119,20 +123,26 @@ public final class CoreDaemon: Sendable {
         for failed in try broker.failInterruptedApprovals() {
             lifecycle.notify(.approvalResolved, about: .manager, "approval \(failed.id) (\(failed.kind) for \(failed.agent)) failed: \(failed.note ?? "interrupted")")
         }
-        let admin = LineServer(
-            path: layout.adminSocket, mode: 0o660, logger: logger,
-            handler: AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, cage: options.cage,
-                                   approvals: approvals, forge: forgeDesk, logger: logger).handle)
+        let adminEndpoint = AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, cage: options.cage,
+                                          approvals: approvals, forge: forgeDesk, logger: logger)
+        let admin = LineServer(path: layout.adminSocket, mode: 0o660, logger: logger, handler: adminEndpoint.handle)
+        let feed = DashboardFeed(broker: broker, agents: { try adminEndpoint.list() })
+        let web = LineServer(path: layout.webSocket, mode: 0o660, logger: logger,
+                             handler: WebEndpoint(admin: adminEndpoint, feed: feed).handle)
         // Bound now so a bad path fails the start; answering waits until the signals are trapped (see
         // `run`), so whoever sees the admin socket answer can stop the core gracefully.
         try admin.listen()
+        try web.listen()
+        if getuid() == 0, let gid = options.webGroup { _ = chown(layout.webSocket.path, 0, gid) }
         return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets,
-                          processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService)
+                          processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService, web: web, feed: feed)
     }
 
     private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets,
-                 processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer, forge: (any Service)?) {
+                 processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer, forge: (any Service)?, web: LineServer, feed: DashboardFeed) {
         self.lifecycle = lifecycle
+        self.web = web
+        self.feed = feed
         self.forge = forge
         self.options = options
         self.broker = broker
@@ -155,14 +165,17 @@ public final class CoreDaemon: Sendable {
         let group = ServiceGroup(
             services: services + [
                 AdminSocket(server: admin),
+                AdminSocket(server: web),
+                DashboardPoller(feed: feed),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
                 WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),
                 TelemetrySweeper(layout: options.layout, broker: broker, eventsWindow: options.eventsRetentionSeconds,
                                  statsWindow: options.statsRetentionSeconds, interval: options.sweepInterval, logger: logger),
                 InflightWatchdog(broker: broker, sockets: sockets, logger: logger, grace: options.inflightGrace,
                                  interval: min(.seconds(10), options.inflightGrace / 3)),
-                ReadyNotice(onReady: { [admin, lifecycle] in
+                ReadyNotice(onReady: { [admin, web, lifecycle] in
                     admin.startAccepting()
+                    web.startAccepting()
                     // The manager first, ready before the others (it may wait for the manager's harness).
                     Thread { lifecycle.bootAll() }.start()
                     onReady()

@@ -17,6 +17,8 @@ public struct HiveLayout: Sendable {
     public var rootLock: URL { root.appending(path: "core.lock") }
     public var runLock: URL { runDir.appending(path: "core.lock") }
     public var adminSocket: URL { runDir.appending(path: "host.sock") }
+    /// `<run-dir>/web.sock`: the narrow surface `hive web` talks to.
+    public var webSocket: URL { runDir.appending(path: "web.sock") }
 
     /// `<root>/agents/<n>`: everything the hive keeps for one agent.
     public func agentDir(_ name: AgentName) -> URL { root.appending(path: "agents").appending(path: name.rawValue) }

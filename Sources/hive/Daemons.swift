@@ -207,7 +207,7 @@ struct Up: AsyncParsableCommand {
               agent socket \(layout.runDir.path)/agents/<name>/mcp.sock (one per agent)
               cages        \(sandboxed ? "bwrap: each harness in a bubblewrap sandbox, only its own dirs" : "process: NO SANDBOX (install bubblewrap)")
               claude       \(demo ? "DEMO: a scripted stand-in, not Claude (drop --demo to use the real one)" : Self.claudeLine)
-              dashboard    not built yet (\(listen) is reserved for it)
+              dashboard    http://\(listen)/ (hive web, an unprivileged process; per agent: /agent/<name>/)
 
             From another shell:
               export HIVE_RUN_DIR=\(layout.runDir.path)
@@ -220,8 +220,19 @@ struct Up: AsyncParsableCommand {
             """
         let demo = self.demo
         let runDir = layout.runDir
+        let web = Process()
+        let lifeline = Pipe()
+        web.executableURL = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath()
+        web.arguments = ["web", "--run-dir", runDir.path, "--listen", listen, "--supervised"]
+        web.standardInput = lifeline
+        defer {
+            try? lifeline.fileHandleForWriting.close()
+            if web.isRunning { kill(web.processIdentifier, SIGTERM); web.waitUntilExit() }
+        }
         do {
             try await core.run(onReady: {
+                // The dashboard is its own unprivileged process; it dies with this one (its stdin closes).
+                do { try web.run() } catch { logger.error("could not start the dashboard (hive web): \(error)") }
                 print(banner)
                 if demo {
                     print("\nDEMO: spawning alice and bob and asking the manager for a haiku; watch with `hive ls`, `hive inbox`, `hive stats manager`.")

@@ -19,6 +19,6 @@ struct Hive: AsyncParsableCommand {
             DemoClaude.self,
         ],
         groupedSubcommands: [
-            CommandGroup(name: "Running a hive", subcommands: [Up.self, Core.self, Agent.self, MCPServe.self]),
+            CommandGroup(name: "Running a hive", subcommands: [Up.self, Core.self, Web.self, Agent.self, MCPServe.self]),
         ])
 }

@@ -1,0 +1,132 @@
+import Foundation
+import HiveWire
+
+/// The dashboard's HTML: one page, its data embedded as JSON and kept live by server-sent events.
+/// Every link is relative (it works under any base path); everything an agent wrote is escaped.
+enum DashboardPage {
+    static func dashboard(snapshot: SnapshotCommand.Reply, csrf: String, loginRequired: Bool) -> String {
+        let data = (try? WireCoding.encoder().encode(snapshot)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        // Inside <script>, "</" would end the element: agent text must not be able to do that.
+        let embedded = data.replacingOccurrences(of: "</", with: "<\\/").replacingOccurrences(of: "<!--", with: "<\\!--")
+        return """
+        <!doctype html>
+        <html><head><meta charset="utf-8"><title>hive</title><meta name="viewport" content="width=device-width">
+        <style>\(css)</style></head>
+        <body>
+        <header><h1>hive</h1><span id="live" class="badge">connecting…</span>\(loginRequired ? "" : "<span class=\"muted\">loopback, no login</span>")</header>
+        <div id="banner"></div>
+        <section><h2>Agents</h2><table id="agents"></table></section>
+        <section><h2>Pending approvals</h2><div id="approvals"></div></section>
+        <section><h2>Messages</h2>
+          <form id="compose"><select id="to"></select><input id="body" placeholder="message as operator" maxlength="4096" required>
+          <button>send</button></form><div id="threads"></div></section>
+        <section><h2>Reminders</h2><table id="reminders"></table></section>
+        <section><h2>Tombstones</h2><table id="tombstones"></table></section>
+        <script id="snapshot" type="application/json">\(embedded)</script>
+        <script>
+        const CSRF = \(jsString(csrf));
+        \(script)
+        </script>
+        </body></html>
+        """
+    }
+
+    static func login(error: String?) -> String {
+        """
+        <!doctype html><html><head><meta charset="utf-8"><title>hive: log in</title><style>\(css)</style></head>
+        <body><h1>hive</h1><form method="post" action="login"><p>Operator password:
+        <input type="password" name="password" autofocus required> <button>log in</button></p>
+        \(error.map { "<p class=\"bad\">\($0)</p>" } ?? "")</form></body></html>
+        """
+    }
+
+    static func jsString(_ s: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: [s])) ?? Data("[\"\"]".utf8)
+        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+    }
+
+    static let css = """
+    body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}h1{display:inline;margin-right:1em}h2{font-size:1.1em;margin-top:1.6em}
+    table{border-collapse:collapse}td,th{padding:.25em .6em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+    .badge{display:inline-block;padding:.1em .5em;border-radius:.7em;background:#ddd;font-size:.9em}
+    .idle,.running{background:#cfc}.thinking,.compacting{background:#cdf}.stopped,.destroyed{background:#ddd}
+    .crashed,.rate_limited,.needs_login,.claude_missing,.bad{background:#f99;color:#600}
+    .transient::after{content:"";display:inline-block;width:.7em;height:.7em;margin-left:.3em;border:2px solid #555;border-top-color:transparent;border-radius:50%;animation:spin 1s linear infinite}
+    @keyframes spin{to{transform:rotate(360deg)}}#banner div{background:#f99;color:#600;padding:.5em;margin:.5em 0}
+    .muted{color:#888}.msg{margin:.2em 0 .2em calc(var(--d)*1.5em)}.state{font-size:.8em;color:#666}
+    pre{background:#f6f6f6;padding:.5em;max-height:20em;overflow:auto}button.confirm{background:#f99}
+    """
+
+    static let script = #"""
+    let S = JSON.parse(document.getElementById('snapshot').textContent);
+    let seq = S.seq;
+    const esc = s => String(s ?? '').replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
+    const transients = ['spawning','starting','stopping','restarting','rebuilding','destroying'];
+    const hhmm = t => new Date(t * 1000).toTimeString().slice(0, 5);
+    async function act(cmd, args, button) {
+      if (button && button.dataset.destructive && !button.classList.contains('confirm')) {
+        button.classList.add('confirm'); button.textContent = 'click again to ' + button.textContent; return;
+      }
+      const r = await fetch('api/action', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Hive-CSRF': CSRF},
+                                           body: JSON.stringify(Object.assign({cmd}, args))});
+      const j = await r.json().catch(() => ({}));
+      if (!r.ok || j.ok === false) alert(cmd + ': ' + (j.error || r.status));
+    }
+    function btn(label, cmd, args, destructive) {
+      return `<button ${destructive ? 'data-destructive=1' : ''} onclick='act(${esc(JSON.stringify(cmd))}, ${esc(JSON.stringify(args))}, this)'>${esc(label)}</button>`;
+    }
+    function render() {
+      const live = S.agents.filter(a => a.state !== 'destroyed');
+      document.getElementById('banner').innerHTML = live.filter(a => a.rate_limited_until)
+        .map(a => `<div>${esc(a.name)} is rate-limited until ${hhmm(a.rate_limited_until)}</div>`).join('');
+      document.getElementById('agents').innerHTML = '<tr><th>agent</th><th>state</th><th>unread</th><th>in flight</th><th>dead letters</th><th>cage</th><th></th></tr>' +
+        live.map(a => `<tr><td><a href="agent/${esc(a.name)}/">${esc(a.name)}</a><div class="muted">${esc(a.description)}</div></td>
+          <td><span class="badge ${esc(a.state)} ${transients.includes(a.state) ? 'transient' : ''}">${esc(a.state)}${a.rate_limited_until ? ' until ' + hhmm(a.rate_limited_until) : ''}</span>
+          <div class="muted">${esc(a.detail)}</div></td><td>${a.unread}</td><td>${a.inflight}</td>
+          <td>${a.dead_letters ? `<span class="badge bad">${a.dead_letters}</span>` : 0}</td><td class="muted">${esc(a.cage)}</td>
+          <td>${btn('restart', 'restart', {name: a.name})} ${a.state === 'stopped' ? btn('start', 'start', {name: a.name}) : btn('stop', 'stop', {name: a.name}, true)}
+          ${a.name !== 'manager' ? btn('destroy', 'destroy', {name: a.name}, true) : ''}</td></tr>`).join('');
+      document.getElementById('tombstones').innerHTML = S.agents.filter(a => a.state === 'destroyed')
+        .map(a => `<tr><td>${esc(a.name)}</td><td>${btn('revive', 'revive', {name: a.name})} ${btn('purge', 'destroy', {name: a.name, purge: true}, true)}</td></tr>`).join('') || '<tr><td class="muted">none</td></tr>';
+      const open = S.approvals.filter(a => a.state === 'pending' || a.state === 'approved');
+      document.getElementById('approvals').innerHTML = open.map(a => `<div class="approval"><b>#${a.id} ${esc(a.kind)} ${esc(a.agent)}</b>
+          <span class="badge">${esc(a.state)}</span> <span class="muted">${esc(a.description)}</span>
+          ${a.diff ? `<pre>${esc(a.diff)}</pre>` : ''}
+          ${a.state === 'pending' ? `${btn('approve', 'approve', {id: a.id})} <input id="note-${a.id}" placeholder="note for the manager">
+          <button data-destructive=1 onclick='act("deny", {id: ${a.id}, note: document.getElementById("note-${a.id}").value || null}, this)'>deny</button>` : ''}</div>`).join('')
+        || '<p class="muted">nothing waits for you</p>';
+      const byId = new Map(S.messages.map(m => [m.id, m]));
+      const depth = m => { let d = 0, p = m; while (p.in_reply_to && byId.has(p.in_reply_to) && d < 8) { p = byId.get(p.in_reply_to); d++; } return d; };
+      const root = m => { let p = m, n = 0; while (p.in_reply_to && byId.has(p.in_reply_to) && n++ < 8) p = byId.get(p.in_reply_to); return p.id; };
+      const threads = new Map();
+      [...S.messages].sort((a, b) => a.id - b.id).forEach(m => { const r = root(m); if (!threads.has(r)) threads.set(r, []); threads.get(r).push(m); });
+      document.getElementById('threads').innerHTML = [...threads.values()].reverse().slice(0, 60).map(t => '<div class="thread">' + t.map(m =>
+        `<div class="msg" style="--d:${depth(m)}"><b>${esc(m.from)}</b> → ${esc(m.to)} <span class="state">#${m.id} ${esc(m.state)}${m.redelivered ? ', redelivered' : ''}${m.state === 'dead' ? ' (dead-lettered: ' + esc(m.dead_reason) + ')' : ''}</span><br>${esc(m.body)}</div>`).join('') + '</div><hr>').join('');
+      const to = document.getElementById('to'), chosen = to.value;
+      to.innerHTML = ['manager', '*', ...live.map(a => a.name).filter(n => n !== 'manager')].map(n => `<option>${esc(n)}</option>`).join('');
+      if (chosen) to.value = chosen;
+      document.getElementById('reminders').innerHTML = S.reminders.map(r => `<tr><td>#${r.id}</td><td>${esc(r.agent)}</td><td>${new Date(r.due_at * 1000).toLocaleString()}</td>
+          <td>${esc(r.body)}</td><td>${btn('cancel', 'cancel_reminder', {id: r.id}, true)}</td></tr>`).join('') || '<tr><td class="muted">none</td></tr>';
+    }
+    function apply(e) {
+      if (e.kind === 'message' || e.kind === 'message_state') {
+        const i = S.messages.findIndex(m => m.id === e.message.id);
+        if (i >= 0) S.messages[i] = e.message; else S.messages.unshift(e.message);
+        S.messages = S.messages.slice(0, 500);
+      } else if (e.kind === 'agents') S.agents = e.agents;
+      else if (e.kind === 'approvals') S.approvals = e.approvals;
+      else if (e.kind === 'reminders') S.reminders = e.reminders;
+    }
+    document.getElementById('compose').onsubmit = ev => {
+      ev.preventDefault();
+      const body = document.getElementById('body');
+      act('send', {to: document.getElementById('to').value, body: body.value}).then(() => body.value = '');
+    };
+    render();
+    const source = new EventSource('events?after=' + seq);
+    source.onopen = () => { document.getElementById('live').textContent = 'live'; };
+    source.onerror = () => { document.getElementById('live').textContent = 'reconnecting…'; };
+    source.onmessage = m => { const e = JSON.parse(m.data); if (e.seq <= seq) return; seq = e.seq; apply(e); render(); };
+    source.addEventListener('reset', () => location.reload());
+    """#
+}

@@ -1,0 +1,181 @@
+import AsyncHTTPClient
+import Foundation
+import HiveWire
+import Hummingbird
+import Logging
+import NIOCore
+
+/// `hive web`: the dashboard on one origin. `/` is the dashboard (live over server-sent events),
+/// `/agent/<n>/…` each agent's own UI (proxied to its harness's `web.sock`, streaming), `/forge/…` the
+/// forge. It reaches the hive only through ``CoreLink``; core checks every name and path itself.
+public enum WebServer {
+    /// Commands the dashboard may send as actions (core's web table is the final word).
+    static let actions: Set<String> = ["send", "approve", "deny", "start", "stop", "restart", "revive", "destroy", "cancel_reminder", "logs"]
+
+    public static func application(core: CoreLink, runDir: URL, host: String, port: Int, auth: WebAuth, forge: String?,
+                                   client: HTTPClient, logger: Logger) -> some ApplicationProtocol {
+        let router = Router()
+
+        router.get("/login") { _, _ in html(DashboardPage.login(error: nil)) }
+        router.post("/login") { request, _ in
+            let body = String(buffer: try await request.body.collect(upTo: 4096))
+            let password = form(body)["password"] ?? ""
+            guard let id = auth.login(password: password) else { return html(DashboardPage.login(error: "wrong password"), status: .unauthorized) }
+            var r = Response(status: .seeOther, headers: [.location: "./"])
+            r.headers[.setCookie] = "\(WebAuth.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(WebAuth.lifetime))"
+            return r
+        }
+
+        router.get("/") { request, _ in
+            guard let session = auth.session(cookieHeader: request.headers[.cookie]) else { return Response(status: .seeOther, headers: [.location: "login"]) }
+            let snapshot = try await core.call(SnapshotCommand())
+            return html(DashboardPage.dashboard(snapshot: snapshot, csrf: session.csrf, loginRequired: auth.loginRequired))
+        }
+        router.get("/api/snapshot") { request, _ in
+            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
+            return try json(try await core.call(SnapshotCommand()))
+        }
+        router.get("/api/file") { request, _ in
+            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
+            let agent = request.uri.queryParameters["agent"].map(String.init)
+            let path = request.uri.queryParameters["path"].map(String.init) ?? ""
+            return try await passthrough(core, ReadFileCommand(agent: agent?.isEmpty == true ? nil : agent, relPath: path))
+        }
+        router.get("/api/config") { request, _ in
+            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
+            return try await passthrough(core, AgentConfigCommand(agent: request.uri.queryParameters["agent"].map(String.init) ?? ""))
+        }
+        router.post("/api/action") { request, _ in
+            guard let session = auth.session(cookieHeader: request.headers[.cookie]) else { return unauthorized() }
+            guard let sent = request.headers[.init("X-Hive-CSRF")!], WebAuth.constantTimeEqual(sent, session.csrf) else {
+                return json(["error": "missing or wrong CSRF token: reload the dashboard"], status: .forbidden)
+            }
+            let body = try await request.body.collect(upTo: 16 * 1024)
+            guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                  let cmd = object["cmd"] as? String, actions.contains(cmd) else {
+                return json(["error": "send a JSON object with cmd, one of: \(actions.sorted().joined(separator: ", "))"], status: .badRequest)
+            }
+            let reply = try await core.raw(Data(body.readableBytesView) + Data("\n".utf8))
+            let ok = ((try? JSONSerialization.jsonObject(with: reply)) as? [String: Any])?["ok"] as? Bool == true
+            return Response(status: ok ? .ok : .unprocessableContent, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: reply)))
+        }
+        router.get("/events") { request, _ in
+            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
+            let fromHeader = request.headers[.init("Last-Event-ID")!].flatMap { Int64($0) }
+            let fromQuery = request.uri.queryParameters["after"].flatMap { Int64(String($0)) }
+            return events(core, after: fromHeader ?? fromQuery ?? 0)
+        }
+
+        // Each agent's own UI, and the forge, on this origin.
+        for method in [HTTPRequest.Method.get, .post, .head] {
+            router.on("/agent/**", method: method) { request, _ in
+                guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
+                let parts = request.uri.path.split(separator: "/", omittingEmptySubsequences: false)
+                guard parts.count >= 3, let name = try? AgentName(String(parts[2])) else { return json(["error": "no such agent"], status: .notFound) }
+                if method == .post, !sameOrigin(request) { return json(["error": "cross-origin POST refused"], status: .forbidden) }
+                let rest = "/" + parts.dropFirst(3).joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
+                let socket = runDir.appending(path: "agents").appending(path: name.rawValue).appending(path: "web.sock").path
+                guard let url = URL(httpURLWithSocketPath: socket, uri: rest) else { return json(["error": "bad path"], status: .badRequest) }
+                return try await proxy(request, to: url.absoluteString, client: client, dropAuthorization: true, logger: logger)
+            }
+            if let forge {
+                router.on("/forge/**", method: method) { request, _ in
+                    let origin = forge.replacingOccurrences(of: "/forge", with: "")
+                    return try await proxy(request, to: origin + request.uri.description, client: client, dropAuthorization: false, logger: logger)
+                }
+            }
+        }
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "hive-web"), logger: logger)
+    }
+
+    /// The request came from a page of this origin (browsers send `Origin` on every POST).
+    static func sameOrigin(_ request: Request) -> Bool {
+        guard let origin = request.headers[.origin], let host = request.head.authority else { return false }
+        return origin == "http://\(host)" || origin == "https://\(host)"
+    }
+
+    static func events(_ core: CoreLink, after: Int64) -> Response {
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var last = after
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+            while !Task.isCancelled {
+                let reply: EventsCommand.Reply
+                do { reply = try await core.call(EventsCommand(after: last, waitSeconds: 5)) } catch { break }
+                if reply.reset {
+                    try await writer.write(ByteBuffer(string: "event: reset\ndata: {}\n\n"))
+                    break
+                }
+                if reply.events.isEmpty { try await writer.write(ByteBuffer(string: ": ping\n\n")) }
+                for e in reply.events {
+                    let data = try WireCoding.encoder().encode(e)
+                    try await writer.write(ByteBuffer(string: "id: \(e.seq)\ndata: \(String(decoding: data, as: UTF8.self))\n\n"))
+                    last = e.seq
+                }
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    static let hopByHop: Set<String> = ["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+                                        "proxy-authorization", "proxy-authenticate", "host", "content-length"]
+
+    /// Streams a request to `url` and its response back (server-sent events included, unbuffered).
+    static func proxy(_ request: Request, to url: String, client: HTTPClient, dropAuthorization: Bool, logger: Logger) async throws -> Response {
+        var out = HTTPClientRequest(url: url)
+        out.method = .init(rawValue: request.method.rawValue)
+        for field in request.headers {
+            let name = field.name.canonicalName
+            if hopByHop.contains(name) || name == "cookie" || (dropAuthorization && name == "authorization") { continue }
+            out.headers.add(name: field.name.rawName, value: field.value)
+        }
+        if request.method == .post {
+            out.body = .stream(request.body, length: .unknown)
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(out, timeout: .hours(24), logger: logger)
+        } catch {
+            return json(["error": "the upstream is not answering (is it running?)"], status: .badGateway)
+        }
+        var headers = HTTPFields()
+        for (name, value) in response.headers where !hopByHop.contains(name.lowercased()) {
+            if let n = HTTPFields.Element.Name(name) { headers.append(HTTPFields.Element(name: n, value: value)) }
+        }
+        return Response(status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers,
+                        body: ResponseBody(asyncSequence: response.body))
+    }
+
+    static func passthrough<C: HiveCommand>(_ core: CoreLink, _ command: C) async throws -> Response {
+        let reply = try await core.raw(try Envelope(command).line())
+        let ok = ((try? JSONSerialization.jsonObject(with: reply)) as? [String: Any])?["ok"] as? Bool == true
+        return Response(status: ok ? .ok : .unprocessableContent, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: reply)))
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try WireCoding.encoder().encode(value))))
+    }
+
+    static func json(_ value: [String: String], status: HTTPResponse.Status) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func unauthorized() -> Response { json(["error": "log in first"], status: .unauthorized) }
+
+    static func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .init("Content-Security-Policy")!: "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"],
+                 body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func form(_ body: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in body.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            if kv.count == 2 { out[kv[0]] = kv[1] }
+        }
+        return out
+    }
+}

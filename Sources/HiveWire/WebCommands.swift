@@ -1,0 +1,122 @@
+import Foundation
+
+// The privsep web surface (`<run-dir>/web.sock`): what `hive web` may ask core for. Narrow and named:
+// every agent name and relative path in these requests is checked by core itself.
+
+/// Who the web process is: the uid and gid `hive web` runs as when started as root, the group that may
+/// use `web.sock` and the agents' `web.sock`s.
+public enum WebSurface {
+    public static let uid: UInt32 = 19_999
+}
+
+/// Everything the dashboard shows at once, and the feed position it reflects.
+public struct SnapshotCommand: HiveCommand {
+    public static let cmd = "snapshot"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        /// Apply events with a greater `seq` on top of this snapshot: no gaps, no duplicates.
+        public var seq: Int64
+        public var agents: [AgentSummary]
+        public var approvals: [ApprovalView]
+        /// The newest messages of the hive (all parties), newest first; listing marks nothing read.
+        public var messages: [MessageView]
+        public var reminders: [ReminderView]
+        public var forge: String?
+        public init(seq: Int64, agents: [AgentSummary], approvals: [ApprovalView], messages: [MessageView], reminders: [ReminderView], forge: String?) {
+            self.seq = seq; self.agents = agents; self.approvals = approvals; self.messages = messages; self.reminders = reminders; self.forge = forge
+        }
+    }
+}
+
+/// One change on the dashboard's live feed.
+public struct DashboardEvent: Codable, Sendable, Equatable {
+    public var seq: Int64
+    /// `message` (new), `message_state` (delivered, acked, dead), `agents` (the list changed),
+    /// `approvals` (the open list or a resolution changed), `reminders`.
+    public var kind: String
+    public var message: MessageView?
+    public var agents: [AgentSummary]?
+    public var approvals: [ApprovalView]?
+    public var reminders: [ReminderView]?
+    public init(seq: Int64, kind: String, message: MessageView? = nil, agents: [AgentSummary]? = nil,
+                approvals: [ApprovalView]? = nil, reminders: [ReminderView]? = nil) {
+        self.seq = seq; self.kind = kind; self.message = message; self.agents = agents; self.approvals = approvals; self.reminders = reminders
+    }
+}
+
+/// Events after `after`, waiting up to `wait_seconds` (at most 30) for the first one.
+public struct EventsCommand: HiveCommand {
+    public static let cmd = "events"
+    public var after: Int64
+    public var waitSeconds: Double?
+    public init(after: Int64, waitSeconds: Double? = nil) { self.after = after; self.waitSeconds = waitSeconds }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var seq: Int64
+        public var events: [DashboardEvent]
+        /// True when `after` is older than the feed keeps: take a fresh snapshot.
+        public var reset: Bool
+        public init(seq: Int64, events: [DashboardEvent], reset: Bool) { self.seq = seq; self.events = events; self.reset = reset }
+    }
+}
+
+/// A file in an agent's state dir (`agent` set) or in the shared space (`agent` null), read-only.
+public struct ReadFileCommand: HiveCommand {
+    public static let cmd = "read_file"
+    public var agent: String?
+    public var relPath: String
+    public init(agent: String?, relPath: String) { self.agent = agent; self.relPath = relPath }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var path: String
+        public var size: Int
+        /// The text (UTF-8, at most 1 MiB), or null for a binary file.
+        public var text: String?
+        public init(path: String, size: Int, text: String?) { self.path = path; self.size = size; self.text = text }
+    }
+}
+
+/// The config an agent runs with, and the commit it came from (null: defaults).
+public struct AgentConfigCommand: HiveCommand {
+    public static let cmd = "agent_config"
+    public var agent: String
+    public init(agent: String) { self.agent = agent }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var agent: String
+        public var config: String
+        public var commit: String?
+        public init(agent: String, config: String, commit: String?) { self.agent = agent; self.config = config; self.commit = commit }
+    }
+}
+
+/// What `web.sock` accepts: reads, and the operator actions core authorises on its own terms.
+public enum WebRequest: Sendable {
+    case snapshot(SnapshotCommand)
+    case events(EventsCommand)
+    case readFile(ReadFileCommand)
+    case agentConfig(AgentConfigCommand)
+    case logs(LogsCommand)
+    case send(SendCommand)
+    case approve(ApproveCommand)
+    case deny(DenyCommand)
+    case start(StartCommand)
+    case stop(StopCommand)
+    case restart(RestartCommand)
+    case revive(ReviveCommand)
+    case destroy(DestroyCommand)
+    case cancelReminder(CancelReminderCommand)
+
+    public static let table = CommandTable<WebRequest>()
+        .with(SnapshotCommand.self, WebRequest.snapshot)
+        .with(EventsCommand.self, WebRequest.events)
+        .with(ReadFileCommand.self, WebRequest.readFile)
+        .with(AgentConfigCommand.self, WebRequest.agentConfig)
+        .with(LogsCommand.self, WebRequest.logs)
+        .with(SendCommand.self, WebRequest.send)
+        .with(ApproveCommand.self, WebRequest.approve)
+        .with(DenyCommand.self, WebRequest.deny)
+        .with(StartCommand.self, WebRequest.start)
+        .with(StopCommand.self, WebRequest.stop)
+        .with(RestartCommand.self, WebRequest.restart)
+        .with(ReviveCommand.self, WebRequest.revive)
+        .with(DestroyCommand.self, WebRequest.destroy)
+        .with(CancelReminderCommand.self, WebRequest.cancelReminder)
+}

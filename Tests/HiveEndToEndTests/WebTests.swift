@@ -1,0 +1,219 @@
+import Foundation
+import HiveClient
+import HiveWire
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A bare HTTP/1.1 client over TCP loopback (one request per connection), for the dashboard's tests.
+enum TCPHTTP {
+    struct Reply { var status: Int; var headers: [String: String]; var body: String; var raw: String = "" }
+
+    static func request(_ port: Int, _ method: String, _ path: String, headers: [String: String] = [:], body: String = "",
+                        readFor: Duration = .seconds(10), until stop: ((String) -> Bool)? = nil) throws -> Reply {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard ok == 0 else { throw HiveClientError.protocolError("cannot connect to 127.0.0.1:\(port)") }
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        _ = UnixSocket.writeAll(fd, Data((head + "\r\n" + body).utf8))
+        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var data = Data()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let deadline = ContinuousClock.now + readFor
+        while ContinuousClock.now < deadline {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n == 0 { break }
+            if n > 0 {
+                data.append(contentsOf: buf[..<n])
+                if let stop, stop(String(decoding: data, as: UTF8.self)) { break }
+            }
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        let lines = (parts.first ?? "").components(separatedBy: "\r\n")
+        let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
+        var fields: [String: String] = [:]
+        for line in lines.dropFirst() {
+            if let c = line.firstIndex(of: ":") { fields[line[..<c].lowercased()] = line[line.index(after: c)...].trimmingCharacters(in: .whitespaces) }
+        }
+        let rest = parts.dropFirst().joined(separator: "\r\n\r\n")
+        return Reply(status: status, headers: fields, body: fields["transfer-encoding"] == "chunked" ? UnixHTTP.dechunk(rest) : rest, raw: text)
+    }
+}
+
+extension LiveHive {
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Starts `hive web` on a free loopback port (or `listen`) and waits until it answers.
+    func startWeb(listen: String? = nil, extra: [String] = []) async throws -> (Process, Int) {
+        let port = Self.freePort()
+        let p = try launch(["web", "--run-dir", runDir.path, "--listen", listen ?? "127.0.0.1:\(port)"] + extra)
+        agents.append(p)
+        try await eventually("the dashboard answers") { (try? TCPHTTP.request(port, "GET", "/login", readFor: .seconds(2)))?.status == 200 }
+        return (p, port)
+    }
+
+    var web: HiveConnection { get throws { try HiveConnection(path: runDir.appending(path: "web.sock").path) } }
+}
+
+@Suite("Dashboard", .timeLimit(.minutes(3)))
+struct WebTests {
+    @Test("core's web surface reads only plain files inside an agent's state dir or /shared: traversal, links and other agents' files refused")
+    func confinedReads() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        _ = try await hive.spawn("iris")
+        _ = try await hive.spawn("bob")
+        let state = hive.root.appending(path: "agents/iris/state")
+        try FileManager.default.createDirectory(at: state.appending(path: "sub"), withIntermediateDirectories: true)
+        try Data("hello".utf8).write(to: state.appending(path: "notes.md"))
+        try Data("deep".utf8).write(to: state.appending(path: "sub/a.txt"))
+        try Data("bob's".utf8).write(to: hive.root.appending(path: "agents/bob/state/secret.txt"))
+        try FileManager.default.createSymbolicLink(atPath: state.appending(path: "link").path, withDestinationPath: "/etc/passwd")
+        try FileManager.default.createSymbolicLink(atPath: state.appending(path: "dirlink").path, withDestinationPath: "/etc")
+        try FileManager.default.createSymbolicLink(atPath: state.appending(path: "bobs").path, withDestinationPath: "../../bob/state")
+        try FileManager.default.createDirectory(at: hive.root.appending(path: "shared"), withIntermediateDirectories: true)
+        try Data("for all".utf8).write(to: hive.root.appending(path: "shared/doc.md"))
+        let web = try hive.web
+
+        #expect(try await web.call(ReadFileCommand(agent: "iris", relPath: "notes.md")).text == "hello")
+        #expect(try await web.call(ReadFileCommand(agent: "iris", relPath: "sub/a.txt")).text == "deep")
+        #expect(try await web.call(ReadFileCommand(agent: nil, relPath: "doc.md")).text == "for all")
+        let refused: [(String?, String)] = [
+            ("iris", "../bob/state/secret.txt"), ("iris", "/etc/passwd"), ("iris", "sub/../../bob/state/secret.txt"), ("iris", "link"),
+            ("iris", "dirlink/passwd"), ("iris", "bobs/secret.txt"), ("iris", ""), ("iris", "."), ("iris", "sub//a.txt"), ("iris", "sub/"),
+            ("iris", String(repeating: "a", count: 300)), ("iris", "secret.txt"), ("iris", "%2e%2e/bob/state/secret.txt"),
+            ("..", "bob/state/secret.txt"), ("../bob", "secret.txt"), ("nobody", "x"), (nil, "../broker.sqlite"), (nil, "../agents/bob/state/secret.txt"),
+        ]
+        for (agent, path) in refused {
+            let line = try Envelope(ReadFileCommand(agent: agent, relPath: path)).line()
+            let reply = try JSONSerialization.jsonObject(with: try await web.roundTrip(line)) as? [String: Any] ?? [:]
+            #expect(reply["ok"] as? Bool == false, "read_file \(agent ?? "shared") '\(path)' was not refused")
+        }
+        // The web socket takes only its narrow set: no spawning, no listing of the admin kind.
+        for cmd in ["spawn", "list", "info", "rebuild", "forge_repos"] {
+            let r = try await web.raw(#"{"cmd":"\#(cmd)","name":"eve"}"#)
+            #expect((r["error"] as? String)?.hasPrefix("unknown command") == true, "\(cmd)")
+        }
+        if getuid() == 0 {
+            var st = stat()
+            #expect(stat(hive.runDir.appending(path: "web.sock").path, &st) == 0)
+            #expect(st.st_gid == WebSurface.uid && st.st_mode & 0o777 == 0o660, "web.sock: the web process's group only")
+        }
+    }
+
+    @Test("hive web: unprivileged; the page renders the swarm; live events; actions need the CSRF token; approve from the web; agent pages on one origin")
+    func dashboard() async throws {
+        let hive = try LiveHive()
+        try await hive.start(cage: "process", environment: try hive.fakeClaudeEnvironment())
+        _ = try await hive.spawn("iris")
+        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
+        let (web, port) = try await hive.startWeb()
+
+        if getuid() == 0 {
+            let status = try String(contentsOfFile: "/proc/\(web.processIdentifier)/status", encoding: .utf8)
+            #expect(status.contains("Uid:\t\(WebSurface.uid)\t\(WebSurface.uid)\t\(WebSurface.uid)\t\(WebSurface.uid)"))
+            let groups = status.split(separator: "\n").first { $0.hasPrefix("Groups:") }?.dropFirst(7).trimmingCharacters(in: .whitespaces)
+            #expect(groups == "", "no supplementary groups")
+            for task in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(web.processIdentifier)/task") {
+                let t = try String(contentsOfFile: "/proc/\(web.processIdentifier)/task/\(task)/status", encoding: .utf8)
+                #expect(t.contains("Uid:\t\(WebSurface.uid)\t"), "every thread, the main one included, is unprivileged")
+            }
+            // That uid has no permission bits for core's secrets (the forge's admin token is 0600 root).
+            let probe = Process()
+            probe.executableURL = URL(filePath: "/usr/bin/setpriv")
+            probe.arguments = ["--reuid=\(WebSurface.uid)", "--regid=\(WebSurface.uid)", "--clear-groups", "--", "/bin/cat", hive.root.appending(path: "forge/admin-token").path]
+            probe.standardOutput = FileHandle.nullDevice
+            probe.standardError = FileHandle.nullDevice
+            try probe.run()
+            probe.waitUntilExit()
+            #expect(probe.terminationStatus != 0, "the web uid cannot read a root-only file")
+        }
+
+        let page = try TCPHTTP.request(port, "GET", "/")
+        #expect(page.status == 200)
+        #expect(page.body.contains("\"name\":\"iris\"") && page.body.contains("\"name\":\"manager\""), "the snapshot is in the page")
+        let csrf = try #require(page.body.firstMatch(of: /const CSRF = "([0-9a-f]{64})"/)?.1).description
+        let snapshot = try await hive.web.call(SnapshotCommand())
+
+        // Live: a message sent after the subscription arrives as an event.
+        let reader = Task {
+            try TCPHTTP.request(port, "GET", "/events?after=\(snapshot.seq)", readFor: .seconds(10)) { $0.contains("ping from the test") }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "ping from the test"))
+        let stream = try await reader.value
+        #expect(stream.headers["content-type"] == "text/event-stream")
+        // (Read as it arrived: the stream is cut mid-chunk when the test has seen enough.)
+        #expect(stream.raw.contains("\"kind\":\"message\"") && stream.raw.contains("ping from the test"), "\(stream.raw.prefix(3000))")
+
+        // Actions: refused without the CSRF token, carried out with it.
+        let send = #"{"cmd":"send","to":"iris","body":"from the dashboard"}"#
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["Content-Type": "application/json"], body: send).status == 403)
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": String(repeating: "0", count: 64)], body: send).status == 403)
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf], body: send).status == 200)
+        try await hive.eventually("iris got it") { hive.runs(of: "iris").contains { ($0["prompt"] as? String)?.contains("from the dashboard") == true } }
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf], body: #"{"cmd":"spawn","name":"eve"}"#).status == 400)
+
+        // Approve a config change from the web.
+        let request = try await hive.manager.call(RequestInitConfigCommand(name: "bob")).approval
+        let approved = try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf], body: #"{"cmd":"approve","id":\#(request.id)}"#)
+        #expect(approved.status == 200 && approved.body.contains("\"state\":\"deployed\""))
+
+        // The agent's own UI through the same origin, its live stream included; cross-origin POSTs refused.
+        let agentPage = try TCPHTTP.request(port, "GET", "/agent/iris/")
+        #expect(agentPage.status == 200 && agentPage.body.contains("iris"))
+        let state = try TCPHTTP.request(port, "GET", "/agent/iris/state")
+        #expect(state.status == 200 && state.body.contains("\"state\""))
+        let agentStream = try TCPHTTP.request(port, "GET", "/agent/iris/events/stream", readFor: .seconds(5)) { $0.contains("data:") }
+        #expect(agentStream.headers["content-type"] == "text/event-stream" && agentStream.raw.contains("data:"))
+        #expect(try TCPHTTP.request(port, "POST", "/agent/iris/cancel").status == 403)
+        #expect(try TCPHTTP.request(port, "GET", "/agent/..%2f..%2fetc/").status == 404)
+        #expect(try TCPHTTP.request(port, "GET", "/api/file?agent=iris&path=../../../etc/passwd").status == 422)
+    }
+
+    @Test("off loopback the dashboard needs the operator password; wrong ones are refused; no password, no start")
+    func login() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        let noPassword = try hive.launch(["web", "--run-dir", hive.runDir.path, "--listen", "0.0.0.0:\(LiveHive.freePort())"])
+        noPassword.waitUntilExit()
+        #expect(noPassword.terminationStatus != 0)
+        let file = hive.dir.appending(path: "password")
+        try Data("correct horse battery\n".utf8).write(to: file)
+        chmod(file.path, 0o600)
+        let (_, port) = try await hive.startWeb(listen: nil, extra: [])
+        _ = port
+        let open = LiveHive.freePort()
+        let p = try hive.launch(["web", "--run-dir", hive.runDir.path, "--listen", "0.0.0.0:\(open)", "--password-file", file.path])
+        hive.agents.append(p)
+        try await hive.eventually("it answers") { (try? TCPHTTP.request(open, "GET", "/login", readFor: .seconds(2)))?.status == 200 }
+        #expect(try TCPHTTP.request(open, "GET", "/").status == 303)
+        #expect(try TCPHTTP.request(open, "GET", "/api/snapshot").status == 401)
+        #expect(try TCPHTTP.request(open, "GET", "/events").status == 401)
+        #expect(try TCPHTTP.request(open, "POST", "/login", headers: ["Content-Type": "application/x-www-form-urlencoded"], body: "password=nope").status == 401)
+        let ok = try TCPHTTP.request(open, "POST", "/login", headers: ["Content-Type": "application/x-www-form-urlencoded"], body: "password=correct+horse+battery")
+        #expect(ok.status == 303)
+        let cookie = try #require(ok.headers["set-cookie"]?.split(separator: ";").first.map(String.init))
+        #expect(ok.headers["set-cookie"]?.contains("HttpOnly") == true && ok.headers["set-cookie"]?.contains("SameSite=Strict") == true)
+        #expect(try TCPHTTP.request(open, "GET", "/", headers: ["Cookie": cookie]).status == 200)
+        #expect(try TCPHTTP.request(open, "GET", "/api/snapshot", headers: ["Cookie": cookie]).status == 200)
+    }
+}
