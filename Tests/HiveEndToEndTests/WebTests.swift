@@ -216,4 +216,83 @@ struct WebTests {
         #expect(try TCPHTTP.request(open, "GET", "/", headers: ["Cookie": cookie]).status == 200)
         #expect(try TCPHTTP.request(open, "GET", "/api/snapshot", headers: ["Cookie": cookie]).status == 200)
     }
+
+    static let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test("nginx in front with the generated site: dashboard, agent page and live events work through it", .enabled(if: nginx != nil))
+    func throughNginx() async throws {
+        let hive = try LiveHive()
+        try await hive.start(cage: "process", environment: try hive.fakeClaudeEnvironment())
+        _ = try await hive.spawn("iris")
+        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
+        let (_, webPort) = try await hive.startWeb()
+        let port = LiveHive.freePort()
+        let site = try hive.cli(["nginx-config", "--server-name", "localhost", "--listen", "127.0.0.1:\(port)", "--upstream", "127.0.0.1:\(webPort)"])
+        #expect(site.status == 0 && site.out.contains("proxy_buffering off"))
+        let dir = hive.dir.appending(path: "nginx")
+        try FileManager.default.createDirectory(at: dir.appending(path: "logs"), withIntermediateDirectories: true)
+        try Data(site.out.utf8).write(to: dir.appending(path: "site.conf"))
+        try Data("""
+            worker_processes 1;
+            pid \(dir.path)/nginx.pid;
+            error_log \(dir.path)/logs/error.log;
+            events { worker_connections 64; }
+            http { access_log off; include \(dir.path)/site.conf; }
+            """.utf8).write(to: dir.appending(path: "nginx.conf"))
+        let nginx = Process()
+        nginx.executableURL = URL(filePath: Self.nginx!)
+        nginx.arguments = ["-p", dir.path, "-c", dir.appending(path: "nginx.conf").path, "-g", "daemon off;"]
+        nginx.standardError = FileHandle.nullDevice
+        try nginx.run()
+        hive.agents.append(nginx)
+        defer { kill(nginx.processIdentifier, SIGQUIT) }
+        try await hive.eventually("nginx answers") { (try? TCPHTTP.request(port, "GET", "/login", readFor: .seconds(2)))?.status == 200 }
+
+        let page = try TCPHTTP.request(port, "GET", "/")
+        #expect(page.status == 200 && page.body.contains("\"name\":\"iris\""))
+        #expect(try TCPHTTP.request(port, "GET", "/agent/iris/state").body.contains("\"state\""))
+        let seq = try await hive.web.call(SnapshotCommand()).seq
+        let reader = Task { try TCPHTTP.request(port, "GET", "/events?after=\(seq)", readFor: .seconds(10)) { $0.contains("through nginx") } }
+        try await Task.sleep(for: .milliseconds(500))
+        let sent = ContinuousClock.now
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "through nginx"))
+        let stream = try await reader.value
+        #expect(stream.raw.contains("through nginx"), "the event came through unbuffered")
+        #expect(ContinuousClock.now - sent < .seconds(5))
+        let csrf = try #require(page.body.firstMatch(of: /const CSRF = "([0-9a-f]{64})"/)?.1).description
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf], body: #"{"cmd":"send","to":"iris","body":"posted via nginx"}"#).status == 200)
+    }
+
+    @Test("in a real browser: headless Chromium renders the swarm and an agent's page", .enabled(if: chromium != nil))
+    func browser() async throws {
+        let hive = try LiveHive()
+        try await hive.start(cage: "process", environment: try hive.fakeClaudeEnvironment())
+        _ = try await hive.spawn("iris")
+        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "<b>not bold</b> & friends"))
+        let (_, port) = try await hive.startWeb()
+        func dom(_ path: String) throws -> String {
+            let p = Process()
+            p.executableURL = URL(filePath: Self.chromium!)
+            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=\(hive.dir.path)/chrome",
+                           "--timeout=4000", "--dump-dom", "http://127.0.0.1:\(port)\(path)"]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let pid = p.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + 30) { kill(pid, SIGKILL) } // never hang the suite
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        let dashboard = try dom("/")
+        #expect(dashboard.contains("<a href=\"agent/iris/\">iris</a>"), "the agents table was rendered by the page's script")
+        #expect(dashboard.contains("&lt;b&gt;not bold&lt;/b&gt; &amp; friends"), "agent text is shown, not interpreted")
+        #expect(!dashboard.contains("<b>not bold</b>"))
+        #expect(dashboard.contains("<option>manager</option>"))
+        let agentPage = try dom("/agent/iris/")
+        #expect(agentPage.contains("<h1>iris</h1>"))
+    }
 }
