@@ -72,6 +72,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "hive", dependencies: [
             "HiveWire", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP", "HiveTelemetry", "HiveWeb",

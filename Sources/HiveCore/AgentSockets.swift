@@ -64,8 +64,14 @@ final class AgentSockets: Service, Sendable {
         }
         guard taken else { throw CoreError("agent '\(name)' already has a socket, or the core is stopping") }
         do {
-            try server.start()
-            if getuid() == 0 { WebSurfaceAccess.openRunDir(layout.agentRunDir(name), owner: 0) }
+            // Bound, then its group set back to root's (the run dir is setgid to the web's group), and only
+            // then accepting: the web process never gets a window on an agent's identity socket.
+            try server.listen()
+            if getuid() == 0 {
+                _ = lchown(layout.agentSocket(name).path, 0, 0)
+                WebSurfaceAccess.openRunDir(layout.agentRunDir(name), owner: 0)
+            }
+            server.startAccepting()
         } catch {
             state.withLock { _ = $0.servers.removeValue(forKey: name) }
             throw error

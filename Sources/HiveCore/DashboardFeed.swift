@@ -11,6 +11,8 @@ final class DashboardFeed: Sendable {
         var seq: Int64 = 0
         var events: [DashboardEvent] = []
         var lastMessageID: Int64 = 0
+        /// The newest message when the feed started: anything newer and unknown is news.
+        var startID: Int64 = 0
         var messageStates: [Int64: String] = [:]
         var agents: [AgentSummary] = []
         var approvals: [ApprovalView] = []
@@ -22,12 +24,14 @@ final class DashboardFeed: Sendable {
     private let broker: Broker
     private let agents: @Sendable () throws -> [AgentSummary]
     static let keep = 10_000
+    /// Most events one `events` reply carries (the client asks again for the rest).
+    static let batch = 500
 
     init(broker: Broker, agents: @escaping @Sendable () throws -> [AgentSummary]) {
         self.broker = broker
         self.agents = agents
         let last = (try? broker.recentMessages(limit: 1).first?.id) ?? 0
-        state.withLock { $0.lastMessageID = last ?? 0 }
+        state.withLock { $0.lastMessageID = last ?? 0; $0.startID = last ?? 0 }
         broker.observeSends { [weak self] ids in self?.published(ids) }
     }
 
@@ -39,8 +43,9 @@ final class DashboardFeed: Sendable {
         while true {
             let (reply, stopped) = state.withLock { s -> (EventsCommand.Reply, Bool) in
                 let oldest = s.events.first?.seq ?? s.seq + 1
-                if after < oldest - 1 && after < s.seq { return (.init(seq: s.seq, events: [], reset: true), s.stopped) }
-                return (.init(seq: s.seq, events: s.events.filter { $0.seq > after }, reset: false), s.stopped)
+                // Older than the buffer, or from before a core restart (seq starts again): start over.
+                if (after < oldest - 1 && after < s.seq) || after > s.seq { return (.init(seq: s.seq, events: [], reset: true), s.stopped) }
+                return (.init(seq: s.seq, events: Array(s.events.lazy.filter { $0.seq > after }.prefix(Self.batch)), reset: false), s.stopped)
             }
             if !reply.events.isEmpty || reply.reset || stopped || Date() >= deadline { return reply }
             changed.lock()
@@ -64,7 +69,7 @@ final class DashboardFeed: Sendable {
     private func published(_ ids: [Int64]) {
         guard let rows = try? broker.messages(ids: ids), !rows.isEmpty else { return }
         state.withLock { s in
-            for m in rows where m.id > s.lastMessageID || s.messageStates[m.id] == nil {
+            for m in rows where s.messageStates[m.id] == nil {
                 publish({ DashboardEvent(seq: $0, kind: "message", message: m) }, in: &s)
                 s.messageStates[m.id] = m.state
                 s.lastMessageID = max(s.lastMessageID, m.id)
@@ -90,7 +95,7 @@ final class DashboardFeed: Sendable {
                         s.messageStates[m.id] = m.state
                         any = true
                     }
-                } else if m.id > s.lastMessageID {
+                } else if m.id > s.startID {
                     publish({ DashboardEvent(seq: $0, kind: "message", message: m) }, in: &s)
                     s.messageStates[m.id] = m.state
                     s.lastMessageID = m.id

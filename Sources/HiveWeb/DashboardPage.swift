@@ -4,16 +4,17 @@ import HiveWire
 /// The dashboard's HTML: one page, its data embedded as JSON and kept live by server-sent events.
 /// Every link is relative (it works under any base path); everything an agent wrote is escaped.
 enum DashboardPage {
-    static func dashboard(snapshot: SnapshotCommand.Reply, csrf: String, loginRequired: Bool) -> String {
+    static func dashboard(snapshot: SnapshotCommand.Reply, csrf: String) -> String {
         let data = (try? WireCoding.encoder().encode(snapshot)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        // Inside <script>, "</" would end the element: agent text must not be able to do that.
-        let embedded = data.replacingOccurrences(of: "</", with: "<\\/").replacingOccurrences(of: "<!--", with: "<\\!--")
+        // Inside <script>, "</" or "<!--" would change how the element is parsed: agent text must not be able
+        // to do that. \u003c is the same character to JSON.parse.
+        let embedded = data.replacingOccurrences(of: "<", with: "\\u003c")
         return """
         <!doctype html>
         <html><head><meta charset="utf-8"><title>hive</title><meta name="viewport" content="width=device-width">
         <style>\(css)</style></head>
         <body>
-        <header><h1>hive</h1><span id="live" class="badge">connecting…</span>\(loginRequired ? "" : "<span class=\"muted\">loopback, no login</span>")</header>
+        <header><h1>hive</h1><span id="live" class="badge">connecting…</span></header>
         <div id="banner"></div>
         <section><h2>Agents</h2><table id="agents"></table></section>
         <section><h2>Pending approvals</h2><div id="approvals"></div></section>

@@ -1,21 +1,18 @@
 import Foundation
 import Synchronization
 
-/// Operator access to the dashboard. On loopback nobody logs in; anywhere else a password (set at
-/// install, given to `hive web --password-file`) opens a session cookie. Every POST must carry the CSRF
-/// token of the page it came from (`X-Hive-CSRF`), which a page of another origin cannot read.
+/// Operator access to the dashboard: a session cookie opened by a secret. Off loopback the secret is the
+/// operator's password (`hive web --password-file`); on loopback it is the dashboard token in
+/// `<run-dir>/dashboard-token` (root's; `hive up` prints a login link with it), because loopback is not
+/// private here: agents with host network, and other local users, reach it too. Every POST must carry the
+/// CSRF token of the session's page (`X-Hive-CSRF`), which a page of another origin cannot read.
 public final class WebAuth: Sendable {
-    /// Nil: no login (loopback).
-    let password: String?
-    /// The CSRF token for the no-login case (one per process).
-    let processToken = WebAuth.randomToken()
+    let password: String
     private let sessions = Mutex([String: (csrf: String, expires: Date)]())
     static let cookie = "hive_session"
     static let lifetime: TimeInterval = 12 * 3600
 
-    public init(password: String?) { self.password = password }
-
-    public var loginRequired: Bool { password != nil }
+    public init(secret: String) { self.password = secret }
 
     static func randomToken() -> String {
         var rng = SystemRandomNumberGenerator()
@@ -24,7 +21,6 @@ public final class WebAuth: Sendable {
 
     /// The session a cookie header names, with its CSRF token; nil when login is required and there is none.
     func session(cookieHeader: String?) -> (id: String?, csrf: String)? {
-        guard loginRequired else { return (nil, processToken) }
         guard let id = Self.cookieValue(cookieHeader, Self.cookie) else { return nil }
         return sessions.withLock { s -> (String?, String)? in
             guard let entry = s[id], entry.expires > Date() else { s[id] = nil; return nil }
@@ -34,9 +30,12 @@ public final class WebAuth: Sendable {
 
     /// Checks a login attempt; on success returns a new session id.
     func login(password attempt: String) -> String? {
-        guard let password, Self.constantTimeEqual(attempt, password) else { return nil }
+        guard Self.constantTimeEqual(attempt, password) else { return nil }
         let id = Self.randomToken()
-        sessions.withLock { $0[id] = (Self.randomToken(), Date().addingTimeInterval(Self.lifetime)) }
+        sessions.withLock { s in
+            s = s.filter { $0.value.expires > Date() } // expired sessions go on every login
+            s[id] = (Self.randomToken(), Date().addingTimeInterval(Self.lifetime))
+        }
         return id
     }
 
@@ -56,5 +55,22 @@ public final class WebAuth: Sendable {
             if kv.count == 2, kv[0] == name { return kv[1] }
         }
         return nil
+    }
+}
+
+/// The loopback dashboard's secret: `<run-dir>/dashboard-token`, made on first use (0600, root's when
+/// root runs the hive), read by `hive web` before it gives up root and by `hive up` for its login link.
+public enum DashboardToken {
+    public static func load(runDir: URL) throws -> String {
+        let file = runDir.appending(path: "dashboard-token")
+        if let text = try? String(contentsOf: file, encoding: .utf8), text.trimmingCharacters(in: .whitespacesAndNewlines).count >= 32 {
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let token = WebAuth.randomToken()
+        try? FileManager.default.removeItem(at: file)
+        guard FileManager.default.createFile(atPath: file.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw WebError("cannot write \(file.path)")
+        }
+        return token
     }
 }

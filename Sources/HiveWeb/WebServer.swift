@@ -1,8 +1,12 @@
 import AsyncHTTPClient
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HiveWire
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import NIOCore
 
 /// `hive web`: the dashboard on one origin. `/` is the dashboard (live over server-sent events),
@@ -16,20 +20,27 @@ public enum WebServer {
                                    client: HTTPClient, logger: Logger) -> some ApplicationProtocol {
         let router = Router()
 
-        router.get("/login") { _, _ in html(DashboardPage.login(error: nil)) }
+        router.get("/login") { request, _ in
+            // A login link (`hive up` prints one): the token in the query opens a session.
+            if let token = request.uri.queryParameters["token"].map(String.init), let id = auth.login(password: token) {
+                // `next` may only name a page of this origin, relative (no scheme, no "//", no "..").
+                let next = request.uri.queryParameters["next"].map(String.init) ?? ""
+                let safe = next.range(of: #"^[a-z0-9][a-z0-9/_.-]*$"#, options: .regularExpression) != nil && !next.contains("..") && !next.contains("//")
+                return loggedIn(id, next: safe ? next : "./")
+            }
+            return html(DashboardPage.login(error: nil))
+        }
         router.post("/login") { request, _ in
             let body = String(buffer: try await request.body.collect(upTo: 4096))
             let password = form(body)["password"] ?? ""
             guard let id = auth.login(password: password) else { return html(DashboardPage.login(error: "wrong password"), status: .unauthorized) }
-            var r = Response(status: .seeOther, headers: [.location: "./"])
-            r.headers[.setCookie] = "\(WebAuth.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(WebAuth.lifetime))"
-            return r
+            return loggedIn(id)
         }
 
         router.get("/") { request, _ in
             guard let session = auth.session(cookieHeader: request.headers[.cookie]) else { return Response(status: .seeOther, headers: [.location: "login"]) }
             let snapshot = try await core.call(SnapshotCommand())
-            return html(DashboardPage.dashboard(snapshot: snapshot, csrf: session.csrf, loginRequired: auth.loginRequired))
+            return html(DashboardPage.dashboard(snapshot: snapshot, csrf: session.csrf))
         }
         router.get("/api/snapshot") { request, _ in
             guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
@@ -55,7 +66,8 @@ public enum WebServer {
                   let cmd = object["cmd"] as? String, actions.contains(cmd) else {
                 return json(["error": "send a JSON object with cmd, one of: \(actions.sorted().joined(separator: ", "))"], status: .badRequest)
             }
-            let reply = try await core.raw(Data(body.readableBytesView) + Data("\n".utf8))
+            // Re-encoded: one request, one line, whatever whitespace the body had.
+            let reply = try await core.raw(try JSONSerialization.data(withJSONObject: object) + Data("\n".utf8))
             let ok = ((try? JSONSerialization.jsonObject(with: reply)) as? [String: Any])?["ok"] as? Bool == true
             return Response(status: ok ? .ok : .unprocessableContent, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: reply)))
@@ -73,11 +85,22 @@ public enum WebServer {
                 guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
                 let parts = request.uri.path.split(separator: "/", omittingEmptySubsequences: false)
                 guard parts.count >= 3, let name = try? AgentName(String(parts[2])) else { return json(["error": "no such agent"], status: .notFound) }
-                if method == .post, !sameOrigin(request) { return json(["error": "cross-origin POST refused"], status: .forbidden) }
+                // Agent pages run sandboxed (an opaque origin), so their own buttons POST with Origin "null".
+                if method == .post, !(sameOrigin(request) || request.headers[.origin] == "null") {
+                    return json(["error": "cross-origin POST refused"], status: .forbidden)
+                }
                 let rest = "/" + parts.dropFirst(3).joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
                 let socket = runDir.appending(path: "agents").appending(path: name.rawValue).appending(path: "web.sock").path
+                // The agent owns its run dir: only a real socket is followed, never a link it put there.
+                var st = stat()
+                guard lstat(socket, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK else { return json(["error": "that agent's page is not up"], status: .badGateway) }
                 guard let url = URL(httpURLWithSocketPath: socket, uri: rest) else { return json(["error": "bad path"], status: .badRequest) }
-                return try await proxy(request, to: url.absoluteString, client: client, dropAuthorization: true, logger: logger)
+                var response = try await proxy(request, to: url.absoluteString, client: client, dropAuthorization: true, logger: logger)
+                // What an agent serves must not act as this origin: a sandboxed, opaque origin cannot read the
+                // dashboard or its CSRF token, and cannot set the session cookie.
+                response.headers[.contentSecurityPolicy] = "sandbox allow-scripts allow-forms; frame-ancestors 'self'"
+                response.headers[.setCookie] = nil
+                return response
             }
             if let forge {
                 router.on("/forge/**", method: method) { request, _ in
@@ -87,6 +110,12 @@ public enum WebServer {
             }
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "hive-web"), logger: logger)
+    }
+
+    static func loggedIn(_ id: String, next: String = "./") -> Response {
+        var r = Response(status: .seeOther, headers: [.location: next])
+        r.headers[.setCookie] = "\(WebAuth.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(WebAuth.lifetime))"
+        return r
     }
 
     /// The request came from a page of this origin (browsers send `Origin` on every POST).
@@ -100,7 +129,7 @@ public enum WebServer {
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var last = after
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            while !Task.isCancelled {
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 let reply: EventsCommand.Reply
                 do { reply = try await core.call(EventsCommand(after: last, waitSeconds: 5)) } catch { break }
                 if reply.reset {

@@ -4,6 +4,7 @@ import HiveBroker
 import HiveClient
 import HiveCore
 import HiveWire
+import HiveWeb
 import Logging
 
 /// Options shared by the commands that run a hive.
@@ -207,7 +208,8 @@ struct Up: AsyncParsableCommand {
               agent socket \(layout.runDir.path)/agents/<name>/mcp.sock (one per agent)
               cages        \(sandboxed ? "bwrap: each harness in a bubblewrap sandbox, only its own dirs" : "process: NO SANDBOX (install bubblewrap)")
               claude       \(demo ? "DEMO: a scripted stand-in, not Claude (drop --demo to use the real one)" : Self.claudeLine)
-              dashboard    http://\(listen)/ (hive web, an unprivileged process; per agent: /agent/<name>/)
+              dashboard    http://\(listen)/login?token=\((try? DashboardToken.load(runDir: layout.runDir)) ?? "(see <run-dir>/dashboard-token)")
+                           (hive web, an unprivileged process; per agent: /agent/<name>/)
 
             From another shell:
               export HIVE_RUN_DIR=\(layout.runDir.path)

@@ -12,10 +12,11 @@ struct Web: AsyncParsableCommand {
         commandName: "web",
         abstract: "Serve the dashboard: an unprivileged process that reaches the hive only through <run-dir>/web.sock.",
         discussion: """
-            `hive up` starts it for you. Started as root it becomes uid/gid \(WebSurface.uid) (no other groups)
-            before it listens. On loopback there is no login; on any other address an operator password is
-            required (--password-file, read before privileges are dropped), with a session cookie and a CSRF
-            token on every POST. One origin: / is the dashboard, /agent/<name>/ each agent's own page,
+            `hive up` starts it for you. Started as root it runs itself again as uid/gid \(WebSurface.uid) (no
+            other groups) before it listens. A session cookie is opened by a secret: on loopback the dashboard
+            token in <run-dir>/dashboard-token (open <url>/login?token=…, as `hive up` prints), on any other
+            address the operator password (--password-file, read before privileges are dropped). Every POST
+            carries a CSRF token. One origin: / is the dashboard, /agent/<name>/ each agent's own page,
             /forge/ the forge. Put nginx in front for TLS (`hive nginx-config` is planned).
             """)
 
@@ -34,13 +35,19 @@ struct Web: AsyncParsableCommand {
         }
         let host = String(listen[..<colon])
         let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)
-        var password: String? = PrivilegeDrop.inheritedPassword()
-        if let passwordFile, password == nil {
-            password = (try? String(contentsOfFile: passwordFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let p = password, p.count >= 8 else { throw fail(RequestError("\(passwordFile): no password of at least 8 characters there")) }
-        } else if !loopback && password == nil {
-            throw fail(RequestError("--listen \(listen) is not loopback: give an operator password with --password-file"))
+        // The secret that opens a session: the operator password off loopback, the dashboard token on it.
+        var secret: String? = PrivilegeDrop.inheritedPassword()
+        if secret == nil {
+            if let passwordFile {
+                secret = (try? String(contentsOfFile: passwordFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard let p = secret, p.count >= 8 else { throw fail(RequestError("\(passwordFile): no password of at least 8 characters there")) }
+            } else if !loopback {
+                throw fail(RequestError("--listen \(listen) is not loopback: give an operator password with --password-file"))
+            } else {
+                do { secret = try DashboardToken.load(runDir: hive.resolved) } catch { throw fail(error) }
+            }
         }
+        let password = secret!
         do {
             if getuid() == 0 || geteuid() == 0 {
                 var args = ["web", "--run-dir", hive.resolved.path, "--listen", listen, "--log-level", logLevel.rawValue]
@@ -50,8 +57,11 @@ struct Web: AsyncParsableCommand {
             if supervised { Lifeline.watchStandardInput(logger: logger) }
             let core = CoreLink(socket: hive.resolved.appending(path: "web.sock").path)
             let forge = try? await core.call(SnapshotCommand()).forge
-            let client = HTTPClient(eventLoopGroupProvider: .singleton)
-            let app = WebServer.application(core: core, runDir: hive.resolved, host: host, port: port, auth: WebAuth(password: password),
+            // Agents' live streams and git transfers hold connections for long: room for many per upstream.
+            var config = HTTPClient.Configuration()
+            config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+            let app = WebServer.application(core: core, runDir: hive.resolved, host: host, port: port, auth: WebAuth(secret: password),
                                             forge: forge ?? nil, client: client, logger: logger)
             logger.info("dashboard on http://\(listen)/ (uid \(getuid()))")
             let group = ServiceGroup(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -71,6 +71,19 @@ extension LiveHive {
     }
 
     var web: HiveConnection { get throws { try HiveConnection(path: runDir.appending(path: "web.sock").path) } }
+
+    /// The loopback dashboard's token (root's file) and a session cookie opened with it.
+    func dashboardToken() throws -> String {
+        try String(contentsOf: runDir.appending(path: "dashboard-token"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func webCookie(_ port: Int) throws -> String {
+        let r = try TCPHTTP.request(port, "GET", "/login?token=\(try dashboardToken())")
+        guard r.status == 303, let cookie = r.headers["set-cookie"]?.split(separator: ";").first else {
+            throw HiveClientError.protocolError("login with the dashboard token failed: \(r.status)")
+        }
+        return String(cookie)
+    }
 }
 
 @Suite("Dashboard", .timeLimit(.minutes(3)))
@@ -147,7 +160,10 @@ struct WebTests {
             #expect(probe.terminationStatus != 0, "the web uid cannot read a root-only file")
         }
 
-        let page = try TCPHTTP.request(port, "GET", "/")
+        #expect(try TCPHTTP.request(port, "GET", "/").status == 303, "no session, no dashboard (loopback included)")
+        #expect(try TCPHTTP.request(port, "GET", "/login?token=wrong").body.contains("password"), "a wrong token opens nothing")
+        let cookie = try hive.webCookie(port)
+        let page = try TCPHTTP.request(port, "GET", "/", headers: ["Cookie": cookie])
         #expect(page.status == 200)
         #expect(page.body.contains("\"name\":\"iris\"") && page.body.contains("\"name\":\"manager\""), "the snapshot is in the page")
         let csrf = try #require(page.body.firstMatch(of: /const CSRF = "([0-9a-f]{64})"/)?.1).description
@@ -155,7 +171,7 @@ struct WebTests {
 
         // Live: a message sent after the subscription arrives as an event.
         let reader = Task {
-            try TCPHTTP.request(port, "GET", "/events?after=\(snapshot.seq)", readFor: .seconds(10)) { $0.contains("ping from the test") }
+            try TCPHTTP.request(port, "GET", "/events?after=\(snapshot.seq)", headers: ["Cookie": cookie], readFor: .seconds(10)) { $0.contains("ping from the test") }
         }
         try await Task.sleep(for: .milliseconds(500))
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "ping from the test"))
@@ -166,27 +182,28 @@ struct WebTests {
 
         // Actions: refused without the CSRF token, carried out with it.
         let send = #"{"cmd":"send","to":"iris","body":"from the dashboard"}"#
-        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["Content-Type": "application/json"], body: send).status == 403)
-        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": String(repeating: "0", count: 64)], body: send).status == 403)
-        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf], body: send).status == 200)
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["Content-Type": "application/json", "Cookie": cookie], body: send).status == 403)
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": String(repeating: "0", count: 64), "Cookie": cookie], body: send).status == 403)
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: send).status == 200)
         try await hive.eventually("iris got it") { hive.runs(of: "iris").contains { ($0["prompt"] as? String)?.contains("from the dashboard") == true } }
-        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf], body: #"{"cmd":"spawn","name":"eve"}"#).status == 400)
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: #"{"cmd":"spawn","name":"eve"}"#).status == 400)
 
         // Approve a config change from the web.
         let request = try await hive.manager.call(RequestInitConfigCommand(name: "bob")).approval
-        let approved = try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf], body: #"{"cmd":"approve","id":\#(request.id)}"#)
+        let approved = try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: #"{"cmd":"approve","id":\#(request.id)}"#)
         #expect(approved.status == 200 && approved.body.contains("\"state\":\"deployed\""))
 
         // The agent's own UI through the same origin, its live stream included; cross-origin POSTs refused.
-        let agentPage = try TCPHTTP.request(port, "GET", "/agent/iris/")
+        let agentPage = try TCPHTTP.request(port, "GET", "/agent/iris/", headers: ["Cookie": cookie])
         #expect(agentPage.status == 200 && agentPage.body.contains("iris"))
-        let state = try TCPHTTP.request(port, "GET", "/agent/iris/state")
+        #expect(agentPage.headers["content-security-policy"]?.hasPrefix("sandbox") == true, "an agent's page cannot act as the dashboard")
+        let state = try TCPHTTP.request(port, "GET", "/agent/iris/state", headers: ["Cookie": cookie])
         #expect(state.status == 200 && state.body.contains("\"state\""))
-        let agentStream = try TCPHTTP.request(port, "GET", "/agent/iris/events/stream", readFor: .seconds(5)) { $0.contains("data:") }
+        let agentStream = try TCPHTTP.request(port, "GET", "/agent/iris/events/stream", headers: ["Cookie": cookie], readFor: .seconds(5)) { $0.contains("data:") }
         #expect(agentStream.headers["content-type"] == "text/event-stream" && agentStream.raw.contains("data:"))
-        #expect(try TCPHTTP.request(port, "POST", "/agent/iris/cancel").status == 403)
-        #expect(try TCPHTTP.request(port, "GET", "/agent/..%2f..%2fetc/").status == 404)
-        #expect(try TCPHTTP.request(port, "GET", "/api/file?agent=iris&path=../../../etc/passwd").status == 422)
+        #expect(try TCPHTTP.request(port, "POST", "/agent/iris/cancel", headers: ["Cookie": cookie, "Origin": "http://evil.example"]).status == 403)
+        #expect(try TCPHTTP.request(port, "GET", "/agent/..%2f..%2fetc/", headers: ["Cookie": cookie]).status == 404)
+        #expect(try TCPHTTP.request(port, "GET", "/api/file?agent=iris&path=../../../etc/passwd", headers: ["Cookie": cookie]).status == 422)
     }
 
     @Test("off loopback the dashboard needs the operator password; wrong ones are refused; no password, no start")
@@ -199,8 +216,6 @@ struct WebTests {
         let file = hive.dir.appending(path: "password")
         try Data("correct horse battery\n".utf8).write(to: file)
         chmod(file.path, 0o600)
-        let (_, port) = try await hive.startWeb(listen: nil, extra: [])
-        _ = port
         let open = LiveHive.freePort()
         let p = try hive.launch(["web", "--run-dir", hive.runDir.path, "--listen", "0.0.0.0:\(open)", "--password-file", file.path])
         hive.agents.append(p)
@@ -249,11 +264,12 @@ struct WebTests {
         defer { kill(nginx.processIdentifier, SIGQUIT) }
         try await hive.eventually("nginx answers") { (try? TCPHTTP.request(port, "GET", "/login", readFor: .seconds(2)))?.status == 200 }
 
-        let page = try TCPHTTP.request(port, "GET", "/")
+        let cookie = try hive.webCookie(port)
+        let page = try TCPHTTP.request(port, "GET", "/", headers: ["Cookie": cookie])
         #expect(page.status == 200 && page.body.contains("\"name\":\"iris\""))
-        #expect(try TCPHTTP.request(port, "GET", "/agent/iris/state").body.contains("\"state\""))
+        #expect(try TCPHTTP.request(port, "GET", "/agent/iris/state", headers: ["Cookie": cookie]).body.contains("\"state\""))
         let seq = try await hive.web.call(SnapshotCommand()).seq
-        let reader = Task { try TCPHTTP.request(port, "GET", "/events?after=\(seq)", readFor: .seconds(10)) { $0.contains("through nginx") } }
+        let reader = Task { try TCPHTTP.request(port, "GET", "/events?after=\(seq)", headers: ["Cookie": cookie], readFor: .seconds(10)) { $0.contains("through nginx") } }
         try await Task.sleep(for: .milliseconds(500))
         let sent = ContinuousClock.now
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "through nginx"))
@@ -261,7 +277,7 @@ struct WebTests {
         #expect(stream.raw.contains("through nginx"), "the event came through unbuffered")
         #expect(ContinuousClock.now - sent < .seconds(5))
         let csrf = try #require(page.body.firstMatch(of: /const CSRF = "([0-9a-f]{64})"/)?.1).description
-        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf], body: #"{"cmd":"send","to":"iris","body":"posted via nginx"}"#).status == 200)
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: #"{"cmd":"send","to":"iris","body":"posted via nginx"}"#).status == 200)
     }
 
     @Test("in a real browser: headless Chromium renders the swarm and an agent's page", .enabled(if: chromium != nil))
@@ -275,7 +291,7 @@ struct WebTests {
         func dom(_ path: String) throws -> String {
             let p = Process()
             p.executableURL = URL(filePath: Self.chromium!)
-            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=\(hive.dir.path)/chrome",
+            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=\(hive.dir.path)/chrome-\(UUID().uuidString)",
                            "--timeout=4000", "--dump-dom", "http://127.0.0.1:\(port)\(path)"]
             let out = Pipe()
             p.standardOutput = out
@@ -287,12 +303,13 @@ struct WebTests {
             p.waitUntilExit()
             return String(decoding: data, as: UTF8.self)
         }
-        let dashboard = try dom("/")
+        let dashboard = try dom("/login?token=\(try hive.dashboardToken())") // the link `hive up` prints
         #expect(dashboard.contains("<a href=\"agent/iris/\">iris</a>"), "the agents table was rendered by the page's script")
         #expect(dashboard.contains("&lt;b&gt;not bold&lt;/b&gt; &amp; friends"), "agent text is shown, not interpreted")
         #expect(!dashboard.contains("<b>not bold</b>"))
         #expect(dashboard.contains("<option>manager</option>"))
-        let agentPage = try dom("/agent/iris/")
+        #expect(!(try dom("/")).contains("agent/iris/"), "without a session the browser gets the login page")
+        let agentPage = try dom("/login?token=\(try hive.dashboardToken())&next=agent/iris/")
         #expect(agentPage.contains("<h1>iris</h1>"))
     }
 }
