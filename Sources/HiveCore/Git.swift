@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import HiveWire
 
 /// Runs the git client for core's config repos. Core never runs git hooks or the user's git config:
 /// `HOME` and the global config point at a file core writes, and the system config is skipped.
@@ -30,33 +30,14 @@ struct Git: Sendable {
     /// Runs `git -C dir args`, returning its standard output; a non-zero exit throws with git's last line.
     @discardableResult
     func run(_ args: [String], in dir: URL? = nil) throws -> String {
-        let p = Process()
         // A repo made to stall git (a FIFO where a file should be) must not hang core: timeout(1) runs git
         // in a process group of its own and kills the whole group (upload-pack included) when time is up.
-        p.executableURL = URL(filePath: "/usr/bin/timeout")
-        p.arguments = ["-s", "KILL", "\(Int(timeout))", "/usr/bin/git"] + (dir.map { ["-C", $0.path] } ?? []) + args
-        p.environment = [
+        let result = try ChildProcess.run("/usr/bin/timeout", ["-s", "KILL", "\(Int(timeout))", "/usr/bin/git"] + (dir.map { ["-C", $0.path] } ?? []) + args,
+                                          environment: [
             "PATH": "/usr/bin:/bin", "HOME": globalConfig.deletingLastPathComponent().path,
             "GIT_CONFIG_GLOBAL": globalConfig.path, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",
-        ]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        // Read both pipes to the end before waiting, so a large diff cannot fill a pipe and stall git.
-        let errData = Mutex<Data>(Data())
-        let errDone = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }
-            errDone.signal()
-        }
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        errDone.wait()
-        guard p.terminationStatus == 0 else {
-            throw Failure(arguments: args, status: p.terminationStatus, stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
-        }
-        return String(decoding: output, as: UTF8.self)
+        ])
+        guard result.status == 0 else { throw Failure(arguments: args, status: result.status, stderr: String(decoding: result.stderr, as: UTF8.self)) }
+        return result.text
     }
 }

@@ -131,19 +131,10 @@ enum ForgeGit {
 
     @discardableResult
     static func run(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(filePath: "/usr/bin/git")
-        p.arguments = args
-        p.environment = ["PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
-                         "GIT_TERMINAL_PROMPT": "0", "HOME": "/nonexistent", "LC_ALL": "C"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw Failure(description: "git \(args.prefix(3).joined(separator: " ")) failed (\(p.terminationStatus))") }
-        return String(decoding: data, as: UTF8.self)
+        let result = try ChildProcess.run("/usr/bin/git", args, environment: [
+            "PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_TERMINAL_PROMPT": "0", "HOME": "/nonexistent", "LC_ALL": "C"])
+        guard result.status == 0 else { throw Failure(description: "git \(args.prefix(3).joined(separator: " ")) failed (\(result.status)): \(result.lastError)") }
+        return result.text
     }
 }

@@ -105,17 +105,9 @@ struct DemoClaude: AsyncParsableCommand {
 
     @discardableResult
     static func git(_ args: [String], in dir: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(filePath: "/usr/bin/git")
-        p.arguments = ["-c", "user.name=demo manager", "-c", "user.email=manager@hive.invalid", "-C", dir] + args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw RequestError("git \(args.first ?? "") failed in \(dir)") }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let result = try ChildProcess.run("/usr/bin/git", ["-c", "user.name=demo manager", "-c", "user.email=manager@hive.invalid", "-C", dir] + args)
+        guard result.status == 0 else { throw RequestError("git \(args.first ?? "") failed in \(dir): \(result.lastError)") }
+        return result.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Sender, message id and body from the harness's wake prompt.

@@ -9,6 +9,14 @@ import Glibc
 /// The bubblewrap cage, seen from inside by a stand-in claude that reports what it sees.
 @Suite("Bubblewrap cage", .timeLimit(.minutes(2)), .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap")))
 struct CageTests {
+    /// A probe's `key=value` lines.
+    static func fields(_ text: String) -> [String: String] {
+        Dictionary(text.split(separator: "\n").compactMap { line -> (String, String)? in
+            let parts = line.split(separator: "=", maxSplits: 1)
+            return parts.count == 2 ? (String(parts[0]), String(parts[1]).trimmingCharacters(in: .whitespaces)) : nil
+        }, uniquingKeysWith: { $1 })
+    }
+
     @Test("a caged agent sees only its own dirs at /agents/<n>, its own sockets, /shared; runs as an unprivileged uid")
     func isolation() async throws {
         let hive = try LiveHive()
@@ -39,10 +47,7 @@ struct CageTests {
         try await hive.eventually("the probe ran") { FileManager.default.fileExists(atPath: report.path) }
         try await hive.eventually("the turn was acked") { try await hive.agentRow("iris")?.inflight == 0 }
         let text = try String(contentsOf: report, encoding: .utf8)
-        let seen = Dictionary(uniqueKeysWithValues: text.split(separator: "\n").compactMap { line -> (String, String)? in
-            let parts = line.split(separator: "=", maxSplits: 1)
-            return parts.count == 2 ? (String(parts[0]), String(parts[1]).trimmingCharacters(in: .whitespaces)) : nil
-        })
+        let seen = Self.fields(text)
         let uid = Int(seen["uid"] ?? "0") ?? 0
         #expect(uid >= 20_000, "never host root")
         #expect(seen["agents"] == "iris", "bob and the manager are not visible")
@@ -107,10 +112,7 @@ struct CageTests {
 
         func report(_ agent: String) -> [String: String] {
             let text = (try? String(contentsOf: hive.root.appending(path: "agents/\(agent)/state/probe-\(agent).txt"), encoding: .utf8)) ?? ""
-            return Dictionary(text.split(separator: "\n").compactMap { line -> (String, String)? in
-                let parts = line.split(separator: "=", maxSplits: 1)
-                return parts.count == 2 ? (String(parts[0]), String(parts[1]).trimmingCharacters(in: .whitespaces)) : nil
-            }, uniquingKeysWith: { $1 })
+            return Self.fields(text)
         }
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "look around"))
         try await hive.eventually("iris's probe ran") { report("iris")[enforced ? "forks" : "net"] != nil }

@@ -232,7 +232,7 @@ extension LiveHive {
     func up(_ extra: [String] = []) throws -> (Process, Pipe) {
         let p = Process()
         p.executableURL = LiveHive.binary
-        p.arguments = ["up", "--root", root.path, "--forge-listen", "127.0.0.1:0"] + extra
+        p.arguments = ["up", "--root", root.path, "--forge-listen", "127.0.0.1:0", "--listen", "127.0.0.1:\(LiveHive.freePort())"] + extra
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice

@@ -1,0 +1,40 @@
+import Foundation
+import Synchronization
+
+/// Runs a short-lived helper program (git, mostly) to completion and collects what it printed. Both
+/// pipes are drained at once, so a chatty stderr can never stall a large stdout.
+public enum ChildProcess {
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: Data
+        public var stderr: Data
+        public var text: String { String(decoding: stdout, as: UTF8.self) }
+        /// The last line it wrote to stderr, for an error message.
+        public var lastError: String { String(decoding: stderr, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "no message" }
+    }
+
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                           directory: URL? = nil) throws -> Output {
+        let p = Process()
+        p.executableURL = URL(filePath: executable)
+        p.arguments = arguments
+        if let environment { p.environment = environment }
+        if let directory { p.currentDirectoryURL = directory }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let errData = Mutex(Data())
+        let errDone = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            errData.withLock { $0 = data }
+            errDone.signal()
+        }
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        errDone.wait()
+        return Output(status: p.terminationStatus, stdout: output, stderr: errData.withLock { $0 })
+    }
+}
