@@ -20,8 +20,7 @@ struct CageTests {
     @Test("a caged agent sees only its own dirs at /agents/<n>, its own sockets, /shared; runs as an unprivileged uid")
     func isolation() async throws {
         let hive = try LiveHive()
-        let probe = hive.dir.appending(path: "probe-claude")
-        try Data("""
+        try await hive.startCaged(probe: """
             #!/bin/sh
             cat > /dev/null
             { echo "uid=$(id -u)"; echo "agents=$(ls /agents | tr '\\n' ' ')"; echo "run=$(ls /run/hive | tr '\\n' ' ')"
@@ -29,11 +28,7 @@ struct CageTests {
               echo "hostroot=$(ls \(hive.root.path) 2>/dev/null | wc -l)"; echo "usr=$(touch /usr/x 2>/dev/null && echo writable || echo read-only)"; } > probe.txt
             printf '%s\\n' '{"type":"system","subtype":"init","session_id":"p"}' '{"type":"result","subtype":"success","is_error":false,"result":"ok","total_cost_usd":0}'
 
-            """.utf8).write(to: probe)
-        chmod(probe.path, 0o755)
-        var env = ProcessInfo.processInfo.environment
-        env["HIVE_CLAUDE"] = probe.path
-        try await hive.start(cage: "bwrap", environment: env)
+            """)
         try await hive.spawn("iris")
         try await hive.spawn("bob")
         try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == "idle" }
@@ -68,8 +63,7 @@ struct CageTests {
     @Test("the manager sees every agent's state and config, not their harness dirs; network none leaves only loopback; limits go through cgroups")
     func managerViewNetworkLimits() async throws {
         let hive = try LiveHive()
-        let probe = hive.dir.appending(path: "probe-claude")
-        try Data("""
+        try await hive.startCaged(probe: """
             #!/bin/sh
             cat > /dev/null
             me=$(cat /proc/sys/kernel/hostname)
@@ -95,11 +89,7 @@ struct CageTests {
               fi; } > probe-$me.txt
             printf '%s\n' '{"type":"system","subtype":"init","session_id":"p"}' '{"type":"result","subtype":"success","is_error":false,"result":"ok","total_cost_usd":0}'
 
-            """.utf8).write(to: probe)
-        chmod(probe.path, 0o755)
-        var env = ProcessInfo.processInfo.environment
-        env["HIVE_CLAUDE"] = probe.path
-        try await hive.start(cage: "bwrap", environment: env)
+            """)
         let deployed = try await hive.deploy("iris", #"{"network": "none", "limits": {"memory_mb": 256, "pids": 64}}"#)
         #expect(deployed.state == "deployed", "\(deployed.note ?? "")")
         try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == "idle" }
@@ -146,8 +136,7 @@ struct CageTests {
     @Test("from inside a real cage, git push to the agent's own new repo works with no setup; shared/docs is read-only to it")
     func forgeFromCage() async throws {
         let hive = try LiveHive()
-        let probe = hive.dir.appending(path: "probe-claude")
-        try Data("""
+        try await hive.startCaged(probe: """
             #!/bin/sh
             cat > /dev/null
             me=$(cat /proc/sys/kernel/hostname)
@@ -167,11 +156,7 @@ struct CageTests {
             fi
             printf '%s\\n' '{"type":"system","subtype":"init","session_id":"p"}' '{"type":"result","subtype":"success","is_error":false,"result":"ok","total_cost_usd":0}'
 
-            """.utf8).write(to: probe)
-        chmod(probe.path, 0o755)
-        var env = ProcessInfo.processInfo.environment
-        env["HIVE_CLAUDE"] = probe.path
-        try await hive.start(cage: "bwrap", environment: env)
+            """)
         _ = try await hive.spawn("iris")
         try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == "idle" }
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "use the forge"))
@@ -189,5 +174,18 @@ struct CageTests {
         let base = try await hive.forgeURL()
         #expect(try hive.gitAs("operator", token: try hive.adminForgeToken(), ["clone", "-q", "\(base)/iris/fromcage.git", back.path], in: hive.dir).status == 0)
         #expect(try String(contentsOf: back.appending(path: "f"), encoding: .utf8) == "made in a cage\n")
+    }
+}
+
+extension LiveHive {
+    /// Starts core with bubblewrap cages whose "claude" is `probe`, a shell script that reports what it sees
+    /// and then answers like claude.
+    func startCaged(probe script: String) async throws {
+        let probe = dir.appending(path: "probe-claude")
+        try Data(script.utf8).write(to: probe)
+        chmod(probe.path, 0o755)
+        var env = ProcessInfo.processInfo.environment
+        env["HIVE_CLAUDE"] = probe.path
+        try await start(cage: "bwrap", environment: env)
     }
 }

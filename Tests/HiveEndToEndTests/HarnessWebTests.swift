@@ -17,17 +17,7 @@ enum UnixHTTP {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: agent\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         _ = UnixSocket.writeAll(fd, Data((head + "\r\n" + body).utf8))
-        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var data = Data()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        let deadline = ContinuousClock.now + readFor
-        while ContinuousClock.now < deadline {
-            let n = recv(fd, &buf, buf.count, 0)
-            if n == 0 { break }
-            if n > 0 { data.append(contentsOf: buf[..<n]) }
-        }
-        let text = String(decoding: data, as: UTF8.self)
+        let text = readResponse(fd, for: readFor)
         let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
         let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
         return (status, body)
@@ -36,6 +26,24 @@ enum UnixHTTP {
     static func json(_ socketPath: String, _ path: String, method: String = "GET") throws -> Any {
         let r = try request(socketPath, method, path)
         return try JSONSerialization.jsonObject(with: Data(dechunk(r.body).utf8))
+    }
+
+    /// Reads until the server closes, `readFor` passes, or `stop` is satisfied by what arrived.
+    static func readResponse(_ fd: Int32, for readFor: Duration, until stop: ((String) -> Bool)? = nil) -> String {
+        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var data = Data()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let deadline = ContinuousClock.now + readFor
+        while ContinuousClock.now < deadline {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n == 0 { break }
+            if n > 0 {
+                data.append(contentsOf: buf[..<n])
+                if let stop, stop(String(decoding: data, as: UTF8.self)) { break }
+            }
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Undoes chunked transfer encoding when the body uses it.

@@ -23,20 +23,7 @@ enum TCPHTTP {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         _ = UnixSocket.writeAll(fd, Data((head + "\r\n" + body).utf8))
-        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var data = Data()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        let deadline = ContinuousClock.now + readFor
-        while ContinuousClock.now < deadline {
-            let n = recv(fd, &buf, buf.count, 0)
-            if n == 0 { break }
-            if n > 0 {
-                data.append(contentsOf: buf[..<n])
-                if let stop, stop(String(decoding: data, as: UTF8.self)) { break }
-            }
-        }
-        let text = String(decoding: data, as: UTF8.self)
+        let text = UnixHTTP.readResponse(fd, for: readFor, until: stop)
         let parts = text.components(separatedBy: "\r\n\r\n")
         let lines = (parts.first ?? "").components(separatedBy: "\r\n")
         let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
