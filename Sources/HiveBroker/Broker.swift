@@ -209,7 +209,10 @@ public final class Broker: Sendable {
     }
 
     private static func countByRecipient(_ db: Database, _ state: MessageState) throws -> [String: Int] {
-        let rows = try Row.fetchAll(db, sql: "SELECT recipient, COUNT(*) AS n FROM message WHERE \(state.sqlCondition) GROUP BY recipient")
+        // Each state's partial index holds only its rows; left alone, the planner prefers the recipient
+        // index for GROUP BY and scans every message (75 ms at 100k rows for the dead count).
+        let index = [MessageState.pending: "message_pending", .delivered: "message_inflight", .dead: "message_dead"][state]
+        let rows = try Row.fetchAll(db, sql: "SELECT recipient, COUNT(*) AS n FROM message \(index.map { "INDEXED BY \($0) " } ?? "")WHERE \(state.sqlCondition) GROUP BY recipient")
         return Dictionary(uniqueKeysWithValues: rows.map { ($0["recipient"] as String, $0["n"] as Int) })
     }
 

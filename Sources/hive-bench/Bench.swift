@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import GRDB
 import HiveBroker
 import HiveClient
@@ -25,10 +26,17 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Turns for the harness overhead run (0 skips it).") var turns = 200
     @Option(help: "Reminders falling due at once for the scheduler run (0 skips it).") var reminders = 10_000
     @Flag(inversion: .prefixedNo, help: "Run the spine part (wake latency, send throughput).") var spine = true
+    @Option(name: .customLong("dashboard-agents"), help: "Agents for the dashboard run (0 skips it).") var dashboardAgents = 50
+    @Option(name: .customLong("dashboard-messages"), help: "Messages in the broker for the dashboard run.") var dashboardMessages = 100_000
     @Option(name: .customLong("forge-mb"), help: "MB of random data for the forge push/clone run (0 skips it).") var forgeMB = 50
     @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
 
     func run() async throws {
+        if dashboardAgents > 0 {
+            let report = try await dashboard()
+            print(report)
+            if let write { try append(report, to: write) }
+        }
         if forgeMB > 0 {
             let report = try await forgeTransfer()
             print(report)
