@@ -23,6 +23,9 @@ enum DashboardPage {
           <button>send</button></form><div id="threads"></div></section>
         <section><h2>Reminders</h2><table id="reminders"></table></section>
         <section><h2>Tombstones</h2><table id="tombstones"></table></section>
+        <section><h2>Forge</h2><table id="forge"><tr><td class="muted">loading…</td></tr></table></section>
+        <section><h2>Files</h2><form id="file"><select id="file-agent"></select>
+          <input id="file-path" placeholder="path in its state dir (or in /shared)" required> <button>open</button></form><pre id="file-view" hidden></pre></section>
         <script id="snapshot" type="application/json">\(embedded)</script>
         <script>
         const CSRF = \(jsString(csrf));
@@ -106,6 +109,9 @@ enum DashboardPage {
       const to = document.getElementById('to'), chosen = to.value;
       to.innerHTML = ['manager', '*', ...live.map(a => a.name).filter(n => n !== 'manager')].map(n => `<option>${esc(n)}</option>`).join('');
       if (chosen) to.value = chosen;
+      const fa = document.getElementById('file-agent'), faChosen = fa.value;
+      fa.innerHTML = '<option value="">/shared</option>' + live.map(a => `<option>${esc(a.name)}</option>`).join('');
+      if (faChosen !== undefined) fa.value = faChosen;
       document.getElementById('reminders').innerHTML = S.reminders.map(r => `<tr><td>#${r.id}</td><td>${esc(r.agent)}</td><td>${new Date(r.due_at * 1000).toLocaleString()}</td>
           <td>${esc(r.body)}</td><td>${btn('cancel', 'cancel_reminder', {id: r.id}, true)}</td></tr>`).join('') || '<tr><td class="muted">none</td></tr>';
     }
@@ -118,6 +124,21 @@ enum DashboardPage {
       else if (e.kind === 'approvals') S.approvals = e.approvals;
       else if (e.kind === 'reminders') S.reminders = e.reminders;
     }
+    fetch('api/forge').then(r => r.json()).then(j => {
+      document.getElementById('forge').innerHTML = j.ok === false ? `<tr><td class="muted">${esc(j.error)}</td></tr>` :
+        (j.repos || []).map(r => `<tr><td><a href="forge/${esc(r.full_name)}.git">${esc(r.full_name)}</a></td><td class="muted">${esc(r.description)}</td>
+          <td>${r.last_commit ? esc(r.last_commit.slice(0, 10)) + ' ' + esc(r.last_message) + ' <span class="muted">' + new Date(r.last_commit_at * 1000).toLocaleString() + '</span>' : '<span class="muted">empty</span>'}</td></tr>`).join('')
+        || '<tr><td class="muted">no repos yet</td></tr>';
+    }).catch(() => {});
+    document.getElementById('file').onsubmit = async ev => {
+      ev.preventDefault();
+      const agent = document.getElementById('file-agent').value, path = document.getElementById('file-path').value;
+      const r = await fetch('api/file?agent=' + encodeURIComponent(agent) + '&path=' + encodeURIComponent(path));
+      const j = await r.json().catch(() => ({}));
+      const view = document.getElementById('file-view');
+      view.hidden = false;
+      view.textContent = j.ok === false ? 'cannot open: ' + j.error : (j.text ?? '(binary file, ' + j.size + ' bytes)');
+    };
     document.getElementById('compose').onsubmit = ev => {
       ev.preventDefault();
       const body = document.getElementById('body');

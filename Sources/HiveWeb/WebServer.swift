@@ -52,6 +52,10 @@ public enum WebServer {
             let path = request.uri.queryParameters["path"].map(String.init) ?? ""
             return try await passthrough(core, ReadFileCommand(agent: agent?.isEmpty == true ? nil : agent, relPath: path))
         }
+        router.get("/api/forge") { request, _ in
+            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
+            return try await passthrough(core, ForgeReposCommand())
+        }
         router.get("/api/config") { request, _ in
             guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
             return try await passthrough(core, AgentConfigCommand(agent: request.uri.queryParameters["agent"].map(String.init) ?? ""))

@@ -103,6 +103,7 @@ public enum WebRequest: Sendable {
     case revive(ReviveCommand)
     case destroy(DestroyCommand)
     case cancelReminder(CancelReminderCommand)
+    case forgeRepos(ForgeReposCommand)
 
     public static let table = CommandTable<WebRequest>()
         .with(SnapshotCommand.self, WebRequest.snapshot)
@@ -119,4 +120,5 @@ public enum WebRequest: Sendable {
         .with(ReviveCommand.self, WebRequest.revive)
         .with(DestroyCommand.self, WebRequest.destroy)
         .with(CancelReminderCommand.self, WebRequest.cancelReminder)
+        .with(ForgeReposCommand.self, WebRequest.forgeRepos)
 }

@@ -108,7 +108,7 @@ struct WebTests {
             #expect(reply["ok"] as? Bool == false, "read_file \(agent ?? "shared") '\(path)' was not refused")
         }
         // The web socket takes only its narrow set: no spawning, no listing of the admin kind.
-        for cmd in ["spawn", "list", "info", "rebuild", "forge_repos"] {
+        for cmd in ["spawn", "list", "info", "rebuild", "pending", "revive_all"] {
             let r = try await web.raw(#"{"cmd":"\#(cmd)","name":"eve"}"#)
             #expect((r["error"] as? String)?.hasPrefix("unknown command") == true, "\(cmd)")
         }
@@ -191,6 +191,11 @@ struct WebTests {
         #expect(try TCPHTTP.request(port, "POST", "/agent/iris/cancel", headers: ["Cookie": cookie, "Origin": "http://evil.example"]).status == 403)
         #expect(try TCPHTTP.request(port, "GET", "/agent/..%2f..%2fetc/", headers: ["Cookie": cookie]).status == 404)
         #expect(try TCPHTTP.request(port, "GET", "/api/file?agent=iris&path=../../../etc/passwd", headers: ["Cookie": cookie]).status == 422)
+        try Data("# plan\n".utf8).write(to: hive.root.appending(path: "agents/iris/state/plan.md"))
+        let file = try TCPHTTP.request(port, "GET", "/api/file?agent=iris&path=plan.md", headers: ["Cookie": cookie])
+        #expect(file.status == 200 && file.body.contains("\"text\":\"# plan\\n\""), "\(file.body)")
+        let forge = try TCPHTTP.request(port, "GET", "/api/forge", headers: ["Cookie": cookie])
+        #expect(forge.status == 200 && forge.body.contains("\"full_name\":\"shared/docs\"") && forge.body.contains("What belongs in shared/docs"))
     }
 
     @Test("off loopback the dashboard needs the operator password; wrong ones are refused; no password, no start")
