@@ -216,27 +216,9 @@ enum ForgeListen {
         }
         let host = String(raw[..<colon])
         // A taken port is an error at start, named, rather than a forge that silently never serves.
-        guard let bound = try? bindable(host, port: port) else {
+        guard let bound = TCPPort.bindable(host, port: port) else {
             throw CoreError("the forge cannot listen on \(raw): the port is taken or the address is not local; use --forge-listen HOST:PORT (or off)")
         }
         return (host, bound)
-    }
-
-    /// Binds `host:port` (0: any free port) once to see that it can, and returns the port.
-    static func bindable(_ host: String, port: Int) throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        var one: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { ptr in
-            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard ok else { throw CoreError("cannot find a free port on \(host) for the forge") }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

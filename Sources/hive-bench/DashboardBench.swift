@@ -36,7 +36,7 @@ extension Bench {
         }
         let core = try await CoreProcess.start(in: dir, synchronous: .full, extra: ["--cage", "none", "--forge-listen", "off"])
         defer { core.stop() }
-        let port = Self.freePort()
+        let port = TCPPort.free()
         let web = Process()
         web.executableURL = core.hive
         web.arguments = ["web", "--run-dir", core.runDir.path, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"]
@@ -136,17 +136,6 @@ extension Bench {
             by the subscriber): \(all.count) frames (of \(subscribers * rate * seconds)), p50 \(pct(all, 0.5)), p99 \(pct(all, 0.99)), max \(pct(all, 1)).
 
             """
-    }
-
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 } }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 
     static func connect(_ port: Int) throws -> Int32 {
