@@ -31,6 +31,8 @@ public final class Broker: Sendable {
     let clock: @Sendable () -> Double
     private let sendObservers = Mutex<[@Sendable ([Int64]) -> Void]>([])
     private let sends: GroupCommit<SendJob, Result<SendCommand.Reply, BrokerError>>
+    /// Held while the messages questions owe are sent, so two callers never send the same one.
+    let questionOutbox = Mutex(())
 
     struct SendJob: Sendable {
         var from: Sender

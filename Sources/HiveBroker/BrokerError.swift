@@ -19,6 +19,10 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
     case noSuchReminder(Int64, state: String?)
     case noSuchApproval(Int64)
     case approvalNotOpen(Int64, state: String)
+    case noSuchQuestion(Int64)
+    case questionNotOpen(Int64, state: String)
+    case notYourQuestion(Int64, to: String)
+    case questionCap(Int)
 
     public var description: String {
         switch self {
@@ -54,6 +58,14 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
             return "no approval with id \(id)"
         case .approvalNotOpen(let id, let state):
             return "approval \(id) is \(state), not pending: nothing to do"
+        case .noSuchQuestion(let id):
+            return "no question with id \(id)"
+        case .questionNotOpen(let id, let state):
+            return "question \(id) is \(state), not open: it can no longer be answered"
+        case .notYourQuestion(let id, let to):
+            return "question \(id) was asked of \(to); only \(to) can answer it"
+        case .questionCap(let cap):
+            return "question refused: you already have \(cap) open questions; wait for answers or for some to expire"
         case .storage(let what):
             return "the message store failed: \(what)"
         }

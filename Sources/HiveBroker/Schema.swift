@@ -106,6 +106,33 @@ enum Schema {
                 CREATE INDEX approval_open ON approval(state) WHERE state IN ('pending', 'approved');
                 """)
         }
+        m.registerMigration("v8-questions") { db in
+            // Questions an agent asked the operator or a peer. The messages a question turns into (to the
+            // peer; the answer or expiry back to the asker) are sent after the row commits; a null id
+            // marks one still owed, which core sends again until it is out (see Questions.swift).
+            try db.execute(sql: """
+                CREATE TABLE question (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    asker TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    question TEXT NOT NULL,
+                    options TEXT NOT NULL,
+                    multi INTEGER NOT NULL,
+                    created_at REAL NOT NULL,
+                    expires_at REAL NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'open',
+                    choices TEXT NOT NULL DEFAULT '[]',
+                    answer TEXT,
+                    answered_by TEXT,
+                    answered_at REAL,
+                    ask_message_id INTEGER,
+                    reply_message_id INTEGER
+                );
+                CREATE INDEX question_open ON question(expires_at) WHERE state = 'open';
+                CREATE INDEX question_owed ON question(id)
+                    WHERE (state != 'open' AND reply_message_id IS NULL) OR (state = 'open' AND recipient != 'operator' AND ask_message_id IS NULL);
+                """)
+        }
         return m
     }
 }

@@ -57,6 +57,10 @@ struct AdminEndpoint: Sendable {
             case .forgeRepos:
                 guard let forge else { throw CoreError("this core runs no forge (--forge-listen off)") }
                 return ResponseLine.ok(try forge.repos())
+            case .questions(let c):
+                return ResponseLine.ok(QuestionsCommand.Reply(questions: try broker.questions(closed: c.all == true ? 50 : 0)))
+            case .answer(let c):
+                return ResponseLine.ok(AnswerCommand.Reply(question: try broker.answer(c.id, by: .operator, choices: c.choices, answer: c.answer)))
             case .revive(let c):
                 return ResponseLine.ok(try lifecycle.revive(try AgentName(c.name)))
             case .info:

@@ -29,11 +29,7 @@ struct AgentEndpoint: Sendable {
     private func agent(_ request: AgentRequest, _ parker: Parker) throws -> Data {
             switch request {
             case .send(let c):
-                let to = try Recipient(c.to)
-                let config = configs.current(name)
-                guard config.allows(to) else {
-                    throw RequestError("\(name) may not message \(to): its config allows \(config.allowedRecipients.isEmpty ? "nobody else" : config.allowedRecipients.joined(separator: ", ")); manager and operator are always reachable")
-                }
+                let to = try allowed(try Recipient(c.to))
                 return ResponseLine.ok(try broker.send(from: .agent(name), to: to, body: c.body, inReplyTo: c.inReplyTo))
             case .recv(let c):
                 let max = try Validate.count(c.max, field: "max", default: 1, cap: WireLimits.maxRecvBatch)
@@ -73,7 +69,24 @@ struct AgentEndpoint: Sendable {
             case .reminderRollup(let c):
                 guard c.sinceSecs.isFinite, c.sinceSecs >= 0 else { throw RequestError("field 'since_secs' must be 0 or more seconds") }
                 return ResponseLine.ok(try broker.reminderRollup(name, since: c.sinceSecs))
+            case .ask(let c):
+                let to = try allowed(try Recipient(c.to ?? "operator"))
+                let q = try broker.ask(name, to: to, try QuestionLifecycle.check(c))
+                return ResponseLine.ok(AskCommand.Reply(id: q.id, to: q.to, expiresAt: q.expiresAt))
+            case .answer(let c):
+                return ResponseLine.ok(AnswerCommand.Reply(question: try broker.answer(c.id, by: .agent(name), choices: c.choices, answer: c.answer)))
+            case .questions(let c):
+                return ResponseLine.ok(QuestionsCommand.Reply(questions: try broker.questions(to: name.rawValue, closed: c.all == true ? 20 : 0)))
             }
+    }
+
+    /// `to`, if this agent's config lets it reach them (messages and questions alike).
+    private func allowed(_ to: Recipient) throws -> Recipient {
+        let config = configs.current(name)
+        guard config.allows(to) else {
+            throw RequestError("\(name) may not message \(to): its config allows \(config.allowedRecipients.isEmpty ? "nobody else" : config.allowedRecipients.joined(separator: ", ")); manager and operator are always reachable")
+        }
+        return to
     }
 }
 

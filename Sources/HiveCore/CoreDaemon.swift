@@ -167,6 +167,7 @@ public final class CoreDaemon: Sendable {
                 AdminSocket(server: admin),
                 AdminSocket(server: web),
                 DashboardPoller(feed: feed),
+                QuestionExpirer(broker: broker, logger: logger),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
                 WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),
                 TelemetrySweeper(layout: options.layout, broker: broker, eventsWindow: options.eventsRetentionSeconds,

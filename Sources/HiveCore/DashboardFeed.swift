@@ -17,6 +17,7 @@ final class DashboardFeed: Sendable {
         var agents: [AgentSummary] = []
         var approvals: [ApprovalView] = []
         var reminders: [ReminderView] = []
+        var questions: [QuestionView] = []
         var stopped = false
     }
     private let state = Mutex(State())
@@ -86,6 +87,7 @@ final class DashboardFeed: Sendable {
         let agentList = (try? agents()) ?? []
         let approvals = (try? broker.approvals(recent: 20)) ?? []
         let reminders = (try? broker.pendingReminders(agent: nil)) ?? []
+        let questions = (try? broker.questions(closed: 10)) ?? []
         var any = false
         state.withLock { s in
             for m in recent.reversed() {
@@ -108,6 +110,7 @@ final class DashboardFeed: Sendable {
             if agentList != s.agents { s.agents = agentList; publish({ DashboardEvent(seq: $0, kind: "agents", agents: agentList) }, in: &s); any = true }
             if approvals != s.approvals { s.approvals = approvals; publish({ DashboardEvent(seq: $0, kind: "approvals", approvals: approvals) }, in: &s); any = true }
             if reminders != s.reminders { s.reminders = reminders; publish({ DashboardEvent(seq: $0, kind: "reminders", reminders: reminders) }, in: &s); any = true }
+            if questions != s.questions { s.questions = questions; publish({ DashboardEvent(seq: $0, kind: "questions", questions: questions) }, in: &s); any = true }
         }
         if any { wake() }
     }

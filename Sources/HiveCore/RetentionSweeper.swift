@@ -25,12 +25,12 @@ final class RetentionSweeper: Service, Sendable {
                 let swept: Result<Int, any Error> = await onThread { [self] in
                     Result {
                         try broker.sweep(olderThan: window, stop: { self.stopping.load(ordering: .relaxed) })
-                            + broker.sweepReminders(olderThan: window)
+                            + broker.sweepReminders(olderThan: window) + broker.sweepQuestions(olderThan: window)
                     }
                 }
                 switch swept {
                 case .success(let n) where n > 0:
-                    logger.info("retention swept \(n) acked messages and finished reminders older than \(Int(window / 86400)) days")
+                    logger.info("retention swept \(n) acked messages, finished reminders and closed questions older than \(Int(window / 86400)) days")
                 case .failure(let error):
                     logger.error("retention sweep failed: \(error)")
                 default:

@@ -52,6 +52,18 @@ public enum HiveToolServer {
         Tool(name: "request_next_turn",
              description: "Ask for one more turn after this one, e.g. to continue long work in steps. It arrives as a message from 'system'.",
              inputSchema: schema(["reason": .string("Optional: a note to your next turn.")], required: [])),
+        Tool(name: "ask",
+             description: "Ask the operator (default) or another agent a question and go on working: the answer comes back later as a message starting '[answer to question N]', or '[question N expired]' if nobody answers in time. Offer options when the choice is clear-cut.",
+             inputSchema: schema(["question": .string("The question (1500 bytes at most)."),
+                                  "options": .strings("Optional: up to 10 choices (100 bytes each); the answer picks from them."),
+                                  "multi": .boolean("Optional: allow picking several options."),
+                                  "ttl_seconds": .number("Optional: how long an answer is useful, 10 s to 7 days (default one day)."),
+                                  "to": .string("Optional: 'operator' (default) or an agent's name.")], required: ["question"])),
+        Tool(name: "answer",
+             description: "Answer a question another agent asked you (it arrived as '[question N from ...]'). With options, pass choices; otherwise pass answer.",
+             inputSchema: schema(["id": .integer("The question's id."),
+                                  "choices": .strings("The option(s) you pick, spelled as offered."),
+                                  "answer": .string("Your answer in text (or a note with your choices).")], required: ["id"])),
     ]
 
     /// The config gatekeeper's tools: core refuses them on any other socket.
@@ -78,9 +90,12 @@ public enum HiveToolServer {
     ]
 
     private enum Kind {
-        case string(String), integer(String), number(String)
+        case string(String), integer(String), number(String), boolean(String), strings(String)
         var value: Value {
             switch self {
+            case .boolean(let d): return .object(["type": .string("boolean"), "description": .string(d)])
+            case .strings(let d):
+                return .object(["type": .string("array"), "items": .object(["type": .string("string")]), "description": .string(d)])
             case .string(let d): return .object(["type": .string("string"), "description": .string(d)])
             case .integer(let d): return .object(["type": .string("integer"), "description": .string(d)])
             case .number(let d): return .object(["type": .string("number"), "description": .string(d)])
@@ -139,6 +154,15 @@ actor ToolClient {
         case "request_next_turn":
             let r = try await request(RequestNextTurnCommand(reason: args["reason"]?.stringValue))
             return "another turn is queued (message \(r.id))"
+        case "ask":
+            let r = try await request(AskCommand(question: try string(args, "question"), options: try strings(args, "options"),
+                                                 multi: try bool(args, "multi"), ttlSeconds: try number(args, "ttl_seconds"),
+                                                 to: args["to"]?.stringValue))
+            return "question \(r.id) is with \(r.to) until \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: r.expiresAt))); the answer will arrive as a message"
+        case "answer":
+            guard let id = try int(args, "id", required: true) else { throw ToolError(description: "missing argument 'id'") }
+            let q = try await request(AnswerCommand(id: Int64(id), choices: try strings(args, "choices"), answer: args["answer"]?.stringValue)).question
+            return "answered question \(q.id); \(q.asker) will get it as a message"
         case "request_init_config":
             let a = try await request(RequestInitConfigCommand(name: try string(args, "name"), description: args["description"]?.stringValue)).approval
             return "approval \(a.id) requested (init_config for \(a.agent)); you get config_ready when the operator approves"
@@ -158,7 +182,7 @@ actor ToolClient {
             let r = try await request(LogsCommand(name: try string(args, "name"), lines: try int(args, "lines", required: false)))
             return r.lines.isEmpty ? "(the log of \(r.name) is empty)" : r.lines.joined(separator: "\n")
         default:
-            throw ToolError(description: "unknown tool '\(tool)'; the hive tools are send, recv, whoami, status, remind, request_next_turn")
+            throw ToolError(description: "unknown tool '\(tool)'; the hive tools are send, recv, whoami, status, remind, request_next_turn, ask, answer")
         }
     }
 
@@ -192,6 +216,22 @@ actor ToolClient {
         if let i = v.intValue { return i }
         if let d = v.doubleValue, d == d.rounded(), abs(d) < 9e15 { return Int(d) }
         throw ToolError(description: "argument '\(key)' must be a whole number")
+    }
+
+    private func bool(_ args: [String: Value], _ key: String) throws -> Bool? {
+        guard let v = args[key], !v.isNull else { return nil }
+        guard let b = v.boolValue else { throw ToolError(description: "argument '\(key)' must be true or false") }
+        return b
+    }
+
+    private func strings(_ args: [String: Value], _ key: String) throws -> [String]? {
+        guard let v = args[key], !v.isNull else { return nil }
+        // A lone string is taken as a list of one: models often pass a single choice that way.
+        if let s = v.stringValue { return [s] }
+        guard let list = v.arrayValue, let texts = Optional(list.compactMap(\.stringValue)), texts.count == list.count else {
+            throw ToolError(description: "argument '\(key)' must be a list of strings")
+        }
+        return texts
     }
 
     private func number(_ args: [String: Value], _ key: String) throws -> Double? {

@@ -18,6 +18,7 @@ enum DashboardPage {
         <div id="banner"></div>
         <section><h2>Agents</h2><table id="agents"></table></section>
         <section><h2>Pending approvals</h2><div id="approvals"></div></section>
+        <section><h2>Questions</h2><div id="questions"></div></section>
         <section><h2>Messages</h2>
           <form id="compose"><select id="to"></select><input id="body" placeholder="message as operator" maxlength="4096" required>
           <button>send</button></form><div id="threads"></div></section>
@@ -58,7 +59,7 @@ enum DashboardPage {
     .transient::after{content:"";display:inline-block;width:.7em;height:.7em;margin-left:.3em;border:2px solid #555;border-top-color:transparent;border-radius:50%;animation:spin 1s linear infinite}
     @keyframes spin{to{transform:rotate(360deg)}}#banner div{background:#f99;color:#600;padding:.5em;margin:.5em 0}
     .muted{color:#888}.msg{margin:.2em 0 .2em calc(var(--d)*1.5em)}.state{font-size:.8em;color:#666}
-    pre{background:#f6f6f6;padding:.5em;max-height:20em;overflow:auto}button.confirm{background:#f99}
+    .question{border-left:3px solid #cdf;padding:.2em .8em;margin:.5em 0}pre{background:#f6f6f6;padding:.5em;max-height:20em;overflow:auto}button.confirm{background:#f99}
     """
 
     static let script = #"""
@@ -99,6 +100,7 @@ enum DashboardPage {
           ${a.state === 'pending' ? `${btn('approve', 'approve', {id: a.id})} <input id="note-${a.id}" placeholder="note for the manager">
           <button data-destructive=1 onclick='act("deny", {id: ${a.id}, note: document.getElementById("note-${a.id}").value || null}, this)'>deny</button>` : ''}</div>`).join('')
         || '<p class="muted">nothing waits for you</p>';
+      renderQuestions();
       const byId = new Map(S.messages.map(m => [m.id, m]));
       const depth = m => { let d = 0, p = m; while (p.in_reply_to && byId.has(p.in_reply_to) && d < 8) { p = byId.get(p.in_reply_to); d++; } return d; };
       const root = m => { let p = m, n = 0; while (p.in_reply_to && byId.has(p.in_reply_to) && n++ < 8) p = byId.get(p.in_reply_to); return p.id; };
@@ -115,6 +117,32 @@ enum DashboardPage {
       document.getElementById('reminders').innerHTML = S.reminders.map(r => `<tr><td>#${r.id}</td><td>${esc(r.agent)}</td><td>${new Date(r.due_at * 1000).toLocaleString()}</td>
           <td>${esc(r.body)}</td><td>${btn('cancel', 'cancel_reminder', {id: r.id}, true)}</td></tr>`).join('') || '<tr><td class="muted">none</td></tr>';
     }
+    // Redrawn only when the questions change, so an answer being typed survives other live updates.
+    let shownQuestions = null;
+    function renderQuestions() {
+      const key = JSON.stringify(S.questions);
+      if (key === shownQuestions) return;
+      shownQuestions = key;
+      const open = S.questions.filter(q => q.state === 'open'), closed = S.questions.filter(q => q.state !== 'open');
+      document.getElementById('questions').innerHTML = open.map(q => {
+        const head = `<b>#${q.id} ${esc(q.asker)}</b> asks ${q.to === 'operator' ? 'you' : esc(q.to)}
+          <span class="muted">(expires ${new Date(q.expires_at * 1000).toLocaleString()})</span><p>${esc(q.question)}</p>`;
+        if (q.to !== 'operator') return `<div class="question" id="q-${q.id}">${head}<p class="muted">waiting for ${esc(q.to)} to answer</p></div>`;
+        const kind = q.multi ? 'checkbox' : 'radio';
+        const opts = q.options.map((o, i) => `<label><input type="${kind}" name="q-${q.id}" value="${esc(o)}"> ${esc(o)}</label>`).join(' ');
+        return `<form class="question" id="q-${q.id}" data-id="${q.id}">${head}${opts ? '<p>' + opts + '</p>' : ''}
+          <input name="text" placeholder="${q.options.length ? 'note (optional)' : 'your answer'}" maxlength="1500" ${q.options.length ? '' : 'required'}>
+          <button>answer</button></form>`;
+      }).join('') || '<p class="muted">no open questions</p>';
+      document.getElementById('questions').innerHTML += closed.map(q => `<div class="muted">#${q.id} ${esc(q.asker)} → ${esc(q.to)}: ${esc(q.question)} —
+          ${q.state === 'answered' ? 'answered' + (q.choices.length ? ' ' + esc(q.choices.join(', ')) : '') + (q.answer ? ': ' + esc(q.answer) : '') : 'expired'}</div>`).join('');
+      document.querySelectorAll('form.question').forEach(f => f.onsubmit = ev => {
+        ev.preventDefault();
+        const choices = [...f.querySelectorAll('input[type=radio]:checked,input[type=checkbox]:checked')].map(i => i.value);
+        const text = f.querySelector('input[name=text]').value;
+        act('answer', {id: Number(f.dataset.id), choices: choices.length ? choices : null, answer: text || null});
+      });
+    }
     function apply(e) {
       if (e.kind === 'message' || e.kind === 'message_state') {
         const i = S.messages.findIndex(m => m.id === e.message.id);
@@ -123,6 +151,7 @@ enum DashboardPage {
       } else if (e.kind === 'agents') S.agents = e.agents;
       else if (e.kind === 'approvals') S.approvals = e.approvals;
       else if (e.kind === 'reminders') S.reminders = e.reminders;
+      else if (e.kind === 'questions') S.questions = e.questions;
     }
     fetch('api/forge').then(r => r.json()).then(j => {
       document.getElementById('forge').innerHTML = j.ok === false ? `<tr><td class="muted">${esc(j.error)}</td></tr>` :

@@ -14,7 +14,7 @@ import NIOCore
 /// forge. It reaches the hive only through ``CoreLink``; core checks every name and path itself.
 public enum WebServer {
     /// Commands the dashboard may send as actions (core's web table is the final word).
-    static let actions: Set<String> = ["send", "approve", "deny", "start", "stop", "restart", "revive", "destroy", "cancel_reminder", "logs"]
+    static let actions: Set<String> = ["send", "approve", "deny", "start", "stop", "restart", "revive", "destroy", "cancel_reminder", "logs", "answer"]
 
     public static func application(core: CoreLink, runDir: URL, host: String, port: Int, auth: WebAuth, forge: String?,
                                    client: HTTPClient, logger: Logger) -> some ApplicationProtocol {

@@ -151,6 +151,9 @@ public enum AgentRequest: Sendable {
     case newSession(NewSessionCommand)
     case remind(RemindCommand)
     case reminderRollup(ReminderRollupCommand)
+    case ask(AskCommand)
+    case answer(AnswerCommand)
+    case questions(QuestionsCommand)
 
     /// The decoding table for agent sockets.
     public static let table = CommandTable<AgentRequest>()
@@ -167,6 +170,9 @@ public enum AgentRequest: Sendable {
         .with(NewSessionCommand.self, AgentRequest.newSession)
         .with(RemindCommand.self, AgentRequest.remind)
         .with(ReminderRollupCommand.self, AgentRequest.reminderRollup)
+        .with(AskCommand.self, AgentRequest.ask)
+        .with(AnswerCommand.self, AgentRequest.answer)
+        .with(QuestionsCommand.self, AgentRequest.questions)
 }
 
 /// What the operator's admin socket (`host.sock`) accepts.
@@ -189,6 +195,8 @@ public enum AdminRequest: Sendable {
     case approve(ApproveCommand)
     case deny(DenyCommand)
     case forgeRepos(ForgeReposCommand)
+    case questions(QuestionsCommand)
+    case answer(AnswerCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -210,6 +218,8 @@ public enum AdminRequest: Sendable {
         .with(ApproveCommand.self, AdminRequest.approve)
         .with(DenyCommand.self, AdminRequest.deny)
         .with(ForgeReposCommand.self, AdminRequest.forgeRepos)
+        .with(QuestionsCommand.self, AdminRequest.questions)
+        .with(AnswerCommand.self, AdminRequest.answer)
 }
 
 /// What the manager's socket accepts: every agent command, and the config gatekeeper's own.

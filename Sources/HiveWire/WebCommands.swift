@@ -21,9 +21,13 @@ public struct SnapshotCommand: HiveCommand {
         /// The newest messages of the hive (all parties), newest first; listing marks nothing read.
         public var messages: [MessageView]
         public var reminders: [ReminderView]
+        /// Open questions (the operator's first), then the ten most recently closed.
+        public var questions: [QuestionView]
         public var forge: String?
-        public init(seq: Int64, agents: [AgentSummary], approvals: [ApprovalView], messages: [MessageView], reminders: [ReminderView], forge: String?) {
-            self.seq = seq; self.agents = agents; self.approvals = approvals; self.messages = messages; self.reminders = reminders; self.forge = forge
+        public init(seq: Int64, agents: [AgentSummary], approvals: [ApprovalView], messages: [MessageView], reminders: [ReminderView],
+                    questions: [QuestionView], forge: String?) {
+            self.seq = seq; self.agents = agents; self.approvals = approvals; self.messages = messages; self.reminders = reminders
+            self.questions = questions; self.forge = forge
         }
     }
 }
@@ -32,15 +36,17 @@ public struct SnapshotCommand: HiveCommand {
 public struct DashboardEvent: Codable, Sendable, Equatable {
     public var seq: Int64
     /// `message` (new), `message_state` (delivered, acked, dead), `agents` (the list changed),
-    /// `approvals` (the open list or a resolution changed), `reminders`.
+    /// `approvals` (the open list or a resolution changed), `reminders`, `questions`.
     public var kind: String
     public var message: MessageView?
     public var agents: [AgentSummary]?
     public var approvals: [ApprovalView]?
     public var reminders: [ReminderView]?
+    public var questions: [QuestionView]?
     public init(seq: Int64, kind: String, message: MessageView? = nil, agents: [AgentSummary]? = nil,
-                approvals: [ApprovalView]? = nil, reminders: [ReminderView]? = nil) {
-        self.seq = seq; self.kind = kind; self.message = message; self.agents = agents; self.approvals = approvals; self.reminders = reminders
+                approvals: [ApprovalView]? = nil, reminders: [ReminderView]? = nil, questions: [QuestionView]? = nil) {
+        self.seq = seq; self.kind = kind; self.message = message; self.agents = agents; self.approvals = approvals
+        self.reminders = reminders; self.questions = questions
     }
 }
 
@@ -104,6 +110,7 @@ public enum WebRequest: Sendable {
     case destroy(DestroyCommand)
     case cancelReminder(CancelReminderCommand)
     case forgeRepos(ForgeReposCommand)
+    case answer(AnswerCommand)
 
     public static let table = CommandTable<WebRequest>()
         .with(SnapshotCommand.self, WebRequest.snapshot)
@@ -121,4 +128,5 @@ public enum WebRequest: Sendable {
         .with(DestroyCommand.self, WebRequest.destroy)
         .with(CancelReminderCommand.self, WebRequest.cancelReminder)
         .with(ForgeReposCommand.self, WebRequest.forgeRepos)
+        .with(AnswerCommand.self, WebRequest.answer)
 }

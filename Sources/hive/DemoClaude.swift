@@ -33,6 +33,8 @@ struct DemoClaude: AsyncParsableCommand {
         var actions: [(to: String, body: String)] = []
         if me == "manager", let step = await configStep(from: from, body: body, socket: socket) {
             actions.append(("operator", step))
+        } else if me == "manager", let step = await questionStep(from: from, body: body, socket: socket) {
+            actions.append(("operator", step))
         } else if me == "manager" {
             if from == "operator" {
                 actions.append(("*", "(demo) The operator asks: \(body.prefix(300)). Please report back to me."))
@@ -100,6 +102,23 @@ struct DemoClaude: AsyncParsableCommand {
             return "(demo) I committed a first config for \(name): `hive approve \(a.id)` starts it (`hive pending` shows the diff)."
         } catch {
             return "(demo) I could not configure \(name): \(error)"
+        }
+    }
+
+    /// The demo manager's questions: "ask me" from the operator puts a question with options to the
+    /// operator; the answer that comes back is acknowledged. Nil when the message is about neither.
+    func questionStep(from: String, body: String, socket: String) async -> String? {
+        guard from == "operator" else { return nil }
+        if body.hasPrefix("[answer to question") {
+            return "(demo) Thanks, noted: \(body.split(separator: "—").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? body)."
+        }
+        guard body.range(of: "ask me", options: .caseInsensitive) != nil else { return nil }
+        do {
+            let q = try await HiveConnection(path: socket).call(AskCommand(
+                question: "(demo) What should the swarm look at next?", options: ["the docs", "the tests", "nothing for now"], ttlSeconds: 3600))
+            return "(demo) I asked you question \(q.id): answer it on the dashboard or with `hive answer \(q.id) --choice 1`."
+        } catch {
+            return "(demo) I could not ask: \(error)"
         }
     }
 

@@ -301,6 +301,17 @@ struct DemoTests {
         try await hive.eventually("iris answered", timeout: .seconds(20)) {
             try hive.cli(["inbox", "--json"] + run).out.contains("iris here: done with")
         }
+
+        // A question: the demo manager asks the operator, who answers on the CLI; the manager acknowledges.
+        #expect(try hive.cli(["send", "manager", "ask me something"] + run).status == 0)
+        try await hive.eventually("the manager asked a question", timeout: .seconds(20)) {
+            try hive.cli(["questions"] + run).out.contains("What should the swarm look at next?")
+        }
+        let id = try #require(try hive.cli(["questions"] + run).out.firstMatch(of: /#(\d+) manager → operator/)?.1)
+        #expect(try hive.cli(["answer", String(id), "--choice", "2"] + run).status == 0)
+        try await hive.eventually("the manager got the answer", timeout: .seconds(20)) {
+            try hive.cli(["inbox", "--json"] + run).out.contains("Thanks, noted: chose: the tests")
+        }
         let corePID = p.processIdentifier
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()

@@ -171,6 +171,18 @@ struct WebTests {
         let approved = try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: #"{"cmd":"approve","id":\#(request.id)}"#)
         #expect(approved.status == 200 && approved.body.contains("\"state\":\"deployed\""))
 
+        // Answer a question from the web; the asker's turn gets the answer.
+        let asked = try await hive.agent("iris").call(AskCommand(question: "Roll back?", options: ["yes", "no"]))
+        let withQuestion = try TCPHTTP.request(port, "GET", "/", headers: ["Cookie": cookie])
+        #expect(withQuestion.body.contains("\"question\":\"Roll back?\""), "open questions are in the page's snapshot")
+        let answer = #"{"cmd":"answer","id":\#(asked.id),"choices":["no"],"answer":"not yet"}"#
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["Cookie": cookie], body: answer).status == 403, "CSRF applies")
+        let answeredReply = try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: answer)
+        #expect(answeredReply.status == 200 && answeredReply.body.contains("\"state\":\"answered\""), "\(answeredReply.body)")
+        try await hive.eventually("iris got the answer") {
+            hive.runs(of: "iris").contains { ($0["prompt"] as? String)?.contains("[answer to question \(asked.id)] operator answered") == true }
+        }
+
         // The agent's own UI through the same origin, its live stream included; cross-origin POSTs refused.
         let agentPage = try TCPHTTP.request(port, "GET", "/agent/iris/", headers: ["Cookie": cookie])
         #expect(agentPage.status == 200 && agentPage.body.contains("iris"))
@@ -270,6 +282,7 @@ struct WebTests {
         _ = try await hive.spawn("iris")
         try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "<b>not bold</b> & friends"))
+        _ = try await hive.agent("iris").call(AskCommand(question: "Which region?", options: ["eu-west", "us-east"]))
         let (_, port) = try await hive.startWeb()
         func dom(_ path: String) throws -> String {
             let p = Process()
@@ -291,6 +304,8 @@ struct WebTests {
         #expect(dashboard.contains("&lt;b&gt;not bold&lt;/b&gt; &amp; friends"), "agent text is shown, not interpreted")
         #expect(!dashboard.contains("<b>not bold</b>"))
         #expect(dashboard.contains("<option>manager</option>"))
+        #expect(dashboard.contains("Which region?") && dashboard.contains(#"<input type="radio" name="q-1" value="us-east">"#),
+                "an open question is shown with its options to pick")
         #expect(!(try dom("/")).contains("agent/iris/"), "without a session the browser gets the login page")
         let agentPage = try dom("/login?token=\(try hive.dashboardToken())&next=agent/iris/")
         #expect(agentPage.contains("<h1>iris</h1>"))

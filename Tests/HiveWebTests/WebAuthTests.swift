@@ -24,7 +24,7 @@ struct WebAuthTests {
     func escaping() throws {
         let evil = MessageView(id: 1, from: "iris", to: "operator", body: "</script><script>alert(1)</script><!--<script>", sentAt: 0, deliveredAt: nil,
                                ackedAt: nil, inReplyTo: nil, broadcast: false, redelivered: false, state: "pending")
-        let page = DashboardPage.dashboard(snapshot: .init(seq: 1, agents: [], approvals: [], messages: [evil], reminders: [], forge: nil),
+        let page = DashboardPage.dashboard(snapshot: .init(seq: 1, agents: [], approvals: [], messages: [evil], reminders: [], questions: [], forge: nil),
                                            csrf: "t\"'</script>")
         #expect(!page.contains("</script><script>alert(1)"))
         #expect(page.components(separatedBy: "</script>").count == 3, "only the two real script elements close")
