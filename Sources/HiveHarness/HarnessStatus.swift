@@ -8,6 +8,10 @@ public struct HarnessSnapshot: Codable, Sendable, Equatable {
     public var rateLimitedUntil: Double?
     public var detail: String?
     public var model: String?
+    /// The model chosen on the agent's page, used instead of the config's until cleared.
+    public var modelOverride: String?
+    /// The model the agent's config names.
+    public var configModel: String?
     public var sessionID: String?
     public var contextTokens: Int?
     public var contextWindow: Int?

@@ -1,4 +1,5 @@
 import Foundation
+import HiveClient
 import HiveTelemetry
 import Hummingbird
 import HiveWire
@@ -14,7 +15,13 @@ public enum HarnessWeb {
         try HiveLayout.checkSocketPath(URL(filePath: path))
         unlink(path) // a stale socket from a killed harness; core holds the run dir, so it is ours
         let router = Router()
-        router.get("/") { _, _ in html(page(loop)) }
+        router.get("/") { _, _ in
+            // The page opens on the recent stream (the last 300 events); older ones stay in events.sqlite.
+            let last = (try? loop.events.lastSeq()) ?? 0
+            let recent = (try? loop.events.events(after: max(0, last - 300), limit: 300)) ?? []
+            return html(AgentPage.html(agent: loop.config.name.rawValue, status: loop.status.read(),
+                                       initial: .init(events: recent, inbox: await inbox(loop))))
+        }
         router.get("/state") { _, _ in try json(loop.status.read()) }
         router.get("/events") { request, _ in
             let after = Int64(request.uri.queryParameters["after"].map(String.init) ?? "") ?? 0
@@ -26,9 +33,34 @@ public enum HarnessWeb {
             let fromHeader = request.headers[.init("Last-Event-ID")!].flatMap { Int64($0) }
             return stream(loop.events, after: fromHeader ?? fromQuery ?? 0)
         }
-        router.get("/stats") { request, _ in
+        // Every turn since `since` (unix seconds), as rows; `range` gives the page's aggregates instead.
+        router.get("/stats.json") { request, _ in
+            if let raw = request.uri.queryParameters["range"].map(String.init) {
+                guard let range = StatsRange.named(raw) else { return try json(["error": "range is 24h, 7d or 30d"], status: .badRequest) }
+                return try json(try await report(loop, range))
+            }
             let since = Double(request.uri.queryParameters["since"].map(String.init) ?? "") ?? 0
             return try json(try loop.stats.turns(since: since))
+        }
+        router.get("/stats") { request, _ in
+            guard let range = StatsRange.named(request.uri.queryParameters["range"].map(String.init)) else {
+                return try json(["error": "range is 24h, 7d or 30d"], status: .badRequest)
+            }
+            return html(StatsPage.html(agent: loop.config.name.rawValue, report: try await report(loop, range)))
+        }
+        router.get("/inbox") { _, _ in
+            let view = await inbox(loop)
+            return try json(view, status: view.error == nil ? .ok : .badGateway)
+        }
+        router.post("/model") { request, _ in
+            let text = String(buffer: try await request.body.collect(upTo: 1024))
+            do {
+                try loop.setModel(text)
+            } catch let e as RequestError {
+                return try json(["error": e.message], status: .badRequest)
+            }
+            let s = loop.status.read()
+            return try json(["model": s.modelOverride ?? "the config's (\(s.configModel ?? "?"))"])
         }
         router.post("/cancel") { _, _ in try json(["cancelled": loop.cancelTurn()]) }
         router.post("/compact") { _, _ in
@@ -52,6 +84,27 @@ public enum HarnessWeb {
         }
         return Application(router: router, configuration: .init(address: .unixDomainSocket(path: path), serverName: "hive-agent"),
                            onServerRunning: { _ in _ = chmod(path, 0o660) }, logger: logger)
+    }
+
+    /// The agent's counters and latest messages, from core through the agent's own socket.
+    static func inbox(_ loop: TurnLoop) async -> AgentPage.InboxView {
+        do {
+            let conn = try HiveConnection(path: loop.config.socket)
+            let status = try await conn.call(StatusCommand())
+            let recent = try await conn.call(RecentCommand(limit: 30))
+            return .init(unread: status.unread, inflight: status.inflight, pendingReminders: status.pendingReminders, messages: recent.messages)
+        } catch {
+            return .init(error: "core is not answering: \(error)")
+        }
+    }
+
+    /// The stats page's report, with the reminder rollup from core (left out when core does not answer).
+    static func report(_ loop: TurnLoop, _ range: StatsRange) async throws -> StatsReport {
+        var report = try loop.stats.report(range)
+        if let r = try? await HiveConnection(path: loop.config.socket).call(ReminderRollupCommand(sinceSecs: range.span)) {
+            report.reminders = ReminderRollup(attempts: r.attempts, successes: r.successes, failures: r.failures)
+        }
+        return report
     }
 
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
@@ -107,19 +160,5 @@ public enum HarnessWeb {
     static func frame(_ e: LiveEvent) -> String {
         let data = (try? WireCoding.encoder().encode(e)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         return "id: \(e.seq)\nevent: live\ndata: \(data)\n\n"
-    }
-
-    static func page(_ loop: TurnLoop) -> String {
-        let s = loop.status.read()
-        func esc(_ t: String) -> String {
-            t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-        }
-        return """
-            <!doctype html><meta charset="utf-8"><title>\(esc(loop.config.name.rawValue))</title>
-            <h1>\(esc(loop.config.name.rawValue))</h1>
-            <p>state: <b>\(esc(s.state))</b>\(s.detail.map { " — " + esc($0) } ?? "") · model \(esc(s.model ?? "?")) ·
-            context \(s.contextTokens.map(String.init) ?? "-")\(s.contextWindow.map { " / \($0)" } ?? "") · cost \(String(format: "%.4f", s.totalCostUSD)) USD</p>
-            <p><a href="state">state</a> · <a href="events">events</a> · <a href="events/stream">live stream</a> · <a href="stats">stats</a></p>
-            """
     }
 }

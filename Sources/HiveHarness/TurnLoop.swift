@@ -38,8 +38,12 @@ public final class TurnLoop: Sendable {
         stats = try TurnStatsStore(path: config.statsPath)
         let session = loadSession()
         let last = try? stats.last()
+        let override = (try? String(contentsOfFile: config.modelOverridePath, encoding: .utf8))
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { Self.checkModel($0) == nil ? $0 : nil }
         _ = status.update {
-            $0.model = config.model
+            $0.model = override ?? config.model
+            $0.modelOverride = override
+            $0.configModel = config.model
             $0.sessionID = session.sessionID
             $0.contextTokens = session.contextTokens
             $0.contextWindow = session.contextWindow
@@ -72,6 +76,34 @@ public final class TurnLoop: Sendable {
     public func requestNewSession() throws {
         try Data("requested\n".utf8).write(to: URL(filePath: config.newSessionFlagPath))
     }
+
+    /// Uses `model` for the next turns instead of the config's (persisted in the harness dir, so it
+    /// survives restarts); nil or empty goes back to the config's.
+    public func setModel(_ model: String?) throws {
+        let name = model?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        if name.isEmpty {
+            try? FileManager.default.removeItem(atPath: config.modelOverridePath)
+        } else {
+            if let why = Self.checkModel(name) { throw RequestError(why) }
+            try Data((name + "\n").utf8).write(to: URL(filePath: config.modelOverridePath))
+        }
+        _ = status.update {
+            $0.modelOverride = name.isEmpty ? nil : name
+            $0.model = name.isEmpty ? config.model : name
+        }
+    }
+
+    /// Why `name` is not a model name claude could take (it goes on claude's command line), or nil.
+    static func checkModel(_ name: String) -> String? {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]@")
+        guard !name.isEmpty, name.count <= 100, name.allSatisfy(allowed.contains), !name.hasPrefix("-") else {
+            return "a model is 1 to 100 letters, digits and . - _ : [ ] @ (e.g. sonnet, opus, claude-sonnet-4-5)"
+        }
+        return nil
+    }
+
+    /// The model the next turn runs with.
+    var model: String { status.read().modelOverride ?? config.model }
 
     // MARK: The loop
 
@@ -253,7 +285,7 @@ public final class TurnLoop: Sendable {
     }
 
     private func runClaude(_ claude: String, prompt: String, continueSession: Bool, turn: Int) async throws -> Run {
-        var args = ["--print", "--verbose", "--output-format", "stream-json", "--model", config.model,
+        var args = ["--print", "--verbose", "--output-format", "stream-json", "--model", model,
                     "--mcp-config", config.mcpConfigPath, "--strict-mcp-config"]
         if continueSession { args.append("--continue") }
         if let addition = config.appendedSystemPrompt { args += ["--append-system-prompt", addition] }
@@ -315,7 +347,7 @@ public final class TurnLoop: Sendable {
             .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let usage = acc.usage
         let stat = TurnStat(
-            id: nil, startedAt: run.startedAt, endedAt: ended, model: acc.model ?? config.model, sessionID: acc.sessionID,
+            id: nil, startedAt: run.startedAt, endedAt: ended, model: acc.model ?? model, sessionID: acc.sessionID,
             wakeSource: wakeSource, messageID: messageID,
             resultKind: (run.exit.timedOut || run.exit.cancelled) ? "failed" : outcome.kind, detail: detail,
             inputTokens: usage.input, outputTokens: usage.output, cacheReadTokens: usage.cacheRead,

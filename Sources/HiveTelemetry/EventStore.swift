@@ -14,6 +14,9 @@ public struct LiveEvent: Codable, Sendable, Equatable {
     /// `stdout` (a stream-json line), `stderr`, or `harness` (turn start/end, state changes).
     public var kind: String
     public var body: String
+    public init(seq: Int64, at: Double, turn: Int64?, kind: String, body: String) {
+        self.seq = seq; self.at = at; self.turn = turn; self.kind = kind; self.body = body
+    }
 }
 
 /// `<harness>/events.sqlite`: every live event, persisted, plus fan-out to live subscribers.

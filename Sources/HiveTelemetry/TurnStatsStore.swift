@@ -121,6 +121,8 @@ public final class TurnStatsStore: Sendable {
         try Retention.sweep(db, table: "turn", column: "started_at", cutoff: now - window, batch: batch)
     }
 
+    func read<T>(_ body: (Database) throws -> T) throws -> T { try db.read(body) }
+
     private static func stat(_ r: Row) -> TurnStat {
         TurnStat(id: r["id"], startedAt: r["started_at"], endedAt: r["ended_at"], model: r["model"], sessionID: r["session_id"],
                  wakeSource: r["wake_source"], messageID: r["message_id"], resultKind: r["result_kind"], detail: r["detail"],

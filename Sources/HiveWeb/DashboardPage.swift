@@ -85,7 +85,7 @@ enum DashboardPage {
       document.getElementById('banner').innerHTML = live.filter(a => a.rate_limited_until)
         .map(a => `<div>${esc(a.name)} is rate-limited until ${hhmm(a.rate_limited_until)}</div>`).join('');
       document.getElementById('agents').innerHTML = '<tr><th>agent</th><th>state</th><th>unread</th><th>in flight</th><th>dead letters</th><th>cage</th><th></th></tr>' +
-        live.map(a => `<tr><td><a href="agent/${esc(a.name)}/">${esc(a.name)}</a><div class="muted">${esc(a.description)}</div></td>
+        live.map(a => `<tr><td><a href="agent/${esc(a.name)}/">${esc(a.name)}</a> <a class="muted" href="agent/${esc(a.name)}/stats">stats</a><div class="muted">${esc(a.description)}</div></td>
           <td><span class="badge ${esc(a.state)} ${transients.includes(a.state) ? 'transient' : ''}">${esc(a.state)}${a.rate_limited_until ? ' until ' + hhmm(a.rate_limited_until) : ''}</span>
           <div class="muted">${esc(a.detail)}</div></td><td>${a.unread}</td><td>${a.inflight}</td>
           <td>${a.dead_letters ? `<span class="badge bad">${a.dead_letters}</span>` : 0}</td><td class="muted">${esc(a.cage)}</td>

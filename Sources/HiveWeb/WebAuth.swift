@@ -9,6 +9,8 @@ import Synchronization
 public final class WebAuth: Sendable {
     let password: String
     private let sessions = Mutex([String: (csrf: String, expires: Date)]())
+    /// Capabilities for agents' pages: an unguessable path part that stands for (session, agent).
+    private let capabilities = Mutex([String: (agent: String, session: String)]())
     static let cookie = "hive_session"
     static let lifetime: TimeInterval = 12 * 3600
 
@@ -32,14 +34,38 @@ public final class WebAuth: Sendable {
     func login(password attempt: String) -> String? {
         guard Self.constantTimeEqual(attempt, password) else { return nil }
         let id = Self.randomToken()
-        sessions.withLock { s in
+        let live = sessions.withLock { s -> Set<String> in
             s = s.filter { $0.value.expires > Date() } // expired sessions go on every login
             s[id] = (Self.randomToken(), Date().addingTimeInterval(Self.lifetime))
+            return Set(s.keys)
         }
+        capabilities.withLock { $0 = $0.filter { live.contains($0.value.session) } }
         return id
     }
 
-    func logout(_ id: String) { sessions.withLock { _ = $0.removeValue(forKey: id) } }
+    func logout(_ id: String) {
+        sessions.withLock { _ = $0.removeValue(forKey: id) }
+        capabilities.withLock { $0 = $0.filter { $0.value.session != id } }
+    }
+
+    /// The capability of `session` for `agent`'s page (made once, then reused). Agents' pages run in a
+    /// sandbox with an opaque origin, so the browser sends them no cookie; the capability in their path
+    /// is what lets them load their own data, and only their own: one agent's page cannot name another's.
+    func agentCapability(session: String, agent: String) -> String {
+        capabilities.withLock { caps in
+            if let found = caps.first(where: { $0.value == (agent, session) })?.key { return found }
+            let cap = Self.randomToken()
+            caps[cap] = (agent, session)
+            return cap
+        }
+    }
+
+    /// The agent a capability opens, while its session lives.
+    func agent(capability: String) -> String? {
+        guard let entry = capabilities.withLock({ $0[capability] }) else { return nil }
+        let alive = sessions.withLock { $0[entry.session].map { $0.expires > Date() } ?? false }
+        return alive ? entry.agent : nil
+    }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8), y = Array(b.utf8)

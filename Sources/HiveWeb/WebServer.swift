@@ -86,14 +86,38 @@ public enum WebServer {
         // Each agent's own UI, and the forge, on this origin.
         for method in [HTTPRequest.Method.get, .post, .head] {
             router.on("/agent/**", method: method) { request, _ in
-                guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
                 let parts = request.uri.path.split(separator: "/", omittingEmptySubsequences: false)
                 guard parts.count >= 3, let name = try? AgentName(String(parts[2])) else { return json(["error": "no such agent"], status: .notFound) }
+                // Back to the site's root from here, relative: the site may sit under a base path.
+                let root = String(repeating: "../", count: parts.count - 2)
+                var restParts = parts.dropFirst(3)
+                let viaCapability: Bool
+                if let first = restParts.first, first.hasPrefix("~") {
+                    // The agent's page loading its own data: the capability must be this agent's.
+                    guard auth.agent(capability: String(first.dropFirst())) == name.rawValue else {
+                        return navigation(request) ? Response(status: .seeOther, headers: [.location: root + "agent/\(name)/"]) : unauthorized()
+                    }
+                    restParts = restParts.dropFirst()
+                    viaCapability = true
+                } else {
+                    guard let session = auth.session(cookieHeader: request.headers[.cookie]), let id = session.id else {
+                        return navigation(request) ? Response(status: .seeOther, headers: [.location: root + "login"]) : unauthorized()
+                    }
+                    if navigation(request) {
+                        // A person opening the page: on to its capability path, where the sandboxed page can load its data.
+                        let cap = auth.agentCapability(session: id, agent: name.rawValue)
+                        let target = root + "agent/\(name)/~\(cap)/" + restParts.joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
+                        return Response(status: .seeOther, headers: [.location: target, .cacheControl: "no-store"])
+                    }
+                    // A sandboxed page (Origin "null") acts only through its own capability, never the cookie.
+                    if request.headers[.origin] == "null" { return json(["error": "use the page's own path"], status: .forbidden) }
+                    viaCapability = false
+                }
                 // Agent pages run sandboxed (an opaque origin), so their own buttons POST with Origin "null".
-                if method == .post, !(sameOrigin(request) || request.headers[.origin] == "null") {
+                if method == .post, !(sameOrigin(request) || (viaCapability && request.headers[.origin] == "null")) {
                     return json(["error": "cross-origin POST refused"], status: .forbidden)
                 }
-                let rest = "/" + parts.dropFirst(3).joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
+                let rest = "/" + restParts.joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
                 let socket = runDir.appending(path: "agents").appending(path: name.rawValue).appending(path: "web.sock").path
                 // The agent owns its run dir: only a real socket is followed, never a link it put there.
                 var st = stat()
@@ -104,6 +128,8 @@ public enum WebServer {
                 // dashboard or its CSRF token, and cannot set the session cookie.
                 response.headers[.contentSecurityPolicy] = "sandbox allow-scripts allow-forms; frame-ancestors 'self'"
                 response.headers[.setCookie] = nil
+                response.headers[.init("Referrer-Policy")!] = "no-referrer" // the capability stays out of Referer
+                if viaCapability { response.headers[.accessControlAllowOrigin] = "*" } // the sandboxed page reads its own data
                 return response
             }
             if let forge {
@@ -120,6 +146,12 @@ public enum WebServer {
         var r = Response(status: .seeOther, headers: [.location: next])
         r.headers[.setCookie] = "\(WebAuth.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(WebAuth.lifetime))"
         return r
+    }
+
+    /// A browser opening a page (not a script fetching data).
+    static func navigation(_ request: Request) -> Bool {
+        if let mode = request.headers[.init("Sec-Fetch-Mode")!] { return mode == "navigate" }
+        return request.method == .get && (request.headers[.accept]?.contains("text/html") ?? false)
     }
 
     /// The request came from a page of this origin (browsers send `Origin` on every POST).

@@ -83,8 +83,18 @@ struct HarnessWebTests {
         let seqs = events.compactMap { ($0["seq"] as? NSNumber)?.int64Value }
         #expect(seqs == Array(1...Int64(seqs.count)), "seq is monotonic from 1 without gaps")
         #expect(events.contains { $0["kind"] as? String == "stdout" && ($0["body"] as? String)?.contains("\"type\":\"result\"") == true })
-        let stats = try UnixHTTP.json(web, "/stats") as? [[String: Any]] ?? []
+        let stats = try UnixHTTP.json(web, "/stats.json") as? [[String: Any]] ?? []
         #expect(stats.count == 1 && stats.first?["result_kind"] as? String == "ok")
+        let report = try UnixHTTP.json(web, "/stats.json?range=24h") as? [String: Any] ?? [:]
+        let buckets = report["buckets"] as? [[String: Any]] ?? []
+        #expect(buckets.count == 24 && buckets.compactMap { ($0["turns"] as? NSNumber)?.intValue }.reduce(0, +) == 1)
+        #expect((report["reminders"] as? [String: Any])?["attempts"] as? Int == 0, "the reminder rollup came from core")
+        let chart = try UnixHTTP.request(web, "GET", "/stats?range=7d")
+        #expect(chart.status == 200 && chart.body.contains("<svg") && chart.body.contains("1 turns"), "\(chart.body.prefix(500))")
+        #expect(try UnixHTTP.request(web, "GET", "/stats?range=1y").status == 400)
+        let inbox = try UnixHTTP.json(web, "/inbox") as? [String: Any] ?? [:]
+        #expect((inbox["messages"] as? [[String: Any]])?.first?["body"] as? String == "one")
+        #expect((inbox["unread"] as? NSNumber)?.intValue == 0)
         let state = try UnixHTTP.json(web, "/state") as? [String: Any] ?? [:]
         #expect((state["context_tokens"] as? NSNumber)?.intValue == 1110)
         #expect((state["total_cost_usd"] as? NSNumber)?.doubleValue == 0.01)
@@ -108,7 +118,20 @@ struct HarnessWebTests {
         }
         #expect(try UnixHTTP.request(web, "POST", "/send", body: "").status == 400)
         let page = try UnixHTTP.request(web, "GET", "/")
-        #expect(page.body.contains("href=\"state\""), "links are relative, so the UI works under /agent/iris/")
+        #expect(page.body.contains("href=\"stats\"") && page.body.contains("fetch('state')") && !page.body.contains("'/"),
+                "links are relative, so the UI works under /agent/iris/")
+
+        // The model button: the next turn runs with the model chosen here, until it is cleared.
+        #expect(try UnixHTTP.request(web, "POST", "/model", body: "--dangerously-skip").status == 400)
+        #expect(try UnixHTTP.request(web, "POST", "/model", body: "opus").status == 200)
+        #expect((try UnixHTTP.json(web, "/state") as? [String: Any])?["model_override"] as? String == "opus")
+        let before = hive.runs(of: "iris").count
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "with opus"))
+        try await hive.eventually("a turn with the chosen model") { hive.runs(of: "iris").count > before }
+        let argv = hive.runs(of: "iris").last?["argv"] as? [String] ?? []
+        #expect(argv.firstIndex(of: "--model").map { argv[$0 + 1] } == "opus")
+        #expect(try UnixHTTP.request(web, "POST", "/model", body: "").status == 200)
+        #expect((try UnixHTTP.json(web, "/state") as? [String: Any])?["model_override"] == nil)
     }
 
     @Test("cancel stops the turn and its claude process group; new-session makes the next turn fresh")

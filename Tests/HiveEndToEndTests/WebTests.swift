@@ -192,6 +192,22 @@ struct WebTests {
         let agentStream = try TCPHTTP.request(port, "GET", "/agent/iris/events/stream", headers: ["Cookie": cookie], readFor: .seconds(5)) { $0.contains("data:") }
         #expect(agentStream.headers["content-type"] == "text/event-stream" && agentStream.raw.contains("data:"))
         #expect(try TCPHTTP.request(port, "POST", "/agent/iris/cancel", headers: ["Cookie": cookie, "Origin": "http://evil.example"]).status == 403)
+
+        // A person opening an agent's page goes on to its capability path; the sandboxed page loads its own
+        // data there without the cookie, and cannot reach another agent's with it.
+        let opened = try TCPHTTP.request(port, "GET", "/agent/iris/stats?range=7d", headers: ["Cookie": cookie, "Sec-Fetch-Mode": "navigate"])
+        #expect(opened.status == 303)
+        let location = try #require(opened.headers["location"])
+        let cap = try #require(location.firstMatch(of: /^\.\.\/\.\.\/agent\/iris\/~([0-9a-f]{64})\/stats\?range=7d$/)?.1).description
+        let own = try TCPHTTP.request(port, "GET", "/agent/iris/~\(cap)/state", headers: ["Origin": "null"])
+        #expect(own.status == 200 && own.body.contains("\"state\"") && own.headers["access-control-allow-origin"] == "*")
+        #expect(own.headers["referrer-policy"] == "no-referrer")
+        #expect(try TCPHTTP.request(port, "GET", "/agent/bob/~\(cap)/state", headers: ["Origin": "null"]).status == 401, "iris's capability does not open bob")
+        #expect(try TCPHTTP.request(port, "GET", "/agent/iris/~\(String(repeating: "0", count: 64))/state").status == 401)
+        #expect(try TCPHTTP.request(port, "POST", "/agent/iris/cancel", headers: ["Cookie": cookie, "Origin": "null"]).status == 403,
+                "a sandboxed page cannot act through the cookie")
+        #expect(try TCPHTTP.request(port, "POST", "/agent/iris/~\(cap)/cancel", headers: ["Origin": "null"]).status == 200)
+        #expect(try TCPHTTP.request(port, "GET", "/agent/iris/", headers: ["Sec-Fetch-Mode": "navigate"]).headers["location"] == "../../login")
         #expect(try TCPHTTP.request(port, "GET", "/agent/..%2f..%2fetc/", headers: ["Cookie": cookie]).status == 404)
         #expect(try TCPHTTP.request(port, "GET", "/api/file?agent=iris&path=../../../etc/passwd", headers: ["Cookie": cookie]).status == 422)
         try Data("# plan\n".utf8).write(to: hive.root.appending(path: "agents/iris/state/plan.md"))
@@ -309,5 +325,12 @@ struct WebTests {
         #expect(!(try dom("/")).contains("agent/iris/"), "without a session the browser gets the login page")
         let agentPage = try dom("/login?token=\(try hive.dashboardToken())&next=agent/iris/")
         #expect(agentPage.contains("<h1>iris</h1>"))
+        // Drawn by the page's script from the stream and inbox it opened with (live updates follow over SSE).
+        #expect(agentPage.contains("<b>turn 1</b>") && agentPage.contains("from <b>operator</b>"), "the turn stream was rendered")
+        #expect(agentPage.contains("■ <b>ok</b>"), "the turn's end, with its result")
+        #expect(agentPage.contains("0 unread ·"), "the inbox counts came from core")
+        #expect(agentPage.contains("<pre>&lt;b&gt;not bold&lt;/b&gt; &amp; friends</pre>"), "the inbox shows agent text escaped")
+        let stats = try dom("/login?token=\(try hive.dashboardToken())&next=agent/iris/stats")
+        #expect(stats.contains("<h1>iris · stats</h1>") && stats.contains("<svg") && stats.contains("<rect"), "charts drawn server-side")
     }
 }
