@@ -14,7 +14,7 @@ enum DashboardPage {
         <html><head><meta charset="utf-8"><title>hive</title><meta name="viewport" content="width=device-width">
         <style>\(css)</style></head>
         <body>
-        <header><h1>hive</h1><span id="live" class="badge">connecting…</span></header>
+        <header><h1>hive</h1><span id="live" class="badge">connecting…</span> <button id="logout">log out</button></header>
         <div id="banner"></div>
         <section><h2>Agents</h2><table id="agents"></table></section>
         <section><h2>Pending approvals</h2><div id="approvals"></div></section>
@@ -168,6 +168,8 @@ enum DashboardPage {
       view.hidden = false;
       view.textContent = j.ok === false ? 'cannot open: ' + j.error : (j.text ?? '(binary file, ' + j.size + ' bytes)');
     };
+    document.getElementById('logout').onclick = () =>
+      fetch('logout', {method: 'POST', headers: {'X-Hive-CSRF': CSRF}}).then(() => location.href = 'login');
     document.getElementById('compose').onsubmit = ev => {
       ev.preventDefault();
       const body = document.getElementById('body');

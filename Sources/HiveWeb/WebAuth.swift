@@ -84,6 +84,36 @@ public final class WebAuth: Sendable {
     }
 }
 
+/// Failed logins per client: after `limit` failures in `window` seconds a client is refused (429) without
+/// its password being checked, until the window has passed. A client is the peer address, or, when the
+/// peer is a proxy on loopback (nginx from `hive nginx-config`), the address it forwarded. Keyed per
+/// client, not globally, so someone guessing cannot lock the operator out.
+final class LoginThrottle: Sendable {
+    let limit: Int
+    let window: Double
+    private let failures = Mutex([String: (count: Int, since: Double)]())
+
+    init(limit: Int = 10, window: Double = 600) { self.limit = limit; self.window = window }
+
+    /// Seconds until `client` may try again, or nil when it may try now.
+    func wait(_ client: String, now: Double = Date().timeIntervalSince1970) -> Double? {
+        failures.withLock { f in
+            guard let entry = f[client] else { return nil }
+            if now - entry.since >= window { f[client] = nil; return nil }
+            return entry.count >= limit ? entry.since + window - now : nil
+        }
+    }
+
+    func failed(_ client: String, now: Double = Date().timeIntervalSince1970) {
+        failures.withLock { f in
+            if f.count > 10_000 { f = f.filter { now - $0.value.since < window } } // bounded under a spray of addresses
+            if let entry = f[client], now - entry.since < window { f[client] = (entry.count + 1, entry.since) } else { f[client] = (1, now) }
+        }
+    }
+
+    func succeeded(_ client: String) { failures.withLock { _ = $0.removeValue(forKey: client) } }
+}
+
 /// The loopback dashboard's secret: `<run-dir>/dashboard-token`, made on first use (0600, root's when
 /// root runs the hive), read by `hive web` before it gives up root and by `hive up` for its login link.
 public enum DashboardToken {

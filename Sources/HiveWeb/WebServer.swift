@@ -9,6 +9,16 @@ import Logging
 import ServiceLifecycle
 import NIOCore
 
+/// A request's context with the peer's address (for the login throttle).
+public struct WebContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
 /// `hive web`: the dashboard on one origin. `/` is the dashboard (live over server-sent events),
 /// `/agent/<n>/…` each agent's own UI (proxied to its harness's `web.sock`, streaming), `/forge/…` the
 /// forge. It reaches the hive only through ``CoreLink``; core checks every name and path itself.
@@ -18,23 +28,52 @@ public enum WebServer {
 
     public static func application(core: CoreLink, runDir: URL, host: String, port: Int, auth: WebAuth, forge: String?,
                                    client: HTTPClient, logger: Logger) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: WebContext.self)
+        let throttle = LoginThrottle()
 
-        router.get("/login") { request, _ in
+        /// Checks a login secret under the throttle: a session id, or the response refusing it.
+        @Sendable func attempt(_ secret: String, _ request: Request, _ context: WebContext) -> Result<String, RefusedLogin> {
+            let who = WebServer.client(request, context)
+            if let wait = throttle.wait(who) {
+                return .failure(RefusedLogin(status: .tooManyRequests, text: "too many failed logins from \(who); try again in \(Int(wait.rounded(.up))) s"))
+            }
+            guard let id = auth.login(password: secret) else {
+                throttle.failed(who)
+                return .failure(RefusedLogin(status: .unauthorized, text: "wrong password"))
+            }
+            throttle.succeeded(who)
+            return .success(id)
+        }
+
+        router.get("/login") { request, context in
             // A login link (`hive up` prints one): the token in the query opens a session.
-            if let token = request.uri.queryParameters["token"].map(String.init), let id = auth.login(password: token) {
+            guard let token = request.uri.queryParameters["token"].map(String.init) else { return html(DashboardPage.login(error: nil)) }
+            switch attempt(token, request, context) {
+            case .success(let id):
                 // `next` may only name a page of this origin, relative (no scheme, no "//", no "..").
                 let next = request.uri.queryParameters["next"].map(String.init) ?? ""
                 let safe = next.range(of: #"^[a-z0-9][a-z0-9/_.-]*$"#, options: .regularExpression) != nil && !next.contains("..") && !next.contains("//")
-                return loggedIn(id, next: safe ? next : "./")
+                return loggedIn(id, next: safe ? next : "./", request)
+            case .failure(let refused):
+                return html(DashboardPage.login(error: refused.status == .tooManyRequests ? refused.text : "that login link is not valid (any more)"), status: refused.status)
             }
-            return html(DashboardPage.login(error: nil))
         }
-        router.post("/login") { request, _ in
+        router.post("/login") { request, context in
             let body = String(buffer: try await request.body.collect(upTo: 4096))
-            let password = form(body)["password"] ?? ""
-            guard let id = auth.login(password: password) else { return html(DashboardPage.login(error: "wrong password"), status: .unauthorized) }
-            return loggedIn(id)
+            switch attempt(form(body)["password"] ?? "", request, context) {
+            case .success(let id): return loggedIn(id, request)
+            case .failure(let refused): return html(DashboardPage.login(error: refused.text), status: refused.status)
+            }
+        }
+        router.post("/logout") { request, _ in
+            guard let session = auth.session(cookieHeader: request.headers[.cookie]), let id = session.id else { return unauthorized() }
+            guard let sent = request.headers[.init("X-Hive-CSRF")!], WebAuth.constantTimeEqual(sent, session.csrf) else {
+                return json(["error": "missing or wrong CSRF token: reload the dashboard"], status: .forbidden)
+            }
+            auth.logout(id)
+            var r = json(["ok": "logged out"], status: .ok)
+            r.headers[.setCookie] = "\(WebAuth.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+            return r
         }
 
         router.get("/") { request, _ in
@@ -142,10 +181,27 @@ public enum WebServer {
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "hive-web"), logger: logger)
     }
 
-    static func loggedIn(_ id: String, next: String = "./") -> Response {
+    struct RefusedLogin: Error {
+        var status: HTTPResponse.Status
+        var text: String
+    }
+
+    static func loggedIn(_ id: String, next: String = "./", _ request: Request) -> Response {
         var r = Response(status: .seeOther, headers: [.location: next])
-        r.headers[.setCookie] = "\(WebAuth.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(WebAuth.lifetime))"
+        // Behind a TLS front (nginx from `hive nginx-config` says so), the cookie never travels in clear.
+        let secure = request.headers[.init("X-Forwarded-Proto")!] == "https" ? "; Secure" : ""
+        r.headers[.setCookie] = "\(WebAuth.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(WebAuth.lifetime))\(secure)"
         return r
+    }
+
+    /// Who is logging in: the peer's address, or the address a proxy on loopback forwarded for it.
+    static func client(_ request: Request, _ context: WebContext) -> String {
+        let peer = context.remoteAddress?.ipAddress ?? "unknown"
+        let loopback = peer == "127.0.0.1" || peer == "::1" || peer.hasPrefix("::ffff:127.")
+        if loopback, let forwarded = request.headers[.init("X-Forwarded-For")!]?.split(separator: ",").last {
+            return forwarded.trimmingCharacters(in: .whitespaces)
+        }
+        return peer
     }
 
     /// A browser opening a page (not a script fetching data).

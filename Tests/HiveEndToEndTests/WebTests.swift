@@ -217,7 +217,7 @@ struct WebTests {
         #expect(forge.status == 200 && forge.body.contains("\"full_name\":\"shared/docs\"") && forge.body.contains("What belongs in shared/docs"))
     }
 
-    @Test("off loopback the dashboard needs the operator password; wrong ones are refused; no password, no start")
+    @Test("off loopback the dashboard needs the operator password; wrong ones are refused, then throttled per client; logout ends the session; no password, no start")
     func login() async throws {
         let hive = try LiveHive()
         try await hive.start()
@@ -239,8 +239,28 @@ struct WebTests {
         #expect(ok.status == 303)
         let cookie = try #require(ok.headers["set-cookie"]?.split(separator: ";").first.map(String.init))
         #expect(ok.headers["set-cookie"]?.contains("HttpOnly") == true && ok.headers["set-cookie"]?.contains("SameSite=Strict") == true)
-        #expect(try TCPHTTP.request(open, "GET", "/", headers: ["Cookie": cookie]).status == 200)
+        let page = try TCPHTTP.request(open, "GET", "/", headers: ["Cookie": cookie])
+        #expect(page.status == 200)
         #expect(try TCPHTTP.request(open, "GET", "/api/snapshot", headers: ["Cookie": cookie]).status == 200)
+
+        // Guessing is throttled per client (here: clients behind a proxy on loopback), without locking out others.
+        func login(_ password: String, from client: String, proto: String = "http") throws -> TCPHTTP.Reply {
+            try TCPHTTP.request(open, "POST", "/login", headers: ["Content-Type": "application/x-www-form-urlencoded",
+                                                                    "X-Forwarded-For": client, "X-Forwarded-Proto": proto], body: "password=\(password)")
+        }
+        for _ in 0..<10 { #expect(try login("guess", from: "203.0.113.5").status == 401) }
+        let throttled = try login("correct+horse+battery", from: "203.0.113.5")
+        #expect(throttled.status == 429 && throttled.body.contains("too many failed logins"), "not even the right password is checked now")
+        let other = try login("correct+horse+battery", from: "203.0.113.6", proto: "https")
+        #expect(other.status == 303)
+        #expect(other.headers["set-cookie"]?.contains("; Secure") == true, "behind TLS the cookie is Secure")
+
+        // Logout needs the page's CSRF token, and ends the session.
+        let csrf = try #require(page.body.firstMatch(of: /const CSRF = "([0-9a-f]{64})"/)?.1).description
+        #expect(try TCPHTTP.request(open, "POST", "/logout", headers: ["Cookie": cookie]).status == 403)
+        let out = try TCPHTTP.request(open, "POST", "/logout", headers: ["Cookie": cookie, "X-Hive-CSRF": csrf])
+        #expect(out.status == 200 && out.headers["set-cookie"]?.contains("Max-Age=0") == true)
+        #expect(try TCPHTTP.request(open, "GET", "/api/snapshot", headers: ["Cookie": cookie]).status == 401)
     }
 
     static let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].first { FileManager.default.isExecutableFile(atPath: $0) }

@@ -20,6 +20,32 @@ struct WebAuthTests {
         #expect(auth.session(cookieHeader: "\(WebAuth.cookie)=\(id)") == nil)
     }
 
+    @Test("failed logins are throttled per client, for the window, then forgotten; a success clears the count")
+    func throttle() {
+        let t = LoginThrottle(limit: 3, window: 600)
+        for _ in 0..<3 { #expect(t.wait("a", now: 1000) == nil); t.failed("a", now: 1000) }
+        #expect(t.wait("a", now: 1100) == 500)
+        #expect(t.wait("b", now: 1100) == nil, "another client is not affected")
+        #expect(t.wait("a", now: 1600) == nil, "the window passed")
+        t.failed("b", now: 1000); t.failed("b", now: 1000)
+        t.succeeded("b")
+        t.failed("b", now: 1001); t.failed("b", now: 1001)
+        #expect(t.wait("b", now: 1002) == nil, "the count started again after a success")
+    }
+
+    @Test("an agent page's capability opens that agent only, and dies with its session")
+    func capabilities() throws {
+        let auth = WebAuth(secret: "s3cret")
+        let id = try #require(auth.login(password: "s3cret"))
+        let cap = auth.agentCapability(session: id, agent: "iris")
+        #expect(auth.agentCapability(session: id, agent: "iris") == cap, "one per (session, agent)")
+        #expect(auth.agentCapability(session: id, agent: "bob") != cap)
+        #expect(auth.agent(capability: cap) == "iris")
+        #expect(auth.agent(capability: "forged") == nil)
+        auth.logout(id)
+        #expect(auth.agent(capability: cap) == nil)
+    }
+
     @Test("agent text cannot break out of the page: the embedded snapshot escapes </script>")
     func escaping() throws {
         let evil = MessageView(id: 1, from: "iris", to: "operator", body: "</script><script>alert(1)</script><!--<script>", sentAt: 0, deliveredAt: nil,
