@@ -26,7 +26,7 @@ public enum WebServer {
     /// Commands the dashboard may send as actions (core's web table is the final word).
     static let actions: Set<String> = ["send", "approve", "deny", "start", "stop", "restart", "revive", "destroy", "cancel_reminder", "logs", "answer"]
 
-    public static func application(core: CoreLink, runDir: URL, host: String, port: Int, auth: WebAuth, forge: String?,
+    public static func application(core: CoreLink, relay: FeedRelay, runDir: URL, host: String, port: Int, auth: WebAuth, forge: String?,
                                    client: HTTPClient, logger: Logger) -> some ApplicationProtocol {
         let router = Router(context: WebContext.self)
         let throttle = LoginThrottle()
@@ -119,7 +119,7 @@ public enum WebServer {
             guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
             let fromHeader = request.headers[.init("Last-Event-ID")!].flatMap { Int64($0) }
             let fromQuery = request.uri.queryParameters["after"].flatMap { Int64(String($0)) }
-            return events(core, after: fromHeader ?? fromQuery ?? 0)
+            return events(core, relay: relay, after: fromHeader ?? fromQuery ?? 0)
         }
 
         // Each agent's own UI, and the forge, on this origin.
@@ -216,23 +216,44 @@ public enum WebServer {
         return origin == "http://\(host)" || origin == "https://\(host)"
     }
 
-    static func events(_ core: CoreLink, after: Int64) -> Response {
+    /// The dashboard's live feed as server-sent events, from `after` on: from the shared relay while it can
+    /// answer, from core directly while it cannot (far behind, or ahead of the relay), `reset` when core
+    /// says the client must start over. A ping every 15 s when nothing happens.
+    static func events(_ core: CoreLink, relay: FeedRelay, after: Int64) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var last = after
-            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                let reply: EventsCommand.Reply
-                do { reply = try await core.call(EventsCommand(after: last, waitSeconds: 5)) } catch { break }
-                if reply.reset {
-                    try await writer.write(ByteBuffer(string: "event: reset\ndata: {}\n\n"))
-                    break
+            let (changes, wake) = relay.subscribe()
+            let heartbeat = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(15))
+                    wake.yield()
                 }
-                if reply.events.isEmpty { try await writer.write(ByteBuffer(string: ": ping\n\n")) }
-                for e in reply.events {
-                    let data = try WireCoding.encoder().encode(e)
-                    try await writer.write(ByteBuffer(string: "id: \(e.seq)\ndata: \(String(decoding: data, as: UTF8.self))\n\n"))
-                    last = e.seq
+            }
+            defer { heartbeat.cancel(); wake.finish() }
+            var woken = changes.makeAsyncIterator()
+            func send(_ frames: [FeedRelay.Frame]) async throws {
+                guard let end = frames.last?.seq else { return }
+                try await writer.write(ByteBuffer(string: frames.map(\.text).joined())) // one write per batch
+                last = end
+            }
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+            feed: while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                switch relay.read(after: last) {
+                case .events(let events):
+                    try await send(events)
+                case .wait:
+                    guard await woken.next() != nil else { break feed } // the relay stopped: the server is shutting down
+                    if case .wait = relay.read(after: last) { try await writer.write(ByteBuffer(string: ": ping\n\n")) }
+                case .fromCore:
+                    let reply: EventsCommand.Reply
+                    do { reply = try await core.call(EventsCommand(after: last, waitSeconds: 5)) } catch { break feed }
+                    if reply.reset {
+                        try await writer.write(ByteBuffer(string: "event: reset\ndata: {}\n\n"))
+                        break feed
+                    }
+                    if reply.events.isEmpty { try await writer.write(ByteBuffer(string: ": ping\n\n")) }
+                    try await send(reply.events.map(FeedRelay.Frame.init))
                 }
             }
             try await writer.finish(nil)

@@ -28,6 +28,7 @@ struct Bench: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Run the spine part (wake latency, send throughput).") var spine = true
     @Option(name: .customLong("dashboard-agents"), help: "Agents for the dashboard run (0 skips it).") var dashboardAgents = 50
     @Option(name: .customLong("dashboard-messages"), help: "Messages in the broker for the dashboard run.") var dashboardMessages = 100_000
+    @Option(name: .customLong("dashboard-subscribers"), help: "SSE subscribers for the dashboard's live-feed run.") var dashboardSubscribers = 20
     @Option(name: .customLong("forge-mb"), help: "MB of random data for the forge push/clone run (0 skips it).") var forgeMB = 50
     @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
 

@@ -72,7 +72,7 @@ extension Bench {
 
         // SSE lag: subscribers read /events while messages flow at `rate` a second; each message carries
         // its send time.
-        let subscribers = 20, rate = 500, seconds = 5
+        let subscribers = dashboardSubscribers, rate = 500, seconds = 5
         let session = cookie
         let lags = Mutex<[Double]>([])
         let seq = try await snapshotConn.call(SnapshotCommand()).seq
@@ -108,7 +108,14 @@ extension Bench {
         let admin = try core.admin()
         let interval = 1.0 / Double(rate)
         let begin = Date()
+        // How many threads core runs while every subscriber is connected (each long-poll on web.sock is one).
+        func coreThreads() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(core.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+            return Int(status.split(separator: "\n").first { $0.hasPrefix("Threads:") }?.split(separator: "\t").last ?? "") ?? 0
+        }
+        var threads = coreThreads()
         for i in 0..<(rate * seconds) {
+            if i % rate == 0 { threads = max(threads, coreThreads()) }
             let due = begin.addingTimeInterval(Double(i) * interval)
             let wait = due.timeIntervalSinceNow
             if wait > 0 { usleep(UInt32(wait * 1_000_000)) }
@@ -134,6 +141,7 @@ extension Bench {
 
             SSE lag, \(subscribers) subscribers on `/events` while \(rate) messages a second are sent for \(seconds) s (send → frame read
             by the subscriber): \(all.count) frames (of \(subscribers * rate * seconds)), p50 \(pct(all, 0.5)), p99 \(pct(all, 0.99)), max \(pct(all, 1)).
+            Core ran at most \(threads) threads meanwhile (`hive web` shares one long-poll on web.sock among all subscribers).
 
             """
     }

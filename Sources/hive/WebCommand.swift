@@ -61,10 +61,12 @@ struct Web: AsyncParsableCommand {
             var config = HTTPClient.Configuration()
             config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-            let app = WebServer.application(core: core, runDir: hive.resolved, host: host, port: port, auth: WebAuth(secret: password),
-                                            forge: forge ?? nil, client: client, logger: logger)
+            let relay = FeedRelay(core: core)
+            let app = WebServer.application(core: core, relay: relay, runDir: hive.resolved, host: host, port: port,
+                                            auth: WebAuth(secret: password), forge: forge ?? nil, client: client, logger: logger)
             logger.info("dashboard on http://\(listen)/ (uid \(getuid()))")
-            let group = ServiceGroup(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            // The relay stops first (services stop in reverse order): its end finishes every open event stream.
+            let group = ServiceGroup(services: [app, relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             try await client.shutdown()
         } catch {
