@@ -26,14 +26,14 @@ enum AgentPage {
         let data = (try? WireCoding.encoder().encode(initial)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let embedded = data.replacingOccurrences(of: "<", with: "\\u003c")
         return """
-            <!doctype html><html><head><meta charset="utf-8"><title>\(StatsPage.esc(agent))</title>
+            <!doctype html><html><head><meta charset="utf-8"><title>\(HTML.escape(agent))</title>
             <meta name="viewport" content="width=device-width"><style>\(css)</style></head><body>
-            <header><h1>\(StatsPage.esc(agent))</h1> <span id="badges">\(badges(s))</span></header>
+            <header><h1>\(HTML.escape(agent))</h1> <span id="badges">\(badges(s))</span></header>
             <div id="banner"></div>
             <p class="controls"><a href="stats">stats</a> ·
               <button data-post="cancel">cancel turn</button> <button data-post="compact">compact</button>
               <button data-post="new-session" data-confirm="1">new session</button>
-              <input id="model" size="18" placeholder="model (empty: config's)" value="\(StatsPage.esc(s.modelOverride ?? ""))">
+              <input id="model" size="18" placeholder="model (empty: config's)" value="\(HTML.escape(s.modelOverride ?? ""))">
               <button id="set-model">set model</button> <span id="said" class="muted"></span></p>
             <form id="send"><textarea id="note" rows="2" cols="70" maxlength="900" placeholder="a note for the agent (arrives as a system message and starts a turn)" required></textarea>
               <button>send</button></form>
@@ -47,8 +47,8 @@ enum AgentPage {
 
     /// The badges, as the page first shows them (the script redraws them from `state`).
     static func badges(_ s: HarnessSnapshot) -> String {
-        var out = "<span class=\"badge \(StatsPage.esc(s.state))\">\(StatsPage.esc(s.state))</span>"
-        out += " <span class=\"badge\">model \(StatsPage.esc(s.model ?? "?"))\(s.modelOverride != nil ? " (set here)" : "")</span>"
+        var out = "<span class=\"badge \(HTML.escape(s.state))\">\(HTML.escape(s.state))</span>"
+        out += " <span class=\"badge\">model \(HTML.escape(s.model ?? "?"))\(s.modelOverride != nil ? " (set here)" : "")</span>"
         if let c = s.contextTokens { out += " <span class=\"badge\">context \(c)\(s.contextWindow.map { " / \($0)" } ?? "")</span>" }
         out += " <span class=\"badge\">cost \(String(format: "%.4f", s.totalCostUSD)) USD</span>"
         return out

@@ -33,7 +33,7 @@ public enum StatsPage {
         sections.append(section("Results", r.results.isEmpty ? "<p class=\"muted\">no turns</p>" :
             SVG.hbars(r.results.map { ($0.name, Double($0.count)) }, color: "#4a4")))
         let decisions = r.decisions.map { d in
-            "<tr><td>\(esc(d.action))</td><td>\(d.turns)</td><td>\(d.tokensSaved >= 0 ? "saved" : "cost") \(short(abs(d.tokensSaved)))</td></tr>"
+            "<tr><td>\(HTML.escape(d.action))</td><td>\(d.turns)</td><td>\(d.tokensSaved >= 0 ? "saved" : "cost") \(short(abs(d.tokensSaved)))</td></tr>"
         }.joined()
         sections.append(section("Session decisions", r.decisions.isEmpty ? "<p class=\"muted\">no turns</p>" :
             "<table><tr><th>action</th><th>turns</th><th>tokens vs the other choice (estimated, base-price input)</th></tr>\(decisions)</table>"))
@@ -42,8 +42,8 @@ public enum StatsPage {
             ?? "<p class=\"muted\">core could not be asked</p>"
         sections.append(section("Reminders", rem))
         return """
-            <!doctype html><html><head><meta charset="utf-8"><title>\(esc(agent)): stats</title><style>\(css)</style></head><body>
-            <h1>\(esc(agent)) · stats</h1><p><a href="./">← back</a> · \(ranges.joined(separator: " · ")) · <a href="stats.json?range=\(r.range)">json</a></p>
+            <!doctype html><html><head><meta charset="utf-8"><title>\(HTML.escape(agent)): stats</title><style>\(css)</style></head><body>
+            <h1>\(HTML.escape(agent)) · stats</h1><p><a href="./">← back</a> · \(ranges.joined(separator: " · ")) · <a href="stats.json?range=\(r.range)">json</a></p>
             \(sections.joined(separator: "\n"))
             </body></html>
             """
@@ -55,7 +55,7 @@ public enum StatsPage {
         svg{display:block;margin:.3em 0}svg text{font:11px system-ui,sans-serif;fill:#555}
         """
 
-    static func section(_ title: String, _ body: String) -> String { "<section><h2>\(esc(title))</h2>\(body)</section>" }
+    static func section(_ title: String, _ body: String) -> String { "<section><h2>\(HTML.escape(title))</h2>\(body)</section>" }
 
     static func unit(_ seconds: Double) -> String { seconds >= 86_400 ? "day" : seconds >= 7200 ? "\(Int(seconds / 3600)) hours" : "hour" }
 
@@ -63,10 +63,6 @@ public enum StatsPage {
         v >= 1e9 ? String(format: "%.1fG", v / 1e9) : v >= 1e6 ? String(format: "%.1fM", v / 1e6) : v >= 1e4 ? String(format: "%.0fk", v / 1e3) : String(format: "%.0f", v)
     }
 
-    static func esc(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
 }
 
 /// Server-side SVG charts: stacked bars, lines and horizontal bars, with a value axis and time labels.
@@ -85,7 +81,7 @@ enum SVG {
             for (s, values) in series.enumerated() where values[i] > 0 {
                 let h = (height - bottom - top) * values[i] / maxV
                 y -= h
-                out += "<rect x=\"\(f(left + Double(i) * slot + 1))\" y=\"\(f(y))\" width=\"\(f(max(1, slot - 2)))\" height=\"\(f(h))\" fill=\"\(colors[s])\"><title>\(SVG.label(times[i])) \(StatsPage.esc(names[s])): \(format(values[i]))</title></rect>"
+                out += "<rect x=\"\(f(left + Double(i) * slot + 1))\" y=\"\(f(y))\" width=\"\(f(max(1, slot - 2)))\" height=\"\(f(h))\" fill=\"\(colors[s])\"><title>\(SVG.label(times[i])) \(HTML.escape(names[s])): \(format(values[i]))</title></rect>"
             }
         }
         return out + "</svg>" + legend(names, colors)
@@ -106,7 +102,7 @@ enum SVG {
             }
             for (i, v) in values.enumerated() {
                 guard let v else { continue }
-                out += "<circle cx=\"\(f(left + (Double(i) + 0.5) * slot))\" cy=\"\(f(height - bottom - (height - bottom - top) * v / maxV))\" r=\"2.5\" fill=\"\(colors[s])\"><title>\(SVG.label(times[i])) \(StatsPage.esc(names[s])): \(format(v))</title></circle>"
+                out += "<circle cx=\"\(f(left + (Double(i) + 0.5) * slot))\" cy=\"\(f(height - bottom - (height - bottom - top) * v / maxV))\" r=\"2.5\" fill=\"\(colors[s])\"><title>\(SVG.label(times[i])) \(HTML.escape(names[s])): \(format(v))</title></circle>"
             }
         }
         return out + "</svg>" + legend(names, colors)
@@ -120,7 +116,7 @@ enum SVG {
         for (i, (name, v)) in rows.enumerated() {
             let y = Double(i) * row + 2
             let w = (width - labelWidth - 60) * v / maxV
-            out += "<text x=\"0\" y=\"\(f(y + 13))\">\(StatsPage.esc(String(name.prefix(28))))</text>"
+            out += "<text x=\"0\" y=\"\(f(y + 13))\">\(HTML.escape(String(name.prefix(28))))</text>"
             out += "<rect x=\"\(f(labelWidth))\" y=\"\(f(y + 2))\" width=\"\(f(max(w, 1)))\" height=\"14\" fill=\"\(color)\"/>"
             out += "<text x=\"\(f(labelWidth + w + 4))\" y=\"\(f(y + 13))\">\(Int(v))</text>"
         }
@@ -142,7 +138,7 @@ enum SVG {
     }
 
     static func legend(_ names: [String], _ colors: [String]) -> String {
-        "<div>" + zip(names, colors).map { "<span style=\"color:\($1)\">■</span> \(StatsPage.esc($0))" }.joined(separator: " &nbsp; ") + "</div>"
+        "<div>" + zip(names, colors).map { "<span style=\"color:\($1)\">■</span> \(HTML.escape($0))" }.joined(separator: " &nbsp; ") + "</div>"
     }
 
     /// A round number at or above `v` (1, 2 or 5 times a power of ten), so the axis reads well; 1 for 0.
