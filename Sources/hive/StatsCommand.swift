@@ -13,17 +13,22 @@ struct Stats: AsyncParsableCommand {
             --root). --since takes hours or days ago (6h, 2d) or unix seconds.
             Columns: STARTED, WAKE (who woke the turn), RESULT, IN/OUT/CACHE-R/CACHE-W tokens, CTX (context
             the last call saw), COST in USD, TOOLS, SESSION (continue/fresh/compact).
+            --range 24h|7d|30d prints the totals the agent's stats page charts instead: turns, durations
+            (p50/p95), tokens, cost, results, top tools and the session policy's decisions.
             """)
 
     @OptionGroup var hive: RunDirOption
     @Argument(help: "The agent.") var agent: String
     @Option(help: ArgumentHelp("Only turns since then: 6h, 2d, or unix seconds. Default: all.", valueName: "when")) var since: String?
     @Option(help: ArgumentHelp("The hive root, if the hive is not running.", valueName: "dir")) var root: String?
-    @Flag(help: "Print a JSON array of objects instead of a table.") var json = false
+    @Option(help: ArgumentHelp("Totals over 24h, 7d or 30d (what the stats page charts) instead of rows.", valueName: "range")) var range: String?
+    @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
         do { _ = try AgentName(agent) } catch { throw ValidationError(error.description) }
         if let since, Self.parseSince(since) == nil { throw ValidationError("--since takes 6h, 2d or unix seconds, not '\(since)'") }
+        if let range, StatsRange.named(range) == nil { throw ValidationError("--range takes 24h, 7d or 30d, not '\(range)'") }
+        if range != nil, since != nil { throw ValidationError("give --range or --since, not both") }
     }
 
     static func parseSince(_ s: String, now: Double = Date().timeIntervalSince1970) -> Double? {
@@ -47,7 +52,9 @@ struct Stats: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw ValidationError("no turn stats for \(name) yet (\(path) does not exist)")
             }
-            let turns = try TurnStatsStore(path: path).turns(since: since.flatMap { Self.parseSince($0) } ?? 0)
+            let store = try TurnStatsStore(path: path)
+            if let range = range.flatMap(StatsRange.named) { return try Self.printReport(try store.report(range), json: json) }
+            let turns = try store.turns(since: since.flatMap { Self.parseSince($0) } ?? 0)
             if json { return printJSON(turns) }
             if turns.isEmpty { return print("(no turns)") }
             let time = DateFormatter()
@@ -62,6 +69,23 @@ struct Stats: AsyncParsableCommand {
             let cost = turns.map(\.costUSD).reduce(0, +)
             let ok = turns.filter { $0.resultKind == "ok" }.count
             print("\n\(turns.count) turns, \(ok) ok, cost \(String(format: "%.4f", cost)) USD, mean duration \(String(format: "%.1f", turns.map(\.durationSeconds).reduce(0, +) / Double(turns.count))) s")
+        }
+    }
+
+    static func printReport(_ r: StatsReport, json: Bool) throws {
+        if json { return printJSON(r) }
+        let durations = r.buckets.compactMap(\.p50)
+        let worst = r.buckets.compactMap(\.p95).max()
+        let sum = { (k: KeyPath<StatsBucket, Int>) in r.buckets.reduce(0) { $0 + $1[keyPath: k] } }
+        print("last \(r.range): \(r.turns) turns, cost \(String(format: "%.4f", r.costUSD)) USD")
+        if !durations.isEmpty {
+            print("duration: median of the buckets' p50 \(String(format: "%.1f", durations.sorted()[durations.count / 2])) s, worst p95 \(String(format: "%.1f", worst ?? 0)) s")
+        }
+        print("tokens: input \(sum(\.inputTokens)), output \(sum(\.outputTokens)), cache read \(sum(\.cacheReadTokens)), cache write \(sum(\.cacheWriteTokens))")
+        if !r.results.isEmpty { print("results: " + r.results.map { "\($0.name) \($0.count)" }.joined(separator: ", ")) }
+        if !r.tools.isEmpty { print("top tools: " + r.tools.map { "\($0.name) \($0.count)" }.joined(separator: ", ")) }
+        for d in r.decisions {
+            print("session \(d.action): \(d.turns) turns, \(d.tokensSaved >= 0 ? "saved" : "cost") \(Int(abs(d.tokensSaved))) tokens against the other choice (estimated)")
         }
     }
 }

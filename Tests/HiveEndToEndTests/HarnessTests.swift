@@ -59,6 +59,9 @@ struct HarnessTests {
         #expect(rows?.first?["cost_usd"] as? Double == 0.25)
         #expect(try hive.cli(["stats", "alice", "--since", "1h"]).out.contains("1 turns, 1 ok"))
         #expect(try hive.cli(["stats", "alice", "--since", "soon"]).status != 0)
+        let report = try hive.cli(["stats", "alice", "--range", "7d"]).out
+        #expect(report.contains("last 7d: 1 turns, cost 0.2500 USD") && report.contains("top tools: mcp__hive__send 1"), "\(report)")
+        #expect(try hive.cli(["stats", "alice", "--range", "1y"]).err.contains("--range takes 24h, 7d or 30d"))
     }
 
     @Test("a rejected rate limit parks the agent until the reset, then the same message succeeds")
