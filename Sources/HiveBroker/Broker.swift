@@ -32,7 +32,7 @@ public final class Broker: Sendable {
     private let sendObservers = Mutex<[@Sendable ([Int64]) -> Void]>([])
     private let sends: GroupCommit<SendJob, Result<SendCommand.Reply, BrokerError>>
     /// Held while the messages questions owe are sent, so two callers never send the same one.
-    let questionOutbox = Mutex(())
+    let questionOutbox = Mutex([String: [Int64: Int64]]())
 
     struct SendJob: Sendable {
         var from: Sender

@@ -46,7 +46,10 @@ extension Broker {
                 throw BrokerError.noSuchQuestion(id)
             }
             let q = Self.view(row)
-            guard q.to == by.description else { throw BrokerError.notYourQuestion(id, to: q.to) }
+            guard q.to == by.description else {
+                // An agent learns nothing about questions not asked of it; the operator sees them all anyway.
+                throw by == .operator ? BrokerError.notYourQuestion(id, to: q.to) : BrokerError.noSuchQuestion(id)
+            }
             let state = QuestionState(rawValue: q.state) ?? .expired
             // Past its time but not yet swept: it is expired, whatever the sweeper has managed so far.
             let effective = state == .open && q.expiresAt <= now ? QuestionState.expired : state
@@ -81,10 +84,15 @@ extension Broker {
     /// asker. A party that no longer exists gets nothing (id 0); a peer that was destroyed before it saw
     /// the question makes the question expire, so the asker hears of it.
     public func deliverOwedQuestionMessages() {
-        questionOutbox.withLock { _ in sendOwed() }
+        questionOutbox.withLock { sendOwed(&$0) }
     }
 
-    private func sendOwed() {
+    /// `unrecorded`: messages sent whose id could not be stored yet (column → question id → message id);
+    /// they are recorded before anything is sent again, so a failing write cannot make a message repeat.
+    private func sendOwed(_ unrecorded: inout [String: [Int64: Int64]]) {
+        for (column, sent) in unrecorded {
+            for (question, message) in sent where record(column, message, for: question) { unrecorded[column]?[question] = nil }
+        }
         let owed = (try? pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM question INDEXED BY question_owed
@@ -95,9 +103,10 @@ extension Broker {
         for (askMessage, q) in owed {
             guard let asker = try? AgentName(q.asker) else { continue }
             if q.state == QuestionState.open.rawValue, let peer = try? AgentName(q.to) {
+                guard unrecorded["ask_message_id"]?[q.id] == nil else { continue }
                 do {
                     let sent = try send(from: .agent(asker), to: .agent(peer), body: QuestionLifecycle.peerBody(q), inReplyTo: nil)
-                    try? pool.write { try $0.execute(sql: "UPDATE question SET ask_message_id = ? WHERE id = ?", arguments: [sent.ids[0], q.id]) }
+                    if !record("ask_message_id", sent.ids[0], for: q.id) { unrecorded["ask_message_id", default: [:]][q.id] = sent.ids[0] }
                 } catch BrokerError.unknownRecipient, BrokerError.destroyedRecipient {
                     try? pool.write { try $0.execute(sql: "UPDATE question SET state = 'expired', ask_message_id = 0 WHERE id = ? AND state = 'open'", arguments: [q.id]) }
                 } catch {
@@ -110,15 +119,22 @@ extension Broker {
                 : .system
             let body = q.state == QuestionState.answered.rawValue ? QuestionLifecycle.answerBody(q) : QuestionLifecycle.expiredBody(q)
             let replyTo = from == .system ? nil : askMessage.flatMap { $0 > 0 ? $0 : nil }
+            guard unrecorded["reply_message_id"]?[q.id] == nil else { continue }
             do {
                 let sent = try send(from: from, to: .agent(asker), body: body, inReplyTo: replyTo)
-                try? pool.write { try $0.execute(sql: "UPDATE question SET reply_message_id = ? WHERE id = ?", arguments: [sent.ids[0], q.id]) }
+                if !record("reply_message_id", sent.ids[0], for: q.id) { unrecorded["reply_message_id", default: [:]][q.id] = sent.ids[0] }
             } catch BrokerError.unknownRecipient, BrokerError.destroyedRecipient {
                 try? pool.write { try $0.execute(sql: "UPDATE question SET reply_message_id = 0 WHERE id = ?", arguments: [q.id]) }
             } catch {
                 continue
             }
         }
+    }
+
+    /// Stores the id of a message a question turned into; false when the store would not take it.
+    private func record(_ column: String, _ message: Int64, for question: Int64) -> Bool {
+        precondition(column == "ask_message_id" || column == "reply_message_id")
+        return (try? pool.write { try $0.execute(sql: "UPDATE question SET \(column) = ? WHERE id = ?", arguments: [message, question]) }) != nil
     }
 
     /// One question, or nil.
@@ -142,11 +158,6 @@ extension Broker {
             }
             return rows
         }
-    }
-
-    /// When the next open question expires (unix seconds), or nil.
-    public func nextQuestionExpiry() throws -> Double? {
-        try pool.read { db in try Double.fetchOne(db, sql: "SELECT MIN(expires_at) FROM question INDEXED BY question_open WHERE state = 'open'") }
     }
 
     /// Deletes answered and expired questions older than `window` seconds whose messages are out.

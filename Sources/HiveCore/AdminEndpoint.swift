@@ -61,6 +61,12 @@ struct AdminEndpoint: Sendable {
                 return ResponseLine.ok(QuestionsCommand.Reply(questions: try broker.questions(closed: c.all == true ? 50 : 0)))
             case .answer(let c):
                 return ResponseLine.ok(AnswerCommand.Reply(question: try broker.answer(c.id, by: .operator, choices: c.choices, answer: c.answer)))
+            case .setModel(let c):
+                let name = try AgentName(c.agent)
+                guard try broker.agent(name) != nil else { throw BrokerError.unknownAgent(name.rawValue) }
+                let configs = approvals.configs
+                try configs.setModelOverride(name, c.model)
+                return ResponseLine.ok(SetModelCommand.Reply(agent: name.rawValue, model: configs.modelOverride(name), configModel: configs.current(name).model))
             case .revive(let c):
                 return ResponseLine.ok(try lifecycle.revive(try AgentName(c.name)))
             case .info:

@@ -77,6 +77,8 @@ struct AgentEndpoint: Sendable {
                 return ResponseLine.ok(AnswerCommand.Reply(question: try broker.answer(c.id, by: .agent(name), choices: c.choices, answer: c.answer)))
             case .questions(let c):
                 return ResponseLine.ok(QuestionsCommand.Reply(questions: try broker.questions(to: name.rawValue, closed: c.all == true ? 20 : 0)))
+            case .turnSettings:
+                return ResponseLine.ok(TurnSettingsCommand.Reply(model: configs.modelOverride(name)))
             }
     }
 

@@ -66,6 +66,8 @@ struct ApprovalDesk: Sendable {
             if approved.kind == ApprovalKind.initConfig.rawValue {
                 lifecycle.notify(.configReady, about: name, "approval \(id) approved: \(what). Edit agent.json there, commit, then request_apply_commit.")
             } else {
+                // The deployed config says which model: a runtime choice made before it no longer applies.
+                try? configs.setModelOverride(name, nil)
                 lifecycle.notify(.approvalResolved, about: name, "approval \(id) approved and deployed: \(what).")
             }
             return done

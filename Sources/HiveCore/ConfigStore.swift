@@ -70,6 +70,29 @@ final class ConfigStore: Sendable {
         return file
     }
 
+    /// The model the operator set for the agent at runtime, if any (`<root>/rendered/<n>.model`).
+    func modelOverride(_ name: AgentName) -> String? {
+        guard let text = try? String(contentsOf: layout.modelOverride(name), encoding: .utf8) else { return nil }
+        let model = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return AgentConfig.isModelName(model) ? model : nil
+    }
+
+    /// Sets the runtime model (nil or empty clears it). The agent's harness picks it up at its next turn.
+    func setModelOverride(_ name: AgentName, _ model: String?) throws {
+        let file = layout.modelOverride(name)
+        let model = model?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        if model.isEmpty {
+            if (try? FileManager.default.removeItem(at: file)) != nil { logger.notice("\(name): runtime model cleared") }
+            return
+        }
+        guard AgentConfig.isModelName(model) else {
+            throw RequestError("'\(model.prefix(100))' is not a model name (letters, digits and . _ : - [ ], at most 100 bytes)")
+        }
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data((model + "\n").utf8).write(to: file, options: .atomic)
+        logger.notice("\(name): runtime model set to \(model) (the config says \(current(name).model))")
+    }
+
     static func defaults(for name: AgentName) -> AgentConfig {
         var c = AgentConfig()
         c.description = name == .manager ? "the hive's manager: keeper of every agent's config" : ""

@@ -88,6 +88,7 @@ struct Lifecycle: Sendable {
             if purge {
                 try AgentDirectories.remove(name, in: layout)
                 try? FileManager.default.removeItem(at: layout.renderedConfig(name))
+                try? FileManager.default.removeItem(at: layout.modelOverride(name))
                 try? FileManager.default.removeItem(at: layout.cageLog(name))
                 repos.removeApplied(name)
                 configs.set(name, nil)

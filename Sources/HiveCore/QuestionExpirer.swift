@@ -10,11 +10,12 @@ struct QuestionExpirer: Service {
 
     func run() async throws {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            do {
-                let n = try broker.expireQuestions()
-                if n > 0 { logger.info("\(n) question(s) expired unanswered; their askers were told") }
-            } catch {
-                logger.error("expiring questions failed: \(error)")
+            // On a thread of its own: it writes and sends (group commit), which block.
+            let broker = self.broker
+            switch await onThread({ Result { try broker.expireQuestions() } }) {
+            case .success(let n) where n > 0: logger.info("\(n) question(s) expired unanswered; their askers were told")
+            case .failure(let error): logger.error("expiring questions failed: \(error)")
+            default: break
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }

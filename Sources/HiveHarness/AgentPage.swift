@@ -9,6 +9,8 @@ enum AgentPage {
     /// What the page shows before its script has fetched anything: the recent stream and the inbox.
     struct Initial: Encodable {
         var events: [LiveEvent]
+        /// Where the live stream goes on from (the newest event's seq, even when `events` is empty).
+        var lastSeq: Int64
         var inbox: InboxView
     }
 
@@ -86,6 +88,7 @@ enum AgentPage {
       return turns.get(key);
     }
     function textOf(content) {
+      if (content == null) return '';
       if (typeof content === 'string') return content;
       if (Array.isArray(content)) return content.map(c => c.text ?? JSON.stringify(c)).join('\n');
       return JSON.stringify(content);
@@ -111,7 +114,8 @@ enum AgentPage {
       return `<span class="muted">${esc(j.type)}</span>`;
     }
     function show(e) {
-      const html = describe(e);
+      let html;
+      try { html = describe(e); } catch (err) { html = `<span class="err">(could not show event ${e.seq}: ${esc(err)})</span>`; }
       if (!html) return;
       const div = document.createElement('div');
       div.className = 'ev';
@@ -119,8 +123,8 @@ enum AgentPage {
       turnBox(e.turn).append(div);
     }
     const INITIAL = JSON.parse(document.getElementById('initial').textContent);
-    let last = 0;
-    for (const e of INITIAL.events) { show(e); last = e.seq; }
+    let last = INITIAL.last_seq;
+    for (const e of INITIAL.events) show(e);
     function showInbox(i) {
       document.getElementById('counts').textContent = i.error ? '' : `${i.unread} unread · ${i.inflight} in progress · ${i.pending_reminders} reminders`;
       document.getElementById('inbox').innerHTML = i.error ? `<p class="err">${esc(i.error)}</p>` : (i.messages.map(m =>

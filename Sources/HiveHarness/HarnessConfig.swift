@@ -65,5 +65,4 @@ public struct HarnessConfig: Sendable {
     var sessionPath: String { harnessDir + "/session.json" }
     var mcpConfigPath: String { harnessDir + "/mcp-config.json" }
     var newSessionFlagPath: String { harnessDir + "/new-session-requested" }
-    var modelOverridePath: String { harnessDir + "/model-override" }
 }

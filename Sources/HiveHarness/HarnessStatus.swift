@@ -8,7 +8,7 @@ public struct HarnessSnapshot: Codable, Sendable, Equatable {
     public var rateLimitedUntil: Double?
     public var detail: String?
     public var model: String?
-    /// The model chosen on the agent's page, used instead of the config's until cleared.
+    /// The model the operator chose at runtime (core's `set_model`), used instead of the config's.
     public var modelOverride: String?
     /// The model the agent's config names.
     public var configModel: String?

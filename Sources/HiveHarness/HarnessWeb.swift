@@ -20,7 +20,7 @@ public enum HarnessWeb {
             let last = (try? loop.events.lastSeq()) ?? 0
             let recent = (try? loop.events.events(after: max(0, last - 300), limit: 300)) ?? []
             return html(AgentPage.html(agent: loop.config.name.rawValue, status: loop.status.read(),
-                                       initial: .init(events: recent, inbox: await inbox(loop))))
+                                       initial: .init(events: recent, lastSeq: last, inbox: await inbox(loop))))
         }
         router.get("/state") { _, _ in try json(loop.status.read()) }
         router.get("/events") { request, _ in
@@ -51,16 +51,6 @@ public enum HarnessWeb {
         router.get("/inbox") { _, _ in
             let view = await inbox(loop)
             return try json(view, status: view.error == nil ? .ok : .badGateway)
-        }
-        router.post("/model") { request, _ in
-            let text = String(buffer: try await request.body.collect(upTo: 1024))
-            do {
-                try loop.setModel(text)
-            } catch let e as RequestError {
-                return try json(["error": e.message], status: .badRequest)
-            }
-            let s = loop.status.read()
-            return try json(["model": s.modelOverride ?? "the config's (\(s.configModel ?? "?"))"])
         }
         router.post("/cancel") { _, _ in try json(["cancelled": loop.cancelTurn()]) }
         router.post("/compact") { _, _ in

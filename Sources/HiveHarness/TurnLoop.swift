@@ -38,11 +38,8 @@ public final class TurnLoop: Sendable {
         stats = try TurnStatsStore(path: config.statsPath)
         let session = loadSession()
         let last = try? stats.last()
-        let override = (try? String(contentsOfFile: config.modelOverridePath, encoding: .utf8))
-            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { Self.checkModel($0) == nil ? $0 : nil }
         _ = status.update {
-            $0.model = override ?? config.model
-            $0.modelOverride = override
+            $0.model = config.model
             $0.configModel = config.model
             $0.sessionID = session.sessionID
             $0.contextTokens = session.contextTokens
@@ -77,33 +74,20 @@ public final class TurnLoop: Sendable {
         try Data("requested\n".utf8).write(to: URL(filePath: config.newSessionFlagPath))
     }
 
-    /// Uses `model` for the next turns instead of the config's (persisted in the harness dir, so it
-    /// survives restarts); nil or empty goes back to the config's.
-    public func setModel(_ model: String?) throws {
-        let name = model?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        if name.isEmpty {
-            try? FileManager.default.removeItem(atPath: config.modelOverridePath)
-        } else {
-            if let why = Self.checkModel(name) { throw RequestError(why) }
-            try Data((name + "\n").utf8).write(to: URL(filePath: config.modelOverridePath))
-        }
-        _ = status.update {
-            $0.modelOverride = name.isEmpty ? nil : name
-            $0.model = name.isEmpty ? config.model : name
-        }
-    }
-
-    /// Why `name` is not a model name claude could take (it goes on claude's command line), or nil.
-    static func checkModel(_ name: String) -> String? {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]@")
-        guard !name.isEmpty, name.count <= 100, name.allSatisfy(allowed.contains), !name.hasPrefix("-") else {
-            return "a model is 1 to 100 letters, digits and . - _ : [ ] @ (e.g. sonnet, opus, claude-sonnet-4-5)"
-        }
-        return nil
-    }
-
-    /// The model the next turn runs with.
+    /// The model the next turn runs with: the operator's runtime choice (from core), else the config's.
     var model: String { status.read().modelOverride ?? config.model }
+
+    /// Asks core for what the operator changed at runtime (the model). Core not answering keeps what was known.
+    private func refreshSettings(_ conn: HiveConnection) async {
+        guard let settings = try? await conn.call(TurnSettingsCommand()) else { return }
+        let before = status.read().modelOverride
+        guard settings.model != before else { return }
+        _ = status.update {
+            $0.modelOverride = settings.model
+            $0.model = settings.model ?? config.model
+        }
+        note(settings.model.map { "the operator set the model to \($0)" } ?? "back to the config's model (\(config.model))")
+    }
 
     // MARK: The loop
 
@@ -140,6 +124,7 @@ public final class TurnLoop: Sendable {
             owedAcks = []
         }
         let requeued = try await conn.call(RequeueInflightCommand()).requeued
+        await refreshSettings(conn)
         connected()
         if requeued > 0 { note("requeued \(requeued) message(s) a previous run had not finished") }
         while true {
@@ -252,6 +237,7 @@ public final class TurnLoop: Sendable {
             idle: session.lastTurnEndedAt.map { now - $0 }, requested: requested || forceFresh,
             hasSession: session.sessionID != nil, freshBaseline: try? stats.freshBaseline())
         if requested { try? FileManager.default.removeItem(atPath: config.newSessionFlagPath) }
+        await refreshSettings(conn)
         var prompt = WakePrompt.build(message, unread: unread)
         if decision.action == .fresh, session.sessionID != nil {
             prompt = WakePrompt.freshSessionHandoff(stateDir: config.stateDir) + "\n\n" + prompt

@@ -123,6 +123,10 @@ enum DashboardPage {
       const key = JSON.stringify(S.questions);
       if (key === shownQuestions) return;
       shownQuestions = key;
+      // What the operator has typed or picked so far survives the redraw.
+      const typed = new Map([...document.querySelectorAll('form.question')].map(f => [f.dataset.id, {
+        text: f.querySelector('input[name=text]').value,
+        picked: [...f.querySelectorAll('input:checked')].map(i => i.value)}]));
       const open = S.questions.filter(q => q.state === 'open'), closed = S.questions.filter(q => q.state !== 'open');
       document.getElementById('questions').innerHTML = open.map(q => {
         const head = `<b>#${q.id} ${esc(q.asker)}</b> asks ${q.to === 'operator' ? 'you' : esc(q.to)}
@@ -136,6 +140,12 @@ enum DashboardPage {
       }).join('') || '<p class="muted">no open questions</p>';
       document.getElementById('questions').innerHTML += closed.map(q => `<div class="muted">#${q.id} ${esc(q.asker)} → ${esc(q.to)}: ${esc(q.question)} —
           ${q.state === 'answered' ? 'answered' + (q.choices.length ? ' ' + esc(q.choices.join(', ')) : '') + (q.answer ? ': ' + esc(q.answer) : '') : 'expired'}</div>`).join('');
+      document.querySelectorAll('form.question').forEach(f => {
+        const was = typed.get(f.dataset.id);
+        if (!was) return;
+        f.querySelector('input[name=text]').value = was.text;
+        f.querySelectorAll('input[type=radio],input[type=checkbox]').forEach(i => i.checked = was.picked.includes(i.value));
+      });
       document.querySelectorAll('form.question').forEach(f => f.onsubmit = ev => {
         ev.preventDefault();
         const choices = [...f.querySelectorAll('input[type=radio]:checked,input[type=checkbox]:checked')].map(i => i.value);

@@ -84,34 +84,44 @@ public final class WebAuth: Sendable {
     }
 }
 
-/// Failed logins per client: after `limit` failures in `window` seconds a client is refused (429) without
-/// its password being checked, until the window has passed. A client is the peer address, or, when the
-/// peer is a proxy on loopback (nginx from `hive nginx-config`), the address it forwarded. Keyed per
-/// client, not globally, so someone guessing cannot lock the operator out.
+/// Password guesses per client: after `limit` attempts that did not succeed in `window` seconds a client
+/// is refused (429) without its password being checked, until the window has passed. A client is the
+/// peer address, or, behind a proxy (`hive web --behind-proxy`), the address the proxy on loopback
+/// forwarded. Only the operator password is throttled: the dashboard token cannot be guessed, and
+/// throttling it would let anything on loopback lock the operator out.
 final class LoginThrottle: Sendable {
     let limit: Int
     let window: Double
-    private let failures = Mutex([String: (count: Int, since: Double)]())
+    /// Most clients tracked at once; past it the oldest entries go first.
+    let capacity: Int
+    private let attempts = Mutex([String: (count: Int, since: Double)]())
 
-    init(limit: Int = 10, window: Double = 600) { self.limit = limit; self.window = window }
+    init(limit: Int = 10, window: Double = 600, capacity: Int = 10_000) {
+        self.limit = limit; self.window = window; self.capacity = capacity
+    }
 
-    /// Seconds until `client` may try again, or nil when it may try now.
-    func wait(_ client: String, now: Double = Date().timeIntervalSince1970) -> Double? {
-        failures.withLock { f in
-            guard let entry = f[client] else { return nil }
-            if now - entry.since >= window { f[client] = nil; return nil }
-            return entry.count >= limit ? entry.since + window - now : nil
+    /// Counts an attempt by `client` before its password is checked (so parallel attempts cannot slip
+    /// past the limit): nil when it may go ahead, else the seconds until it may try again.
+    func admit(_ client: String, now: Double = Date().timeIntervalSince1970) -> Double? {
+        attempts.withLock { a in
+            if let entry = a[client], now - entry.since < window {
+                if entry.count >= limit { return entry.since + window - now }
+                a[client] = (entry.count + 1, entry.since)
+                return nil
+            }
+            if a.count >= capacity {
+                a = a.filter { now - $0.value.since < window }
+                if a.count >= capacity { // a spray of addresses: forget the oldest half
+                    for key in a.sorted(by: { $0.value.since < $1.value.since }).prefix(capacity / 2).map(\.key) { a[key] = nil }
+                }
+            }
+            a[client] = (1, now)
+            return nil
         }
     }
 
-    func failed(_ client: String, now: Double = Date().timeIntervalSince1970) {
-        failures.withLock { f in
-            if f.count > 10_000 { f = f.filter { now - $0.value.since < window } } // bounded under a spray of addresses
-            if let entry = f[client], now - entry.since < window { f[client] = (entry.count + 1, entry.since) } else { f[client] = (1, now) }
-        }
-    }
-
-    func succeeded(_ client: String) { failures.withLock { _ = $0.removeValue(forKey: client) } }
+    /// A successful login: the client's count starts again.
+    func succeeded(_ client: String) { attempts.withLock { _ = $0.removeValue(forKey: client) } }
 }
 
 /// The loopback dashboard's secret: `<run-dir>/dashboard-token`, made on first use (0600, root's when

@@ -26,22 +26,31 @@ public enum WebServer {
     /// Commands the dashboard may send as actions (core's web table is the final word).
     static let actions: Set<String> = ["send", "approve", "deny", "start", "stop", "restart", "revive", "destroy", "cancel_reminder", "logs", "answer"]
 
-    public static func application(core: CoreLink, relay: FeedRelay, runDir: URL, host: String, port: Int, auth: WebAuth, forge: String?,
-                                   client: HTTPClient, logger: Logger) -> some ApplicationProtocol {
+    /// How logins are guarded: `throttle` (a password, which could be guessed; nil for the dashboard
+    /// token), and whether a loopback peer's `X-Forwarded-For` names the client (only behind a proxy).
+    public struct LoginPolicy: Sendable {
+        var throttle: LoginThrottle?
+        var trustForwardedFor: Bool
+        public init(password: Bool, behindProxy: Bool) {
+            throttle = password ? LoginThrottle() : nil
+            trustForwardedFor = behindProxy
+        }
+    }
+
+    public static func application(core: CoreLink, relay: FeedRelay, runDir: URL, host: String, port: Int, auth: WebAuth,
+                                   logins: LoginPolicy, forge: String?, client: HTTPClient, logger: Logger) -> some ApplicationProtocol {
         let router = Router(context: WebContext.self)
-        let throttle = LoginThrottle()
 
         /// Checks a login secret under the throttle: a session id, or the response refusing it.
         @Sendable func attempt(_ secret: String, _ request: Request, _ context: WebContext) -> Result<String, RefusedLogin> {
-            let who = WebServer.client(request, context)
-            if let wait = throttle.wait(who) {
+            let who = WebServer.client(request, context, trustForwardedFor: logins.trustForwardedFor)
+            if let wait = logins.throttle?.admit(who) {
                 return .failure(RefusedLogin(status: .tooManyRequests, text: "too many failed logins from \(who); try again in \(Int(wait.rounded(.up))) s"))
             }
             guard let id = auth.login(password: secret) else {
-                throttle.failed(who)
                 return .failure(RefusedLogin(status: .unauthorized, text: "wrong password"))
             }
-            throttle.succeeded(who)
+            logins.throttle?.succeeded(who)
             return .success(id)
         }
 
@@ -139,6 +148,8 @@ public enum WebServer {
                     restParts = restParts.dropFirst()
                     viaCapability = true
                 } else {
+                    // A sandboxed page (Origin "null") acts only through its own capability, never the cookie.
+                    if request.headers[.origin] == "null" { return json(["error": "use the page's own path"], status: .forbidden) }
                     guard let session = auth.session(cookieHeader: request.headers[.cookie]), let id = session.id else {
                         return navigation(request) ? Response(status: .seeOther, headers: [.location: root + "login"]) : unauthorized()
                     }
@@ -148,21 +159,27 @@ public enum WebServer {
                         let target = root + "agent/\(name)/~\(cap)/" + restParts.joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
                         return Response(status: .seeOther, headers: [.location: target, .cacheControl: "no-store"])
                     }
-                    // A sandboxed page (Origin "null") acts only through its own capability, never the cookie.
-                    if request.headers[.origin] == "null" { return json(["error": "use the page's own path"], status: .forbidden) }
                     viaCapability = false
                 }
                 // Agent pages run sandboxed (an opaque origin), so their own buttons POST with Origin "null".
                 if method == .post, !(sameOrigin(request) || (viaCapability && request.headers[.origin] == "null")) {
                     return json(["error": "cross-origin POST refused"], status: .forbidden)
                 }
-                let rest = "/" + restParts.joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
-                let socket = runDir.appending(path: "agents").appending(path: name.rawValue).appending(path: "web.sock").path
-                // The agent owns its run dir: only a real socket is followed, never a link it put there.
-                var st = stat()
-                guard lstat(socket, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK else { return json(["error": "that agent's page is not up"], status: .badGateway) }
-                guard let url = URL(httpURLWithSocketPath: socket, uri: rest) else { return json(["error": "bad path"], status: .badRequest) }
-                var response = try await proxy(request, to: url.absoluteString, client: client, dropAuthorization: true, logger: logger)
+                var response: Response
+                if method == .post, restParts.elementsEqual(["model"]) {
+                    // The page's model button is an operator action: core changes the model, never the
+                    // harness on its own say (the agent could speak to its harness too).
+                    let body = String(buffer: try await request.body.collect(upTo: 1024))
+                    response = try await passthrough(core, SetModelCommand(agent: name.rawValue, model: body))
+                } else {
+                    let rest = "/" + restParts.joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
+                    let socket = runDir.appending(path: "agents").appending(path: name.rawValue).appending(path: "web.sock").path
+                    // The agent owns its run dir: only a real socket is followed, never a link it put there.
+                    var st = stat()
+                    guard lstat(socket, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK else { return json(["error": "that agent's page is not up"], status: .badGateway) }
+                    guard let url = URL(httpURLWithSocketPath: socket, uri: rest) else { return json(["error": "bad path"], status: .badRequest) }
+                    response = try await proxy(request, to: url.absoluteString, client: client, dropAuthorization: true, logger: logger)
+                }
                 // What an agent serves must not act as this origin: a sandboxed, opaque origin cannot read the
                 // dashboard or its CSRF token, and cannot set the session cookie.
                 response.headers[.contentSecurityPolicy] = "sandbox allow-scripts allow-forms; frame-ancestors 'self'"
@@ -194,20 +211,27 @@ public enum WebServer {
         return r
     }
 
-    /// Who is logging in: the peer's address, or the address a proxy on loopback forwarded for it.
-    static func client(_ request: Request, _ context: WebContext) -> String {
+    /// Who is logging in: the peer's address, or, behind a proxy, the address the proxy on loopback
+    /// forwarded (the last `X-Forwarded-For` entry: the one nginx appended).
+    static func client(_ request: Request, _ context: WebContext, trustForwardedFor: Bool) -> String {
         let peer = context.remoteAddress?.ipAddress ?? "unknown"
         let loopback = peer == "127.0.0.1" || peer == "::1" || peer.hasPrefix("::ffff:127.")
-        if loopback, let forwarded = request.headers[.init("X-Forwarded-For")!]?.split(separator: ",").last {
+        if trustForwardedFor, loopback, let forwarded = request.headers[.init("X-Forwarded-For")!]?.split(separator: ",").last {
             return forwarded.trimmingCharacters(in: .whitespaces)
         }
         return peer
     }
 
-    /// A browser opening a page (not a script fetching data).
+    /// A person opening a page of this site (not a script fetching data, not another site's link): only
+    /// then does a capability for an agent's page get handed out. Browsers say so in Sec-Fetch-*; a client
+    /// that sends none counts when it asks for HTML without an Origin.
     static func navigation(_ request: Request) -> Bool {
-        if let mode = request.headers[.init("Sec-Fetch-Mode")!] { return mode == "navigate" }
-        return request.method == .get && (request.headers[.accept]?.contains("text/html") ?? false)
+        guard request.method == .get else { return false }
+        if let mode = request.headers[.init("Sec-Fetch-Mode")!] {
+            let site = request.headers[.init("Sec-Fetch-Site")!] ?? "none"
+            return mode == "navigate" && (site == "same-origin" || site == "none")
+        }
+        return request.headers[.origin] == nil && (request.headers[.accept]?.contains("text/html") ?? false)
     }
 
     /// The request came from a page of this origin (browsers send `Origin` on every POST).

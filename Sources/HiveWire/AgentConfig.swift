@@ -9,6 +9,12 @@ import Foundation
 public struct AgentConfig: Codable, Sendable, Equatable {
     public static let fileName = "agent.json"
 
+    /// Whether `name` can be claude's `--model` (it goes on claude's command line): letters, digits and
+    /// `. _ : - [ ]`, starting with a letter or digit, at most 100 bytes.
+    public static func isModelName(_ name: String) -> Bool {
+        name.utf8.count <= 100 && name.range(of: #"^[A-Za-z0-9][A-Za-z0-9._:\[\]-]*$"#, options: .regularExpression) != nil
+    }
+
     /// claude's `--model`.
     public var model: String = "sonnet"
     /// One line for the operator and the dashboard: what this agent is for.
@@ -138,7 +144,7 @@ private struct Checker {
         known(o, ["model", "description", "system_prompt", "allowed_recipients", "mcp_servers", "env", "network",
                   "limits", "reminders", "session"], in: nil)
         if let v = string(o, "model", max: 100) {
-            if v.range(of: #"^[A-Za-z0-9][A-Za-z0-9._:\[\]-]*$"#, options: .regularExpression) == nil {
+            if !AgentConfig.isModelName(v) {
                 problems.append("model: '\(v.prefix(100))' is not a model name (letters, digits and . _ : - [ ])")
             } else { c.model = v }
         }

@@ -195,3 +195,47 @@ public struct ForgeReposCommand: HiveCommand {
         public init(url: String, repos: [ForgeRepoView]) { self.url = url; self.repos = repos }
     }
 }
+
+/// Operator: the model an agent's turns use instead of its config's, from its next turn on; an empty or
+/// missing `model` goes back to the config's. Deploying a new config for the agent clears it too.
+public struct SetModelCommand: HiveCommand {
+    public static let cmd = "set_model"
+    public var agent: String
+    public var model: String?
+    public init(agent: String, model: String?) { self.agent = agent; self.model = model }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var agent: String
+        /// The override now in force, or null.
+        public var model: String?
+        /// What the agent's config says.
+        public var configModel: String
+        public init(agent: String, model: String?, configModel: String) { self.agent = agent; self.model = model; self.configModel = configModel }
+
+        private enum CodingKeys: String, CodingKey { case agent, model, configModel }
+        /// Writes every field, `null` included.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(agent, forKey: .agent)
+            try c.encode(model, forKey: .model)
+            try c.encode(configModel, forKey: .configModel)
+        }
+    }
+}
+
+/// The harness, before each turn: what the operator changed for this agent at runtime.
+public struct TurnSettingsCommand: HiveCommand {
+    public static let cmd = "turn_settings"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        /// The model to use instead of the config's, or null.
+        public var model: String?
+        public init(model: String?) { self.model = model }
+
+        private enum CodingKeys: String, CodingKey { case model }
+        /// Writes every field, `null` included.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(model, forKey: .model)
+        }
+    }
+}

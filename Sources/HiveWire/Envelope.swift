@@ -154,6 +154,7 @@ public enum AgentRequest: Sendable {
     case ask(AskCommand)
     case answer(AnswerCommand)
     case questions(QuestionsCommand)
+    case turnSettings(TurnSettingsCommand)
 
     /// The decoding table for agent sockets.
     public static let table = CommandTable<AgentRequest>()
@@ -173,6 +174,7 @@ public enum AgentRequest: Sendable {
         .with(AskCommand.self, AgentRequest.ask)
         .with(AnswerCommand.self, AgentRequest.answer)
         .with(QuestionsCommand.self, AgentRequest.questions)
+        .with(TurnSettingsCommand.self, AgentRequest.turnSettings)
 }
 
 /// What the operator's admin socket (`host.sock`) accepts.
@@ -197,6 +199,7 @@ public enum AdminRequest: Sendable {
     case forgeRepos(ForgeReposCommand)
     case questions(QuestionsCommand)
     case answer(AnswerCommand)
+    case setModel(SetModelCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -220,6 +223,7 @@ public enum AdminRequest: Sendable {
         .with(ForgeReposCommand.self, AdminRequest.forgeRepos)
         .with(QuestionsCommand.self, AdminRequest.questions)
         .with(AnswerCommand.self, AdminRequest.answer)
+        .with(SetModelCommand.self, AdminRequest.setModel)
 }
 
 /// What the manager's socket accepts: every agent command, and the config gatekeeper's own.

@@ -34,6 +34,8 @@ public struct HiveLayout: Sendable {
     public func appliedRepo(_ name: AgentName) -> URL { appliedDir.appending(path: name.rawValue) }
     /// `<root>/rendered/<n>.json`: the config the agent's cage runs with, as core checked it.
     public func renderedConfig(_ name: AgentName) -> URL { root.appending(path: "rendered").appending(path: "\(name.rawValue).json") }
+    /// The model the operator set for the agent at runtime (core's file; not in the cage).
+    public func modelOverride(_ name: AgentName) -> URL { root.appending(path: "rendered").appending(path: "\(name.rawValue).model") }
     /// `<root>/logs/<n>.log`: what the agent's cage wrote (harness log, claude's stderr). Core's, outside
     /// every directory an agent can write, so no agent can point it elsewhere.
     public func cageLog(_ name: AgentName) -> URL { root.appending(path: "logs").appending(path: "\(name.rawValue).log") }

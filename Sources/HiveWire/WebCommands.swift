@@ -111,6 +111,7 @@ public enum WebRequest: Sendable {
     case cancelReminder(CancelReminderCommand)
     case forgeRepos(ForgeReposCommand)
     case answer(AnswerCommand)
+    case setModel(SetModelCommand)
 
     public static let table = CommandTable<WebRequest>()
         .with(SnapshotCommand.self, WebRequest.snapshot)
@@ -129,4 +130,5 @@ public enum WebRequest: Sendable {
         .with(CancelReminderCommand.self, WebRequest.cancelReminder)
         .with(ForgeReposCommand.self, WebRequest.forgeRepos)
         .with(AnswerCommand.self, WebRequest.answer)
+        .with(SetModelCommand.self, WebRequest.setModel)
 }

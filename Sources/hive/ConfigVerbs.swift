@@ -144,3 +144,34 @@ struct ForgeRepos: AsyncParsableCommand {
         }
     }
 }
+
+struct ModelVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Run an agent on another model from its next turn on, without a config change.",
+        discussion: """
+            `hive model iris opus` makes iris's turns use opus instead of the model its agent.json names;
+            `hive model iris --clear` goes back to the config's. The choice is the operator's alone (an agent
+            cannot make it), survives restarts, and is dropped when a new config is deployed for the agent.
+            The agent's page has the same control.
+            """)
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent.") var agent: String
+    @Argument(help: "The model (e.g. sonnet, opus, claude-sonnet-4-5).") var model: String?
+    @Flag(help: "Go back to the config's model.") var clear = false
+
+    func validate() throws {
+        guard (model == nil) != !clear else { throw ValidationError("give a model, or --clear") }
+        if let model, !AgentConfig.isModelName(model) {
+            throw ValidationError("'\(model)' is not a model name (letters, digits and . _ : - [ ])")
+        }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let r = try await hive.connect().call(SetModelCommand(agent: agent, model: clear ? nil : model))
+            print(r.model.map { "\(r.agent) runs on \($0) from its next turn (its config says \(r.configModel))" }
+                  ?? "\(r.agent) runs on its config's model, \(r.configModel), from its next turn")
+        }
+    }
+}

@@ -64,7 +64,8 @@ struct Answer: AsyncParsableCommand {
                 // Numbers refer to the options as `hive questions` lists them.
                 let asked = try await connection.call(QuestionsCommand(all: true)).questions.first { $0.id == id }
                 if let options = asked?.options {
-                    picked = choices.map { c in Int(c).flatMap { $0 >= 1 && $0 <= options.count ? options[$0 - 1] : nil } ?? c }
+                    // An option spelled exactly as given wins over reading it as a number.
+                    picked = choices.map { c in options.contains(c) ? c : Int(c).flatMap { $0 >= 1 && $0 <= options.count ? options[$0 - 1] : nil } ?? c }
                 }
             }
             let note = text.joined(separator: " ")

@@ -24,7 +24,11 @@ struct Web: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where to listen.", valueName: "host:port")) var listen = "127.0.0.1:7000"
     @Option(name: .customLong("password-file"), help: ArgumentHelp("A file holding the operator password (required off loopback).", valueName: "file"))
     var passwordFile: String?
+    @Flag(name: .customLong("behind-proxy"), help: "A reverse proxy on loopback (hive nginx-config) fronts this: take the client's address from its X-Forwarded-For (for the login throttle).")
+    var behindProxy = false
     @Flag(help: "Started by `hive up`: stdin is a pipe from it, and the web process stops when it closes.") var supervised = false
+    /// Set on the unprivileged re-execution: the secret it inherits is an operator password (throttled).
+    @Flag(name: .customLong("inherited-password"), help: .hidden) var inheritedPassword = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
 
     func run() async throws {
@@ -52,6 +56,8 @@ struct Web: AsyncParsableCommand {
             if getuid() == 0 || geteuid() == 0 {
                 var args = ["web", "--run-dir", hive.resolved.path, "--listen", listen, "--log-level", logLevel.rawValue]
                 if supervised { args.append("--supervised") }
+                if behindProxy { args.append("--behind-proxy") }
+                if passwordFile != nil { args.append("--inherited-password") }
                 try PrivilegeDrop.reexec(as: WebSurface.uid, arguments: args, password: password)
             }
             if supervised { Lifeline.watchStandardInput(logger: logger) }
@@ -63,7 +69,8 @@ struct Web: AsyncParsableCommand {
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
             let relay = FeedRelay(core: core)
             let app = WebServer.application(core: core, relay: relay, runDir: hive.resolved, host: host, port: port,
-                                            auth: WebAuth(secret: password), forge: forge ?? nil, client: client, logger: logger)
+                                            auth: WebAuth(secret: password), logins: .init(password: passwordFile != nil || inheritedPassword, behindProxy: behindProxy),
+                                            forge: forge ?? nil, client: client, logger: logger)
             logger.info("dashboard on http://\(listen)/ (uid \(getuid()))")
             // The relay stops first (services stop in reverse order): its end finishes every open event stream.
             let group = ServiceGroup(services: [app, relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -56,7 +56,7 @@ struct QuestionTests {
         #expect(throws: RequestError.self) { try broker.answer(q.id, by: .operator, choices: ["dev"], answer: nil) }
         #expect(throws: RequestError.self) { try broker.answer(q.id, by: .operator, choices: ["staging", "prod"], answer: nil) }
         #expect(throws: RequestError.self) { try broker.answer(q.id, by: .operator, choices: nil, answer: "prod") }
-        #expect(throws: BrokerError.self) { try broker.answer(q.id, by: .agent(.manager), choices: ["prod"], answer: nil) }
+        #expect(throws: BrokerError.noSuchQuestion(q.id)) { try broker.answer(q.id, by: .agent(.manager), choices: ["prod"], answer: nil) }
 
         let done = try broker.answer(q.id, by: .operator, choices: ["prod"], answer: "after 18:00")
         #expect(done.state == "answered" && done.choices == ["prod"] && done.answeredBy == "operator")
@@ -81,6 +81,9 @@ struct QuestionTests {
         #expect(delivered.first?.from == "iris")
         #expect(delivered.first?.body.contains("[question \(q.id) from iris] Is the build green?") == true)
         #expect(throws: BrokerError.notYourQuestion(q.id, to: "juno")) { try broker.answer(q.id, by: .operator, choices: nil, answer: "yes") }
+        #expect(throws: BrokerError.noSuchQuestion(q.id), "another agent learns nothing about it") {
+            try broker.answer(q.id, by: .agent(.manager), choices: nil, answer: "yes")
+        }
         _ = try broker.answer(q.id, by: .agent(juno), choices: nil, answer: "yes, 412 tests")
         let back = try inbox(iris)
         #expect(back.first?.from == "juno")

@@ -130,7 +130,15 @@ struct ConfigTests {
         try await hive.eventually("the manager heard the denial") { hive.managerHeard("was denied: not today") }
         #expect(try await hive.admin().raw(#"{"cmd":"approve","id":\#(denyRequest.id)}"#)["error"] as? String == "approval \(denyRequest.id) is denied, not pending: nothing to do")
 
-        // 5. A purge takes the applied repo and the cage log with it: a new iris starts from nothing.
+        // 5. A model the operator set at runtime holds until a new config is deployed, which decides again.
+        #expect(try hive.cli(["model", "iris", "haiku"]).status == 0)
+        #expect(try await hive.agent("iris").call(TurnSettingsCommand()).model == "haiku")
+        let next = try hive.commitConfig("iris", #"{"model": "opus", "description": "tests things, v2"}"#)
+        let nextRequest = try await hive.manager.call(RequestApplyCommitCommand(agent: "iris", commitRef: next)).approval
+        #expect(try await hive.admin().call(ApproveCommand(id: nextRequest.id)).approval.state == "deployed")
+        #expect(try await hive.agent("iris").call(TurnSettingsCommand()).model == nil, "the new config's model applies")
+
+        // 6. A purge takes the applied repo and the cage log with it: a new iris starts from nothing.
         #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "logs/iris.log").path))
         #expect(try hive.cli(["destroy", "iris", "--purge"]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "applied/iris").path))

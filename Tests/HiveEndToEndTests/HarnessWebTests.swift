@@ -121,16 +121,26 @@ struct HarnessWebTests {
         #expect(page.body.contains("href=\"stats\"") && page.body.contains("fetch('state')") && !page.body.contains("'/"),
                 "links are relative, so the UI works under /agent/iris/")
 
-        // The model button: the next turn runs with the model chosen here, until it is cleared.
-        #expect(try UnixHTTP.request(web, "POST", "/model", body: "--dangerously-skip").status == 400)
-        #expect(try UnixHTTP.request(web, "POST", "/model", body: "opus").status == 200)
-        #expect((try UnixHTTP.json(web, "/state") as? [String: Any])?["model_override"] as? String == "opus")
-        let before = hive.runs(of: "iris").count
+        // The operator's runtime model: the next turn runs with it, until it is cleared. Only the operator
+        // sets it: neither the agent's socket nor its harness's endpoint takes it.
+        #expect(try hive.cli(["model", "iris", "--dangerously-skip"]).status != 0)
+        #expect(try hive.cli(["model", "iris", "opus"]).out.contains("iris runs on opus from its next turn (its config says sonnet)"))
+        #expect(try await hive.agent("iris").raw(#"{"cmd":"set_model","agent":"iris","model":"haiku"}"#)["ok"] as? Bool == false)
+        #expect(try UnixHTTP.request(web, "POST", "/model", body: "haiku").status == 404)
+        func argvModel() -> String? {
+            let argv = hive.runs(of: "iris").last?["argv"] as? [String] ?? []
+            return argv.firstIndex(of: "--model").map { argv[$0 + 1] }
+        }
+        var before = hive.runs(of: "iris").count
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "with opus"))
         try await hive.eventually("a turn with the chosen model") { hive.runs(of: "iris").count > before }
-        let argv = hive.runs(of: "iris").last?["argv"] as? [String] ?? []
-        #expect(argv.firstIndex(of: "--model").map { argv[$0 + 1] } == "opus")
-        #expect(try UnixHTTP.request(web, "POST", "/model", body: "").status == 200)
+        #expect(argvModel() == "opus")
+        #expect((try UnixHTTP.json(web, "/state") as? [String: Any])?["model_override"] as? String == "opus")
+        #expect(try hive.cli(["model", "iris", "--clear"]).out.contains("runs on its config's model, sonnet"))
+        before = hive.runs(of: "iris").count
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "back to sonnet"))
+        try await hive.eventually("a turn after clearing") { hive.runs(of: "iris").count > before }
+        #expect(argvModel() == "sonnet")
         #expect((try UnixHTTP.json(web, "/state") as? [String: Any])?["model_override"] == nil)
     }
 

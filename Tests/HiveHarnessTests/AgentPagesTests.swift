@@ -45,7 +45,7 @@ struct AgentPagesTests {
         let event = LiveEvent(seq: 1, at: 0, turn: 1, kind: "stderr", body: evil)
         var status = HarnessSnapshot()
         status.state = "idle<b>"
-        let html = AgentPage.html(agent: "iris", status: status, initial: .init(events: [event], inbox: .init(messages: [message])))
+        let html = AgentPage.html(agent: "iris", status: status, initial: .init(events: [event], lastSeq: 1, inbox: .init(messages: [message])))
         #expect(!html.contains("alert(1)</script>"))
         #expect(html.components(separatedBy: "</script>").count == 3, "only the two real script elements close")
         #expect(html.contains("idle&lt;b&gt;"))

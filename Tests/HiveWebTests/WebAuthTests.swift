@@ -20,17 +20,19 @@ struct WebAuthTests {
         #expect(auth.session(cookieHeader: "\(WebAuth.cookie)=\(id)") == nil)
     }
 
-    @Test("failed logins are throttled per client, for the window, then forgotten; a success clears the count")
+    @Test("password attempts are counted per client before they are checked, for the window; a success starts the count again; the table stays bounded")
     func throttle() {
-        let t = LoginThrottle(limit: 3, window: 600)
-        for _ in 0..<3 { #expect(t.wait("a", now: 1000) == nil); t.failed("a", now: 1000) }
-        #expect(t.wait("a", now: 1100) == 500)
-        #expect(t.wait("b", now: 1100) == nil, "another client is not affected")
-        #expect(t.wait("a", now: 1600) == nil, "the window passed")
-        t.failed("b", now: 1000); t.failed("b", now: 1000)
-        t.succeeded("b")
-        t.failed("b", now: 1001); t.failed("b", now: 1001)
-        #expect(t.wait("b", now: 1002) == nil, "the count started again after a success")
+        let t = LoginThrottle(limit: 3, window: 600, capacity: 100)
+        for _ in 0..<3 { #expect(t.admit("a", now: 1000) == nil) }
+        #expect(t.admit("a", now: 1100) == 500)
+        #expect(t.admit("b", now: 1100) == nil, "another client is not affected")
+        #expect(t.admit("a", now: 1600) == nil, "the window passed")
+        _ = t.admit("c", now: 1000); _ = t.admit("c", now: 1000)
+        t.succeeded("c")
+        for _ in 0..<3 { #expect(t.admit("c", now: 1001) == nil, "the count started again after a success") }
+        for i in 0..<1000 { _ = t.admit("spray-\(i)", now: 2000 + Double(i)) }
+        for _ in 0..<2 { _ = t.admit("spray-999", now: 3000) }
+        #expect(t.admit("spray-999", now: 3000) != nil, "the newest client is still tracked after the table was trimmed")
     }
 
     @Test("an agent page's capability opens that agent only, and dies with its session")
