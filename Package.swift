@@ -82,7 +82,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "hive-bench", dependencies: [
-            "HiveWire", "HiveClient", "HiveBroker",
+            "HiveWire", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -149,11 +149,12 @@ enum SVG {
         return 10 * p
     }
 
+    /// A bucket's start as MM-dd HH:mm, local time (by hand: a DateFormatter per label cost more than the chart).
     static func label(_ t: Double) -> String {
-        let f = DateFormatter()
-        f.dateFormat = "MM-dd HH:mm"
-        f.timeZone = .current
-        return f.string(from: Date(timeIntervalSince1970: t))
+        var time = time_t(t)
+        var parts = tm()
+        localtime_r(&time, &parts)
+        return String(format: "%02d-%02d %02d:%02d", parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min)
     }
 
     static func f(_ v: Double) -> String { String(format: "%.1f", v) }

@@ -88,41 +88,52 @@ extension TurnStatsStore {
         let args: StatementArguments = [from, range.bucket, from]
         let bucketSQL = "CAST((started_at - ?) / ? AS INTEGER)"
         return try read { db in
+            // One pass for the bars, the result mix and the session decisions: grouped by bucket, result and
+            // action (a few hundred rows at most), summed up here.
+            var results = [String: Int](), decisions = [String: (turns: Int, saved: Double)]()
             for r in try Row.fetchAll(db, sql: """
-                SELECT \(bucketSQL) AS b, COUNT(*) AS n, SUM(result_kind = 'ok') AS ok, SUM(input_tokens) AS i, SUM(output_tokens) AS o,
-                       SUM(cache_read_tokens) AS cr, SUM(cache_creation_tokens) AS cw, SUM(cost_usd) AS cost
-                FROM turn WHERE started_at >= ? GROUP BY b
+                SELECT \(bucketSQL) AS b, result_kind AS k, session_action AS a, COUNT(*) AS n, SUM(input_tokens) AS i,
+                       SUM(output_tokens) AS o, SUM(cache_read_tokens) AS cr, SUM(cache_creation_tokens) AS cw, SUM(cost_usd) AS cost,
+                       SUM(CASE session_action WHEN 'fresh' THEN estimated_continue_cost - estimated_fresh_cost
+                                               WHEN 'continue' THEN estimated_fresh_cost - estimated_continue_cost ELSE 0 END) AS saved
+                FROM turn WHERE started_at >= ? GROUP BY b, k, a
                 """, arguments: args) {
-                let b: Int = r["b"]
+                let b: Int = r["b"], n: Int = r["n"], kind: String = r["k"], action: String = r["a"]
+                results[kind, default: 0] += n
+                decisions[action, default: (0, 0)].turns += n
+                decisions[action, default: (0, 0)].saved += r["saved"]
                 guard buckets.indices.contains(b) else { continue }
-                buckets[b].turns = r["n"]; buckets[b].ok = r["ok"]
-                buckets[b].inputTokens = r["i"]; buckets[b].outputTokens = r["o"]
-                buckets[b].cacheReadTokens = r["cr"]; buckets[b].cacheWriteTokens = r["cw"]; buckets[b].costUSD = r["cost"]
+                buckets[b].turns += n
+                if kind == "ok" { buckets[b].ok += n }
+                buckets[b].inputTokens += r["i"]; buckets[b].outputTokens += r["o"]
+                buckets[b].cacheReadTokens += r["cr"]; buckets[b].cacheWriteTokens += r["cw"]; buckets[b].costUSD += r["cost"]
             }
-            var durations = [Int: [Double]]()
-            for r in try Row.fetchAll(db, sql: "SELECT \(bucketSQL) AS b, ended_at - started_at AS d FROM turn WHERE started_at >= ? ORDER BY d",
-                                      arguments: args) {
-                durations[r["b"], default: []].append(r["d"])
+            // Nearest-rank p50 and p95 per bucket, picked inside SQLite by a window function: two rows a
+            // bucket come out, not every duration. (Ranks: ceil(n/2) and ceil(95n/100), in integers.)
+            for r in try Row.fetchAll(db, sql: """
+                SELECT b, d, rn, n FROM (
+                    SELECT \(bucketSQL) AS b, ended_at - started_at AS d,
+                           ROW_NUMBER() OVER (PARTITION BY \(bucketSQL) ORDER BY ended_at - started_at) AS rn,
+                           COUNT(*) OVER (PARTITION BY \(bucketSQL)) AS n
+                    FROM turn WHERE started_at >= ?)
+                WHERE rn = (n + 1) / 2 OR rn = (95 * n + 99) / 100
+                """, arguments: [from, range.bucket, from, range.bucket, from, range.bucket, from]) {
+                let b: Int = r["b"], rn: Int = r["rn"], n: Int = r["n"]
+                guard buckets.indices.contains(b) else { continue }
+                if rn == (n + 1) / 2 { buckets[b].p50 = r["d"] }
+                if rn == (95 * n + 99) / 100 { buckets[b].p95 = r["d"] }
             }
-            for (b, ds) in durations where buckets.indices.contains(b) {
-                buckets[b].p50 = StatsReport.percentile(ds, 0.5)
-                buckets[b].p95 = StatsReport.percentile(ds, 0.95)
-            }
-            let results = try Row.fetchAll(db, sql: "SELECT result_kind AS k, COUNT(*) AS n FROM turn WHERE started_at >= ? GROUP BY k ORDER BY n DESC",
-                                           arguments: [from]).map { StatsCount(name: $0["k"], count: $0["n"]) }
             // tool_breakdown is a JSON object per turn (tool → calls); SQLite sums it without a row leaving.
             let tools = try Row.fetchAll(db, sql: """
                 SELECT j.key AS k, SUM(j.value) AS n FROM turn, json_each(turn.tool_breakdown) AS j
                 WHERE turn.started_at >= ? AND json_valid(turn.tool_breakdown) GROUP BY j.key ORDER BY n DESC, k LIMIT 10
                 """, arguments: [from]).map { StatsCount(name: $0["k"], count: $0["n"]) }
-            let decisions = try Row.fetchAll(db, sql: """
-                SELECT session_action AS a, COUNT(*) AS n,
-                       SUM(CASE session_action WHEN 'fresh' THEN estimated_continue_cost - estimated_fresh_cost
-                                               WHEN 'continue' THEN estimated_fresh_cost - estimated_continue_cost ELSE 0 END) AS saved
-                FROM turn WHERE started_at >= ? GROUP BY a ORDER BY n DESC
-                """, arguments: [from]).map { SessionDecisionStats(action: $0["a"], turns: $0["n"], tokensSaved: $0["saved"]) }
             return StatsReport(range: range.name, from: from, to: end, bucketSeconds: range.bucket, buckets: buckets,
-                               results: results, tools: tools, decisions: decisions, reminders: nil)
+                               results: results.map { StatsCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) },
+                               tools: tools,
+                               decisions: decisions.map { SessionDecisionStats(action: $0.key, turns: $0.value.turns, tokensSaved: $0.value.saved) }
+                                   .sorted { ($0.turns, $1.action) > ($1.turns, $0.action) },
+                               reminders: nil)
         }
     }
 }

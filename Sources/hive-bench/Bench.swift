@@ -31,10 +31,16 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("dashboard-subscribers"), help: "SSE subscribers for the dashboard's live-feed run.") var dashboardSubscribers = 20
     @Option(name: .customLong("forge-mb"), help: "MB of random data for the forge push/clone run (0 skips it).") var forgeMB = 50
     @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
+    @Option(name: .customLong("stats-turns"), help: "Turns in turn-stats.sqlite for the stats page run (0 skips it).") var statsTurns = 100_000
 
     func run() async throws {
         if dashboardAgents > 0 {
             let report = try await dashboard()
+            print(report)
+            if let write { try append(report, to: write) }
+        }
+        if statsTurns > 0 {
+            let report = try statsPage()
             print(report)
             if let write { try append(report, to: write) }
         }
