@@ -226,7 +226,7 @@ final class AgentProcesses: Service, Sendable {
         let deadline = ContinuousClock.now + grace
         while p.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
+        p.waitUntilGone()
     }
 }
 

@@ -31,8 +31,8 @@ final class DashboardFeed: Sendable {
     init(broker: Broker, agents: @escaping @Sendable () throws -> [AgentSummary]) {
         self.broker = broker
         self.agents = agents
-        let last = (try? broker.recentMessages(limit: 1).first?.id) ?? 0
-        state.withLock { $0.lastMessageID = last ?? 0; $0.startID = last ?? 0 }
+        let last: Int64 = (try? broker.recentMessages(limit: 1).first?.id) ?? 0
+        state.withLock { $0.lastMessageID = last; $0.startID = last }
         broker.observeSends { [weak self] ids in self?.published(ids) }
     }
 

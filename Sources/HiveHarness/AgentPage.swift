@@ -135,7 +135,9 @@ enum AgentPage {
     source.addEventListener('live', m => { const e = JSON.parse(m.data); if (e.seq <= last) return; last = e.seq; show(e); });
     async function refresh() {
       try {
-        const s = await (await fetch('state')).json();
+        const r = await fetch('state');
+        if (!r.ok) { document.getElementById('said').textContent = r.status === 401 ? 'your session ended: open the page again from the dashboard' : 'state: HTTP ' + r.status; return; }
+        const s = await r.json();
         document.getElementById('badges').innerHTML = `<span class="badge ${esc(s.state)}">${esc(s.state)}</span>
           <span class="badge">model ${esc(s.model)}${s.model_override ? ' (set here; config: ' + esc(s.config_model) + ')' : ''}</span>
           ${s.context_tokens != null ? `<span class="badge">context ${s.context_tokens}${s.context_window ? ' / ' + s.context_window + ' (' + Math.round(100 * s.context_tokens / s.context_window) + '%)' : ''}</span>` : ''}

@@ -33,8 +33,19 @@ public enum ChildProcess {
             errDone.signal()
         }
         let output = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        p.waitUntilGone()
         errDone.wait()
         return Output(status: p.terminationStatus, stdout: output, stderr: errData.withLock { $0 })
+    }
+}
+
+extension Process {
+    /// Waits until the process has exited, without `waitUntilExit()`. That one spins the calling
+    /// thread's run loop and relies on Foundation delivering the child's end there; off the main thread
+    /// it can wait forever (a known swift-corelibs-foundation trap, seen here as a rare hang of a whole
+    /// test after hundreds of git runs). `isRunning` is updated by Foundation's own SIGCHLD handling, so
+    /// polling it involves no run loop. 2 ms steps: a short-lived child is noticed at once.
+    public func waitUntilGone() {
+        while isRunning { usleep(2_000) }
     }
 }

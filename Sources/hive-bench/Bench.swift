@@ -123,7 +123,7 @@ struct Bench: AsyncParsableCommand {
                 try input.fileHandleForWriting.write(contentsOf: Data("prompt".utf8))
                 try input.fileHandleForWriting.close()
                 _ = output.fileHandleForReading.readDataToEndOfFile()
-                p.waitUntilExit()
+                p.waitUntilGone()
             }
             return (clock.now - start).seconds / 50
         }[0]
@@ -139,7 +139,7 @@ struct Bench: AsyncParsableCommand {
         env["HIVE_CLAUDE"] = standIn.path
         harness.environment = env
         try harness.run()
-        defer { if harness.isRunning { kill(harness.processIdentifier, SIGTERM); harness.waitUntilExit() } }
+        defer { if harness.isRunning { kill(harness.processIdentifier, SIGTERM); harness.waitUntilGone() } }
         let admin = try core.admin()
         for _ in 0..<100 where try await admin.call(ListCommand()).agents.first(where: { $0.name == "bench" })?.state != "idle" {
             try await Task.sleep(for: .milliseconds(50))
@@ -497,6 +497,6 @@ final class CoreProcess: @unchecked Sendable {
     func stop() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        process.waitUntilGone()
     }
 }

@@ -54,7 +54,7 @@ extension Bench {
                 let clock = ContinuousClock()
                 let start = clock.now
                 try p.run()
-                p.waitUntilExit()
+                p.waitUntilGone()
                 times.append((clock.now - start).seconds * 1000)
             }
             times.sort()

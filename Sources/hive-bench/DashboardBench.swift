@@ -41,7 +41,7 @@ extension Bench {
         web.executableURL = core.hive
         web.arguments = ["web", "--run-dir", core.runDir.path, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"]
         try web.run()
-        defer { kill(web.processIdentifier, SIGTERM); web.waitUntilExit() }
+        defer { kill(web.processIdentifier, SIGTERM); web.waitUntilGone() }
         var cookie = ""
         for _ in 0..<100 {
             if let token = try? String(contentsOf: core.runDir.appending(path: "dashboard-token"), encoding: .utf8),

@@ -107,7 +107,7 @@ extension Bench {
         p.environment = env
         p.standardOutput = FileHandle.nullDevice
         try p.run()
-        p.waitUntilExit()
+        p.waitUntilGone()
         guard p.terminationStatus == 0 else { throw ValidationError("git \(args.prefix(2).joined(separator: " ")) failed") }
     }
 }

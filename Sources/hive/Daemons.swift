@@ -231,7 +231,7 @@ struct Up: AsyncParsableCommand {
         web.standardInput = lifeline
         defer {
             try? lifeline.fileHandleForWriting.close()
-            if web.isRunning { kill(web.processIdentifier, SIGTERM); web.waitUntilExit() }
+            if web.isRunning { kill(web.processIdentifier, SIGTERM); web.waitUntilGone() }
         }
         do {
             try await core.run(onReady: {

@@ -20,7 +20,7 @@ struct CageToolsTests {
         p.executableURL = URL(filePath: exe)
         p.arguments = args
         try p.run()
-        p.waitUntilExit()
+        p.waitUntilGone()
         #expect(p.terminationStatus == 0)
         let pid = "\(p.processIdentifier)"
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "\(pid) two words\n", "same process (exec), arguments intact")

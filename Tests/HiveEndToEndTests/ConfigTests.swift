@@ -18,7 +18,7 @@ func git(_ args: [String], in dir: URL) throws -> String {
     p.standardError = FileHandle.nullDevice
     try p.run()
     let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
+    p.waitUntilGone()
     guard p.terminationStatus == 0 else { throw HiveClientError.protocolError("git \(args.joined(separator: " ")) failed") }
     return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }

@@ -46,7 +46,7 @@ struct DaemonTests {
         try await hive.start()
         let pid = hive.process!.processIdentifier
         let second = try hive.launch(["core", "--root", hive.root.path, "--run-dir", hive.dir.appending(path: "run2").path])
-        second.waitUntilExit()
+        second.waitUntilGone()
         #expect(second.terminationStatus != 0)
         let log = hive.lastLog()
         #expect(log.contains("already owned by a running hive core"))
@@ -221,7 +221,7 @@ struct DaemonTests {
         let hive = try LiveHive()
         let long = hive.dir.appending(path: String(repeating: "r", count: 90)).path
         let p = try hive.launch(["core", "--root", hive.root.path, "--run-dir", long])
-        p.waitUntilExit()
+        p.waitUntilGone()
         #expect(p.terminationStatus != 0)
         #expect(hive.lastLog().contains("unix sockets allow at most 107"))
     }
@@ -263,7 +263,7 @@ struct UpTests {
         #expect(try await admin.call(ListCommand()).agents.map(\.name) == ["manager"])
 
         kill(p.processIdentifier, SIGINT)
-        p.waitUntilExit()
+        p.waitUntilGone()
         #expect(p.terminationStatus == 0)
         #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "run/host.sock").path))
     }
@@ -314,7 +314,7 @@ struct DemoTests {
         }
         let corePID = p.processIdentifier
         kill(p.processIdentifier, SIGINT)
-        p.waitUntilExit()
+        p.waitUntilGone()
         #expect(p.terminationStatus == 0)
         #expect(LiveHive.children(of: corePID).isEmpty)
     }

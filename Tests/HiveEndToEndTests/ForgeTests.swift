@@ -55,7 +55,7 @@ extension LiveHive {
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        p.waitUntilGone()
         return (p.terminationStatus, String(decoding: e, as: UTF8.self))
     }
 

@@ -105,7 +105,7 @@ extension LiveHive {
         p.standardOutput = out
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        p.waitUntilGone()
         let rows = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] ?? []
         return rows.map { $0.mapValues { "\($0)" } }
     }

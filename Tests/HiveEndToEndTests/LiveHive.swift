@@ -33,8 +33,8 @@ final class LiveHive: @unchecked Sendable {
     }
 
     deinit {
-        for a in agents where a.isRunning { kill(a.processIdentifier, SIGKILL); a.waitUntilExit() }
-        if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        for a in agents where a.isRunning { kill(a.processIdentifier, SIGKILL); a.waitUntilGone() }
+        if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilGone() }
         try? FileManager.default.removeItem(at: dir)
     }
 
@@ -82,7 +82,7 @@ final class LiveHive: @unchecked Sendable {
         kill(p.processIdentifier, SIGTERM)
         let deadline = ContinuousClock.now + timeout
         while p.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit(); return nil }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilGone(); return nil }
         process = nil
         return p.terminationStatus
     }
@@ -91,7 +91,7 @@ final class LiveHive: @unchecked Sendable {
     func kill9() {
         guard let p = process else { return }
         kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        p.waitUntilGone()
         process = nil
     }
 
@@ -115,7 +115,7 @@ final class LiveHive: @unchecked Sendable {
         try p.run()
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        p.waitUntilGone()
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 }

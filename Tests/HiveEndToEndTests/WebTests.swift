@@ -134,7 +134,7 @@ struct WebTests {
             probe.standardOutput = FileHandle.nullDevice
             probe.standardError = FileHandle.nullDevice
             try probe.run()
-            probe.waitUntilExit()
+            probe.waitUntilGone()
             #expect(probe.terminationStatus != 0, "the web uid cannot read a root-only file")
         }
 
@@ -226,7 +226,7 @@ struct WebTests {
         let hive = try LiveHive()
         try await hive.start()
         let noPassword = try hive.launch(["web", "--run-dir", hive.runDir.path, "--listen", "0.0.0.0:\(LiveHive.freePort())"])
-        noPassword.waitUntilExit()
+        noPassword.waitUntilGone()
         #expect(noPassword.terminationStatus != 0)
         let file = hive.dir.appending(path: "password")
         try Data("correct horse battery\n".utf8).write(to: file)
@@ -336,7 +336,7 @@ struct WebTests {
             let pid = p.processIdentifier
             DispatchQueue.global().asyncAfter(deadline: .now() + 30) { kill(pid, SIGKILL) } // never hang the suite
             let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
+            p.waitUntilGone()
             return String(decoding: data, as: UTF8.self)
         }
         let dashboard = try dom("/login?token=\(try hive.dashboardToken())") // the link `hive up` prints
