@@ -10,17 +10,10 @@ import Glibc
 /// (only here: core itself reads them as the manager's uid).
 @discardableResult
 func git(_ args: [String], in dir: URL) throws -> String {
-    let p = Process()
-    p.executableURL = URL(filePath: "/usr/bin/git")
-    p.arguments = ["-c", "safe.directory=*", "-c", "user.name=manager", "-c", "user.email=m@hive.invalid", "-C", dir.path] + args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilGone()
-    guard p.terminationStatus == 0 else { throw HiveClientError.protocolError("git \(args.joined(separator: " ")) failed") }
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    let r = try ChildProcess.run("/usr/bin/git", ["-c", "safe.directory=*", "-c", "user.name=manager", "-c", "user.email=m@hive.invalid",
+                                                  "-C", dir.path] + args)
+    guard r.status == 0 else { throw HiveClientError.protocolError("git \(args.joined(separator: " ")) failed: \(r.lastError)") }
+    return r.text.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
 extension LiveHive {

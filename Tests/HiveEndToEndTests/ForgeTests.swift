@@ -41,22 +41,14 @@ extension LiveHive {
     func gitAs(_ user: String, token: String, _ args: [String], in dir: URL) throws -> (status: Int32, err: String) {
         let tokenFile = self.dir.appending(path: "token-\(user)")
         try Data(token.utf8).write(to: tokenFile)
-        let p = Process()
-        p.executableURL = URL(filePath: "/usr/bin/git")
-        p.arguments = ["-c", "user.name=\(user)", "-c", "user.email=\(user)@hive.invalid", "-c", "init.defaultBranch=main"] + args
-        p.currentDirectoryURL = dir
         let base = try #require(try? awaitForge())
         let origin = base.replacingOccurrences(of: "/forge", with: "")
-        p.environment = ["PATH": "/usr/bin:/bin", "HOME": self.dir.path, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
-                         "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "credential.\(origin).helper",
-                         "GIT_CONFIG_VALUE_0": "!f() { test \"$1\" = get && echo username=\(user) && echo \"password=$(cat \(tokenFile.path))\"; }; f"]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilGone()
-        return (p.terminationStatus, String(decoding: e, as: UTF8.self))
+        let env = ["PATH": "/usr/bin:/bin", "HOME": self.dir.path, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
+                   "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "credential.\(origin).helper",
+                   "GIT_CONFIG_VALUE_0": "!f() { test \"$1\" = get && echo username=\(user) && echo \"password=$(cat \(tokenFile.path))\"; }; f"]
+        let r = try ChildProcess.run("/usr/bin/git", ["-c", "user.name=\(user)", "-c", "user.email=\(user)@hive.invalid", "-c", "init.defaultBranch=main"] + args,
+                                     environment: env, directory: dir)
+        return (r.status, String(decoding: r.stderr, as: UTF8.self))
     }
 
     /// The forge URL from `info`, read synchronously (for helpers that are not async).
