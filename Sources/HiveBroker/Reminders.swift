@@ -183,7 +183,7 @@ extension Broker {
     /// The text a reminder arrives with.
     static func reminderMessage(body: String, filePath: String?, createdAt: Double, now: Double) -> String {
         let ago = max(0, Int(now - createdAt))
-        let when = ago < 120 ? "\(ago) s" : ago < 7200 ? "\(ago / 60) min" : ago < 172_800 ? "\(ago / 3600) h" : "\(ago / 86400) days"
+        let when = HumanTime.span(seconds: ago)
         var text = "Reminder you set \(when) ago:\n\(body)"
         if let filePath { text += "\n(Path you attached: \(filePath))" }
         // Bodies and paths are capped when the reminder is set; this only guards the message limit.

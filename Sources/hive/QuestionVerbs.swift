@@ -27,17 +27,12 @@ struct Questions: AsyncParsableCommand {
 
     static func describe(_ q: QuestionView, now: Double = Date().timeIntervalSince1970) -> String {
         var head = "#\(q.id) \(q.asker) → \(q.to) — \(q.state)"
-        if q.state == "open" { head += " (expires in \(Self.duration(q.expiresAt - now)))" }
+        if q.state == "open" { head += " (expires in \(HumanTime.span(seconds: Int(q.expiresAt - now))))" }
         var lines = [head, "  " + q.question.replacingOccurrences(of: "\n", with: "\n  ")]
         for (i, o) in q.options.enumerated() { lines.append("  \(i + 1). \(o)\(q.choices.contains(o) ? "  ✔" : "")") }
         if q.multi { lines.append("  (several may be chosen)") }
         if let a = q.answer { lines.append("  answer\(q.answeredBy.map { " by \($0)" } ?? ""): \(a)") }
         return Pending.printable(lines.joined(separator: "\n"))
-    }
-
-    static func duration(_ seconds: Double) -> String {
-        let s = max(0, Int(seconds))
-        return s < 120 ? "\(s) s" : s < 7200 ? "\(s / 60) min" : s < 172_800 ? "\(s / 3600) h" : "\(s / 86400) days"
     }
 }
 
