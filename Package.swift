@@ -74,6 +74,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // A stand-in of the Anthropic Messages API for the real Claude Code CLI: only the model is scripted.
+        // Used by the tests and the benchmarks; never linked into `hive`.
+        .target(name: "ModelStandIn", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "hive", dependencies: [
             "HiveWire", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP", "HiveTelemetry", "HiveWeb",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -82,7 +89,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "hive-bench", dependencies: [
-            "HiveWire", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness",
+            "HiveWire", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness", "ModelStandIn",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -93,6 +100,6 @@ let package = Package(
         .testTarget(name: "HiveWebTests", dependencies: ["HiveWeb"]),
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
-        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveTelemetry"]),
+        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveTelemetry", "ModelStandIn"]),
     ]
 )

@@ -67,6 +67,18 @@ struct AdminEndpoint: Sendable {
                 let configs = approvals.configs
                 try configs.setModelOverride(name, c.model)
                 return ResponseLine.ok(SetModelCommand.Reply(agent: name.rawValue, model: configs.modelOverride(name), configModel: configs.current(name).model))
+            case .resume(let c):
+                let names: [AgentName]
+                if c.all == true {
+                    names = try broker.agents().filter { $0.record.destroyedAt == nil }.compactMap { try? AgentName($0.record.name) }
+                } else {
+                    guard let a = c.agent else { throw RequestError("name an agent, or all: true") }
+                    let name = try AgentName(a)
+                    guard try broker.agent(name) != nil else { throw BrokerError.unknownAgent(name.rawValue) }
+                    names = [name]
+                }
+                approvals.configs.resume(names)
+                return ResponseLine.ok(ResumeCommand.Reply(resumed: names.map(\.rawValue)))
             case .revive(let c):
                 return ResponseLine.ok(try lifecycle.revive(try AgentName(c.name)))
             case .info:

@@ -62,7 +62,9 @@ struct AgentEndpoint: Sendable {
                                            body: "You asked for another turn (request_next_turn)\(why).", inReplyTo: nil)
                 return ResponseLine.ok(RequestNextTurnCommand.Reply(id: sent.ids[0]))
             case .newSession:
-                try NewSessionFlag.raise(in: layout.harnessDir(name))
+                // Core keeps the request and hands it to the harness with its next turn's settings:
+                // root writes nothing into the agent's directories for it.
+                configs.requestFreshSession(name)
                 return ResponseLine.ok(NewSessionCommand.Reply())
             case .remind(let c):
                 return ResponseLine.ok(try reminders.remind(c, for: name))
@@ -78,7 +80,8 @@ struct AgentEndpoint: Sendable {
             case .questions(let c):
                 return ResponseLine.ok(QuestionsCommand.Reply(questions: try broker.questions(to: name.rawValue, closed: c.all == true ? 20 : 0)))
             case .turnSettings:
-                return ResponseLine.ok(TurnSettingsCommand.Reply(model: configs.modelOverride(name)))
+                return ResponseLine.ok(TurnSettingsCommand.Reply(model: configs.modelOverride(name), resumes: configs.resumes(name),
+                                                                freshSession: configs.takeFreshSessionRequest(name)))
             }
     }
 
@@ -148,17 +151,6 @@ extension AgentEndpoint {
             logger.error("could not tell \(to) about dead letter \(message.id): \(error)")
         }
         logger.warning("\(name) dead-lettered message \(message.id): \(reason)")
-    }
-}
-
-/// The one-shot "start the next turn in a fresh session" flag: a file in the harness dir that the harness
-/// removes when it acts on it.
-public enum NewSessionFlag {
-    public static let fileName = "new-session-requested"
-
-    static func raise(in harnessDir: URL) throws {
-        try FileManager.default.createDirectory(at: harnessDir, withIntermediateDirectories: true)
-        try Data("requested\n".utf8).write(to: harnessDir.appending(path: fileName))
     }
 }
 

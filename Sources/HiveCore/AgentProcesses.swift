@@ -115,8 +115,7 @@ final class AgentProcesses: Service, Sendable {
     private func launch(_ name: AgentName) {
         defer { state.withLock { $0.children[name]?.launching = false } }
         let p = Process()
-        var env = environment
-        env["CLAUDECODE"] = nil
+        var env = CageEnvironment.filter(environment)
         if let forge { env.merge(forge.environment(for: name, caged: cage != nil)) { $1 } }
         let config = configs.current(name)
         var executable: String, arguments: [String], isolation: String

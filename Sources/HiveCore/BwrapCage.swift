@@ -68,7 +68,8 @@ public struct BwrapCage: Sendable {
         }
         var env = environment
         // Bound at its real path: a symlinked install resolves to the file that exists in the cage.
-        let claude = ClaudeExecutable.resolve(environment: environment).map { URL(filePath: $0).resolvingSymlinksInPath().path }
+        var claude = ClaudeExecutable.resolve(environment: environment).map { URL(filePath: $0).resolvingSymlinksInPath().path }
+        if getuid() == 0, let c = claude { claude = try AgentBinaries.reachable(c, in: layout) }
         if let claude { env["HIVE_CLAUDE"] = claude }
         env["HOME"] = "/agents/\(name)/harness/home"
         env["HIVE_SOCKET"] = "/run/hive/mcp.sock"
@@ -104,7 +105,7 @@ public struct BwrapCage: Sendable {
         args += ["--chdir", "\(inside)/state", "--",
                  hive, "agent", "--name", name.rawValue, "--socket", "/run/hive/mcp.sock",
                  "--state-dir", "\(inside)/state", "--harness-dir", "\(inside)/harness",
-                 "--web-socket", "/run/hive/web.sock", "--config", Self.configPath, "--supervised"]
+                 "--web-socket", "/run/hive/web.sock", "--config", Self.configPath, "--supervised", "--sandbox", "bwrap"]
         if prefix.isEmpty { return ("/usr/bin/bwrap", args, env) }
         return (prefix[0], Array(prefix.dropFirst()) + ["/usr/bin/bwrap"] + args, env)
     }

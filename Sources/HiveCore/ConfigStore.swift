@@ -93,6 +93,17 @@ final class ConfigStore: Sendable {
         logger.notice("\(name): runtime model set to \(model) (the config says \(current(name).model))")
     }
 
+    /// `hive resume` counts per agent (in memory: a harness that restarts tries again anyway).
+    private let resumeCounts = Mutex<[AgentName: Int]>([:])
+    func resumes(_ name: AgentName) -> Int { resumeCounts.withLock { $0[name] ?? 0 } }
+    func resume(_ names: [AgentName]) { resumeCounts.withLock { for n in names { $0[n, default: 0] += 1 } } }
+
+    /// Agents that asked for a fresh session (`new_session`), until their harness next asks for its turn
+    /// settings. In memory: a lost request after a core restart costs one continued turn, nothing more.
+    private let freshRequests = Mutex<Set<AgentName>>([])
+    func requestFreshSession(_ name: AgentName) { _ = freshRequests.withLock { $0.insert(name) } }
+    func takeFreshSessionRequest(_ name: AgentName) -> Bool { freshRequests.withLock { $0.remove(name) != nil } }
+
     static func defaults(for name: AgentName) -> AgentConfig {
         var c = AgentConfig()
         c.description = name == .manager ? "the hive's manager: keeper of every agent's config" : ""

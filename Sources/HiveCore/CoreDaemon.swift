@@ -94,7 +94,17 @@ public final class CoreDaemon: Sendable {
         if options.cage == .bwrap, !BwrapCage.available {
             throw CoreError("--cage bwrap needs bubblewrap: apt-get install bubblewrap (or use --cage process)")
         }
-        let bwrap = options.cage == .bwrap ? BwrapCage(layout: layout, broker: broker, hive: options.hiveExecutable, logger: logger) : nil
+        var bwrap: BwrapCage?
+        if options.cage == .bwrap {
+            var hive = options.hiveExecutable
+            if getuid() == 0 {
+                // Cages run as agents' uids: what they bind must be reachable by them.
+                try AgentBinaries.checkRoot(layout)
+                hive = try AgentBinaries.reachable(hive, in: layout)
+                if hive != options.hiveExecutable { logger.notice("the hive binary is not reachable by agents' uids; cages run a copy: \(hive)") }
+            }
+            bwrap = BwrapCage(layout: layout, broker: broker, hive: hive, logger: logger)
+        }
         var forgeService: (any Service)?
         var forgeDesk: ForgeDesk?
         if let listen = options.forgeListen {

@@ -2,8 +2,11 @@ import Foundation
 import HiveBroker
 import HiveWire
 
-/// Takes `remind` requests: checks timing and limits, spills long texts to the agent's state dir,
-/// stores the reminder and tells the scheduler.
+/// Takes `remind` requests: checks timing and limits, stores the reminder and tells the scheduler.
+///
+/// Core writes nothing for a reminder into the agent's directories (root writing where an agent can
+/// plant links is how a host file gets overwritten): long texts are saved by `hive mcp`, as the agent,
+/// in its own state dir, and the reminder carries the path.
 struct ReminderDesk: Sendable {
     let broker: Broker
     let layout: HiveLayout
@@ -11,20 +14,25 @@ struct ReminderDesk: Sendable {
     let scheduler: ReminderScheduler
     /// Seconds an `at_unix` may lie in the past (clock skew, a slow turn) and still fire at once.
     static let pastTolerance = 60.0
-    /// Texts longer than this are saved to a file and the reminder points to it.
-    static let spillBytes = 3000
+    /// Longest reminder text core takes; `hive mcp` saves longer ones to a file first.
+    public static let maxBytes = 3000
+    /// The latest `at_unix` taken before any conversion (year 5138): a number past it is refused as such.
+    static let latestUnix = 1e11
 
     func remind(_ c: RemindCommand, for agent: AgentName, now: Double = Date().timeIntervalSince1970) throws -> RemindCommand.Reply {
         guard !c.message.isEmpty else { throw RequestError("remind: message is empty") }
+        guard c.message.utf8.count <= Self.maxBytes else {
+            throw RequestError("remind: message is \(c.message.utf8.count) bytes, more than \(Self.maxBytes); save the text in a file and give file_path")
+        }
         let dueAt: Double
         switch (c.delaySeconds, c.atUnix) {
         case (nil, nil): throw RequestError("remind: give exactly one of delay_seconds or at_unix")
         case (.some, .some): throw RequestError("remind: give exactly one of delay_seconds or at_unix, not both")
         case (let d?, nil):
-            guard d.isFinite, d >= 0 else { throw RequestError("remind: delay_seconds must be 0 or more") }
+            guard d.isFinite, d >= 0, d <= Self.latestUnix else { throw RequestError("remind: delay_seconds must be a number of seconds, 0 or more") }
             dueAt = now + d
         case (nil, let at?):
-            guard at.isFinite else { throw RequestError("remind: at_unix must be unix seconds") }
+            guard at.isFinite, at >= 0, at <= Self.latestUnix else { throw RequestError("remind: at_unix must be unix seconds (0 to 1e11)") }
             guard at >= now - Self.pastTolerance else {
                 throw RequestError("remind: at_unix \(Int(at)) is \(Int(now - at)) s in the past; use a future time or delay_seconds")
             }
@@ -48,27 +56,9 @@ struct ReminderDesk: Sendable {
     }
 
     private func store(_ c: RemindCommand, for agent: AgentName, dueAt: Double, now: Double) throws -> RemindCommand.Reply {
-        var body = c.message
-        var spilled: String?
-        if body.utf8.count > Self.spillBytes {
-            let dir = layout.stateDir(agent).appending(path: "reminders")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            let file = dir.appending(path: "reminder-\(Int(now))-\(UUID().uuidString.prefix(8)).md")
-            try Data(body.utf8).write(to: file)
-            spilled = file.path
-            var start = String(c.message.prefix(300))
-            while start.utf8.count > 600 { start.removeLast() }
-            body = "The full text (\(c.message.utf8.count) bytes) is in \(file.path). It begins:\n\(start)…"
-        }
-        let created: (id: Int64, pending: Int)
-        do {
-            created = try broker.createReminder(agent, body: body, filePath: c.filePath, dueAt: dueAt, cap: limits.policy(for: agent).cap)
-        } catch {
-            if let spilled { try? FileManager.default.removeItem(atPath: spilled) }
-            throw error
-        }
-        let (id, pending) = created
+        let (id, pending) = try broker.createReminder(agent, body: c.message, filePath: c.filePath, dueAt: dueAt,
+                                                      cap: limits.policy(for: agent).cap)
         scheduler.kick()
-        return RemindCommand.Reply(id: id, dueAt: dueAt, pending: pending, spilledTo: spilled)
+        return RemindCommand.Reply(id: id, dueAt: dueAt, pending: pending, spilledTo: nil)
     }
 }

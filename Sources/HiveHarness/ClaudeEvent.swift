@@ -6,9 +6,12 @@ public struct Usage: Codable, Sendable, Equatable {
     public var output = 0
     public var cacheRead = 0
     public var cacheCreation = 0
+    /// The part of `cacheCreation` written to the 1-hour cache (2x base input; the rest is 5-minute, 1.25x).
+    public var cacheCreation1h = 0
 
-    public init(input: Int = 0, output: Int = 0, cacheRead: Int = 0, cacheCreation: Int = 0) {
+    public init(input: Int = 0, output: Int = 0, cacheRead: Int = 0, cacheCreation: Int = 0, cacheCreation1h: Int = 0) {
         self.input = input; self.output = output; self.cacheRead = cacheRead; self.cacheCreation = cacheCreation
+        self.cacheCreation1h = cacheCreation1h
     }
 
     /// The prompt size this call saw: uncached + cache-written + cache-read input.
@@ -16,14 +19,32 @@ public struct Usage: Codable, Sendable, Equatable {
 
     static func + (a: Usage, b: Usage) -> Usage {
         Usage(input: a.input + b.input, output: a.output + b.output, cacheRead: a.cacheRead + b.cacheRead,
-              cacheCreation: a.cacheCreation + b.cacheCreation)
+              cacheCreation: a.cacheCreation + b.cacheCreation, cacheCreation1h: a.cacheCreation1h + b.cacheCreation1h)
     }
 
+    /// The API's usage object (`input_tokens`, ..., `cache_creation.ephemeral_1h_input_tokens`).
     init(json: [String: Any]?) {
         func int(_ k: String) -> Int { (json?[k] as? NSNumber)?.intValue ?? 0 }
+        let split = json?["cache_creation"] as? [String: Any]
         self.init(input: int("input_tokens"), output: int("output_tokens"), cacheRead: int("cache_read_input_tokens"),
-                  cacheCreation: int("cache_creation_input_tokens"))
+                  cacheCreation: int("cache_creation_input_tokens"),
+                  cacheCreation1h: (split?["ephemeral_1h_input_tokens"] as? NSNumber)?.intValue ?? 0)
     }
+
+    /// The CLI's per-model usage object in `modelUsage` (camelCase keys).
+    init(modelUsage json: [String: Any]) {
+        func int(_ k: String) -> Int { (json[k] as? NSNumber)?.intValue ?? 0 }
+        self.init(input: int("inputTokens"), output: int("outputTokens"), cacheRead: int("cacheReadInputTokens"),
+                  cacheCreation: int("cacheCreationInputTokens"), cacheCreation1h: int("cacheCreationEphemeral1hInputTokens"))
+    }
+}
+
+/// One model's share of a run, as the `result` line's `modelUsage` reports it. On `--continue` these are
+/// the session's running totals, like `total_cost_usd`; the turn's share is the difference.
+public struct ModelUsage: Codable, Sendable, Equatable {
+    public var usage: Usage
+    public var costUSD: Double
+    public init(usage: Usage, costUSD: Double) { self.usage = usage; self.costUSD = costUSD }
 }
 
 /// The `result` line that ends a turn.
@@ -37,12 +58,19 @@ public struct ClaudeResult: Sendable, Equatable {
     public var apiErrorStatus: Int?
     public var contextWindow: Int?
     public var numTurns: Int?
+    /// This run's token totals (every API call of the run; not cumulative).
+    public var usage: Usage?
+    /// Per model, the session's running totals (cumulative on `--continue`).
+    public var modelUsage: [String: ModelUsage] = [:]
+    /// Tools the CLI refused to run in this turn, by name.
+    public var permissionDenials: [String] = []
+    public var apiErrorType: String?
 }
 
 /// One stdout line of `claude --output-format stream-json`, parsed tolerantly: anything unknown is kept
 /// as `.other` and otherwise ignored, and a line that is not JSON becomes a `.note`.
 public enum ClaudeEvent: Sendable, Equatable {
-    case initialized(sessionID: String?, model: String?)
+    case initialized(sessionID: String?, model: String?, version: String?)
     /// One content block of an assistant message (the CLI writes one line per block, each repeating the
     /// message's full usage).
     case assistant(messageID: String?, usage: Usage?, toolUses: [ToolUse], text: String?, error: String?)
@@ -62,6 +90,30 @@ public enum ClaudeEvent: Sendable, Equatable {
         public var name: String
     }
 
+    /// Parses one stdout line into its events: normally one; a line with another line spliced into it
+    /// (the CLI has written a `rate_limit_event` into the middle of a line) gives both, so a broken line
+    /// never loses the turn's result.
+    public static func events(in line: Data) -> [ClaudeEvent] {
+        let first = parse(line)
+        guard case .note = first else { return [first] }
+        let bytes = [UInt8](line)
+        var found: [ClaudeEvent] = []
+        var i = 0
+        while i < bytes.count {
+            guard bytes[i] == UInt8(ascii: "{"), let end = JSONScan.objectEnd(bytes, from: i) else { i += 1; continue }
+            let inner = parse(Data(bytes[i..<end]))
+            if case .note = inner { i += 1; continue }
+            // What is left around a spliced-in object may be a whole line of its own.
+            if i > 0 {
+                let outer = parse(Data(bytes[..<i] + bytes[end...]))
+                if case .note = outer {} else { found.append(outer) }
+            }
+            found.append(inner)
+            i = end
+        }
+        return found.isEmpty ? [first] : found
+    }
+
     /// Parses one line (without its newline).
     public static func parse(_ line: Data) -> ClaudeEvent {
         guard let obj = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any], let type = obj["type"] as? String else {
@@ -71,7 +123,8 @@ public enum ClaudeEvent: Sendable, Equatable {
         case "system":
             let subtype = obj["subtype"] as? String ?? ""
             switch subtype {
-            case "init": return .initialized(sessionID: obj["session_id"] as? String, model: obj["model"] as? String)
+            case "init": return .initialized(sessionID: obj["session_id"] as? String, model: obj["model"] as? String,
+                                             version: obj["claude_code_version"] as? String)
             case "compact_boundary":
                 let meta = obj["compact_metadata"] as? [String: Any]
                 return .compactBoundary(preTokens: (meta?["pre_tokens"] as? NSNumber)?.intValue,
@@ -108,16 +161,45 @@ public enum ClaudeEvent: Sendable, Equatable {
         case "result":
             var text = obj["result"] as? String ?? ""
             if text.isEmpty, let errors = obj["errors"] as? [String] { text = errors.joined(separator: "; ") }
-            let modelUsage = obj["modelUsage"] as? [String: [String: Any]]
-            let window = modelUsage?.values.compactMap { ($0["contextWindow"] as? NSNumber)?.intValue }.max()
+            let modelUsage = obj["modelUsage"] as? [String: [String: Any]] ?? [:]
+            let window = modelUsage.values.compactMap { ($0["contextWindow"] as? NSNumber)?.intValue }.max()
+            let denials = (obj["permission_denials"] as? [[String: Any]] ?? []).compactMap { $0["tool_name"] as? String }
             return .result(ClaudeResult(
                 isError: obj["is_error"] as? Bool ?? false, subtype: obj["subtype"] as? String ?? "",
                 text: text, totalCostUSD: (obj["total_cost_usd"] as? NSNumber)?.doubleValue,
                 terminalReason: obj["terminal_reason"] as? String,
                 apiErrorStatus: (obj["api_error_status"] as? NSNumber)?.intValue,
-                contextWindow: window, numTurns: (obj["num_turns"] as? NSNumber)?.intValue))
+                contextWindow: window, numTurns: (obj["num_turns"] as? NSNumber)?.intValue,
+                usage: (obj["usage"] as? [String: Any]).map { Usage(json: $0) },
+                modelUsage: modelUsage.mapValues { ModelUsage(usage: Usage(modelUsage: $0), costUSD: ($0["costUSD"] as? NSNumber)?.doubleValue ?? 0) },
+                permissionDenials: denials, apiErrorType: obj["api_error_type"] as? String ?? obj["api_error"] as? String))
         default:
             return .other(type: type)
         }
+    }
+}
+
+/// Finds where a JSON object that starts at an index ends (brace matching that respects strings).
+enum JSONScan {
+    static func objectEnd(_ b: [UInt8], from start: Int) -> Int? {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        var i = start
+        while i < b.count {
+            let c = b[i]
+            if inString {
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+            } else if c == UInt8(ascii: "\"") {
+                inString = true
+            } else if c == UInt8(ascii: "{") {
+                depth += 1
+            } else if c == UInt8(ascii: "}") {
+                depth -= 1
+                if depth == 0 { return i + 1 }
+            }
+            i += 1
+        }
+        return nil
     }
 }

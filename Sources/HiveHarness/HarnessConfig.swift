@@ -26,19 +26,36 @@ public struct HarnessConfig: Sendable {
     public var transientRetries = 8
     /// Seconds to wait before re-probing a limit whose reset time is unknown.
     public var rateLimitReprobe: Double = 3600
+    /// Longest one park lasts before the limit is probed again with a turn (nil: until the reset).
+    /// From `HIVE_HARNESS_PARK_CAP` (seconds).
+    public var parkCap: Double?
     /// Most seconds added after a reset time, so agents parked on one limit do not all wake at once.
     public var rateLimitJitter: Double = 60
     /// Seconds between checks while claude is missing or not logged in.
     public var setupRecheck: Double = 60
+    /// Longest an agent out of credit waits for `hive resume` before trying one turn again.
+    public var billingRecheck: Double = 3600
+    /// How often a waiting agent asks core whether the operator said resume.
+    public var resumePoll: Double = 5
     /// The process environment claude starts from.
     public var environment: [String: String]
     /// MCP servers claude gets beside the hive's own.
     public var extraMCPServers: [String: AgentConfig.MCPServer] = [:]
+    /// What claude may do without asking (from the config).
+    public var permissions = AgentConfig.Permissions()
+    /// Whether the harness runs in a bubblewrap cage (core says so with `--sandbox bwrap`): only then is
+    /// "everything allowed" the default, since the cage is the boundary.
+    public var sandboxed = false
+    /// How many times the CLI may retry one API call itself (`CLAUDE_CODE_MAX_RETRIES`). The CLI's own
+    /// default is 10 over about 3 minutes, which hides a whole outage inside one turn; the harness has
+    /// its own backoff and tells the operator, so the CLI gives up early.
+    public var cliMaxRetries = 2
 
     public init(name: AgentName, socket: String, stateDir: String, harnessDir: String, webSocket: String?,
                 hiveExecutable: String, environment: [String: String]) {
         self.name = name; self.socket = socket; self.stateDir = stateDir; self.harnessDir = harnessDir
         self.webSocket = webSocket; self.hiveExecutable = hiveExecutable; self.environment = environment
+        if let cap = environment["HIVE_HARNESS_PARK_CAP"].flatMap(Double.init), cap.isFinite, cap >= 1 { parkCap = cap }
     }
 
     /// Takes the settings of the agent's config (what core deployed for it).
@@ -50,6 +67,49 @@ public struct HarnessConfig: Sendable {
         policy = SessionPolicy(contextFraction: c.session.contextFraction, cacheTTL: Double(c.session.cacheTTLSeconds),
                                freshBaselineTokens: policy.freshBaselineTokens)
         turnTimeout = .seconds(c.session.turnTimeoutSeconds)
+        permissions = c.permissions
+    }
+
+    /// The tools of the hive's own MCP server, always allowed: an agent that cannot use them cannot
+    /// answer anyone.
+    static let hiveTools = "mcp__hive"
+    /// Without a cage (and by default as root), claude gets the hive's tools and reading files only.
+    static let unsandboxedTools = [hiveTools, "Read", "Glob", "Grep"]
+
+    /// claude's permission flags. In a cage with no mode set: bypass (the cage is the boundary), the
+    /// config's deny rules still applied. Without a cage a bypass is never given, whatever the config says.
+    var permissionArguments: [String] {
+        var mode = permissions.mode
+        var allow = [Self.hiveTools] + permissions.allow
+        if !sandboxed {
+            if mode == nil || mode == "bypassPermissions" { mode = "default" }
+            allow = Self.unsandboxedTools + permissions.allow
+        } else if mode == nil {
+            mode = "bypassPermissions"
+        }
+        var args = ["--permission-mode", mode ?? "default", "--allowedTools", allow.joined(separator: ",")]
+        if !permissions.deny.isEmpty { args += ["--disallowedTools", permissions.deny.joined(separator: ",")] }
+        return args
+    }
+
+    /// The environment claude runs with: the harness's, less what would confuse a nested CLI, plus the
+    /// settings that keep a headless CLI predictable (no auto-update: the version is the operator's
+    /// choice; no traffic beyond the model API; bounded retries; the hive's tools loaded up front).
+    var claudeEnvironment: [String: String] {
+        var env = environment
+        env["CLAUDECODE"] = nil
+        env["CLAUDE_CODE_ENTRYPOINT"] = nil
+        env["DISABLE_AUTOUPDATER"] = "1"
+        env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
+        env["DISABLE_TELEMETRY"] = "1"
+        if env["CLAUDE_CODE_MAX_RETRIES"] == nil { env["CLAUDE_CODE_MAX_RETRIES"] = String(cliMaxRetries) }
+        // Measured (docs/benchmarks.md): with tool search on, the first use of a hive tool in a turn costs
+        // one more API round trip (a ToolSearch call); the hive's tools are few and their schemas small.
+        if env["ENABLE_TOOL_SEARCH"] == nil { env["ENABLE_TOOL_SEARCH"] = "false" }
+        // The harness drives bypass mode only inside a cage whose uid is not root; the CLI's own root
+        // check would refuse it where the cage maps the agent to uid 0 (a rootless hive).
+        if sandboxed { env["IS_SANDBOX"] = "1" }
+        return env
     }
 
     /// What claude's system prompt gets appended: the role of the hive's manager for the manager, where
@@ -64,5 +124,4 @@ public struct HarnessConfig: Sendable {
     var statsPath: String { harnessDir + "/turn-stats.sqlite" }
     var sessionPath: String { harnessDir + "/session.json" }
     var mcpConfigPath: String { harnessDir + "/mcp-config.json" }
-    var newSessionFlagPath: String { harnessDir + "/new-session-requested" }
 }

@@ -3,7 +3,7 @@ import Synchronization
 
 /// What the harness is doing, for its HTTP endpoint and for `report_state` to core.
 public struct HarnessSnapshot: Codable, Sendable, Equatable {
-    /// idle | thinking | compacting | rate_limited | backoff | needs_login | claude_missing | disconnected
+    /// idle | thinking | compacting | rate_limited | backoff | needs_login | needs_billing | claude_missing | disconnected
     public var state = "starting"
     public var rateLimitedUntil: Double?
     public var detail: String?
@@ -21,6 +21,10 @@ public struct HarnessSnapshot: Codable, Sendable, Equatable {
     /// The message the current turn works on.
     public var messageID: Int64?
     public var lastTurnEndedAt: Double?
+    /// The Claude Code version of the last turn.
+    public var cliVersion: String?
+    /// Tools claude was refused in the last turn that had any refusals (for the agent page).
+    public var permissionDenials: [String] = []
 }
 
 /// Session bookkeeping kept across harness restarts in `<harness>/session.json`.
@@ -29,6 +33,11 @@ struct SessionRecord: Codable, Sendable {
     var lastTurnEndedAt: Double?
     var contextTokens: Int?
     var contextWindow: Int?
+    /// The CLI's running totals per model for `sessionID`, as its last turn reported them: the next
+    /// continued turn's share is the difference.
+    var modelTotals: [String: ModelUsage]?
+    /// Tools the manager has been told this agent was denied (each once).
+    var deniedToolsReported: [String]?
 }
 
 /// The live snapshot, shared by the turn loop (writer) and the HTTP endpoint (reader).

@@ -58,7 +58,7 @@ public enum HarnessWeb {
             return try json(["compact": "before the next turn"])
         }
         router.post("/new-session") { _, _ in
-            try loop.requestNewSession()
+            loop.requestNewSession()
             return try json(["new_session": "on the next turn"])
         }
         // A note for the agent from whoever is on this page. The harness can only speak as the agent, so

@@ -10,6 +10,8 @@ public enum ErrorClass: Sendable, Equatable {
     case promptTooLong
     /// Claude is not logged in (or the key is bad): a person has to act.
     case needsLogin
+    /// No credit left, or a spending cap of $0: the operator has to act; retrying only burns requests.
+    case billing
     /// Anything else: a failed turn.
     case other
 }
@@ -25,12 +27,14 @@ public enum LimitText {
         // Server-side throttling and overload say so, and are not the plan's limit.
         let transientMarks = ["not your usage limit", "request rejected (429)", "api error: rate limit reached", "overloaded",
                               "api error: 529", "api error: 500", "api error: 502", "api error: 503", "api error: 504",
-                              "server_error", "internal server error", "connection error", "timed out", "econnreset"]
+                              "server_error", "internal server error", "connection error", "timed out", "econnreset", "stream idle timeout"]
         if transientMarks.contains(where: lower.contains) { return .transient }
+        let billingMarks = ["credit balance is too low", "credit balance too low", "usage limit is set to $0", "spend limit is set to $0", "out of credits"]
+        if billingMarks.contains(where: lower.contains) { return .billing }
         let loginMarks = ["not logged in", "invalid api key", "please run /login", "oauth token has expired", "authentication_failed"]
         if loginMarks.contains(where: lower.contains) { return .needsLogin }
         let limitMarks = ["usage limit reached", "limit reached", "you've hit your", "you have hit your", "limit will reset",
-                          "session limit", "weekly limit", "5-hour limit", "rate_limit_error", "would exceed your account's rate limit"]
+                          "session limit", "weekly limit", "5-hour limit", "out of extra usage", "monthly usage limit", "monthly spend limit", "rate_limit_error", "would exceed your account's rate limit"]
         if limitMarks.contains(where: lower.contains) || apiStatus == 429 {
             return .usageLimit(resetsAt: resetTime(in: t, now: now))
         }
@@ -55,7 +59,8 @@ public enum LimitText {
         }
         guard (0...23).contains(hour), (0...59).contains(minute) else { return nil }
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = m.output.tz.flatMap { TimeZone(identifier: String($0)) } ?? TimeZone(identifier: "UTC")!
+        // A time without a zone is the host's: the CLI prints resets in the local zone of the machine it runs on.
+        calendar.timeZone = m.output.tz.flatMap { TimeZone(identifier: String($0)) } ?? .current
         var parts = calendar.dateComponents([.year, .month, .day], from: now)
         parts.hour = hour
         parts.minute = minute

@@ -3,12 +3,15 @@ import Foundation
 /// How a turn ended, as the turn loop acts on it.
 public enum TurnOutcome: Sendable, Equatable {
     case ok
-    /// Park until the limit lifts (unix seconds), or re-probe later when the time is unknown.
-    case rateLimited(until: Double?)
+    /// Park until the limit lifts (unix seconds), or re-probe later when the time is unknown. `window` is
+    /// the limit's kind when the CLI said (`five_hour`, `seven_day`, a model-scoped `seven_day_opus`, ...).
+    case rateLimited(until: Double?, window: String? = nil)
     case promptTooLong
     /// Overload, throttling, a dropped connection: retry soon, do not count it against the message.
     case transient(String)
     case needsLogin(String)
+    /// Out of credit or a spending cap of $0: only the operator can fix it; no retries until then.
+    case needsBilling(String)
     case failed(String)
 
     /// The `result_kind` column of turn stats.
@@ -17,7 +20,7 @@ public enum TurnOutcome: Sendable, Equatable {
         case .ok: return "ok"
         case .rateLimited: return "rate_limited"
         case .promptTooLong: return "prompt_too_long"
-        case .transient, .needsLogin, .failed: return "failed"
+        case .transient, .needsLogin, .needsBilling, .failed: return "failed"
         }
     }
 }
@@ -27,6 +30,8 @@ public enum TurnOutcome: Sendable, Equatable {
 public struct TurnAccumulator: Sendable {
     public private(set) var sessionID: String?
     public private(set) var model: String?
+    /// The CLI's version, from its init line.
+    public private(set) var cliVersion: String?
     /// Tool calls by tool name, each tool_use counted once.
     public private(set) var toolCalls: [String: Int] = [:]
     /// Usage per assistant message id: the CLI repeats a message's usage on every content block.
@@ -36,8 +41,9 @@ public struct TurnAccumulator: Sendable {
     /// The context the last assistant message saw.
     public private(set) var contextTokens: Int?
     public private(set) var result: ClaudeResult?
-    /// `resetsAt` of a `rate_limit_event` with status `rejected` (0 when it gave no time).
+    /// `resetsAt` of a `rate_limit_event` with status `rejected` (0 when it gave no time), and its window.
     public private(set) var rejectedUntil: Double?
+    public private(set) var rejectedWindow: String?
     public private(set) var compacted = false
     public private(set) var notes = 0
     public private(set) var events = 0
@@ -47,9 +53,10 @@ public struct TurnAccumulator: Sendable {
     public mutating func consume(_ event: ClaudeEvent) {
         events += 1
         switch event {
-        case .initialized(let session, let model):
+        case .initialized(let session, let model, let version):
             if let session { sessionID = session }
             if let model { self.model = model }
+            if let version { cliVersion = version }
         case .assistant(let id, let usage, let tools, _, _):
             if let usage {
                 if let id { usageByMessage[id] = usage } else { anonymousUsage = anonymousUsage + usage }
@@ -61,8 +68,8 @@ public struct TurnAccumulator: Sendable {
                 }
                 toolCalls[tool.name, default: 0] += 1
             }
-        case .rateLimit(let status, let resetsAt, _):
-            if status == "rejected" { rejectedUntil = resetsAt ?? 0 }
+        case .rateLimit(let status, let resetsAt, let kind):
+            if status == "rejected" { rejectedUntil = resetsAt ?? 0; rejectedWindow = kind }
         case .compactBoundary:
             compacted = true
         case .result(let r):
@@ -74,24 +81,60 @@ public struct TurnAccumulator: Sendable {
         }
     }
 
-    /// Token totals of the turn, each assistant message counted once.
-    public var usage: Usage { usageByMessage.values.reduce(anonymousUsage, +) }
+    /// Token totals of the turn: the `result` line's (the only true totals: `assistant` lines carry each
+    /// call's usage at its start, `output_tokens: 1`), else each assistant message counted once.
+    public var usage: Usage { result?.usage ?? usageByMessage.values.reduce(anonymousUsage, +) }
 
-    /// Cost of the turn: one claude process per turn, so its cumulative total is the turn's.
-    public var costUSD: Double { result?.totalCostUSD ?? 0 }
+    /// This turn's share of each model's usage and cost. `modelUsage` and `total_cost_usd` are the
+    /// session's running totals on `--continue`; `previous` is what the session's last turn reported
+    /// (empty for a fresh session). A total that went down means the CLI started counting afresh.
+    public func turnModelUsage(previous: [String: ModelUsage]) -> [String: ModelUsage] {
+        guard let totals = result?.modelUsage else { return [:] }
+        return totals.reduce(into: [:]) { out, entry in
+            let (name, now) = entry
+            guard let before = previous[name], before.costUSD <= now.costUSD, before.usage.output <= now.usage.output else {
+                out[name] = now
+                return
+            }
+            let u = Usage(input: now.usage.input - before.usage.input, output: now.usage.output - before.usage.output,
+                          cacheRead: now.usage.cacheRead - before.usage.cacheRead,
+                          cacheCreation: now.usage.cacheCreation - before.usage.cacheCreation,
+                          cacheCreation1h: now.usage.cacheCreation1h - before.usage.cacheCreation1h)
+            out[name] = ModelUsage(usage: u, costUSD: now.costUSD - before.costUSD)
+        }
+    }
+
+    /// The turn's cost: the sum of its models' shares (never the session's running total).
+    public func costUSD(previous: [String: ModelUsage]) -> Double {
+        turnModelUsage(previous: previous).values.reduce(0) { $0 + $1.costUSD }
+    }
+
+    /// Tools the CLI refused in this turn.
+    public var permissionDenials: [String] { result?.permissionDenials ?? [] }
 
     public var toolCallCount: Int { toolCalls.values.reduce(0, +) }
 
+    /// A reset time is believed only within a minute to a week from now: a time in the past or a garbled
+    /// one must neither busy-loop the agent nor park it for years.
+    static func clampReset(_ until: Double, now: Date) -> Double {
+        let t = now.timeIntervalSince1970
+        return min(max(until, t + 60), t + 7 * 86_400)
+    }
+
     /// What the turn came to, given how the process exited (nil: killed or never started).
     public func outcome(exitStatus: Int32?, now: Date = Date()) -> TurnOutcome {
-        if let until = rejectedUntil { return .rateLimited(until: until > 0 ? until : nil) }
+        // The structured event first (its time is exact), the text second.
+        if let until = rejectedUntil {
+            return .rateLimited(until: until > 0 ? Self.clampReset(until, now: now) : nil, window: rejectedWindow)
+        }
         guard let result else {
             let how = exitStatus.map { "claude exited with status \($0) without a result" } ?? "claude was stopped before it finished"
             return .failed(how)
         }
         guard result.isError else { return .ok }
         switch LimitText.classify(result.text, apiStatus: result.apiErrorStatus, now: now) {
-        case .usageLimit(let resetsAt): return .rateLimited(until: resetsAt)
+        case .usageLimit(let resetsAt): return .rateLimited(until: resetsAt.map { Self.clampReset($0, now: now) })
+        case .billing: return .needsBilling(result.text)
         case .transient: return .transient(result.text)
         case .promptTooLong: return .promptTooLong
         case .needsLogin: return .needsLogin(result.text)

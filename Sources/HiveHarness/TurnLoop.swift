@@ -18,12 +18,16 @@ public final class TurnLoop: Sendable {
     public let status = HarnessStatus()
     private let logger: Logger
     private let controls = Mutex(Controls())
+    /// Denied tools the manager has not been told about yet (sent after the turn, on the agent's socket).
+    private let pendingDenialNotices = Mutex<[String]>([])
 
     private struct Controls {
         /// Cancels the claude run in progress.
         var currentTurn: (@Sendable () -> Void)?
         var cancelRequested = false
         var compactRequested = false
+        /// A fresh session for the next turn (the agent's page, or the agent's own `new_session` via core).
+        var freshRequested = false
         var lastReported: ReportStateCommand?
     }
 
@@ -70,16 +74,31 @@ public final class TurnLoop: Sendable {
     }
 
     /// Starts the next turn in a fresh session.
-    public func requestNewSession() throws {
-        try Data("requested\n".utf8).write(to: URL(filePath: config.newSessionFlagPath))
+    public func requestNewSession() {
+        controls.withLock { $0.freshRequested = true }
     }
 
     /// The model the next turn runs with: the operator's runtime choice (from core), else the config's.
     var model: String { status.read().modelOverride ?? config.model }
 
+    /// Waits until the operator says `hive resume` for this agent (core's count changes), or at most
+    /// `atMost` seconds, checking every few seconds.
+    private func waitForResume(_ conn: HiveConnection, atMost: Double) async throws {
+        let start = try? await conn.call(TurnSettingsCommand()).resumes
+        let deadline = ContinuousClock.now + .seconds(atMost)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .seconds(min(config.resumePoll, atMost)))
+            if let now = try? await conn.call(TurnSettingsCommand()).resumes, now != start {
+                note("the operator said resume")
+                return
+            }
+        }
+    }
+
     /// Asks core for what the operator changed at runtime (the model). Core not answering keeps what was known.
     private func refreshSettings(_ conn: HiveConnection) async {
         guard let settings = try? await conn.call(TurnSettingsCommand()) else { return }
+        if settings.freshSession == true { requestNewSession() }
         let before = status.read().modelOverride
         guard settings.model != before else { return }
         _ = status.update {
@@ -175,10 +194,12 @@ public final class TurnLoop: Sendable {
             switch outcome {
             case .ok:
                 return true
-            case .rateLimited(let until):
+            case .rateLimited(let until, _):
                 let now = Date().timeIntervalSince1970
                 // Never resume in the past, never busy-loop: at least a second, plus jitter.
-                let resume = max(now + 1, until ?? now + config.rateLimitReprobe) + Double.random(in: 0...max(0, config.rateLimitJitter))
+                var resume = max(now + 1, until ?? now + config.rateLimitReprobe) + Double.random(in: 0...max(0, config.rateLimitJitter))
+                // An operator's cap on one park: re-probe the limit sooner than its reset (tests use it too).
+                if let cap = config.parkCap { resume = min(resume, now + cap) }
                 await report(conn, state: "rate_limited", until: resume,
                              detail: until == nil ? "limit hit; no reset time given, re-probing in an hour" : "limit hit; resuming after the reset")
                 note("rate limited until \(Date(timeIntervalSince1970: resume)); message \(message.id) waits, unacked")
@@ -202,6 +223,10 @@ public final class TurnLoop: Sendable {
                 let wait = config.transientBackoff.delay(attempt: transient)
                 await report(conn, state: "backoff", detail: "transient API error, retrying in \(Int(wait)) s: \(why.prefix(120))")
                 try await Task.sleep(for: .seconds(wait))
+            case .needsBilling(let why):
+                // Retrying only burns requests: wait for the operator (`hive resume`), re-checking rarely.
+                await report(conn, state: "needs_billing", detail: "\(why.prefix(160)) — add credit or raise the spending limit, then `hive resume \(config.name)`")
+                try await waitForResume(conn, atMost: config.billingRecheck)
             case .needsLogin(let why):
                 await report(conn, state: "needs_login", detail: "\(why.prefix(160)) — log in with `claude` (or set ANTHROPIC_API_KEY) for this agent")
                 try await Task.sleep(for: .seconds(config.setupRecheck))
@@ -229,15 +254,14 @@ public final class TurnLoop: Sendable {
     // MARK: One turn
 
     private func turn(_ message: MessageView, unread: Int, claude: String, conn: HiveConnection, forceFresh: Bool) async throws -> TurnOutcome {
+        await refreshSettings(conn)
         let session = loadSession()
         let now = Date().timeIntervalSince1970
-        let requested = FileManager.default.fileExists(atPath: config.newSessionFlagPath)
+        let requested = controls.withLock { c in defer { c.freshRequested = false }; return c.freshRequested }
         let decision = config.policy.decide(
             lastContext: session.contextTokens, window: session.contextWindow,
             idle: session.lastTurnEndedAt.map { now - $0 }, requested: requested || forceFresh,
             hasSession: session.sessionID != nil, freshBaseline: try? stats.freshBaseline())
-        if requested { try? FileManager.default.removeItem(atPath: config.newSessionFlagPath) }
-        await refreshSettings(conn)
         var prompt = WakePrompt.build(message, unread: unread)
         if decision.action == .fresh, session.sessionID != nil {
             prompt = WakePrompt.freshSessionHandoff(stateDir: config.stateDir) + "\n\n" + prompt
@@ -249,6 +273,7 @@ public final class TurnLoop: Sendable {
         let run = try await runClaude(claude, prompt: prompt, continueSession: decision.action == .continue, turn: snapshot.turns)
         let outcome = run.acc.outcome(exitStatus: run.exit.status)
         finishTurn(run, outcome: outcome, wakeSource: message.from, messageID: message.id, decision: decision)
+        await reportDenials(conn)
         return outcome
     }
 
@@ -272,14 +297,11 @@ public final class TurnLoop: Sendable {
 
     private func runClaude(_ claude: String, prompt: String, continueSession: Bool, turn: Int) async throws -> Run {
         var args = ["--print", "--verbose", "--output-format", "stream-json", "--model", model,
-                    "--mcp-config", config.mcpConfigPath, "--strict-mcp-config"]
+                    "--mcp-config", config.mcpConfigPath, "--strict-mcp-config"] + config.permissionArguments
         if continueSession { args.append("--continue") }
         if let addition = config.appendedSystemPrompt { args += ["--append-system-prompt", addition] }
-        var env = config.environment
-        env["CLAUDECODE"] = nil
-        env["CLAUDE_CODE_ENTRYPOINT"] = nil
         let invocation = ClaudeInvocation(executable: claude, arguments: args, workingDirectory: config.stateDir,
-                                          environment: env, prompt: prompt, timeout: config.turnTimeout)
+                                          environment: config.claudeEnvironment, prompt: prompt, timeout: config.turnTimeout)
         let acc = Mutex(TurnAccumulator())
         let startedAt = Date().timeIntervalSince1970
         let events = self.events
@@ -287,7 +309,7 @@ public final class TurnLoop: Sendable {
         let task = Task<Result<ClaudeExit, any Error>, Never> {
             do {
                 let exit = try await ClaudeRunner.run(invocation, onStdout: { line in
-                    acc.withLock { $0.consume(ClaudeEvent.parse(line)) }
+                    acc.withLock { a in for e in ClaudeEvent.events(in: line) { a.consume(e) } }
                     do { try events.append(kind: "stdout", body: String(decoding: line, as: UTF8.self), turn: Int64(turn)) } catch {
                         logger.error("event store: \(error)")
                     }
@@ -323,47 +345,80 @@ public final class TurnLoop: Sendable {
         var detail: String?
         switch outcome {
         case .ok: detail = nil
-        case .rateLimited(let until): detail = until.map { "limit resets at \(Int($0))" } ?? "limit hit, reset unknown"
+        case .rateLimited(let until, let window):
+            detail = (until.map { "limit resets at \(Int($0))" } ?? "limit hit, reset unknown") + (window.map { " (\($0))" } ?? "")
         case .promptTooLong: detail = "Prompt is too long"
-        case .transient(let t), .needsLogin(let t), .failed(let t): detail = String(t.prefix(1000))
+        case .transient(let t), .needsLogin(let t), .needsBilling(let t), .failed(let t): detail = String(t.prefix(1000))
         }
         if run.exit.timedOut { detail = "timed out after \(config.turnTimeout)" }
         if run.exit.cancelled { detail = "cancelled" }
-        let breakdown = (try? JSONSerialization.data(withJSONObject: acc.toolCalls, options: [.sortedKeys]))
-            .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let denials = acc.permissionDenials
+        if !denials.isEmpty, outcome == .ok { detail = "ran, but claude was refused: \(Set(denials).sorted().joined(separator: ", "))" }
+        var session = loadSession()
+        // The CLI's per-model totals run on across a continued session; a new session id starts from zero.
+        let previous = (acc.sessionID != nil && acc.sessionID == session.sessionID) ? (session.modelTotals ?? [:]) : [:]
+        let shares = acc.turnModelUsage(previous: previous)
+        let cost = shares.values.reduce(0) { $0 + $1.costUSD }
         let usage = acc.usage
-        let stat = TurnStat(
+        var stat = TurnStat(
             id: nil, startedAt: run.startedAt, endedAt: ended, model: acc.model ?? model, sessionID: acc.sessionID,
             wakeSource: wakeSource, messageID: messageID,
             resultKind: (run.exit.timedOut || run.exit.cancelled) ? "failed" : outcome.kind, detail: detail,
             inputTokens: usage.input, outputTokens: usage.output, cacheReadTokens: usage.cacheRead,
             cacheCreationTokens: usage.cacheCreation, contextTokens: acc.contextTokens,
-            contextWindow: acc.result?.contextWindow, costUSD: acc.costUSD, toolCalls: acc.toolCallCount,
-            toolBreakdown: breakdown, sessionAction: decision.action.rawValue, sessionReason: decision.reason,
+            contextWindow: acc.result?.contextWindow, costUSD: cost, toolCalls: acc.toolCallCount,
+            toolBreakdown: Self.json(acc.toolCalls), sessionAction: decision.action.rawValue, sessionReason: decision.reason,
             estimatedContinueCost: decision.continueCost, estimatedFreshCost: decision.freshCost,
             exitStatus: run.exit.status.map(Int.init) ?? run.exit.signal.map { 128 + Int($0) })
+        stat.cacheCreation1hTokens = usage.cacheCreation1h
+        stat.modelUsage = Self.json(shares.mapValues { m in
+            ["input": m.usage.input, "output": m.usage.output, "cache_read": m.usage.cacheRead,
+             "cache_creation": m.usage.cacheCreation, "cache_creation_1h": m.usage.cacheCreation1h, "cost_usd": m.costUSD] as [String: Any]
+        })
+        stat.permissionDenials = Self.json(denials)
+        stat.cliVersion = acc.cliVersion
         do { try stats.record(stat) } catch { logger.error("turn stats: \(error)") }
-        var session = loadSession()
         if let id = acc.sessionID { session.sessionID = id }
+        if let totals = acc.result?.modelUsage, !totals.isEmpty { session.modelTotals = totals }
         if acc.result != nil {
             session.lastTurnEndedAt = ended
             if let ctx = acc.contextTokens { session.contextTokens = ctx }
             if acc.compacted { session.contextTokens = nil }
             if let w = acc.result?.contextWindow { session.contextWindow = w }
         }
+        let newlyDenied = Set(denials).subtracting(session.deniedToolsReported ?? []).sorted()
+        session.deniedToolsReported = (session.deniedToolsReported ?? []) + newlyDenied
         saveSession(session)
         _ = status.update {
             $0.sessionID = session.sessionID
             $0.contextTokens = session.contextTokens
             $0.contextWindow = session.contextWindow
-            $0.lastTurnCostUSD = acc.costUSD
-            $0.totalCostUSD += acc.costUSD
+            $0.lastTurnCostUSD = cost
+            $0.totalCostUSD += cost
             $0.lastTurnEndedAt = ended
             $0.messageID = nil
+            $0.cliVersion = acc.cliVersion ?? $0.cliVersion
+            if !denials.isEmpty { $0.permissionDenials = Array(Set(denials)).sorted() }
             if let m = acc.model { $0.model = m }
         }
-        harnessEvent(["event": "turn_end", "result": stat.resultKind, "detail": detail ?? "", "cost_usd": acc.costUSD,
-                      "tool_calls": acc.toolCallCount, "context_tokens": acc.contextTokens ?? 0], turn: status.read().turns)
+        if !newlyDenied.isEmpty { pendingDenialNotices.withLock { $0 += newlyDenied } }
+        harnessEvent(["event": "turn_end", "result": stat.resultKind, "detail": detail ?? "", "cost_usd": cost,
+                      "tool_calls": acc.toolCallCount, "context_tokens": acc.contextTokens ?? 0,
+                      "permission_denials": denials], turn: status.read().turns)
+    }
+
+    /// Tells the manager, once per tool, that claude was refused a tool here: the turn ran and was acked,
+    /// but the agent did not do what it meant to, and only a config change (permissions) can fix it.
+    private func reportDenials(_ conn: HiveConnection) async {
+        let tools = pendingDenialNotices.withLock { t in defer { t = [] }; return t }
+        guard !tools.isEmpty, config.name != .manager else { return }
+        let body = "\(config.name) was refused \(tools.count == 1 ? "the tool" : "the tools") \(tools.joined(separator: ", ")) "
+            + "(permissions in its agent.json). Its turns run, but without \(tools.count == 1 ? "that tool" : "those tools")."
+        do { _ = try await conn.call(SendCommand(to: "manager", body: body)) } catch { note("could not tell the manager about denied tools: \(error)") }
+    }
+
+    static func json(_ value: Any) -> String {
+        (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     // MARK: Bookkeeping

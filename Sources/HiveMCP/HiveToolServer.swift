@@ -146,10 +146,18 @@ actor ToolClient {
             let s = try await request(StatusCommand())
             return "\(s.unread) unread, \(s.inflight) in progress, \(s.pendingReminders) reminders pending"
         case "remind":
-            let r = try await request(RemindCommand(message: try string(args, "message"), delaySeconds: try number(args, "delay_seconds"),
+            var message = try string(args, "message")
+            var spilled: String?
+            if message.utf8.count > ReminderText.inlineBytes {
+                // Saved here, as the agent, in its own state dir (claude's cwd): core never writes there.
+                let path = try ReminderText.save(message)
+                spilled = path
+                message = ReminderText.pointer(to: path, text: message)
+            }
+            let r = try await request(RemindCommand(message: message, delaySeconds: try number(args, "delay_seconds"),
                                                     atUnix: try number(args, "at_unix"), filePath: args["file_path"]?.stringValue))
             var text = "reminder \(r.id) set for \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: r.dueAt))); \(r.pending) pending"
-            if let path = r.spilledTo { text += "; the full text is saved in \(path)" }
+            if let spilled { text += "; the full text is saved in \(spilled)" }
             return text
         case "request_next_turn":
             let r = try await request(RequestNextTurnCommand(reason: args["reason"]?.stringValue))
@@ -239,5 +247,26 @@ actor ToolClient {
         if let d = v.doubleValue { return d }
         if let i = v.intValue { return Double(i) }
         throw ToolError(description: "argument '\(key)' must be a number")
+    }
+}
+
+/// Long reminder texts: saved by `hive mcp` (the agent's own process) under `reminders/` in its working
+/// directory, the agent's state dir; the reminder carries the path and the text's beginning.
+enum ReminderText {
+    /// Longer texts go to a file (core takes at most 3000 bytes).
+    static let inlineBytes = 2000
+
+    static func save(_ text: String) throws -> String {
+        let dir = URL(filePath: FileManager.default.currentDirectoryPath).appending(path: "reminders")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let file = dir.appending(path: "reminder-\(Int(Date().timeIntervalSince1970))-\(UUID().uuidString.prefix(8)).md")
+        try Data(text.utf8).write(to: file, options: .withoutOverwriting)
+        return file.path
+    }
+
+    static func pointer(to path: String, text: String) -> String {
+        var start = String(text.prefix(300))
+        while start.utf8.count > 600 { start.removeLast() }
+        return "The full text (\(text.utf8.count) bytes) is in \(path). It begins:\n\(start)…"
     }
 }

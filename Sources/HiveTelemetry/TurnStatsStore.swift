@@ -31,6 +31,14 @@ public struct TurnStat: Codable, Sendable, Equatable {
     public var estimatedContinueCost: Double
     public var estimatedFreshCost: Double
     public var exitStatus: Int?
+    /// Of `cacheCreationTokens`, those written to the 1-hour cache (2x base input instead of 1.25x).
+    public var cacheCreation1hTokens: Int = 0
+    /// JSON object: model → {input, output, cache_read, cache_creation, cache_creation_1h, cost_usd}, this turn's share.
+    public var modelUsage: String = "{}"
+    /// JSON array of the tools the CLI refused to run in this turn.
+    public var permissionDenials: String = "[]"
+    /// The Claude Code version that ran the turn.
+    public var cliVersion: String?
 
     public var durationSeconds: Double { endedAt - startedAt }
 
@@ -75,6 +83,14 @@ public final class TurnStatsStore: Sendable {
                 CREATE INDEX turn_started ON turn(started_at);
                 """)
         }
+        m.registerMigration("v2-turn-sources") { db in
+            try db.execute(sql: """
+                ALTER TABLE turn ADD COLUMN cache_creation_1h_tokens INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE turn ADD COLUMN model_usage TEXT NOT NULL DEFAULT '{}';
+                ALTER TABLE turn ADD COLUMN permission_denials TEXT NOT NULL DEFAULT '[]';
+                ALTER TABLE turn ADD COLUMN cli_version TEXT;
+                """)
+        }
         try m.migrate(db)
     }
 
@@ -86,13 +102,14 @@ public final class TurnStatsStore: Sendable {
                 INSERT INTO turn (started_at, ended_at, model, session_id, wake_source, message_id, result_kind, detail,
                     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, context_tokens, context_window,
                     cost_usd, tool_calls, tool_breakdown, session_action, session_reason, estimated_continue_cost,
-                    estimated_fresh_cost, exit_status)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    estimated_fresh_cost, exit_status, cache_creation_1h_tokens, model_usage, permission_denials, cli_version)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [row.startedAt, row.endedAt, row.model, row.sessionID, row.wakeSource, row.messageID,
                                  row.resultKind, row.detail, row.inputTokens, row.outputTokens, row.cacheReadTokens,
                                  row.cacheCreationTokens, row.contextTokens, row.contextWindow, row.costUSD, row.toolCalls,
                                  row.toolBreakdown, row.sessionAction, row.sessionReason, row.estimatedContinueCost,
-                                 row.estimatedFreshCost, row.exitStatus])
+                                 row.estimatedFreshCost, row.exitStatus, row.cacheCreation1hTokens, row.modelUsage,
+                                 row.permissionDenials, row.cliVersion])
             row.id = db.lastInsertedRowID
             return row.id!
         }
@@ -124,7 +141,7 @@ public final class TurnStatsStore: Sendable {
     func read<T>(_ body: (Database) throws -> T) throws -> T { try db.read(body) }
 
     private static func stat(_ r: Row) -> TurnStat {
-        TurnStat(id: r["id"], startedAt: r["started_at"], endedAt: r["ended_at"], model: r["model"], sessionID: r["session_id"],
+        var t = TurnStat(id: r["id"], startedAt: r["started_at"], endedAt: r["ended_at"], model: r["model"], sessionID: r["session_id"],
                  wakeSource: r["wake_source"], messageID: r["message_id"], resultKind: r["result_kind"], detail: r["detail"],
                  inputTokens: r["input_tokens"], outputTokens: r["output_tokens"], cacheReadTokens: r["cache_read_tokens"],
                  cacheCreationTokens: r["cache_creation_tokens"], contextTokens: r["context_tokens"], contextWindow: r["context_window"],
@@ -132,5 +149,10 @@ public final class TurnStatsStore: Sendable {
                  sessionAction: r["session_action"], sessionReason: r["session_reason"],
                  estimatedContinueCost: r["estimated_continue_cost"], estimatedFreshCost: r["estimated_fresh_cost"],
                  exitStatus: r["exit_status"])
+        t.cacheCreation1hTokens = r["cache_creation_1h_tokens"]
+        t.modelUsage = r["model_usage"]
+        t.permissionDenials = r["permission_denials"]
+        t.cliVersion = r["cli_version"]
+        return t
     }
 }

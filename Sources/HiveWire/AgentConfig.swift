@@ -32,10 +32,27 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var limits = Limits()
     public var reminders = Reminders()
     public var session = Session()
+    public var permissions = Permissions()
 
     private enum CodingKeys: String, CodingKey {
         case model, description, systemPrompt = "system_prompt", allowedRecipients = "allowed_recipients",
-             mcpServers = "mcp_servers", env, network, limits, reminders, session
+             mcpServers = "mcp_servers", env, network, limits, reminders, session, permissions
+    }
+
+    /// What claude may do without asking (in `--print` mode nobody can answer a prompt, so anything not
+    /// allowed is denied). The hive's own tools are always allowed.
+    ///
+    /// `mode` nil (the default) means: inside a bubblewrap cage, everything (the cage is the boundary),
+    /// `deny` still applied; without a cage, only the hive's tools and reading files, never a bypass.
+    public struct Permissions: Codable, Sendable, Equatable {
+        /// claude's `--permission-mode`: `default`, `acceptEdits`, `plan`, `bypassPermissions`, or nil.
+        public var mode: String?
+        /// Extra `--allowedTools` rules (`Bash(git *)`, `Edit`, `mcp__github`).
+        public var allow: [String] = []
+        /// `--disallowedTools` rules, applied in every mode.
+        public var deny: [String] = []
+        public static let modes = ["default", "acceptEdits", "plan", "bypassPermissions"]
+        public init(mode: String? = nil, allow: [String] = [], deny: [String] = []) { self.mode = mode; self.allow = allow; self.deny = deny }
     }
 
     public enum Network: String, Codable, Sendable, CaseIterable { case host, none }
@@ -142,7 +159,7 @@ private struct Checker {
     mutating func config(_ o: [String: Any]) -> AgentConfig {
         var c = AgentConfig()
         known(o, ["model", "description", "system_prompt", "allowed_recipients", "mcp_servers", "env", "network",
-                  "limits", "reminders", "session"], in: nil)
+                  "limits", "reminders", "session", "permissions"], in: nil)
         if let v = string(o, "model", max: 100) {
             if !AgentConfig.isModelName(v) {
                 problems.append("model: '\(v.prefix(100))' is not a model name (letters, digits and . _ : - [ ])")
@@ -205,7 +222,33 @@ private struct Checker {
             if let v = int(s, "cache_ttl_seconds", at: "session", range: 0...86_400) { c.session.cacheTTLSeconds = v }
             if let v = int(s, "turn_timeout_seconds", at: "session", range: 10...86_400) { c.session.turnTimeoutSeconds = v }
         }
+        if let p = field(o, "permissions", as: [String: Any].self, "an object with mode, allow, deny") {
+            known(p, ["mode", "allow", "deny"], in: "permissions")
+            if let m = p["mode"] {
+                if let m = m as? String, AgentConfig.Permissions.modes.contains(m) { c.permissions.mode = m } else if !(m is NSNull) {
+                    problems.append("permissions.mode: must be one of \(AgentConfig.Permissions.modes.joined(separator: ", "))")
+                }
+            }
+            c.permissions.allow = toolRules(p["allow"], at: "permissions.allow")
+            c.permissions.deny = toolRules(p["deny"], at: "permissions.deny")
+        }
         return c
+    }
+
+    /// Permission rules as claude takes them: `Tool` or `Tool(specifier)`, no commas or newlines (the
+    /// list goes on claude's command line), at most 100 of 200 bytes each.
+    private mutating func toolRules(_ v: Any?, at: String) -> [String] {
+        guard let v else { return [] }
+        guard let list = v as? [Any], list.count <= 100 else { problems.append("\(at): must be a list of at most 100 rules"); return [] }
+        var rules: [String] = []
+        for (i, item) in list.enumerated() {
+            guard let s = item as? String, s.utf8.count <= 200,
+                  s.range(of: #"^[A-Za-z][A-Za-z0-9_-]*(\([^\n\r,]*\))?$"#, options: .regularExpression) != nil else {
+                problems.append("\(at)[\(i)]: must be a rule like \"Edit\" or \"Bash(git log *)\""); continue
+            }
+            rules.append(s)
+        }
+        return rules
     }
 
     private mutating func known(_ o: [String: Any], _ keys: Set<String>, in parent: String?) {

@@ -229,13 +229,34 @@ public struct TurnSettingsCommand: HiveCommand {
     public struct Reply: Codable, Sendable, Equatable {
         /// The model to use instead of the config's, or null.
         public var model: String?
-        public init(model: String?) { self.model = model }
+        /// How many times the operator said `hive resume` for this agent since core started: a harness
+        /// waiting for the operator (billing) goes on when it changes.
+        public var resumes: Int?
+        /// The agent asked (`new_session`) to start its next turn in a fresh session.
+        public var freshSession: Bool?
+        public init(model: String?, resumes: Int = 0, freshSession: Bool = false) {
+            self.model = model; self.resumes = resumes; self.freshSession = freshSession
+        }
 
-        private enum CodingKeys: String, CodingKey { case model }
+        private enum CodingKeys: String, CodingKey { case model, resumes, freshSession }
         /// Writes every field, `null` included.
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(model, forKey: .model)
+            try c.encode(resumes, forKey: .resumes)
+            try c.encode(freshSession, forKey: .freshSession)
         }
+    }
+}
+
+/// Operator: agents waiting for the operator (`needs_billing`) try again now. One agent, or every agent.
+public struct ResumeCommand: HiveCommand {
+    public static let cmd = "resume"
+    public var agent: String?
+    public var all: Bool?
+    public init(agent: String?, all: Bool) { self.agent = agent; self.all = all }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var resumed: [String]
+        public init(resumed: [String]) { self.resumed = resumed }
     }
 }

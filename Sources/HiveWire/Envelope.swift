@@ -200,6 +200,7 @@ public enum AdminRequest: Sendable {
     case questions(QuestionsCommand)
     case answer(AnswerCommand)
     case setModel(SetModelCommand)
+    case resume(ResumeCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -224,6 +225,7 @@ public enum AdminRequest: Sendable {
         .with(QuestionsCommand.self, AdminRequest.questions)
         .with(AnswerCommand.self, AdminRequest.answer)
         .with(SetModelCommand.self, AdminRequest.setModel)
+        .with(ResumeCommand.self, AdminRequest.resume)
 }
 
 /// What the manager's socket accepts: every agent command, and the config gatekeeper's own.

@@ -44,6 +44,8 @@ struct Agent: AsyncParsableCommand {
     var config: String?
     @Flag(help: "Started by core: stdin is a pipe from core, and the harness stops when it closes (core is gone).")
     var supervised = false
+    @Option(help: ArgumentHelp("'bwrap' when core started this harness in a bubblewrap cage: claude may then do anything the cage allows (permissions.mode in agent.json narrows it). Default 'none': the hive's tools and reading files only.", valueName: "kind"))
+    var sandbox = "none"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
 
     func validate() throws {
@@ -52,6 +54,7 @@ struct Agent: AsyncParsableCommand {
         guard contextFraction > 0, contextFraction <= 1 else { throw ValidationError("--context-fraction must be in (0, 1]") }
         guard maxFailures >= 1 else { throw ValidationError("--max-failures must be at least 1") }
         guard turnTimeout >= 1 else { throw ValidationError("--turn-timeout must be at least 1 second") }
+        guard ["none", "bwrap"].contains(sandbox) else { throw ValidationError("--sandbox must be 'none' or 'bwrap'") }
     }
 
     func run() async throws {
@@ -75,6 +78,7 @@ struct Agent: AsyncParsableCommand {
         config.failureBackoff = Backoff(base: failureBackoff, cap: 300)
         config.policy = SessionPolicy(contextFraction: contextFraction, cacheTTL: cacheTTL)
         config.rateLimitJitter = rateLimitJitter
+        config.sandboxed = sandbox == "bwrap"
         if let file = self.config {
             do {
                 config.apply(try AgentConfig.parse(try Data(contentsOf: URL(filePath: file))))

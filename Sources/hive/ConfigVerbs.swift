@@ -175,3 +175,29 @@ struct ModelVerb: AsyncParsableCommand {
         }
     }
 }
+
+struct ResumeVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Let agents that wait for you (needs_billing) try again now.",
+        discussion: """
+            An agent whose claude says the credit balance is too low, or that a spending limit of $0 is set,
+            stops retrying and shows needs_billing in `hive ls`: every retry would fail the same way. Fix the
+            billing, then `hive resume iris` (or `--all`). A turn that succeeds clears the state too; without
+            a resume the agent tries one turn an hour.
+            """)
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent.") var agent: String?
+    @Flag(help: "Every agent.") var all = false
+
+    func validate() throws {
+        guard (agent == nil) == all else { throw ValidationError("name an agent, or --all") }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let r = try await hive.connect().call(ResumeCommand(agent: agent, all: all))
+            print(r.resumed.isEmpty ? "no agents" : "resuming \(r.resumed.joined(separator: ", "))")
+        }
+    }
+}

@@ -191,7 +191,9 @@ struct Up: AsyncParsableCommand {
             let wrapper = options.layout.root.appending(path: "demo/claude")
             do {
                 try FileManager.default.createDirectory(at: wrapper.deletingLastPathComponent(), withIntermediateDirectories: true)
-                let me = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().path
+                var me = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().path
+                // The wrapper runs in cages as agents' uids: it must name a binary they can reach.
+                if getuid() == 0 { me = try AgentBinaries.reachable(me, in: options.layout) }
                 try Data("#!/bin/sh\n# The demo stand-in for claude (hive up --demo). Not Claude.\nexec '\(me)' demo-claude \"$@\"\n".utf8).write(to: wrapper)
                 _ = chmod(wrapper.path, 0o755)
             } catch { throw fail(error) }

@@ -5,10 +5,16 @@ import Logging
 
 /// Where a hive lives when nobody says otherwise.
 enum Defaults {
-    /// `$HIVE_ROOT`, else `$XDG_DATA_HOME/hyperhive`, else `~/.local/share/hyperhive`.
+    /// The root a hive run by root uses: outside root's home (0700 on Debian, so agents' uids could not
+    /// reach their own directories through it), the same one a service install uses.
+    static let systemRoot = URL(filePath: "/var/lib/hyperhive")
+
+    /// `$HIVE_ROOT`, else as root `/var/lib/hyperhive`, else `$XDG_DATA_HOME/hyperhive`, else
+    /// `~/.local/share/hyperhive`.
     static var root: URL {
         let env = ProcessInfo.processInfo.environment
         if let r = env["HIVE_ROOT"], !r.isEmpty { return URL(filePath: r) }
+        if getuid() == 0 { return systemRoot }
         if let x = env["XDG_DATA_HOME"], !x.isEmpty { return URL(filePath: x).appending(path: "hyperhive") }
         return FileManager.default.homeDirectoryForCurrentUser.appending(path: ".local/share/hyperhive")
     }

@@ -6,7 +6,7 @@ import Testing
 struct StreamParsingTests {
     func feed(_ lines: [String]) -> TurnAccumulator {
         var acc = TurnAccumulator()
-        for l in lines { acc.consume(ClaudeEvent.parse(Data(l.utf8))) }
+        for l in lines { for e in ClaudeEvent.events(in: Data(l.utf8)) { acc.consume(e) } }
         return acc
     }
 
@@ -35,7 +35,7 @@ struct StreamParsingTests {
         #expect(acc.usage == Usage(input: 8, output: 100, cacheRead: 31800, cacheCreation: 2200))
         #expect(acc.contextTokens == 5 + 100 + 17000)
         #expect(acc.toolCalls == ["mcp__hive__send": 1, "Read": 1])
-        #expect(acc.costUSD == 0.1834)
+        #expect(acc.costUSD(previous: [:]) == 0, "no modelUsage: the running total is never taken as the turn's cost")
         #expect(acc.result?.contextWindow == 200000)
         #expect(acc.outcome(exitStatus: 0) == .ok)
     }
@@ -76,7 +76,13 @@ struct StreamParsingTests {
         let acc = feed([initLine,
                         #"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1767225600,"rateLimitType":"five_hour"}}"#,
                         #"{"type":"result","subtype":"success","is_error":true,"result":"You've hit your session limit · resets 3pm (Europe/Berlin)","api_error_status":429}"#])
-        #expect(acc.outcome(exitStatus: 1) == .rateLimited(until: 1767225600))
+        let before = Date(timeIntervalSince1970: 1767225600 - 3600)
+        #expect(acc.outcome(exitStatus: 1, now: before) == .rateLimited(until: 1767225600, window: "five_hour"))
+        // A reset in the past or years ahead is clamped to a minute .. a week from now.
+        let later = Date(timeIntervalSince1970: 1767225600 + 3600)
+        #expect(acc.outcome(exitStatus: 1, now: later) == .rateLimited(until: later.timeIntervalSince1970 + 60, window: "five_hour"))
+        let far = feed([#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":99999999999,"rateLimitType":"seven_day_opus"}}"#])
+        #expect(far.outcome(exitStatus: 1, now: before) == .rateLimited(until: before.timeIntervalSince1970 + 7 * 86400, window: "seven_day_opus"))
         let overage = feed([#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","isUsingOverage":true,"overageStatus":"rejected"}}"#])
         #expect(overage.rejectedUntil == 0)
         let informational = feed([#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","overageStatus":"rejected"}}"#, okResult])
@@ -89,7 +95,9 @@ struct StreamParsingTests {
             let s = status.map { ",\"api_error_status\":\($0)" } ?? ""
             return feed([#"{"type":"result","subtype":"success","is_error":true,"result":"\#(text)"\#(s)}"#]).outcome(exitStatus: 1)
         }
-        #expect(outcome("Claude AI usage limit reached|1750708800") == .rateLimited(until: 1750708800))
+        guard case .rateLimited(let until?, nil) = outcome("Claude AI usage limit reached|1750708800") else { Issue.record("epoch form not parked"); return }
+        #expect(until >= Date().timeIntervalSince1970 + 59, "a reset in the past is clamped to a minute from now")
+        guard case .needsBilling = outcome("Credit balance is too low") else { Issue.record("billing not detected"); return }
         #expect(outcome("Prompt is too long") == .promptTooLong)
         #expect(outcome("Prompt is too long · automatic compaction failed: x") == .promptTooLong)
         guard case .transient = outcome("API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment.") else {
@@ -104,6 +112,70 @@ struct StreamParsingTests {
         guard case .needsLogin = outcome("Not logged in · Please run /login") else { Issue.record("login not detected"); return }
         guard case .rateLimited = outcome("This request would exceed your account's rate limit. Please try again later.", status: 429) else {
             Issue.record("429 limit prose not parked"); return
+        }
+    }
+}
+
+@Suite("What the real CLI's result line says")
+struct ResultLineTests {
+    /// A result line as Claude Code 2.1.332 writes it on a continued session: `usage` is this run's,
+    /// `modelUsage` and `total_cost_usd` are the session's running totals.
+    static let continued = #"{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s-1","total_cost_usd":0.5,"usage":{"input_tokens":200,"cache_creation_input_tokens":300,"cache_read_input_tokens":4000,"output_tokens":84,"cache_creation":{"ephemeral_1h_input_tokens":100,"ephemeral_5m_input_tokens":200}},"modelUsage":{"claude-opus-5-5":{"inputTokens":400,"outputTokens":168,"cacheReadInputTokens":8000,"cacheCreationInputTokens":600,"cacheCreationEphemeral1hInputTokens":200,"costUSD":0.4,"contextWindow":1000000},"claude-haiku-4-5":{"inputTokens":50,"outputTokens":10,"costUSD":0.1}},"permission_denials":[{"tool_name":"Bash","tool_use_id":"t1","tool_input":{}},{"tool_name":"mcp__github__create_issue","tool_use_id":"t2","tool_input":{}}]}"#
+    static let streaming = #"{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"x"}],"usage":{"input_tokens":200,"cache_creation_input_tokens":300,"cache_read_input_tokens":4000,"output_tokens":1}}}"#
+
+    func feed(_ lines: [String]) -> TurnAccumulator {
+        var acc = TurnAccumulator()
+        for l in lines { for e in ClaudeEvent.events(in: Data(l.utf8)) { acc.consume(e) } }
+        return acc
+    }
+
+    @Test("tokens come from the result line, not the streaming start values; the cache-write split is kept")
+    func tokensFromResult() {
+        let acc = feed([#"{"type":"system","subtype":"init","session_id":"s-1","claude_code_version":"2.1.332"}"#, Self.streaming, Self.continued])
+        #expect(acc.usage == Usage(input: 200, output: 84, cacheRead: 4000, cacheCreation: 300, cacheCreation1h: 100))
+        #expect(acc.cliVersion == "2.1.332")
+        #expect(acc.permissionDenials == ["Bash", "mcp__github__create_issue"])
+    }
+
+    @Test("a continued turn costs its own share: the running totals minus what the session's last turn reported")
+    func costDelta() {
+        let acc = feed([Self.continued])
+        let previous = ["claude-opus-5-5": ModelUsage(usage: Usage(input: 200, output: 84, cacheRead: 4000, cacheCreation: 300, cacheCreation1h: 100), costUSD: 0.25)]
+        let shares = acc.turnModelUsage(previous: previous)
+        #expect(abs(shares["claude-opus-5-5"]!.costUSD - 0.15) < 1e-9)
+        #expect(shares["claude-opus-5-5"]!.usage == Usage(input: 200, output: 84, cacheRead: 4000, cacheCreation: 300, cacheCreation1h: 100))
+        #expect(abs(shares["claude-haiku-4-5"]!.costUSD - 0.1) < 1e-9, "a model new to the session counts whole")
+        #expect(abs(acc.costUSD(previous: previous) - 0.25) < 1e-9)
+        #expect(abs(acc.costUSD(previous: [:]) - 0.5) < 1e-9, "a fresh session's totals are the turn's")
+        // Totals that went down: the CLI started counting afresh, so what it reports is the turn's.
+        let reset = ["claude-opus-5-5": ModelUsage(usage: Usage(output: 9999), costUSD: 9)]
+        #expect(abs(acc.costUSD(previous: reset) - 0.5) < 1e-9)
+    }
+
+    @Test("a rate_limit_event spliced into the middle of the result line loses neither")
+    func splicedLine() {
+        let event = #"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1767225600,"rateLimitType":"five_hour"}}"#
+        let line = Self.continued
+        let cut = line.index(line.startIndex, offsetBy: 120)
+        let spliced = String(line[..<cut]) + event + String(line[cut...])
+        let acc = feed([spliced])
+        #expect(acc.result?.usage?.output == 84, "the result survived")
+        #expect(acc.rejectedUntil == 1767225600, "the event survived")
+        let broken = feed([String(line.prefix(200))])
+        #expect(broken.result == nil && broken.notes == 1, "a truncated line is a note, not a crash")
+    }
+
+    @Test("every wording in the reference is a limit (parked, with its reset time when it gives one), a billing stop or a transient error", arguments: LimitTextCorpus.texts.indices)
+    func corpus(_ i: Int) {
+        let (kind, timed, text) = LimitTextCorpus.texts[i]
+        let now = Date(timeIntervalSince1970: 1795687200)
+        let got = LimitText.classify(text, apiStatus: nil, now: now)
+        switch kind {
+        case .limit:
+            guard case .usageLimit(let at) = got else { Issue.record("not a limit: \(text)"); return }
+            if timed { #expect(at != nil, "no reset time read from: \(text)") }
+        case .billing: #expect(got == .billing, "\(text)")
+        case .transient: #expect(got == .transient, "\(text)")
         }
     }
 }
