@@ -100,6 +100,7 @@ let package = Package(
         .testTarget(name: "HiveWebTests", dependencies: ["HiveWeb"]),
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
+        .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),
         .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveTelemetry", "ModelStandIn"]),
     ]
 )

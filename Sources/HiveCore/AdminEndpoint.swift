@@ -112,6 +112,7 @@ struct AdminEndpoint: Sendable {
                 summary.state = s.state
                 summary.rateLimitedUntil = s.rateLimitedUntil
                 summary.detail = s.detail
+                summary.cliVersion = s.cliVersion
                 summary.cage = processes?.isolation(name)
                 summary.description = approvals.configs.current(name).description
             }

@@ -54,7 +54,7 @@ struct AgentEndpoint: Sendable {
                 for message in dead { notifyDeadLetter(message, reason: c.reason) }
                 return ResponseLine.ok(reply)
             case .reportState(let c):
-                board.report(name, c)
+                board.report(name, try c.checked())
                 return ResponseLine.ok(ReportStateCommand.Reply())
             case .requestNextTurn(let c):
                 let why = c.reason.map { ": \($0.prefix(1000))" } ?? ""

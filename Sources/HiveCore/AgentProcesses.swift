@@ -47,7 +47,7 @@ final class AgentProcesses: Service, Sendable {
     private let state = Mutex(State())
 
     init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, logger: Logger, hive: String,
-         environment: [String: String] = ProcessInfo.processInfo.environment, cage: BwrapCage? = nil, configs: ConfigStore, forge: ForgeDesk? = nil) {
+         environment: [String: String] = CageEnvironment.filter(ProcessInfo.processInfo.environment), cage: BwrapCage? = nil, configs: ConfigStore, forge: ForgeDesk? = nil) {
         self.cage = cage
         self.configs = configs
         self.forge = forge
@@ -115,7 +115,7 @@ final class AgentProcesses: Service, Sendable {
     private func launch(_ name: AgentName) {
         defer { state.withLock { $0.children[name]?.launching = false } }
         let p = Process()
-        var env = CageEnvironment.filter(environment)
+        var env = environment
         if let forge { env.merge(forge.environment(for: name, caged: cage != nil)) { $1 } }
         let config = configs.current(name)
         var executable: String, arguments: [String], isolation: String
@@ -126,6 +126,8 @@ final class AgentProcesses: Service, Sendable {
                 (executable, arguments, env) = command
                 isolation = "bwrap, network \(config.network.rawValue)"
             } else {
+                // No cage: the harness runs as core's own user anyway, with claude's login in that home.
+                env["HOME"] = ProcessInfo.processInfo.environment["HOME"]
                 executable = hive
                 arguments = ["agent", "--name", name.rawValue,
                              "--socket", layout.agentSocket(name).path,

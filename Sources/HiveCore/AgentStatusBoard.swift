@@ -29,12 +29,12 @@ final class AgentStatusBoard: Sendable {
     }
 
     /// The state `list` shows for a live agent.
-    func state(of name: AgentName, connected: Bool) -> (state: String, rateLimitedUntil: Double?, detail: String?) {
+    func state(of name: AgentName, connected: Bool) -> (state: String, rateLimitedUntil: Double?, detail: String?, cliVersion: String?) {
         let entry = entries.withLock { $0[name] }
         if connected, let r = entry?.report {
-            return (r.state, r.state == "rate_limited" ? r.rateLimitedUntil : nil, r.detail)
+            return (r.state, r.state == "rate_limited" ? r.rateLimitedUntil : nil, r.detail, r.cliVersion)
         }
-        if let s = entry?.supervisor { return (s.state, nil, s.detail) }
-        return (connected ? "running" : "stopped", nil, nil)
+        if let s = entry?.supervisor { return (s.state, nil, s.detail, entry?.report?.cliVersion) }
+        return (connected ? "running" : "stopped", nil, nil, entry?.report?.cliVersion)
     }
 }

@@ -35,7 +35,8 @@ public struct CoreOptions: Sendable {
     public var reminderBatch = 32
     /// How long an agent may hold handed-out messages with nothing connected before they are requeued.
     public var inflightGrace: Duration = .seconds(30)
-    /// Environment variables set for every harness on top of core's own (e.g. HIVE_CLAUDE for the demo).
+    /// Environment variables set for every harness on top of the allow-listed part of core's own (e.g.
+    /// HIVE_CLAUDE for the demo, `--agent-env`).
     public var agentEnvironment: [String: String] = [:]
     /// The group that may use `web.sock` (the `hive web` process's), when core runs as root.
     public var webGroup: gid_t? = gid_t(WebSurface.uid)
@@ -116,7 +117,7 @@ public final class CoreDaemon: Sendable {
         }
         let processes = options.cage == .none ? nil
             : AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable,
-                             environment: ProcessInfo.processInfo.environment.merging(options.agentEnvironment) { $1 },
+                             environment: CageEnvironment.filter(ProcessInfo.processInfo.environment).merging(options.agentEnvironment) { $1 },
                              cage: bwrap, configs: configs, forge: forgeDesk)
         let repos = ConfigRepos(layout: layout, managerUID: { [bwrap] in (try? bwrap?.uid(.manager)) ?? nil })
         let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }

@@ -29,6 +29,9 @@ public struct HarnessConfig: Sendable {
     /// Longest one park lasts before the limit is probed again with a turn (nil: until the reset).
     /// From `HIVE_HARNESS_PARK_CAP` (seconds).
     public var parkCap: Double?
+    /// The shortest park a usage limit gets, whatever reset time it names (a minute). From
+    /// `HIVE_HARNESS_PARK_FLOOR` (seconds, at least 1): the tests' clock, so none waits out the minute.
+    public var parkFloor: Double = 60
     /// Most seconds added after a reset time, so agents parked on one limit do not all wake at once.
     public var rateLimitJitter: Double = 60
     /// Seconds between checks while claude is missing or not logged in.
@@ -56,6 +59,7 @@ public struct HarnessConfig: Sendable {
         self.name = name; self.socket = socket; self.stateDir = stateDir; self.harnessDir = harnessDir
         self.webSocket = webSocket; self.hiveExecutable = hiveExecutable; self.environment = environment
         if let cap = environment["HIVE_HARNESS_PARK_CAP"].flatMap(Double.init), cap.isFinite, cap >= 1 { parkCap = cap }
+        if let floor = environment["HIVE_HARNESS_PARK_FLOOR"].flatMap(Double.init), floor.isFinite, floor >= 1, floor <= 60 { parkFloor = floor }
     }
 
     /// Takes the settings of the agent's config (what core deployed for it).

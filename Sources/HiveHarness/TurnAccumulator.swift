@@ -114,18 +114,19 @@ public struct TurnAccumulator: Sendable {
 
     public var toolCallCount: Int { toolCalls.values.reduce(0, +) }
 
-    /// A reset time is believed only within a minute to a week from now: a time in the past or a garbled
-    /// one must neither busy-loop the agent nor park it for years.
-    static func clampReset(_ until: Double, now: Date) -> Double {
+    /// A reset time is believed only within a minute (`floor`) to a week from now: a time in the past or
+    /// a garbled one must neither busy-loop the agent nor park it for years.
+    static func clampReset(_ until: Double, now: Date, floor: Double = 60) -> Double {
         let t = now.timeIntervalSince1970
-        return min(max(until, t + 60), t + 7 * 86_400)
+        return min(max(until, t + floor), t + 7 * 86_400)
     }
 
     /// What the turn came to, given how the process exited (nil: killed or never started).
-    public func outcome(exitStatus: Int32?, now: Date = Date()) -> TurnOutcome {
+    /// `parkFloor`: the shortest park a limit gets (a minute; tests lower it, see `HarnessConfig.parkFloor`).
+    public func outcome(exitStatus: Int32?, now: Date = Date(), parkFloor: Double = 60) -> TurnOutcome {
         // The structured event first (its time is exact), the text second.
         if let until = rejectedUntil {
-            return .rateLimited(until: until > 0 ? Self.clampReset(until, now: now) : nil, window: rejectedWindow)
+            return .rateLimited(until: until > 0 ? Self.clampReset(until, now: now, floor: parkFloor) : nil, window: rejectedWindow)
         }
         guard let result else {
             let how = exitStatus.map { "claude exited with status \($0) without a result" } ?? "claude was stopped before it finished"
@@ -133,7 +134,7 @@ public struct TurnAccumulator: Sendable {
         }
         guard result.isError else { return .ok }
         switch LimitText.classify(result.text, apiStatus: result.apiErrorStatus, now: now) {
-        case .usageLimit(let resetsAt): return .rateLimited(until: resetsAt.map { Self.clampReset($0, now: now) })
+        case .usageLimit(let resetsAt): return .rateLimited(until: resetsAt.map { Self.clampReset($0, now: now, floor: parkFloor) })
         case .billing: return .needsBilling(result.text)
         case .transient: return .transient(result.text)
         case .promptTooLong: return .promptTooLong

@@ -271,7 +271,7 @@ public final class TurnLoop: Sendable {
         harnessEvent(["event": "turn_start", "from": message.from, "message_id": message.id, "unread": unread,
                       "session_action": decision.action.rawValue, "reason": decision.reason], turn: snapshot.turns)
         let run = try await runClaude(claude, prompt: prompt, continueSession: decision.action == .continue, turn: snapshot.turns)
-        let outcome = run.acc.outcome(exitStatus: run.exit.status)
+        let outcome = run.acc.outcome(exitStatus: run.exit.status, parkFloor: config.parkFloor)
         finishTurn(run, outcome: outcome, wakeSource: message.from, messageID: message.id, decision: decision)
         await reportDenials(conn)
         return outcome
@@ -284,7 +284,7 @@ public final class TurnLoop: Sendable {
         harnessEvent(["event": "compact_start"], turn: snapshot.turns)
         let decision = SessionPolicy.Decision(action: .compact, reason: "compaction", continueCost: 0, freshCost: 0)
         let run = try await runClaude(claude, prompt: "/compact", continueSession: true, turn: snapshot.turns)
-        let outcome = run.acc.outcome(exitStatus: run.exit.status)
+        let outcome = run.acc.outcome(exitStatus: run.exit.status, parkFloor: config.parkFloor)
         finishTurn(run, outcome: outcome, wakeSource: "compact", messageID: nil, decision: decision)
         return outcome == .ok
     }
@@ -463,7 +463,9 @@ public final class TurnLoop: Sendable {
     /// Updates the local snapshot and tells core (best effort; only changes are sent).
     private func report(_ conn: HiveConnection, state: String, until: Double? = nil, detail: String? = nil) async {
         setState(state, until: until, detail: detail)
-        let message = ReportStateCommand(state: state, rateLimitedUntil: until, detail: detail, model: status.read().model)
+        let snapshot = status.read()
+        let message = ReportStateCommand(state: state, rateLimitedUntil: until, detail: detail.map { String($0.prefix(480)) },
+                                         model: snapshot.model, cliVersion: snapshot.cliVersion)
         let changed = controls.withLock { c -> Bool in
             defer { c.lastReported = message }
             return c.lastReported != message

@@ -209,10 +209,36 @@ public struct ReportStateCommand: HiveCommand {
     /// One line for a person: what went wrong or what to do.
     public var detail: String?
     public var model: String?
-    public init(state: String, rateLimitedUntil: Double? = nil, detail: String? = nil, model: String? = nil) {
+    /// The Claude Code version of the agent's last turn.
+    public var cliVersion: String?
+    public init(state: String, rateLimitedUntil: Double? = nil, detail: String? = nil, model: String? = nil, cliVersion: String? = nil) {
         self.state = state; self.rateLimitedUntil = rateLimitedUntil; self.detail = detail; self.model = model
+        self.cliVersion = cliVersion
     }
     public struct Reply: Codable, Sendable, Equatable { public init() {} }
+
+    /// The states a harness reports (anything else, `destroyed` say, is the supervisor's or core's to show).
+    public static let harnessStates: Set<String> = ["starting", "idle", "thinking", "compacting", "rate_limited", "backoff",
+                                                    "needs_login", "needs_billing", "claude_missing", "disconnected"]
+
+    /// What an agent may report: a known state, a time that is a time, short texts without control
+    /// characters (they reach the operator's terminal and page). Checked before core keeps anything.
+    public func checked() throws(RequestError) -> ReportStateCommand {
+        guard Self.harnessStates.contains(state) else {
+            throw RequestError("report_state: unknown state '\(state.prefix(32))' (one of \(Self.harnessStates.sorted().joined(separator: ", ")))")
+        }
+        if let t = rateLimitedUntil, !(t.isFinite && t >= 0 && t <= 1e11) { throw RequestError("report_state: rate_limited_until must be unix seconds") }
+        guard (detail?.utf8.count ?? 0) <= 500 else { throw RequestError("report_state: detail is longer than 500 bytes") }
+        if let m = model, !(m.utf8.count <= 100 && m.allSatisfy({ $0.isLetter || $0.isNumber || "._:-[]".contains($0) })) {
+            throw RequestError("report_state: model is not a model name")
+        }
+        if let v = cliVersion, !(v.utf8.count <= 32 && v.allSatisfy({ $0.isNumber || $0 == "." || $0.isLetter || $0 == "-" })) {
+            throw RequestError("report_state: cli_version is not a version")
+        }
+        var c = self
+        c.detail = detail.map { String($0.unicodeScalars.map { CharacterSet.controlCharacters.contains($0) ? " " : Character($0) }) }
+        return c
+    }
 }
 
 /// Ask for one more turn after this one: a `system` message to yourself.
@@ -312,6 +338,8 @@ public struct AgentSummary: Codable, Sendable, Equatable {
     public var cage: String?
     /// What the agent is for (its config's description).
     public var description: String?
+    /// The Claude Code version of its last turn, as its harness reported it.
+    public var cliVersion: String?
     public init(name: String, state: String, unread: Int, inflight: Int, deadLetters: Int = 0,
                 rateLimitedUntil: Double? = nil, detail: String? = nil, createdAt: Double) {
         self.name = name; self.state = state; self.unread = unread; self.inflight = inflight
@@ -319,7 +347,7 @@ public struct AgentSummary: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case name, state, unread, inflight, deadLetters, rateLimitedUntil, detail, createdAt, cage, description
+        case name, state, unread, inflight, deadLetters, rateLimitedUntil, detail, createdAt, cage, description, cliVersion
     }
 
     /// Writes every field, `null` included.
@@ -335,6 +363,7 @@ public struct AgentSummary: Codable, Sendable, Equatable {
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(cage, forKey: .cage)
         try c.encode(description, forKey: .description)
+        try c.encode(cliVersion, forKey: .cliVersion)
     }
 }
 

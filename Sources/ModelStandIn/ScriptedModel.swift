@@ -19,8 +19,9 @@ import Synchronization
 /// | `@too-long [times=N]` | 400 prompt is too long |
 /// | `@billing` | 400 credit balance too low |
 ///
-/// `times=N` makes an error fire only on the first N requests that reach it (counted per prompt), so a
-/// retried turn can get through. `$HISTORY` in a tool's input becomes every `mark:WORD` the model sees
+/// `times=N` makes an error fire only on the first N requests that reach it (counted per directive line
+/// over the stand-in's life, since the CLI's prompts carry changing reminders), so a retried turn can
+/// get through. `$HISTORY` in a tool's input becomes every `mark:WORD` the model sees
 /// in the whole conversation, comma-separated, which shows what a session remembers. A compaction
 /// request (the CLI asks for a "detailed summary") is answered with a summary that keeps the marks.
 public final class ScriptedModel: Sendable {
@@ -58,8 +59,7 @@ public final class ScriptedModel: Sendable {
         let lastText = Self.texts(of: messages.last).joined(separator: "\n")
         let allText = messages.filter { $0["role"] as? String == "user" }.flatMap { Self.texts(of: $0) }.joined(separator: "\n")
         let marks = Self.marks(in: allText)
-        let requestBytes = (try? JSONSerialization.data(withJSONObject: body)).map(\.count) ?? 0
-        var usage = TokenUsage(input: max(1, requestBytes / 4), output: 12)
+        var usage = TokenUsage(input: inputEstimate(body), output: 12)
 
         if lastText.contains("detailed summary") && !lastText.contains("@") || lastText.contains("Your task is to create a detailed summary") {
             let summary = "Summary of the conversation so far. Marks seen: " + marks.map { "mark:\($0)" }.joined(separator: " ")
@@ -69,10 +69,9 @@ public final class ScriptedModel: Sendable {
             return .message(blocks: [.text("done")], stopReason: "end_turn", usage: usage, delay: 0)
         }
         let directives = Self.directives(in: prompt)
-        let key = String(prompt.hashValue)
         var delay = 0.0
         var steps: [Directive] = []
-        for (index, d) in directives.enumerated() {
+        for d in directives {
             switch d.verb {
             case "usage":
                 usage = TokenUsage(input: d.int("in") ?? usage.input, output: d.int("out") ?? usage.output,
@@ -82,7 +81,7 @@ public final class ScriptedModel: Sendable {
             case "limit", "ratelimit", "overloaded", "too-long", "billing":
                 if let times = d.int("times") {
                     let n = fired.withLock { f -> Int in
-                        let k = "\(key)#\(index)"
+                        let k = d.verb + d.rest
                         f[k, default: 0] += 1
                         return f[k]!
                     }
@@ -118,6 +117,11 @@ public final class ScriptedModel: Sendable {
             return .message(blocks: [.toolUse(id: id, name: "ToolSearch", input: search)], stopReason: "tool_use", usage: usage, delay: firstDelay)
         }
         return .message(blocks: [.toolUse(id: id, name: name, input: input)], stopReason: "tool_use", usage: usage, delay: firstDelay)
+    }
+
+    /// Input tokens reported when the script does not say: about four bytes of request a token.
+    func inputEstimate(_ body: [String: Any]) -> Int {
+        max(1, ((try? JSONSerialization.data(withJSONObject: body)).map(\.count) ?? 0) / 4)
     }
 
     private func error(_ d: Directive) -> Reply {
@@ -173,10 +177,13 @@ public final class ScriptedModel: Sendable {
         }
     }
 
+    /// The directive lines of a prompt, each once: after a failed turn the CLI sends the retried prompt
+    /// in the same user message as the failed one, so the same lines come twice.
     static func directives(in text: String) -> [Directive] {
-        text.split(separator: "\n").compactMap { line in
+        var seen: Set<String> = []
+        return text.split(separator: "\n").compactMap { line in
             let l = line.trimmingCharacters(in: .whitespaces)
-            guard l.hasPrefix("@"), l.count > 1 else { return nil }
+            guard l.hasPrefix("@"), l.count > 1, seen.insert(l).inserted else { return nil }
             let verb = String(l.dropFirst().prefix { !$0.isWhitespace })
             return Directive(verb: verb, rest: String(l.dropFirst(1 + verb.count)))
         }

@@ -32,8 +32,18 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("forge-mb"), help: "MB of random data for the forge push/clone run (0 skips it).") var forgeMB = 50
     @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
     @Option(name: .customLong("stats-turns"), help: "Turns in turn-stats.sqlite for the stats page run (0 skips it).") var statsTurns = 100_000
+    @Option(name: .customLong("claude-runs"), help: "Runs per variant of the real-CLI run (0 skips it; the CLI comes from scripts/fetch-claude or $HIVE_CLAUDE).")
+    var claudeRuns = 20
 
     func run() async throws {
+        if claudeRuns > 0 {
+            guard let claude = ClaudeExecutable.resolve(environment: ProcessInfo.processInfo.environment) else {
+                throw ValidationError("the real-CLI run needs claude: HIVE_CLAUDE=\"$(scripts/fetch-claude)\" (scripts/bench sets it), or --claude-runs 0")
+            }
+            let report = try await realClaude(claude: claude, runs: claudeRuns)
+            print(report)
+            if let write { try append(report, to: write) }
+        }
         if dashboardAgents > 0 {
             let report = try await dashboard()
             print(report)

@@ -51,10 +51,20 @@ struct HiveRootOptions: ParsableArguments {
         """, valueName: "host:port|off"))
     var forgeListen = "127.0.0.1:7001"
 
+    @Option(name: .customLong("agent-env"), help: ArgumentHelp("""
+        A variable for every agent's environment (repeatable). Cages get only an allow-list of core's own         environment (ANTHROPIC_*, CLAUDE_CODE_*, proxy settings, PATH, locale; see docs/security.md):         anything else an agent needs is named here, or in its agent.json `env`.
+        """, valueName: "NAME=VALUE"))
+    var agentEnv: [String] = []
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
     func validate() throws {
+        for pair in agentEnv {
+            guard let eq = pair.firstIndex(of: "="), pair[..<eq].range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
+                throw ValidationError("--agent-env wants NAME=VALUE, not '\(pair.prefix(64))'")
+            }
+        }
         if forgeListen != "off" {
             let parts = forgeListen.split(separator: ":")
             guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
@@ -86,6 +96,10 @@ struct HiveRootOptions: ParsableArguments {
         o.reminderPolicy.burst = reminderBurst
         o.reminderPolicy.refillPerSecond = 1 / reminderRefill
         o.forgeListen = forgeListen == "off" ? nil : forgeListen
+        for pair in agentEnv {
+            let eq = pair.firstIndex(of: "=")!
+            o.agentEnvironment[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+        }
         return o
     }
 }
@@ -198,6 +212,12 @@ struct Up: AsyncParsableCommand {
                 _ = chmod(wrapper.path, 0o755)
             } catch { throw fail(error) }
             options.agentEnvironment["HIVE_CLAUDE"] = wrapper.path
+        }
+        // What blocks agents on this host, before anything starts (`hive doctor` has the whole list).
+        let blocking = HostDoctor.run(root: options.layout.root, environment: ProcessInfo.processInfo.environment.merging(options.agentEnvironment) { $1 })
+            .filter { $0.level != .ok && !(self.demo && ($0.check.hasPrefix("claude") || $0.check == "login")) }
+        if !blocking.isEmpty {
+            FileHandle.standardError.write(Data("hive doctor:\n\(Doctor.render(blocking, all: false))\n\n".utf8))
         }
         let core: CoreDaemon
         do { core = try await CoreDaemon.start(options, logger: logger) } catch { throw fail(error) }

@@ -9,12 +9,12 @@ struct List: AsyncParsableCommand {
         abstract: "List the hive's agents with their state and inbox counts.",
         discussion: """
             STATE is what the agent's harness reports (idle, thinking, compacting, rate_limited, backoff,
-            needs_login, claude_missing), running when something without a report is connected, stopped or
+            needs_login, needs_billing, claude_missing), running when something without a report is connected, stopped or
             crashed when nothing is, and destroyed for a tombstone that keeps its state. UNREAD counts
             messages waiting; INFLIGHT those handed to the harness and not yet acked; DEAD those it gave up
             on (the manager was told). CAGE is the running cage's isolation (bwrap or process, its network)
             and whether its memory and process limits are enforced. NOTE says until when a rate limit
-            holds, and what to do.
+            holds, what to do, and when the agent's claude is not the version the tests pinned.
             """)
 
     @OptionGroup var hive: RunDirOption
@@ -31,6 +31,9 @@ struct List: AsyncParsableCommand {
                 var note = a.detail ?? ""
                 if let until = a.rateLimitedUntil {
                     note = "until \(clock.string(from: Date(timeIntervalSince1970: until)))" + (note.isEmpty ? "" : "; \(note)")
+                }
+                if let v = a.cliVersion, v != ClaudeExecutable.testedVersion {
+                    note += (note.isEmpty ? "" : "; ") + "claude \(v), not the tested \(ClaudeExecutable.testedVersion)"
                 }
                 return [a.name, a.state, String(a.unread), String(a.inflight), String(a.deadLetters), a.cage ?? "-", note]
             }

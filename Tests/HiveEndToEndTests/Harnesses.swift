@@ -20,6 +20,7 @@ extension LiveHive {
         env["FAKE_CLAUDE_HOME"] = dir.appending(path: "fake-home").path
         env["FAKE_CLAUDE_LOG"] = claudeLog.path
         env["CLAUDECODE"] = nil
+        env["HIVE_HARNESS_PARK_FLOOR"] = "1" // the stand-in's resets are seconds away; the floor is a minute
         if let script {
             let url = dir.appending(path: "script-\(agent).json")
             try JSONSerialization.data(withJSONObject: script).write(to: url)

@@ -43,8 +43,10 @@ final class LiveHive: @unchecked Sendable {
 
     /// Starts `hive core` and waits until its admin socket answers.
     func start(extra: [String] = [], cage: String = "none", environment: [String: String]? = nil) async throws {
+        // Cages get an allow-list of core's environment: the stand-in's settings travel as --agent-env.
+        let fake = (environment ?? [:]).filter { $0.key.hasPrefix("FAKE_CLAUDE_") }.sorted { $0.key < $1.key }
         let p = try launch(["core", "--root", root.path, "--run-dir", runDir.path, "--cage", cage, "--log-level", "debug",
-                            "--forge-listen", "127.0.0.1:0"] + extra,
+                            "--forge-listen", "127.0.0.1:0"] + fake.flatMap { ["--agent-env", "\($0.key)=\($0.value)"] } + extra,
                            environment: environment)
         process = p
         let deadline = ContinuousClock.now + .seconds(30)

@@ -185,8 +185,12 @@ struct MessagingTests {
         let wake = try await iris.call(RecvCommand()).messages.first
         #expect(wake?.id == next.id && wake?.from == "system")
 
+        // A fresh session is handed to the harness with its next turn's settings, once; core writes no file.
+        #expect(try await iris.call(TurnSettingsCommand()).freshSession == false)
         _ = try await iris.call(NewSessionCommand())
-        #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris/harness/new-session-requested").path))
+        #expect(try await iris.call(TurnSettingsCommand()).freshSession == true)
+        #expect(try await iris.call(TurnSettingsCommand()).freshSession == false)
+        #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris/harness/new-session-requested").path))
     }
 
     @Test("recv caps: max is clamped to 32")
