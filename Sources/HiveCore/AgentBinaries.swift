@@ -22,12 +22,17 @@ public enum AgentBinaries {
         return blockingDirectory(above: path) == nil
     }
 
-    /// The first directory above `path` that others cannot search, if any.
+    /// The first directory above `path` that others cannot search, if any. Directories that do not exist
+    /// yet are skipped: core makes them 0755.
     static func blockingDirectory(above path: String) -> String? {
         var dir = URL(filePath: path).deletingLastPathComponent()
         while true {
             var st = stat()
-            if stat(dir.path, &st) != 0 || st.st_mode & S_IXOTH == 0 { return dir.path }
+            if stat(dir.path, &st) == 0 {
+                if st.st_mode & S_IXOTH == 0 { return dir.path }
+            } else if errno != ENOENT {
+                return dir.path
+            }
             if dir.path == "/" { return nil }
             dir.deleteLastPathComponent()
         }

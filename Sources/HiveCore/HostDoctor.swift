@@ -32,13 +32,15 @@ public enum HostDoctor {
             out.append(.init(level: .blocking, check: "bubblewrap", detail: "not installed: agents would run without a sandbox",
                              fix: "apt-get install bubblewrap"))
         }
-        let cgroup2 = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
-        let controllers = (try? String(contentsOfFile: "/sys/fs/cgroup/cgroup.controllers", encoding: .utf8)) ?? ""
-        if cgroup2, controllers.contains("memory"), controllers.contains("pids") {
-            out.append(.init(level: .ok, check: "cgroups", detail: "v2 with memory and pids"))
+        // Core enforces limits through the cgroup v1 memory and pids controllers (CgroupLimits), as root.
+        let v1 = ["memory", "pids"].allSatisfy { FileManager.default.fileExists(atPath: "/sys/fs/cgroup/\($0)/cgroup.procs") }
+        if v1 && isRoot {
+            out.append(.init(level: .ok, check: "cgroups", detail: "memory and pids controllers (v1): agents' limits are enforced"))
         } else {
-            out.append(.init(level: .warning, check: "cgroups", detail: "no cgroup v2 memory/pids controllers: agents' memory and process limits are not enforced",
-                             fix: "boot with systemd.unified_cgroup_hierarchy=1, or run core where it may delegate cgroups"))
+            out.append(.init(level: .warning, check: "cgroups",
+                             detail: isRoot ? "no cgroup v1 memory and pids controllers: agents' memory and process limits are not enforced"
+                                            : "not root: agents' memory and process limits are not enforced",
+                             fix: isRoot ? "mount the memory and pids controllers under /sys/fs/cgroup" : "run the hive as root to enforce limits"))
         }
         out += claude(environment)
         let login = ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"].first { !(environment[$0] ?? "").isEmpty }

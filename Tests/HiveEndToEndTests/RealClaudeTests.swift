@@ -70,6 +70,15 @@ struct RealClaudeTests {
         #expect(row["cli_version"] == RealClaude.version)
         #expect(row["permission_denials"] == "[]")
         #expect(Double(row["cost_usd"] ?? "0")! > 0)
+        // It all happened in a bubblewrap cage, as the agent's own uid (claude's session files are its).
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") {
+            #expect(try await hive.agentRow("iris")?.cage?.hasPrefix("bwrap") == true)
+            if getuid() == 0 {
+                let home = hive.root.appending(path: "agents/iris/harness/home/.claude.json").path
+                let owner = try FileManager.default.attributesOfItem(atPath: home)[.ownerAccountID] as? NSNumber
+                #expect((owner?.intValue ?? 0) >= 20_000, "claude ran as the agent's uid, not root")
+            }
+        }
     }
 
     @Test("the manager's own tools work through the real CLI: it asks to create a config repo")
