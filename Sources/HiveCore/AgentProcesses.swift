@@ -118,6 +118,14 @@ final class AgentProcesses: Service, Sendable {
         var env = environment
         if let forge { env.merge(forge.environment(for: name, caged: cage != nil)) { $1 } }
         let config = configs.current(name)
+        // The one place a credential enters a cage: the stored one the config names (`default` unless it
+        // names another), else whatever core's own environment carried.
+        let credential = config.credential ?? "default"
+        if let stored = StoredCredential.load(credential, in: layout) {
+            stored.apply(to: &env)
+        } else if config.credential != nil {
+            logger.warning("\(name): its config names the credential '\(credential)', which is not stored (hive login --name \(credential))")
+        }
         var executable: String, arguments: [String], isolation: String
         do {
             let rendered = try configs.render(name, config)

@@ -33,10 +33,12 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var reminders = Reminders()
     public var session = Session()
     public var permissions = Permissions()
+    /// Which stored credential (`hive login --name`) the agent's claude uses; nil: `default`.
+    public var credential: String?
 
     private enum CodingKeys: String, CodingKey {
         case model, description, systemPrompt = "system_prompt", allowedRecipients = "allowed_recipients",
-             mcpServers = "mcp_servers", env, network, limits, reminders, session, permissions
+             mcpServers = "mcp_servers", env, network, limits, reminders, session, permissions, credential
     }
 
     /// What claude may do without asking (in `--print` mode nobody can answer a prompt, so anything not
@@ -159,7 +161,7 @@ private struct Checker {
     mutating func config(_ o: [String: Any]) -> AgentConfig {
         var c = AgentConfig()
         known(o, ["model", "description", "system_prompt", "allowed_recipients", "mcp_servers", "env", "network",
-                  "limits", "reminders", "session", "permissions"], in: nil)
+                  "limits", "reminders", "session", "permissions", "credential"], in: nil)
         if let v = string(o, "model", max: 100) {
             if !AgentConfig.isModelName(v) {
                 problems.append("model: '\(v.prefix(100))' is not a model name (letters, digits and . _ : - [ ])")
@@ -221,6 +223,9 @@ private struct Checker {
             }
             if let v = int(s, "cache_ttl_seconds", at: "session", range: 0...86_400) { c.session.cacheTTLSeconds = v }
             if let v = int(s, "turn_timeout_seconds", at: "session", range: 10...86_400) { c.session.turnTimeoutSeconds = v }
+        }
+        if let v = string(o, "credential", max: 32) {
+            if StoredCredential.isName(v) { c.credential = v } else { problems.append("credential: '\(v)' is not a credential name (1–32 of a-z 0-9 _ -)") }
         }
         if let p = field(o, "permissions", as: [String: Any].self, "an object with mode, allow, deny") {
             known(p, ["mode", "allow", "deny"], in: "permissions")

@@ -39,6 +39,8 @@ public struct HiveLayout: Sendable {
     /// `<root>/logs/<n>.log`: what the agent's cage wrote (harness log, claude's stderr). Core's, outside
     /// every directory an agent can write, so no agent can point it elsewhere.
     public func cageLog(_ name: AgentName) -> URL { root.appending(path: "logs").appending(path: "\(name.rawValue).log") }
+    /// `<root>/credentials`: the operator's stored Claude credentials (`hive login`), root's, 0700.
+    public var credentialsDir: URL { root.appending(path: "credentials") }
     /// `<root>/shared`: the space every agent reads and writes.
     public var sharedDir: URL { root.appending(path: "shared") }
     /// `<run-dir>/agents/<n>`: the agent's runtime sockets.

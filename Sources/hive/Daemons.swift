@@ -214,7 +214,8 @@ struct Up: AsyncParsableCommand {
             options.agentEnvironment["HIVE_CLAUDE"] = wrapper.path
         }
         // What blocks agents on this host, before anything starts (`hive doctor` has the whole list).
-        let blocking = HostDoctor.run(root: options.layout.root, environment: ProcessInfo.processInfo.environment.merging(options.agentEnvironment) { $1 })
+        let blocking = HostDoctor.run(root: options.layout.root, environment: ProcessInfo.processInfo.environment.merging(options.agentEnvironment) { $1 },
+                                      credentialsStored: !StoredCredential.names(in: options.layout).isEmpty)
             .filter { $0.level != .ok && !(self.demo && ($0.check.hasPrefix("claude") || $0.check == "login")) }
         if !blocking.isEmpty {
             FileHandle.standardError.write(Data("hive doctor:\n\(Doctor.render(blocking, all: false))\n\n".utf8))

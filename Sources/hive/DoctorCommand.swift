@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HiveCore
+import HiveWire
 
 struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +19,9 @@ struct Doctor: AsyncParsableCommand {
     var root: String?
 
     func run() async throws {
-        let findings = HostDoctor.run(root: root.map { URL(filePath: $0) } ?? Defaults.root, environment: ProcessInfo.processInfo.environment)
+        let rootURL = root.map { URL(filePath: $0) } ?? Defaults.root
+        let stored = !StoredCredential.names(in: HiveLayout(root: rootURL, runDir: Defaults.runDir(root: rootURL))).isEmpty
+        let findings = HostDoctor.run(root: rootURL, environment: ProcessInfo.processInfo.environment, credentialsStored: stored)
         print(Self.render(findings, all: true))
         if findings.contains(where: { $0.level == .blocking }) { throw ExitCode(1) }
     }

@@ -191,4 +191,41 @@ struct RealClaudeTests {
         #expect(out.status == 0, "\(out.err)")
         _ = try await Self.awaitOperator(hive, containing: "paid up")
     }
+
+    @Test("hive login stores the credential once; each cage gets it and an allow-listed environment; in a cage claude may use its shell")
+    func storedLogin() async throws {
+        let api = try await ModelStandIn()
+        defer { Task { await api.stop() } }
+        let hive = try LiveHive()
+        let login = Process()
+        login.executableURL = LiveHive.binary
+        login.arguments = ["login", "--root", hive.root.path]
+        let input = Pipe()
+        login.standardInput = input
+        login.standardOutput = FileHandle.nullDevice
+        try login.run()
+        try input.fileHandleForWriting.write(contentsOf: Data("sk-ant-api03-stored-key\n".utf8))
+        try input.fileHandleForWriting.close()
+        login.waitUntilGone()
+        #expect(login.terminationStatus == 0)
+        let file = hive.root.appending(path: "credentials/default.json").path
+        #expect((try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        var env = try RealClaude.environment(api: api)
+        env["ANTHROPIC_API_KEY"] = nil // only the stored one
+        env["CORE_ONLY_SECRET"] = "do-not-leak"
+        try await hive.start(cage: FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") ? "bwrap" : "process", environment: env)
+        try await hive.spawn("iris")
+        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: """
+            @tool Bash {"command":"env > env.txt"}
+            @tool send {"to":"operator","body":"env saved"}
+            """))
+        _ = try await Self.awaitOperator(hive, containing: "env saved")
+        #expect(api.messageRequests.last?.headers["x-api-key"] == "sk-ant-api03-stored-key", "the stored key reached the API")
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") else { return }
+        let seen = try String(contentsOf: hive.root.appending(path: "agents/iris/state/env.txt"), encoding: .utf8)
+        #expect(!seen.contains("do-not-leak"), "nothing of core's environment beyond the allow-list")
+        #expect(seen.contains("ANTHROPIC_API_KEY=sk-ant-api03-stored-key"))
+        #expect(!seen.contains("PYENV_ROOT"), "core's own settings stay with core")
+    }
 }
