@@ -53,12 +53,16 @@ enum AgentPage {
         out += " <span class=\"badge\">model \(HTML.escape(s.model ?? "?"))\(s.modelOverride != nil ? " (set here)" : "")</span>"
         if let c = s.contextTokens { out += " <span class=\"badge\">context \(c)\(s.contextWindow.map { " / \($0)" } ?? "")</span>" }
         out += " <span class=\"badge\">cost \(String(format: "%.4f", s.totalCostUSD)) USD</span>"
+        if !s.permissionDenials.isEmpty {
+            out += " <span class=\"badge denied\">refused: \(HTML.escape(s.permissionDenials.joined(separator: ", ")))</span>"
+        }
+        if let v = s.cliVersion { out += " <span class=\"badge\">claude \(HTML.escape(v))</span>" }
         return out
     }
 
     static let css = """
         body{font:14px system-ui,sans-serif;margin:1.2em;color:#222}h1{display:inline;margin-right:.6em}h2{font-size:1.05em}
-        .badge{display:inline-block;padding:.1em .5em;border-radius:.7em;background:#ddd;font-size:.9em;margin-right:.2em}
+        .badge{display:inline-block;padding:.1em .5em;border-radius:.7em;background:#ddd;font-size:.9em;margin-right:.2em}.badge.denied{background:#fc9}
         .idle{background:#cfc}.thinking,.compacting{background:#cdf}.rate_limited,.needs_login,.claude_missing,.backoff{background:#f99;color:#600}
         #banner div{background:#f99;color:#600;padding:.5em;margin:.5em 0}.muted{color:#888}
         .cols{display:flex;gap:2em;flex-wrap:wrap}.cols section:first-child{flex:3;min-width:30em}.cols section:last-child{flex:2;min-width:20em}
@@ -142,7 +146,9 @@ enum AgentPage {
           <span class="badge">model ${esc(s.model)}${s.model_override ? ' (set here; config: ' + esc(s.config_model) + ')' : ''}</span>
           ${s.context_tokens != null ? `<span class="badge">context ${s.context_tokens}${s.context_window ? ' / ' + s.context_window + ' (' + Math.round(100 * s.context_tokens / s.context_window) + '%)' : ''}</span>` : ''}
           <span class="badge">cost ${Number(s.total_cost_usd).toFixed(4)} USD</span>
-          ${s.rate_limited_until ? `<span class="badge rate_limited">rate-limited until ${hhmm(s.rate_limited_until)}</span>` : ''}`;
+          ${s.rate_limited_until ? `<span class="badge rate_limited">rate-limited until ${hhmm(s.rate_limited_until)}</span>` : ''}
+          ${(s.permission_denials || []).length ? `<span class="badge denied" title="claude was refused these tools; the agent's permissions in agent.json decide">refused: ${esc(s.permission_denials.join(', '))}</span>` : ''}
+          ${s.cli_version ? `<span class="badge">claude ${esc(s.cli_version)}</span>` : ''}`;
         document.getElementById('banner').innerHTML = s.rate_limited_until ? `<div>Rate-limited until ${hhmm(s.rate_limited_until)}: messages wait.</div>` : '';
         showInbox(await (await fetch('inbox')).json());
       } catch (err) { document.getElementById('said').textContent = 'cannot reach the harness: ' + err; }

@@ -19,6 +19,14 @@ public final class ModelStandIn: Sendable {
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
+    /// The server's own log only for what is critical: a stopped stand-in cancelling its open streams is
+    /// expected, not news.
+    public static var quietLogger: Logger {
+        var l = Logger(label: "model-stand-in")
+        l.logLevel = .critical
+        return l
+    }
+
     /// One request the CLI made.
     public struct RecordedRequest: Sendable {
         public var method: String
@@ -38,7 +46,7 @@ public final class ModelStandIn: Sendable {
     }
 
     /// Starts on 127.0.0.1 (port 0: any free one) and returns once it listens.
-    public init(model: ScriptedModel = ScriptedModel(), port: Int = 0, logger: Logger = Logger(label: "model-stand-in")) async throws {
+    public init(model: ScriptedModel = ScriptedModel(), port: Int = 0, logger: Logger = ModelStandIn.quietLogger) async throws {
         self.model = model
         let router = Router()
         let box = RecorderBox()

@@ -105,7 +105,8 @@ public final class ScriptedModel: Sendable {
             return .message(blocks: [.text("done")], stopReason: "end_turn", usage: usage, delay: answered == 0 ? delay : 0)
         }
         let step = steps[answered]
-        let firstDelay = answered == 0 && Self.lastIsPrompt(messages, promptIndex) ? delay : 0
+        // The first answer of a turn is the slow one (the CLI may retry it; each retry is slow again).
+        let firstDelay = answered == 0 ? delay : 0
         if step.verb == "say" {
             return .message(blocks: [.text(step.rest.trimmingCharacters(in: .whitespaces))], stopReason: "end_turn", usage: usage, delay: firstDelay)
         }
@@ -147,7 +148,7 @@ public final class ScriptedModel: Sendable {
         case "overloaded":
             return .error(status: 529, type: "overloaded_error", message: "Overloaded", headers: [:])
         case "too-long":
-            return .error(status: 400, type: "invalid_request_error", message: "prompt is too long: 250000 tokens > 200000 maximum", headers: [:])
+            return .error(status: 400, type: "invalid_request_error", message: "prompt is too long: 1204381 tokens > 1000000 maximum", headers: [:])
         default:
             return .error(status: 400, type: "invalid_request_error",
                           message: "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.",
@@ -216,6 +217,4 @@ public final class ScriptedModel: Sendable {
         }
         return nil
     }
-
-    static func lastIsPrompt(_ messages: [[String: Any]], _ index: Int) -> Bool { index == messages.count - 1 }
 }
