@@ -173,12 +173,18 @@ public enum WebServer {
                     response = try await passthrough(core, SetModelCommand(agent: name.rawValue, model: body))
                 } else {
                     let rest = "/" + restParts.joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
-                    let socket = runDir.appending(path: "agents").appending(path: name.rawValue).appending(path: "web.sock").path
-                    // The agent owns its run dir: only a real socket is followed, never a link it put there.
-                    var st = stat()
-                    guard lstat(socket, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK else { return json(["error": "that agent's page is not up"], status: .badGateway) }
-                    guard let url = URL(httpURLWithSocketPath: socket, uri: rest) else { return json(["error": "bad path"], status: .badRequest) }
-                    response = try await proxy(request, to: url.absoluteString, client: client, dropAuthorization: true, logger: logger)
+                    guard rest.utf8.count <= 2048, !rest.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) else {
+                        return json(["error": "bad path"], status: .badRequest)
+                    }
+                    do {
+                        let fd = try AgentPageProxy.connect(runDir: runDir, agent: name)
+                        response = try await AgentPageProxy.forward(request, path: rest, fd: fd)
+                    } catch let refused as AgentPageProxy.Refused {
+                        logger.warning("agent page of \(name): \(refused)")
+                        return json(["error": refused.description], status: .badGateway)
+                    } catch {
+                        return json(["error": "the agent's page is not answering"], status: .badGateway)
+                    }
                 }
                 // What an agent serves must not act as this origin: a sandboxed, opaque origin cannot read the
                 // dashboard or its CSRF token, and cannot set the session cookie.

@@ -1,0 +1,131 @@
+import Foundation
+import HiveClient
+import HiveWire
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Findings of the hostile-agent audit (issue 13), each as what the agent did and what must not follow.
+/// Each failed on the code before its fix (see the issue's closing note).
+@Suite("Hostile agents", .serialized, .timeLimit(.minutes(3)))
+struct AdversaryTests {
+    /// Runs `script` with /bin/sh as `uid` (what the agent can do from its cage, on the same files).
+    static func asAgent(_ uid: uid_t, _ script: String) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(filePath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", "/bin/sh", "-c", script]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilGone()
+        return p.terminationStatus
+    }
+
+    @Test("finding 1: an agent that swaps its web.sock for core's or another agent's gets nothing through the dashboard",
+          .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap")))
+    func pageSocketSwap() async throws {
+        let hive = try LiveHive()
+        try await hive.start(cage: "bwrap", environment: try hive.fakeClaudeEnvironment())
+        for name in ["iris", "bob"] { _ = try await hive.spawn(name) }
+        try await hive.eventually("both up", timeout: .seconds(30)) {
+            let a = try await hive.agentRow("iris")?.state, b = try await hive.agentRow("bob")?.state
+            return a == "idle" && b == "idle"
+        }
+        let (_, port) = try await hive.startWeb()
+        let cookie = try hive.webCookie(port)
+        let dir = hive.runDir.appending(path: "agents/iris").path
+        let uid = try #require((try FileManager.default.attributesOfItem(atPath: dir)[.ownerAccountID] as? NSNumber)?.uint32Value)
+        #expect(try TCPHTTP.request(port, "GET", "/agent/iris/state", headers: ["Cookie": cookie]).status == 200)
+        for target in [hive.runDir.appending(path: "web.sock").path, hive.runDir.appending(path: "agents/bob/web.sock").path] {
+            // The agent does it, as its own uid, in its own run dir.
+            #expect(try Self.asAgent(uid, "cd '\(dir)' && mv web.sock web.sock.real && ln -s '\(target)' web.sock") == 0)
+            let got = try TCPHTTP.request(port, "GET", "/agent/iris/state", headers: ["Cookie": cookie])
+            #expect(got.status == 502 && got.body.contains("refused"), "\(target): \(got.status) \(got.body.prefix(200))")
+            let post = try TCPHTTP.request(port, "POST", "/agent/iris/send", headers: ["Cookie": cookie, "Origin": "http://127.0.0.1:\(port)"],
+                                           body: #"{"cmd":"send","to":"manager","body":"as operator"}"#)
+            #expect(post.status == 502)
+            #expect(try Self.asAgent(uid, "cd '\(dir)' && rm web.sock && mv web.sock.real web.sock") == 0)
+        }
+        // The audit's way: swap the real socket and a link to core's back and forth (renameat2 EXCHANGE)
+        // while the dashboard connects, so a check by path and the connect see different files.
+        let race = Process()
+        race.executableURL = URL(filePath: "/usr/bin/setpriv")
+        race.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", "/usr/bin/python3", "-c", """
+            import ctypes, os, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            os.chdir('\(dir)'); os.symlink('\(hive.runDir.appending(path: "web.sock").path)', 'evil')
+            end = time.time() + 4
+            while time.time() < end:
+                libc.renameat2(-100, b'web.sock', -100, b'evil', 2)
+            if os.path.islink('web.sock'): libc.renameat2(-100, b'web.sock', -100, b'evil', 2)
+            os.unlink('evil')
+            """]
+        try race.run()
+        var statuses: [Int: Int] = [:]
+        let until = ContinuousClock.now + .seconds(3.5)
+        while ContinuousClock.now < until {
+            let post = try TCPHTTP.request(port, "POST", "/agent/iris/send", headers: ["Cookie": cookie, "Origin": "http://127.0.0.1:\(port)"],
+                                           body: "\n{\"cmd\":\"send\",\"to\":\"manager\",\"body\":\"as operator\"}\n", readFor: .seconds(3))
+            statuses[post.status, default: 0] += 1
+        }
+        race.waitUntilGone()
+        #expect(statuses[502, default: 0] > 0, "the race was on: \(statuses)")
+        let inbox = try hive.sqlite("broker.sqlite", "SELECT count(*) AS n FROM message WHERE body = 'as operator'")
+        #expect(inbox.first?["n"] == "0", "nothing reached core as the operator")
+        #expect(try TCPHTTP.request(port, "GET", "/agent/iris/state", headers: ["Cookie": cookie]).status == 200, "the real page works again")
+    }
+
+    @Test("findings 2 and 3: links planted in an agent's dirs get no write from root (new-session flag, long reminders)")
+    func plantedLinks() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let victim = hive.dir.appending(path: "victim")
+        try FileManager.default.createDirectory(at: victim, withIntermediateDirectories: true)
+        let harness = hive.root.appending(path: "agents/iris/harness")
+        try FileManager.default.createDirectory(at: harness, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: harness.appending(path: "new-session-requested").path,
+                                                   withDestinationPath: victim.appending(path: "overwritten").path)
+        let state = hive.root.appending(path: "agents/iris/state")
+        try FileManager.default.createSymbolicLink(atPath: state.appending(path: "reminders").path, withDestinationPath: victim.path)
+        let iris = try hive.agent("iris")
+        _ = try await iris.call(NewSessionCommand())
+        let long = String(repeating: "x", count: 5000)
+        let r = try await iris.raw(#"{"cmd":"remind","delay_seconds":60,"message":"\#(long)"}"#)
+        #expect(r["ok"] as? Bool == false)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: victim.path).isEmpty, "root wrote nothing through the links")
+        #expect((r["error"] as? String)?.contains(hive.root.path) != true, "no host path in the answer")
+    }
+
+    @Test("finding 12: report_state takes only the harness's states and short texts; an agent cannot show itself destroyed or flood core")
+    func reportState() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let iris = try hive.agent("iris")
+        for line in [#"{"cmd":"report_state","state":"destroyed"}"#,
+                     #"{"cmd":"report_state","state":"idle","detail":"\#(String(repeating: "y", count: 100_000))"}"#,
+                     #"{"cmd":"report_state","state":"rate_limited","rate_limited_until":-1e300}"#,
+                     #"{"cmd":"report_state","state":"idle","model":"x; rm -rf /"}"#] {
+            let r = try await iris.raw(line)
+            #expect(r["ok"] as? Bool == false, "\(line.prefix(80))")
+        }
+        _ = try await iris.raw(#"{"cmd":"report_state","state":"idle","detail":"look \u001b]0;pwned\u0007 here"}"#)
+        let row = try await hive.agentRow("iris")
+        #expect(row?.state == "idle")
+        #expect(row?.detail?.contains("\u{1B}") == false, "control characters never reach the operator")
+    }
+
+    @Test("finding 17: terminal escapes an agent writes reach the operator's terminal as text")
+    func terminalEscapes() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        _ = try await hive.agent("iris").call(SendCommand(to: "operator", body: "hello \u{1B}]0;owned\u{07}\u{1B}[2J world \u{202E}txt.exe"))
+        let out = try hive.cli(["inbox"]).out
+        #expect(out.contains("hello"))
+        #expect(!out.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x202E })
+        #expect(out.contains("\\u{1B}]0;owned"), "shown, not obeyed")
+    }
+}
