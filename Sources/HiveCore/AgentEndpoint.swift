@@ -12,6 +12,7 @@ struct AgentEndpoint: Sendable {
     let layout: HiveLayout
     let reminders: ReminderDesk
     let configs: ConfigStore
+    let rates: AgentRates
     /// Set on the manager's socket only: what the config gatekeeper may do beyond any agent.
     let manager: ManagerDesk?
     let logger: Logger
@@ -30,6 +31,7 @@ struct AgentEndpoint: Sendable {
             switch request {
             case .send(let c):
                 let to = try allowed(try Recipient(c.to))
+                try rates.take(name, .send)
                 return ResponseLine.ok(try broker.send(from: .agent(name), to: to, body: c.body, inReplyTo: c.inReplyTo))
             case .recv(let c):
                 let max = try Validate.count(c.max, field: "max", default: 1, cap: WireLimits.maxRecvBatch)
@@ -54,7 +56,9 @@ struct AgentEndpoint: Sendable {
                 for message in dead { notifyDeadLetter(message, reason: c.reason) }
                 return ResponseLine.ok(reply)
             case .reportState(let c):
-                board.report(name, try c.checked())
+                let checked = try c.checked()
+                try rates.take(name, .reportState)
+                board.report(name, checked)
                 return ResponseLine.ok(ReportStateCommand.Reply())
             case .requestNextTurn(let c):
                 let why = c.reason.map { ": \($0.prefix(1000))" } ?? ""

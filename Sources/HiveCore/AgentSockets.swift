@@ -16,6 +16,7 @@ final class AgentSockets: Service, Sendable {
     let board: AgentStatusBoard
     let reminders: ReminderDesk
     let configs: ConfigStore
+    let rates: AgentRates
     private let logger: Logger
     /// The manager's extra powers, attached once core has built them (they need these sockets).
     private let managerDesk = Mutex<ManagerDesk?>(nil)
@@ -31,8 +32,9 @@ final class AgentSockets: Service, Sendable {
     }
     private let state = Mutex(State())
 
-    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, reminders: ReminderDesk, configs: ConfigStore, logger: Logger) {
+    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, reminders: ReminderDesk, configs: ConfigStore, rates: AgentRates, logger: Logger) {
         self.configs = configs
+        self.rates = rates
         self.layout = layout
         self.broker = broker
         self.board = board
@@ -47,7 +49,7 @@ final class AgentSockets: Service, Sendable {
     func open(_ name: AgentName) throws {
         let server = LineServer(
             path: layout.agentSocket(name), mode: 0o660, logger: logger,
-            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, configs: configs,
+            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, configs: configs, rates: rates,
                                    manager: name == .manager ? managerDesk.withLock { $0 } : nil, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
                 self?.state.withLock { s in

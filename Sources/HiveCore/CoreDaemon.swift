@@ -31,6 +31,9 @@ public struct CoreOptions: Sendable {
     public var hiveExecutable: String
     /// Per-agent reminder limits (cap, token bucket, horizon).
     public var reminderPolicy = ReminderLimits.Policy()
+    /// Messages an agent may send: a burst, then this many a second (0: unlimited).
+    public var sendBurst: Double = 60
+    public var sendPerSecond: Double = 5
     /// Most reminders fired per transaction.
     public var reminderBatch = 32
     /// How long an agent may hold handed-out messages with nothing connected before they are requeued.
@@ -91,7 +94,8 @@ public final class CoreDaemon: Sendable {
         let limits = ReminderLimits(policy: options.reminderPolicy)
         let configs = ConfigStore(layout: layout, reminderLimits: limits, logger: logger)
         let desk = ReminderDesk(broker: broker, layout: layout, limits: limits, scheduler: scheduler)
-        let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), reminders: desk, configs: configs, logger: logger)
+        let rates = AgentRates(send: .init(burst: options.sendBurst, perSecond: options.sendPerSecond))
+        let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), reminders: desk, configs: configs, rates: rates, logger: logger)
         if options.cage == .bwrap, !BwrapCage.available {
             throw CoreError("--cage bwrap needs bubblewrap: apt-get install bubblewrap (or use --cage process)")
         }

@@ -8,6 +8,8 @@ import Foundation
 /// "default").
 public struct AgentConfig: Codable, Sendable, Equatable {
     public static let fileName = "agent.json"
+    /// The largest `agent.json` taken: well under what an approval's diff shows in full.
+    public static let maxFileBytes = 32 * 1024
 
     /// Whether `name` can be claude's `--model` (it goes on claude's command line): letters, digits and
     /// `. _ : - [ ]`, starting with a letter or digit, at most 100 bytes.
@@ -114,11 +116,17 @@ public struct AgentConfig: Codable, Sendable, Equatable {
 
     /// Parses and checks `agent.json`. Every problem is reported, one per line, naming its field.
     public static func parse(_ data: Data) throws(ConfigError) -> AgentConfig {
+        guard data.count <= maxFileBytes else {
+            throw ConfigError(["\(fileName) is \(data.count) bytes; at most \(maxFileBytes) (the operator must see the whole diff they approve)"])
+        }
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: data) } catch {
             throw ConfigError(["\(fileName) is not valid JSON: \((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error.localizedDescription)"])
         }
         guard let top = object as? [String: Any] else { throw ConfigError(["\(fileName) must hold one JSON object"]) }
+        // A key given twice would show the operator one value in the diff and deploy the other.
+        let duplicates = DuplicateKeys.find(in: data)
+        if !duplicates.isEmpty { throw ConfigError(duplicates.map { "\($0): given more than once" }) }
         var check = Checker()
         let config = check.config(top)
         if !check.problems.isEmpty { throw ConfigError(check.problems) }
@@ -300,5 +308,50 @@ private struct Checker {
             env[k] = s
         }
         return env
+    }
+}
+
+/// Finds keys given twice in one object of a JSON text (which JSONSerialization accepts, keeping the last).
+/// Runs on text JSONSerialization has already accepted, so it only tracks strings, nesting and where a
+/// key may stand; each key is decoded (escapes included) before it is compared.
+enum DuplicateKeys {
+    static func find(in data: Data) -> [String] {
+        struct Level { var isObject: Bool; var keys: Set<String> = []; var expectKey: Bool; var path: String }
+        var stack: [Level] = []
+        var lastKey = ""
+        var found: [String] = []
+        let b = [UInt8](data)
+        var i = 0
+        while i < b.count {
+            switch b[i] {
+            case UInt8(ascii: "{"):
+                let parent = stack.last.map { $0.isObject ? ($0.path.isEmpty ? lastKey : "\($0.path).\(lastKey)") : $0.path } ?? ""
+                stack.append(Level(isObject: true, expectKey: true, path: parent))
+            case UInt8(ascii: "["):
+                let parent = stack.last.map { $0.isObject ? ($0.path.isEmpty ? lastKey : "\($0.path).\(lastKey)") : $0.path } ?? ""
+                stack.append(Level(isObject: false, expectKey: false, path: parent))
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                _ = stack.popLast()
+            case UInt8(ascii: ","):
+                if stack.last?.isObject == true { stack[stack.count - 1].expectKey = true }
+            case UInt8(ascii: ":"):
+                if stack.last?.isObject == true { stack[stack.count - 1].expectKey = false }
+            case UInt8(ascii: "\""):
+                var j = i + 1
+                while j < b.count, b[j] != UInt8(ascii: "\"") { j += b[j] == UInt8(ascii: "\\") ? 2 : 1 }
+                if let top = stack.last, top.isObject, top.expectKey {
+                    let key = (try? JSONSerialization.jsonObject(with: Data(b[i...min(j, b.count - 1)]), options: .fragmentsAllowed)) as? String ?? ""
+                    lastKey = key
+                    if !stack[stack.count - 1].keys.insert(key).inserted {
+                        found.append(top.path.isEmpty ? String(key.prefix(64)) : "\(top.path).\(key.prefix(64))")
+                    }
+                }
+                i = j
+            default:
+                break
+            }
+            i += 1
+        }
+        return found
     }
 }

@@ -488,7 +488,8 @@ final class CoreProcess: @unchecked Sendable {
         let p = Process()
         p.executableURL = hive
         p.arguments = ["core", "--root", dir.appending(path: "root").path, "--run-dir", dir.appending(path: "run").path, "--log-level", "warning",
-                       "--synchronous", synchronous.rawValue.lowercased()] + extra
+                       // The spine's own speed: agents' send rate limits off.
+                       "--synchronous", synchronous.rawValue.lowercased(), "--send-rate", "0"] + extra
         try p.run()
         let core = CoreProcess(process: p, runDir: dir.appending(path: "run"))
         for _ in 0..<600 {

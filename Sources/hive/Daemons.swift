@@ -51,6 +51,11 @@ struct HiveRootOptions: ParsableArguments {
         """, valueName: "host:port|off"))
     var forgeListen = "127.0.0.1:7001"
 
+    @Option(name: .customLong("send-rate"), help: ArgumentHelp("Messages an agent may send a second after its burst (0: unlimited; the operator is never limited).", valueName: "n"))
+    var sendRate: Double = 5
+    @Option(name: .customLong("send-burst"), help: ArgumentHelp("Messages an agent may send at once before --send-rate applies.", valueName: "n"))
+    var sendBurst: Double = 60
+
     @Option(name: .customLong("agent-env"), help: ArgumentHelp("""
         A variable for every agent's environment (repeatable). Cages get only an allow-list of core's own         environment (ANTHROPIC_*, CLAUDE_CODE_*, proxy settings, PATH, locale; see docs/security.md):         anything else an agent needs is named here, or in its agent.json `env`.
         """, valueName: "NAME=VALUE"))
@@ -78,6 +83,9 @@ struct HiveRootOptions: ParsableArguments {
         guard reminderCap >= 1, reminderBurst >= 1, reminderRefill > 0 else {
             throw ValidationError("--reminder-cap and --reminder-burst must be at least 1, --reminder-refill more than 0")
         }
+        guard sendRate >= 0, sendRate.isFinite, sendBurst >= 1, sendBurst.isFinite else {
+            throw ValidationError("--send-rate must be 0 or more, --send-burst at least 1")
+        }
         guard inflightGrace >= 0.3 else { throw ValidationError("--inflight-grace must be at least 0.3 seconds") }
     }
 
@@ -96,6 +104,8 @@ struct HiveRootOptions: ParsableArguments {
         o.reminderPolicy.burst = reminderBurst
         o.reminderPolicy.refillPerSecond = 1 / reminderRefill
         o.forgeListen = forgeListen == "off" ? nil : forgeListen
+        o.sendPerSecond = sendRate
+        o.sendBurst = sendBurst
         for pair in agentEnv {
             let eq = pair.firstIndex(of: "=")!
             o.agentEnvironment[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
@@ -153,6 +163,9 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Run the manager and two agents (alice, bob) on a scripted stand-in instead of Claude, to watch messages flow without a Claude login.")
     var demo = false
 
+    @Flag(help: "Without bubblewrap, run agents anyway, unsandboxed (as root that means agents ARE root). Refused without this flag.")
+    var unsandboxed = false
+
     func validate() throws {
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count >= 2, let port = Int(parts.last!), (1...65535).contains(port), !parts.dropLast().joined(separator: ":").isEmpty else {
@@ -195,9 +208,21 @@ struct Up: AsyncParsableCommand {
         let sandboxed = BwrapCage.available
         var options = hive.options(cage: sandboxed ? .bwrap : .process)
         if !sandboxed {
+            guard unsandboxed || getuid() != 0 else {
+                throw fail(RequestError("""
+                    bubblewrap is not installed, and without it agents would run as root with the whole machine in reach. \
+                    Install it (apt-get install bubblewrap), or say --unsandboxed if you mean it
+                    """))
+            }
             FileHandle.standardError.write(Data("""
                 hive: WARNING: bubblewrap is not installed, so agents run WITHOUT a sandbox (--cage process):
-                hive: they can read and write whatever this user can. Install it (apt-get install bubblewrap) and restart.
+                hive: they can read and write whatever this user can\(getuid() == 0 ? " (root: everything)" : ""). Install it (apt-get install bubblewrap) and restart.
+
+                """.utf8))
+        } else if getuid() != 0 {
+            FileHandle.standardError.write(Data("""
+                hive: note: run by an ordinary user, every agent runs as \(NSUserName()): cages keep agents to their own
+                hive: directories, but they share one uid, so limits and file ownership cannot tell them apart. Run as root for a uid per agent.
 
                 """.utf8))
         }

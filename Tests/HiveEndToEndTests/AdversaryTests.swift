@@ -128,4 +128,17 @@ struct AdversaryTests {
         #expect(!out.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x202E })
         #expect(out.contains("\\u{1B}]0;owned"), "shown, not obeyed")
     }
+
+    @Test("finding 15: an agent's sends are rate limited (a burst, then a rate), with when to retry; the operator is not")
+    func sendRate() async throws {
+        let hive = try LiveHive()
+        try await hive.start(extra: ["--send-burst", "5", "--send-rate", "0.5"])
+        try await hive.spawn("iris")
+        let iris = try hive.agent("iris")
+        for i in 0..<5 { _ = try await iris.call(SendCommand(to: "manager", body: "m\(i)")) }
+        let refused = try await iris.raw(#"{"cmd":"send","to":"manager","body":"one too many"}"#)
+        #expect(refused["ok"] as? Bool == false)
+        #expect((refused["error"] as? String)?.contains("try again in") == true, "\(refused)")
+        for i in 0..<10 { _ = try await hive.admin().call(SendCommand(to: "iris", body: "op \(i)")) }
+    }
 }

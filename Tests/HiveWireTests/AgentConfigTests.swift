@@ -82,3 +82,20 @@ struct AgentConfigTests {
         #expect(long.utf8.count <= WireLimits.maxBodyBytes && long.hasPrefix("dead_letter: "))
     }
 }
+
+@Suite("agent.json cannot say two things")
+struct AgentConfigDuplicateKeyTests {
+    @Test("a key given twice is refused, at any depth, escapes included; so is a file past the size cap")
+    func duplicates() {
+        func problems(_ text: String) -> [String] {
+            do { _ = try AgentConfig.parse(Data(text.utf8)); return [] } catch { return error.problems }
+        }
+        #expect(problems(#"{"network":"none","model":"opus","network":"host"}"#) == ["network: given more than once"])
+        #expect(problems(#"{"env":{"A":"1","\u0041":"2"}}"#) == ["env.A: given more than once"])
+        #expect(problems(#"{"limits":{"pids":100},"session":{"cache_ttl_seconds":1,"cache_ttl_seconds":2}}"#) == ["session.cache_ttl_seconds: given more than once"])
+        #expect(problems(#"{"env":{"X":"{\"network\":1,\"network\":2}"},"network":"none"}"#).isEmpty, "keys inside strings are text")
+        #expect(problems(#"{"allowed_recipients":["a","a"]}"#).isEmpty, "values may repeat")
+        let huge = #"{"description":"\#(String(repeating: "x", count: 40_000))"}"#
+        #expect(problems(huge).first?.contains("at most") == true)
+    }
+}
