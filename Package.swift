@@ -42,11 +42,11 @@ let package = Package(
         ]),
         // The coordinator daemon: sockets, registry, sweeps.
         .target(name: "HiveCore", dependencies: [
-            "HiveWire", "HiveBroker", "HiveTelemetry", "HiveForge",
+            "HiveWire", "HiveBroker", "HiveForge",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        // Per-agent telemetry stores (events.sqlite, turn-stats.sqlite): written by the harness, swept by core.
+        // Per-agent telemetry stores (events.sqlite, turn-stats.sqlite): written and swept by the harness, as the agent.
         .target(name: "HiveTelemetry", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         // The harness (`hive agent`): turn loop driving claude, its stores and its HTTP endpoint.
         // Reaches the hive only through its agent socket: never the broker or core.

@@ -17,3 +17,13 @@ enum CageEnvironment {
         env.filter { key, _ in names.contains(key) || prefixes.contains(where: key.hasPrefix) }
     }
 }
+
+/// How long each harness keeps its own telemetry: each harness sweeps its stores itself, as the agent's
+/// uid (root opening files in an agent's directory could be pointed at any SQLite file on the host).
+/// Core tells it the windows in its environment.
+enum HarnessRetention {
+    static func environment(events: Double, stats: Double, interval: Duration) -> [String: String] {
+        ["HIVE_HARNESS_EVENTS_RETENTION_SECONDS": String(Int(events)), "HIVE_HARNESS_STATS_RETENTION_SECONDS": String(Int(stats)),
+         "HIVE_HARNESS_SWEEP_SECONDS": String(max(1, interval.components.seconds))]
+    }
+}

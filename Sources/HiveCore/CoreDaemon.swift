@@ -121,7 +121,9 @@ public final class CoreDaemon: Sendable {
         }
         let processes = options.cage == .none ? nil
             : AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable,
-                             environment: CageEnvironment.filter(ProcessInfo.processInfo.environment).merging(options.agentEnvironment) { $1 },
+                             environment: CageEnvironment.filter(ProcessInfo.processInfo.environment).merging(options.agentEnvironment) { $1 }
+                                .merging(HarnessRetention.environment(events: options.eventsRetentionSeconds, stats: options.statsRetentionSeconds,
+                                                                      interval: options.sweepInterval)) { $1 },
                              cage: bwrap, configs: configs, forge: forgeDesk)
         let repos = ConfigRepos(layout: layout, managerUID: { [bwrap] in (try? bwrap?.uid(.manager)) ?? nil })
         let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }
@@ -185,8 +187,6 @@ public final class CoreDaemon: Sendable {
                 QuestionExpirer(broker: broker, logger: logger),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
                 WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),
-                TelemetrySweeper(layout: options.layout, broker: broker, eventsWindow: options.eventsRetentionSeconds,
-                                 statsWindow: options.statsRetentionSeconds, interval: options.sweepInterval, logger: logger),
                 InflightWatchdog(broker: broker, sockets: sockets, logger: logger, grace: options.inflightGrace,
                                  interval: min(.seconds(10), options.inflightGrace / 3)),
                 ReadyNotice(onReady: { [admin, web, lifecycle] in

@@ -67,20 +67,12 @@ enum ConfinedFile {
         guard parts.count <= 32, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && $0.utf8.count <= 255 }) else {
             throw RequestError("rel_path may not contain '..', '.', or empty parts")
         }
-        var dir = open(root.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard dir >= 0 else { throw RequestError("no such file: \(relPath)") }
-        for part in parts.dropLast() {
-            let next = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            close(dir)
-            guard next >= 0 else { throw RequestError("no such file: \(relPath) (or it passes through a link)") }
-            dir = next
+        guard let fd = ConfinedPath.openFile(parts, under: root) else {
+            throw RequestError("no such file: \(relPath) (or it is a link, passes through one, or is not a regular file)")
         }
-        let fd = openat(dir, parts.last!, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        close(dir)
-        guard fd >= 0 else { throw RequestError("no such file: \(relPath) (or it is a link)") }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw RequestError("\(relPath) is not a regular file") }
+        guard fstat(fd, &st) == 0 else { throw RequestError("cannot read \(relPath)") }
         guard Int(st.st_size) <= maxBytes else {
             throw RequestError("\(relPath) is \(st.st_size) bytes; the dashboard shows files up to \(maxBytes) bytes")
         }

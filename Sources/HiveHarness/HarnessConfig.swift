@@ -32,6 +32,11 @@ public struct HarnessConfig: Sendable {
     /// The shortest park a usage limit gets, whatever reset time it names (a minute). From
     /// `HIVE_HARNESS_PARK_FLOOR` (seconds, at least 1): the tests' clock, so none waits out the minute.
     public var parkFloor: Double = 60
+    /// How long the harness keeps its own events and turn stats, and how often it sweeps them (core
+    /// passes the hive's settings in `HIVE_HARNESS_*_RETENTION_SECONDS` and `HIVE_HARNESS_SWEEP_SECONDS`).
+    public var eventsRetention: Double = 7 * 86_400
+    public var statsRetention: Double = 90 * 86_400
+    public var sweepInterval: Double = 3600
     /// Most seconds added after a reset time, so agents parked on one limit do not all wake at once.
     public var rateLimitJitter: Double = 60
     /// Seconds between checks while claude is missing or not logged in.
@@ -59,6 +64,12 @@ public struct HarnessConfig: Sendable {
         self.name = name; self.socket = socket; self.stateDir = stateDir; self.harnessDir = harnessDir
         self.webSocket = webSocket; self.hiveExecutable = hiveExecutable; self.environment = environment
         if let cap = environment["HIVE_HARNESS_PARK_CAP"].flatMap(Double.init), cap.isFinite, cap >= 1 { parkCap = cap }
+        func seconds(_ key: String, atLeast: Double) -> Double? {
+            environment[key].flatMap(Double.init).flatMap { $0.isFinite && $0 >= atLeast ? $0 : nil }
+        }
+        eventsRetention = seconds("HIVE_HARNESS_EVENTS_RETENTION_SECONDS", atLeast: 60) ?? eventsRetention
+        statsRetention = seconds("HIVE_HARNESS_STATS_RETENTION_SECONDS", atLeast: 60) ?? statsRetention
+        sweepInterval = seconds("HIVE_HARNESS_SWEEP_SECONDS", atLeast: 1) ?? sweepInterval
         if let floor = environment["HIVE_HARNESS_PARK_FLOOR"].flatMap(Double.init), floor.isFinite, floor >= 1, floor <= 60 { parkFloor = floor }
     }
 

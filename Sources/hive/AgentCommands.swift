@@ -89,7 +89,7 @@ struct Agent: AsyncParsableCommand {
         if supervised { Lifeline.watchStandardInput(logger: logger) }
         do {
             let loop = try TurnLoop(config: config, logger: logger)
-            var services: [any Service] = [HarnessService(loop: loop)]
+            var services: [any Service] = [HarnessService(loop: loop), StoreSweeper(loop: loop)]
             if let web = config.webSocket { services.append(try HarnessWeb.application(loop, path: web, logger: logger)) }
             let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()

@@ -47,12 +47,22 @@ struct Stats: AsyncParsableCommand {
             let name = try AgentName(agent)
             let rootPath: String
             if let root { rootPath = root } else { rootPath = try await hive.connect().call(InfoCommand()).root }
-            let layout = HiveLayout(root: URL(filePath: rootPath), runDir: URL(filePath: "/"))
-            let path = layout.harnessDir(name).appending(path: "turn-stats.sqlite").path
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("no turn stats for \(name) yet (\(path) does not exist)")
+            // The store lives in the agent's own directory: it is read from a private copy made through
+            // descriptors that follow no link, so nothing is ever opened, let alone written, through
+            // whatever the agent put there.
+            let inHarness = ["agents", name.rawValue, "harness"]
+            guard let fd = ConfinedPath.openFile(inHarness + ["turn-stats.sqlite"], under: URL(filePath: rootPath)) else {
+                throw ValidationError("no turn stats for \(name) yet (or its store is not a plain file)")
             }
-            let store = try TurnStatsStore(path: path)
+            var template = Array("/tmp/hive-stats-XXXXXX".utf8CString)
+            guard let made = mkdtemp(&template) else { throw ValidationError("cannot make a temporary directory") }
+            let copy = URL(filePath: String(cString: made))
+            defer { try? FileManager.default.removeItem(at: copy) }
+            try ConfinedPath.copy(fd, to: copy.appending(path: "turn-stats.sqlite"))
+            if let wal = ConfinedPath.openFile(inHarness + ["turn-stats.sqlite-wal"], under: URL(filePath: rootPath)) {
+                try ConfinedPath.copy(wal, to: copy.appending(path: "turn-stats.sqlite-wal"))
+            }
+            let store = try TurnStatsStore(path: copy.appending(path: "turn-stats.sqlite").path)
             if let range = range.flatMap(StatsRange.named) { return try Self.printReport(try store.report(range), json: json) }
             let turns = try store.turns(since: since.flatMap { Self.parseSince($0) } ?? 0)
             if json { return printJSON(turns) }

@@ -141,4 +141,21 @@ struct AdversaryTests {
         #expect((refused["error"] as? String)?.contains("try again in") == true, "\(refused)")
         for i in 0..<10 { _ = try await hive.admin().call(SendCommand(to: "iris", body: "op \(i)")) }
     }
+
+    @Test("finding 6: a store in the agent's harness dir that is a link is never opened by root (hive stats reads a private copy; core sweeps nothing)")
+    func telemetryLinks() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let victim = hive.dir.appending(path: "victim.sqlite")
+        _ = try hive.sqlite("../victim.sqlite", "CREATE TABLE precious(x); INSERT INTO precious VALUES (1);")
+        let before = try Data(contentsOf: victim)
+        let harness = hive.root.appending(path: "agents/iris/harness")
+        try FileManager.default.createDirectory(at: harness, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: harness.appending(path: "turn-stats.sqlite").path, withDestinationPath: victim.path)
+        let out = try hive.cli(["stats", "iris"])
+        #expect(out.status != 0 && out.err.contains("not a plain file"), "\(out.err)")
+        #expect(try Data(contentsOf: victim) == before, "the linked file was neither switched to WAL nor given tables")
+        #expect(!FileManager.default.fileExists(atPath: victim.path + "-wal"))
+    }
 }
