@@ -84,12 +84,12 @@ public enum QuestionLifecycle {
         var parts: [String] = []
         if !q.choices.isEmpty { parts.append("chose: " + q.choices.joined(separator: ", ")) }
         if let a = q.answer { parts.append(q.choices.isEmpty ? a : "note: " + a) }
-        return "[answer to question \(q.id)] \(q.answeredBy ?? "?") answered \"\(clip(q.question))\" — " + parts.joined(separator: "; ")
+        return fitted("[answer to question \(q.id)] \(q.answeredBy ?? "?") answered \"\(clip(q.question))\" — " + parts.joined(separator: "; "))
     }
 
     /// The message that tells the asker nobody answered in time.
     public static func expiredBody(_ q: QuestionView) -> String {
-        "[question \(q.id) expired] \(q.to) did not answer \"\(clip(q.question))\" in time; decide without it or ask again."
+        fitted("[question \(q.id) expired] \(q.to) did not answer \"\(clip(q.question))\" in time; decide without it or ask again.")
     }
 
     /// The message that puts a question in a peer agent's inbox.
@@ -98,8 +98,19 @@ public enum QuestionLifecycle {
         if !q.options.isEmpty {
             text += "\nOptions\(q.multi ? " (choose one or more)" : ""): " + q.options.joined(separator: " | ")
         }
-        text += "\nAnswer with the answer tool (id \(q.id)) before it expires at unix \(Int(q.expiresAt))."
-        return text
+        let footer = "\nAnswer with the answer tool (id \(q.id)) before it expires at unix \(Int(q.expiresAt))."
+        return fitted(text, keeping: footer)
+    }
+
+    /// A message body that always fits the broker's limit, however many multi-byte characters the
+    /// question, options and answer hold: a message that can never be sent would be retried by the outbox
+    /// forever. Cut at a character boundary, marked with "…", `keeping` appended whole.
+    static func fitted(_ text: String, keeping tail: String = "") -> String {
+        let limit = WireLimits.maxBodyBytes - tail.utf8.count
+        guard text.utf8.count > limit else { return text + tail }
+        var cut = text
+        while cut.utf8.count > limit - 3 { cut.removeLast() }
+        return cut + "…" + tail
     }
 
     private static func clip(_ s: String) -> String { s.count > 200 ? String(s.prefix(200)) + "…" : s }

@@ -9,7 +9,7 @@ import Glibc
 ///
 /// A file that is not (the `hive` binary of a `swift run` under `/root`, a claude installed in the
 /// operator's home) is copied into `<root>/bin/`, root's and 0755, once per version of the file (its
-/// size and mtime name the copy). The hive root itself must be reachable: core refuses to start when it
+/// size, mtime and inode name the copy; a content hash of a 400 MB CLI on every start costs a second). The hive root itself must be reachable: core refuses to start when it
 /// is not, with the reason and the fix.
 public enum AgentBinaries {
     /// Whether a process of another uid can reach `path`: every directory above it searchable by others,
@@ -59,7 +59,7 @@ public enum AgentBinaries {
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         _ = chmod(bin.path, 0o755)
         let name = URL(filePath: path).lastPathComponent
-        let copy = bin.appending(path: "\(name)-\(st.st_size)-\(st.st_mtim.tv_sec)")
+        let copy = bin.appending(path: "\(name)-\(st.st_size)-\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)-\(st.st_ino)")
         if FileManager.default.isExecutableFile(atPath: copy.path) { return copy.path }
         let temp = bin.appending(path: ".\(name).\(UUID().uuidString.prefix(8))")
         try FileManager.default.copyItem(atPath: path, toPath: temp.path)
@@ -68,11 +68,7 @@ public enum AgentBinaries {
             try? FileManager.default.removeItem(at: temp)
             throw CoreError("cannot place \(copy.path): \(String(cString: strerror(errno)))")
         }
-        // Older copies of the same program are no longer needed.
-        for old in (try? FileManager.default.contentsOfDirectory(atPath: bin.path)) ?? []
-        where old.hasPrefix("\(name)-") && old != copy.lastPathComponent {
-            try? FileManager.default.removeItem(at: bin.appending(path: old))
-        }
+        // Older copies are left where they are: a cage starting right now may be binding one.
         return copy.path
     }
 }

@@ -124,7 +124,10 @@ final class AgentProcesses: Service, Sendable {
         if let stored = StoredCredential.load(credential, in: layout) {
             stored.apply(to: &env)
         } else if config.credential != nil {
-            logger.warning("\(name): its config names the credential '\(credential)', which is not stored (hive login --name \(credential))")
+            // Never another identity than the one approved: no falling back to core's own credential.
+            board.supervisor(name, state: "needs_login", detail: "its config names the credential '\(credential)', which is not stored: hive login --name \(credential), then hive start \(name)")
+            logger.error("\(name): the credential '\(credential)' its config names is not stored; not starting it")
+            return
         }
         var executable: String, arguments: [String], isolation: String
         do {

@@ -83,6 +83,7 @@ final class AgentSockets: Service, Sendable {
     /// Stops serving the agent's socket, hangs up its connections and removes the socket file.
     func close(_ name: AgentName) {
         guard let server = state.withLock({ $0.servers.removeValue(forKey: name) }) else { return }
+        rates.forget(name) // a new agent of the same name starts with full buckets
         server.stop()
         try? FileManager.default.removeItem(at: layout.agentRunDir(name))
     }

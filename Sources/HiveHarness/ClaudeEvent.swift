@@ -90,28 +90,39 @@ public enum ClaudeEvent: Sendable, Equatable {
         public var name: String
     }
 
-    /// Parses one stdout line into its events: normally one; a line with another line spliced into it
-    /// (the CLI has written a `rate_limit_event` into the middle of a line) gives both, so a broken line
-    /// never loses the turn's result.
+    /// Parses one stdout line into its events: normally one. A line the CLI broke by writing a
+    /// `rate_limit_event` into the middle of it (a known bug) gives both: the spliced-in event, and the line
+    /// it was cut into when that parses whole once the event is taken out. Nothing else is recovered from a
+    /// broken line: an object nested in a tool's input must never pass for an event of the CLI.
     public static func events(in line: Data) -> [ClaudeEvent] {
         let first = parse(line)
         guard case .note = first else { return [first] }
         let bytes = [UInt8](line)
-        var found: [ClaudeEvent] = []
-        var i = 0
-        while i < bytes.count {
-            guard bytes[i] == UInt8(ascii: "{"), let end = JSONScan.objectEnd(bytes, from: i) else { i += 1; continue }
-            let inner = parse(Data(bytes[i..<end]))
-            if case .note = inner { i += 1; continue }
-            // What is left around a spliced-in object may be a whole line of its own.
-            if i > 0 {
-                let outer = parse(Data(bytes[..<i] + bytes[end...]))
-                if case .note = outer {} else { found.append(outer) }
-            }
-            found.append(inner)
-            i = end
+        let marker = Array(#"{"type":"rate_limit_event""#.utf8)
+        var from = 0
+        var tries = 0
+        while tries < 8, let start = find(marker, in: bytes, from: from) {
+            tries += 1
+            from = start + 1
+            guard let end = JSONScan.objectEnd(bytes, from: start) else { continue }
+            // The rest must be a whole line of its own: a truncated line or a tool's input never is.
+            let outer = parse(Data(bytes[..<start] + bytes[end...]))
+            if case .note = outer { continue }
+            let inner = parse(Data(bytes[start..<end]))
+            guard case .rateLimit = inner else { continue }
+            return [inner, outer]
         }
-        return found.isEmpty ? [first] : found
+        return [first]
+    }
+
+    private static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
+        guard needle.count <= hay.count else { return nil }
+        var i = from
+        while i + needle.count <= hay.count {
+            if hay[i] == needle[0], Array(hay[i..<(i + needle.count)]) == needle { return i }
+            i += 1
+        }
+        return nil
     }
 
     /// Parses one line (without its newline).

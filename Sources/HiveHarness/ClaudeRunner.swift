@@ -54,9 +54,14 @@ public enum ClaudeRunner {
             return try await withTaskCancellationHandler {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        for try await line in execution.standardOutput.strings(bufferingPolicy: .maxLineLength(maxLineBytes)) {
-                            onStdout(Data(line.utf8))
+                        // Split on "\n" only: the library's line reader also breaks at U+2028, U+2029 and
+                        // U+0085, which JSON leaves unescaped, so text the model wrote could cut a line in
+                        // two and smuggle a line of its own making.
+                        var lines = NewlineSplitter(maxLineBytes: maxLineBytes)
+                        for try await chunk in execution.standardOutput {
+                            chunk.withUnsafeBytes { for line in lines.feed($0) { onStdout(line) } }
                         }
+                        if let rest = lines.finish() { onStdout(rest) }
                     }
                     group.addTask {
                         for try await line in execution.standardError.strings(bufferingPolicy: .maxLineLength(1 << 20)) {
@@ -114,5 +119,38 @@ private final class RunFlags: @unchecked Sendable {
     var cancelled: Bool {
         get { lock.withLock { _cancelled } }
         set { lock.withLock { _cancelled = newValue } }
+    }
+}
+
+/// Cuts a byte stream into lines at "\n" (and nothing else), each at most `maxLineBytes` (a longer line is
+/// cut there, and its rest is dropped up to the next newline).
+struct NewlineSplitter {
+    let maxLineBytes: Int
+    private var pending = Data()
+    private var overflowing = false
+
+    init(maxLineBytes: Int) { self.maxLineBytes = maxLineBytes }
+
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [Data] {
+        var out: [Data] = []
+        var start = 0
+        for (i, b) in bytes.enumerated() where b == 0x0A {
+            append(bytes, start, i)
+            if !overflowing || !pending.isEmpty { out.append(pending) }
+            pending = Data()
+            overflowing = false
+            start = i + 1
+        }
+        append(bytes, start, bytes.count)
+        return out
+    }
+
+    mutating func finish() -> Data? { pending.isEmpty ? nil : pending }
+
+    private mutating func append(_ bytes: UnsafeRawBufferPointer, _ from: Int, _ to: Int) {
+        guard from < to, !overflowing else { return }
+        let room = maxLineBytes - pending.count
+        pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[from..<min(to, from + room)]))
+        if to - from > room { overflowing = true }
     }
 }

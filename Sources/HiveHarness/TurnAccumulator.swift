@@ -124,6 +124,8 @@ public struct TurnAccumulator: Sendable {
     /// What the turn came to, given how the process exited (nil: killed or never started).
     /// `parkFloor`: the shortest park a limit gets (a minute; tests lower it, see `HarnessConfig.parkFloor`).
     public func outcome(exitStatus: Int32?, now: Date = Date(), parkFloor: Double = 60) -> TurnOutcome {
+        // A turn that ended well is ok, whatever was said on the way.
+        if let result, !result.isError { return .ok }
         // The structured event first (its time is exact), the text second.
         if let until = rejectedUntil {
             return .rateLimited(until: until > 0 ? Self.clampReset(until, now: now, floor: parkFloor) : nil, window: rejectedWindow)

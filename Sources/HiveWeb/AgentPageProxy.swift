@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Hummingbird
 import HiveWire
 import NIOCore
@@ -21,6 +22,7 @@ import Glibc
 /// operator's browser.
 enum AgentPageProxy {
     static let headTimeout: Duration = .seconds(30)
+    static let idleTimeout: Duration = .seconds(120)
     static let maxRequestBody = 64 * 1024
     /// Response headers an agent's page may set; anything else (Set-Cookie, Refresh, Clear-Site-Data,
     /// Location, CORS) is dropped.
@@ -41,7 +43,11 @@ enum AgentPageProxy {
         var ok = false
         defer { if !ok { close(fd) } }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        guard UnixSocket.withAddress(path, { Glibc.connect(fd, $0, $1) }) == 0 else { throw Refused(description: "that agent's page is not up") }
+        // Non-blocking: a server that listens and never accepts makes a blocking connect wait forever.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        guard UnixSocket.withAddress(path, { Glibc.connect(fd, $0, $1) }) == 0 else {
+            throw Refused(description: errno == EAGAIN ? "that agent's page is not accepting connections" : "that agent's page is not up")
+        }
         var cred = PeerCredentials()
         var len = socklen_t(MemoryLayout<PeerCredentials>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 else { throw Refused(description: "cannot tell who serves that page") }
@@ -51,26 +57,43 @@ enum AgentPageProxy {
         guard cred.uid == dirStat.st_uid else {
             throw Refused(description: "that agent's page is served by uid \(cred.uid), not the agent's (\(dirStat.st_uid)): refused")
         }
+        // Where core and agents share a uid (a hive run by an ordinary user), the uid cannot tell core's
+        // socket from the agent's: core's process can.
+        if let core = corePID(runDir: runDir), cred.pid == core {
+            throw Refused(description: "that agent's page socket leads to core: refused")
+        }
         ok = true
         return fd
     }
 
-    /// Sends `request` (as `path`) over `fd` and streams the response back.
-    static func forward(_ request: Request, path: String, fd: Int32) async throws -> Response {
-        let body = request.method == .post ? try await request.body.collect(upTo: maxRequestBody) : ByteBuffer()
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .withConnectedSocket(fd) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            close(fd)
-            throw error
+    /// The pid at the other end of core's `web.sock` (core), asked once.
+    static func corePID(runDir: URL) -> pid_t? {
+        CorePID.value.withLock { cached in
+            if let cached { return cached }
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            guard UnixSocket.withAddress(runDir.appending(path: "web.sock").path, { Glibc.connect(fd, $0, $1) }) == 0 else { return nil }
+            var cred = PeerCredentials()
+            var len = socklen_t(MemoryLayout<PeerCredentials>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 else { return nil }
+            cached = cred.pid
+            return cred.pid
         }
+    }
+
+    /// Sends `request` (as `path`, its body already read) to the agent's page and streams the response
+    /// back, at the pace the browser takes it.
+    static func forward(_ request: Request, body: ByteBuffer, path: String, runDir: URL, agent: AgentName) async throws -> Response {
+        let fd = try connect(runDir: runDir, agent: agent)
+        // From here NIO owns the descriptor (it closes it, also when the bootstrap fails).
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .withConnectedSocket(fd) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method.rawValue), uri: path)
         head.headers.add(name: "Host", value: "agent")
         head.headers.add(name: "Connection", value: "close")
@@ -82,6 +105,9 @@ enum AgentPageProxy {
         // The channel is driven by one task: it sends the request, hands back the response head, then
         // feeds the body to the response as it arrives. The operator's browser going away cancels it.
         let (parts, partsIn) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
+        // One buffer in flight at a time: the pump reads the next part only after the browser took the last
+        // (a credit), so an agent's endless body costs hive web one buffer, not its memory.
+        let (credits, creditsIn) = AsyncStream<Void>.makeStream()
         let headWait = AsyncThrowingStream<HTTPResponseHead, any Error>.makeStream()
         let pump = Task {
             do {
@@ -90,6 +116,7 @@ enum AgentPageProxy {
                     if body.readableBytes > 0 { try await outbound.write(.body(.byteBuffer(body))) }
                     try await outbound.write(.end(nil))
                     var sentHead = false
+                    var credit = credits.makeAsyncIterator()
                     for try await part in inbound {
                         switch part {
                         case .head(let h):
@@ -98,6 +125,7 @@ enum AgentPageProxy {
                             if !sentHead { headWait.continuation.yield(h); headWait.continuation.finish(); sentHead = true }
                         case .body(let b):
                             partsIn.yield(b)
+                            guard await credit.next() != nil else { return }
                         case .end:
                             partsIn.finish()
                             return
@@ -111,7 +139,7 @@ enum AgentPageProxy {
                 partsIn.finish(throwing: error)
             }
         }
-        partsIn.onTermination = { _ in pump.cancel() }
+        partsIn.onTermination = { _ in pump.cancel(); creditsIn.finish() }
         let timeout = Task {
             try await Task.sleep(for: headTimeout)
             headWait.continuation.finish(throwing: Refused(description: "the agent's page did not answer within \(headTimeout)"))
@@ -127,9 +155,29 @@ enum AgentPageProxy {
         for (name, value) in responseHead.headers where passedHeaders.contains(name.lowercased()) {
             if let n = HTTPFields.Element.Name(name) { headers.append(HTTPFields.Element(name: n, value: value)) }
         }
-        return Response(status: HTTPResponse.Status(code: Int(responseHead.status.code)), headers: headers,
-                        body: ResponseBody(asyncSequence: parts))
+        return Response(status: HTTPResponse.Status(code: Int(responseHead.status.code)), headers: headers, body: ResponseBody { writer in
+            // A page that sends nothing for `idleTimeout` is cut off (live streams ping every 15 s).
+            let progress = Mutex(ContinuousClock.now)
+            let watchdog = Task {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(5))
+                    if ContinuousClock.now - progress.withLock({ $0 }) > idleTimeout { pump.cancel(); return }
+                }
+            }
+            defer { watchdog.cancel(); pump.cancel(); creditsIn.finish() }
+            for try await buffer in parts {
+                try await writer.write(buffer)
+                progress.withLock { $0 = ContinuousClock.now }
+                creditsIn.yield()
+            }
+            try await writer.finish(nil)
+        })
     }
+}
+
+/// Core's pid, once known.
+private enum CorePID {
+    static let value = Mutex<pid_t?>(nil)
 }
 
 /// `struct ucred` of <sys/socket.h> (`SO_PEERCRED`), which Swift's Glibc module does not export without

@@ -177,8 +177,8 @@ public enum WebServer {
                         return json(["error": "bad path"], status: .badRequest)
                     }
                     do {
-                        let fd = try AgentPageProxy.connect(runDir: runDir, agent: name)
-                        response = try await AgentPageProxy.forward(request, path: rest, fd: fd)
+                        let body = method == .post ? try await request.body.collect(upTo: AgentPageProxy.maxRequestBody) : ByteBuffer()
+                        response = try await AgentPageProxy.forward(request, body: body, path: rest, runDir: runDir, agent: name)
                     } catch let refused as AgentPageProxy.Refused {
                         logger.warning("agent page of \(name): \(refused)")
                         return json(["error": refused.description], status: .badGateway)

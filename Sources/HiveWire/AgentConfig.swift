@@ -304,6 +304,9 @@ private struct Checker {
             guard !k.hasPrefix("HIVE_"), !k.hasPrefix("GIT_CONFIG_"), !["HOME", "PATH", "CLAUDECODE"].contains(k) else {
                 problems.append("\(at).\(k): set by the hive, cannot be overridden"); continue
             }
+            guard !StoredCredential.variables.contains(k) else {
+                problems.append("\(at).\(k): credentials are stored with hive login and chosen with \"credential\", never written in a config"); continue
+            }
             guard let s = value as? String, s.utf8.count <= 8192 else { problems.append("\(at).\(k): must be a string of at most 8 KiB"); continue }
             env[k] = s
         }

@@ -8,8 +8,8 @@ import Glibc
 /// outside the root. What root uses to read anything that lives in an agent's directories.
 public enum ConfinedPath {
     /// A read-only descriptor of the regular file at `parts` under `root`, or nil (missing, a link, not a
-    /// regular file). The caller closes it.
-    public static func openFile(_ parts: [String], under root: URL) -> Int32? {
+    /// regular file, a file with other hard links, larger than `maxBytes`). The caller closes it.
+    public static func openFile(_ parts: [String], under root: URL, maxBytes: Int = 1 << 30) -> Int32? {
         guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && !$0.contains("/") }) else { return nil }
         var dir = open(root.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard dir >= 0 else { return nil }
@@ -23,7 +23,7 @@ public enum ConfinedPath {
         close(dir)
         guard fd >= 0 else { return nil }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { close(fd); return nil }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_nlink == 1, Int(st.st_size) <= maxBytes else { close(fd); return nil }
         return fd
     }
 

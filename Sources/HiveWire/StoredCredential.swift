@@ -12,7 +12,7 @@ public struct StoredCredential: Codable, Sendable, Equatable {
 
     public init(secret: String, createdAt: Double = Date().timeIntervalSince1970) throws(RequestError) {
         let s = secret.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !s.isEmpty, s.utf8.count <= 512, s.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+        guard !s.isEmpty, s.utf8.count <= 512, s.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw RequestError("a credential is one line of at most 512 printable characters")
         }
         // `claude setup-token` prints sk-ant-oat…; API keys are sk-ant-api….

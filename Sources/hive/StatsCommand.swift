@@ -51,15 +51,15 @@ struct Stats: AsyncParsableCommand {
             // descriptors that follow no link, so nothing is ever opened, let alone written, through
             // whatever the agent put there.
             let inHarness = ["agents", name.rawValue, "harness"]
-            guard let fd = ConfinedPath.openFile(inHarness + ["turn-stats.sqlite"], under: URL(filePath: rootPath)) else {
-                throw ValidationError("no turn stats for \(name) yet (or its store is not a plain file)")
+            guard let fd = ConfinedPath.openFile(inHarness + ["turn-stats.sqlite"], under: URL(filePath: rootPath), maxBytes: 256 << 20) else {
+                throw ValidationError("no turn stats for \(name) yet (or its store is not a plain file of at most 256 MiB)")
             }
             var template = Array("/tmp/hive-stats-XXXXXX".utf8CString)
             guard let made = mkdtemp(&template) else { throw ValidationError("cannot make a temporary directory") }
             let copy = URL(filePath: String(cString: made))
             defer { try? FileManager.default.removeItem(at: copy) }
             try ConfinedPath.copy(fd, to: copy.appending(path: "turn-stats.sqlite"))
-            if let wal = ConfinedPath.openFile(inHarness + ["turn-stats.sqlite-wal"], under: URL(filePath: rootPath)) {
+            if let wal = ConfinedPath.openFile(inHarness + ["turn-stats.sqlite-wal"], under: URL(filePath: rootPath), maxBytes: 256 << 20) {
                 try ConfinedPath.copy(wal, to: copy.appending(path: "turn-stats.sqlite-wal"))
             }
             let store = try TurnStatsStore(path: copy.appending(path: "turn-stats.sqlite").path)

@@ -141,3 +141,20 @@ struct QuestionTests {
         #expect(throws: BrokerError.questionCap(QuestionLimits.maxOpenPerAsker)) { try broker.ask(iris, to: .operator, try asked("one more")) }
     }
 }
+
+@Suite("Question messages always fit")
+struct QuestionBodyFitTests {
+    @Test("finding 11: answers, expiries and peer questions of the largest multi-byte sizes are each under the body limit")
+    func fits() throws {
+        let wide = String(repeating: "😀", count: 375) // 1500 bytes
+        let options = (0..<10).map { _ in String(repeating: "€", count: 33) } // ~100 bytes each
+        var q = QuestionView(id: 7, asker: "alice", to: "bob", question: wide, options: options, multi: true, createdAt: 0, expiresAt: 1e10,
+                             state: "answered", choices: options, answer: wide, answeredBy: "bob", answeredAt: 1)
+        for body in [QuestionLifecycle.answerBody(q), QuestionLifecycle.expiredBody(q), QuestionLifecycle.peerBody(q)] {
+            #expect(body.utf8.count <= WireLimits.maxBodyBytes)
+        }
+        #expect(QuestionLifecycle.peerBody(q).hasSuffix("before it expires at unix 10000000000."), "the instructions survive the cut")
+        q.answer = "short"
+        #expect(QuestionLifecycle.answerBody(q).hasSuffix("note: short"))
+    }
+}

@@ -99,3 +99,14 @@ struct AgentConfigDuplicateKeyTests {
         #expect(problems(huge).first?.contains("at most") == true)
     }
 }
+
+@Suite("agent.json never carries a credential")
+struct AgentConfigCredentialTests {
+    @Test("credential variables in env are refused; a stored credential is chosen by name")
+    func credentials() throws {
+        #expect(throws: ConfigError.self) { try AgentConfig.parse(Data(#"{"env":{"ANTHROPIC_API_KEY":"sk-ant-api03-x"}}"#.utf8)) }
+        #expect(throws: ConfigError.self) { try AgentConfig.parse(Data(#"{"credential":"../etc"}"#.utf8)) }
+        #expect(try AgentConfig.parse(Data(#"{"credential":"team-b"}"#.utf8)).credential == "team-b")
+        #expect(throws: RequestError.self) { try StoredCredential(secret: "sk-ant-api03-\u{7}bell") }
+    }
+}
