@@ -11,6 +11,14 @@ import Glibc
 /// the CLI alone on the same prompt with the same MCP server, and the CLI's own costs (process start,
 /// MCP start), and what tool search costs (requests and request bytes per turn that uses a hive tool).
 extension Bench {
+    static var buildKind: String {
+        #if DEBUG
+        return "debug (an upper bound of the harness's own time)"
+        #else
+        return "release"
+        #endif
+    }
+
     func realClaude(claude: String, runs: Int) async throws -> String {
         let api = try await ModelStandIn()
         defer { Task { await api.stop() } }
@@ -115,7 +123,7 @@ extension Bench {
         return """
             ## Real CLI run of \(date)
 
-            Machine: \(ProcessInfo.processInfo.processorCount) cores; release build; Claude Code \(ClaudeExecutable.testedVersion) (`scripts/fetch-claude`)
+            Machine: \(ProcessInfo.processInfo.processorCount) cores; \(Self.buildKind) build; Claude Code \(ClaudeExecutable.testedVersion) (`scripts/fetch-claude`)
             against `ModelStandIn` on loopback (answers at once); \(runs) runs each, means.
 
             | what | value |
