@@ -321,11 +321,15 @@ public final class Broker: Sendable {
     /// Hands out up to `max` pending messages of `agent` (oldest first), marking them delivered.
     /// With none pending it parks on `parker` until one arrives, `wait` runs out, or the parker's peer
     /// hangs up; a parked receiver whose peer has gone returns without popping anything.
-    public func recv(_ agent: AgentName, max: Int, wait: Duration, parker: Parker? = nil) throws -> RecvCommand.Reply {
+    /// `mayDeliver`, asked before each hand-out: false leaves everything pending and returns empty (core
+    /// holds agents whose credential hit its limit; `wakeReceivers` makes parked ones ask again).
+    public func recv(_ agent: AgentName, max: Int, wait: Duration, parker: Parker? = nil,
+                     mayDeliver: (() -> Bool)? = nil) throws -> RecvCommand.Reply {
         let deadline = ContinuousClock.now.advanced(by: wait)
         var parker = parker
         while true {
             let ticket = waiters.ticket(for: agent.rawValue)
+            if let mayDeliver, !mayDeliver() { return RecvCommand.Reply(messages: [], unread: 0) }
             let reply = try pop(agent, max: max)
             if !reply.messages.isEmpty || ContinuousClock.now >= deadline { return reply }
             if parker == nil { parker = Parker() }
@@ -336,6 +340,9 @@ public final class Broker: Sendable {
             }
         }
     }
+
+    /// Wakes the parked receivers of these agents, so they check again whether they may take messages.
+    public func wakeReceivers(_ agents: [AgentName]) { waiters.notify(agents.map(\.rawValue)) }
 
     private func pop(_ agent: AgentName, max: Int) throws -> RecvCommand.Reply {
         let now = clock()

@@ -113,6 +113,12 @@ struct AdminEndpoint: Sendable {
                 summary.rateLimitedUntil = s.rateLimitedUntil
                 summary.detail = s.detail
                 summary.cliVersion = s.cliVersion
+                let configs = approvals.configs
+                if s.state != "rate_limited", let hold = sockets.limits.hold(credential: configs.credential(of: name), model: configs.model(of: name)) {
+                    summary.state = "rate_limited"
+                    summary.rateLimitedUntil = hold.until
+                    summary.detail = "waits with its credential '\(configs.credential(of: name))': \(hold.reportedBy) hit its \(hold.window ?? "usage") limit"
+                }
                 summary.cage = processes?.isolation(name)
                 summary.description = approvals.configs.current(name).description
             }

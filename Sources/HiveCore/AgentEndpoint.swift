@@ -13,6 +13,7 @@ struct AgentEndpoint: Sendable {
     let reminders: ReminderDesk
     let configs: ConfigStore
     let rates: AgentRates
+    let limits: CredentialLimits
     /// Set on the manager's socket only: what the config gatekeeper may do beyond any agent.
     let manager: ManagerDesk?
     let logger: Logger
@@ -36,7 +37,15 @@ struct AgentEndpoint: Sendable {
             case .recv(let c):
                 let max = try Validate.count(c.max, field: "max", default: 1, cap: WireLimits.maxRecvBatch)
                 let wait = try Validate.seconds(c.waitSeconds, field: "wait_seconds", cap: WireLimits.maxRecvWaitSeconds)
-                return ResponseLine.ok(try broker.recv(name, max: max, wait: wait, parker: parker))
+                // Another agent on the same credential hit its limit: wait for the same reset, with nothing
+                // handed out (the harness's long poll comes back empty; a parked one is woken to see it).
+                let held = { limits.hold(credential: configs.credential(of: name), model: configs.model(of: name)) }
+                if let hold = held() {
+                    let holdEnd = ContinuousClock.now + .milliseconds(Int64(Swift.max(0, hold.until - Date().timeIntervalSince1970) * 1000))
+                    _ = parker.wait(until: min(ContinuousClock.now + wait, holdEnd))
+                    return ResponseLine.ok(RecvCommand.Reply(messages: [], unread: 0))
+                }
+                return ResponseLine.ok(try broker.recv(name, max: max, wait: wait, parker: parker, mayDeliver: { held() == nil }))
             case .ackTurn(let c):
                 return ResponseLine.ok(try broker.ackTurn(name, ids: c.ids, allInflight: c.allInflight ?? false))
             case .requeueInflight(let c):
@@ -59,6 +68,13 @@ struct AgentEndpoint: Sendable {
                 let checked = try c.checked()
                 try rates.take(name, .reportState)
                 board.report(name, checked)
+                if checked.state == "rate_limited", let until = checked.rateLimitedUntil {
+                    limits.record(credential: configs.credential(of: name), until: until, window: checked.limitWindow, by: name)
+                    let live = (try? broker.agents().filter { $0.record.destroyedAt == nil }.compactMap { try? AgentName($0.record.name) }) ?? []
+                    broker.wakeReceivers(live.filter { $0 != name })
+                } else if checked.state != "rate_limited" {
+                    limits.release(by: name)
+                }
                 return ResponseLine.ok(ReportStateCommand.Reply())
             case .requestNextTurn(let c):
                 let why = c.reason.map { ": \($0.prefix(1000))" } ?? ""

@@ -17,6 +17,7 @@ final class AgentSockets: Service, Sendable {
     let reminders: ReminderDesk
     let configs: ConfigStore
     let rates: AgentRates
+    let limits = CredentialLimits()
     private let logger: Logger
     /// The manager's extra powers, attached once core has built them (they need these sockets).
     private let managerDesk = Mutex<ManagerDesk?>(nil)
@@ -49,7 +50,7 @@ final class AgentSockets: Service, Sendable {
     func open(_ name: AgentName) throws {
         let server = LineServer(
             path: layout.agentSocket(name), mode: 0o660, logger: logger,
-            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, configs: configs, rates: rates,
+            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, configs: configs, rates: rates, limits: limits,
                                    manager: name == .manager ? managerDesk.withLock { $0 } : nil, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
                 self?.state.withLock { s in

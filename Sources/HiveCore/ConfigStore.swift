@@ -93,6 +93,11 @@ final class ConfigStore: Sendable {
         logger.notice("\(name): runtime model set to \(model) (the config says \(current(name).model))")
     }
 
+    /// The stored credential the agent's claude uses.
+    func credential(of name: AgentName) -> String { current(name).credential ?? "default" }
+    /// The model the agent's next turn runs with (the operator's runtime choice, else its config's).
+    func model(of name: AgentName) -> String { modelOverride(name) ?? current(name).model }
+
     /// `hive resume` counts per agent (in memory: a harness that restarts tries again anyway).
     private let resumeCounts = Mutex<[AgentName: Int]>([:])
     func resumes(_ name: AgentName) -> Int { resumeCounts.withLock { $0[name] ?? 0 } }

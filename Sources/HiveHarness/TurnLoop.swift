@@ -194,13 +194,13 @@ public final class TurnLoop: Sendable {
             switch outcome {
             case .ok:
                 return true
-            case .rateLimited(let until, _):
+            case .rateLimited(let until, let window):
                 let now = Date().timeIntervalSince1970
                 // Never resume in the past, never busy-loop: at least a second, plus jitter.
                 var resume = max(now + 1, until ?? now + config.rateLimitReprobe) + Double.random(in: 0...max(0, config.rateLimitJitter))
                 // An operator's cap on one park: re-probe the limit sooner than its reset (tests use it too).
                 if let cap = config.parkCap { resume = min(resume, now + cap) }
-                await report(conn, state: "rate_limited", until: resume,
+                await report(conn, state: "rate_limited", until: resume, window: window,
                              detail: until == nil ? "limit hit; no reset time given, re-probing in an hour" : "limit hit; resuming after the reset")
                 note("rate limited until \(Date(timeIntervalSince1970: resume)); message \(message.id) waits, unacked")
                 try await Task.sleep(for: .seconds(resume - now))
@@ -461,11 +461,11 @@ public final class TurnLoop: Sendable {
     }
 
     /// Updates the local snapshot and tells core (best effort; only changes are sent).
-    private func report(_ conn: HiveConnection, state: String, until: Double? = nil, detail: String? = nil) async {
+    private func report(_ conn: HiveConnection, state: String, until: Double? = nil, window: String? = nil, detail: String? = nil) async {
         setState(state, until: until, detail: detail)
         let snapshot = status.read()
         let message = ReportStateCommand(state: state, rateLimitedUntil: until, detail: detail.map { String($0.prefix(480)) },
-                                         model: snapshot.model, cliVersion: snapshot.cliVersion)
+                                         model: snapshot.model, cliVersion: snapshot.cliVersion, limitWindow: window)
         let changed = controls.withLock { c -> Bool in
             defer { c.lastReported = message }
             return c.lastReported != message

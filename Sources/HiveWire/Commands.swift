@@ -211,9 +211,12 @@ public struct ReportStateCommand: HiveCommand {
     public var model: String?
     /// The Claude Code version of the agent's last turn.
     public var cliVersion: String?
-    public init(state: String, rateLimitedUntil: Double? = nil, detail: String? = nil, model: String? = nil, cliVersion: String? = nil) {
+    /// With `rate_limited`: the window the CLI named (`five_hour`, `seven_day`, `seven_day_opus`, ...).
+    public var limitWindow: String?
+    public init(state: String, rateLimitedUntil: Double? = nil, detail: String? = nil, model: String? = nil, cliVersion: String? = nil,
+                limitWindow: String? = nil) {
         self.state = state; self.rateLimitedUntil = rateLimitedUntil; self.detail = detail; self.model = model
-        self.cliVersion = cliVersion
+        self.cliVersion = cliVersion; self.limitWindow = limitWindow
     }
     public struct Reply: Codable, Sendable, Equatable { public init() {} }
 
@@ -231,6 +234,9 @@ public struct ReportStateCommand: HiveCommand {
         guard (detail?.utf8.count ?? 0) <= 500 else { throw RequestError("report_state: detail is longer than 500 bytes") }
         if let m = model, !(m.utf8.count <= 100 && m.allSatisfy({ $0.isLetter || $0.isNumber || "._:-[]".contains($0) })) {
             throw RequestError("report_state: model is not a model name")
+        }
+        if let w = limitWindow, !(w.utf8.count <= 40 && w.allSatisfy({ ($0.isLetter && $0.isLowercase) || $0.isNumber || $0 == "_" })) {
+            throw RequestError("report_state: limit_window is not a window name")
         }
         if let v = cliVersion, !(v.utf8.count <= 32 && v.allSatisfy({ $0.isNumber || $0 == "." || $0.isLetter || $0 == "-" })) {
             throw RequestError("report_state: cli_version is not a version")

@@ -186,9 +186,9 @@ struct Up: AsyncParsableCommand {
     /// Which claude the harnesses will run, or what to do when there is none.
     static var claudeLine: String {
         if let found = ClaudeExecutable.resolve(environment: ProcessInfo.processInfo.environment) {
-            return "\(found) (log in once with `claude` as this user, or set ANTHROPIC_API_KEY)"
+            return "\(found) (agents use the credential you store with `hive login`, or ANTHROPIC_API_KEY from this environment)"
         }
-        return "NOT FOUND: install Claude Code so `claude` is on PATH, or set HIVE_CLAUDE; agents show claude_missing until then"
+        return "NOT FOUND: install Claude Code so `claude` is on PATH, or set HIVE_CLAUDE (scripts/fetch-claude prints the tested one); agents show claude_missing until then"
     }
 
     /// How to call this binary from another shell: `hive` when that is what PATH finds, else its path.

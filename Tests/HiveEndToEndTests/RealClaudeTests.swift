@@ -23,7 +23,7 @@ struct RealClaudeTests {
         return found!
     }
 
-    @Test("an agent answers through the hive's tools (whoami, send, remind, ask), in its cage, and its turn is counted from the result line")
+    @Test("an agent answers through the hive's tools (whoami, recv, remind, ask, send), in its cage, and its turn is counted from the result line")
     func toolsInCage() async throws {
         let api = try await ModelStandIn()
         defer { Task { await api.stop() } }
@@ -35,6 +35,7 @@ struct RealClaudeTests {
             Please do this.
             @usage in=1000 out=250 read=4000 w5m=300 w1h=200
             @tool whoami {}
+            @tool recv {}
             @tool remind {"message":"check the build","delay_seconds":3600}
             @tool ask {"question":"ship it?","options":["yes","no"]}
             @tool send {"to":"operator","body":"pong from iris"}
@@ -49,12 +50,12 @@ struct RealClaudeTests {
         #expect(reminders.contains { $0.agent == "iris" && $0.body.contains("check the build") })
         let questions = try await hive.admin().call(QuestionsCommand()).questions
         #expect(questions.contains { $0.asker == "iris" && $0.question == "ship it?" })
-        // Five answers of the model (4 tool calls + the final text), no ToolSearch round trip.
+        // Six answers of the model (5 tool calls + the final text), no ToolSearch round trip.
         let calls = api.messageRequests.filter { $0.userText.contains("pong from iris") }
-        #expect(calls.count == 5, "one request per step; tool search is off")
+        #expect(calls.count == 6, "one request per step; tool search is off")
         #expect(!calls.contains { String(decoding: $0.body, as: UTF8.self).contains("\"name\":\"ToolSearch\",\"input\"") }, "no ToolSearch call")
         #expect(calls.first?.toolNames.contains("mcp__hive__send") == true, "the hive's tools are in the first request")
-        // Stats come from the result line: 5 calls × the usage the API reported, not the streaming start values.
+        // Stats come from the result line: 6 calls × the usage the API reported, not the streaming start values.
         var rows: [[String: String]] = []
         try await hive.eventually("the turn is recorded") {
             rows = try hive.turnStats("iris").filter { $0["wake_source"] == "operator" }
@@ -62,11 +63,12 @@ struct RealClaudeTests {
         }
         let row = try #require(rows.last)
         #expect(row["result_kind"] == "ok")
-        #expect(row["output_tokens"] == "1250")
-        #expect(row["input_tokens"] == "5000")
-        #expect(row["cache_read_tokens"] == "20000")
-        #expect(row["cache_creation_tokens"] == "2500")
-        #expect(row["cache_creation_1h_tokens"] == "1000")
+        #expect(row["output_tokens"] == "1500")
+        #expect(row["input_tokens"] == "6000")
+        #expect(row["cache_read_tokens"] == "24000")
+        #expect(row["cache_creation_tokens"] == "3000")
+        #expect(row["cache_creation_1h_tokens"] == "1200")
+        #expect(row["tool_breakdown"]?.contains("mcp__hive__recv") == true)
         #expect(row["cli_version"] == RealClaude.version)
         #expect(row["permission_denials"] == "[]")
         #expect(Double(row["cost_usd"] ?? "0")! > 0)
@@ -335,5 +337,32 @@ struct RealClaudeTests {
         #expect(told.count == 1, "told once per tool, not per turn")
         let page = try UnixHTTP.request(hive.runDir.appending(path: "agents/iris/web.sock").path, "GET", "/state")
         #expect(page.body.contains("Bash"), "the agent's page shows what was refused")
+    }
+
+    @Test("agents on one credential wait together: when one hits the credential's limit, another's messages wait for the same reset")
+    func sharedCredentialParks() async throws {
+        let api = try await ModelStandIn()
+        defer { Task { await api.stop() } }
+        let hive = try LiveHive()
+        try await hive.startReal(api: api, subscriber: true, extra: ["HIVE_HARNESS_PARK_CAP": "4"])
+        for name in ["iris", "bob"] { try await hive.spawn(name) }
+        try await hive.eventually("both idle", timeout: .seconds(30)) {
+            let a = try await hive.agentRow("iris")?.state, b = try await hive.agentRow("bob")?.state
+            return a == "idle" && b == "idle"
+        }
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "@limit five_hour reset=7200 times=1\n@tool send {\"to\":\"operator\",\"body\":\"iris through\"}"))
+        try await hive.eventually("iris is parked", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "rate_limited" }
+        let limitedRequests = api.messageRequests.count
+        _ = try await hive.admin().call(SendCommand(to: "bob", body: "@tool send {\"to\":\"operator\",\"body\":\"bob through\"}"))
+        let bob = try #require(try await hive.agentRow("bob"))
+        #expect(bob.state == "rate_limited" && bob.detail?.contains("iris hit its five_hour limit") == true, "\(bob)")
+        try await Task.sleep(for: .seconds(1))
+        #expect(!api.messageRequests.dropFirst(limitedRequests).contains { $0.userText.contains("bob through") }, "bob spent no request on a known limit")
+        // Both go on after the (capped) reset.
+        var seen: [String] = []
+        try await hive.eventually("both got through", timeout: .seconds(60)) {
+            seen += try await hive.operatorInbox().map(\.body)
+            return seen.contains("iris through") && seen.contains("bob through")
+        }
     }
 }
