@@ -158,4 +158,18 @@ struct AdversaryTests {
         #expect(try Data(contentsOf: victim) == before, "the linked file was neither switched to WAL nor given tables")
         #expect(!FileManager.default.fileExists(atPath: victim.path + "-wal"))
     }
+
+    @Test("finding 7: an agent that turns its mcp.sock into a directory does not keep core from booting or serving it")
+    func socketDirectory() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        #expect(await hive.terminate() == 0)
+        let sock = hive.runDir.appending(path: "agents/iris/mcp.sock")
+        try? FileManager.default.removeItem(at: sock)
+        try FileManager.default.createDirectory(at: sock.appending(path: "full"), withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: sock.appending(path: "full/file"))
+        try await hive.start()
+        #expect(try await hive.agent("iris").call(WhoamiCommand()).name == "iris")
+    }
 }
