@@ -104,14 +104,8 @@ public enum QuestionLifecycle {
 
     /// A message body that always fits the broker's limit, however many multi-byte characters the
     /// question, options and answer hold: a message that can never be sent would be retried by the outbox
-    /// forever. Cut at a character boundary, marked with "…", `keeping` appended whole.
-    static func fitted(_ text: String, keeping tail: String = "") -> String {
-        let limit = WireLimits.maxBodyBytes - tail.utf8.count
-        guard text.utf8.count > limit else { return text + tail }
-        var cut = text
-        while cut.utf8.count > limit - 3 { cut.removeLast() }
-        return cut + "…" + tail
-    }
+    /// forever.
+    static func fitted(_ text: String, keeping tail: String = "") -> String { WireLimits.fit(text, keeping: tail) }
 
     private static func clip(_ s: String) -> String { s.count > 200 ? String(s.prefix(200)) + "…" : s }
 }

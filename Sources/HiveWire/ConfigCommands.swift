@@ -144,13 +144,7 @@ public enum SystemNotice: String, Sendable, CaseIterable {
     case restarting
 
     /// The message body: the kind, a colon, the text (capped to the message limit).
-    public func body(_ text: String) -> String {
-        let s = "\(rawValue): \(text)"
-        guard s.utf8.count > WireLimits.maxBodyBytes else { return s }
-        var cut = String(decoding: s.utf8.prefix(WireLimits.maxBodyBytes - 4), as: UTF8.self)
-        while cut.utf8.count > WireLimits.maxBodyBytes - 4 { cut.removeLast() }
-        return cut + "…"
-    }
+    public func body(_ text: String) -> String { WireLimits.fit("\(rawValue): \(text)") }
 }
 
 // MARK: - Forge

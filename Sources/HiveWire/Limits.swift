@@ -15,4 +15,14 @@ public enum WireLimits {
     public static let maxListLimit = 500
     /// Most ids one `ack_turn` may name.
     public static let maxAckIDs = 1024
+
+    /// `text` cut to fit a message body (at a character boundary, marked with "…"), `keeping` appended
+    /// whole: for messages core composes from agents' text, which must never be too long to send.
+    public static func fit(_ text: String, keeping tail: String = "") -> String {
+        let limit = maxBodyBytes - tail.utf8.count
+        guard text.utf8.count > limit else { return text + tail }
+        var cut = String(decoding: text.utf8.prefix(limit - 3), as: UTF8.self)
+        while cut.utf8.count > limit - 3 { cut.removeLast() }
+        return cut + "…" + tail
+    }
 }
