@@ -228,7 +228,7 @@ public final class TurnLoop: Sendable {
                 await report(conn, state: "needs_billing", detail: "\(why.prefix(160)) — add credit or raise the spending limit, then `hive resume \(config.name)`")
                 try await waitForResume(conn, atMost: config.billingRecheck)
             case .needsLogin(let why):
-                await report(conn, state: "needs_login", detail: "\(why.prefix(160)) — log in with `claude` (or set ANTHROPIC_API_KEY) for this agent")
+                await report(conn, state: "needs_login", detail: "\(why.prefix(160)) — store a credential with `hive login` (or export ANTHROPIC_API_KEY before hive up), then `hive restart \(config.name)`")
                 try await Task.sleep(for: .seconds(config.setupRecheck))
             case .failed(let why):
                 failures += 1

@@ -302,7 +302,7 @@ struct HarnessTests {
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "hello"))
         try await hive.eventually("needs_login shown") { try await hive.agentRow("iris")?.state == "needs_login" }
         let row = try await hive.agentRow("iris")
-        #expect(row?.detail?.contains("log in with `claude`") == true)
+        #expect(row?.detail?.contains("hive login") == true && row?.detail?.contains("hive restart iris") == true)
         #expect(row?.inflight == 1 && row?.deadLetters == 0)
     }
 
