@@ -114,7 +114,8 @@ struct AdminEndpoint: Sendable {
                 summary.detail = s.detail
                 summary.cliVersion = s.cliVersion
                 let configs = approvals.configs
-                if s.state != "rate_limited", let hold = sockets.limits.hold(credential: configs.credential(of: name), model: configs.model(of: name)) {
+                if s.state != "rate_limited",
+                   let hold = sockets.limits.hold(credential: { configs.credential(of: name) }, model: { configs.model(of: name) }) {
                     summary.state = "rate_limited"
                     summary.rateLimitedUntil = hold.until
                     summary.detail = "waits with its credential '\(configs.credential(of: name))': \(hold.reportedBy) hit its \(hold.window ?? "usage") limit"

@@ -50,7 +50,9 @@ public enum AgentBinaries {
         }
     }
 
-    /// `path` itself when others can run it, else a copy under `<root>/bin` (made now if missing).
+    /// `path` itself when others can run it, else a copy under `<root>/bin` (made now if missing). Plain
+    /// path work is safe here: `<root>` and `<root>/bin` are root's and no agent can write either, and
+    /// `path` is the operator's (core's environment), never an agent's.
     public static func reachable(_ path: String, in layout: HiveLayout) throws -> String {
         if reachableByOthers(path) { return path }
         var st = stat()

@@ -39,7 +39,7 @@ struct AgentEndpoint: Sendable {
                 let wait = try Validate.seconds(c.waitSeconds, field: "wait_seconds", cap: WireLimits.maxRecvWaitSeconds)
                 // Another agent on the same credential hit its limit: wait for the same reset, with nothing
                 // handed out (the harness's long poll comes back empty; a parked one is woken to see it).
-                let held = { limits.hold(credential: configs.credential(of: name), model: configs.model(of: name)) }
+                let held = { limits.hold(credential: { configs.credential(of: name) }, model: { configs.model(of: name) }) }
                 if let hold = held() {
                     let holdEnd = ContinuousClock.now + .milliseconds(Int64(Swift.max(0, hold.until - Date().timeIntervalSince1970) * 1000))
                     _ = parker.wait(until: min(ContinuousClock.now + wait, holdEnd))

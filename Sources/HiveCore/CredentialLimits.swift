@@ -44,10 +44,15 @@ final class CredentialLimits: Sendable {
     }
 
     /// The hold that keeps an agent on `credential` running `model` waiting, if any (the latest to end).
-    func hold(credential: String, model: String) -> Hold? {
+    /// Asked on every `recv` and for every row of `list` (five times a second for the dashboard): with no
+    /// hold in force, neither the credential nor the model (a file read) is looked up.
+    func hold(credential: () -> String, model: () -> String) -> Hold? {
         let now = clock()
+        let live = holds.withLock { h in h.values.contains { $0.contains { $0.until > now } } }
+        guard live else { return nil }
+        let credential = credential(), model = model().lowercased()
         return holds.withLock { h in
-            (h[credential] ?? []).filter { $0.until > now && ($0.family.map { model.lowercased().contains($0) } ?? true) }
+            (h[credential] ?? []).filter { $0.until > now && ($0.family.map { model.contains($0) } ?? true) }
                 .max { $0.until < $1.until }
         }
     }

@@ -98,12 +98,13 @@ public enum ClaudeEvent: Sendable, Equatable {
         let first = parse(line)
         guard case .note = first else { return [first] }
         let bytes = [UInt8](line)
-        let marker = Array(#"{"type":"rate_limit_event""#.utf8)
-        var from = 0
+        let marker = Data(#"{"type":"rate_limit_event""#.utf8)
+        var from = line.startIndex
         var tries = 0
-        while tries < 8, let start = find(marker, in: bytes, from: from) {
+        while tries < 8, let found = line.range(of: marker, in: from..<line.endIndex) {
             tries += 1
-            from = start + 1
+            from = found.lowerBound + 1
+            let start = found.lowerBound - line.startIndex
             guard let end = JSONScan.objectEnd(bytes, from: start) else { continue }
             // The rest must be a whole line of its own: a truncated line or a tool's input never is.
             let outer = parse(Data(bytes[..<start] + bytes[end...]))
@@ -113,16 +114,6 @@ public enum ClaudeEvent: Sendable, Equatable {
             return [inner, outer]
         }
         return [first]
-    }
-
-    private static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
-        guard needle.count <= hay.count else { return nil }
-        var i = from
-        while i + needle.count <= hay.count {
-            if hay[i] == needle[0], Array(hay[i..<(i + needle.count)]) == needle { return i }
-            i += 1
-        }
-        return nil
     }
 
     /// Parses one line (without its newline).

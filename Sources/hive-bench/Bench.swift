@@ -141,26 +141,14 @@ struct Bench: AsyncParsableCommand {
         let core = try await CoreProcess.start(in: dir, synchronous: .full)
         defer { core.stop() }
         _ = try await core.admin().call(SpawnCommand(name: "bench"))
-        let harness = Process()
-        harness.executableURL = core.hive
-        harness.arguments = ["agent", "--name", "bench", "--root", dir.appending(path: "root").path, "--run-dir", core.runDir.path,
-                             "--log-level", "warning"]
         var env = ProcessInfo.processInfo.environment
         env["HIVE_CLAUDE"] = standIn.path
-        harness.environment = env
-        try harness.run()
+        let harness = try await core.startHarness(root: dir.appending(path: "root"), environment: env)
         defer { if harness.isRunning { kill(harness.processIdentifier, SIGTERM); harness.waitUntilGone() } }
         let admin = try core.admin()
-        for _ in 0..<100 where try await admin.call(ListCommand()).agents.first(where: { $0.name == "bench" })?.state != "idle" {
-            try await Task.sleep(for: .milliseconds(50))
-        }
         let start = ContinuousClock.now
         for i in 0..<turns { _ = try await admin.call(SendCommand(to: "bench", body: "turn \(i)")) }
-        while true {
-            let row = try await admin.call(ListCommand()).agents.first { $0.name == "bench" }
-            if row?.unread == 0 && row?.inflight == 0 { break }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await core.waitDrained()
         let perTurn = (ContinuousClock.now - start).seconds / Double(turns)
         try await Task.sleep(for: .seconds(3))
         let rss = Self.memoryKiB(harness.processIdentifier)
@@ -482,6 +470,30 @@ final class CoreProcess: @unchecked Sendable {
     let process: Process
     let runDir: URL
     var hive: URL { process.executableURL! }
+
+    /// Starts `hive agent` for `name` (not caged) with `environment`, and waits (up to 10 s) until it is idle.
+    func startHarness(_ name: String = "bench", root: URL, environment: [String: String], extra: [String] = []) async throws -> Process {
+        let harness = Process()
+        harness.executableURL = hive
+        harness.arguments = ["agent", "--name", name, "--root", root.path, "--run-dir", runDir.path, "--log-level", "warning"] + extra
+        harness.environment = environment
+        try harness.run()
+        let admin = try admin()
+        for _ in 0..<200 where try await admin.call(ListCommand()).agents.first(where: { $0.name == name })?.state != "idle" {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return harness
+    }
+
+    /// Waits until `name` has nothing unread and nothing in flight.
+    func waitDrained(_ name: String = "bench") async throws {
+        let admin = try admin()
+        while true {
+            let row = try await admin.call(ListCommand()).agents.first { $0.name == name }
+            if row?.unread == 0 && row?.inflight == 0 { return }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
 
     static func start(in dir: URL, synchronous: Broker.Synchronous, extra: [String] = []) async throws -> CoreProcess {
         let hive = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appending(path: "hive")

@@ -41,29 +41,29 @@ extension Bench {
                    "CLAUDE_CODE_MAX_RETRIES": "2", "ENABLE_TOOL_SEARCH": "false"]
         let prompt = "@say ok"
 
-        /// Mean seconds of `runs` CLI runs (a fresh session each, as `--print` without `--continue`).
-        func cliAlone(mcp: URL, extraEnv: [String: String] = [:]) throws -> Double {
-            var total = 0.0
-            for _ in 0..<runs {
-                let p = Process()
-                p.executableURL = URL(filePath: claude)
-                p.arguments = ["--print", "--verbose", "--output-format", "stream-json", "--mcp-config", mcp.path, "--strict-mcp-config",
-                               "--permission-mode", "default", "--allowedTools", "mcp__hive"]
-                p.environment = env.merging(extraEnv) { $1 }
-                p.currentDirectoryURL = cwd
-                let input = Pipe(), output = Pipe()
-                p.standardInput = input
-                p.standardOutput = output
-                p.standardError = FileHandle.nullDevice
-                let start = ContinuousClock.now
-                try p.run()
-                try input.fileHandleForWriting.write(contentsOf: Data(prompt.utf8))
-                try input.fileHandleForWriting.close()
-                _ = output.fileHandleForReading.readDataToEndOfFile()
-                p.waitUntilGone()
-                total += (ContinuousClock.now - start).seconds
-            }
-            return total / Double(runs)
+        /// One CLI run on `input` (a fresh session, as `--print` without `--continue`); its seconds.
+        func runCLI(mcp: URL, input text: String, env extra: [String: String] = [:]) throws -> Double {
+            let p = Process()
+            p.executableURL = URL(filePath: claude)
+            p.arguments = ["--print", "--verbose", "--output-format", "stream-json", "--mcp-config", mcp.path, "--strict-mcp-config",
+                           "--permission-mode", "default", "--allowedTools", "mcp__hive"]
+            p.environment = env.merging(extra) { $1 }
+            p.currentDirectoryURL = cwd
+            let input = Pipe(), output = Pipe()
+            p.standardInput = input
+            p.standardOutput = output
+            p.standardError = FileHandle.nullDevice
+            let start = ContinuousClock.now
+            try p.run()
+            try input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+            try input.fileHandleForWriting.close()
+            _ = output.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilGone()
+            return (ContinuousClock.now - start).seconds
+        }
+        /// Mean seconds of `runs` CLI runs.
+        func cliAlone(mcp: URL) throws -> Double {
+            try (0..<runs).map { _ in try runCLI(mcp: mcp, input: prompt) }.reduce(0, +) / Double(runs)
         }
         let bare = try cliAlone(mcp: emptyMCP)
         let withMCP = try cliAlone(mcp: hiveMCP)
@@ -71,21 +71,8 @@ extension Bench {
         // Tool search: one turn that sends through a hive tool, with it on and off.
         func toolTurn(search: Bool) throws -> (requests: Int, bytes: Int) {
             let before = api.messageRequests.count
-            let marker = "tool-search-\(search)"
-            let p = Process()
-            p.executableURL = URL(filePath: claude)
-            p.arguments = ["--print", "--verbose", "--output-format", "stream-json", "--mcp-config", hiveMCP.path, "--strict-mcp-config",
-                           "--permission-mode", "default", "--allowedTools", "mcp__hive"]
-            p.environment = env.merging(["ENABLE_TOOL_SEARCH": search ? "true" : "false"]) { $1 }
-            p.currentDirectoryURL = cwd
-            let input = Pipe()
-            p.standardInput = input
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            try input.fileHandleForWriting.write(contentsOf: Data("\(marker)\n@tool whoami {}\n@say ok".utf8))
-            try input.fileHandleForWriting.close()
-            p.waitUntilGone()
+            _ = try runCLI(mcp: hiveMCP, input: "tool-search-\(search)\n@tool whoami {}\n@say ok",
+                           env: ["ENABLE_TOOL_SEARCH": search ? "true" : "false"])
             let calls = api.messageRequests.dropFirst(before)
             return (calls.count, calls.map(\.body.count).reduce(0, +))
         }
@@ -94,26 +81,14 @@ extension Bench {
 
         // Turns through the hive: the harness runs the same CLI with the same MCP server.
         env["HIVE_CLAUDE"] = claude
-        let harness = Process()
-        harness.executableURL = core.hive
-        harness.arguments = ["agent", "--name", "bench", "--root", dir.appending(path: "root").path, "--run-dir", core.runDir.path,
-                             "--log-level", "warning", "--web-socket", "none"]
-        harness.environment = env
-        try harness.run()
+        let harness = try await core.startHarness(root: dir.appending(path: "root"), environment: env, extra: ["--web-socket", "none"])
         defer { if harness.isRunning { kill(harness.processIdentifier, SIGTERM); harness.waitUntilGone() } }
         let admin = try core.admin()
-        for _ in 0..<200 where try await admin.call(ListCommand()).agents.first(where: { $0.name == "bench" })?.state != "idle" {
-            try await Task.sleep(for: .milliseconds(50))
-        }
         // One turn to warm up (the first session), then `runs` turns one after another.
         func turns(_ n: Int) async throws -> Double {
             let start = ContinuousClock.now
             for _ in 0..<n { _ = try await admin.call(SendCommand(to: "bench", body: prompt)) }
-            while true {
-                let row = try await admin.call(ListCommand()).agents.first { $0.name == "bench" }
-                if row?.unread == 0 && row?.inflight == 0 { break }
-                try await Task.sleep(for: .milliseconds(5))
-            }
+            try await core.waitDrained()
             return (ContinuousClock.now - start).seconds / Double(n)
         }
         _ = try await turns(1)

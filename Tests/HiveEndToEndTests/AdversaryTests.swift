@@ -27,11 +27,7 @@ struct AdversaryTests {
     func pageSocketSwap() async throws {
         let hive = try LiveHive()
         try await hive.start(cage: "bwrap", environment: try hive.fakeClaudeEnvironment())
-        for name in ["iris", "bob"] { _ = try await hive.spawn(name) }
-        try await hive.eventually("both up", timeout: .seconds(30)) {
-            let a = try await hive.agentRow("iris")?.state, b = try await hive.agentRow("bob")?.state
-            return a == "idle" && b == "idle"
-        }
+        try await hive.spawnIdle("iris", "bob")
         let (_, port) = try await hive.startWeb()
         let cookie = try hive.webCookie(port)
         let dir = hive.runDir.appending(path: "agents/iris").path

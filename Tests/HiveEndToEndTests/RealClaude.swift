@@ -59,6 +59,14 @@ extension LiveHive {
         try await start(cage: cage, environment: try RealClaude.environment(api: api, subscriber: subscriber, extra: extra))
     }
 
+    /// Spawns each agent and waits (up to 30 s) until its harness reports idle.
+    func spawnIdle(_ names: String...) async throws {
+        for name in names { try await spawn(name) }
+        for name in names {
+            try await eventually("\(name) is idle", timeout: .seconds(30)) { try await agentRow(name)?.state == "idle" }
+        }
+    }
+
     /// The operator's inbox, as `hive inbox` reads it.
     func operatorInbox() async throws -> [MessageView] {
         try await admin().call(InboxCommand()).messages

@@ -29,8 +29,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api)
-        try await hive.spawn("iris")
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.spawnIdle("iris")
         let script = """
             Please do this.
             @usage in=1000 out=250 read=4000 w5m=300 w1h=200
@@ -105,8 +104,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api)
-        try await hive.spawn("iris")
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.spawnIdle("iris")
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "remember mark:alpha\n@say noted"))
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "mark:beta\n@tool send {\"to\":\"operator\",\"body\":\"seen $HISTORY\"}"))
         let continued = try await Self.awaitOperator(hive, containing: "seen ")
@@ -118,12 +116,17 @@ struct RealClaudeTests {
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "mark:gamma\n@tool send {\"to\":\"operator\",\"body\":\"now $HISTORY\"}"))
         let fresh = try await Self.awaitOperator(hive, containing: "now ")
         #expect(fresh.body == "now gamma", "the model saw no earlier turn")
+        // The agent's own new_session (on its socket, as a tool would) reaches the harness through core.
+        _ = try await hive.agent("iris").call(NewSessionCommand())
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "mark:delta\n@tool send {\"to\":\"operator\",\"body\":\"again $HISTORY\"}"))
+        let again = try await Self.awaitOperator(hive, containing: "again ")
+        #expect(again.body == "again delta")
         var rows: [[String: String]] = []
         try await hive.eventually("three turns are recorded") {
             rows = try hive.turnStats("iris").filter { $0["wake_source"] == "operator" }
-            return rows.count >= 3
+            return rows.count >= 4
         }
-        #expect(rows.last?["session_action"] == "fresh")
+        #expect(rows[2]["session_action"] == "fresh" && rows[3]["session_action"] == "fresh")
         #expect(rows[1]["session_action"] == "continue")
         // Per-turn costs are each turn's own: the CLI's running total is never summed as if per turn.
         let costs = rows.compactMap { Double($0["cost_usd"] ?? "") }
@@ -138,8 +141,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api, subscriber: true, extra: ["HIVE_HARNESS_PARK_CAP": "3"])
-        try await hive.spawn("iris")
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.spawnIdle("iris")
         let before = Date().timeIntervalSince1970
         _ = try await hive.admin().call(SendCommand(to: "iris", body: """
             @limit \(window) reset=7200 times=1
@@ -165,8 +167,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api)
-        try await hive.spawn("iris")
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.spawnIdle("iris")
         _ = try await hive.admin().call(SendCommand(to: "iris", body: """
             @overloaded times=2
             @tool send {"to":"operator","body":"made it"}
@@ -182,8 +183,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api)
-        try await hive.spawn("iris")
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.spawnIdle("iris")
         _ = try await hive.admin().call(SendCommand(to: "iris", body: """
             @billing times=1
             @tool send {"to":"operator","body":"paid up"}
@@ -219,8 +219,7 @@ struct RealClaudeTests {
         env["ANTHROPIC_API_KEY"] = nil // only the stored one
         env["CORE_ONLY_SECRET"] = "do-not-leak"
         try await hive.start(cage: FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") ? "bwrap" : "process", environment: env)
-        try await hive.spawn("iris")
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.spawnIdle("iris")
         _ = try await hive.admin().call(SendCommand(to: "iris", body: """
             @tool Bash {"command":"env > env.txt"}
             @tool send {"to":"operator","body":"env saved"}
@@ -271,8 +270,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api)
-        try await hive.spawn("iris")
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.spawnIdle("iris")
         // The first exchange of a session is too long: the harness's /compact finds nothing to compact and
         // the retry goes through.
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "mark:one\n@too-long times=1\n@tool send {\"to\":\"operator\",\"body\":\"first through\"}"))
@@ -308,8 +306,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api)
-        try await hive.spawn("iris")
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.spawnIdle("iris")
         let sent = ContinuousClock.now
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "@ratelimit retry-after=1 times=3\n@tool send {\"to\":\"operator\",\"body\":\"past the throttle\"}"))
         _ = try await Self.awaitOperator(hive, containing: "past the throttle")
@@ -323,8 +320,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.start(cage: "process", environment: try RealClaude.environment(api: api))
-        try await hive.spawn("iris")
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.spawnIdle("iris")
         for n in 1...2 {
             _ = try await hive.admin().call(SendCommand(to: "iris", body: "@tool Bash {\"command\":\"touch /tmp/hive-denied-\(n)\"}\n@tool send {\"to\":\"operator\",\"body\":\"tried \(n)\"}"))
             _ = try await Self.awaitOperator(hive, containing: "tried \(n)")
@@ -345,11 +341,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api, subscriber: true, extra: ["HIVE_HARNESS_PARK_CAP": "4"])
-        for name in ["iris", "bob"] { try await hive.spawn(name) }
-        try await hive.eventually("both idle", timeout: .seconds(30)) {
-            let a = try await hive.agentRow("iris")?.state, b = try await hive.agentRow("bob")?.state
-            return a == "idle" && b == "idle"
-        }
+        try await hive.spawnIdle("iris", "bob")
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "@limit five_hour reset=7200 times=1\n@tool send {\"to\":\"operator\",\"body\":\"iris through\"}"))
         try await hive.eventually("iris is parked", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "rate_limited" }
         let limitedRequests = api.messageRequests.count
@@ -363,6 +355,29 @@ struct RealClaudeTests {
         try await hive.eventually("both got through", timeout: .seconds(60)) {
             seen += try await hive.operatorInbox().map(\.body)
             return seen.contains("iris through") && seen.contains("bob through")
+        }
+    }
+
+    @Test("a long reminder text is saved by the agent's own MCP server in its state dir, and the reminder points there")
+    func longReminder() async throws {
+        let api = try await ModelStandIn()
+        defer { Task { await api.stop() } }
+        let hive = try LiveHive()
+        try await hive.startReal(api: api)
+        try await hive.spawnIdle("iris")
+        let text = "plan: " + String(repeating: "step ", count: 500) // 2506 bytes: over what a reminder carries inline
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: """
+            @tool remind {"message":"\(text)","delay_seconds":7200}
+            @tool send {"to":"operator","body":"reminded"}
+            """))
+        _ = try await Self.awaitOperator(hive, containing: "reminded")
+        let reminder = try #require(try await hive.admin().call(RemindersCommand(agent: "iris")).reminders.first)
+        let path = try #require(reminder.body.firstMatch(of: #/(/agents/iris/state/reminders/reminder-[0-9]+-[0-9A-F]+\.md)/#).map { String($0.output.1) })
+        let file = hive.root.appending(path: "agents/iris/state/reminders").appending(path: URL(filePath: path).lastPathComponent)
+        #expect(try String(contentsOf: file, encoding: .utf8) == text)
+        if getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") {
+            let owner = try FileManager.default.attributesOfItem(atPath: file.path)[.ownerAccountID] as? NSNumber
+            #expect((owner?.intValue ?? 0) >= 20_000, "written as the agent, not by root")
         }
     }
 }
