@@ -136,16 +136,9 @@ enum AgentDirectories {
         }
     }
 
-    /// Removes `<root>/agents/<name>`. The name is a validated ``AgentName``, so the path cannot leave
-    /// `<root>/agents`; a symlink in its place is removed as a link, never followed.
+    /// Removes `<root>/agents/<name>` and everything under it through descriptors (the agent and the
+    /// manager write in it; see ``TreeRemoval``).
     static func remove(_ name: AgentName, in layout: HiveLayout) throws {
-        let dir = layout.agentDir(name)
-        guard dir.deletingLastPathComponent().path == layout.root.appending(path: "agents").path else {
-            throw CoreError("refusing to remove \(dir.path): not directly under the hive's agents directory")
-        }
-        // attributesOfItem does not follow a final symlink, so a link is seen (and removed) as a link.
-        if (try? FileManager.default.attributesOfItem(atPath: dir.path)) != nil {
-            try FileManager.default.removeItem(at: dir)
-        }
+        try TreeRemoval.remove(name.rawValue, in: layout.root.appending(path: "agents"))
     }
 }

@@ -67,16 +67,10 @@ final class AgentSockets: Service, Sendable {
         }
         guard taken else { throw CoreError("agent '\(name)' already has a socket, or the core is stopping") }
         do {
-            // Whatever the agent left where its socket goes (a directory, a file) is moved aside first: it
-            // must not keep core from serving the agent, nor from booting.
-            RunDirEntry.clear(layout.agentRunDir(name), "mcp.sock", logger: logger)
-            // Bound, then its group set back to root's (the run dir is setgid to the web's group), and only
-            // then accepting: the web process never gets a window on an agent's identity socket.
+            // A fresh run dir, root's: whatever was there (an agent's leftovers included) cannot keep core
+            // from serving the agent, nor from booting.
+            try AgentRunDir.create(name, in: layout)
             try server.listen()
-            if getuid() == 0 {
-                _ = lchown(layout.agentSocket(name).path, 0, 0)
-                WebSurfaceAccess.openRunDir(layout.agentRunDir(name), owner: 0)
-            }
             server.startAccepting()
         } catch {
             state.withLock { _ = $0.servers.removeValue(forKey: name) }
@@ -89,7 +83,7 @@ final class AgentSockets: Service, Sendable {
         guard let server = state.withLock({ $0.servers.removeValue(forKey: name) }) else { return }
         rates.forget(name) // a new agent of the same name starts with full buckets
         server.stop()
-        try? FileManager.default.removeItem(at: layout.agentRunDir(name))
+        AgentRunDir.remove(name, in: layout)
     }
 
     /// Agents with nothing connected, and since when.
@@ -135,39 +129,5 @@ final class AgentSockets: Service, Sendable {
 func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         Thread { continuation.resume(returning: body()) }.start()
-    }
-}
-
-/// Lets the web process (its group) reach an agent's `web.sock` and nothing else there: the agent's run
-/// dir gets that group (setgid, so the harness's `web.sock` inherits it) while `mcp.sock` keeps its
-/// owner's group, so the web process can never speak as the agent. Only when core is root.
-enum WebSurfaceAccess {
-    static let gid = gid_t(WebSurface.uid)
-
-    static func openRunDir(_ dir: URL, owner: uid_t) {
-        _ = lchown(dir.path, owner, gid)
-        _ = chmod(dir.path, 0o2750)
-    }
-}
-
-/// An entry of an agent's run dir that core is about to replace. The agent owns that directory, so the
-/// entry is looked at and moved through a descriptor of the directory (opened without following a link;
-/// its parent is root's, so it is the real one), never by a path an agent could redirect.
-enum RunDirEntry {
-    static func clear(_ dir: URL, _ name: String, logger: Logger) {
-        let fd = open(dir.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        var st = stat()
-        guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
-        let type = st.st_mode & S_IFMT
-        if type == S_IFSOCK || type == S_IFLNK || type == S_IFREG {
-            _ = unlinkat(fd, name, 0) // a stale socket, or a link or file the agent put there
-            return
-        }
-        let aside = ".\(name).moved-\(Int(Date().timeIntervalSince1970))-\(UUID().uuidString.prefix(8))"
-        if renameat(fd, name, fd, aside) == 0 {
-            logger.warning("\(dir.lastPathComponent): something that was not a socket sat at \(name); moved aside as \(aside)")
-        }
     }
 }

@@ -14,7 +14,7 @@ import Glibc
 /// |---|---|---|
 /// | `/agents/<n>/state` | `<root>/agents/<n>/state` | read-write, the agent's |
 /// | `/agents/<n>/harness` | `<root>/agents/<n>/harness` | read-write, the harness's |
-/// | `/run/hive` | `<run-dir>/agents/<n>` | its own `mcp.sock` and `web.sock` only |
+/// | `/run/hive` | `<run-dir>/agents/<n>` | root's: its own `mcp.sock`, and `page/` (its `web.sock`), the only part it writes |
 /// | `/shared` | `<root>/shared` | read-write, every agent |
 /// | `/run/hive-agent.json` | `<root>/rendered/<n>.json` | read-only: the config core rendered |
 /// | (manager only) `/agents`, `/applied` | `<root>/agents`, `<root>/applied` | read-write; read-only |
@@ -58,10 +58,7 @@ public struct BwrapCage: Sendable {
             _ = chmod(layout.stateDir(name).path, 0o2770)
             try Ownership.give(layout.harnessDir(name), to: uid, group: gid_t(uid))
             _ = chmod(layout.harnessDir(name).path, 0o770)
-            _ = lchown(layout.agentSocket(name).path, uid, gid_t(uid)) // its identity socket: its own group, never the web's
-            WebSurfaceAccess.openRunDir(layout.agentRunDir(name), owner: uid)
-            let stale = layout.agentWebSocket(name).path
-            _ = lchown(stale, uid, WebSurfaceAccess.gid)
+            AgentRunDir.give(name, to: uid, in: layout)
             _ = lchown(home.path, uid, gid_t(uid)) // made by core just now, maybe after the tree was handed over
             _ = chown(rendered.path, 0, gid_t(uid))
             prefix = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--"]
@@ -105,46 +102,9 @@ public struct BwrapCage: Sendable {
         args += ["--chdir", "\(inside)/state", "--",
                  hive, "agent", "--name", name.rawValue, "--socket", "/run/hive/mcp.sock",
                  "--state-dir", "\(inside)/state", "--harness-dir", "\(inside)/harness",
-                 "--web-socket", "/run/hive/web.sock", "--config", Self.configPath, "--supervised", "--sandbox", "bwrap"]
+                 "--web-socket", "/run/hive/\(AgentRunDir.page)/web.sock", "--config", Self.configPath, "--supervised", "--sandbox", "bwrap"]
         if prefix.isEmpty { return ("/usr/bin/bwrap", args, env) }
         return (prefix[0], Array(prefix.dropFirst()) + ["/usr/bin/bwrap"] + args, env)
-    }
-}
-
-/// Hands a directory tree to an agent's uid (cages never write as root).
-///
-/// The trees are agent-writable (and the manager can write every state dir), so the walk never follows a
-/// link: each directory is opened with `O_NOFOLLOW` relative to its parent's descriptor and each entry is
-/// changed with `AT_SYMLINK_NOFOLLOW`, so swapping a directory for a symlink mid-walk cannot point root at
-/// a host file. A tree whose top already has the right owner is left alone (what the agent made is its own).
-enum Ownership {
-    static func give(_ dir: URL, to uid: uid_t, group: gid_t) throws {
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let fd = open(dir.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw CoreError("cannot open \(dir.path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { return }
-        if st.st_uid == uid && st.st_gid == group { return }
-        _ = fchown(fd, uid, group)
-        walk(fd, uid, group, depth: 0)
-    }
-
-    private static func walk(_ dirFD: Int32, _ uid: uid_t, _ group: gid_t, depth: Int) {
-        guard depth < 64, let dir = fdopendir(dup(dirFD)) else { return }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." { continue }
-            _ = fchownat(dirFD, name, uid, group, AT_SYMLINK_NOFOLLOW)
-            if entry.pointee.d_type == UInt8(DT_DIR) {
-                let child = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                if child >= 0 {
-                    walk(child, uid, group, depth: depth + 1)
-                    close(child)
-                }
-            }
-        }
     }
 }
 

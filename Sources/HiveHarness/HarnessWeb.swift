@@ -6,7 +6,7 @@ import HiveWire
 import Logging
 import ServiceLifecycle
 
-/// The harness's HTTP endpoint on `<run-dir>/agents/<n>/web.sock`: state, the live event stream (SSE),
+/// The harness's HTTP endpoint on `<run-dir>/agents/<n>/page/web.sock`: state, the live event stream (SSE),
 /// turn stats and operator actions. The dashboard proxies `/agent/<n>/...` to it, so every link here is
 /// relative and nothing assumes it is served at the root.
 public enum HarnessWeb {

@@ -34,7 +34,7 @@ enum AgentPageProxy {
 
     /// A connected socket to the agent's page server whose peer is the agent, or why not.
     static func connect(runDir: URL, agent: AgentName) throws(Refused) -> Int32 {
-        let dir = runDir.appending(path: "agents").appending(path: agent.rawValue)
+        let dir = HiveLayout(root: runDir, runDir: runDir).agentPageDir(agent)
         var dirStat = stat()
         guard lstat(dir.path, &dirStat) == 0, (dirStat.st_mode & S_IFMT) == S_IFDIR else { throw Refused(description: "that agent's page is not up") }
         let path = dir.appending(path: "web.sock").path
@@ -51,8 +51,8 @@ enum AgentPageProxy {
         var cred = PeerCredentials()
         var len = socklen_t(MemoryLayout<PeerCredentials>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 else { throw Refused(description: "cannot tell who serves that page") }
-        // The agent's run dir is owned by the agent's uid (core hands it over, and only root could give it
-        // away); its page server runs as that uid. Core (root) or another agent at the other end means the
+        // The agent's page dir is owned by the agent's uid (core hands it over in a run dir that is root's,
+        // so it cannot be swapped); its page server runs as that uid. Core (root) or another agent at the other end means the
         // socket was swapped. (Agents that run as root, unsandboxed, can do anything anyway.)
         guard cred.uid == dirStat.st_uid else {
             throw Refused(description: "that agent's page is served by uid \(cred.uid), not the agent's (\(dirStat.st_uid)): refused")

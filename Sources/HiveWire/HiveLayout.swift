@@ -43,12 +43,14 @@ public struct HiveLayout: Sendable {
     public var credentialsDir: URL { root.appending(path: "credentials") }
     /// `<root>/shared`: the space every agent reads and writes.
     public var sharedDir: URL { root.appending(path: "shared") }
-    /// `<run-dir>/agents/<n>`: the agent's runtime sockets.
+    /// `<run-dir>/agents/<n>`: the agent's runtime sockets (root's; see `AgentRunDir` in HiveCore).
     public func agentRunDir(_ name: AgentName) -> URL { runDir.appending(path: "agents").appending(path: name.rawValue) }
     /// `<run-dir>/agents/<n>/mcp.sock`: the agent's identity socket.
     public func agentSocket(_ name: AgentName) -> URL { agentRunDir(name).appending(path: "mcp.sock") }
-    /// `<run-dir>/agents/<n>/web.sock`: the harness's HTTP endpoint.
-    public func agentWebSocket(_ name: AgentName) -> URL { agentRunDir(name).appending(path: "web.sock") }
+    /// `<run-dir>/agents/<n>/page/web.sock`: the harness's HTTP endpoint.
+    public func agentWebSocket(_ name: AgentName) -> URL { agentPageDir(name).appending(path: "web.sock") }
+    /// The one part of the agent's run dir the agent writes: where its page server listens.
+    public func agentPageDir(_ name: AgentName) -> URL { agentRunDir(name).appending(path: "page") }
 
     /// Throws when a socket path would be too long for `bind`, naming the path and the fix.
     public static func checkSocketPath(_ url: URL) throws(LayoutError) {

@@ -26,7 +26,7 @@ struct Agent: AsyncParsableCommand {
     var stateDir: String?
     @Option(name: .customLong("harness-dir"), help: ArgumentHelp("The harness's files. Default: <root>/agents/<name>/harness.", valueName: "dir"))
     var harnessDir: String?
-    @Option(name: .customLong("web-socket"), help: ArgumentHelp("Where to serve the harness's HTTP endpoint. Default: <run-dir>/agents/<name>/web.sock; 'none' for no endpoint.", valueName: "path"))
+    @Option(name: .customLong("web-socket"), help: ArgumentHelp("Where to serve the harness's HTTP endpoint. Default: <run-dir>/agents/<name>/page/web.sock; 'none' for no endpoint.", valueName: "path"))
     var webSocket: String?
     @Option(help: "The claude model (alias or id).") var model = "sonnet"
     @Option(name: .customLong("system-prompt"), help: "Text appended to claude's system prompt.") var systemPrompt: String?

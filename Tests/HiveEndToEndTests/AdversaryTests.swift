@@ -30,10 +30,10 @@ struct AdversaryTests {
         try await hive.spawnIdle("iris", "bob")
         let (_, port) = try await hive.startWeb()
         let cookie = try hive.webCookie(port)
-        let dir = hive.runDir.appending(path: "agents/iris").path
+        let dir = hive.runDir.appending(path: "agents/iris/page").path
         let uid = try #require((try FileManager.default.attributesOfItem(atPath: dir)[.ownerAccountID] as? NSNumber)?.uint32Value)
         #expect(try TCPHTTP.request(port, "GET", "/agent/iris/state", headers: ["Cookie": cookie]).status == 200)
-        for target in [hive.runDir.appending(path: "web.sock").path, hive.runDir.appending(path: "agents/bob/web.sock").path] {
+        for target in [hive.runDir.appending(path: "web.sock").path, hive.runDir.appending(path: "agents/bob/page/web.sock").path] {
             // The agent does it, as its own uid, in its own run dir.
             #expect(try Self.asAgent(uid, "cd '\(dir)' && mv web.sock web.sock.real && ln -s '\(target)' web.sock") == 0)
             let got = try TCPHTTP.request(port, "GET", "/agent/iris/state", headers: ["Cookie": cookie])
@@ -167,5 +167,65 @@ struct AdversaryTests {
         try Data("x".utf8).write(to: sock.appending(path: "full/file"))
         try await hive.start()
         #expect(try await hive.agent("iris").call(WhoamiCommand()).name == "iris")
+    }
+
+    static let bwrapAsRoot = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap")
+
+    /// The uid an agent's cage runs as (the owner of its page dir).
+    static func cageUID(_ hive: LiveHive, _ name: String) throws -> uid_t {
+        let page = hive.runDir.appending(path: "agents/\(name)/page").path
+        return try #require((try FileManager.default.attributesOfItem(atPath: page)[.ownerAccountID] as? NSNumber)?.uint32Value)
+    }
+
+    @Test("finding 7, from the cage: the run dir is root's; the agent can neither move nor block its mcp.sock", .enabled(if: bwrapAsRoot))
+    func runDirIsRoots() async throws {
+        let hive = try LiveHive()
+        try await hive.start(cage: "bwrap", environment: try hive.fakeClaudeEnvironment())
+        try await hive.spawnIdle("iris")
+        let uid = try Self.cageUID(hive, "iris")
+        let dir = hive.runDir.appending(path: "agents/iris").path
+        for attempt in ["mv mcp.sock gone", "rm -f mcp.sock", "mkdir x", "ln -s /etc/passwd x", "mv page p2"] {
+            #expect(try Self.asAgent(uid, "cd '\(dir)' && \(attempt)") != 0, "\(attempt) must fail")
+        }
+        #expect(try Self.asAgent(uid, "touch '\(dir)/page/mine'") == 0, "its page dir is its own")
+        #expect(try await hive.agent("iris").call(WhoamiCommand()).name == "iris")
+    }
+
+    @Test("finding 16: purging an agent removes its trees through descriptors; links and a racing swap never redirect the delete")
+    func purgeRace() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let victim = hive.dir.appending(path: "victim")
+        try FileManager.default.createDirectory(at: victim.appending(path: "keep"), withIntermediateDirectories: true)
+        for i in 0..<50 { try Data("precious".utf8).write(to: victim.appending(path: "keep/\(i)")) }
+        let state = hive.root.appending(path: "agents/iris/state")
+        // Links to the victim everywhere, a tree far deeper than any descriptor walk could hold, and many
+        // directories to walk while a racer swaps one of them for a link to the victim.
+        try FileManager.default.createSymbolicLink(atPath: state.appending(path: "link").path, withDestinationPath: victim.path)
+        var deep = state.appending(path: "deep")
+        for _ in 0..<300 { deep.append(path: "d") }
+        try FileManager.default.createDirectory(at: deep, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: deep.appending(path: "link").path, withDestinationPath: victim.appending(path: "keep").path)
+        for i in 0..<2000 { try FileManager.default.createDirectory(at: state.appending(path: "many/\(i)/keep"), withIntermediateDirectories: true) }
+        let race = Process()
+        race.executableURL = URL(filePath: "/usr/bin/python3")
+        race.arguments = ["-c", """
+            import ctypes, os, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            os.chdir('\(state.path)'); os.symlink('\(victim.path)', 'evil')
+            end = time.time() + 5
+            while time.time() < end and os.path.exists('\(state.path)'):
+                for i in range(0, 2000, 97):
+                    libc.renameat2(-100, b'many/%d' % i, -100, b'evil', 2)
+            """]
+        try race.run()
+        defer { race.waitUntilGone() }
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await hive.admin().call(DestroyCommand(name: "iris", purge: true))
+        race.waitUntilGone()
+        let kept = try FileManager.default.contentsOfDirectory(atPath: victim.appending(path: "keep").path)
+        #expect(kept.count == 50, "the victim's files are all there: \(kept.count)")
+        #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris").path), "the agent's tree is gone")
     }
 }

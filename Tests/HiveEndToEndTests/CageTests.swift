@@ -46,7 +46,7 @@ struct CageTests {
         let uid = Int(seen["uid"] ?? "0") ?? 0
         #expect(uid >= 20_000, "never host root")
         #expect(seen["agents"] == "iris", "bob and the manager are not visible")
-        #expect(seen["run"] == "mcp.sock web.sock", "only its own sockets")
+        #expect(seen["run"] == "mcp.sock page", "only its own sockets")
         #expect(seen["root"] == "0" && seen["hostroot"] == "0", "host files are not visible")
         #expect(seen["cwd"] == "/agents/iris/state", "the same path the manager uses")
         #expect(seen["shared"] == "ok")

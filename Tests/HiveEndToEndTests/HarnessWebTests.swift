@@ -69,7 +69,7 @@ struct HarnessWebTests {
         try await hive.start()
         try await hive.spawn("iris")
         try hive.startAgent("iris")
-        let web = hive.runDir.appending(path: "agents/iris/web.sock").path
+        let web = hive.runDir.appending(path: "agents/iris/page/web.sock").path
         try await hive.eventually("web.sock is up") { FileManager.default.fileExists(atPath: web) }
         // The server tightens the socket to 0660 once it listens (created under the umask before that).
         try await hive.eventually("web.sock is 0660") {
@@ -150,7 +150,7 @@ struct HarnessWebTests {
         try await hive.start()
         try await hive.spawn("iris")
         try hive.startAgent("iris", script: ["steps": [["kind": "slow", "seconds": 60], ["kind": "ok"], ["kind": "ok"]]])
-        let web = hive.runDir.appending(path: "agents/iris/web.sock").path
+        let web = hive.runDir.appending(path: "agents/iris/page/web.sock").path
         try await hive.eventually("web.sock is up") { FileManager.default.fileExists(atPath: web) }
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "long"))
         try await hive.eventually("the slow turn runs") { hive.runs(of: "iris").count == 1 }

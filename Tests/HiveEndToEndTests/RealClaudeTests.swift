@@ -110,7 +110,7 @@ struct RealClaudeTests {
         let continued = try await Self.awaitOperator(hive, containing: "seen ")
         #expect(continued.body == "seen alpha,beta", "the second turn continued the first one's session")
         // The operator (from the agent's page) asks for a fresh session.
-        let web = hive.runDir.appending(path: "agents/iris/web.sock").path
+        let web = hive.runDir.appending(path: "agents/iris/page/web.sock").path
         let r = try UnixHTTP.request(web, "POST", "/new-session")
         #expect(r.status == 200)
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "mark:gamma\n@tool send {\"to\":\"operator\",\"body\":\"now $HISTORY\"}"))
@@ -255,7 +255,7 @@ struct RealClaudeTests {
         // The retry hangs the same way; the operator cancels it from the agent's page.
         try await hive.eventually("the retry is running", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "thinking" }
         try await Task.sleep(for: .seconds(1))
-        let web = hive.runDir.appending(path: "agents/iris/web.sock").path
+        let web = hive.runDir.appending(path: "agents/iris/page/web.sock").path
         let cancelled = ContinuousClock.now
         #expect(try UnixHTTP.request(web, "POST", "/cancel").body.contains("true"))
         try await hive.eventually("the cancelled turn is recorded", timeout: .seconds(15)) {
@@ -293,7 +293,7 @@ struct RealClaudeTests {
         // compact_boundary. The harness's own compaction is what the first case and the next one prove.)
         // The operator asks for a compaction from the agent's page: it runs before the next turn.
         let summariesBefore = api.messageRequests.filter { $0.userText.contains("detailed summary") }.count
-        let web = hive.runDir.appending(path: "agents/iris/web.sock").path
+        let web = hive.runDir.appending(path: "agents/iris/page/web.sock").path
         #expect(try UnixHTTP.request(web, "POST", "/compact").status == 200)
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "@tool send {\"to\":\"operator\",\"body\":\"after compacting\"}"))
         _ = try await Self.awaitOperator(hive, containing: "after compacting")
@@ -331,7 +331,7 @@ struct RealClaudeTests {
         #expect(rows.first?["detail"]?.contains("refused") == true)
         let told = try hive.sqlite("broker.sqlite", "SELECT body FROM message WHERE recipient = 'manager' AND body LIKE '%was refused%'")
         #expect(told.count == 1, "told once per tool, not per turn")
-        let page = try UnixHTTP.request(hive.runDir.appending(path: "agents/iris/web.sock").path, "GET", "/state")
+        let page = try UnixHTTP.request(hive.runDir.appending(path: "agents/iris/page/web.sock").path, "GET", "/state")
         #expect(page.body.contains("Bash"), "the agent's page shows what was refused")
     }
 

@@ -1,0 +1,164 @@
+import Foundation
+import HiveWire
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The one place core (root) touches what an agent or the manager can write (docs/security.md, "The
+// rule"). Everything here starts from a directory whose path no agent can write (`<root>/agents`,
+// `<run>/agents`, an agent's root-owned top directory) and goes on through descriptors opened without
+// following links: a link, a swap or a rename an agent makes mid-walk can make the work stop short,
+// never reach a host file. Everything else in core leaves agent-writable trees alone.
+
+/// Hands a directory tree to an agent's uid (cages never write as root).
+///
+/// Each directory is opened with `O_NOFOLLOW` relative to its parent's descriptor and each entry is
+/// changed with `AT_SYMLINK_NOFOLLOW`. A tree whose top already has the right owner is left alone (what
+/// the agent made is its own).
+enum Ownership {
+    static func give(_ dir: URL, to uid: uid_t, group: gid_t) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let fd = open(dir.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw CoreError("cannot open \(dir.path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return }
+        if st.st_uid == uid && st.st_gid == group { return }
+        _ = fchown(fd, uid, group)
+        walk(fd, uid, group, depth: 0)
+    }
+
+    private static func walk(_ dirFD: Int32, _ uid: uid_t, _ group: gid_t, depth: Int) {
+        guard depth < 64 else { return }
+        for (name, isDirectory) in TreeRemoval.entries(dirFD) {
+            _ = fchownat(dirFD, name, uid, group, AT_SYMLINK_NOFOLLOW)
+            guard isDirectory else { continue }
+            let child = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if child >= 0 {
+                walk(child, uid, group, depth: depth + 1)
+                close(child)
+            }
+        }
+    }
+}
+
+/// Removes a tree an agent could write (its directories, its page dir, the manager's config repos).
+///
+/// The walk holds a descriptor per level, so a tree deeper than ``maxDepth`` (an agent can nest
+/// directories far deeper than any descriptor budget) is cut: the too-deep directory is renamed up into
+/// the top directory and removed from there, which costs one rename per ``maxDepth`` levels.
+enum TreeRemoval {
+    static let maxDepth = 64
+    /// How long to keep trying while something changes the tree under the walk.
+    static let patience = Duration.seconds(10)
+
+    /// Removes `name` in `parent` and everything under it. `parent` must be a directory no agent can
+    /// write (its path is trusted; it is opened without following a final link). Missing is fine.
+    static func remove(_ name: String, in parent: URL) throws {
+        let top = open(parent.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard top >= 0 else {
+            if errno == ENOENT { return }
+            throw CoreError("cannot open \(parent.path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(top) }
+        // Something racing the walk (renaming as it goes) can make one pass fall short; the next pass sees
+        // what is there now. Cages are stopped before their trees go, so this is bounded in practice too.
+        let deadline = ContinuousClock.now + patience
+        repeat {
+            var queue = [name]
+            var complete = true
+            while let next = queue.popLast() {
+                complete = removeEntry(next, in: top, top: top, depth: 0, queue: &queue) && complete
+            }
+            if complete { return }
+        } while ContinuousClock.now < deadline
+        throw CoreError("could not remove all of \(parent.appending(path: name).path): something kept changing under it")
+    }
+
+    private static func removeEntry(_ name: String, in dirFD: Int32, top: Int32, depth: Int, queue: inout [String]) -> Bool {
+        var st = stat()
+        guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return errno == ENOENT }
+        guard st.st_mode & S_IFMT == S_IFDIR else { return unlinkat(dirFD, name, 0) == 0 || errno == ENOENT }
+        if depth >= maxDepth {
+            let aside = ".removing-\(UUID().uuidString)"
+            guard renameat(dirFD, name, top, aside) == 0 else { return false }
+            queue.append(aside)
+            return true
+        }
+        // Swapped for a link or a file since the fstatat: O_NOFOLLOW | O_DIRECTORY refuse it, and the pass
+        // falls short (the next one sees what is there now).
+        let fd = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        var complete = true
+        for (entry, _) in entries(fd) {
+            complete = removeEntry(entry, in: fd, top: top, depth: depth + 1, queue: &queue) && complete
+        }
+        close(fd)
+        return (unlinkat(dirFD, name, AT_REMOVEDIR) == 0 || errno == ENOENT) && complete
+    }
+
+    /// The entries of an open directory (without `.` and `..`), each with whether it was a directory.
+    static func entries(_ dirFD: Int32) -> [(String, Bool)] {
+        let copy = dup(dirFD)
+        guard copy >= 0 else { return [] }
+        guard let dir = fdopendir(copy) else { close(copy); return [] }
+        defer { closedir(dir) }
+        var names: [(String, Bool)] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            names.append((name, entry.pointee.d_type == UInt8(DT_DIR)))
+        }
+        return names
+    }
+}
+
+/// An agent's run dir, `<run>/agents/<n>`, mounted at `/run/hive` in its cage. It is root's (0755) and
+/// holds the agent's identity socket `mcp.sock`, which core binds, and `page/`, the one directory there
+/// the agent writes: its page server's `web.sock`. The web process (its group) can enter `page/` and
+/// nothing else there speaks to it, so it can never speak as the agent; the agent cannot move, replace or
+/// block its own `mcp.sock`.
+enum AgentRunDir {
+    static let page = "page"
+    static let webGID = gid_t(WebSurface.uid)
+
+    /// Makes the run dir anew (whatever was there, an older layout's or an agent's, is removed first).
+    static func create(_ name: AgentName, in layout: HiveLayout) throws {
+        let agents = layout.runDir.appending(path: "agents")
+        try FileManager.default.createDirectory(at: agents, withIntermediateDirectories: true)
+        try TreeRemoval.remove(name.rawValue, in: agents)
+        let top = open(agents.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard top >= 0 else { throw CoreError("cannot open \(agents.path): \(String(cString: strerror(errno)))") }
+        defer { close(top) }
+        guard mkdirat(top, name.rawValue, 0o755) == 0 else {
+            throw CoreError("cannot make the run dir of \(name): \(String(cString: strerror(errno)))")
+        }
+        let dir = openat(top, name.rawValue, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dir >= 0 else { throw CoreError("cannot open the run dir of \(name): \(String(cString: strerror(errno)))") }
+        defer { close(dir) }
+        _ = fchmod(dir, 0o755) // whatever the umask
+        guard mkdirat(dir, page, 0o750) == 0 else {
+            throw CoreError("cannot make the page dir of \(name): \(String(cString: strerror(errno)))")
+        }
+        give(name, to: getuid(), in: layout)
+    }
+
+    /// Hands the page dir to the uid the agent's cage runs as (setgid to the web's group, so its
+    /// `web.sock` gets that group) and its identity socket to that uid and its own group.
+    static func give(_ name: AgentName, to uid: uid_t, in layout: HiveLayout) {
+        let dir = open(layout.agentRunDir(name).path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dir >= 0 else { return }
+        defer { close(dir) }
+        let root = getuid() == 0
+        _ = fchownat(dir, page, uid, root ? webGID : getgid(), AT_SYMLINK_NOFOLLOW)
+        _ = fchmodat(dir, page, root ? 0o2750 : 0o750, 0)
+        // The socket keeps its owner's own group: the web's group never reaches the agent's identity.
+        _ = fchownat(dir, "mcp.sock", uid, root ? gid_t(uid) : getgid(), AT_SYMLINK_NOFOLLOW)
+    }
+
+    /// Removes the run dir (the agent was destroyed).
+    static func remove(_ name: AgentName, in layout: HiveLayout) {
+        try? TreeRemoval.remove(name.rawValue, in: layout.runDir.appending(path: "agents"))
+    }
+}
