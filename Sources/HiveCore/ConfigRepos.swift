@@ -33,23 +33,33 @@ final class ConfigRepos: Sendable {
     }
 
     /// Seeds the proposed repo from the template: `agent.json` and a README, one commit on `main`.
+    ///
+    /// The manager can write the proposed repo's directory (it may have emptied it and planted links),
+    /// so root writes nothing there: the repo is made in a directory of core's own, handed to the
+    /// manager's uid, and renamed into place in one step (`<root>/agents/<n>` and the applied dir are
+    /// root's). A non-empty directory in the way is refused, never cleared.
     func seed(_ name: AgentName, description: String) throws {
         try lock.withLock { _ in
             let dir = layout.proposedConfig(name)
             guard !hasProposed(name) else { throw CoreError("\(name) already has a config repo at \(dir.path)") }
             try prepare()
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            do {
-                try git.run(["init", "-q", "-b", "main"], in: dir)
-                try AgentConfig.template(description: description).write(to: dir.appending(path: AgentConfig.fileName))
-                try Data(Self.readme(name).utf8).write(to: dir.appending(path: "README.md"))
-                try git.run(["add", "-A"], in: dir)
-                try git.run(["commit", "-q", "-m", "Seed the config of \(name) from the template"], in: dir)
-            } catch {
-                try? FileManager.default.removeItem(at: dir) // half-made: the next init_config starts clean
-                throw error
+            let made = ".seed-\(name.rawValue)-\(UUID().uuidString)"
+            let work = layout.appliedDir.appending(path: made)
+            defer { try? TreeRemoval.remove(made, in: layout.appliedDir) }
+            try FileManager.default.createDirectory(at: work, withIntermediateDirectories: false)
+            try git.run(["init", "-q", "-b", "main"], in: work)
+            try AgentConfig.template(description: description).write(to: work.appending(path: AgentConfig.fileName))
+            try Data(Self.readme(name).utf8).write(to: work.appending(path: "README.md"))
+            try git.run(["add", "-A"], in: work)
+            try git.run(["commit", "-q", "-m", "Seed the config of \(name) from the template"], in: work)
+            if let uid = managerUID() { try Ownership.give(work, to: uid, group: gid_t(uid)) }
+            try FileManager.default.createDirectory(at: layout.agentDir(name), withIntermediateDirectories: true) // root's
+            guard rename(work.path, dir.path) == 0 else {
+                if errno == ENOTEMPTY || errno == EEXIST {
+                    throw RequestError("\(dir.path) is in the way: it has files but no git repo. Empty it (or remove it), then request_init_config again")
+                }
+                throw CoreError("could not put the config repo of \(name) in place: \(String(cString: strerror(errno)))")
             }
-            if let uid = managerUID() { try Ownership.give(dir, to: uid, group: gid_t(uid)) }
         }
     }
 

@@ -228,4 +228,34 @@ struct AdversaryTests {
         #expect(kept.count == 50, "the victim's files are all there: \(kept.count)")
         #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris").path), "the agent's tree is gone")
     }
+
+    @Test("finding 9: a config repo the manager emptied and filled with links gets no template written through them")
+    func emptiedConfigRepo() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        let first = try await hive.manager.call(RequestInitConfigCommand(name: "iris")).approval
+        _ = try await hive.admin().call(ApproveCommand(id: first.id))
+        let repo = hive.root.appending(path: "agents/iris/config")
+        let victim = hive.dir.appending(path: "victim")
+        try FileManager.default.createDirectory(at: victim, withIntermediateDirectories: true)
+        try Data("precious".utf8).write(to: victim.appending(path: "agent.json"))
+        // The manager empties its repo and leaves links where the template's files go.
+        try FileManager.default.removeItem(at: repo.appending(path: ".git"))
+        for file in try FileManager.default.contentsOfDirectory(atPath: repo.path) { try FileManager.default.removeItem(at: repo.appending(path: file)) }
+        try FileManager.default.createSymbolicLink(atPath: repo.appending(path: "agent.json").path, withDestinationPath: victim.appending(path: "agent.json").path)
+        try FileManager.default.createSymbolicLink(atPath: repo.appending(path: "README.md").path, withDestinationPath: victim.appending(path: "README.md").path)
+        let again = try await hive.manager.call(RequestInitConfigCommand(name: "iris")).approval
+        let refused = try await hive.admin().raw(#"{"cmd":"approve","id":\#(again.id)}"#)
+        #expect("\(refused)".contains("in the way"), "\(refused)")
+        #expect(try String(contentsOf: victim.appending(path: "agent.json"), encoding: .utf8) == "precious")
+        #expect(!FileManager.default.fileExists(atPath: victim.appending(path: "README.md").path))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: repo.appending(path: "agent.json").path) == victim.appending(path: "agent.json").path,
+                "what the manager left is left as it was")
+        // Emptied for real, the repo is seeded again (and no work dir is left behind in the applied dir).
+        for file in try FileManager.default.contentsOfDirectory(atPath: repo.path) { try FileManager.default.removeItem(at: repo.appending(path: file)) }
+        let third = try await hive.manager.call(RequestInitConfigCommand(name: "iris")).approval
+        _ = try await hive.admin().call(ApproveCommand(id: third.id))
+        #expect(try String(contentsOf: repo.appending(path: "agent.json"), encoding: .utf8).contains("\"description\""))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: hive.root.appending(path: "applied").path).allSatisfy { !$0.hasPrefix(".seed") })
+    }
 }
