@@ -45,6 +45,8 @@ public struct CoreOptions: Sendable {
     public var webGroup: gid_t? = gid_t(WebSurface.uid)
     /// Where the forge listens (`HOST:PORT`, port 0 picks a free one), or nil for no forge.
     public var forgeListen: String? = "127.0.0.1:7001"
+    /// What each git request over HTTP may take (see `GitLimits`).
+    public var forgeLimits = GitLimits()
 
     public init(layout: HiveLayout, cage: CageMode = .none, retentionSeconds: Double = 30 * 86400,
                 sweepInterval: Duration = .seconds(3600), synchronous: Broker.Synchronous = .full,
@@ -117,7 +119,7 @@ public final class CoreDaemon: Sendable {
             let forge = try Forge(hiveRoot: layout.root, baseURL: "http://\(host):\(port)/forge", logger: logger)
             try forge.seed()
             forgeDesk = ForgeDesk(forge: forge, layout: layout, owner: { [bwrap] name in (try? bwrap?.uid(name)) ?? nil }, logger: logger)
-            forgeService = ForgeServer.application(forge, host: host, port: port, logger: logger)
+            forgeService = ForgeServer.application(forge, host: host, port: port, limits: options.forgeLimits, logger: logger)
         }
         let processes = options.cage == .none ? nil
             : AgentProcesses(layout: layout, broker: broker, board: sockets.board, logger: logger, hive: options.hiveExecutable,

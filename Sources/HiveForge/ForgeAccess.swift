@@ -50,6 +50,10 @@ public enum ForgeError: Error, Sendable, Equatable, CustomStringConvertible {
     case forbidden(String)
     case notFound
     case conflict(String)
+    /// Too many git requests at once; retry after this many seconds.
+    case busy(retryAfter: Int)
+    case tooLarge(String)
+    case timedOut(String)
 
     public var status: Int {
         switch self {
@@ -58,12 +62,16 @@ public enum ForgeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .forbidden: return 403
         case .notFound: return 404
         case .conflict: return 409
+        case .busy: return 503
+        case .tooLarge: return 413
+        case .timedOut: return 408
         }
     }
 
     public var description: String {
         switch self {
-        case .badRequest(let m), .forbidden(let m), .conflict(let m): return m
+        case .badRequest(let m), .forbidden(let m), .conflict(let m), .tooLarge(let m), .timedOut(let m): return m
+        case .busy(let after): return "the forge is serving as many git requests as it takes at once; retry in \(after) s"
         case .unauthorized: return "a token is needed: Authorization: token <t>, or HTTP Basic with the token as password"
         case .notFound: return "not found"
         }

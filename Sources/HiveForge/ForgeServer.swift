@@ -3,17 +3,22 @@ import Hummingbird
 import Logging
 import Subprocess
 import SystemPackage
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The forge over HTTP, everything under `/forge/`: git's smart HTTP (clone, fetch, push; protocol v2)
 /// through `git http-backend`, and a repository API shaped like Forgejo/Gitea's (`/forge/api/v1/...`).
 /// Every refusal is a clear 401/403/404/409/422 with a JSON `message`, never a 500.
 public enum ForgeServer {
-    public static func application(_ forge: Forge, host: String, port: Int, logger: Logger) -> some ApplicationProtocol {
+    public static func application(_ forge: Forge, host: String, port: Int, limits: GitLimits = .init(), logger: Logger) -> some ApplicationProtocol {
+        let gate = GitBackend.Gate(limits)
         let router = Router()
         for method in [HTTPRequest.Method.get, .post, .delete] {
             router.on("/forge/**", method: method) { request, _ in
                 do {
-                    return try await handle(forge, request, logger: logger)
+                    return try await handle(forge, request, gate: gate, logger: logger)
                 } catch let e as ForgeError {
                     return refusal(e)
                 } catch {
@@ -44,7 +49,7 @@ public enum ForgeServer {
         return who
     }
 
-    static func handle(_ forge: Forge, _ request: Request, logger: Logger) async throws -> Response {
+    static func handle(_ forge: Forge, _ request: Request, gate: GitBackend.Gate, logger: Logger) async throws -> Response {
         let path = request.uri.path
         // Names never need escaping: an encoded path is a trick, not a request.
         guard !path.contains("%"), !path.contains("//"), path.utf8.count <= 512 else { throw ForgeError.badRequest("malformed path") }
@@ -56,8 +61,14 @@ public enum ForgeServer {
         let owner = try ForgeName.owner(parts[0])
         let name = try ForgeName.repo(String(parts[1].dropLast(4)))
         let rest = parts.dropFirst(2).joined(separator: "/")
-        let push = rest == "git-receive-pack" || request.uri.queryParameters["service"].map(String.init) == "git-receive-pack"
         guard ["info/refs", "git-upload-pack", "git-receive-pack", "HEAD"].contains(rest) else { throw ForgeError.notFound }
+        // git reads the query its own way (a repeated `service` is the last one to git), so the forge passes
+        // on only the queries git's clients send, and decides on exactly what git will see.
+        let query = request.uri.query ?? ""
+        guard ["", "service=git-upload-pack", "service=git-receive-pack"].contains(query) else {
+            throw ForgeError.badRequest("unexpected query: git asks for ?service=git-upload-pack or ?service=git-receive-pack only")
+        }
+        let push = rest == "git-receive-pack" || query == "service=git-receive-pack"
         // git asks again with credentials only after a 401 that names Basic.
         guard let who = try? caller(forge, request) else {
             return Response(status: .unauthorized, headers: [.wwwAuthenticate: "Basic realm=\"hive forge\""],
@@ -70,14 +81,14 @@ public enum ForgeServer {
         var env: [String: String] = [
             "GIT_PROJECT_ROOT": forge.dir.appending(path: "repos").path, "GIT_HTTP_EXPORT_ALL": "1",
             "PATH_INFO": "/\(owner)/\(name).git/\(rest)", "REQUEST_METHOD": request.method.rawValue,
-            "QUERY_STRING": request.uri.query ?? "", "REMOTE_USER": who.name, "REMOTE_ADDR": "127.0.0.1",
+            "QUERY_STRING": query, "REMOTE_USER": who.name, "REMOTE_ADDR": "127.0.0.1",
             "SERVER_PROTOCOL": "HTTP/1.1", "PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "HOME": forge.dir.path,
         ]
         if let v = request.headers[.contentType] { env["CONTENT_TYPE"] = v }
         if let v = request.headers[.contentLength] { env["CONTENT_LENGTH"] = v }
         if let v = request.headers[.contentEncoding] { env["HTTP_CONTENT_ENCODING"] = v }
         if let v = request.headers[.init("Git-Protocol")!] { env["GIT_PROTOCOL"] = v }
-        return try await GitBackend.run(env: env, body: request.body, logger: logger)
+        return try await GitBackend.run(env: env, body: request.body, gate: gate, logger: logger)
     }
 
     // MARK: - The repository API
@@ -152,27 +163,80 @@ public enum ForgeServer {
     /// (API refusals carry no `WWW-Authenticate`: API clients send their token up front; only git's
     /// paths ask for Basic credentials, because git sends them only when asked.)
     static func refusal(_ e: ForgeError) -> Response {
-        json(["message": e.description], status: HTTPResponse.Status(code: e.status))
+        var response = json(["message": e.description], status: HTTPResponse.Status(code: e.status))
+        if case .busy(let after) = e { response.headers[.retryAfter] = "\(after)" }
+        return response
     }
 }
 
+/// What one git request over HTTP may take: each runs a `git http-backend` of its own, so requests are
+/// bounded in number, in time without progress, in total time and in how much they upload.
+public struct GitLimits: Sendable {
+    /// Git requests served at once; more get 503 with `Retry-After`.
+    public var concurrent = 16
+    /// A request that moves no byte either way for this long is ended (its backend killed).
+    public var idle: Duration = .seconds(60)
+    /// No request lasts longer than this.
+    public var total: Duration = .seconds(3600)
+    /// The largest request body (a push), in bytes.
+    public var maxBodyBytes = 2 << 30
+    public init() {}
+}
+
 /// `git http-backend` as CGI: the request body streams into its stdin while its stdout streams back as
-/// the response (a push or clone of any size is never held whole in memory by the forge).
+/// the response (a push or clone of any size is never held whole in memory by the forge). Whatever ends
+/// a request early (a client that goes away, stalls, or sends too much) kills its backend: swift-subprocess
+/// tears the child down when the closure throws or the task is cancelled.
 enum GitBackend {
     static let executable = "/usr/lib/git-core/git-http-backend"
 
-    static func run(env: [String: String], body: RequestBody, logger: Logger) async throws -> Response {
+    /// Admission: how many backends run now, against ``GitLimits/concurrent``.
+    final class Gate: Sendable {
+        let limits: GitLimits
+        private let running = Mutex(0)
+        init(_ limits: GitLimits) { self.limits = limits }
+        func enter() -> Bool { running.withLock { n in guard n < limits.concurrent else { return false }; n += 1; return true } }
+        func leave() { running.withLock { $0 -= 1 } }
+
+        /// When a request last moved a byte either way.
+        final class Progress: Sendable {
+            private let at = Mutex(ContinuousClock.now)
+            func mark() { at.withLock { $0 = .now } }
+            var last: ContinuousClock.Instant { at.withLock { $0 } }
+        }
+    }
+
+    static func run(env: [String: String], body: RequestBody, gate: Gate, logger: Logger) async throws -> Response {
+        guard gate.enter() else { throw ForgeError.busy(retryAfter: 5) }
+        let limits = gate.limits
         let (heads, headSink) = AsyncThrowingStream<(Int, [(String, String)]), any Error>.makeStream()
         let (chunks, chunkSink) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
         var environment: [Subprocess.Environment.Key: String] = [:]
         for (k, v) in env { environment[Subprocess.Environment.Key(stringLiteral: k)] = v }
+        let progress = Gate.Progress()
+        // Hummingbird reads what is left of the request body (from the same iterator) once a response is
+        // written: the response must not end while this request's own reading of the body may still be
+        // under way (two readers at once is a fatal error in NIO). So the response's stream, and any
+        // refusal, end only once the whole task has.
         let task = Task {
+            defer { gate.leave() }
+            var failure: (any Error)?
             do {
                 _ = try await Subprocess.run(.path(FilePath(executable)), environment: .custom(environment),
                                              input: .inputWriter, output: .sequence, error: .sequence) { execution in
+                    let pid = execution.processIdentifier.value
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
-                            for try await buffer in body { _ = try await execution.standardInputWriter.write(Array(buffer: buffer)) }
+                            var sent = 0
+                            for try await buffer in body {
+                                sent += buffer.readableBytes
+                                guard sent <= limits.maxBodyBytes else {
+                                    kill(pid, SIGKILL)
+                                    throw ForgeError.tooLarge("a push may be at most \(limits.maxBodyBytes) bytes")
+                                }
+                                progress.mark()
+                                _ = try await execution.standardInputWriter.write(Array(buffer: buffer))
+                            }
                             try await execution.standardInputWriter.finish()
                         }
                         group.addTask {
@@ -182,34 +246,60 @@ enum GitBackend {
                             var pending: [UInt8] = []
                             var headed = false
                             for try await chunk in execution.standardOutput {
+                                progress.mark()
                                 let bytes = chunk.withUnsafeBytes { Array($0) }
                                 if headed { chunkSink.yield(ByteBuffer(bytes: bytes)); continue }
                                 pending += bytes
                                 guard let (head, rest) = splitHead(pending) else { continue }
                                 headed = true
                                 headSink.yield(head)
-                                headSink.finish()
                                 if !rest.isEmpty { chunkSink.yield(ByteBuffer(bytes: rest)) }
                             }
-                            if !headed { headSink.finish(throwing: ForgeError.notFound) }
-                            chunkSink.finish()
                         }
-                        try await group.waitForAll()
+                        // The watchdog: no progress for `idle`, or past `total`, kills the backend (which ends
+                        // its pipes, so nothing waits on it) and ends the request.
+                        group.addTask {
+                            let start = ContinuousClock.now
+                            while true {
+                                try await Task.sleep(for: min(.seconds(1), limits.idle / 4))
+                                var why: String?
+                                if ContinuousClock.now - progress.last > limits.idle { why = "nothing moved for \(limits.idle); the request was ended" }
+                                if ContinuousClock.now - start > limits.total { why = "the request ran past \(limits.total)" }
+                                if let why {
+                                    kill(pid, SIGKILL)
+                                    throw ForgeError.timedOut(why)
+                                }
+                            }
+                        }
+                        // Done when the three streams are; the watchdog is then cancelled.
+                        for _ in 0..<3 { try await group.next() }
+                        group.cancelAll()
                     }
                 }
             } catch {
-                headSink.finish(throwing: error)
-                chunkSink.finish(throwing: error)
+                failure = error
+                if !(error is CancellationError) { logger.info("forge: a git request ended early: \(error)") }
             }
+            headSink.finish(throwing: failure ?? ForgeError.notFound) // no-op when the head came
+            if let failure { chunkSink.finish(throwing: failure) } else { chunkSink.finish() }
         }
-        _ = task
-        for try await (status, fields) in heads {
-            var headers = HTTPFields()
-            for (name, value) in fields {
-                if let n = HTTPFields.Element.Name(name) { headers[n] = value }
+        // A client that goes away while the response streams cancels the request, and so its backend.
+        chunkSink.onTermination = { termination in
+            if case .cancelled = termination { task.cancel() }
+        }
+        do {
+            for try await (status, fields) in heads {
+                var headers = HTTPFields()
+                for (name, value) in fields {
+                    if let n = HTTPFields.Element.Name(name) { headers[n] = value }
+                }
+                return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(asyncSequence: chunks))
             }
-            return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(asyncSequence: chunks))
+        } catch {
+            await task.value
+            throw error
         }
+        await task.value
         throw ForgeError.notFound
     }
 

@@ -50,6 +50,10 @@ struct HiveRootOptions: ParsableArguments {
         their cages when their network is host), port 0 for any free port, or 'off'.
         """, valueName: "host:port|off"))
     var forgeListen = "127.0.0.1:7001"
+    @Option(name: .customLong("forge-git-limit"), help: ArgumentHelp("Git requests (clone, fetch, push) the forge serves at once; more are told to retry (503).", valueName: "n"))
+    var forgeGitLimit = 16
+    @Option(name: .customLong("forge-idle-timeout"), help: ArgumentHelp("A git request that moves no byte for this long is ended and its git process killed.", valueName: "seconds"))
+    var forgeIdleTimeout: Double = 60
 
     @Option(name: .customLong("send-rate"), help: ArgumentHelp("Messages an agent may send a second after its burst (0: unlimited; the operator is never limited).", valueName: "n"))
     var sendRate: Double = 5
@@ -57,7 +61,8 @@ struct HiveRootOptions: ParsableArguments {
     var sendBurst: Double = 60
 
     @Option(name: .customLong("agent-env"), help: ArgumentHelp("""
-        A variable for every agent's environment (repeatable). Cages get only an allow-list of core's own         environment (ANTHROPIC_*, CLAUDE_CODE_*, proxy settings, PATH, locale; see docs/security.md):         anything else an agent needs is named here, or in its agent.json `env`.
+        A variable for every agent's environment (repeatable). Cages get only an allow-list of core's own \
+        environment (ANTHROPIC_*, CLAUDE_CODE_*, proxy settings, PATH, locale; see docs/security.md): anything else an agent needs is named here, or in its agent.json `env`.
         """, valueName: "NAME=VALUE"))
     var agentEnv: [String] = []
 
@@ -86,6 +91,9 @@ struct HiveRootOptions: ParsableArguments {
         guard sendRate >= 0, sendRate.isFinite, sendBurst >= 1, sendBurst.isFinite else {
             throw ValidationError("--send-rate must be 0 or more, --send-burst at least 1")
         }
+        guard forgeGitLimit >= 1, forgeIdleTimeout >= 1, forgeIdleTimeout.isFinite else {
+            throw ValidationError("--forge-git-limit must be at least 1, --forge-idle-timeout at least 1 second")
+        }
         guard inflightGrace >= 0.3 else { throw ValidationError("--inflight-grace must be at least 0.3 seconds") }
     }
 
@@ -104,6 +112,8 @@ struct HiveRootOptions: ParsableArguments {
         o.reminderPolicy.burst = reminderBurst
         o.reminderPolicy.refillPerSecond = 1 / reminderRefill
         o.forgeListen = forgeListen == "off" ? nil : forgeListen
+        o.forgeLimits.concurrent = forgeGitLimit
+        o.forgeLimits.idle = .milliseconds(Int64(forgeIdleTimeout * 1000))
         o.sendPerSecond = sendRate
         o.sendBurst = sendBurst
         for pair in agentEnv {

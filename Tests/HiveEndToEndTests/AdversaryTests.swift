@@ -258,4 +258,77 @@ struct AdversaryTests {
         #expect(try String(contentsOf: repo.appending(path: "agent.json"), encoding: .utf8).contains("\"description\""))
         #expect(try FileManager.default.contentsOfDirectory(atPath: hive.root.appending(path: "applied").path).allSatisfy { !$0.hasPrefix(".seed") })
     }
+
+    /// A TCP connection to loopback that has sent `bytes` and is left open (or closed by the caller).
+    static func partialRequest(_ port: Int, _ bytes: String) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard ok == 0 else { close(fd); throw HiveClientError.protocolError("cannot connect to \(port)") }
+        _ = UnixSocket.writeAll(fd, Data(bytes.utf8))
+        return fd
+    }
+
+    /// `git http-backend` processes whose parent is `pid`.
+    static func gitBackends(of pid: pid_t) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { entry in
+            guard Int32(entry) != nil, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            return stat.contains("(git-http-backe") && fields.count > 1 && Int32(fields[1]) == pid
+        }.count
+    }
+
+    static func until(_ timeout: Duration, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return condition()
+    }
+
+    @Test("findings 5 and 19: stalled and aborted git requests end with their git process; a few at once; git sees the query the forge checked")
+    func forgeRequests() async throws {
+        let hive = try LiveHive()
+        try await hive.start(extra: ["--forge-git-limit", "4", "--forge-idle-timeout", "2"])
+        _ = try await hive.spawn("iris")
+        _ = try await hive.spawn("bob")
+        let base = try await hive.forgeURL()
+        let port = try #require(URL(string: base)?.port)
+        let token = try hive.forgeToken("iris")
+        #expect(try await ForgeClient(base: base, token: token).call("POST", "/api/v1/user/repos", ["name": "notes"]).0 == 201)
+        let core = try #require(hive.process?.processIdentifier)
+        let fds = { ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(core)/fd")) ?? []).count }
+        let before = fds()
+        let basic = "Basic " + Data("iris:\(token)".utf8).base64EncodedString()
+        let stalledPush = "POST /forge/iris/notes.git/git-receive-pack HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(basic)\r\n"
+            + "Content-Type: application/x-git-receive-pack-request\r\nContent-Length: 1000000\r\n\r\n0000"
+
+        // Stalled pushes hold a git process each, up to the limit; the next request is told to retry.
+        let stalled = try (0..<4).map { _ in try Self.partialRequest(port, stalledPush) }
+        #expect(try await Self.until(.seconds(5)) { Self.gitBackends(of: core) == 4 }, "\(Self.gitBackends(of: core)) backends")
+        let busy = try TCPHTTP.request(port, "GET", "/forge/iris/notes.git/info/refs?service=git-upload-pack", headers: ["Authorization": basic])
+        #expect(busy.status == 503 && busy.headers["retry-after"] == "5", "\(busy.status) \(busy.raw.prefix(300)) \(hive.lastLog().suffix(1500))")
+        // Nothing moves for the idle timeout: each is ended and its git process gone.
+        #expect(try await Self.until(.seconds(8)) { Self.gitBackends(of: core) == 0 }, "stalled requests ended")
+        for fd in stalled { close(fd) }
+
+        // Aborted halfway, over and over: no git process and no descriptor is left behind.
+        for _ in 0..<40 { close(try Self.partialRequest(port, stalledPush)) }
+        #expect(try await Self.until(.seconds(8)) { Self.gitBackends(of: core) == 0 && fds() <= before + 4 }, "\(Self.gitBackends(of: core)) backends, fds \(before) → \(fds())")
+        let refs = try TCPHTTP.request(port, "GET", "/forge/iris/notes.git/info/refs?service=git-upload-pack", headers: ["Authorization": basic])
+        #expect(refs.status == 200, "the forge still serves: \(refs.status)")
+
+        // bob may read shared/docs, not push to it: a repeated service (git reads the last) is refused.
+        let bobBasic = "Basic " + Data("bob:\(try hive.forgeToken("bob"))".utf8).base64EncodedString()
+        let twice = try TCPHTTP.request(port, "GET", "/forge/shared/docs.git/info/refs?service=git-upload-pack&service=git-receive-pack",
+                                        headers: ["Authorization": bobBasic])
+        #expect(twice.status == 422 && !twice.body.contains("report-status"), "\(twice.status) \(twice.body.prefix(200))")
+        #expect(try TCPHTTP.request(port, "GET", "/forge/shared/docs.git/info/refs?service=git-receive-pack", headers: ["Authorization": bobBasic]).status == 403)
+        #expect(try TCPHTTP.request(port, "GET", "/forge/shared/docs.git/info/refs?service=git-upload-pack", headers: ["Authorization": bobBasic]).status == 200)
+    }
 }
