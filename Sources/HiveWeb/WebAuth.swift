@@ -1,4 +1,5 @@
 import Foundation
+import HiveWire
 import Synchronization
 
 /// Operator access to the dashboard: a session cookie opened by a secret. Off loopback the secret is the
@@ -128,7 +129,24 @@ final class LoginThrottle: Sendable {
 /// root runs the hive), read by `hive web` before it gives up root and by `hive up` for its login link.
 public enum DashboardToken {
     public static func load(runDir: URL) throws -> String {
-        let file = runDir.appending(path: "dashboard-token")
+        try RunDirSecret.load(runDir.appending(path: "dashboard-token"), groupReadable: false)
+    }
+}
+
+/// What nginx (from `hive nginx-config`) sends in ``header`` on every request it proxies, so `hive web
+/// --behind-proxy` believes its `X-Forwarded-For` and `X-Forwarded-Proto` and nobody else's: anything
+/// on loopback (an agent with host network, any local user) can send those headers. It lives in
+/// `<run-dir>/proxy-secret`, made on first use: 0640, root's and the web process's group when root runs
+/// the hive, so the unprivileged web process reads it itself.
+public enum ProxySecret {
+    public static let header = "X-Hive-Proxy"
+    public static func load(runDir: URL) throws -> String {
+        try RunDirSecret.load(runDir.appending(path: "proxy-secret"), groupReadable: true)
+    }
+}
+
+enum RunDirSecret {
+    static func load(_ file: URL, groupReadable: Bool) throws -> String {
         if let text = try? String(contentsOf: file, encoding: .utf8), text.trimmingCharacters(in: .whitespacesAndNewlines).count >= 32 {
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -136,6 +154,10 @@ public enum DashboardToken {
         try? FileManager.default.removeItem(at: file)
         guard FileManager.default.createFile(atPath: file.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
             throw WebError("cannot write \(file.path)")
+        }
+        if groupReadable {
+            if getuid() == 0 { _ = chown(file.path, 0, gid_t(WebSurface.uid)) }
+            _ = chmod(file.path, 0o640)
         }
         return token
     }

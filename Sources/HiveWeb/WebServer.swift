@@ -30,10 +30,11 @@ public enum WebServer {
     /// token), and whether a loopback peer's `X-Forwarded-For` names the client (only behind a proxy).
     public struct LoginPolicy: Sendable {
         var throttle: LoginThrottle?
-        var trustForwardedFor: Bool
-        public init(password: Bool, behindProxy: Bool) {
+        /// Behind a proxy: what it sends in ``ProxySecret/header``; only then are its forwarded headers believed.
+        var proxySecret: String?
+        public init(password: Bool, proxySecret: String?) {
             throttle = password ? LoginThrottle() : nil
-            trustForwardedFor = behindProxy
+            self.proxySecret = proxySecret
         }
     }
 
@@ -43,7 +44,7 @@ public enum WebServer {
 
         /// Checks a login secret under the throttle: a session id, or the response refusing it.
         @Sendable func attempt(_ secret: String, _ request: Request, _ context: WebContext) -> Result<String, RefusedLogin> {
-            let who = WebServer.client(request, context, trustForwardedFor: logins.trustForwardedFor)
+            let who = WebServer.client(request, context, proxySecret: logins.proxySecret)
             if let wait = logins.throttle?.admit(who) {
                 return .failure(RefusedLogin(status: .tooManyRequests, text: "too many failed logins from \(who); try again in \(Int(wait.rounded(.up))) s"))
             }
@@ -62,7 +63,7 @@ public enum WebServer {
                 // `next` may only name a page of this origin, relative (no scheme, no "//", no "..").
                 let next = request.uri.queryParameters["next"].map(String.init) ?? ""
                 let safe = next.range(of: #"^[a-z0-9][a-z0-9/_.-]*$"#, options: .regularExpression) != nil && !next.contains("..") && !next.contains("//")
-                return loggedIn(id, next: safe ? next : "./", request)
+                return loggedIn(id, next: safe ? next : "./", request, proxied: proxied(request, context, proxySecret: logins.proxySecret))
             case .failure(let refused):
                 return html(DashboardPage.login(error: refused.status == .tooManyRequests ? refused.text : "that login link is not valid (any more)"), status: refused.status)
             }
@@ -70,7 +71,7 @@ public enum WebServer {
         router.post("/login") { request, context in
             let body = String(buffer: try await request.body.collect(upTo: 4096))
             switch attempt(form(body)["password"] ?? "", request, context) {
-            case .success(let id): return loggedIn(id, request)
+            case .success(let id): return loggedIn(id, request, proxied: proxied(request, context, proxySecret: logins.proxySecret))
             case .failure(let refused): return html(DashboardPage.login(error: refused.text), status: refused.status)
             }
         }
@@ -209,23 +210,30 @@ public enum WebServer {
         var text: String
     }
 
-    static func loggedIn(_ id: String, next: String = "./", _ request: Request) -> Response {
+    static func loggedIn(_ id: String, next: String = "./", _ request: Request, proxied: Bool) -> Response {
         var r = Response(status: .seeOther, headers: [.location: next])
         // Behind a TLS front (nginx from `hive nginx-config` says so), the cookie never travels in clear.
-        let secure = request.headers[.init("X-Forwarded-Proto")!] == "https" ? "; Secure" : ""
+        let secure = proxied && request.headers[.init("X-Forwarded-Proto")!] == "https" ? "; Secure" : ""
         r.headers[.setCookie] = "\(WebAuth.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(WebAuth.lifetime))\(secure)"
         return r
     }
 
-    /// Who is logging in: the peer's address, or, behind a proxy, the address the proxy on loopback
-    /// forwarded (the last `X-Forwarded-For` entry: the one nginx appended).
-    static func client(_ request: Request, _ context: WebContext, trustForwardedFor: Bool) -> String {
+    /// Who is logging in: the peer's address, or, from our proxy, the address it forwarded (the last
+    /// `X-Forwarded-For` entry: the one nginx appended).
+    static func client(_ request: Request, _ context: WebContext, proxySecret: String?) -> String {
         let peer = context.remoteAddress?.ipAddress ?? "unknown"
-        let loopback = peer == "127.0.0.1" || peer == "::1" || peer.hasPrefix("::ffff:127.")
-        if trustForwardedFor, loopback, let forwarded = request.headers[.init("X-Forwarded-For")!]?.split(separator: ",").last {
+        if proxied(request, context, proxySecret: proxySecret), let forwarded = request.headers[.init("X-Forwarded-For")!]?.split(separator: ",").last {
             return forwarded.trimmingCharacters(in: .whitespaces)
         }
         return peer
+    }
+
+    /// Whether the request came through our proxy: from loopback, carrying the proxy's secret.
+    static func proxied(_ request: Request, _ context: WebContext, proxySecret: String?) -> Bool {
+        guard let proxySecret, let sent = request.headers[.init(ProxySecret.header)!] else { return false }
+        let peer = context.remoteAddress?.ipAddress ?? "unknown"
+        let loopback = peer == "127.0.0.1" || peer == "::1" || peer.hasPrefix("::ffff:127.")
+        return loopback && WebAuth.constantTimeEqual(sent, proxySecret)
     }
 
     /// A person opening a page of this site (not a script fetching data, not another site's link): only

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HiveWeb
 
 struct NginxConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,10 +12,13 @@ struct NginxConfig: ParsableCommand {
             or request buffering, long read timeouts, no body size limit. When nginx listens anywhere but
             loopback, run `hive web --password-file` so the dashboard asks for the operator password, and
             `--behind-proxy` so failed logins are throttled per client (by the address nginx forwards)
-            rather than all together as nginx's.
+            rather than all together as nginx's. The site carries the hive's proxy secret (<run-dir>/proxy-secret,
+            made if missing): `hive web` believes forwarded headers only from requests that bring it, so keep the
+            site file readable by root only.
             Example: hive nginx-config --server-name hive.example.org --cert /etc/ssl/hive.pem --key /etc/ssl/hive.key
             """)
 
+    @OptionGroup var hive: RunDirOption
     @Option(name: .customLong("server-name"), help: "The site's host name.") var serverName = "_"
     @Option(help: ArgumentHelp("Where nginx listens.", valueName: "addr:port|port")) var listen = "443"
     @Option(help: ArgumentHelp("TLS certificate (PEM). Without --cert and --key the site is plain HTTP (for a TLS terminator further out, or tests).", valueName: "file"))
@@ -32,7 +36,8 @@ struct NginxConfig: ParsableCommand {
     }
 
     func run() throws {
-        // What every location needs to reach `hive web`.
+        let secret = try ProxySecret.load(runDir: hive.resolved)
+        // What every location needs to reach `hive web`. The client's own X-Hive-Proxy is replaced.
         let proxy = """
                     proxy_pass http://hive_web;
                     proxy_http_version 1.1;
@@ -40,6 +45,7 @@ struct NginxConfig: ParsableCommand {
                     proxy_set_header Host $host;
                     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                     proxy_set_header X-Forwarded-Proto $scheme;
+                    proxy_set_header \(ProxySecret.header) "\(secret)";
                     # Server-sent events and git transfers must flow as they are produced.
                     proxy_buffering off;
                     proxy_request_buffering off;

@@ -17,14 +17,14 @@ struct Web: AsyncParsableCommand {
             token in <run-dir>/dashboard-token (open <url>/login?token=…, as `hive up` prints), on any other
             address the operator password (--password-file, read before privileges are dropped). Every POST
             carries a CSRF token. One origin: / is the dashboard, /agent/<name>/ each agent's own page,
-            /forge/ the forge. Put nginx in front for TLS (`hive nginx-config` is planned).
+            /forge/ the forge. Put nginx in front for TLS: `hive nginx-config`, then `hive web --behind-proxy`.
             """)
 
     @OptionGroup var hive: RunDirOption
     @Option(help: ArgumentHelp("Where to listen.", valueName: "host:port")) var listen = "127.0.0.1:7000"
     @Option(name: .customLong("password-file"), help: ArgumentHelp("A file holding the operator password (required off loopback).", valueName: "file"))
     var passwordFile: String?
-    @Flag(name: .customLong("behind-proxy"), help: "A reverse proxy on loopback (hive nginx-config) fronts this: take the client's address from its X-Forwarded-For (for the login throttle).")
+    @Flag(name: .customLong("behind-proxy"), help: "nginx from `hive nginx-config` fronts this: believe the client address and scheme it forwards (for the login throttle and Secure cookies), on requests carrying its secret (<run-dir>/proxy-secret) only.")
     var behindProxy = false
     @Flag(help: "Started by `hive up`: stdin is a pipe from it, and the web process stops when it closes.") var supervised = false
     /// Set on the unprivileged re-execution: the secret it inherits is an operator password (throttled).
@@ -53,6 +53,8 @@ struct Web: AsyncParsableCommand {
         }
         let password = secret!
         do {
+            // Made (as root, before the drop) if missing; the unprivileged process reads it by its group.
+            let proxySecret = behindProxy ? try ProxySecret.load(runDir: hive.resolved) : nil
             if getuid() == 0 || geteuid() == 0 {
                 var args = ["web", "--run-dir", hive.resolved.path, "--listen", listen, "--log-level", logLevel.rawValue]
                 if supervised { args.append("--supervised") }
@@ -69,7 +71,7 @@ struct Web: AsyncParsableCommand {
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
             let relay = FeedRelay(core: core)
             let app = WebServer.application(core: core, relay: relay, runDir: hive.resolved, host: host, port: port,
-                                            auth: WebAuth(secret: password), logins: .init(password: passwordFile != nil || inheritedPassword, behindProxy: behindProxy),
+                                            auth: WebAuth(secret: password), logins: .init(password: passwordFile != nil || inheritedPassword, proxySecret: proxySecret),
                                             forge: forge ?? nil, client: client, logger: logger)
             logger.info("dashboard on http://\(listen)/ (uid \(getuid()))")
             // The relay stops first (services stop in reverse order): its end finishes every open event stream.

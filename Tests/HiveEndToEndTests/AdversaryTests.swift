@@ -331,4 +331,28 @@ struct AdversaryTests {
         #expect(try TCPHTTP.request(port, "GET", "/forge/shared/docs.git/info/refs?service=git-receive-pack", headers: ["Authorization": bobBasic]).status == 403)
         #expect(try TCPHTTP.request(port, "GET", "/forge/shared/docs.git/info/refs?service=git-upload-pack", headers: ["Authorization": bobBasic]).status == 200)
     }
+
+    @Test("finding 13: behind a proxy, X-Forwarded-For from anything on loopback without the proxy's secret changes nothing")
+    func forwardedFor() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        let file = hive.dir.appending(path: "password")
+        try Data("correct horse battery\n".utf8).write(to: file)
+        let port = LiveHive.freePort()
+        hive.agents.append(try hive.launch(["web", "--run-dir", hive.runDir.path, "--listen", "0.0.0.0:\(port)", "--password-file", file.path, "--behind-proxy"]))
+        try await hive.eventually("it answers") { (try? TCPHTTP.request(port, "GET", "/login", readFor: .seconds(2)))?.status == 200 }
+        // An agent with host network guesses, claiming a new client address each time (and TLS).
+        func guess(_ password: String, _ n: Int, secret: String? = nil) throws -> TCPHTTP.Reply {
+            var headers = ["Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": "198.51.100.\(n)", "X-Forwarded-Proto": "https"]
+            headers["X-Hive-Proxy"] = secret
+            return try TCPHTTP.request(port, "POST", "/login", headers: headers, body: "password=\(password)")
+        }
+        for n in 0..<10 { #expect(try guess("guess", n, secret: "not-the-secret-but-long-enough-to-look-like-one").status == 401) }
+        let throttled = try guess("correct+horse+battery", 99)
+        #expect(throttled.status == 429, "every guess counted against the one loopback peer: \(throttled.status)")
+        // nginx, bringing the secret, is believed.
+        let secret = try String(contentsOf: hive.runDir.appending(path: "proxy-secret"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let proxied = try guess("correct+horse+battery", 100, secret: secret)
+        #expect(proxied.status == 303 && proxied.headers["set-cookie"]?.contains("; Secure") == true)
+    }
 }

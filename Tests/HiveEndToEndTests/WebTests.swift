@@ -247,9 +247,10 @@ struct WebTests {
         #expect(page.status == 200)
         #expect(try TCPHTTP.request(open, "GET", "/api/snapshot", headers: ["Cookie": cookie]).status == 200)
 
-        // Guessing is throttled per client (here: clients behind a proxy on loopback), without locking out others.
+        // Guessing is throttled per client (here: clients behind our proxy on loopback), without locking out others.
+        let proxySecret = try String(contentsOf: hive.runDir.appending(path: "proxy-secret"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         func login(_ password: String, from client: String, proto: String = "http") throws -> TCPHTTP.Reply {
-            try TCPHTTP.request(open, "POST", "/login", headers: ["Content-Type": "application/x-www-form-urlencoded",
+            try TCPHTTP.request(open, "POST", "/login", headers: ["Content-Type": "application/x-www-form-urlencoded", "X-Hive-Proxy": proxySecret,
                                                                     "X-Forwarded-For": client, "X-Forwarded-Proto": proto], body: "password=\(password)")
         }
         for _ in 0..<10 { #expect(try login("guess", from: "203.0.113.5").status == 401) }
