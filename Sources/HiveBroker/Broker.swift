@@ -168,18 +168,28 @@ public final class Broker: Sendable {
         }
     }
 
-    /// The host uid `agent`'s cage runs as: allocated from `base` upwards on first use, kept for good (a
-    /// purged name that comes back gets a new one, so old files never match a new agent).
-    public func cageUID(for agent: AgentName, base: Int = 20_000) throws -> Int {
+    /// The host uid `agent`'s cage runs as: allocated upwards in `range` on first use, kept for good (a
+    /// purged name that comes back gets a new one, so old files never match a new agent). An agent whose
+    /// uid lies outside `range` (the hive's block changed) gets a new one. `skip` says a uid is taken on
+    /// the host (by its passwd).
+    public func cageUID(for agent: AgentName, in range: ClosedRange<Int>, skip: (Int) -> Bool = { _ in false }) throws -> Int {
         try pool.write { db in
-            if let uid = try Int.fetchOne(db, sql: "SELECT uid FROM agent WHERE name = ?", arguments: [agent.rawValue]) { return uid }
-            let next = max(base, (try Int.fetchOne(db, sql: "SELECT MAX(uid) FROM agent") ?? base - 1) + 1,
-                           (try Int.fetchOne(db, sql: "SELECT value FROM hive_setting WHERE key = 'last_uid'").map { $0 + 1 }) ?? base)
+            if let uid = try Int.fetchOne(db, sql: "SELECT uid FROM agent WHERE name = ?", arguments: [agent.rawValue]), range.contains(uid) { return uid }
+            let base = range.lowerBound
+            var next = max(base, (try Int.fetchOne(db, sql: "SELECT MAX(uid) FROM agent WHERE uid BETWEEN ? AND ?", arguments: [base, range.upperBound]) ?? base - 1) + 1,
+                           (try Int.fetchOne(db, sql: "SELECT value FROM hive_setting WHERE key = 'last_uid'").map { $0 + 1 }).flatMap { range.contains($0) ? $0 : nil } ?? base)
+            while next <= range.upperBound && skip(next) { next += 1 }
+            guard next <= range.upperBound else { throw BrokerError.uidsUsedUp(range) }
             try db.execute(sql: "UPDATE agent SET uid = ? WHERE name = ?", arguments: [next, agent.rawValue])
             try db.execute(sql: "INSERT INTO hive_setting (key, value) VALUES ('last_uid', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                            arguments: [next])
             return next
         }
+    }
+
+    /// Whether any agent was ever given a cage uid (a hive from before uid blocks has).
+    public func handedOutUIDs() throws -> Bool {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT value FROM hive_setting WHERE key = 'last_uid'") != nil }
     }
 
     /// Records whether the operator wants the agent stopped (kept across core restarts).

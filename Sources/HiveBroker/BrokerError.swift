@@ -23,6 +23,7 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
     case questionNotOpen(Int64, state: String)
     case notYourQuestion(Int64, to: String)
     case questionCap(Int)
+    case uidsUsedUp(ClosedRange<Int>)
 
     public var description: String {
         switch self {
@@ -44,6 +45,8 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
             return "agent '\(n)' already exists"
         case .tombstoneExists(let n):
             return "agent '\(n)' was destroyed and its tombstone is kept; purge it first (hive destroy \(n) --purge) to reuse the name"
+        case .uidsUsedUp(let range):
+            return "this hive's agent uid block \(range.lowerBound)…\(range.upperBound) is used up (uids are never reused); move the hive to a new root"
         case .managerIsPermanent:
             return "the manager is part of the hive and cannot be destroyed"
         case .tooManyIDs(let n):

@@ -23,6 +23,8 @@ import Glibc
 public struct BwrapCage: Sendable {
     let layout: HiveLayout
     let broker: Broker
+    /// The host uids this hive's cages run as (when core is root).
+    let uids: UIDRange
     /// The `hive` executable and claude, bound read-only at their host paths.
     let hive: String
     let logger: Logger
@@ -34,7 +36,7 @@ public struct BwrapCage: Sendable {
 
     /// The uid a cage runs as, or nil when core is not root (then cages run as core's own uid).
     func uid(_ name: AgentName) throws -> uid_t? {
-        getuid() == 0 ? uid_t(try broker.cageUID(for: name)) : nil
+        getuid() == 0 ? uid_t(try broker.cageUID(for: name, in: uids.first...uids.last, skip: { getpwuid(uid_t($0)) != nil })) : nil
     }
 
     /// The command that runs `hive agent` for `name` in its cage, and prepares the host side (uid,
@@ -52,7 +54,7 @@ public struct BwrapCage: Sendable {
             // Never run a cage as host root: an unprivileged uid per agent, owning its directories. The
             // state dir's group is the manager's (setgid, group-writable), so the manager can tend it;
             // the harness dir stays the agent's alone.
-            let managerGID = gid_t(try broker.cageUID(for: .manager))
+            let managerGID = try self.uid(.manager) ?? uid
             // (These paths' parents are root's, so the agent cannot swap the top directories themselves.)
             try Ownership.give(layout.stateDir(name), to: uid, group: managerGID)
             _ = chmod(layout.stateDir(name).path, 0o2770)

@@ -110,7 +110,9 @@ public final class CoreDaemon: Sendable {
                 hive = try AgentBinaries.reachable(hive, in: layout)
                 if hive != options.hiveExecutable { logger.notice("the hive binary is not reachable by agents' uids; cages run a copy: \(hive)") }
             }
-            bwrap = BwrapCage(layout: layout, broker: broker, hive: hive, logger: logger)
+            // Not root: cages run as core's own uid, and no block is claimed.
+            let uids = getuid() == 0 ? try UIDRange.claim(for: layout, legacy: try broker.handedOutUIDs(), logger: logger) : UIDRange(first: 0, count: 0)
+            bwrap = BwrapCage(layout: layout, broker: broker, uids: uids, hive: hive, logger: logger)
         }
         var forgeService: (any Service)?
         var forgeDesk: ForgeDesk?

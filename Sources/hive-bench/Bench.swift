@@ -502,6 +502,8 @@ final class CoreProcess: @unchecked Sendable {
         p.arguments = ["core", "--root", dir.appending(path: "root").path, "--run-dir", dir.appending(path: "run").path, "--log-level", "warning",
                        // The spine's own speed: agents' send rate limits off.
                        "--synchronous", synchronous.rawValue.lowercased(), "--send-rate", "0"] + extra
+        // A throwaway hive claims its uid block in its own registry, not the host's.
+        p.environment = ProcessInfo.processInfo.environment.merging(["HIVE_UID_REGISTRY": dir.appending(path: "uid-ranges").path]) { $1 }
         try p.run()
         let core = CoreProcess(process: p, runDir: dir.appending(path: "run"))
         for _ in 0..<600 {

@@ -91,4 +91,13 @@ struct CageToolsTests {
         #expect(try owner(outside) == (0, 0), "its target does not")
         #expect(try owner(outside.appending(path: "host-file")) == (0, 0))
     }
+
+    @Test("a hive's uid block is the first one nobody claimed and that holds no passwd user")
+    func uidBlocks() {
+        #expect(UIDRange.choose(claimed: [], taken: { _ in false }) == UIDRange(first: 20_000, count: 10_000))
+        let chosen = UIDRange.choose(claimed: [20_000], taken: { $0.contains(35_000) })
+        #expect(chosen == UIDRange(first: 40_000, count: 10_000), "a claimed block and one holding a user are skipped")
+        #expect(UIDRange.choose(claimed: [], taken: { _ in true }) == nil, "nothing free: nil, never a shared block")
+        #expect(UIDRange.passwdHas(0...0), "root is in passwd")
+    }
 }

@@ -355,4 +355,22 @@ struct AdversaryTests {
         let proxied = try guess("correct+horse+battery", 100, secret: secret)
         #expect(proxied.status == 303 && proxied.headers["set-cookie"]?.contains("; Secure") == true)
     }
+
+    @Test("finding 20: two hives on one host get different agent uids; a hive whose block another claims does not start", .enabled(if: bwrapAsRoot))
+    func uidBlocks() async throws {
+        let a = try LiveHive(), b = try LiveHive()
+        b.uidRegistry = a.uidRegistry
+        try await a.start(cage: "bwrap", environment: try a.fakeClaudeEnvironment())
+        try await b.start(cage: "bwrap", environment: try b.fakeClaudeEnvironment())
+        try await a.spawnIdle("iris")
+        try await b.spawnIdle("iris")
+        let (ua, ub) = (try Self.cageUID(a, "iris"), try Self.cageUID(b, "iris"))
+        #expect(ua != ub && (ua >= 20_000) && (ub >= 20_000), "\(ua) vs \(ub)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: a.uidRegistry.path).sorted() == ["20000", "30000"])
+        // b's record rewritten to a's block: b refuses to start rather than share a's uids.
+        #expect(await b.terminate() == 0)
+        try Data(#"{"first":20000,"count":10000}"#.utf8).write(to: b.root.appending(path: "uid-range"))
+        await #expect(throws: (any Error).self) { try await b.start(cage: "bwrap", environment: try b.fakeClaudeEnvironment()) }
+        #expect(b.lastLog().contains("claimed by the hive at \(a.root.path)"), "\(b.lastLog().suffix(600))")
+    }
 }

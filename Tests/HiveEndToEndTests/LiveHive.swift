@@ -12,6 +12,8 @@ final class LiveHive: @unchecked Sendable {
     var root: URL { dir.appending(path: "root") }
     var runDir: URL { dir.appending(path: "run") }
     private(set) var process: Process?
+    /// Where this hive's core claims its uid block (see UIDRange).
+    var uidRegistry: URL
     private var logIndex = 0
     /// `hive agent` processes a test started; killed with the hive.
     var agents: [Process] = []
@@ -28,6 +30,7 @@ final class LiveHive: @unchecked Sendable {
         var template = Array("/tmp/hv-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw HiveClientError.protocolError("mkdtemp failed") }
         dir = URL(filePath: String(cString: made))
+        uidRegistry = dir.appending(path: "uid-ranges")
         // Readable by the unprivileged uids bubblewrap cages run as (scripts and fixtures live here).
         chmod(made, 0o755)
     }
@@ -67,7 +70,11 @@ final class LiveHive: @unchecked Sendable {
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = args
-        if let environment { p.environment = environment }
+        // Each test hive claims its agents' uid block in a registry of its own (not the host's), unless
+        // a test shares one between hives.
+        var env = environment ?? ProcessInfo.processInfo.environment
+        if env["HIVE_UID_REGISTRY"] == nil { env["HIVE_UID_REGISTRY"] = uidRegistry.path }
+        p.environment = env
         p.standardOutput = handle
         p.standardError = handle
         try p.run()
