@@ -61,6 +61,8 @@ struct AgentEndpoint: Sendable {
             case .whoami:
                 return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? "manager" : "agent"))
             case .deadLetter(let c):
+                guard c.reason.utf8.count <= 1000 else { throw RequestError("reason is \(c.reason.utf8.count) bytes; at most 1000") }
+                try rates.take(name, .send) // each dead letter is a notice to the manager
                 let (reply, dead) = try broker.deadLetter(name, ids: c.ids, reason: c.reason)
                 for message in dead { notifyDeadLetter(message, reason: c.reason) }
                 return ResponseLine.ok(reply)
@@ -162,8 +164,10 @@ extension AgentEndpoint {
     private func notifyDeadLetter(_ message: MessageView, reason: String) {
         let to: Recipient = name == .manager ? .operator : .agent(.manager)
         let body = SystemNotice.deadLetter.body("""
-            \(name) dead-lettered message \(message.id) from \(message.from) after repeated failed turns: \(reason)
-            The message was: \(message.body)
+            \(name) dead-lettered message \(message.id) from \(message.from) after repeated failed turns. Its harness said:
+            \(VisibleText.quote(reason, by: "\(name)'s harness", budget: 1000))
+            The message was:
+            \(VisibleText.quote(message.body, by: message.from))
             """)
         do {
             _ = try broker.send(from: .system, to: to, body: body, inReplyTo: nil)

@@ -221,7 +221,7 @@ final class AgentProcesses: Service, Sendable {
             let tail = HarnessLog.tail(HarnessLog.url(layout, name), lines: 15).joined(separator: "\n")
             let body = SystemNotice.containerCrash.body("""
                 the cage of \(name) \(how) unexpectedly; core restarts it in \(Int(plan.delay)) s. Last lines of its log:
-                \(tail)
+                \(VisibleText.quote(tail, by: "the cage of \(name)"))
                 """)
             _ = try? broker.send(from: .system, to: to, body: body, inReplyTo: nil)
         }

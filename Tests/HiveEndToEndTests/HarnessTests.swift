@@ -188,6 +188,7 @@ struct HarnessTests {
         #expect(notice?.from == "system")
         #expect(notice?.body.hasPrefix("dead_letter: iris dead-lettered message \(id)") == true)
         #expect(notice?.body.contains("API Error: 400 invalid request") == true)
+        #expect(notice?.body.contains("| poison") == true, "the message, quoted")
         #expect(try await hive.agentRow("iris")?.inflight == 0)
         #expect(hive.runs(of: "iris").count == 3, "the dead letter is not retried")
     }
