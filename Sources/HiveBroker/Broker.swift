@@ -187,6 +187,11 @@ public final class Broker: Sendable {
         }
     }
 
+    /// The agent whose cage runs as `uid`, if any.
+    public func agent(withUID uid: Int) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT name FROM agent WHERE uid = ?", arguments: [uid]) }
+    }
+
     /// Whether any agent was ever given a cage uid (a hive from before uid blocks has).
     public func handedOutUIDs() throws -> Bool {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT value FROM hive_setting WHERE key = 'last_uid'") != nil }

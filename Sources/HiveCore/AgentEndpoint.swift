@@ -13,6 +13,7 @@ struct AgentEndpoint: Sendable {
     let reminders: ReminderDesk
     let configs: ConfigStore
     let rates: AgentRates
+    let reserve: DiskReserve
     let limits: CredentialLimits
     /// Set on the manager's socket only: what the config gatekeeper may do beyond any agent.
     let manager: ManagerDesk?
@@ -33,6 +34,7 @@ struct AgentEndpoint: Sendable {
             case .send(let c):
                 let to = try allowed(try Recipient(c.to))
                 try rates.take(name, .send)
+                try reserve.check()
                 return ResponseLine.ok(try broker.send(from: .agent(name), to: to, body: c.body, inReplyTo: c.inReplyTo))
             case .recv(let c):
                 let max = try Validate.count(c.max, field: "max", default: 1, cap: WireLimits.maxRecvBatch)
@@ -89,12 +91,14 @@ struct AgentEndpoint: Sendable {
                 configs.requestFreshSession(name)
                 return ResponseLine.ok(NewSessionCommand.Reply())
             case .remind(let c):
+                try reserve.check()
                 return ResponseLine.ok(try reminders.remind(c, for: name))
             case .reminderRollup(let c):
                 guard c.sinceSecs.isFinite, c.sinceSecs >= 0 else { throw RequestError("field 'since_secs' must be 0 or more seconds") }
                 return ResponseLine.ok(try broker.reminderRollup(name, since: c.sinceSecs))
             case .ask(let c):
                 let to = try allowed(try Recipient(c.to ?? "operator"))
+                try reserve.check()
                 let q = try broker.ask(name, to: to, try QuestionLifecycle.check(c))
                 return ResponseLine.ok(AskCommand.Reply(id: q.id, to: q.to, expiresAt: q.expiresAt))
             case .answer(let c):

@@ -17,6 +17,7 @@ final class AgentSockets: Service, Sendable {
     let reminders: ReminderDesk
     let configs: ConfigStore
     let rates: AgentRates
+    let reserve: DiskReserve
     let limits = CredentialLimits()
     private let logger: Logger
     /// The manager's extra powers, attached once core has built them (they need these sockets).
@@ -33,7 +34,8 @@ final class AgentSockets: Service, Sendable {
     }
     private let state = Mutex(State())
 
-    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, reminders: ReminderDesk, configs: ConfigStore, rates: AgentRates, logger: Logger) {
+    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, reminders: ReminderDesk, configs: ConfigStore, rates: AgentRates, reserve: DiskReserve, logger: Logger) {
+        self.reserve = reserve
         self.configs = configs
         self.rates = rates
         self.layout = layout
@@ -50,7 +52,7 @@ final class AgentSockets: Service, Sendable {
     func open(_ name: AgentName) throws {
         let server = LineServer(
             path: layout.agentSocket(name), mode: 0o660, logger: logger,
-            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, configs: configs, rates: rates, limits: limits,
+            handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, configs: configs, rates: rates, reserve: reserve, limits: limits,
                                    manager: name == .manager ? managerDesk.withLock { $0 } : nil, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
                 self?.state.withLock { s in

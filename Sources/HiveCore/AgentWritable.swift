@@ -162,3 +162,43 @@ enum AgentRunDir {
         try? TreeRemoval.remove(name.rawValue, in: layout.runDir.appending(path: "agents"))
     }
 }
+
+/// How much disk a tree an agent writes takes (its `st_blocks`, so sparse files count what they use),
+/// and whose it is, walked through descriptors like everything here. The walk stops counting at
+/// `maxEntries` entries or ``maxDepth`` levels: `complete` is then false.
+enum TreeUsage {
+    static let maxDepth = 256
+    struct Result {
+        var bytes: Int64 = 0
+        var entries = 0
+        var complete = true
+        var byOwner: [uid_t: Int64] = [:]
+    }
+
+    static func measure(_ dir: URL, maxEntries: Int) -> Result {
+        var result = Result()
+        let fd = open(dir.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return result }
+        walk(fd, depth: 0, maxEntries: maxEntries, into: &result)
+        close(fd)
+        return result
+    }
+
+    private static func walk(_ dirFD: Int32, depth: Int, maxEntries: Int, into result: inout Result) {
+        guard depth < maxDepth else { result.complete = false; return }
+        for (name, _) in TreeRemoval.entries(dirFD) {
+            guard result.entries < maxEntries else { result.complete = false; return }
+            result.entries += 1
+            var st = stat()
+            guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let bytes = Int64(st.st_blocks) * 512
+            result.bytes += bytes
+            result.byOwner[st.st_uid, default: 0] += bytes
+            guard st.st_mode & S_IFMT == S_IFDIR else { continue }
+            let child = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard child >= 0 else { continue }
+            walk(child, depth: depth + 1, maxEntries: maxEntries, into: &result)
+            close(child)
+        }
+    }
+}

@@ -178,7 +178,7 @@ final class ConfigRepos: Sendable {
         | `mcp_servers` | extra MCP servers: `{"name": {"command": "...", "args": [], "env": {}}}` |
         | `env` | extra environment variables for claude (not `HOME`, `PATH` or `HIVE_*`) |
         | `network` | `"host"` or `"none"` |
-        | `limits` | `{"memory_mb": 2048, "pids": 512}`, enforced through cgroups where the host has them |
+        | `limits` | `{"memory_mb": 2048, "pids": 512, "disk_mb": 4096}`: memory and pids through cgroups where the host has them; disk measured by core, which parks the agent past it |
         | `reminders` | `{"cap": 100, "burst": 20, "refill_seconds": 60}` |
         | `session` | `{"context_fraction": 0.5, "cache_ttl_seconds": 300, "turn_timeout_seconds": 1800}` |
 

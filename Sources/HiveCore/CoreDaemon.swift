@@ -47,6 +47,8 @@ public struct CoreOptions: Sendable {
     public var forgeListen: String? = "127.0.0.1:7001"
     /// What each git request over HTTP may take (see `GitLimits`).
     public var forgeLimits = GitLimits()
+    /// Disk quotas, the broker's reserve and log rotation (see `DiskPolicy`).
+    public var disk = DiskPolicy()
 
     public init(layout: HiveLayout, cage: CageMode = .none, retentionSeconds: Double = 30 * 86400,
                 sweepInterval: Duration = .seconds(3600), synchronous: Broker.Synchronous = .full,
@@ -71,6 +73,7 @@ public final class CoreDaemon: Sendable {
     private let lifecycle: Lifecycle
     private let admin: LineServer
     private let forge: (any Service)?
+    private let disk: DiskWatch
     private let web: LineServer
     private let feed: DashboardFeed
 
@@ -97,7 +100,8 @@ public final class CoreDaemon: Sendable {
         let configs = ConfigStore(layout: layout, reminderLimits: limits, logger: logger)
         let desk = ReminderDesk(broker: broker, layout: layout, limits: limits, scheduler: scheduler)
         let rates = AgentRates(send: .init(burst: options.sendBurst, perSecond: options.sendPerSecond))
-        let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), reminders: desk, configs: configs, rates: rates, logger: logger)
+        let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), reminders: desk, configs: configs, rates: rates,
+                                   reserve: DiskReserve(path: layout.root.path, reserveMB: options.disk.reserveMB), logger: logger)
         if options.cage == .bwrap, !BwrapCage.available {
             throw CoreError("--cage bwrap needs bubblewrap: apt-get install bubblewrap (or use --cage process)")
         }
@@ -155,12 +159,19 @@ public final class CoreDaemon: Sendable {
         try admin.listen()
         try web.listen()
         if getuid() == 0, let gid = options.webGroup { _ = chown(layout.webSocket.path, 0, gid) }
+        let disk = DiskWatch(layout: layout, broker: broker, policy: options.disk, board: sockets.board, configs: configs, processes: processes,
+                             owner: { [broker, bwrap] uid in
+                                 guard bwrap != nil, getuid() == 0, let name = try? broker.agent(withUID: Int(uid)) else { return nil }
+                                 return try? AgentName(name)
+                             },
+                             notify: { [lifecycle] name, text in lifecycle.notify(.diskQuota, about: name, text) }, logger: logger)
         return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets,
-                          processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService, web: web, feed: feed)
+                          processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService, web: web, feed: feed, disk: disk)
     }
 
     private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets,
-                 processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer, forge: (any Service)?, web: LineServer, feed: DashboardFeed) {
+                 processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer, forge: (any Service)?, web: LineServer, feed: DashboardFeed, disk: DiskWatch) {
+        self.disk = disk
         self.lifecycle = lifecycle
         self.web = web
         self.feed = feed
@@ -188,6 +199,7 @@ public final class CoreDaemon: Sendable {
                 AdminSocket(server: admin),
                 AdminSocket(server: web),
                 DashboardPoller(feed: feed),
+                disk,
                 QuestionExpirer(broker: broker, logger: logger),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
                 WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),

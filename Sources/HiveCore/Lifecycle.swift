@@ -44,7 +44,7 @@ struct Lifecycle: Sendable {
 
     /// Tells the manager (or, about the manager itself, the operator) what happened.
     func notify(_ kind: SystemNotice, about name: AgentName, _ text: String) {
-        let to: Recipient = name == .manager && kind == .containerCrash ? .operator : .agent(.manager)
+        let to: Recipient = name == .manager && (kind == .containerCrash || kind == .diskQuota) ? .operator : .agent(.manager)
         do { _ = try broker.send(from: .system, to: to, body: kind.body(text), inReplyTo: nil) } catch {
             logger.error("could not tell \(to) (\(kind.rawValue)) about \(name): \(error)")
         }

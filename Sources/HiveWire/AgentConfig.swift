@@ -74,8 +74,10 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public struct Limits: Codable, Sendable, Equatable {
         public var memoryMB: Int?
         public var pids: Int?
-        public init(memoryMB: Int? = nil, pids: Int? = nil) { self.memoryMB = memoryMB; self.pids = pids }
-        private enum CodingKeys: String, CodingKey { case memoryMB = "memory_mb", pids }
+        /// The agent's own dirs (state and harness), in MiB; over it the agent is parked. Nil: the hive's default.
+        public var diskMB: Int?
+        public init(memoryMB: Int? = nil, pids: Int? = nil, diskMB: Int? = nil) { self.memoryMB = memoryMB; self.pids = pids; self.diskMB = diskMB }
+        private enum CodingKeys: String, CodingKey { case memoryMB = "memory_mb", pids, diskMB = "disk_mb" }
     }
 
     /// How many reminders the agent may keep pending and how fast it may set them.
@@ -211,8 +213,9 @@ private struct Checker {
         if let v = string(o, "network", max: 16) {
             if let n = AgentConfig.Network(rawValue: v) { c.network = n } else { problems.append("network: must be \"host\" or \"none\", not '\(v)'") }
         }
-        if let l = field(o, "limits", as: [String: Any].self, "an object with memory_mb, pids") {
-            known(l, ["memory_mb", "pids"], in: "limits")
+        if let l = field(o, "limits", as: [String: Any].self, "an object with memory_mb, pids, disk_mb") {
+            known(l, ["memory_mb", "pids", "disk_mb"], in: "limits")
+            c.limits.diskMB = int(l, "disk_mb", at: "limits", range: 16...100_000_000)
             c.limits.memoryMB = int(l, "memory_mb", at: "limits", range: 64...1_048_576)
             c.limits.pids = int(l, "pids", at: "limits", range: 16...1_000_000)
         }

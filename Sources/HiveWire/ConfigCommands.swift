@@ -141,6 +141,7 @@ public enum SystemNotice: String, Sendable, CaseIterable {
     case rebuilt
     case containerCrash = "container_crash"
     case deadLetter = "dead_letter"
+    case diskQuota = "disk_quota"
     case restarting
 
     /// The message body: the kind, a colon, the text (capped to the message limit).

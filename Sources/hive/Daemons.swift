@@ -66,6 +66,17 @@ struct HiveRootOptions: ParsableArguments {
         """, valueName: "NAME=VALUE"))
     var agentEnv: [String] = []
 
+    @Option(name: .customLong("agent-disk-quota"), help: ArgumentHelp("An agent's own dirs (state and harness) may hold this many MiB (its agent.json limits.disk_mb overrides); past it the agent is parked until under 90%.", valueName: "MiB"))
+    var agentDiskQuota = 10_240
+    @Option(name: .customLong("shared-disk-quota"), help: ArgumentHelp("/shared may hold this many MiB; past it the agent owning most of it is parked.", valueName: "MiB"))
+    var sharedDiskQuota = 10_240
+    @Option(name: .customLong("disk-reserve"), help: ArgumentHelp("Free MiB the hive's disk keeps: below it agents' sends, reminders and questions are refused with a clear error.", valueName: "MiB"))
+    var diskReserve = 512
+    @Option(name: .customLong("cage-log-max"), help: ArgumentHelp("A cage log past this many MiB is rotated (one older copy kept).", valueName: "MiB"))
+    var cageLogMax = 16
+    @Option(name: .customLong("disk-check-interval"), help: ArgumentHelp("How often disk use is measured and logs rotated.", valueName: "seconds"))
+    var diskCheckInterval: Double = 60
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
@@ -94,6 +105,9 @@ struct HiveRootOptions: ParsableArguments {
         guard forgeGitLimit >= 1, forgeIdleTimeout >= 1, forgeIdleTimeout.isFinite else {
             throw ValidationError("--forge-git-limit must be at least 1, --forge-idle-timeout at least 1 second")
         }
+        guard agentDiskQuota >= 16, sharedDiskQuota >= 16, diskReserve >= 0, cageLogMax >= 1, diskCheckInterval >= 0.2, diskCheckInterval.isFinite else {
+            throw ValidationError("--agent-disk-quota and --shared-disk-quota must be at least 16 MiB, --cage-log-max at least 1 MiB, --disk-reserve 0 or more, --disk-check-interval at least 0.2 s")
+        }
         guard inflightGrace >= 0.3 else { throw ValidationError("--inflight-grace must be at least 0.3 seconds") }
     }
 
@@ -114,6 +128,11 @@ struct HiveRootOptions: ParsableArguments {
         o.forgeListen = forgeListen == "off" ? nil : forgeListen
         o.forgeLimits.concurrent = forgeGitLimit
         o.forgeLimits.idle = .milliseconds(Int64(forgeIdleTimeout * 1000))
+        o.disk.agentQuotaMB = agentDiskQuota
+        o.disk.sharedQuotaMB = sharedDiskQuota
+        o.disk.reserveMB = diskReserve
+        o.disk.logMaxMB = cageLogMax
+        o.disk.interval = .milliseconds(Int64(diskCheckInterval * 1000))
         o.sendPerSecond = sendRate
         o.sendBurst = sendBurst
         for pair in agentEnv {

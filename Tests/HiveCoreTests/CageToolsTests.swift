@@ -100,4 +100,38 @@ struct CageToolsTests {
         #expect(UIDRange.choose(claimed: [], taken: { _ in true }) == nil, "nothing free: nil, never a shared block")
         #expect(UIDRange.passwdHas(0...0), "root is in passwd")
     }
+
+    @Test("the disk quota machine parks an agent over its quota once, releases it under 90%, and parks the top owner of a full /shared")
+    func diskQuotas() throws {
+        let iris = try AgentName("iris"), bob = try AgentName("bob")
+        var m = DiskQuotaMachine()
+        func usage(iris i: Int64?, bob b: Int64? = 0, shared: Int64 = 0, byAgent: [AgentName: Int64] = [:]) -> DiskQuotaMachine.Usage {
+            .init(own: [iris: i, bob: b], quota: [iris: 100, bob: 100], sharedTotal: shared, sharedByAgent: byAgent, sharedQuota: 1000)
+        }
+        #expect(m.observe(usage(iris: 100)).isEmpty, "at the quota is not over it")
+        #expect(m.observe(usage(iris: 101)) == [.park(iris, .own(bytes: 101, quota: 100))])
+        #expect(m.observe(usage(iris: 150)).isEmpty, "parked once")
+        #expect(m.observe(usage(iris: 95)).isEmpty, "not released above 90%")
+        #expect(m.observe(usage(iris: 89)) == [.release(iris)])
+        #expect(m.observe(usage(iris: nil)) == [.park(iris, .tooManyFiles)], "a walk that could not finish counts as over")
+        #expect(m.observe(usage(iris: 10, shared: 1001, byAgent: [iris: 10, bob: 990])) == [.release(iris), .park(bob, .shared(bytes: 1001, quota: 1000))])
+        #expect(m.observe(usage(iris: 10, shared: 1001, byAgent: [iris: 10, bob: 990])).isEmpty, "one agent parked for /shared at a time")
+        #expect(m.observe(usage(iris: 10, shared: 850, byAgent: [iris: 10, bob: 840])) == [.release(bob)])
+        var gone = DiskQuotaMachine()
+        _ = gone.observe(usage(iris: 500))
+        #expect(gone.observe(.init(own: [bob: 0], quota: [bob: 100], sharedTotal: 0, sharedByAgent: [:], sharedQuota: 1000)) == [.release(iris)], "destroyed: forgotten")
+    }
+
+    @Test("tree usage counts blocks without following links and stops counting at its entry cap")
+    func treeUsage() throws {
+        let dir = FileManager.default.temporaryDirectory.appending(path: "usage-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir.appending(path: "a/b"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data(count: 1 << 20).write(to: dir.appending(path: "a/b/one"))
+        try FileManager.default.createSymbolicLink(atPath: dir.appending(path: "usr").path, withDestinationPath: "/usr")
+        let all = TreeUsage.measure(dir, maxEntries: 100)
+        #expect(all.complete && all.entries == 4 && all.bytes >= 1 << 20 && all.bytes < 2 << 20, "\(all)")
+        #expect(all.byOwner[getuid()] == all.bytes)
+        #expect(!TreeUsage.measure(dir, maxEntries: 2).complete)
+    }
 }

@@ -397,4 +397,37 @@ struct AdversaryTests {
         let tooLong = try await iris.raw(#"{"cmd":"dead_letter","ids":[1],"reason":"\#(String(repeating: "r", count: 1500))"}"#)
         #expect((tooLong["error"] as? String)?.contains("at most 1000") == true)
     }
+
+    @Test("finding 24: an agent over its disk quota is parked and the manager told, then started again; cage logs rotate; below the reserve agents' sends are refused")
+    func diskBounds() async throws {
+        let hive = try LiveHive()
+        try await hive.start(extra: ["--agent-disk-quota", "16", "--disk-check-interval", "0.3", "--cage-log-max", "1"],
+                             cage: "process", environment: try hive.fakeClaudeEnvironment())
+        try await hive.spawnIdle("iris")
+        let big = hive.root.appending(path: "agents/iris/state/big")
+        try Data(count: 20 << 20).write(to: big)
+        try await hive.eventually("parked") { try await hive.agentRow("iris")?.state == "over_disk_quota" }
+        #expect(try await hive.agentRow("iris")?.detail?.contains("over its quota of 16 MiB") == true)
+        let told = try hive.sqlite("broker.sqlite", "SELECT count(*) AS n FROM message WHERE recipient = 'manager' AND body LIKE 'disk_quota: iris was stopped%'")
+        #expect(told.first?["n"] == "1", "the manager was told, once")
+        try FileManager.default.removeItem(at: big)
+        try await hive.eventually("started again") { try await hive.agentRow("iris")?.state == "idle" }
+
+        // The cage's log past 1 MiB: rotated, one older copy kept.
+        let log = hive.root.appending(path: "logs/iris.log")
+        let handle = try FileHandle(forWritingTo: log)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(repeating: 0x61, count: 2 << 20))
+        try handle.close()
+        try await hive.eventually("rotated") {
+            FileManager.default.fileExists(atPath: log.path + ".1") && ((try? FileManager.default.attributesOfItem(atPath: log.path)[.size] as? Int) ?? .max) < 1 << 20
+        }
+
+        // A disk with less free space than the reserve (here: a reserve larger than any disk).
+        #expect(await hive.terminate() == 0)
+        try await hive.start(extra: ["--disk-reserve", "100000000"])
+        let refused = try await hive.agent("iris").raw(#"{"cmd":"send","to":"manager","body":"hi"}"#)
+        #expect((refused["error"] as? String)?.contains("below its reserve") == true, "\(refused)")
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "the operator still can"))
+    }
 }
