@@ -90,8 +90,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        .target(name: "HiveFuzz", dependencies: ["HiveWire"]),
         .executableTarget(name: "hive-bench", dependencies: [
-            "HiveWire", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness", "ModelStandIn",
+            "HiveWire", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness", "ModelStandIn", "HiveFuzz",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -103,6 +104,6 @@ let package = Package(
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),
-        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveTelemetry", "ModelStandIn"]),
+        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveTelemetry", "ModelStandIn", "HiveFuzz"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import HiveClient
+import HiveFuzz
 import HiveWire
 import Testing
 #if canImport(Glibc)
@@ -429,5 +430,30 @@ struct AdversaryTests {
         let refused = try await hive.agent("iris").raw(#"{"cmd":"send","to":"manager","body":"hi"}"#)
         #expect((refused["error"] as? String)?.contains("below its reserve") == true, "\(refused)")
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "the operator still can"))
+    }
+
+    @Test("the socket fuzzer: 10,000 random and mutated lines on an agent's, the manager's, the web and the admin socket; every line answered, core still serving", .timeLimit(.minutes(5)))
+    func socketFuzzer() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let core = try #require(hive.process?.processIdentifier)
+        // Agents' sockets first: the admin socket's lines may destroy them.
+        let sockets = [hive.agentSocket("iris"), hive.agentSocket("manager"), hive.runDir.appending(path: "web.sock").path, hive.adminSocket]
+        for (i, path) in sockets.enumerated() {
+            let run = try await onThread { try FuzzRun.run(socket: path, lines: 10_000, seed: 0x5EED + UInt64(i)) }
+            #expect(run.unanswered == 0 && run.answered + run.reconnects == run.sent, "\(path): \(run)")
+            #expect(hive.process?.isRunning == true, "core survived \(path): \(hive.lastLog().suffix(2000))")
+        }
+        #expect(hive.process?.processIdentifier == core)
+        #expect(try await hive.admin().call(ListCommand()).agents.contains { $0.name == "manager" })
+        #expect(try await hive.manager.call(WhoamiCommand()).name == "manager")
+    }
+}
+
+/// Runs blocking work on a thread of its own.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
