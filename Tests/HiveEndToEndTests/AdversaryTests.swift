@@ -441,7 +441,7 @@ struct AdversaryTests {
         // Agents' sockets first: the admin socket's lines may destroy them.
         let sockets = [hive.agentSocket("iris"), hive.agentSocket("manager"), hive.runDir.appending(path: "web.sock").path, hive.adminSocket]
         for (i, path) in sockets.enumerated() {
-            let run = try await onThread { try FuzzRun.run(socket: path, lines: 10_000, seed: 0x5EED + UInt64(i)) }
+            let run = try await onThread { try FuzzRun.run(socket: path, lines: FuzzRun.lines(10_000, seed: 0x5EED + UInt64(i))) }
             #expect(run.unanswered == 0 && run.answered + run.reconnects == run.sent, "\(path): \(run)")
             #expect(hive.process?.isRunning == true, "core survived \(path): \(hive.lastLog().suffix(2000))")
         }
