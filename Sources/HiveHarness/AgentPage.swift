@@ -35,8 +35,7 @@ enum AgentPage {
             <p class="controls"><a href="stats">stats</a> ·
               <button data-post="cancel">cancel turn</button> <button data-post="compact">compact</button>
               <button data-post="new-session" data-confirm="1">new session</button>
-              <input id="model" size="18" placeholder="model (empty: config's)" value="\(HTML.escape(s.modelOverride ?? ""))">
-              <button id="set-model">set model</button> <span id="said" class="muted"></span></p>
+              <span class="muted">(the model is set on the dashboard)</span> <span id="said" class="muted"></span></p>
             <form id="send"><textarea id="note" rows="2" cols="70" maxlength="900" placeholder="a note for the agent (arrives as a system message and starts a turn)" required></textarea>
               <button>send</button></form>
             <div class="cols"><section><h2>Live turns</h2><div id="stream"></div></section>
@@ -162,7 +161,6 @@ enum AgentPage {
       refresh();
     }
     document.querySelectorAll('button[data-post]').forEach(b => b.onclick = () => post(b.dataset.post, '', b));
-    document.getElementById('set-model').onclick = () => post('model', document.getElementById('model').value);
     document.getElementById('send').onsubmit = ev => { ev.preventDefault(); const n = document.getElementById('note'); post('send', n.value).then(() => n.value = ''); };
     setInterval(refresh, 3000);
     """#

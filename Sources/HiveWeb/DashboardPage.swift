@@ -77,6 +77,10 @@ enum DashboardPage {
       const j = await r.json().catch(() => ({}));
       if (!r.ok || j.ok === false) alert(cmd + ': ' + (j.error || r.status));
     }
+    function setModel(agent) {
+      const model = prompt('Model for ' + agent + ' (an alias such as opus or sonnet, or a full name; empty: its config\'s):');
+      if (model !== null) act('set_model', {agent, model: model.trim()});
+    }
     function btn(label, cmd, args, destructive) {
       return `<button ${destructive ? 'data-destructive=1' : ''} onclick='act(${esc(JSON.stringify(cmd))}, ${esc(JSON.stringify(args))}, this)'>${esc(label)}</button>`;
     }
@@ -89,7 +93,7 @@ enum DashboardPage {
           <td><span class="badge ${esc(a.state)} ${transients.includes(a.state) ? 'transient' : ''}">${esc(a.state)}${a.rate_limited_until ? ' until ' + hhmm(a.rate_limited_until) : ''}</span>
           <div class="muted">${esc(a.detail)}</div></td><td>${a.unread}</td><td>${a.inflight}</td>
           <td>${a.dead_letters ? `<span class="badge bad">${a.dead_letters}</span>` : 0}</td><td class="muted">${esc(a.cage)}</td>
-          <td>${btn('restart', 'restart', {name: a.name})} ${a.state === 'stopped' ? btn('start', 'start', {name: a.name}) : btn('stop', 'stop', {name: a.name}, true)}
+          <td>${btn('restart', 'restart', {name: a.name})} <button onclick='setModel(${esc(JSON.stringify(a.name))})'>model</button> ${a.state === 'stopped' ? btn('start', 'start', {name: a.name}) : btn('stop', 'stop', {name: a.name}, true)}
           ${a.name !== 'manager' ? btn('destroy', 'destroy', {name: a.name}, true) : ''}</td></tr>`).join('');
       document.getElementById('tombstones').innerHTML = S.agents.filter(a => a.state === 'destroyed')
         .map(a => `<tr><td>${esc(a.name)}</td><td>${btn('revive', 'revive', {name: a.name})} ${btn('purge', 'destroy', {name: a.name, purge: true}, true)}</td></tr>`).join('') || '<tr><td class="muted">none</td></tr>';

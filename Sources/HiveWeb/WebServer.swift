@@ -24,7 +24,7 @@ public struct WebContext: RequestContext, RemoteAddressRequestContext {
 /// forge. It reaches the hive only through ``CoreLink``; core checks every name and path itself.
 public enum WebServer {
     /// Commands the dashboard may send as actions (core's web table is the final word).
-    static let actions: Set<String> = ["send", "approve", "deny", "start", "stop", "restart", "revive", "destroy", "cancel_reminder", "logs", "answer"]
+    static let actions: Set<String> = ["send", "approve", "deny", "start", "stop", "restart", "revive", "destroy", "cancel_reminder", "logs", "answer", "set_model"]
 
     /// How logins are guarded: `throttle` (a password, which could be guessed; nil for the dashboard
     /// token), and whether a loopback peer's `X-Forwarded-For` names the client (only behind a proxy).
@@ -168,10 +168,9 @@ public enum WebServer {
                 }
                 var response: Response
                 if method == .post, restParts.elementsEqual(["model"]) {
-                    // The page's model button is an operator action: core changes the model, never the
-                    // harness on its own say (the agent could speak to its harness too).
-                    let body = String(buffer: try await request.body.collect(upTo: 1024))
-                    response = try await passthrough(core, SetModelCommand(agent: name.rawValue, model: body))
+                    // The model is the operator's to choose (it sets what the agent costs), on the dashboard.
+                    // An agent's page is the agent's: whatever it posts comes from the agent, not the operator.
+                    return json(["error": "an agent's page cannot set its model; set it on the dashboard"], status: .forbidden)
                 } else {
                     let rest = "/" + restParts.joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
                     guard rest.utf8.count <= 2048, !rest.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) else {

@@ -301,19 +301,12 @@ struct Up: AsyncParsableCommand {
             """
         let demo = self.demo
         let runDir = layout.runDir
-        let web = Process()
-        let lifeline = Pipe()
-        web.executableURL = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath()
-        web.arguments = ["web", "--run-dir", runDir.path, "--listen", listen, "--supervised"]
-        web.standardInput = lifeline
-        defer {
-            try? lifeline.fileHandleForWriting.close()
-            if web.isRunning { kill(web.processIdentifier, SIGTERM); web.waitUntilGone() }
-        }
+        let web = WebSupervisor(arguments: ["web", "--run-dir", runDir.path, "--listen", listen, "--supervised"], logger: logger)
+        defer { web.stop() }
         do {
             try await core.run(onReady: {
-                // The dashboard is its own unprivileged process; it dies with this one (its stdin closes).
-                do { try web.run() } catch { logger.error("could not start the dashboard (hive web): \(error)") }
+                // The dashboard is its own unprivileged process, started again if it dies; it dies with this one.
+                web.start()
                 print(banner)
                 if demo {
                     print("\nDEMO: spawning alice and bob and asking the manager for a haiku; watch with `hive ls`, `hive inbox`, `hive stats manager`.")

@@ -273,14 +273,24 @@ struct AdversaryTests {
         return fd
     }
 
+    /// The processes whose parent is `pid`.
+    static func children(of pid: pid_t) -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+            guard let child = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            return fields.count > 1 && pid_t(fields[1]) == pid ? child : nil
+        }
+    }
+
+    /// A process's arguments, NUL-separated (with a leading NUL, so `"\0web\0"` finds an argument).
+    static func commandLine(_ pid: pid_t) -> String {
+        "\u{0}" + String(decoding: (try? Data(contentsOf: URL(filePath: "/proc/\(pid)/cmdline"))) ?? Data(), as: UTF8.self)
+    }
+
     /// `git http-backend` processes whose parent is `pid`.
     static func gitBackends(of pid: pid_t) -> Int {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { entry in
-            guard Int32(entry) != nil, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
-            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-            return stat.contains("(git-http-backe") && fields.count > 1 && Int32(fields[1]) == pid
-        }.count
+        children(of: pid).filter { ((try? String(contentsOfFile: "/proc/\($0)/stat", encoding: .utf8)) ?? "").contains("(git-http-backe") }.count
     }
 
     static func until(_ timeout: Duration, _ condition: () -> Bool) async throws -> Bool {
@@ -448,6 +458,76 @@ struct AdversaryTests {
         #expect(hive.process?.processIdentifier == core)
         #expect(try await hive.admin().call(ListCommand()).agents.contains { $0.name == "manager" })
         #expect(try await hive.manager.call(WhoamiCommand()).name == "manager")
+    }
+
+    /// What an agent serves on its page socket when it wants to hurt the dashboard or the operator.
+    static let hostilePage = #"""
+        import os, socket, sys
+        path, seen = sys.argv[1], sys.argv[2]
+        if os.path.exists(path): os.unlink(path)
+        s = socket.socket(socket.AF_UNIX); s.bind(path); os.chmod(path, 0o660); s.listen(16)
+        while True:
+            c, _ = s.accept()
+            data = b''
+            while b'\r\n\r\n' not in data:
+                chunk = c.recv(65536)
+                if not chunk: break
+                data += chunk
+            line = data.split(b'\r\n', 1)[0].decode()
+            with open(seen, 'a') as f: f.write(line + '\n')
+            target = line.split(' ')[1] if ' ' in line else ''
+            if target == '/informational':
+                c.sendall(b'HTTP/1.1 102 Processing\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 199 Odd\r\n\r\n')
+            elif target == '/headers':
+                c.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nClear-Site-Data: "*"\r\nRefresh: 0; url=https://evil.example/\r\n'
+                          b'Set-Cookie: hive_session=stolen; Path=/\r\nContent-Security-Policy: default-src *\r\nContent-Length: 2\r\n\r\nok')
+            elif target == '/huge-status':
+                c.sendall(b'HTTP/1.1 999 Whatever\r\nContent-Length: 0\r\n\r\n')
+            c.close()
+        """#
+
+    @Test("findings 8, 10 and 23: a hostile page server neither crashes hive web, nor sends the operator's browser its headers, nor sets its model, nor hangs a request on a dead socket")
+    func hostilePageServer() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let (web, port) = try await hive.startWeb()
+        let cookie = try hive.webCookie(port)
+        let opened = try TCPHTTP.request(port, "GET", "/agent/iris/", headers: ["Cookie": cookie, "Sec-Fetch-Mode": "navigate"])
+        let cap = try #require(opened.headers["location"]?.firstMatch(of: /~([0-9a-f]{64})\//)?.1).description
+        let sock = hive.runDir.appending(path: "agents/iris/page/web.sock").path
+        let seen = hive.dir.appending(path: "seen").path
+        let server = Process()
+        server.executableURL = URL(filePath: "/usr/bin/python3")
+        server.arguments = ["-c", Self.hostilePage, sock, seen]
+        try server.run()
+        hive.agents.append(server)
+        try await hive.eventually("the page socket is up") { FileManager.default.fileExists(atPath: sock) }
+        func page(_ method: String, _ path: String, body: String = "") throws -> TCPHTTP.Reply {
+            try TCPHTTP.request(port, method, "/agent/iris/~\(cap)\(path)", headers: ["Origin": "null"], body: body)
+        }
+        // A 1xx with a body, then an invalid status, then the connection's end: a clean 502.
+        #expect(try page("GET", "/informational").status == 502)
+        #expect(try page("GET", "/huge-status").status == 502)
+        // Only content headers pass; the dashboard's own policy stays.
+        let headers = try page("GET", "/headers")
+        #expect(headers.status == 200 && headers.body == "ok")
+        #expect(headers.headers["clear-site-data"] == nil && headers.headers["refresh"] == nil && headers.headers["set-cookie"] == nil)
+        #expect(headers.headers["content-security-policy"]?.hasPrefix("sandbox") == true)
+        // A one-shot POST whose connection is closed unanswered is sent once, never again.
+        #expect(try page("POST", "/once", body: "pay").status == 502)
+        let lines = try String(contentsOfFile: seen, encoding: .utf8).split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("POST /once") }.count == 1, "\(lines)")
+        // The page cannot set its agent's model (finding 10).
+        #expect(try page("POST", "/model", body: "opus").status == 403)
+        // Its server gone, the socket file left behind: a prompt 502, not a wait.
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilGone()
+        let start = ContinuousClock.now
+        #expect(try page("GET", "/state").status == 502)
+        #expect(ContinuousClock.now - start < .seconds(3))
+        let login = try TCPHTTP.request(port, "GET", "/login")
+        #expect(web.isRunning && login.status == 200, "hive web is still serving")
     }
 }
 

@@ -236,6 +236,7 @@ extension LiveHive {
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
+        p.environment = ProcessInfo.processInfo.environment.merging(["HIVE_UID_REGISTRY": uidRegistry.path]) { $1 }
         try p.run()
         return (p, out)
     }
@@ -261,6 +262,17 @@ struct UpTests {
 
         let admin = try HiveConnection(path: hive.root.appending(path: "run/host.sock").path)
         #expect(try await admin.call(ListCommand()).agents.map(\.name) == ["manager"])
+
+        // Finding 8: the dashboard is started again when it dies (an agent's page must not take it away).
+        let port = try #require(text.firstMatch(of: /http:\/\/127\.0\.0\.1:(\d+)\/login/).flatMap { Int($0.1) })
+        try await hive.eventually("the dashboard answers") { (try? TCPHTTP.request(port, "GET", "/login", readFor: .seconds(2)))?.status == 200 }
+        let web = try #require(AdversaryTests.children(of: p.processIdentifier).first { AdversaryTests.commandLine($0).contains("\u{0}web\u{0}") },
+                               "\(AdversaryTests.children(of: p.processIdentifier).map(AdversaryTests.commandLine))")
+        kill(web, SIGKILL)
+        try await hive.eventually("the dashboard is back") {
+            AdversaryTests.children(of: p.processIdentifier).contains { $0 != web && AdversaryTests.commandLine($0).contains("\u{0}web\u{0}") }
+                && (try? TCPHTTP.request(port, "GET", "/login", readFor: .seconds(2)))?.status == 200
+        }
 
         kill(p.processIdentifier, SIGINT)
         p.waitUntilGone()

@@ -165,6 +165,10 @@ struct WebTests {
         #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: send).status == 200)
         try await hive.eventually("iris got it") { hive.runs(of: "iris").contains { ($0["prompt"] as? String)?.contains("from the dashboard") == true } }
         #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: #"{"cmd":"spawn","name":"eve"}"#).status == 400)
+        let model = try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: #"{"cmd":"set_model","agent":"iris","model":"opus"}"#)
+        #expect(model.status == 200 && model.body.contains("\"model\":\"opus\""), "the operator sets the model on the dashboard: \(model.body)")
+        #expect(try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: #"{"cmd":"set_model","agent":"iris","model":"-rf"}"#).status == 422)
+        _ = try TCPHTTP.request(port, "POST", "/api/action", headers: ["X-Hive-CSRF": csrf, "Cookie": cookie], body: #"{"cmd":"set_model","agent":"iris","model":""}"#)
 
         // Approve a config change from the web.
         let request = try await hive.manager.call(RequestInitConfigCommand(name: "bob")).approval
@@ -207,10 +211,8 @@ struct WebTests {
         #expect(try TCPHTTP.request(port, "POST", "/agent/iris/cancel", headers: ["Cookie": cookie, "Origin": "null"]).status == 403,
                 "a sandboxed page cannot act through the cookie")
         #expect(try TCPHTTP.request(port, "POST", "/agent/iris/~\(cap)/cancel", headers: ["Origin": "null"]).status == 200)
-        let model = try TCPHTTP.request(port, "POST", "/agent/iris/~\(cap)/model", headers: ["Origin": "null"], body: "opus")
-        #expect(model.status == 200 && model.body.contains("\"model\":\"opus\"") && model.headers["access-control-allow-origin"] == "*",
-                "the page's model button reaches core as an operator action")
-        #expect(try TCPHTTP.request(port, "POST", "/agent/iris/~\(cap)/model", headers: ["Origin": "null"], body: "-rf").status == 422)
+        // The model is the operator's, set on the dashboard (with its CSRF token); never from an agent's page.
+        #expect(try TCPHTTP.request(port, "POST", "/agent/iris/~\(cap)/model", headers: ["Origin": "null"], body: "opus").status == 403)
         #expect(try TCPHTTP.request(port, "GET", "/agent/iris/", headers: ["Sec-Fetch-Mode": "navigate"]).headers["location"] == "../../login")
         #expect(try TCPHTTP.request(port, "GET", "/agent/..%2f..%2fetc/", headers: ["Cookie": cookie]).status == 404)
         #expect(try TCPHTTP.request(port, "GET", "/api/file?agent=iris&path=../../../etc/passwd", headers: ["Cookie": cookie]).status == 422)
