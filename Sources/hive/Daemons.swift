@@ -234,27 +234,10 @@ struct Up: AsyncParsableCommand {
     func run() async throws {
         Log.bootstrap(level: hive.logLevel)
         let logger = Logger(label: "hive.up")
-        let sandboxed = BwrapCage.available
-        var options = hive.options(cage: sandboxed ? .bwrap : .process)
-        if !sandboxed {
-            guard unsandboxed || getuid() != 0 else {
-                throw fail(RequestError("""
-                    bubblewrap is not installed, and without it agents would run as root with the whole machine in reach. \
-                    Install it (apt-get install bubblewrap), or say --unsandboxed if you mean it
-                    """))
-            }
-            FileHandle.standardError.write(Data("""
-                hive: WARNING: bubblewrap is not installed, so agents run WITHOUT a sandbox (--cage process):
-                hive: they can read and write whatever this user can\(getuid() == 0 ? " (root: everything)" : ""). Install it (apt-get install bubblewrap) and restart.
-
-                """.utf8))
-        } else if getuid() != 0 {
-            FileHandle.standardError.write(Data("""
-                hive: note: run by an ordinary user, every agent runs as \(NSUserName()): cages keep agents to their own
-                hive: directories, but they share one uid, so limits and file ownership cannot tell them apart. Run as root for a uid per agent.
-
-                """.utf8))
-        }
+        let sandbox: (cage: CageMode, warning: String?)
+        do { sandbox = try UpSandbox.choose(bwrapAvailable: BwrapCage.available, asRoot: getuid() == 0, unsandboxed: unsandboxed) } catch { throw fail(error) }
+        var options = hive.options(cage: sandbox.cage)
+        if let warning = sandbox.warning { FileHandle.standardError.write(Data((warning + "\n\n").utf8)) }
         if demo {
             let wrapper = options.layout.root.appending(path: "demo/claude")
             do {
@@ -285,7 +268,7 @@ struct Up: AsyncParsableCommand {
               admin socket \(layout.adminSocket.path)
               agents       \(agents.joined(separator: ", "))
               agent socket \(layout.runDir.path)/agents/<name>/mcp.sock (one per agent)
-              cages        \(sandboxed ? "bwrap: each harness in a bubblewrap sandbox, only its own dirs" : "process: NO SANDBOX (install bubblewrap)")
+              cages        \(sandbox.cage == .bwrap ? "bwrap: each harness in a bubblewrap sandbox, only its own dirs" : "process: NO SANDBOX (install bubblewrap)")
               claude       \(demo ? "DEMO: a scripted stand-in, not Claude (drop --demo to use the real one)" : Self.claudeLine)
               dashboard    http://\(listen)/login?token=\((try? DashboardToken.load(runDir: layout.runDir)) ?? "(see <run-dir>/dashboard-token)")
                            (hive web, an unprivileged process; per agent: /agent/<name>/)

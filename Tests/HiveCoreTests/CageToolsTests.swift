@@ -134,4 +134,15 @@ struct CageToolsTests {
         #expect(all.byOwner[getuid()] == all.bytes)
         #expect(!TreeUsage.measure(dir, maxEntries: 2).complete)
     }
+
+    @Test("finding 22: hive up as root without bubblewrap refuses unless --unsandboxed, and then warns; an ordinary user is told what one uid cannot isolate")
+    func upSandbox() throws {
+        #expect(throws: RequestError.self) { try UpSandbox.choose(bwrapAvailable: false, asRoot: true, unsandboxed: false) }
+        let root = try UpSandbox.choose(bwrapAvailable: false, asRoot: true, unsandboxed: true)
+        #expect(root.cage == .process && root.warning?.contains("WITHOUT a sandbox") == true && root.warning?.contains("root: everything") == true)
+        #expect(try UpSandbox.choose(bwrapAvailable: false, asRoot: false, unsandboxed: false).warning?.contains("WITHOUT a sandbox") == true)
+        let caged = try UpSandbox.choose(bwrapAvailable: true, asRoot: true, unsandboxed: false)
+        #expect(caged.cage == .bwrap && caged.warning == nil)
+        #expect(try UpSandbox.choose(bwrapAvailable: true, asRoot: false, unsandboxed: false).warning?.contains("share one uid") == true)
+    }
 }

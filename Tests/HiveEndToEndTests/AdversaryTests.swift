@@ -529,6 +529,85 @@ struct AdversaryTests {
         let login = try TCPHTTP.request(port, "GET", "/login")
         #expect(web.isRunning && login.status == 200, "hive web is still serving")
     }
+
+    @Test("finding 4: numbers out of range are refused before any conversion; core keeps serving")
+    func numbersOutOfRange() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        let iris = try hive.agent("iris")
+        for line in [#"{"cmd":"remind","message":"x","at_unix":-1e300}"#, #"{"cmd":"remind","message":"x","delay_seconds":1e300}"#,
+                     #"{"cmd":"recv","wait_seconds":-1e300}"#, #"{"cmd":"recent","limit":1e300}"#, #"{"cmd":"ack_turn","ids":[1e300]}"#,
+                     #"{"cmd":"ask","question":"q","ttl_seconds":-1e300}"#] {
+            let r = try await iris.raw(line)
+            #expect(r["ok"] as? Bool == false, "\(line)")
+        }
+        #expect(hive.process?.isRunning == true)
+        #expect(try await iris.call(WhoamiCommand()).name == "iris")
+    }
+
+    @Test("finding 11: answers too long for a message neither wedge questions nor get lost: the outcome arrives, cut, and the next question flows")
+    func longAnswers() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        try await hive.spawn("iris")
+        try await hive.spawn("bob")
+        let iris = try hive.agent("iris"), bob = try hive.agent("bob")
+        let asked = try await iris.call(AskCommand(question: String(repeating: "q", count: 1500), to: "bob"))
+        let long = String(repeating: "a", count: 4000)
+        let answered = try await bob.raw(#"{"cmd":"answer","id":\#(asked.id),"answer":"\#(long)"}"#)
+        if answered["ok"] as? Bool == true {
+            try await hive.eventually("iris hears the answer") {
+                try await iris.call(RecvCommand(max: 32)).messages.contains { $0.from == "bob" || $0.body.contains("aaaa") }
+            }
+        } else {
+            #expect((answered["error"] as? String)?.isEmpty == false, "a refusal says why")
+        }
+        // The next question still reaches its recipient.
+        let next = try await bob.call(AskCommand(question: "still there?", to: "iris"))
+        try await hive.eventually("the next question arrives") {
+            try await iris.call(RecvCommand(max: 32)).messages.contains { $0.body.contains("still there?") }
+        }
+        #expect(next.id > asked.id)
+    }
+
+    @Test("finding 14: a cage gets none of core's environment beyond the allow-list")
+    func cageEnvironment() async throws {
+        let hive = try LiveHive()
+        var env = try hive.fakeClaudeEnvironment()
+        env["HIVE_SECRET_LEAK"] = "core-only"
+        env["AWS_SECRET_ACCESS_KEY"] = "core-only"
+        try await hive.start(cage: "process", environment: env)
+        try await hive.spawnIdle("iris")
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "hello"))
+        try await hive.eventually("a turn ran") { !hive.runs(of: "iris").isEmpty }
+        let seen = try #require(hive.runs(of: "iris").first?["env_hive"] as? [String: String])
+        #expect(!seen.isEmpty, "the hive's own variables are there: \(seen.keys.sorted())")
+        #expect(seen["HIVE_SECRET_LEAK"] == nil)
+        let core = try #require(hive.process?.processIdentifier)
+        let harness = try #require(Self.children(of: core).first)
+        let environ = try String(contentsOfFile: "/proc/\(harness)/environ", encoding: .utf8)
+        #expect(!environ.contains("core-only"), "nothing of core's own beyond the allow-list")
+    }
+
+    @Test("finding 18: an agent.json that says a key twice is refused; the operator approves exactly what deploys")
+    func duplicateKeys() async throws {
+        let hive = try LiveHive()
+        try await hive.start()
+        let first = try await hive.manager.call(RequestInitConfigCommand(name: "iris")).approval
+        _ = try await hive.admin().call(ApproveCommand(id: first.id))
+        let sha = try hive.commitConfig("iris", #"{"description":"x","network":"none","network":"host"}"#)
+        let asked = try await hive.manager.raw(#"{"cmd":"request_apply_commit","agent":"iris","commit_ref":"\#(sha)"}"#)
+        if asked["ok"] as? Bool == true {
+            let id = try #require(((asked["approval"] as? [String: Any])?["id"] as? NSNumber)?.int64Value)
+            let approved = try await hive.admin().raw(#"{"cmd":"approve","id":\#(id)}"#)
+            #expect("\(approved)".contains("network: given more than once") && "\(approved)".contains("failed"), "\(approved)")
+        } else {
+            #expect((asked["error"] as? String)?.contains("given more than once") == true, "\(asked)")
+        }
+        #expect(try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" } == nil || hive.sqlite("broker.sqlite", "SELECT count(*) AS n FROM approval WHERE state = 'deployed'").first?["n"] == "1",
+                "only the init was deployed")
+    }
 }
 
 /// Runs blocking work on a thread of its own.
