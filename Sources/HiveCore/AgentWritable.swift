@@ -31,14 +31,15 @@ enum Ownership {
 
     private static func walk(_ dirFD: Int32, _ uid: uid_t, _ group: gid_t, depth: Int) {
         guard depth < 64 else { return }
-        for (name, isDirectory) in TreeRemoval.entries(dirFD) {
+        TreeRemoval.forEachEntry(dirFD) { name, isDirectory in
             _ = fchownat(dirFD, name, uid, group, AT_SYMLINK_NOFOLLOW)
-            guard isDirectory else { continue }
+            guard isDirectory else { return true }
             let child = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if child >= 0 {
                 walk(child, uid, group, depth: depth + 1)
                 close(child)
             }
+            return true
         }
     }
 }
@@ -68,15 +69,19 @@ enum TreeRemoval {
         repeat {
             var queue = [name]
             var complete = true
-            while let next = queue.popLast() {
-                complete = removeEntry(next, in: top, top: top, depth: 0, queue: &queue) && complete
+            while let next = queue.popLast(), ContinuousClock.now < deadline {
+                complete = removeEntry(next, in: top, top: top, depth: 0, deadline: deadline, queue: &queue) && complete
             }
-            if complete { return }
+            if complete && queue.isEmpty { return }
         } while ContinuousClock.now < deadline
         throw CoreError("could not remove all of \(parent.appending(path: name).path): something kept changing under it")
     }
 
-    private static func removeEntry(_ name: String, in dirFD: Int32, top: Int32, depth: Int, queue: inout [String]) -> Bool {
+    /// Removes one entry (a whole directory through its descriptor), checking `deadline` as it goes: a
+    /// tree that grows as fast as it is removed cannot hold core here past it.
+    private static func removeEntry(_ name: String, in dirFD: Int32, top: Int32, depth: Int, deadline: ContinuousClock.Instant,
+                                    queue: inout [String]) -> Bool {
+        guard ContinuousClock.now < deadline else { return false }
         var st = stat()
         guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return errno == ENOENT }
         guard st.st_mode & S_IFMT == S_IFDIR else { return unlinkat(dirFD, name, 0) == 0 || errno == ENOENT }
@@ -90,27 +95,37 @@ enum TreeRemoval {
         // falls short (the next one sees what is there now).
         let fd = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return false }
+        defer { close(fd) }
+        // In batches from a fresh listing each time (what was removed is gone from it): a directory of
+        // millions of names never sits in memory whole.
         var complete = true
-        for (entry, _) in entries(fd) {
-            complete = removeEntry(entry, in: fd, top: top, depth: depth + 1, queue: &queue) && complete
+        while true {
+            var batch: [String] = []
+            forEachEntry(fd, limit: 1024) { entry, _ in batch.append(entry); return true }
+            if batch.isEmpty { break }
+            var removed = 0
+            for entry in batch where removeEntry(entry, in: fd, top: top, depth: depth + 1, deadline: deadline, queue: &queue) { removed += 1 }
+            if removed < batch.count { complete = false }
+            if removed == 0 || ContinuousClock.now >= deadline { break } // what is left does not go: the next pass tries again
         }
-        close(fd)
         return (unlinkat(dirFD, name, AT_REMOVEDIR) == 0 || errno == ENOENT) && complete
     }
 
-    /// The entries of an open directory (without `.` and `..`), each with whether it was a directory.
-    static func entries(_ dirFD: Int32) -> [(String, Bool)] {
+    /// Calls `body` with each entry of an open directory (not `.` or `..`) and whether it is a
+    /// directory, at most `limit` of them, until `body` says false; read as it goes, never collected.
+    static func forEachEntry(_ dirFD: Int32, limit: Int = .max, _ body: (String, Bool) -> Bool) {
         let copy = dup(dirFD)
-        guard copy >= 0 else { return [] }
-        guard let dir = fdopendir(copy) else { close(copy); return [] }
+        guard copy >= 0 else { return }
+        guard let dir = fdopendir(copy) else { close(copy); return }
         defer { closedir(dir) }
-        var names: [(String, Bool)] = []
-        while let entry = readdir(dir) {
+        rewinddir(dir) // the descriptor is shared with earlier listings: start from the top
+        var seen = 0
+        while seen < limit, let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name == "." || name == ".." { continue }
-            names.append((name, entry.pointee.d_type == UInt8(DT_DIR)))
+            seen += 1
+            guard body(name, entry.pointee.d_type == UInt8(DT_DIR)) else { return }
         }
-        return names
     }
 }
 
@@ -186,19 +201,20 @@ enum TreeUsage {
 
     private static func walk(_ dirFD: Int32, depth: Int, maxEntries: Int, into result: inout Result) {
         guard depth < maxDepth else { result.complete = false; return }
-        for (name, _) in TreeRemoval.entries(dirFD) {
-            guard result.entries < maxEntries else { result.complete = false; return }
+        TreeRemoval.forEachEntry(dirFD) { name, _ in
+            guard result.entries < maxEntries else { result.complete = false; return false }
             result.entries += 1
             var st = stat()
-            guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return true }
             let bytes = Int64(st.st_blocks) * 512
             result.bytes += bytes
             result.byOwner[st.st_uid, default: 0] += bytes
-            guard st.st_mode & S_IFMT == S_IFDIR else { continue }
+            guard st.st_mode & S_IFMT == S_IFDIR else { return true }
             let child = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard child >= 0 else { continue }
+            guard child >= 0 else { return true }
             walk(child, depth: depth + 1, maxEntries: maxEntries, into: &result)
             close(child)
+            return true
         }
     }
 }

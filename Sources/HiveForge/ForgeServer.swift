@@ -1,4 +1,5 @@
 import Foundation
+import AsyncAlgorithms
 import Hummingbird
 import Logging
 import Subprocess
@@ -86,9 +87,18 @@ public enum ForgeServer {
         ]
         if let v = request.headers[.contentType] { env["CONTENT_TYPE"] = v }
         if let v = request.headers[.contentLength] { env["CONTENT_LENGTH"] = v }
-        if let v = request.headers[.contentEncoding] { env["HTTP_CONTENT_ENCODING"] = v }
+        if let v = request.headers[.contentEncoding] {
+            // git sends its pushes as they are (a pack is compressed already); a gzipped push would be
+            // inflated by git past what the forge counted.
+            guard !push else { throw ForgeError.badRequest("a push is sent without Content-Encoding") }
+            env["HTTP_CONTENT_ENCODING"] = v
+        }
         if let v = request.headers[.init("Git-Protocol")!] { env["GIT_PROTOCOL"] = v }
-        return try await GitBackend.run(env: env, body: request.body, gate: gate, logger: logger)
+        // The pack a push may bring, as git itself counts it (after any inflation), is the forge's limit too.
+        env["GIT_CONFIG_COUNT"] = "1"
+        env["GIT_CONFIG_KEY_0"] = "receive.maxInputSize"
+        env["GIT_CONFIG_VALUE_0"] = "\(gate.limits.maxBodyBytes)"
+        return try await GitBackend.run(env: env, body: request.body, gate: gate, caller: who.name, logger: logger)
     }
 
     // MARK: - The repository API
@@ -174,6 +184,8 @@ public enum ForgeServer {
 public struct GitLimits: Sendable {
     /// Git requests served at once; more get 503 with `Retry-After`.
     public var concurrent = 16
+    /// Of those, what one caller (one token) may hold, so one agent cannot take them all.
+    public var perCaller: Int { max(1, concurrent / 4) }
     /// A request that moves no byte either way for this long is ended (its backend killed).
     public var idle: Duration = .seconds(60)
     /// No request lasts longer than this.
@@ -190,13 +202,26 @@ public struct GitLimits: Sendable {
 enum GitBackend {
     static let executable = "/usr/lib/git-core/git-http-backend"
 
-    /// Admission: how many backends run now, against ``GitLimits/concurrent``.
+    /// Admission: how many backends run now, in all and per caller, against ``GitLimits``.
     final class Gate: Sendable {
         let limits: GitLimits
-        private let running = Mutex(0)
+        private let running = Mutex<(all: Int, by: [String: Int])>((0, [:]))
         init(_ limits: GitLimits) { self.limits = limits }
-        func enter() -> Bool { running.withLock { n in guard n < limits.concurrent else { return false }; n += 1; return true } }
-        func leave() { running.withLock { $0 -= 1 } }
+        func enter(_ caller: String) -> Bool {
+            running.withLock { n in
+                guard n.all < limits.concurrent, n.by[caller, default: 0] < limits.perCaller else { return false }
+                n.all += 1
+                n.by[caller, default: 0] += 1
+                return true
+            }
+        }
+        func leave(_ caller: String) {
+            running.withLock { n in
+                n.all -= 1
+                n.by[caller, default: 1] -= 1
+                if n.by[caller] == 0 { n.by[caller] = nil }
+            }
+        }
 
         /// When a request last moved a byte either way.
         final class Progress: Sendable {
@@ -206,11 +231,13 @@ enum GitBackend {
         }
     }
 
-    static func run(env: [String: String], body: RequestBody, gate: Gate, logger: Logger) async throws -> Response {
-        guard gate.enter() else { throw ForgeError.busy(retryAfter: 5) }
+    static func run(env: [String: String], body: RequestBody, gate: Gate, caller: String, logger: Logger) async throws -> Response {
+        guard gate.enter(caller) else { throw ForgeError.busy(retryAfter: 5) }
         let limits = gate.limits
         let (heads, headSink) = AsyncThrowingStream<(Int, [(String, String)]), any Error>.makeStream()
-        let (chunks, chunkSink) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
+        // The response's bytes go over a channel: each send waits until the client's side took the chunk,
+        // so git is held at the client's pace and nothing piles up in core (an unread clone once could).
+        let chunks = AsyncThrowingChannel<ByteBuffer, any Error>()
         var environment: [Subprocess.Environment.Key: String] = [:]
         for (k, v) in env { environment[Subprocess.Environment.Key(stringLiteral: k)] = v }
         let progress = Gate.Progress()
@@ -219,7 +246,7 @@ enum GitBackend {
         // under way (two readers at once is a fatal error in NIO). So the response's stream, and any
         // refusal, end only once the whole task has.
         let task = Task {
-            defer { gate.leave() }
+            defer { gate.leave(caller) }
             var failure: (any Error)?
             do {
                 _ = try await Subprocess.run(.path(FilePath(executable)), environment: .custom(environment),
@@ -246,14 +273,18 @@ enum GitBackend {
                             var pending: [UInt8] = []
                             var headed = false
                             for try await chunk in execution.standardOutput {
-                                progress.mark()
                                 let bytes = chunk.withUnsafeBytes { Array($0) }
-                                if headed { chunkSink.yield(ByteBuffer(bytes: bytes)); continue }
+                                if headed {
+                                    await chunks.send(ByteBuffer(bytes: bytes))
+                                    progress.mark() // the client took it
+                                    continue
+                                }
+                                progress.mark()
                                 pending += bytes
                                 guard let (head, rest) = splitHead(pending) else { continue }
                                 headed = true
                                 headSink.yield(head)
-                                if !rest.isEmpty { chunkSink.yield(ByteBuffer(bytes: rest)) }
+                                if !rest.isEmpty { await chunks.send(ByteBuffer(bytes: rest)) }
                             }
                         }
                         // The watchdog: no progress for `idle`, or past `total`, kills the backend (which ends
@@ -281,12 +312,10 @@ enum GitBackend {
                 if !(error is CancellationError) { logger.info("forge: a git request ended early: \(error)") }
             }
             headSink.finish(throwing: failure ?? ForgeError.notFound) // no-op when the head came
-            if let failure { chunkSink.finish(throwing: failure) } else { chunkSink.finish() }
+            if let failure { chunks.fail(failure) } else { chunks.finish() }
         }
-        // A client that goes away while the response streams cancels the request, and so its backend.
-        chunkSink.onTermination = { termination in
-            if case .cancelled = termination { task.cancel() }
-        }
+        // A client that goes away stops taking chunks: nothing moves, and the watchdog ends the request
+        // (and its backend) after the idle time.
         do {
             for try await (status, fields) in heads {
                 var headers = HTTPFields()

@@ -119,7 +119,13 @@ struct CageToolsTests {
         #expect(m.observe(usage(iris: 10, shared: 850, byAgent: [iris: 10, bob: 840])) == [.release(bob)])
         var gone = DiskQuotaMachine()
         _ = gone.observe(usage(iris: 500))
-        #expect(gone.observe(.init(own: [bob: 0], quota: [bob: 100], sharedTotal: 0, sharedByAgent: [:], sharedQuota: 1000)) == [.release(iris)], "destroyed: forgotten")
+        #expect(gone.observe(.init(own: [bob: 0], quota: [bob: 100], sharedTotal: 0, sharedByAgent: [:], sharedQuota: 1000)).isEmpty,
+                "destroyed: forgotten, never released (released, its cage would start again)")
+        #expect(gone.parked.isEmpty)
+        // /shared: the writer is parked, not whoever holds the most.
+        var shared = DiskQuotaMachine()
+        #expect(shared.observe(usage(iris: 10, shared: 700, byAgent: [iris: 600, bob: 100])).isEmpty)
+        #expect(shared.observe(usage(iris: 10, shared: 1200, byAgent: [iris: 600, bob: 600])) == [.park(bob, .shared(bytes: 1200, quota: 1000))])
     }
 
     @Test("tree usage counts blocks without following links and stops counting at its entry cap")

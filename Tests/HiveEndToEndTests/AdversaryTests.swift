@@ -306,8 +306,8 @@ struct AdversaryTests {
     func forgeRequests() async throws {
         let hive = try LiveHive()
         try await hive.start(extra: ["--forge-git-limit", "4", "--forge-idle-timeout", "2"])
-        _ = try await hive.spawn("iris")
-        _ = try await hive.spawn("bob")
+        let agents = ["iris", "bob", "carol", "dave", "erin"]
+        for name in agents { _ = try await hive.spawn(name) }
         let base = try await hive.forgeURL()
         let port = try #require(URL(string: base)?.port)
         let token = try hive.forgeToken("iris")
@@ -315,15 +315,24 @@ struct AdversaryTests {
         let core = try #require(hive.process?.processIdentifier)
         let fds = { ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(core)/fd")) ?? []).count }
         let before = fds()
-        let basic = "Basic " + Data("iris:\(token)".utf8).base64EncodedString()
-        let stalledPush = "POST /forge/iris/notes.git/git-receive-pack HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(basic)\r\n"
+        func basic(_ agent: String) throws -> String { "Basic " + Data("\(agent):\(try hive.forgeToken(agent))".utf8).base64EncodedString() }
+        let basicIris = try basic("iris")
+        let stalledPush = "POST /forge/iris/notes.git/git-receive-pack HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(basicIris)\r\n"
             + "Content-Type: application/x-git-receive-pack-request\r\nContent-Length: 1000000\r\n\r\n0000"
+        func stalledFetch(_ agent: String) throws -> String {
+            "POST /forge/shared/docs.git/git-upload-pack HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(try basic(agent))\r\n"
+                + "Content-Type: application/x-git-upload-pack-request\r\nContent-Length: 1000000\r\n\r\n0032want "
+        }
 
-        // Stalled pushes hold a git process each, up to the limit; the next request is told to retry.
-        let stalled = try (0..<4).map { _ in try Self.partialRequest(port, stalledPush) }
+        // Stalled requests hold a git process each: one per caller (a quarter of the limit), up to the limit.
+        var stalled = [try Self.partialRequest(port, stalledPush)]
+        #expect(try await Self.until(.seconds(5)) { Self.gitBackends(of: core) == 1 })
+        let again = try TCPHTTP.request(port, "GET", "/forge/iris/notes.git/info/refs?service=git-upload-pack", headers: ["Authorization": basicIris])
+        #expect(again.status == 503 && again.headers["retry-after"] == "5", "one caller cannot take them all: \(again.status)")
+        for agent in agents.dropFirst().prefix(3) { stalled.append(try Self.partialRequest(port, try stalledFetch(agent))) }
         #expect(try await Self.until(.seconds(5)) { Self.gitBackends(of: core) == 4 }, "\(Self.gitBackends(of: core)) backends")
-        let busy = try TCPHTTP.request(port, "GET", "/forge/iris/notes.git/info/refs?service=git-upload-pack", headers: ["Authorization": basic])
-        #expect(busy.status == 503 && busy.headers["retry-after"] == "5", "\(busy.status) \(busy.raw.prefix(300)) \(hive.lastLog().suffix(1500))")
+        let busy = try TCPHTTP.request(port, "GET", "/forge/shared/docs.git/info/refs?service=git-upload-pack", headers: ["Authorization": try basic("erin")])
+        #expect(busy.status == 503 && busy.headers["retry-after"] == "5", "\(busy.status) \(busy.raw.prefix(300))")
         // Nothing moves for the idle timeout: each is ended and its git process gone.
         #expect(try await Self.until(.seconds(8)) { Self.gitBackends(of: core) == 0 }, "stalled requests ended")
         for fd in stalled { close(fd) }
@@ -331,7 +340,7 @@ struct AdversaryTests {
         // Aborted halfway, over and over: no git process and no descriptor is left behind.
         for _ in 0..<40 { close(try Self.partialRequest(port, stalledPush)) }
         #expect(try await Self.until(.seconds(8)) { Self.gitBackends(of: core) == 0 && fds() <= before + 4 }, "\(Self.gitBackends(of: core)) backends, fds \(before) → \(fds())")
-        let refs = try TCPHTTP.request(port, "GET", "/forge/iris/notes.git/info/refs?service=git-upload-pack", headers: ["Authorization": basic])
+        let refs = try TCPHTTP.request(port, "GET", "/forge/iris/notes.git/info/refs?service=git-upload-pack", headers: ["Authorization": basicIris])
         #expect(refs.status == 200, "the forge still serves: \(refs.status)")
 
         // bob may read shared/docs, not push to it: a repeated service (git reads the last) is refused.
