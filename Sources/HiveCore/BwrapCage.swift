@@ -36,7 +36,7 @@ public struct BwrapCage: Sendable {
 
     /// The uid a cage runs as, or nil when core is not root (then cages run as core's own uid).
     func uid(_ name: AgentName) throws -> uid_t? {
-        getuid() == 0 ? uid_t(try broker.cageUID(for: name, in: uids.first...uids.last, skip: { getpwuid(uid_t($0)) != nil })) : nil
+        getuid() == 0 ? uid_t(try broker.cageUID(for: name, in: uids.first...uids.last, skip: UIDRange.taken)) : nil
     }
 
     /// The command that runs `hive agent` for `name` in its cage, and prepares the host side (uid,

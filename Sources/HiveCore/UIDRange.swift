@@ -38,15 +38,24 @@ struct UIDRange: Codable, Equatable, Sendable {
         return nil
     }
 
-    /// Whether any user of the host's passwd database has a uid in `range`.
+    /// Whether any user or group of the host's databases has an id in `range` (cages run with their uid as
+    /// their gid too).
     static func passwdHas(_ range: ClosedRange<Int>) -> Bool {
         setpwent()
         defer { endpwent() }
         while let entry = getpwent() {
             if range.contains(Int(entry.pointee.pw_uid)) { return true }
         }
+        setgrent()
+        defer { endgrent() }
+        while let entry = getgrent() {
+            if range.contains(Int(entry.pointee.gr_gid)) { return true }
+        }
         return false
     }
+
+    /// Whether a single id is taken on the host (a user or a group by that number, whatever the source).
+    static func taken(_ id: Int) -> Bool { getpwuid(uid_t(id)) != nil || getgrgid(gid_t(id)) != nil }
 
     /// This hive's block: read from its root, or chosen and claimed now. Throws when another hive holds
     /// the recorded block, or nothing is free.
@@ -63,7 +72,9 @@ struct UIDRange: Codable, Equatable, Sendable {
             switch owner?.trimmingCharacters(in: .whitespacesAndNewlines) {
             case me?: return range
             case nil:
-                guard register(range, root: me, in: registry) else { return try claim(for: layout, legacy: legacy, logger: logger) }
+                guard register(range, root: me, in: registry) else {
+                    throw CoreError("cannot claim this hive's uid block \(range.first)…\(range.last) in \(registry.path) (is it writable, and \(registry.appending(path: "\(range.first)").path) a file?)")
+                }
                 return range
             case let other?:
                 throw CoreError("the uid block \(range.first)…\(range.last) of this hive (\(file.path)) is claimed by the hive at \(other): two hives must not share agent uids. Give one of them a new root, or remove the stale claim \(registry.appending(path: "\(range.first)").path) if that hive is gone")

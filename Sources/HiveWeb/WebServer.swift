@@ -306,7 +306,8 @@ public enum WebServer {
         out.method = .init(rawValue: request.method.rawValue)
         for field in request.headers {
             let name = field.name.canonicalName
-            if hopByHop.contains(name) || name == "cookie" || (dropAuthorization && name == "authorization") { continue }
+            // The proxy's secret stays between nginx and this process.
+            if hopByHop.contains(name) || name == "cookie" || name == ProxySecret.header.lowercased() || (dropAuthorization && name == "authorization") { continue }
             out.headers.add(name: field.name.rawName, value: field.value)
         }
         if request.method == .post {

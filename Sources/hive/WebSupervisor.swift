@@ -45,7 +45,10 @@ final class WebSupervisor: Sendable {
             return true
         }
         guard go else { return }
-        do { try p.run() } catch { logger.error("could not start the dashboard (hive web): \(error)") }
+        do { try p.run() } catch {
+            logger.error("could not start the dashboard (hive web): \(error); trying again in 5 s")
+            DispatchQueue.global().asyncAfter(deadline: .now() + 5) { [weak self] in self?.start() }
+        }
     }
 
     /// Restarts after a delay that grows while it keeps dying young (1 s, doubling to 30 s).

@@ -281,11 +281,15 @@ struct WebTests {
         try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
         let (_, webPort) = try await hive.startWeb()
         let port = LiveHive.freePort()
-        let site = try hive.cli(["nginx-config", "--server-name", "localhost", "--listen", "127.0.0.1:\(port)", "--upstream", "127.0.0.1:\(webPort)"])
-        #expect(site.status == 0 && site.out.contains("proxy_buffering off"))
         let dir = hive.dir.appending(path: "nginx")
         try FileManager.default.createDirectory(at: dir.appending(path: "logs"), withIntermediateDirectories: true)
-        try Data(site.out.utf8).write(to: dir.appending(path: "site.conf"))
+        let siteFile = dir.appending(path: "site.conf")
+        let site = try hive.cli(["nginx-config", "--server-name", "localhost", "--listen", "127.0.0.1:\(port)", "--upstream", "127.0.0.1:\(webPort)",
+                                 "--output", siteFile.path])
+        let written = try String(contentsOf: siteFile, encoding: .utf8)
+        #expect(site.status == 0 && written.contains("proxy_buffering off"))
+        let mode = try FileManager.default.attributesOfItem(atPath: siteFile.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "the proxy secret is root's alone")
         try Data("""
             worker_processes 1;
             pid \(dir.path)/nginx.pid;
