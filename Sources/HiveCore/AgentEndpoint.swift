@@ -121,48 +121,6 @@ struct AgentEndpoint: Sendable {
     }
 }
 
-/// The manager's own requests: config approvals and the lifecycle of the *other* agents.
-struct ManagerDesk: Sendable {
-    let approvals: ApprovalDesk
-    var lifecycle: Lifecycle { approvals.lifecycle }
-
-    func handle(_ request: ManagerRequest) throws -> Data {
-        switch request {
-        case .agent:
-            throw RequestError("internal: agent requests are handled by the agent endpoint")
-        case .requestInitConfig(let c):
-            return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.requestInit(c)))
-        case .requestApplyCommit(let c):
-            return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.requestApply(c)))
-        case .start(let c):
-            return ResponseLine.ok(try lifecycle.start(try other(c.name, "start")))
-        case .stop(let c):
-            return ResponseLine.ok(try lifecycle.stop(try other(c.name, "stop")))
-        case .restart(let c):
-            guard let raw = c.name, c.all != true else { throw RequestError("restart: the manager restarts one agent at a time; give name") }
-            let name = try other(raw, "restart")
-            try lifecycle.restart(name)
-            return ResponseLine.ok(RestartCommand.Reply(restarted: [name.rawValue]))
-        case .update(let c):
-            let name = try other(c.name, "update")
-            try lifecycle.rebuild(name)
-            lifecycle.notify(.rebuilt, about: name, "\(name) was rebuilt from its applied config (update).")
-            return ResponseLine.ok(RestartCommand.Reply(restarted: [name.rawValue]))
-        case .logs(let c):
-            return ResponseLine.ok(try HarnessLog.reply(lifecycle.layout, c))
-        }
-    }
-
-    /// The agent a lifecycle request names, which must not be the manager itself.
-    private func other(_ raw: String, _ verb: String) throws -> AgentName {
-        let name = try AgentName(raw)
-        guard name != .manager else {
-            throw RequestError("the manager cannot \(verb) itself; the operator can (hive \(verb) manager)")
-        }
-        return name
-    }
-}
-
 extension AgentEndpoint {
     /// Tells the manager (or, for the manager's own messages, the operator) that a message was given up on.
     private func notifyDeadLetter(_ message: MessageView, reason: String) {
@@ -182,45 +140,3 @@ extension AgentEndpoint {
     }
 }
 
-/// Shared request plumbing: decode, run, and turn every failure into an error line.
-enum Respond {
-    static func to<Request>(_ line: Data, table: CommandTable<Request>, logger: Logger,
-                            _ body: (Request) throws -> Data) -> Data {
-        let request: Request
-        do { request = try table.decode(line) } catch { return ResponseLine.failure(error.message) }
-        do {
-            return try body(request)
-        } catch let e as BrokerError {
-            if case .storage = e { logger.error("\(e)") }
-            return ResponseLine.failure(e.description)
-        } catch let e as NameError {
-            return ResponseLine.failure(e.description)
-        } catch let e as CoreError {
-            return ResponseLine.failure(e.description)
-        } catch let e as LayoutError {
-            return ResponseLine.failure(e.description)
-        } catch let e as RequestError {
-            return ResponseLine.failure(e.message)
-        } catch {
-            logger.error("request failed: \(error)")
-            return ResponseLine.failure("internal error; the core's log has the details")
-        }
-    }
-}
-
-/// Range checks for numeric request fields, with messages that name the field.
-enum Validate {
-    /// A positive count; nil means `default`, values above `cap` are clamped to it.
-    static func count(_ value: Int?, field: String, default def: Int, cap: Int) throws(RequestError) -> Int {
-        guard let value else { return def }
-        guard value >= 1 else { throw RequestError("field '\(field)' must be at least 1") }
-        return min(value, cap)
-    }
-
-    /// A non-negative number of seconds; nil means zero, values above `cap` are clamped to it.
-    static func seconds(_ value: Double?, field: String, cap: Double) throws(RequestError) -> Duration {
-        guard let value else { return .zero }
-        guard value.isFinite, value >= 0 else { throw RequestError("field '\(field)' must be a number of seconds, 0 or more") }
-        return .milliseconds(Int64(min(value, cap) * 1000))
-    }
-}
