@@ -251,12 +251,16 @@ extension AgentProcesses {
         func read(_ path: String) -> String {
             FileHandle(forReadingAtPath: path).map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) } ?? ""
         }
+        func comm(_ pid: pid_t) -> String { read("/proc/\(pid)/comm").trimmingCharacters(in: .whitespacesAndNewlines) }
         var current = pid
         for _ in 0..<4 {
-            let comm = read("/proc/\(current)/comm").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard ["bwrap", "sh", "setpriv"].contains(comm(current)) else { break }
             let children = read("/proc/\(current)/task/\(current)/children").split(separator: " ").compactMap { pid_t($0) }
-            guard ["bwrap", "sh", "setpriv"].contains(comm), children.count == 1 else { break }
-            current = children[0]
+            // bwrap inside the namespace is its init: orphans the agent left (a fork bomb's sleepers) are
+            // its children too, so the harness is told from them by its name.
+            if children.count == 1 { current = children[0]; continue }
+            guard let harness = children.first(where: { comm($0) == "hive" }) else { break }
+            current = harness
         }
         return current
     }

@@ -35,7 +35,8 @@ struct CageToolsTests {
         c.base = "/nonexistent-cgroup-root"
         let applied = c.prepare(try AgentName("iris"), limits: .init(memoryMB: 256, pids: 64))
         #expect(applied.procsFiles.isEmpty)
-        #expect(applied.summary.contains("memory 256 MiB: not enforced") && applied.summary.contains("pids 64: not enforced"))
+        // (As root each limit says why; as anyone else all are "not enforced (core is not root)".)
+        #expect(applied.summary.contains("memory 256 MiB") && applied.summary.contains("pids 64") && applied.summary.contains("not enforced"), "\(applied.summary)")
     }
 
     @Test("a log's tail: the last lines, a missing file is empty")
