@@ -117,6 +117,8 @@ struct CageTests {
             #expect(limits.contains("268435456\n"), "memory limit set: \(limits)")
         }
 
+        // The manager may have run a turn before iris was deployed (a notice): look at a report made now.
+        try? FileManager.default.removeItem(at: hive.root.appending(path: "agents/manager/state/probe-manager.txt"))
         _ = try await hive.admin().call(SendCommand(to: "manager", body: "look around"))
         try await hive.eventually("the manager's probe saw iris") { report("manager")["iris_state"] == "writable" }
         let seen = report("manager")
