@@ -23,6 +23,16 @@ final class AgentStatusBoard: Sendable {
         entries.withLock { $0[name, default: Entry()].supervisor = state.map { ($0, detail) } }
     }
 
+    /// Like ``supervisor(_:state:detail:)``, but only while the supervisor's state is still `current` (or
+    /// was cleared): a state someone set meanwhile, with its detail, stands.
+    func supervisor(_ name: AgentName, state: String?, ifStill current: String) {
+        entries.withLock { e in
+            let now = e[name]?.supervisor?.state
+            guard now == nil || now == current else { return }
+            e[name, default: Entry()].supervisor = state.map { ($0, nil) }
+        }
+    }
+
     /// Forgets an agent (destroyed).
     func forget(_ name: AgentName) {
         entries.withLock { _ = $0.removeValue(forKey: name) }

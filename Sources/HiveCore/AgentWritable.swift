@@ -29,9 +29,24 @@ enum Ownership {
         walk(fd, uid, group, depth: 0)
     }
 
+    /// Makes the directory `name` in `parent` (an agent's directory: a link or file there is refused,
+    /// never followed) and gives it to `owner` (and its own group); nothing to do if it is there already.
+    static func makeDirectory(_ name: String, in parent: URL, owner: uid_t?) throws {
+        let fd = open(parent.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw CoreError("cannot open \(parent.path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        if mkdirat(fd, name, 0o755) != 0 && errno != EEXIST {
+            throw CoreError("cannot make \(parent.appending(path: name).path): \(String(cString: strerror(errno)))")
+        }
+        let dir = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dir >= 0 else { throw CoreError("\(parent.appending(path: name).path) is not a directory (a link or a file is never followed)") }
+        defer { close(dir) }
+        if let owner { _ = fchown(dir, owner, gid_t(owner)) }
+    }
+
     private static func walk(_ dirFD: Int32, _ uid: uid_t, _ group: gid_t, depth: Int) {
         guard depth < 64 else { return }
-        TreeRemoval.forEachEntry(dirFD) { name, isDirectory in
+        DirectoryListing.forEachEntry(dirFD) { name, isDirectory in
             _ = fchownat(dirFD, name, uid, group, AT_SYMLINK_NOFOLLOW)
             guard isDirectory else { return true }
             let child = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -101,7 +116,7 @@ enum TreeRemoval {
         var complete = true
         while true {
             var batch: [String] = []
-            forEachEntry(fd, limit: 1024) { entry, _ in batch.append(entry); return true }
+            DirectoryListing.forEachEntry(fd, limit: 1024) { entry, _ in batch.append(entry); return true }
             if batch.isEmpty { break }
             var removed = 0
             for entry in batch where removeEntry(entry, in: fd, top: top, depth: depth + 1, deadline: deadline, queue: &queue) { removed += 1 }
@@ -111,22 +126,6 @@ enum TreeRemoval {
         return (unlinkat(dirFD, name, AT_REMOVEDIR) == 0 || errno == ENOENT) && complete
     }
 
-    /// Calls `body` with each entry of an open directory (not `.` or `..`) and whether it is a
-    /// directory, at most `limit` of them, until `body` says false; read as it goes, never collected.
-    static func forEachEntry(_ dirFD: Int32, limit: Int = .max, _ body: (String, Bool) -> Bool) {
-        let copy = dup(dirFD)
-        guard copy >= 0 else { return }
-        guard let dir = fdopendir(copy) else { close(copy); return }
-        defer { closedir(dir) }
-        rewinddir(dir) // the descriptor is shared with earlier listings: start from the top
-        var seen = 0
-        while seen < limit, let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." { continue }
-            seen += 1
-            guard body(name, entry.pointee.d_type == UInt8(DT_DIR)) else { return }
-        }
-    }
 }
 
 /// An agent's run dir, `<run>/agents/<n>`, mounted at `/run/hive` in its cage. It is root's (0755) and
@@ -201,7 +200,7 @@ enum TreeUsage {
 
     private static func walk(_ dirFD: Int32, depth: Int, maxEntries: Int, into result: inout Result) {
         guard depth < maxDepth else { result.complete = false; return }
-        TreeRemoval.forEachEntry(dirFD) { name, _ in
+        DirectoryListing.forEachEntry(dirFD) { name, _ in
             guard result.entries < maxEntries else { result.complete = false; return false }
             result.entries += 1
             var st = stat()
@@ -215,6 +214,26 @@ enum TreeUsage {
             walk(child, depth: depth + 1, maxEntries: maxEntries, into: &result)
             close(child)
             return true
+        }
+    }
+}
+
+/// Reading an open directory as it goes (the walks above share it).
+enum DirectoryListing {
+    /// Calls `body` with each entry of an open directory (not `.` or `..`) and whether it is a
+    /// directory, at most `limit` of them, until `body` says false; read as it goes, never collected.
+    static func forEachEntry(_ dirFD: Int32, limit: Int = .max, _ body: (String, Bool) -> Bool) {
+        let copy = dup(dirFD)
+        guard copy >= 0 else { return }
+        guard let dir = fdopendir(copy) else { close(copy); return }
+        defer { closedir(dir) }
+        rewinddir(dir) // the descriptor is shared with earlier listings: start from the top
+        var seen = 0
+        while seen < limit, let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            seen += 1
+            guard body(name, entry.pointee.d_type == UInt8(DT_DIR)) else { return }
         }
     }
 }

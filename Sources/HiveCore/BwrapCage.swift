@@ -46,9 +46,7 @@ public struct BwrapCage: Sendable {
         let shared = layout.sharedDir
         try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
         _ = chmod(shared.path, 0o1777) // every agent writes here; sticky, like /tmp
-        // claude's HOME (its settings and login) is per agent, inside the harness dir.
-        let home = layout.harnessDir(name).appending(path: "home")
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: layout.harnessDir(name), withIntermediateDirectories: true) // its parent is root's
         var prefix: [String] = []
         if let uid = try uid(name) {
             // Never run a cage as host root: an unprivileged uid per agent, owning its directories. The
@@ -61,10 +59,11 @@ public struct BwrapCage: Sendable {
             try Ownership.give(layout.harnessDir(name), to: uid, group: gid_t(uid))
             _ = chmod(layout.harnessDir(name).path, 0o770)
             AgentRunDir.give(name, to: uid, in: layout)
-            _ = lchown(home.path, uid, gid_t(uid)) // made by core just now, maybe after the tree was handed over
             _ = chown(rendered.path, 0, gid_t(uid))
             prefix = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--"]
         }
+        // claude's HOME (its settings and login) is per agent, inside the harness dir the agent writes.
+        try Ownership.makeDirectory("home", in: layout.harnessDir(name), owner: try uid(name))
         var env = environment
         // Bound at its real path: a symlinked install resolves to the file that exists in the cage.
         var claude = ClaudeExecutable.resolve(environment: environment).map { URL(filePath: $0).resolvingSymlinksInPath().path }

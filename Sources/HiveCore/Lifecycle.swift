@@ -35,10 +35,12 @@ struct Lifecycle: Sendable {
     /// reports (its report then wins), so `list` never calls a booting agent stopped.
     private var afterStart: String? { processes == nil ? nil : "starting" }
 
-    /// Runs `body` with `transient` showing, and `after` (or nothing) once it ends, whatever happens.
+    /// Runs `body` with `transient` showing, and `after` (or nothing) once it ends, whatever happens,
+    /// unless the body said something else meanwhile (a cage that could not be prepared says `crashed`
+    /// and why, which must not turn back into `starting`).
     private func during<T>(_ name: AgentName, _ transient: String, after: String? = nil, _ body: () throws -> T) rethrows -> T {
         board.supervisor(name, state: transient)
-        defer { board.supervisor(name, state: after) }
+        defer { board.supervisor(name, state: after, ifStill: transient) }
         return try body()
     }
 

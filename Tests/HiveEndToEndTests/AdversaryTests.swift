@@ -293,15 +293,6 @@ struct AdversaryTests {
         children(of: pid).filter { ((try? String(contentsOfFile: "/proc/\($0)/stat", encoding: .utf8)) ?? "").contains("(git-http-backe") }.count
     }
 
-    static func until(_ timeout: Duration, _ condition: () -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return condition()
-    }
-
     @Test("findings 5 and 19: stalled and aborted git requests end with their git process; a few at once; git sees the query the forge checked")
     func forgeRequests() async throws {
         let hive = try LiveHive()
@@ -326,20 +317,22 @@ struct AdversaryTests {
 
         // Stalled requests hold a git process each: one per caller (a quarter of the limit), up to the limit.
         var stalled = [try Self.partialRequest(port, stalledPush)]
-        #expect(try await Self.until(.seconds(5)) { Self.gitBackends(of: core) == 1 })
+        try await hive.eventually("one backend", timeout: .seconds(5)) { Self.gitBackends(of: core) == 1 }
         let again = try TCPHTTP.request(port, "GET", "/forge/iris/notes.git/info/refs?service=git-upload-pack", headers: ["Authorization": basicIris])
         #expect(again.status == 503 && again.headers["retry-after"] == "5", "one caller cannot take them all: \(again.status)")
         for agent in agents.dropFirst().prefix(3) { stalled.append(try Self.partialRequest(port, try stalledFetch(agent))) }
-        #expect(try await Self.until(.seconds(5)) { Self.gitBackends(of: core) == 4 }, "\(Self.gitBackends(of: core)) backends")
+        try await hive.eventually("four backends", timeout: .seconds(5)) { Self.gitBackends(of: core) == 4 }
         let busy = try TCPHTTP.request(port, "GET", "/forge/shared/docs.git/info/refs?service=git-upload-pack", headers: ["Authorization": try basic("erin")])
         #expect(busy.status == 503 && busy.headers["retry-after"] == "5", "\(busy.status) \(busy.raw.prefix(300))")
         // Nothing moves for the idle timeout: each is ended and its git process gone.
-        #expect(try await Self.until(.seconds(8)) { Self.gitBackends(of: core) == 0 }, "stalled requests ended")
+        try await hive.eventually("stalled requests ended", timeout: .seconds(8)) { Self.gitBackends(of: core) == 0 }
         for fd in stalled { close(fd) }
 
         // Aborted halfway, over and over: no git process and no descriptor is left behind.
         for _ in 0..<40 { close(try Self.partialRequest(port, stalledPush)) }
-        #expect(try await Self.until(.seconds(8)) { Self.gitBackends(of: core) == 0 && fds() <= before + 4 }, "\(Self.gitBackends(of: core)) backends, fds \(before) → \(fds())")
+        try await hive.eventually("no backend and no descriptor left (fds \(before) before)", timeout: .seconds(8)) {
+            Self.gitBackends(of: core) == 0 && fds() <= before + 4
+        }
         let refs = try TCPHTTP.request(port, "GET", "/forge/iris/notes.git/info/refs?service=git-upload-pack", headers: ["Authorization": basicIris])
         #expect(refs.status == 200, "the forge still serves: \(refs.status)")
 
@@ -616,6 +609,29 @@ struct AdversaryTests {
         }
         #expect(try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" } == nil || hive.sqlite("broker.sqlite", "SELECT count(*) AS n FROM approval WHERE state = 'deployed'").first?["n"] == "1",
                 "only the init was deployed")
+    }
+
+    @Test("claude's home in the harness dir is made through a descriptor: a link the agent left there is refused, nothing made or chowned through it",
+          .enabled(if: bwrapAsRoot))
+    func plantedHome() async throws {
+        let hive = try LiveHive()
+        try await hive.start(cage: "bwrap", environment: try hive.fakeClaudeEnvironment())
+        try await hive.spawnIdle("iris")
+        let uid = try Self.cageUID(hive, "iris")
+        _ = try await hive.admin().call(StopCommand(name: "iris"))
+        let victim = hive.dir.appending(path: "victim")
+        try FileManager.default.createDirectory(at: victim, withIntermediateDirectories: true)
+        let home = hive.root.appending(path: "agents/iris/harness/home").path
+        // The agent swaps its home for a link to a host directory, and to one that does not exist yet.
+        for target in [victim.path, victim.appending(path: "made").path] {
+            #expect(try Self.asAgent(uid, "rm -rf '\(home)' && ln -s '\(target)' '\(home)'") == 0)
+            _ = try await hive.admin().call(StartCommand(name: "iris"))
+            try await hive.eventually("the start was refused") { try await hive.agentRow("iris")?.detail?.contains("not a directory") == true }
+            _ = try await hive.admin().call(StopCommand(name: "iris"))
+            let owner = try FileManager.default.attributesOfItem(atPath: victim.path)[.ownerAccountID] as? NSNumber
+            #expect(owner?.intValue == 0, "the host directory stays root's")
+            #expect(!FileManager.default.fileExists(atPath: victim.appending(path: "made").path), "nothing made through the link")
+        }
     }
 }
 
