@@ -31,9 +31,8 @@ extension Broker {
         do {
             return try pool.write { db in
                 guard let current = try Self.approval(db, id) else { throw BrokerError.noSuchApproval(id) }
-                guard let state = ApprovalState(rawValue: current.state),
-                      let next = ApprovalLifecycle.next(state, on: event) else {
-                    throw BrokerError.approvalNotOpen(id, state: current.state)
+                guard let next = ApprovalLifecycle.apply(event, to: current.state).next else {
+                    throw BrokerError.approvalNotOpen(id, state: current.state.rawValue)
                 }
                 try db.execute(sql: "UPDATE approval SET state = ?, note = COALESCE(?, note), resolved_at = ? WHERE id = ?",
                                arguments: [next.rawValue, note, next.isFinal ? clock() : nil, id])

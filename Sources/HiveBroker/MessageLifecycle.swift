@@ -1,19 +1,6 @@
-/// Where a message is in its life: waiting, handed to the harness, or finished with.
-public enum MessageState: String, Sendable, Equatable, CaseIterable {
-    /// Stored, not yet handed out by `recv`.
-    case pending
-    /// Handed out by `recv`; a turn is (or was) working on it. Not yet acked.
-    case delivered
-    /// A turn that consumed it finished successfully.
-    case acked
-    /// Turns kept failing on it; the harness gave up and recorded why. Never handed out again.
-    case dead
+import HiveWire
 
-    /// Reads the state off a row's timestamps.
-    public init(deliveredAt: Double?, ackedAt: Double?, deadAt: Double? = nil) {
-        if deadAt != nil { self = .dead } else if ackedAt != nil { self = .acked } else if deliveredAt != nil { self = .delivered } else { self = .pending }
-    }
-
+extension MessageState {
     /// The SQL condition selecting rows in this state. Bulk updates use it so they agree with
     /// ``MessageLifecycle`` row by row.
     public var sqlCondition: String {
@@ -49,19 +36,9 @@ public struct MessageLifecycle: Sendable, Equatable {
         self.redelivered = redelivered
     }
 
-    /// The result of applying an event.
-    public enum Outcome: Sendable, Equatable {
-        /// The state changed; write it.
-        case moved(to: MessageState)
-        /// Nothing to do, and that is fine (acking twice, requeueing something not in flight).
-        case unchanged
-        /// The event makes no sense in this state; the reason is for the caller's reply.
-        case refused(String)
-    }
-
     /// Applies `event`, changing the state when the transition is allowed.
     @discardableResult
-    public mutating func apply(_ event: MessageEvent) -> Outcome {
+    public mutating func apply(_ event: MessageEvent) -> Transition<MessageState> {
         switch (state, event) {
         case (.pending, .deliver):
             state = .delivered

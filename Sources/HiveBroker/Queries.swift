@@ -1,3 +1,4 @@
+import HiveWire
 import GRDB
 
 /// The broker's hot queries, on statements prepared once per connection (`cachedStatement`): planning

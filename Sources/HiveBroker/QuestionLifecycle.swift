@@ -1,13 +1,6 @@
 import Foundation
 import HiveWire
 
-/// Where a question is in its life: open until answered or until its time runs out.
-public enum QuestionState: String, Sendable, Equatable, CaseIterable {
-    case open
-    case answered
-    case expired
-}
-
 public enum QuestionEvent: Sendable, Equatable {
     case answer
     case expire
@@ -15,12 +8,12 @@ public enum QuestionEvent: Sendable, Equatable {
 
 /// The question state machine and its rules, without I/O.
 public enum QuestionLifecycle {
-    /// The state after `event`, or nil when it does not apply (answering twice, answering an expired one).
-    public static func next(_ state: QuestionState, on event: QuestionEvent) -> QuestionState? {
+    /// What `event` does to a question in `state` (answering twice, or an expired one, is refused).
+    public static func apply(_ event: QuestionEvent, to state: QuestionState) -> Transition<QuestionState> {
         switch (state, event) {
-        case (.open, .answer): return .answered
-        case (.open, .expire): return .expired
-        default: return nil
+        case (.open, .answer): return .moved(to: .answered)
+        case (.open, .expire): return .moved(to: .expired)
+        default: return .refused("is \(state.rawValue)")
         }
     }
 

@@ -50,10 +50,10 @@ extension Broker {
                 // An agent learns nothing about questions not asked of it; the operator sees them all anyway.
                 throw by == .operator ? BrokerError.notYourQuestion(id, to: q.to) : BrokerError.noSuchQuestion(id)
             }
-            let state = QuestionState(rawValue: q.state) ?? .expired
+            let state = q.state
             // Past its time but not yet swept: it is expired, whatever the sweeper has managed so far.
             let effective = state == .open && q.expiresAt <= now ? QuestionState.expired : state
-            guard QuestionLifecycle.next(effective, on: .answer) != nil else { throw BrokerError.questionNotOpen(id, state: effective.rawValue) }
+            guard QuestionLifecycle.apply(.answer, to: effective).next != nil else { throw BrokerError.questionNotOpen(id, state: effective.rawValue) }
             let (picked, text) = try QuestionLifecycle.checkAnswer(q, choices: choices, answer: answer)
             try db.execute(sql: """
                 UPDATE question SET state = 'answered', choices = ?, answer = ?, answered_by = ?, answered_at = ? WHERE id = ? AND state = 'open'
@@ -102,7 +102,7 @@ extension Broker {
         }) ?? []
         for (askMessage, q) in owed {
             guard let asker = try? AgentName(q.asker) else { continue }
-            if q.state == QuestionState.open.rawValue, let peer = try? AgentName(q.to) {
+            if q.state == .open, let peer = try? AgentName(q.to) {
                 guard unrecorded["ask_message_id"]?[q.id] == nil else { continue }
                 do {
                     let sent = try send(from: .agent(asker), to: .agent(peer), body: QuestionLifecycle.peerBody(q), inReplyTo: nil)
@@ -114,10 +114,10 @@ extension Broker {
                 }
                 continue
             }
-            let from: Sender = q.state == QuestionState.answered.rawValue
+            let from: Sender = q.state == .answered
                 ? (q.answeredBy == "operator" ? .operator : (try? AgentName(q.answeredBy ?? "")).map(Sender.agent) ?? .system)
                 : .system
-            let body = q.state == QuestionState.answered.rawValue ? QuestionLifecycle.answerBody(q) : QuestionLifecycle.expiredBody(q)
+            let body = q.state == .answered ? QuestionLifecycle.answerBody(q) : QuestionLifecycle.expiredBody(q)
             let replyTo = from == .system ? nil : askMessage.flatMap { $0 > 0 ? $0 : nil }
             guard unrecorded["reply_message_id"]?[q.id] == nil else { continue }
             do {

@@ -61,7 +61,7 @@ struct MessageRow: FetchableRecord, Sendable {
     var view: MessageView {
         MessageView(id: id ?? 0, from: sender, to: recipient, body: body, sentAt: sentAt,
                     deliveredAt: deliveredAt, ackedAt: ackedAt, inReplyTo: inReplyTo,
-                    broadcast: broadcast, redelivered: redelivered, state: lifecycle.state.rawValue, deadReason: deadReason)
+                    broadcast: broadcast, redelivered: redelivered, state: lifecycle.state, deadReason: deadReason)
     }
 }
 
@@ -85,3 +85,9 @@ public struct AgentCounts: Sendable, Equatable {
     /// Dead-lettered messages still within retention.
     public var dead: Int
 }
+
+// The wire's states are stored as their raw strings.
+extension ApprovalState: DatabaseValueConvertible {}
+extension ApprovalKind: DatabaseValueConvertible {}
+extension QuestionState: DatabaseValueConvertible {}
+extension ReminderState: DatabaseValueConvertible {}

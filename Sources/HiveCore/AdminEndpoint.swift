@@ -105,7 +105,7 @@ struct AdminEndpoint: Sendable {
 
     func list() throws -> [AgentSummary] {
         try broker.agents().map { a in
-            var summary = AgentSummary(name: a.record.name, state: "destroyed", unread: a.unread, inflight: a.inflight,
+            var summary = AgentSummary(name: a.record.name, state: .destroyed, unread: a.unread, inflight: a.inflight,
                                        deadLetters: a.dead, createdAt: a.record.createdAt)
             if a.record.destroyedAt == nil, let name = try? AgentName(a.record.name) {
                 let s = sockets.board.state(of: name, connected: sockets.connectionCount(name) > 0)
@@ -114,9 +114,9 @@ struct AdminEndpoint: Sendable {
                 summary.detail = s.detail
                 summary.cliVersion = s.cliVersion
                 let configs = approvals.configs
-                if s.state != "rate_limited",
+                if s.state != .rateLimited,
                    let hold = sockets.limits.hold(credential: { configs.credential(of: name) }, model: { configs.model(of: name) }) {
-                    summary.state = "rate_limited"
+                    summary.state = .rateLimited
                     summary.rateLimitedUntil = hold.until
                     summary.detail = "waits with its credential '\(configs.credential(of: name))': \(hold.reportedBy) hit its \(hold.window ?? "usage") limit"
                 }

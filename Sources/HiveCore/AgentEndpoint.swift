@@ -61,7 +61,7 @@ struct AgentEndpoint: Sendable {
                 let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: WireLimits.maxListLimit)
                 return ResponseLine.ok(RecentCommand.Reply(messages: try broker.recent(name.rawValue, limit: limit)))
             case .whoami:
-                return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? "manager" : "agent"))
+                return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? .manager : .agent))
             case .deadLetter(let c):
                 guard c.reason.utf8.count <= 1000 else { throw RequestError("reason is \(c.reason.utf8.count) bytes; at most 1000") }
                 try rates.take(name, .send) // each dead letter is a notice to the manager
@@ -72,11 +72,11 @@ struct AgentEndpoint: Sendable {
                 let checked = try c.checked()
                 try rates.take(name, .reportState)
                 board.report(name, checked)
-                if checked.state == "rate_limited", let until = checked.rateLimitedUntil {
+                if checked.state == .rateLimited, let until = checked.rateLimitedUntil {
                     limits.record(credential: configs.credential(of: name), until: until, window: checked.limitWindow, by: name)
                     let live = (try? broker.agents().filter { $0.record.destroyedAt == nil }.compactMap { try? AgentName($0.record.name) }) ?? []
                     broker.wakeReceivers(live.filter { $0 != name })
-                } else if checked.state != "rate_limited" {
+                } else if checked.state != .rateLimited {
                     limits.release(by: name)
                 }
                 return ResponseLine.ok(ReportStateCommand.Reply())

@@ -125,7 +125,7 @@ final class AgentProcesses: Service, Sendable {
             stored.apply(to: &env)
         } else if config.credential != nil {
             // Never another identity than the one approved: no falling back to core's own credential.
-            board.supervisor(name, state: "needs_login", detail: "its config names the credential '\(credential)', which is not stored: hive login --name \(credential), then hive start \(name)")
+            board.supervisor(name, state: .needsLogin, detail: "its config names the credential '\(credential)', which is not stored: hive login --name \(credential), then hive start \(name)")
             logger.error("\(name): the credential '\(credential)' its config names is not stored; not starting it")
             return
         }
@@ -148,7 +148,7 @@ final class AgentProcesses: Service, Sendable {
                 isolation = config.network == .none ? "process (no isolation; network none NOT enforced)" : "process (no isolation)"
             }
         } catch {
-            board.supervisor(name, state: "crashed", detail: "could not prepare the cage: \(error)")
+            board.supervisor(name, state: .crashed, detail: "could not prepare the cage: \(error)")
             logger.error("could not prepare the cage of \(name): \(error)")
             return
         }
@@ -183,10 +183,10 @@ final class AgentProcesses: Service, Sendable {
                 Self.terminate(p, grace: .seconds(2))
                 return
             }
-            board.supervisor(name, state: "starting") // until its harness connects and reports
+            board.supervisor(name, state: .starting) // until its harness connects and reports
             logger.info("started the harness of \(name) (pid \(p.processIdentifier))")
         } catch {
-            board.supervisor(name, state: "crashed", detail: "could not start the harness: \(error); retrying in 30 s")
+            board.supervisor(name, state: .crashed, detail: "could not start the harness: \(error); retrying in 30 s")
             logger.error("could not start the harness of \(name): \(error)")
             DispatchQueue.global().asyncAfter(deadline: .now() + 30) { [weak self] in
                 guard let self else { return }
@@ -213,7 +213,7 @@ final class AgentProcesses: Service, Sendable {
         guard let plan else { return }
         cgroups.release(name)
         let detail = "cage \(how); restarting in \(Int(plan.delay)) s (hive logs \(name))"
-        board.supervisor(name, state: "crashed", detail: detail)
+        board.supervisor(name, state: .crashed, detail: detail)
         logger.warning("the cage of \(name) \(how); restarting in \(plan.delay) s")
         if plan.notify {
             // The manager hears of every crash (the operator, of the manager's), with the log's last lines.

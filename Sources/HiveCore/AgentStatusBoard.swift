@@ -7,7 +7,7 @@ import Synchronization
 final class AgentStatusBoard: Sendable {
     private struct Entry {
         var report: ReportStateCommand?
-        var supervisor: (state: String, detail: String?)?
+        var supervisor: (state: AgentState, detail: String?)?
     }
     private let entries = Mutex([AgentName: Entry]())
 
@@ -19,13 +19,13 @@ final class AgentStatusBoard: Sendable {
     }
 
     /// Records what the supervisor sees (`crashed`, `restarting`, ...); nil clears it.
-    func supervisor(_ name: AgentName, state: String?, detail: String? = nil) {
+    func supervisor(_ name: AgentName, state: AgentState?, detail: String? = nil) {
         entries.withLock { $0[name, default: Entry()].supervisor = state.map { ($0, detail) } }
     }
 
     /// Like ``supervisor(_:state:detail:)``, but only while the supervisor's state is still `current` (or
     /// was cleared): a state someone set meanwhile, with its detail, stands.
-    func supervisor(_ name: AgentName, state: String?, ifStill current: String) {
+    func supervisor(_ name: AgentName, state: AgentState?, ifStill current: AgentState) {
         entries.withLock { e in
             let now = e[name]?.supervisor?.state
             guard now == nil || now == current else { return }
@@ -39,12 +39,12 @@ final class AgentStatusBoard: Sendable {
     }
 
     /// The state `list` shows for a live agent.
-    func state(of name: AgentName, connected: Bool) -> (state: String, rateLimitedUntil: Double?, detail: String?, cliVersion: String?) {
+    func state(of name: AgentName, connected: Bool) -> (state: AgentState, rateLimitedUntil: Double?, detail: String?, cliVersion: String?) {
         let entry = entries.withLock { $0[name] }
         if connected, let r = entry?.report {
-            return (r.state, r.state == "rate_limited" ? r.rateLimitedUntil : nil, r.detail, r.cliVersion)
+            return (r.state, r.state == .rateLimited ? r.rateLimitedUntil : nil, r.detail, r.cliVersion)
         }
         if let s = entry?.supervisor { return (s.state, nil, s.detail, entry?.report?.cliVersion) }
-        return (connected ? "running" : "stopped", nil, nil, entry?.report?.cliVersion)
+        return (connected ? .running : .stopped, nil, nil, entry?.report?.cliVersion)
     }
 }

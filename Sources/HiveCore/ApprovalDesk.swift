@@ -49,7 +49,7 @@ struct ApprovalDesk: Sendable {
         let approved = try broker.resolveApproval(id, .approve)
         let name = try AgentName(approved.agent)
         let outcome: Result<String, any Error>
-        switch ApprovalKind(rawValue: approved.kind) {
+        switch approved.kind {
         case .initConfig:
             outcome = Result {
                 try repos.seed(name, description: approved.description ?? "")
@@ -57,13 +57,11 @@ struct ApprovalDesk: Sendable {
             }
         case .applyCommit:
             outcome = Result { try deploy(name, sha: approved.commit ?? "", id: id) }
-        case nil:
-            outcome = .failure(CoreError("unknown approval kind '\(approved.kind)'"))
         }
         switch outcome {
         case .success(let what):
             let done = try broker.resolveApproval(id, .succeed)
-            if approved.kind == ApprovalKind.initConfig.rawValue {
+            if approved.kind == .initConfig {
                 lifecycle.notify(.configReady, about: name, "approval \(id) approved: \(what). Edit agent.json there, commit, then request_apply_commit.")
             } else {
                 // The deployed config says which model: a runtime choice made before it no longer applies.

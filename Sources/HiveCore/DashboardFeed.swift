@@ -13,7 +13,7 @@ final class DashboardFeed: Sendable {
         var lastMessageID: Int64 = 0
         /// The newest message when the feed started: anything newer and unknown is news.
         var startID: Int64 = 0
-        var messageStates: [Int64: String] = [:]
+        var messageStates: [Int64: MessageState] = [:]
         var agents: [AgentSummary] = []
         var approvals: [ApprovalView] = []
         var reminders: [ReminderView] = []
@@ -71,7 +71,7 @@ final class DashboardFeed: Sendable {
         guard let rows = try? broker.messages(ids: ids), !rows.isEmpty else { return }
         state.withLock { s in
             for m in rows where s.messageStates[m.id] == nil {
-                publish({ DashboardEvent(seq: $0, kind: "message", message: m) }, in: &s)
+                publish({ DashboardEvent(seq: $0, .message(m)) }, in: &s)
                 s.messageStates[m.id] = m.state
                 s.lastMessageID = max(s.lastMessageID, m.id)
             }
@@ -93,12 +93,12 @@ final class DashboardFeed: Sendable {
             for m in recent.reversed() {
                 if let known = s.messageStates[m.id] {
                     if known != m.state {
-                        publish({ DashboardEvent(seq: $0, kind: "message_state", message: m) }, in: &s)
+                        publish({ DashboardEvent(seq: $0, .messageState(m)) }, in: &s)
                         s.messageStates[m.id] = m.state
                         any = true
                     }
                 } else if m.id > s.startID {
-                    publish({ DashboardEvent(seq: $0, kind: "message", message: m) }, in: &s)
+                    publish({ DashboardEvent(seq: $0, .message(m)) }, in: &s)
                     s.messageStates[m.id] = m.state
                     s.lastMessageID = m.id
                     any = true
@@ -107,10 +107,10 @@ final class DashboardFeed: Sendable {
                 }
             }
             trimStates(&s)
-            if agentList != s.agents { s.agents = agentList; publish({ DashboardEvent(seq: $0, kind: "agents", agents: agentList) }, in: &s); any = true }
-            if approvals != s.approvals { s.approvals = approvals; publish({ DashboardEvent(seq: $0, kind: "approvals", approvals: approvals) }, in: &s); any = true }
-            if reminders != s.reminders { s.reminders = reminders; publish({ DashboardEvent(seq: $0, kind: "reminders", reminders: reminders) }, in: &s); any = true }
-            if questions != s.questions { s.questions = questions; publish({ DashboardEvent(seq: $0, kind: "questions", questions: questions) }, in: &s); any = true }
+            if agentList != s.agents { s.agents = agentList; publish({ DashboardEvent(seq: $0, .agents(agentList)) }, in: &s); any = true }
+            if approvals != s.approvals { s.approvals = approvals; publish({ DashboardEvent(seq: $0, .approvals(approvals)) }, in: &s); any = true }
+            if reminders != s.reminders { s.reminders = reminders; publish({ DashboardEvent(seq: $0, .reminders(reminders)) }, in: &s); any = true }
+            if questions != s.questions { s.questions = questions; publish({ DashboardEvent(seq: $0, .questions(questions)) }, in: &s); any = true }
         }
         if any { wake() }
     }

@@ -164,7 +164,7 @@ final class DiskWatch: Service, Sendable {
         case .park(let name, let cause):
             processes?.stop(name)
             let detail = "parked: \(cause.text); it starts again once under 90%"
-            board.supervisor(name, state: "over_disk_quota", detail: detail)
+            board.supervisor(name, state: .overDiskQuota, detail: detail)
             logger.warning("\(name) \(detail)")
             if !quiet { notify(name, "\(name) was stopped: \(cause.text). Free space in its dirs (or in /shared), and it starts again by itself.") }
         case .release(let name):

@@ -33,12 +33,12 @@ struct Lifecycle: Sendable {
 
     /// What shows once a verb that starts a cage returns: `starting` until the harness connects and
     /// reports (its report then wins), so `list` never calls a booting agent stopped.
-    private var afterStart: String? { processes == nil ? nil : "starting" }
+    private var afterStart: AgentState? { processes == nil ? nil : .starting }
 
     /// Runs `body` with `transient` showing, and `after` (or nothing) once it ends, whatever happens,
     /// unless the body said something else meanwhile (a cage that could not be prepared says `crashed`
     /// and why, which must not turn back into `starting`).
-    private func during<T>(_ name: AgentName, _ transient: String, after: String? = nil, _ body: () throws -> T) rethrows -> T {
+    private func during<T>(_ name: AgentName, _ transient: AgentState, after: AgentState? = nil, _ body: () throws -> T) rethrows -> T {
         board.supervisor(name, state: transient)
         defer { board.supervisor(name, state: after, ifStill: transient) }
         return try body()
@@ -56,7 +56,7 @@ struct Lifecycle: Sendable {
     /// returns only once its harness connected (and throws, leaving the agent registered, when it did not).
     func spawn(_ name: AgentName, waitReady: Bool = false) throws -> SpawnCommand.Reply {
         _ = try broker.register(name)
-        try during(name, "spawning", after: afterStart) {
+        try during(name, .spawning, after: afterStart) {
             do {
                 try AgentDirectories.create(name, in: layout)
                 try sockets.open(name)
@@ -82,7 +82,7 @@ struct Lifecycle: Sendable {
     /// directories, inbox and reminders.
     func destroy(_ name: AgentName, purge: Bool) throws {
         guard name != .manager else { throw BrokerError.managerIsPermanent }
-        try during(name, "destroying") {
+        try during(name, .destroying) {
             try broker.destroy(name, purge: purge)
             forge?.revoke(name)
             processes?.stop(name)
@@ -104,22 +104,22 @@ struct Lifecycle: Sendable {
         let cages = try cages()
         try live(name)
         try broker.setStopped(name, false)
-        during(name, "starting", after: afterStart) { cages.start(name) }
-        return .init(name: name.rawValue, state: "starting")
+        during(name, .starting, after: afterStart) { cages.start(name) }
+        return .init(name: name.rawValue, state: .starting)
     }
 
     func stop(_ name: AgentName) throws -> StartCommand.Reply {
         let cages = try cages()
         try live(name)
         try broker.setStopped(name, true)
-        during(name, "stopping", after: "stopped") { cages.stop(name) }
+        during(name, .stopping, after: .stopped) { cages.stop(name) }
         logger.info("stopped the cage of \(name)")
-        return .init(name: name.rawValue, state: "stopped")
+        return .init(name: name.rawValue, state: .stopped)
     }
 
     /// Stops and starts one agent's cage; a planned restart tells nobody it crashed. With `waitReady`,
     /// throws when the new harness does not connect in time.
-    func restart(_ name: AgentName, transient: String = "restarting", waitReady: Bool = false) throws {
+    func restart(_ name: AgentName, transient: AgentState = .restarting, waitReady: Bool = false) throws {
         let cages = try cages()
         try live(name)
         try broker.setStopped(name, false)
@@ -135,7 +135,7 @@ struct Lifecycle: Sendable {
 
     /// Re-renders the cage from the applied config and restarts it (idempotent).
     func rebuild(_ name: AgentName, waitReady: Bool = false) throws {
-        try restart(name, transient: "rebuilding", waitReady: waitReady)
+        try restart(name, transient: .rebuilding, waitReady: waitReady)
         logger.info("rebuilt the cage of \(name)")
     }
 
@@ -143,7 +143,7 @@ struct Lifecycle: Sendable {
     func restartAll(rebuild: Bool = false) throws -> [String] {
         let why = rebuild ? "planned rebuild of every agent (hive rebuild --all)" : "planned restart of every agent (hive restart --all)"
         return try together(try liveAgents(), why: why) { name in
-            try restart(name, transient: rebuild ? "rebuilding" : "restarting")
+            try restart(name, transient: rebuild ? .rebuilding : .restarting)
         }
     }
 
@@ -159,7 +159,7 @@ struct Lifecycle: Sendable {
     private func liveAgents() throws -> [AgentName] {
         try broker.agents().filter { $0.record.destroyedAt == nil }.compactMap { try? AgentName($0.record.name) }
             .filter { name in
-                if (try? broker.isStopped(name)) == true { board.supervisor(name, state: "stopped"); return false }
+                if (try? broker.isStopped(name)) == true { board.supervisor(name, state: .stopped); return false }
                 return true
             }
     }
@@ -194,6 +194,6 @@ struct Lifecycle: Sendable {
         forge?.ensureToken(name)
         processes?.start(name)
         logger.info("revived agent \(name)")
-        return .init(name: name.rawValue, state: processes == nil ? "stopped" : "starting")
+        return .init(name: name.rawValue, state: processes == nil ? .stopped : .starting)
     }
 }

@@ -48,7 +48,7 @@ enum AgentPage {
 
     /// The badges, as the page first shows them (the script redraws them from `state`).
     static func badges(_ s: HarnessSnapshot) -> String {
-        var out = "<span class=\"badge \(HTML.escape(s.state))\">\(HTML.escape(s.state))</span>"
+        var out = "<span class=\"badge \(HTML.escape(s.state.rawValue))\">\(HTML.escape(s.state.rawValue))</span>"
         out += " <span class=\"badge\">model \(HTML.escape(s.model ?? "?"))\(s.modelOverride != nil ? " (set here)" : "")</span>"
         if let c = s.contextTokens { out += " <span class=\"badge\">context \(c)\(s.contextWindow.map { " / \($0)" } ?? "")</span>" }
         out += " <span class=\"badge\">cost \(String(format: "%.4f", s.totalCostUSD)) USD</span>"

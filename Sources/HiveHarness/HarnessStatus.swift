@@ -1,10 +1,10 @@
 import Foundation
+import HiveWire
 import Synchronization
 
 /// What the harness is doing, for its HTTP endpoint and for `report_state` to core.
 public struct HarnessSnapshot: Codable, Sendable, Equatable {
-    /// idle | thinking | compacting | rate_limited | backoff | needs_login | needs_billing | claude_missing | disconnected
-    public var state = "starting"
+    public var state = AgentState.starting
     public var rateLimitedUntil: Double?
     public var detail: String?
     public var model: String?

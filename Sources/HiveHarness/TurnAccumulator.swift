@@ -1,29 +1,5 @@
 import Foundation
-
-/// How a turn ended, as the turn loop acts on it.
-public enum TurnOutcome: Sendable, Equatable {
-    case ok
-    /// Park until the limit lifts (unix seconds), or re-probe later when the time is unknown. `window` is
-    /// the limit's kind when the CLI said (`five_hour`, `seven_day`, a model-scoped `seven_day_opus`, ...).
-    case rateLimited(until: Double?, window: String? = nil)
-    case promptTooLong
-    /// Overload, throttling, a dropped connection: retry soon, do not count it against the message.
-    case transient(String)
-    case needsLogin(String)
-    /// Out of credit or a spending cap of $0: only the operator can fix it; no retries until then.
-    case needsBilling(String)
-    case failed(String)
-
-    /// The `result_kind` column of turn stats.
-    public var kind: String {
-        switch self {
-        case .ok: return "ok"
-        case .rateLimited: return "rate_limited"
-        case .promptTooLong: return "prompt_too_long"
-        case .transient, .needsLogin, .needsBilling, .failed: return "failed"
-        }
-    }
-}
+import HiveWire
 
 /// Folds a turn's stream-json events into its numbers and its outcome. Pure: the turn loop feeds it
 /// lines and reads the result; tests feed it recorded lines.

@@ -123,7 +123,7 @@ public final class TurnLoop: Sendable {
             } catch {
                 attempt += 1
                 let wait = Backoff(base: 1, cap: 30).delay(attempt: attempt)
-                setState("disconnected", detail: "agent socket: \(error); reconnecting in \(Int(wait)) s")
+                setState(.disconnected, detail: "agent socket: \(error); reconnecting in \(Int(wait)) s")
                 note("serve loop interrupted: \(error); reconnecting in \(String(format: "%.1f", wait)) s")
                 try? await Task.sleep(for: .seconds(wait))
                 continue
@@ -149,9 +149,9 @@ public final class TurnLoop: Sendable {
         while true {
             try Task.checkCancellation()
             if ClaudeExecutable.resolve(environment: config.environment) == nil {
-                await report(conn, state: "claude_missing", detail: missingClaude)
+                await report(conn, state: .claudeMissing, detail: missingClaude)
             } else {
-                await report(conn, state: "idle")
+                await report(conn, state: .idle)
             }
             let got = try await conn.call(RecvCommand(waitSeconds: 60, max: 1))
             guard let message = got.messages.first else { continue }
@@ -176,7 +176,7 @@ public final class TurnLoop: Sendable {
         while true {
             try Task.checkCancellation()
             guard let claude = ClaudeExecutable.resolve(environment: config.environment) else {
-                await report(conn, state: "claude_missing", detail: missingClaude)
+                await report(conn, state: .claudeMissing, detail: missingClaude)
                 try await Task.sleep(for: .seconds(config.setupRecheck))
                 continue
             }
@@ -200,7 +200,7 @@ public final class TurnLoop: Sendable {
                 var resume = max(now + 1, until ?? now + config.rateLimitReprobe) + Double.random(in: 0...max(0, config.rateLimitJitter))
                 // An operator's cap on one park: re-probe the limit sooner than its reset (tests use it too).
                 if let cap = config.parkCap { resume = min(resume, now + cap) }
-                await report(conn, state: "rate_limited", until: resume, window: window,
+                await report(conn, state: .rateLimited, until: resume, window: window,
                              detail: until == nil ? "limit hit; no reset time given, re-probing in an hour" : "limit hit; resuming after the reset")
                 note("rate limited until \(Date(timeIntervalSince1970: resume)); message \(message.id) waits, unacked")
                 try await Task.sleep(for: .seconds(resume - now))
@@ -221,14 +221,14 @@ public final class TurnLoop: Sendable {
                     if try await giveUpIfNeeded(message, failures: failures, reason: why, conn) { return false }
                 }
                 let wait = config.transientBackoff.delay(attempt: transient)
-                await report(conn, state: "backoff", detail: "transient API error, retrying in \(Int(wait)) s: \(why.prefix(120))")
+                await report(conn, state: .backoff, detail: "transient API error, retrying in \(Int(wait)) s: \(why.prefix(120))")
                 try await Task.sleep(for: .seconds(wait))
             case .needsBilling(let why):
                 // Retrying only burns requests: wait for the operator (`hive resume`), re-checking rarely.
-                await report(conn, state: "needs_billing", detail: "\(why.prefix(160)) — add credit or raise the spending limit, then `hive resume \(config.name)`")
+                await report(conn, state: .needsBilling, detail: "\(why.prefix(160)) — add credit or raise the spending limit, then `hive resume \(config.name)`")
                 try await waitForResume(conn, atMost: config.billingRecheck)
             case .needsLogin(let why):
-                await report(conn, state: "needs_login", detail: "\(why.prefix(160)) — store a credential with `hive login` (or export ANTHROPIC_API_KEY before hive up), then `hive restart \(config.name)`")
+                await report(conn, state: .needsLogin, detail: "\(why.prefix(160)) — store a credential with `hive login` (or export ANTHROPIC_API_KEY before hive up), then `hive restart \(config.name)`")
                 try await Task.sleep(for: .seconds(config.setupRecheck))
             case .failed(let why):
                 failures += 1
@@ -246,7 +246,7 @@ public final class TurnLoop: Sendable {
             return true
         }
         let wait = config.failureBackoff.delay(attempt: failures)
-        await report(conn, state: "backoff", detail: "turn failed (\(failures)/\(config.maxFailures)), retrying in \(Int(wait)) s: \(reason.prefix(120))")
+        await report(conn, state: .backoff, detail: "turn failed (\(failures)/\(config.maxFailures)), retrying in \(Int(wait)) s: \(reason.prefix(120))")
         try await Task.sleep(for: .seconds(wait))
         return false
     }
@@ -267,7 +267,7 @@ public final class TurnLoop: Sendable {
             prompt = WakePrompt.freshSessionHandoff(stateDir: config.stateDir) + "\n\n" + prompt
         }
         let snapshot = status.update { $0.messageID = message.id; $0.turns += 1 }
-        await report(conn, state: "thinking")
+        await report(conn, state: .thinking)
         harnessEvent(["event": "turn_start", "from": message.from, "message_id": message.id, "unread": unread,
                       "session_action": decision.action.rawValue, "reason": decision.reason], turn: snapshot.turns)
         let run = try await runClaude(claude, prompt: prompt, continueSession: decision.action == .continue, turn: snapshot.turns)
@@ -279,7 +279,7 @@ public final class TurnLoop: Sendable {
 
     /// `/compact` on the current session, as a turn of its own. True when it compacted.
     private func compact(_ claude: String, _ conn: HiveConnection) async throws -> Bool {
-        await report(conn, state: "compacting")
+        await report(conn, state: .compacting)
         let snapshot = status.update { $0.turns += 1 }
         harnessEvent(["event": "compact_start"], turn: snapshot.turns)
         let decision = SessionPolicy.Decision(action: .compact, reason: "compaction", continueCost: 0, freshCost: 0)
@@ -363,7 +363,7 @@ public final class TurnLoop: Sendable {
         var stat = TurnStat(
             id: nil, startedAt: run.startedAt, endedAt: ended, model: acc.model ?? model, sessionID: acc.sessionID,
             wakeSource: wakeSource, messageID: messageID,
-            resultKind: (run.exit.timedOut || run.exit.cancelled) ? "failed" : outcome.kind, detail: detail,
+            resultKind: ((run.exit.timedOut || run.exit.cancelled) ? TurnResultKind.failed : outcome.kind).rawValue, detail: detail,
             inputTokens: usage.input, outputTokens: usage.output, cacheReadTokens: usage.cacheRead,
             cacheCreationTokens: usage.cacheCreation, contextTokens: acc.contextTokens,
             contextWindow: acc.result?.contextWindow, costUSD: cost, toolCalls: acc.toolCallCount,
@@ -452,16 +452,16 @@ public final class TurnLoop: Sendable {
         }
     }
 
-    private func setState(_ state: String, until: Double? = nil, detail: String? = nil) {
+    private func setState(_ state: AgentState, until: Double? = nil, detail: String? = nil) {
         _ = status.update { s in
             s.state = state
-            s.rateLimitedUntil = state == "rate_limited" ? until : nil
+            s.rateLimitedUntil = state == .rateLimited ? until : nil
             s.detail = detail
         }
     }
 
     /// Updates the local snapshot and tells core (best effort; only changes are sent).
-    private func report(_ conn: HiveConnection, state: String, until: Double? = nil, window: String? = nil, detail: String? = nil) async {
+    private func report(_ conn: HiveConnection, state: AgentState, until: Double? = nil, window: String? = nil, detail: String? = nil) async {
         setState(state, until: until, detail: detail)
         let snapshot = status.read()
         let message = ReportStateCommand(state: state, rateLimitedUntil: until, detail: detail.map { String($0.prefix(480)) },
@@ -471,7 +471,7 @@ public final class TurnLoop: Sendable {
             return c.lastReported != message
         }
         guard changed else { return }
-        harnessEvent(["event": "state", "state": state, "detail": detail ?? "", "rate_limited_until": until ?? 0], turn: nil)
+        harnessEvent(["event": "state", "state": state.rawValue, "detail": detail ?? "", "rate_limited_until": until ?? 0], turn: nil)
         do { _ = try await conn.call(message) } catch { logger.debug("report_state failed: \(error)") }
     }
 

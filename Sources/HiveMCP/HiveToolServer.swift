@@ -195,7 +195,7 @@ actor ToolClient {
     }
 
     func isManager() async throws -> Bool {
-        try await request(WhoamiCommand()).role == "manager"
+        try await request(WhoamiCommand()).role == .manager
     }
 
     private func request<C: HiveCommand>(_ command: C) async throws -> C.Reply {

@@ -15,45 +15,23 @@ public struct MessageView: Codable, Sendable, Equatable {
     public var body: String
     /// Unix seconds.
     public var sentAt: Double
-    public var deliveredAt: Double?
-    public var ackedAt: Double?
-    public var inReplyTo: Int64?
+    @Nullable public var deliveredAt: Double?
+    @Nullable public var ackedAt: Double?
+    @Nullable public var inReplyTo: Int64?
     /// This copy was one of a `*` send; it may need no action from the recipient.
     public var broadcast: Bool
     /// This message was handed out before, put back by `requeue_inflight`, and may already be handled.
     public var redelivered: Bool
-    /// `pending`, `delivered`, `acked` or `dead` (dead-lettered).
-    public var state: String
+    public var state: MessageState
     /// Why the harness gave up on it, for a dead letter.
-    public var deadReason: String?
+    @Nullable public var deadReason: String?
 
     public init(id: Int64, from: String, to: String, body: String, sentAt: Double, deliveredAt: Double?,
-                ackedAt: Double?, inReplyTo: Int64?, broadcast: Bool, redelivered: Bool, state: String,
+                ackedAt: Double?, inReplyTo: Int64?, broadcast: Bool, redelivered: Bool, state: MessageState,
                 deadReason: String? = nil) {
         self.id = id; self.from = from; self.to = to; self.body = body; self.sentAt = sentAt
         self.deliveredAt = deliveredAt; self.ackedAt = ackedAt; self.inReplyTo = inReplyTo
         self.broadcast = broadcast; self.redelivered = redelivered; self.state = state; self.deadReason = deadReason
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case id, from, to, body, sentAt, deliveredAt, ackedAt, inReplyTo, broadcast, redelivered, state, deadReason
-    }
-
-    /// Writes every field, `null` included, so readers always see the same shape.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(from, forKey: .from)
-        try c.encode(to, forKey: .to)
-        try c.encode(body, forKey: .body)
-        try c.encode(sentAt, forKey: .sentAt)
-        try c.encode(deliveredAt, forKey: .deliveredAt)
-        try c.encode(ackedAt, forKey: .ackedAt)
-        try c.encode(inReplyTo, forKey: .inReplyTo)
-        try c.encode(broadcast, forKey: .broadcast)
-        try c.encode(redelivered, forKey: .redelivered)
-        try c.encode(state, forKey: .state)
-        try c.encode(deadReason, forKey: .deadReason)
     }
 }
 
@@ -72,22 +50,11 @@ public struct SendCommand: HiveCommand {
         public var ids: [Int64]
         public var recipients: [String]
         /// The `in_reply_to` that was kept, if any.
-        public var inReplyTo: Int64?
+        @Nullable public var inReplyTo: Int64?
         /// Why a given `in_reply_to` was dropped (the message was still sent).
-        public var inReplyToDropped: String?
+        @Nullable public var inReplyToDropped: String?
         public init(ids: [Int64], recipients: [String], inReplyTo: Int64?, inReplyToDropped: String?) {
             self.ids = ids; self.recipients = recipients; self.inReplyTo = inReplyTo; self.inReplyToDropped = inReplyToDropped
-        }
-
-        private enum CodingKeys: String, CodingKey { case ids, recipients, inReplyTo, inReplyToDropped }
-
-        /// Writes `in_reply_to` and `in_reply_to_dropped` even when null, so the shape never varies.
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(ids, forKey: .ids)
-            try c.encode(recipients, forKey: .recipients)
-            try c.encode(inReplyTo, forKey: .inReplyTo)
-            try c.encode(inReplyToDropped, forKey: .inReplyToDropped)
         }
     }
 }
@@ -180,9 +147,8 @@ public struct WhoamiCommand: HiveCommand {
     public init() {}
     public struct Reply: Codable, Sendable, Equatable {
         public var name: String
-        /// `manager` or `agent`.
-        public var role: String
-        public init(name: String, role: String) { self.name = name; self.role = role }
+        public var role: Role
+        public init(name: String, role: Role) { self.name = name; self.role = role }
     }
 }
 
@@ -202,8 +168,8 @@ public struct DeadLetterCommand: HiveCommand {
 /// The harness tells core what it is doing, for `hive ls` and the dashboard.
 public struct ReportStateCommand: HiveCommand {
     public static let cmd = "report_state"
-    /// `idle`, `thinking`, `compacting`, `rate_limited`, `backoff`, `needs_login`, `claude_missing`.
-    public var state: String
+    /// One of ``AgentState/harnessStates``.
+    public var state: AgentState
     /// Unix seconds, when `state` is `rate_limited`.
     public var rateLimitedUntil: Double?
     /// One line for a person: what went wrong or what to do.
@@ -213,23 +179,35 @@ public struct ReportStateCommand: HiveCommand {
     public var cliVersion: String?
     /// With `rate_limited`: the window the CLI named (`five_hour`, `seven_day`, `seven_day_opus`, ...).
     public var limitWindow: String?
-    public init(state: String, rateLimitedUntil: Double? = nil, detail: String? = nil, model: String? = nil, cliVersion: String? = nil,
+    public init(state: AgentState, rateLimitedUntil: Double? = nil, detail: String? = nil, model: String? = nil, cliVersion: String? = nil,
                 limitWindow: String? = nil) {
         self.state = state; self.rateLimitedUntil = rateLimitedUntil; self.detail = detail; self.model = model
         self.cliVersion = cliVersion; self.limitWindow = limitWindow
     }
     public struct Reply: Codable, Sendable, Equatable { public init() {} }
 
-    /// The states a harness reports (anything else, `destroyed` say, is the supervisor's or core's to show).
-    public static let harnessStates: Set<String> = ["starting", "idle", "thinking", "compacting", "rate_limited", "backoff",
-                                                    "needs_login", "needs_billing", "claude_missing", "disconnected"]
+    private enum CodingKeys: String, CodingKey { case state, rateLimitedUntil, detail, model, cliVersion, limitWindow }
 
-    /// What an agent may report: a known state, a time that is a time, short texts without control
-    /// characters (they reach the operator's terminal and page). Checked before core keeps anything.
-    public func checked() throws(RequestError) -> ReportStateCommand {
-        guard Self.harnessStates.contains(state) else {
-            throw RequestError("report_state: unknown state '\(state.prefix(32))' (one of \(Self.harnessStates.sorted().joined(separator: ", ")))")
+    /// A state a harness may not report (`destroyed`, say, is core's to show) is refused here, at the
+    /// edge, with the list of those it may.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let raw = try c.decode(String.self, forKey: .state)
+        guard let state = AgentState(rawValue: raw), AgentState.harnessStates.contains(state) else {
+            let known = AgentState.harnessStates.map(\.rawValue).sorted().joined(separator: ", ")
+            throw RequestError("unknown state '\(raw.prefix(32))' (one of \(known))")
         }
+        self.state = state
+        rateLimitedUntil = try c.decodeIfPresent(Double.self, forKey: .rateLimitedUntil)
+        detail = try c.decodeIfPresent(String.self, forKey: .detail)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        cliVersion = try c.decodeIfPresent(String.self, forKey: .cliVersion)
+        limitWindow = try c.decodeIfPresent(String.self, forKey: .limitWindow)
+    }
+
+    /// What an agent may report: a time that is a time, short texts without control characters (they
+    /// reach the operator's terminal and page). Checked before core keeps anything.
+    public func checked() throws(RequestError) -> ReportStateCommand {
         if let t = rateLimitedUntil, !(t.isFinite && t >= 0 && t <= 1e11) { throw RequestError("report_state: rate_limited_until must be unix seconds") }
         guard (detail?.utf8.count ?? 0) <= 500 else { throw RequestError("report_state: detail is longer than 500 bytes") }
         if let m = model, !(m.utf8.count <= 100 && m.allSatisfy({ $0.isLetter || $0.isNumber || "._:-[]".contains($0) })) {
@@ -273,9 +251,8 @@ public struct ReminderView: Codable, Sendable, Equatable {
     public var filePath: String?
     public var createdAt: Double
     public var dueAt: Double
-    /// pending | delivered | cancelled | failed
-    public var state: String
-    public init(id: Int64, agent: String, body: String, filePath: String?, createdAt: Double, dueAt: Double, state: String) {
+    public var state: ReminderState
+    public init(id: Int64, agent: String, body: String, filePath: String?, createdAt: Double, dueAt: Double, state: ReminderState) {
         self.id = id; self.agent = agent; self.body = body; self.filePath = filePath; self.createdAt = createdAt
         self.dueAt = dueAt; self.state = state
     }
@@ -327,49 +304,29 @@ public struct ReminderRollupCommand: HiveCommand {
 /// One line of `hive ls`.
 public struct AgentSummary: Codable, Sendable, Equatable {
     public var name: String
-    /// What the agent's harness last reported (`idle`, `thinking`, `rate_limited`, ...) while connected;
-    /// `running` when something is connected that reports nothing; `stopped`, `crashed`, `restarting`
-    /// when nothing is; `destroyed` for a tombstone.
-    public var state: String
+    /// What the agent's harness last reported while connected; `running` when something is connected
+    /// that reports nothing; the supervisor's state (`stopped`, `crashed`, ...) when nothing is;
+    /// `destroyed` for a tombstone.
+    public var state: AgentState
     public var unread: Int
     public var inflight: Int
     /// Messages the harness gave up on.
     public var deadLetters: Int
     /// Unix seconds when a rate limit lifts, or null.
-    public var rateLimitedUntil: Double?
+    @Nullable public var rateLimitedUntil: Double?
     /// One line for a person, from the harness or the supervisor.
-    public var detail: String?
+    @Nullable public var detail: String?
     public var createdAt: Double
     /// The running cage's isolation and whether its limits are enforced, or null when none runs.
-    public var cage: String?
+    @Nullable public var cage: String?
     /// What the agent is for (its config's description).
-    public var description: String?
+    @Nullable public var description: String?
     /// The Claude Code version of its last turn, as its harness reported it.
-    public var cliVersion: String?
-    public init(name: String, state: String, unread: Int, inflight: Int, deadLetters: Int = 0,
+    @Nullable public var cliVersion: String?
+    public init(name: String, state: AgentState, unread: Int, inflight: Int, deadLetters: Int = 0,
                 rateLimitedUntil: Double? = nil, detail: String? = nil, createdAt: Double) {
         self.name = name; self.state = state; self.unread = unread; self.inflight = inflight
         self.deadLetters = deadLetters; self.rateLimitedUntil = rateLimitedUntil; self.detail = detail; self.createdAt = createdAt
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case name, state, unread, inflight, deadLetters, rateLimitedUntil, detail, createdAt, cage, description, cliVersion
-    }
-
-    /// Writes every field, `null` included.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(name, forKey: .name)
-        try c.encode(state, forKey: .state)
-        try c.encode(unread, forKey: .unread)
-        try c.encode(inflight, forKey: .inflight)
-        try c.encode(deadLetters, forKey: .deadLetters)
-        try c.encode(rateLimitedUntil, forKey: .rateLimitedUntil)
-        try c.encode(detail, forKey: .detail)
-        try c.encode(createdAt, forKey: .createdAt)
-        try c.encode(cage, forKey: .cage)
-        try c.encode(description, forKey: .description)
-        try c.encode(cliVersion, forKey: .cliVersion)
     }
 }
 
@@ -417,8 +374,8 @@ public struct StartCommand: HiveCommand {
     public init(name: String) { self.name = name }
     public struct Reply: Codable, Sendable, Equatable {
         public var name: String
-        public var state: String
-        public init(name: String, state: String) { self.name = name; self.state = state }
+        public var state: AgentState
+        public init(name: String, state: AgentState) { self.name = name; self.state = state }
     }
 }
 

@@ -5,47 +5,25 @@ import Foundation
 /// One request for the operator's approval.
 public struct ApprovalView: Codable, Sendable, Equatable {
     public var id: Int64
-    /// `init_config` (seed a new agent's config repo) or `apply_commit` (deploy a commit of it).
-    public var kind: String
+    public var kind: ApprovalKind
     public var agent: String
     /// The full commit hash, for `apply_commit`.
-    public var commit: String?
-    public var description: String?
+    @Nullable public var commit: String?
+    @Nullable public var description: String?
     /// What the commit changes against what is deployed (capped), for `apply_commit`.
-    public var diff: String?
-    /// `pending`, `approved` (being deployed), `denied`, `deployed` or `failed`.
-    public var state: String
+    @Nullable public var diff: String?
+    public var state: ApprovalState
     /// The operator's note on a denial, or why a deployment failed.
-    public var note: String?
+    @Nullable public var note: String?
     public var requestedBy: String
     public var createdAt: Double
-    public var resolvedAt: Double?
+    @Nullable public var resolvedAt: Double?
 
-    public init(id: Int64, kind: String, agent: String, commit: String?, description: String?, diff: String?, state: String,
+    public init(id: Int64, kind: ApprovalKind, agent: String, commit: String?, description: String?, diff: String?, state: ApprovalState,
                 note: String?, requestedBy: String, createdAt: Double, resolvedAt: Double?) {
         self.id = id; self.kind = kind; self.agent = agent; self.commit = commit; self.description = description
         self.diff = diff; self.state = state; self.note = note; self.requestedBy = requestedBy
         self.createdAt = createdAt; self.resolvedAt = resolvedAt
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case id, kind, agent, commit, description, diff, state, note, requestedBy, createdAt, resolvedAt
-    }
-
-    /// Writes every field, `null` included.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(kind, forKey: .kind)
-        try c.encode(agent, forKey: .agent)
-        try c.encode(commit, forKey: .commit)
-        try c.encode(description, forKey: .description)
-        try c.encode(diff, forKey: .diff)
-        try c.encode(state, forKey: .state)
-        try c.encode(note, forKey: .note)
-        try c.encode(requestedBy, forKey: .requestedBy)
-        try c.encode(createdAt, forKey: .createdAt)
-        try c.encode(resolvedAt, forKey: .resolvedAt)
     }
 }
 
@@ -156,26 +134,15 @@ public struct ForgeRepoView: Codable, Sendable, Equatable {
     public var description: String
     public var isPrivate: Bool
     public var cloneURL: String
-    public var lastCommit: String?
-    public var lastMessage: String?
-    public var lastCommitAt: Double?
+    @Nullable public var lastCommit: String?
+    @Nullable public var lastMessage: String?
+    @Nullable public var lastCommitAt: Double?
     public init(fullName: String, description: String, isPrivate: Bool, cloneURL: String, lastCommit: String?, lastMessage: String?, lastCommitAt: Double?) {
         self.fullName = fullName; self.description = description; self.isPrivate = isPrivate; self.cloneURL = cloneURL
         self.lastCommit = lastCommit; self.lastMessage = lastMessage; self.lastCommitAt = lastCommitAt
     }
     private enum CodingKeys: String, CodingKey {
         case fullName, description, isPrivate = "private", cloneURL = "cloneUrl", lastCommit, lastMessage, lastCommitAt
-    }
-    /// Writes every field, `null` included.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(fullName, forKey: .fullName)
-        try c.encode(description, forKey: .description)
-        try c.encode(isPrivate, forKey: .isPrivate)
-        try c.encode(cloneURL, forKey: .cloneURL)
-        try c.encode(lastCommit, forKey: .lastCommit)
-        try c.encode(lastMessage, forKey: .lastMessage)
-        try c.encode(lastCommitAt, forKey: .lastCommitAt)
     }
 }
 
@@ -201,19 +168,10 @@ public struct SetModelCommand: HiveCommand {
     public struct Reply: Codable, Sendable, Equatable {
         public var agent: String
         /// The override now in force, or null.
-        public var model: String?
+        @Nullable public var model: String?
         /// What the agent's config says.
         public var configModel: String
         public init(agent: String, model: String?, configModel: String) { self.agent = agent; self.model = model; self.configModel = configModel }
-
-        private enum CodingKeys: String, CodingKey { case agent, model, configModel }
-        /// Writes every field, `null` included.
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(agent, forKey: .agent)
-            try c.encode(model, forKey: .model)
-            try c.encode(configModel, forKey: .configModel)
-        }
     }
 }
 
@@ -223,23 +181,14 @@ public struct TurnSettingsCommand: HiveCommand {
     public init() {}
     public struct Reply: Codable, Sendable, Equatable {
         /// The model to use instead of the config's, or null.
-        public var model: String?
+        @Nullable public var model: String?
         /// How many times the operator said `hive resume` for this agent since core started: a harness
         /// waiting for the operator (billing) goes on when it changes.
-        public var resumes: Int?
+        @Nullable public var resumes: Int?
         /// The agent asked (`new_session`) to start its next turn in a fresh session.
-        public var freshSession: Bool?
+        @Nullable public var freshSession: Bool?
         public init(model: String?, resumes: Int = 0, freshSession: Bool = false) {
             self.model = model; self.resumes = resumes; self.freshSession = freshSession
-        }
-
-        private enum CodingKeys: String, CodingKey { case model, resumes, freshSession }
-        /// Writes every field, `null` included.
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(model, forKey: .model)
-            try c.encode(resumes, forKey: .resumes)
-            try c.encode(freshSession, forKey: .freshSession)
         }
     }
 }

@@ -17,42 +17,19 @@ public struct QuestionView: Codable, Sendable, Equatable {
     public var multi: Bool
     public var createdAt: Double
     public var expiresAt: Double
-    /// open | answered | expired
-    public var state: String
+    public var state: QuestionState
     /// The options chosen (a subset of `options`), when answered.
     public var choices: [String]
     /// The free text of the answer (or the note that came with the choices), when answered.
-    public var answer: String?
-    public var answeredBy: String?
-    public var answeredAt: Double?
+    @Nullable public var answer: String?
+    @Nullable public var answeredBy: String?
+    @Nullable public var answeredAt: Double?
 
     public init(id: Int64, asker: String, to: String, question: String, options: [String], multi: Bool, createdAt: Double,
-                expiresAt: Double, state: String, choices: [String], answer: String?, answeredBy: String?, answeredAt: Double?) {
+                expiresAt: Double, state: QuestionState, choices: [String], answer: String?, answeredBy: String?, answeredAt: Double?) {
         self.id = id; self.asker = asker; self.to = to; self.question = question; self.options = options; self.multi = multi
         self.createdAt = createdAt; self.expiresAt = expiresAt; self.state = state; self.choices = choices; self.answer = answer
         self.answeredBy = answeredBy; self.answeredAt = answeredAt
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case id, asker, to, question, options, multi, createdAt, expiresAt, state, choices, answer, answeredBy, answeredAt
-    }
-
-    /// Writes every field, `null` included.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(asker, forKey: .asker)
-        try c.encode(to, forKey: .to)
-        try c.encode(question, forKey: .question)
-        try c.encode(options, forKey: .options)
-        try c.encode(multi, forKey: .multi)
-        try c.encode(createdAt, forKey: .createdAt)
-        try c.encode(expiresAt, forKey: .expiresAt)
-        try c.encode(state, forKey: .state)
-        try c.encode(choices, forKey: .choices)
-        try c.encode(answer, forKey: .answer)
-        try c.encode(answeredBy, forKey: .answeredBy)
-        try c.encode(answeredAt, forKey: .answeredAt)
     }
 }
 

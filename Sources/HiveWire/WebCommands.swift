@@ -35,18 +35,65 @@ public struct SnapshotCommand: HiveCommand {
 /// One change on the dashboard's live feed.
 public struct DashboardEvent: Codable, Sendable, Equatable {
     public var seq: Int64
-    /// `message` (new), `message_state` (delivered, acked, dead), `agents` (the list changed),
-    /// `approvals` (the open list or a resolution changed), `reminders`, `questions`.
-    public var kind: String
-    public var message: MessageView?
-    public var agents: [AgentSummary]?
-    public var approvals: [ApprovalView]?
-    public var reminders: [ReminderView]?
-    public var questions: [QuestionView]?
-    public init(seq: Int64, kind: String, message: MessageView? = nil, agents: [AgentSummary]? = nil,
-                approvals: [ApprovalView]? = nil, reminders: [ReminderView]? = nil, questions: [QuestionView]? = nil) {
-        self.seq = seq; self.kind = kind; self.message = message; self.agents = agents; self.approvals = approvals
-        self.reminders = reminders; self.questions = questions
+    public var change: Change
+
+    /// What changed. On the wire: `kind` names the case, and the payload sits under the key of the
+    /// same name (`message_state` carries its message under `message`).
+    public enum Change: Sendable, Equatable {
+        /// A new message.
+        case message(MessageView)
+        /// A message moved on (delivered, acked, dead).
+        case messageState(MessageView)
+        /// The agent list changed.
+        case agents([AgentSummary])
+        /// The open approvals or a resolution changed.
+        case approvals([ApprovalView])
+        case reminders([ReminderView])
+        case questions([QuestionView])
+
+        public var kind: String {
+            switch self {
+            case .message: return "message"
+            case .messageState: return "message_state"
+            case .agents: return "agents"
+            case .approvals: return "approvals"
+            case .reminders: return "reminders"
+            case .questions: return "questions"
+            }
+        }
+    }
+
+    public init(seq: Int64, _ change: Change) { self.seq = seq; self.change = change }
+
+    private enum CodingKeys: String, CodingKey { case seq, kind, message, agents, approvals, reminders, questions }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(seq, forKey: .seq)
+        try c.encode(change.kind, forKey: .kind)
+        switch change {
+        case .message(let m), .messageState(let m): try c.encode(m, forKey: .message)
+        case .agents(let a): try c.encode(a, forKey: .agents)
+        case .approvals(let a): try c.encode(a, forKey: .approvals)
+        case .reminders(let r): try c.encode(r, forKey: .reminders)
+        case .questions(let q): try c.encode(q, forKey: .questions)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        seq = try c.decode(Int64.self, forKey: .seq)
+        let kind = try c.decode(String.self, forKey: .kind)
+        switch kind {
+        case "message": change = .message(try c.decode(MessageView.self, forKey: .message))
+        case "message_state": change = .messageState(try c.decode(MessageView.self, forKey: .message))
+        case "agents": change = .agents(try c.decode([AgentSummary].self, forKey: .agents))
+        case "approvals": change = .approvals(try c.decode([ApprovalView].self, forKey: .approvals))
+        case "reminders": change = .reminders(try c.decode([ReminderView].self, forKey: .reminders))
+        case "questions": change = .questions(try c.decode([QuestionView].self, forKey: .questions))
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "unknown event kind '\(kind.prefix(32))'")
+        }
     }
 }
 

@@ -19,6 +19,7 @@ public enum WireCoding {
 
     /// Turns a decoding failure into a sentence a person can act on, naming the field in snake_case.
     public static func explain(_ error: any Error) -> String {
+        if let refusal = error as? RequestError { return refusal.message }
         guard let error = error as? DecodingError else { return "invalid request: \(error)" }
         func path(_ p: [any CodingKey], _ last: (any CodingKey)? = nil) -> String {
             let keys = (p + (last.map { [$0] } ?? [])).map { key -> String in

@@ -485,7 +485,7 @@ final class CoreProcess: @unchecked Sendable {
         harness.environment = environment
         try harness.run()
         let admin = try admin()
-        for _ in 0..<200 where try await admin.call(ListCommand()).agents.first(where: { $0.name == name })?.state != "idle" {
+        for _ in 0..<200 where try await admin.call(ListCommand()).agents.first(where: { $0.name == name })?.state != .idle {
             try await Task.sleep(for: .milliseconds(50))
         }
         return harness

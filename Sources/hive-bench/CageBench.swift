@@ -28,15 +28,15 @@ extension Bench {
             defer { core.stop() }
             let admin = try core.admin()
             _ = try await admin.call(SpawnCommand(name: "bench"))
-            func state() async throws -> String? { try await admin.call(ListCommand()).agents.first { $0.name == "bench" }?.state }
-            for _ in 0..<400 where try await state() != "idle" { try await Task.sleep(for: .milliseconds(25)) }
+            func state() async throws -> AgentState? { try await admin.call(ListCommand()).agents.first { $0.name == "bench" }?.state }
+            for _ in 0..<400 where try await state() != .idle { try await Task.sleep(for: .milliseconds(25)) }
             var samples: [Double] = []
             for _ in 0..<cageStarts {
                 _ = try await admin.call(StopCommand(name: "bench"))
                 let clock = ContinuousClock()
                 let start = clock.now
                 _ = try await admin.call(StartCommand(name: "bench"))
-                while try await state() != "idle" { usleep(500) }
+                while try await state() != .idle { usleep(500) }
                 samples.append((clock.now - start).seconds * 1000)
             }
             try await Task.sleep(for: .seconds(2))
@@ -86,7 +86,7 @@ extension Bench {
     /// starts whose state dir of 10,000 files must first be handed to the agent's uid (`Ownership.give`,
     /// forced by giving the tree back to root before each start) against starts where it already is; and
     /// purging that agent (`TreeRemoval`) against `rm -rf` of the same tree.
-    private func descriptorWalks(admin: HiveConnection, root: URL, state: () async throws -> String?) async throws -> String {
+    private func descriptorWalks(admin: HiveConnection, root: URL, state: () async throws -> AgentState?) async throws -> String {
         let tree = root.appending(path: "agents/bench/state/tree")
         for d in 0..<100 {
             let dir = tree.appending(path: "d\(d)")
@@ -100,7 +100,7 @@ extension Bench {
                 if walk { _ = try ChildProcess.run("/bin/chown", ["-R", "0:0", root.appending(path: "agents/bench/state").path]) }
                 let start = ContinuousClock.now
                 _ = try await admin.call(StartCommand(name: "bench"))
-                while try await state() != "idle" { usleep(500) }
+                while try await state() != .idle { usleep(500) }
                 samples.append((ContinuousClock.now - start).seconds * 1000)
             }
             return samples.sorted()[samples.count / 2]
@@ -109,7 +109,7 @@ extension Bench {
         let without = try await starts(walk: false)
         // The same purge of an agent with an empty tree: what the 10,000 files add.
         _ = try await admin.call(SpawnCommand(name: "empty"))
-        for _ in 0..<400 where try await admin.call(ListCommand()).agents.first(where: { $0.name == "empty" })?.state != "idle" {
+        for _ in 0..<400 where try await admin.call(ListCommand()).agents.first(where: { $0.name == "empty" })?.state != .idle {
             try await Task.sleep(for: .milliseconds(25))
         }
         var start = ContinuousClock.now

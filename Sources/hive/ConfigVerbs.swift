@@ -30,7 +30,7 @@ struct Pending: AsyncParsableCommand {
         var lines = ["#\(a.id) \(a.kind) \(a.agent) — \(a.state)\(a.commit.map { " (commit \($0.prefix(12)))" } ?? "")"]
         if let d = a.description, !d.isEmpty { lines.append("  why: \(d)") }
         if let n = a.note { lines.append("  note: \(n)") }
-        if let diff = a.diff, a.state == "pending" { lines.append(diff.split(separator: "\n", omittingEmptySubsequences: false).map { "  │ \($0)" }.joined(separator: "\n")) }
+        if let diff = a.diff, a.state == .pending { lines.append(diff.split(separator: "\n", omittingEmptySubsequences: false).map { "  │ \($0)" }.joined(separator: "\n")) }
         return printable(lines.joined(separator: "\n"))
     }
 
@@ -61,7 +61,7 @@ struct Approve: AsyncParsableCommand {
         try await operatorVerb {
             let a = try await hive.connect().call(ApproveCommand(id: id)).approval
             print(Pending.describe(a))
-            if a.state == "failed" { throw ExitCode(2) }
+            if a.state == .failed { throw ExitCode(2) }
         }
     }
 }

@@ -27,7 +27,7 @@ struct Questions: AsyncParsableCommand {
 
     static func describe(_ q: QuestionView, now: Double = Date().timeIntervalSince1970) -> String {
         var head = "#\(q.id) \(q.asker) → \(q.to) — \(q.state)"
-        if q.state == "open" { head += " (expires in \(HumanTime.span(seconds: Int(q.expiresAt - now))))" }
+        if q.state == .open { head += " (expires in \(HumanTime.span(seconds: Int(q.expiresAt - now))))" }
         var lines = [head, "  " + q.question.replacingOccurrences(of: "\n", with: "\n  ")]
         for (i, o) in q.options.enumerated() { lines.append("  \(i + 1). \(o)\(q.choices.contains(o) ? "  ✔" : "")") }
         if q.multi { lines.append("  (several may be chosen)") }

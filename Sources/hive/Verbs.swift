@@ -35,7 +35,7 @@ struct List: AsyncParsableCommand {
                 if let v = a.cliVersion, v != ClaudeExecutable.testedVersion {
                     note += (note.isEmpty ? "" : "; ") + "claude \(v), not the tested \(ClaudeExecutable.testedVersion)"
                 }
-                return [a.name, a.state, String(a.unread), String(a.inflight), String(a.deadLetters), a.cage ?? "-", note]
+                return [a.name, a.state.rawValue, String(a.unread), String(a.inflight), String(a.deadLetters), a.cage ?? "-", note]
             }
             printTable(rows)
         }
@@ -90,7 +90,7 @@ struct Inbox: AsyncParsableCommand {
             if messages.isEmpty { return print("(no messages to the operator)") }
             let fmt = ISO8601DateFormatter()
             for m in messages {
-                let new = m.state == "pending" ? "*" : " "
+                let new = m.state == .pending ? "*" : " "
                 let reply = m.inReplyTo.map { " (reply to #\($0))" } ?? ""
                 print("\(new) #\(m.id) from \(m.from) at \(fmt.string(from: Date(timeIntervalSince1970: m.sentAt)))\(reply)")
                 print("    " + m.body.replacingOccurrences(of: "\n", with: "\n    "))

@@ -10,7 +10,7 @@ struct ApprovalTests {
         var allowed: [String] = []
         for state in ApprovalState.allCases {
             for event in [ApprovalEvent.approve, .deny, .succeed, .fail] {
-                if let next = ApprovalLifecycle.next(state, on: event) { allowed.append("\(state.rawValue)-\(event)->\(next.rawValue)") }
+                if let next = ApprovalLifecycle.apply(event, to: state).next { allowed.append("\(state.rawValue)-\(event)->\(next.rawValue)") }
             }
         }
         #expect(allowed.sorted() == ["approved-fail->failed", "approved-succeed->deployed", "pending-approve->approved", "pending-deny->denied"])
@@ -29,19 +29,19 @@ struct ApprovalTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let iris = try AgentName("iris")
         let a = try b.createApproval(kind: .initConfig, agent: iris, commit: nil, description: "d", diff: nil, requestedBy: "manager")
-        #expect(a.state == "pending" && a.kind == "init_config")
+        #expect(a.state == .pending && a.kind == .initConfig)
         #expect(throws: RequestError.self) {
             try b.createApproval(kind: .initConfig, agent: iris, commit: nil, description: nil, diff: nil, requestedBy: "manager")
         }
         let apply = try b.createApproval(kind: .applyCommit, agent: iris, commit: String(repeating: "a", count: 40), description: nil,
                                          diff: "+x", requestedBy: "manager")
         #expect(try b.approvals().map(\.id) == [a.id, apply.id])
-        #expect(try b.resolveApproval(a.id, .approve).state == "approved")
+        #expect(try b.resolveApproval(a.id, .approve).state == .approved)
         #expect(throws: BrokerError.self) { try b.resolveApproval(a.id, .approve) }
         #expect(try b.resolveApproval(a.id, .succeed).resolvedAt != nil)
         #expect(try b.resolveApproval(apply.id, .deny, note: "no").note == "no")
         #expect(try b.approvals().isEmpty)
-        #expect(try b.approvals(recent: 10).map(\.state) == ["deployed", "denied"])
+        #expect(try b.approvals(recent: 10).map(\.state) == [.deployed, .denied])
         #expect(throws: BrokerError.self) { try b.resolveApproval(999, .approve) }
     }
 
@@ -52,7 +52,7 @@ struct ApprovalTests {
         let a = try b.createApproval(kind: .applyCommit, agent: try AgentName("iris"), commit: "abc1234", description: nil, diff: nil, requestedBy: "manager")
         _ = try b.resolveApproval(a.id, .approve)
         let failed = try b.failInterruptedApprovals()
-        #expect(failed.map(\.state) == ["failed"])
+        #expect(failed.map(\.state) == [.failed])
         #expect(failed.first?.note?.contains("core stopped") == true)
     }
 }

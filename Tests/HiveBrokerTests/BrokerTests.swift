@@ -87,7 +87,7 @@ struct BrokerTests {
         let got = try broker.recv(iris, max: 5, wait: .zero)
         #expect(got.messages.map(\.body) == ["hello"])
         #expect(got.messages[0].from == "operator")
-        #expect(got.messages[0].state == "delivered")
+        #expect(got.messages[0].state == .delivered)
         #expect(try broker.counts("iris") == (0, 1))
         let ack = try broker.ackTurn(iris, ids: sent.ids)
         #expect(ack.acked == sent.ids && ack.skipped.isEmpty)
@@ -227,7 +227,7 @@ struct BrokerTests {
         _ = try broker.send(from: .operator, to: .agent(iris), body: "handed", inReplyTo: nil)
         let reply = try got.join()
         #expect(reply.messages.map(\.body) == ["handed"])
-        #expect(reply.messages.first?.state == "delivered")
+        #expect(reply.messages.first?.state == .delivered)
         #expect(try broker.counts("iris") == (0, 1), "stored as delivered, not left pending")
     }
 
@@ -339,9 +339,9 @@ struct BrokerTests {
         _ = try broker.send(from: .agent(iris), to: .operator, body: "two", inReplyTo: nil)
         let first = try broker.operatorInbox(limit: 10)
         #expect(first.map(\.body) == ["two", "one"])
-        #expect(first.allSatisfy { $0.state == "pending" })
+        #expect(first.allSatisfy { $0.state == .pending })
         let second = try broker.operatorInbox(limit: 10)
-        #expect(second.allSatisfy { $0.state == "acked" })
+        #expect(second.allSatisfy { $0.state == .acked })
     }
 
     @Test("registry: duplicates, tombstones, purge, and a permanent manager")
@@ -369,7 +369,7 @@ struct BrokerTests {
         let (reply, dead) = try broker.deadLetter(iris, ids: [a, b, 999], reason: "5 failed turns: API Error")
         #expect(reply.dead == [a])
         #expect(Set(reply.skipped.map(\.id)) == [b, 999])
-        #expect(dead.first?.state == "dead" && dead.first?.deadReason == "5 failed turns: API Error")
+        #expect(dead.first?.state == .dead && dead.first?.deadReason == "5 failed turns: API Error")
         #expect(try broker.requeueInflight(iris) == 0, "a dead letter is not in flight")
         #expect(try broker.recv(iris, max: 5, wait: .zero).messages.map(\.body) == ["fine"])
         #expect(try broker.agents().first { $0.record.name == "iris" }?.dead == 1)

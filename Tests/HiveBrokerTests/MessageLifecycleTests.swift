@@ -1,4 +1,5 @@
 import HiveBroker
+import HiveWire
 import Testing
 
 @Suite("Message lifecycle")

@@ -20,11 +20,11 @@ struct QuestionTests {
 
     @Test("the state machine: open → answered or expired, and nothing after")
     func lifecycle() {
-        #expect(QuestionLifecycle.next(.open, on: .answer) == .answered)
-        #expect(QuestionLifecycle.next(.open, on: .expire) == .expired)
+        #expect(QuestionLifecycle.apply(.answer, to: .open) == .moved(to: .answered))
+        #expect(QuestionLifecycle.apply(.expire, to: .open) == .moved(to: .expired))
         for closed in [QuestionState.answered, .expired] {
-            #expect(QuestionLifecycle.next(closed, on: .answer) == nil)
-            #expect(QuestionLifecycle.next(closed, on: .expire) == nil)
+            #expect(QuestionLifecycle.apply(.answer, to: closed).next == nil)
+            #expect(QuestionLifecycle.apply(.expire, to: closed).next == nil)
         }
     }
 
@@ -49,7 +49,7 @@ struct QuestionTests {
     func operatorAnswers() throws {
         let iris = try t.agent("iris")
         let q = try broker.ask(iris, to: .operator, try asked("Which env?", options: ["staging", "prod"]))
-        #expect(q.state == "open" && q.to == "operator")
+        #expect(q.state == .open && q.to == "operator")
         #expect(try broker.questions().map(\.id) == [q.id])
         #expect(try inbox(iris).isEmpty, "nothing comes back before the answer")
 
@@ -59,7 +59,7 @@ struct QuestionTests {
         #expect(throws: BrokerError.noSuchQuestion(q.id)) { try broker.answer(q.id, by: .agent(.manager), choices: ["prod"], answer: nil) }
 
         let done = try broker.answer(q.id, by: .operator, choices: ["prod"], answer: "after 18:00")
-        #expect(done.state == "answered" && done.choices == ["prod"] && done.answeredBy == "operator")
+        #expect(done.state == .answered && done.choices == ["prod"] && done.answeredBy == "operator")
         let got = try inbox(iris)
         #expect(got.count == 1)
         #expect(got.first?.from == "operator")
@@ -106,7 +106,7 @@ struct QuestionTests {
         #expect(told.count == 1)
         #expect(told.first?.from == "system")
         #expect(told.first?.body.hasPrefix("[question \(q.id) expired]") == true)
-        #expect(try broker.question(q.id)?.state == "expired")
+        #expect(try broker.question(q.id)?.state == .expired)
     }
 
     @Test("owed messages survive: a reply whose send never happened is sent by the next round")
@@ -129,7 +129,7 @@ struct QuestionTests {
         try broker.pool.write { try $0.execute(sql: "UPDATE question SET ask_message_id = NULL WHERE id = ?", arguments: [q.id]) }
         try broker.destroy(juno, purge: false)
         broker.deliverOwedQuestionMessages()
-        #expect(try broker.question(q.id)?.state == "expired")
+        #expect(try broker.question(q.id)?.state == .expired)
         broker.deliverOwedQuestionMessages()
         #expect(try inbox(iris).first?.body.contains("expired") == true)
     }
@@ -149,7 +149,7 @@ struct QuestionBodyFitTests {
         let wide = String(repeating: "😀", count: 375) // 1500 bytes
         let options = (0..<10).map { _ in String(repeating: "€", count: 33) } // ~100 bytes each
         var q = QuestionView(id: 7, asker: "alice", to: "bob", question: wide, options: options, multi: true, createdAt: 0, expiresAt: 1e10,
-                             state: "answered", choices: options, answer: wide, answeredBy: "bob", answeredAt: 1)
+                             state: .answered, choices: options, answer: wide, answeredBy: "bob", answeredAt: 1)
         for body in [QuestionLifecycle.answerBody(q), QuestionLifecycle.expiredBody(q), QuestionLifecycle.peerBody(q)] {
             #expect(body.utf8.count <= WireLimits.maxBodyBytes)
         }

@@ -110,7 +110,7 @@ struct AdversaryTests {
         }
         _ = try await iris.raw(#"{"cmd":"report_state","state":"idle","detail":"look \u001b]0;pwned\u0007 here"}"#)
         let row = try await hive.agentRow("iris")
-        #expect(row?.state == "idle")
+        #expect(row?.state == .idle)
         #expect(row?.detail?.contains("\u{1B}") == false, "control characters never reach the operator")
     }
 
@@ -419,12 +419,12 @@ struct AdversaryTests {
         try await hive.spawnIdle("iris")
         let big = hive.root.appending(path: "agents/iris/state/big")
         try Data(count: 20 << 20).write(to: big)
-        try await hive.eventually("parked") { try await hive.agentRow("iris")?.state == "over_disk_quota" }
+        try await hive.eventually("parked") { try await hive.agentRow("iris")?.state == .overDiskQuota }
         #expect(try await hive.agentRow("iris")?.detail?.contains("over its quota of 16 MiB") == true)
         let told = try hive.sqlite("broker.sqlite", "SELECT count(*) AS n FROM message WHERE recipient = 'manager' AND body LIKE 'disk_quota: iris was stopped%'")
         #expect(told.first?["n"] == "1", "the manager was told, once")
         try FileManager.default.removeItem(at: big)
-        try await hive.eventually("started again") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("started again") { try await hive.agentRow("iris")?.state == .idle }
 
         // The cage's log past 1 MiB: rotated, one older copy kept.
         let log = hive.root.appending(path: "logs/iris.log")

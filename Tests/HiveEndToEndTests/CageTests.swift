@@ -31,7 +31,7 @@ struct CageTests {
             """)
         try await hive.spawn("iris")
         try await hive.spawn("bob")
-        try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == .idle }
         // The cage outlives the request that started it (bwrap's die-with-parent is tied to the starting
         // *thread*; a cage started from a connection thread was killed when that thread ended).
         try await Task.sleep(for: .seconds(1.5))
@@ -56,7 +56,7 @@ struct CageTests {
         #expect((attrs[.ownerAccountID] as? NSNumber)?.intValue == uid, "files the agent writes are owned by its uid on the host")
         #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "shared/from-\(uid)").path))
         // Each agent gets its own uid.
-        try await hive.eventually("bob is up") { try await hive.agentRow("bob")?.state == "idle" }
+        try await hive.eventually("bob is up") { try await hive.agentRow("bob")?.state == .idle }
         let bobUID = try FileManager.default.attributesOfItem(atPath: hive.runDir.appending(path: "agents/bob/mcp.sock").path)[.ownerAccountID] as? NSNumber
         #expect(bobUID != nil && (getuid() != 0 || bobUID!.intValue != uid))
     }
@@ -92,8 +92,8 @@ struct CageTests {
 
             """)
         let deployed = try await hive.deploy("iris", #"{"network": "none", "limits": {"memory_mb": 256, "pids": 64}}"#)
-        #expect(deployed.state == "deployed", "\(deployed.note ?? "")")
-        try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == "idle" }
+        #expect(deployed.state == .deployed, "\(deployed.note ?? "")")
+        try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == .idle }
 
         let enforced = getuid() == 0 && FileManager.default.fileExists(atPath: "/sys/fs/cgroup/pids/cgroup.procs")
             && FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/cgroup.procs")
@@ -162,7 +162,7 @@ struct CageTests {
 
             """)
         _ = try await hive.spawn("iris")
-        try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris is up in its cage") { try await hive.agentRow("iris")?.state == .idle }
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "use the forge"))
         let report = hive.root.appending(path: "agents/iris/state/forge.txt")
         try await hive.eventually("the probe finished", timeout: .seconds(30)) {

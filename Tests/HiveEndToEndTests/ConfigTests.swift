@@ -54,7 +54,7 @@ struct ConfigTests {
 
         // 1. init_config: queued, shown to the operator, seeded on approval, the manager told.
         let initRequest = try await hive.manager.call(RequestInitConfigCommand(name: "iris", description: "tests things")).approval
-        #expect(initRequest.state == "pending" && initRequest.kind == "init_config")
+        #expect(initRequest.state == .pending && initRequest.kind == .initConfig)
         #expect(try hive.cli(["pending"]).out.contains("#\(initRequest.id) init_config iris — pending"))
         let seeded = try hive.cli(["approve", "\(initRequest.id)"])
         #expect(seeded.status == 0 && seeded.out.contains("deployed"))
@@ -74,10 +74,10 @@ struct ConfigTests {
         #expect(try hive.appliedTags("iris") == ["proposal/\(apply.id)"])
         #expect(try await hive.agentRow("iris") == nil, "nothing runs before the operator approves")
         let deployed = try await hive.admin().call(ApproveCommand(id: apply.id)).approval
-        #expect(deployed.state == "deployed")
+        #expect(deployed.state == .deployed)
         #expect(try hive.appliedTags("iris") == ["approved/\(apply.id)", "deployed/\(apply.id)", "proposal/\(apply.id)"])
         #expect(try git(["rev-parse", "main"], in: hive.root.appending(path: "applied/iris")) == sha)
-        try await hive.eventually("iris is up") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris is up") { try await hive.agentRow("iris")?.state == .idle }
         #expect(try await hive.agentRow("iris")?.description == "tests things")
 
         // It runs with that config: model, prompt addition, allowed recipients enforced in core.
@@ -106,7 +106,7 @@ struct ConfigTests {
         let badResult = try hive.cli(["approve", "\(badRequest.id)"])
         #expect(badResult.status == 2 && badResult.out.contains("failed"))
         let failed = try #require(try await hive.admin().call(PendingCommand(all: true)).approvals.first { $0.id == badRequest.id })
-        #expect(failed.state == "failed")
+        #expect(failed.state == .failed)
         #expect(failed.note?.contains("network: must be \"host\" or \"none\"") == true)
         #expect(failed.note?.contains("limits.pids") == true)
         #expect(try hive.appliedTags("iris").contains("failed/\(badRequest.id)"))
@@ -128,7 +128,7 @@ struct ConfigTests {
         #expect(try await hive.agent("iris").call(TurnSettingsCommand()).model == "haiku")
         let next = try hive.commitConfig("iris", #"{"model": "opus", "description": "tests things, v2"}"#)
         let nextRequest = try await hive.manager.call(RequestApplyCommitCommand(agent: "iris", commitRef: next)).approval
-        #expect(try await hive.admin().call(ApproveCommand(id: nextRequest.id)).approval.state == "deployed")
+        #expect(try await hive.admin().call(ApproveCommand(id: nextRequest.id)).approval.state == .deployed)
         #expect(try await hive.agent("iris").call(TurnSettingsCommand()).model == nil, "the new config's model applies")
 
         // 6. A purge takes the applied repo and the cage log with it: a new iris starts from nothing.
@@ -168,17 +168,17 @@ struct ConfigTests {
         let hive = try LiveHive()
         try await hive.start(cage: "process", environment: try hive.fakeClaudeEnvironment())
         _ = try await hive.spawn("iris")
-        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == .idle }
         let manager = try hive.manager
         for cmd in ["stop", "restart", "update"] {
             let r = try await manager.raw(#"{"cmd":"\#(cmd)","name":"manager"}"#)
             #expect((r["error"] as? String)?.contains("the manager cannot \(cmd) itself") == true)
         }
         #expect(try await manager.raw(#"{"cmd":"destroy","name":"iris"}"#)["ok"] as? Bool == false, "no destroy on the manager socket")
-        #expect(try await manager.call(StopCommand(name: "iris")).state == "stopped")
-        #expect(try await hive.agentRow("iris")?.state == "stopped")
+        #expect(try await manager.call(StopCommand(name: "iris")).state == .stopped)
+        #expect(try await hive.agentRow("iris")?.state == .stopped)
         #expect(try await manager.call(UpdateCommand(name: "iris")).restarted == ["iris"])
-        try await hive.eventually("iris is back after the update") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris is back after the update") { try await hive.agentRow("iris")?.state == .idle }
         try await hive.eventually("the manager heard it was rebuilt") { hive.managerHeard("rebuilt: iris was rebuilt") }
         #expect(try await manager.call(LogsCommand(name: "iris")).lines.contains { $0.contains("iris") })
         #expect(try hive.cli(["logs", "iris", "-n", "5"]).out.split(separator: "\n").count <= 5)
@@ -191,12 +191,12 @@ struct ConfigTests {
         }
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: hive.root.path)) == before)
         #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/manager/state").path))
-        #expect(try await hive.agentRow("manager")?.state == "idle")
+        #expect(try await hive.agentRow("manager")?.state == .idle)
         // Transients are cleared: a rebuild and a destroy leave plain states behind.
         #expect(try hive.cli(["rebuild", "iris"]).status == 0)
-        try await hive.eventually("iris idle after rebuild") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris idle after rebuild") { try await hive.agentRow("iris")?.state == .idle }
         #expect(try hive.cli(["destroy", "iris"]).status == 0)
-        #expect(try await hive.agentRow("iris")?.state == "destroyed")
+        #expect(try await hive.agentRow("iris")?.state == .destroyed)
         #expect(try hive.cli(["rebuild", "iris"]).err.contains("destroyed"))
     }
 
@@ -205,10 +205,10 @@ struct ConfigTests {
         let hive = try LiveHive()
         try await hive.start(cage: "process", environment: try hive.fakeClaudeEnvironment())
         _ = try await hive.spawn("iris")
-        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == .idle }
         let first = harnessPIDs(hive, "iris")
         for pid in first { kill(pid, SIGKILL) }
-        try await hive.eventually("marked crashed") { try await hive.agentRow("iris")?.state == "crashed" }
+        try await hive.eventually("marked crashed") { try await hive.agentRow("iris")?.state == .crashed }
         #expect(try await hive.agentRow("iris")?.detail?.contains("restarting in") == true)
         try await hive.eventually("restarted") {
             let now = harnessPIDs(hive, "iris")

@@ -92,10 +92,10 @@ struct DaemonTests {
             let attrs = try FileManager.default.attributesOfItem(atPath: path)
             #expect((attrs[.posixPermissions] as? Int) == 0o660, "\(path)")
         }
-        #expect(try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }?.state == "stopped")
+        #expect(try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }?.state == .stopped)
         let iris = try hive.agent("iris")
         _ = try await iris.call(WhoamiCommand())
-        #expect(try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }?.state == "running")
+        #expect(try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }?.state == .running)
     }
 
     @Test("names that are reserved or could leave the hive are refused, and nothing is touched")
@@ -151,7 +151,7 @@ struct DaemonTests {
         #expect(try hive.cli(["destroy", "iris"]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: hive.agentSocket("iris")))
         #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris/state").path), "a tombstone keeps its state")
-        #expect(try await hive.admin().call(ListCommand()).agents.first?.state == "destroyed")
+        #expect(try await hive.admin().call(ListCommand()).agents.first?.state == .destroyed)
         #expect(try hive.cli(["destroy", "iris", "--purge"]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris").path))
         #expect(try hive.cli(["spawn", "iris"]).status == 0, "a purged name can be reused")

@@ -72,7 +72,7 @@ struct HarnessTests {
         try hive.startAgent("iris", script: ["steps": [["kind": "rate_limited", "resets_in": 6], ["kind": "ok"]]])
         let sentAt = Date().timeIntervalSince1970
         let id = try await hive.admin().call(SendCommand(to: "iris", body: "work")).ids[0]
-        try await hive.eventually("iris is rate limited") { try await hive.agentRow("iris")?.state == "rate_limited" }
+        try await hive.eventually("iris is rate limited") { try await hive.agentRow("iris")?.state == .rateLimited }
         let row = try await hive.agentRow("iris")
         let until = try #require(row?.rateLimitedUntil)
         #expect(until >= sentAt + 5 && until < sentAt + 15, "the reset the stand-in gave (6 s after its turn), plus jitter")
@@ -201,7 +201,7 @@ struct HarnessTests {
                                                           "by_prompt": [["contains": "from system", "step": "ok"]]])
         try await hive.start(cage: "process", environment: env)
         try await hive.spawn("iris")
-        try await hive.eventually("iris's harness is up") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris's harness is up") { try await hive.agentRow("iris")?.state == .idle }
         let id = try await hive.admin().call(SendCommand(to: "iris", body: "long job")).ids[0]
         try await hive.eventually("the turn is running") { hive.runs(of: "iris").count == 1 }
         for pid in LiveHive.children(of: hive.process!.processIdentifier) {
@@ -228,7 +228,7 @@ struct HarnessTests {
         try await hive.spawn("iris")
         try await hive.eventually("harnesses up") {
             let iris = try await hive.agentRow("iris"), manager = try await hive.agentRow("manager")
-            return iris?.state == "idle" && manager?.state == "idle"
+            return iris?.state == .idle && manager?.state == .idle
         }
         let corePID = hive.process!.processIdentifier
         let children = LiveHive.children(of: corePID)
@@ -248,10 +248,10 @@ struct HarnessTests {
         try await hive.start()
         try await hive.spawn("iris")
         try hive.startAgent("iris")
-        try await hive.eventually("iris idle") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris idle") { try await hive.agentRow("iris")?.state == .idle }
         #expect(await hive.terminate() == 0)
         try await hive.start()
-        try await hive.eventually("iris reconnected", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris reconnected", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == .idle }
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "are you there?"))
         try await hive.eventually("the turn ran") { try hive.turnStats("iris").count == 1 }
     }
@@ -270,7 +270,7 @@ struct HarnessTests {
         p.standardError = FileHandle.nullDevice
         try p.run()
         hive.agents.append(p)
-        try await hive.eventually("claude_missing shown") { try await hive.agentRow("iris")?.state == "claude_missing" }
+        try await hive.eventually("claude_missing shown") { try await hive.agentRow("iris")?.state == .claudeMissing }
         #expect(try await hive.agentRow("iris")?.detail?.contains("set HIVE_CLAUDE") == true)
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "waits"))
         try await Task.sleep(for: .milliseconds(500))
@@ -301,7 +301,7 @@ struct HarnessTests {
         try await hive.spawn("iris")
         try hive.startAgent("iris", script: ["default": ["kind": "error_result", "text": "Not logged in · Please run /login"]])
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "hello"))
-        try await hive.eventually("needs_login shown") { try await hive.agentRow("iris")?.state == "needs_login" }
+        try await hive.eventually("needs_login shown") { try await hive.agentRow("iris")?.state == .needsLogin }
         let row = try await hive.agentRow("iris")
         #expect(row?.detail?.contains("hive login") == true && row?.detail?.contains("hive restart iris") == true)
         #expect(row?.inflight == 1 && row?.deadLetters == 0)

@@ -20,20 +20,20 @@ struct LifecycleTests {
         let env = try hive.fakeClaudeEnvironment()
         try await hive.start(cage: "process", environment: env)
         try await hive.spawn("iris")
-        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == .idle }
         #expect(try hive.cli(["stop", "iris"]).status == 0)
-        #expect(try await hive.agentRow("iris")?.state == "stopped")
+        #expect(try await hive.agentRow("iris")?.state == .stopped)
         #expect(harnessPIDs(hive, "iris").isEmpty)
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "waits for you"))
         #expect(await hive.terminate() == 0)
         try await hive.start(cage: "process", environment: env)
         try await Task.sleep(for: .seconds(1))
-        #expect(try await hive.agentRow("iris")?.state == "stopped", "still stopped after a core restart")
+        #expect(try await hive.agentRow("iris")?.state == .stopped, "still stopped after a core restart")
         #expect(try await hive.agentRow("iris")?.unread == 1)
         #expect(try hive.cli(["start", "iris"]).status == 0)
         try await hive.eventually("the waiting message was handled", timeout: .seconds(30)) {
             let row = try await hive.agentRow("iris")
-            return row?.unread == 0 && row?.inflight == 0 && row?.state == "idle"
+            return row?.unread == 0 && row?.inflight == 0 && row?.state == .idle
         }
     }
 
@@ -44,7 +44,7 @@ struct LifecycleTests {
         try await hive.spawn("iris")
         try await hive.eventually("both up") {
             let i = try await hive.agentRow("iris"), m = try await hive.agentRow("manager")
-            return i?.state == "idle" && m?.state == "idle"
+            return i?.state == .idle && m?.state == .idle
         }
         let before = harnessPIDs(hive, "iris")
         #expect(try hive.cli(["restart", "iris"]).status == 0)

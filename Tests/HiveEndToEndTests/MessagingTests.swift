@@ -21,7 +21,7 @@ struct MessagingTests {
         let ack = try await iris.call(AckTurnCommand(ids: sent.ids))
         #expect(ack.acked == sent.ids)
         #expect(try await iris.call(StatusCommand()) == .init(name: "iris", unread: 0, inflight: 0))
-        #expect(try await iris.call(RecentCommand(limit: 5)).messages.map(\.state) == ["acked"])
+        #expect(try await iris.call(RecentCommand(limit: 5)).messages.map(\.state) == [.acked])
     }
 
     @Test("a parked recv is woken by a send from another agent")
@@ -50,8 +50,8 @@ struct MessagingTests {
         #expect(r["ok"] as? Bool == true)
         let got = try await hive.message(to: "manager", containing: "hi")
         #expect(got?.from == "iris")
-        #expect(try await iris.call(WhoamiCommand()) == .init(name: "iris", role: "agent"))
-        #expect(try await hive.agent("manager").call(WhoamiCommand()) == .init(name: "manager", role: "manager"))
+        #expect(try await iris.call(WhoamiCommand()) == .init(name: "iris", role: .agent))
+        #expect(try await hive.agent("manager").call(WhoamiCommand()) == .init(name: "manager", role: .manager))
         let toOperator = try await iris.call(SendCommand(to: "operator", body: "for you"))
         #expect(toOperator.recipients == ["operator"])
         #expect(try await hive.admin().call(InboxCommand()).messages.first?.from == "iris")
@@ -169,17 +169,17 @@ struct MessagingTests {
         #expect(notice?.body.contains("iris dead-lettered message \(id) from operator") == true)
         #expect(notice?.body.contains("API Error 500") == true)
 
-        _ = try await iris.call(ReportStateCommand(state: "rate_limited", rateLimitedUntil: 1_900_000_000, detail: "five_hour limit"))
+        _ = try await iris.call(ReportStateCommand(state: .rateLimited, rateLimitedUntil: 1_900_000_000, detail: "five_hour limit"))
         var row = try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }
-        #expect(row?.state == "rate_limited")
+        #expect(row?.state == .rateLimited)
         #expect(row?.rateLimitedUntil == 1_900_000_000)
         #expect(row?.deadLetters == 1)
         let ls = try hive.cli(["ls", "--json"])
         #expect(ls.out.contains("\"rate_limited_until\" : 1900000000"))
 
-        _ = try await iris.call(ReportStateCommand(state: "idle"))
+        _ = try await iris.call(ReportStateCommand(state: .idle))
         row = try await hive.admin().call(ListCommand()).agents.first { $0.name == "iris" }
-        #expect(row?.state == "idle" && row?.rateLimitedUntil == nil)
+        #expect(row?.state == .idle && row?.rateLimitedUntil == nil)
 
         let next = try await iris.call(RequestNextTurnCommand(reason: "continue the migration"))
         let wake = try await iris.call(RecvCommand()).messages.first

@@ -46,7 +46,7 @@ struct QuestionE2ETests {
         try await hive.eventually("question 1 expired and iris was told", timeout: .seconds(30)) { prompt("[question 1 expired]") != nil }
 
         let all = try await hive.admin().call(QuestionsCommand(all: true)).questions
-        #expect(all.first { $0.id == 1 }?.state == "expired")
+        #expect(all.first { $0.id == 1 }?.state == .expired)
         #expect(all.first { $0.id == 3 }?.answeredBy == "bob")
         #expect(try hive.cli(["answer", "1", "too", "late"]).err.contains("question 1 is expired"))
     }

@@ -63,7 +63,7 @@ extension LiveHive {
     func spawnIdle(_ names: String...) async throws {
         for name in names { try await spawn(name) }
         for name in names {
-            try await eventually("\(name) is idle", timeout: .seconds(30)) { try await agentRow(name)?.state == "idle" }
+            try await eventually("\(name) is idle", timeout: .seconds(30)) { try await agentRow(name)?.state == .idle }
         }
     }
 

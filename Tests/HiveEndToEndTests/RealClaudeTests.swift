@@ -88,7 +88,7 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api)
-        try await hive.eventually("the manager is idle", timeout: .seconds(30)) { try await hive.agentRow("manager")?.state == "idle" }
+        try await hive.eventually("the manager is idle", timeout: .seconds(30)) { try await hive.agentRow("manager")?.state == .idle }
         _ = try await hive.admin().call(SendCommand(to: "manager", body: """
             @tool request_init_config {"name":"zed","description":"a new agent"}
             @tool send {"to":"operator","body":"asked for zed"}
@@ -147,7 +147,7 @@ struct RealClaudeTests {
             @limit \(window) reset=7200 times=1
             @tool send {"to":"operator","body":"through after the \(window) limit"}
             """))
-        try await hive.eventually("iris is parked", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "rate_limited" }
+        try await hive.eventually("iris is parked", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == .rateLimited }
         let row = try #require(try await hive.agentRow("iris"))
         let until = try #require(row.rateLimitedUntil)
         // Parked until the cap (3 s here; the reset itself is two hours away), never in the past.
@@ -188,7 +188,7 @@ struct RealClaudeTests {
             @billing times=1
             @tool send {"to":"operator","body":"paid up"}
             """))
-        try await hive.eventually("iris waits for billing", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "needs_billing" }
+        try await hive.eventually("iris waits for billing", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == .needsBilling }
         try await Task.sleep(for: .seconds(2))
         let billed = api.requests.filter { $0.status == 400 }.count
         #expect(billed == 1, "one refused request, no retries while waiting")
@@ -239,9 +239,9 @@ struct RealClaudeTests {
         defer { Task { await api.stop() } }
         let hive = try LiveHive()
         try await hive.startReal(api: api)
-        try await hive.eventually("the manager is idle", timeout: .seconds(30)) { try await hive.agentRow("manager")?.state == "idle" }
+        try await hive.eventually("the manager is idle", timeout: .seconds(30)) { try await hive.agentRow("manager")?.state == .idle }
         _ = try await hive.deploy("iris", #"{"session":{"turn_timeout_seconds":10}}"#)
-        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris is idle", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == .idle }
         let sent = ContinuousClock.now
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "@sleep 120\n@say too late"))
         var rows: [[String: String]] = []
@@ -253,7 +253,7 @@ struct RealClaudeTests {
         #expect(rows[0]["result_kind"] == "failed", "\(rows)")
         #expect(rows[0]["detail"]?.contains("timed out") == true)
         // The retry hangs the same way; the operator cancels it from the agent's page.
-        try await hive.eventually("the retry is running", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "thinking" }
+        try await hive.eventually("the retry is running", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == .thinking }
         try await Task.sleep(for: .seconds(1))
         let web = hive.runDir.appending(path: "agents/iris/page/web.sock").path
         let cancelled = ContinuousClock.now
@@ -343,11 +343,11 @@ struct RealClaudeTests {
         try await hive.startReal(api: api, subscriber: true, extra: ["HIVE_HARNESS_PARK_CAP": "4"])
         try await hive.spawnIdle("iris", "bob")
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "@limit five_hour reset=7200 times=1\n@tool send {\"to\":\"operator\",\"body\":\"iris through\"}"))
-        try await hive.eventually("iris is parked", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == "rate_limited" }
+        try await hive.eventually("iris is parked", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == .rateLimited }
         let limitedRequests = api.messageRequests.count
         _ = try await hive.admin().call(SendCommand(to: "bob", body: "@tool send {\"to\":\"operator\",\"body\":\"bob through\"}"))
         let bob = try #require(try await hive.agentRow("bob"))
-        #expect(bob.state == "rate_limited" && bob.detail?.contains("iris hit its five_hour limit") == true, "\(bob)")
+        #expect(bob.state == .rateLimited && bob.detail?.contains("iris hit its five_hour limit") == true, "\(bob)")
         try await Task.sleep(for: .seconds(1))
         #expect(!api.messageRequests.dropFirst(limitedRequests).contains { $0.userText.contains("bob through") }, "bob spent no request on a known limit")
         // Both go on after the (capped) reset.

@@ -115,7 +115,7 @@ struct WebTests {
         let hive = try LiveHive()
         try await hive.start(cage: "process", environment: try hive.fakeClaudeEnvironment())
         _ = try await hive.spawn("iris")
-        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == .idle }
         let (web, port) = try await hive.startWeb()
 
         if getuid() == 0 {
@@ -278,7 +278,7 @@ struct WebTests {
         let hive = try LiveHive()
         try await hive.start(cage: "process", environment: try hive.fakeClaudeEnvironment())
         _ = try await hive.spawn("iris")
-        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == .idle }
         let (_, webPort) = try await hive.startWeb()
         let port = LiveHive.freePort()
         let dir = hive.dir.appending(path: "nginx")
@@ -327,7 +327,7 @@ struct WebTests {
         let hive = try LiveHive()
         try await hive.start(cage: "process", environment: try hive.fakeClaudeEnvironment())
         _ = try await hive.spawn("iris")
-        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == "idle" }
+        try await hive.eventually("iris up") { try await hive.agentRow("iris")?.state == .idle }
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "<b>not bold</b> & friends"))
         _ = try await hive.agent("iris").call(AskCommand(question: "Which region?", options: ["eu-west", "us-east"]))
         let (_, port) = try await hive.startWeb()

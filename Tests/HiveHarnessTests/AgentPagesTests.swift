@@ -41,13 +41,13 @@ struct AgentPagesTests {
     func agentPageEscaping() throws {
         let evil = "</script><script>alert(1)</script>"
         let message = MessageView(id: 1, from: "bob", to: "iris", body: evil, sentAt: 0, deliveredAt: nil, ackedAt: nil, inReplyTo: nil,
-                                  broadcast: false, redelivered: false, state: "pending")
+                                  broadcast: false, redelivered: false, state: .pending)
         let event = LiveEvent(seq: 1, at: 0, turn: 1, kind: "stderr", body: evil)
         var status = HarnessSnapshot()
-        status.state = "idle<b>"
+        status.model = "opus<b>" // the state is a type now and cannot carry markup; the model is text
         let html = AgentPage.html(agent: "iris", status: status, initial: .init(events: [event], lastSeq: 1, inbox: .init(messages: [message])))
         #expect(!html.contains("alert(1)</script>"))
         #expect(html.components(separatedBy: "</script>").count == 3, "only the two real script elements close")
-        #expect(html.contains("idle&lt;b&gt;"))
+        #expect(html.contains("opus&lt;b&gt;"))
     }
 }

@@ -36,7 +36,7 @@ struct PolicyTests {
 
     func message(broadcast: Bool = false, redelivered: Bool = false, inReplyTo: Int64? = nil, from: String = "bob") -> MessageView {
         MessageView(id: 12, from: from, to: "iris", body: "please review /shared/plan.md", sentAt: 1, deliveredAt: 2, ackedAt: nil,
-                    inReplyTo: inReplyTo, broadcast: broadcast, redelivered: redelivered, state: "delivered")
+                    inReplyTo: inReplyTo, broadcast: broadcast, redelivered: redelivered, state: .delivered)
     }
 
     @Test("the wake prompt names sender, body, unread count, reply id and the flags")

@@ -1,5 +1,6 @@
 import Foundation
 @testable import HiveHarness
+import HiveWire
 import Testing
 
 @Suite("stream-json parsing and turn accounting")

@@ -5,7 +5,7 @@ import Testing
 
 @Suite("Feed relay")
 struct FeedRelayTests {
-    func events(_ seqs: ClosedRange<Int64>) -> [DashboardEvent] { seqs.map { DashboardEvent(seq: $0, kind: "agents", agents: []) } }
+    func events(_ seqs: ClosedRange<Int64>) -> [DashboardEvent] { seqs.map { DashboardEvent(seq: $0, .agents([])) } }
     func frames(_ seqs: ClosedRange<Int64>) -> [FeedRelay.Frame] { events(seqs).map(FeedRelay.Frame.init) }
 
     @Test("answers from memory within its window, sends the rest to core, and starts over on a reset")

@@ -51,7 +51,7 @@ struct WebAuthTests {
     @Test("agent text cannot break out of the page: the embedded snapshot escapes </script>")
     func escaping() throws {
         let evil = MessageView(id: 1, from: "iris", to: "operator", body: "</script><script>alert(1)</script><!--<script>", sentAt: 0, deliveredAt: nil,
-                               ackedAt: nil, inReplyTo: nil, broadcast: false, redelivered: false, state: "pending")
+                               ackedAt: nil, inReplyTo: nil, broadcast: false, redelivered: false, state: .pending)
         let page = DashboardPage.dashboard(snapshot: .init(seq: 1, agents: [], approvals: [], messages: [evil], reminders: [], questions: [], forge: nil),
                                            csrf: "t\"'</script>")
         #expect(!page.contains("</script><script>alert(1)"))
