@@ -51,7 +51,7 @@ public struct SessionPolicy: Sendable, Equatable {
 }
 
 /// Exponential backoff with jitter, capped.
-public struct Backoff: Sendable {
+public struct Backoff: Sendable, Equatable {
     public var base: Double
     public var cap: Double
     public init(base: Double = 2, cap: Double = 300) { self.base = base; self.cap = cap }

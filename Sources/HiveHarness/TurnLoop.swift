@@ -167,93 +167,64 @@ public final class TurnLoop: Sendable {
         }
     }
 
-    /// Drives turns on one message until it succeeds (true: ack it) or is given up on (false).
+    /// Drives turns on one message until it succeeds (true: ack it) or is given up on (false): carries
+    /// out what the ``TurnMachine`` decides.
     private func handle(_ message: MessageView, unread: Int, _ conn: HiveConnection) async throws -> Bool {
-        var failures = 0
-        var transient = 0
-        var compacted = false
-        var forceFresh = false
+        var machine = TurnMachine(rules: config.turnRules)
+        var action = machine.start
         while true {
             try Task.checkCancellation()
-            guard let claude = ClaudeExecutable.resolve(environment: config.environment) else {
+            switch action {
+            case .runTurn(let fresh):
+                guard let claude = ClaudeExecutable.resolve(environment: config.environment) else {
+                    action = machine.handle(.claudeMissing)
+                    continue
+                }
+                if controls.withLock({ c in defer { c.compactRequested = false }; return c.compactRequested }) {
+                    _ = try await compact(claude, conn)
+                }
+                let (outcome, ending) = try await turn(message, unread: unread, claude: claude, conn: conn, forceFresh: fresh)
+                if outcome != .ok {
+                    // Messages the failed turn read with the MCP recv tool go back to the inbox; this one
+                    // stays in hand for the retry.
+                    let back = try await conn.call(RequeueInflightCommand(keep: [message.id])).requeued
+                    if back > 0 { note("returned \(back) message(s) read during the failed turn to the inbox") }
+                }
+                action = machine.handle(.turnEnded(outcome, ending, now: Date().timeIntervalSince1970, random: .random(in: 0...1)))
+            case .compact:
+                note("prompt too long: compacting the session once, then retrying")
+                var ok = false
+                if let claude = ClaudeExecutable.resolve(environment: config.environment) { ok = try await compact(claude, conn) }
+                action = machine.handle(.compacted(ok, random: .random(in: 0...1)))
+            case .awaitClaude(let seconds):
                 await report(conn, state: .claudeMissing, detail: missingClaude)
-                try await Task.sleep(for: .seconds(config.setupRecheck))
-                continue
-            }
-            if controls.withLock({ c in defer { c.compactRequested = false }; return c.compactRequested }) {
-                _ = try await compact(claude, conn)
-            }
-            let outcome = try await turn(message, unread: unread, claude: claude, conn: conn, forceFresh: forceFresh)
-            forceFresh = false
-            if outcome != .ok {
-                // Messages the failed turn read with the MCP recv tool go back to the inbox; this one stays
-                // in hand for the retry.
-                let back = try await conn.call(RequeueInflightCommand(keep: [message.id])).requeued
-                if back > 0 { note("returned \(back) message(s) read during the failed turn to the inbox") }
-            }
-            switch outcome {
-            case .ok:
+                try await Task.sleep(for: .seconds(seconds))
+                action = machine.handle(.waited)
+            case .wait(let seconds, let r):
+                await report(conn, r)
+                if r.state == .rateLimited, let until = r.until {
+                    note("rate limited until \(Date(timeIntervalSince1970: until)); message \(message.id) waits, unacked")
+                }
+                try await Task.sleep(for: .seconds(seconds))
+                action = machine.handle(.waited)
+            case .waitForResume(let seconds, let r):
+                await report(conn, r)
+                try await waitForResume(conn, atMost: seconds)
+                action = machine.handle(.waited)
+            case .deadLetter(let reason):
+                _ = try await conn.call(DeadLetterCommand(ids: [message.id], reason: reason))
+                note("dead-lettered message \(message.id): \(reason)")
+                return false
+            case .ack:
                 return true
-            case .rateLimited(let until, let window):
-                let now = Date().timeIntervalSince1970
-                // Never resume in the past, never busy-loop: at least a second, plus jitter.
-                var resume = max(now + 1, until ?? now + config.rateLimitReprobe) + Double.random(in: 0...max(0, config.rateLimitJitter))
-                // An operator's cap on one park: re-probe the limit sooner than its reset (tests use it too).
-                if let cap = config.parkCap { resume = min(resume, now + cap) }
-                await report(conn, state: .rateLimited, until: resume, window: window,
-                             detail: until == nil ? "limit hit; no reset time given, re-probing in an hour" : "limit hit; resuming after the reset")
-                note("rate limited until \(Date(timeIntervalSince1970: resume)); message \(message.id) waits, unacked")
-                try await Task.sleep(for: .seconds(resume - now))
-            case .promptTooLong:
-                if !compacted {
-                    compacted = true
-                    note("prompt too long: compacting the session once, then retrying")
-                    if try await compact(claude, conn) { continue }
-                }
-                failures += 1
-                forceFresh = true
-                if try await giveUpIfNeeded(message, failures: failures, reason: "prompt too long even after compaction", conn) { return false }
-            case .transient(let why):
-                transient += 1
-                if transient > config.transientRetries {
-                    transient = 0
-                    failures += 1
-                    if try await giveUpIfNeeded(message, failures: failures, reason: why, conn) { return false }
-                }
-                let wait = config.transientBackoff.delay(attempt: transient)
-                await report(conn, state: .backoff, detail: "transient API error, retrying in \(Int(wait)) s: \(why.prefix(120))")
-                try await Task.sleep(for: .seconds(wait))
-            case .needsBilling(let why):
-                // Retrying only burns requests: wait for the operator (`hive resume`), re-checking rarely.
-                await report(conn, state: .needsBilling, detail: "\(why.prefix(160)) — add credit or raise the spending limit, then `hive resume \(config.name)`")
-                try await waitForResume(conn, atMost: config.billingRecheck)
-            case .needsLogin(let why):
-                await report(conn, state: .needsLogin, detail: "\(why.prefix(160)) — store a credential with `hive login` (or export ANTHROPIC_API_KEY before hive up), then `hive restart \(config.name)`")
-                try await Task.sleep(for: .seconds(config.setupRecheck))
-            case .failed(let why):
-                failures += 1
-                if try await giveUpIfNeeded(message, failures: failures, reason: why, conn) { return false }
             }
         }
-    }
-
-    /// After a failed turn: dead-letter at the limit (true), else back off and let the caller retry.
-    private func giveUpIfNeeded(_ message: MessageView, failures: Int, reason: String, _ conn: HiveConnection) async throws -> Bool {
-        if failures >= config.maxFailures {
-            let why = "\(failures) failed turns; last: \(reason.prefix(500))"
-            _ = try await conn.call(DeadLetterCommand(ids: [message.id], reason: why))
-            note("dead-lettered message \(message.id): \(why)")
-            return true
-        }
-        let wait = config.failureBackoff.delay(attempt: failures)
-        await report(conn, state: .backoff, detail: "turn failed (\(failures)/\(config.maxFailures)), retrying in \(Int(wait)) s: \(reason.prefix(120))")
-        try await Task.sleep(for: .seconds(wait))
-        return false
     }
 
     // MARK: One turn
 
-    private func turn(_ message: MessageView, unread: Int, claude: String, conn: HiveConnection, forceFresh: Bool) async throws -> TurnOutcome {
+    private func turn(_ message: MessageView, unread: Int, claude: String, conn: HiveConnection,
+                      forceFresh: Bool) async throws -> (TurnOutcome, TurnMachine.Ending) {
         await refreshSettings(conn)
         let session = loadSession()
         let now = Date().timeIntervalSince1970
@@ -274,7 +245,9 @@ public final class TurnLoop: Sendable {
         let outcome = run.acc.outcome(exitStatus: run.exit.status, parkFloor: config.parkFloor)
         finishTurn(run, outcome: outcome, wakeSource: message.from, messageID: message.id, decision: decision)
         await reportDenials(conn)
-        return outcome
+        let ending: TurnMachine.Ending = run.exit.cancelled ? .cancelled
+            : run.exit.timedOut ? .timedOut(seconds: Double(config.turnTimeout.components.seconds)) : .finished
+        return (outcome, ending)
     }
 
     /// `/compact` on the current session, as a turn of its own. True when it compacted.
@@ -458,6 +431,10 @@ public final class TurnLoop: Sendable {
             s.rateLimitedUntil = state == .rateLimited ? until : nil
             s.detail = detail
         }
+    }
+
+    private func report(_ conn: HiveConnection, _ r: TurnMachine.Report) async {
+        await report(conn, state: r.state, until: r.until, window: r.window, detail: r.detail)
     }
 
     /// Updates the local snapshot and tells core (best effort; only changes are sent).
