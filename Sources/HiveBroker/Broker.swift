@@ -386,7 +386,7 @@ public final class Broker: Sendable {
                 wanted.formUnion(try Int64.fetchAll(db, sql: "SELECT id FROM message WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)",
                                                     arguments: [agent.rawValue]))
             }
-            let outcome = try Self.transition(db, agent: agent, ids: Array(wanted), event: .ack) { row in
+            let outcome = try Self.transition(db, recipient: agent.rawValue, ids: Array(wanted), event: .ack) { row in
                 try db.execute(sql: "UPDATE message SET acked_at = ? WHERE id = ?", arguments: [now, row.id])
             }
             // Acking twice is fine: an id already acked counts as acked.
@@ -402,7 +402,7 @@ public final class Broker: Sendable {
         let now = clock()
         let reason = String(reason.prefix(WireLimits.maxBodyBytes))
         return try pool.write { db in
-            let outcome = try Self.transition(db, agent: agent, ids: ids, event: .deadLetter) { row in
+            let outcome = try Self.transition(db, recipient: agent.rawValue, ids: ids, event: .deadLetter) { row in
                 try db.execute(sql: "UPDATE message SET dead_at = ?, dead_reason = ? WHERE id = ?", arguments: [now, reason, row.id])
                 row.deadAt = now
                 row.deadReason = reason
@@ -412,15 +412,15 @@ public final class Broker: Sendable {
         }
     }
 
-    /// Applies a lifecycle event to each of `agent`'s messages among `ids`: rows the machine moves are
+    /// Applies a lifecycle event to each of `recipient`'s messages among `ids`: rows the machine moves are
     /// written by `write`; ids it leaves unchanged are returned as such; the rest (not this agent's, or a
     /// refused transition) are skipped with the reason.
-    private static func transition(_ db: Database, agent: AgentName, ids: [Int64], event: MessageEvent,
+    private static func transition(_ db: Database, recipient: String, ids: [Int64], event: MessageEvent,
                                    write: (inout MessageRow) throws -> Void)
         throws -> (moved: [MessageRow], unchanged: [Int64], skipped: [AckTurnCommand.Skipped]) {
         var moved: [MessageRow] = [], unchanged: [Int64] = [], skipped: [AckTurnCommand.Skipped] = []
         for id in Set(ids).sorted() {
-            guard var row = try MessageRow.fetchOne(db, id: id), row.recipient == agent.rawValue else {
+            guard var row = try MessageRow.fetchOne(db, id: id), row.recipient == recipient else {
                 skipped.append(.init(id: id, reason: "message \(id) is not in your inbox"))
                 continue
             }
@@ -442,10 +442,12 @@ public final class Broker: Sendable {
     /// those in `keep`.
     public func requeueInflight(_ agent: AgentName, keep: [Int64] = []) throws -> Int {
         let n = try pool.write { db in
-            let kept = keep.isEmpty ? "" : " AND id NOT IN (\(keep.map(String.init).joined(separator: ",")))"
-            try db.execute(sql: "UPDATE message SET delivered_at = NULL, redelivered = 1 WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)\(kept)",
-                           arguments: [agent.rawValue])
-            return db.changesCount
+            let inflight = try Int64.fetchAll(db, sql: "SELECT id FROM message WHERE recipient = ? AND \(MessageState.delivered.sqlCondition)",
+                                              arguments: [agent.rawValue])
+            let kept = Set(keep)
+            return try Self.transition(db, recipient: agent.rawValue, ids: inflight.filter { !kept.contains($0) }, event: .requeue) { row in
+                try db.execute(sql: "UPDATE message SET delivered_at = NULL, redelivered = 1 WHERE id = ?", arguments: [row.id])
+            }.moved.count
         }
         if n > 0 { waiters.notify([agent.rawValue]) }
         return n
@@ -477,10 +479,13 @@ public final class Broker: Sendable {
         let now = clock()
         return try pool.write { db in
             let rows = try MessageRow.fetchAll(db, sql: "SELECT * FROM message WHERE recipient = 'operator' ORDER BY id DESC LIMIT ?", arguments: [limit])
-            let unread = rows.filter { $0.ackedAt == nil }.compactMap(\.id)
-            if !unread.isEmpty {
-                try db.execute(sql: "UPDATE message SET delivered_at = COALESCE(delivered_at, ?1), acked_at = ?1 WHERE id IN (\(unread.map(String.init).joined(separator: ",")))",
-                               arguments: [now])
+            // Shown is read: each unread one is delivered (if it was not yet) and acked, both through the lifecycle.
+            let unread = rows.filter { $0.ackedAt == nil }
+            _ = try Self.transition(db, recipient: Recipient.operator.description, ids: unread.filter { $0.deliveredAt == nil }.compactMap(\.id), event: .deliver) { row in
+                try Queries.markDelivered(db, id: row.id ?? 0, at: now)
+            }
+            _ = try Self.transition(db, recipient: Recipient.operator.description, ids: unread.compactMap(\.id), event: .ack) { row in
+                try db.execute(sql: "UPDATE message SET acked_at = ? WHERE id = ?", arguments: [now, row.id])
             }
             return rows.map(\.view)
         }

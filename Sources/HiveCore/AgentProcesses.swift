@@ -8,8 +8,8 @@ import Synchronization
 import Glibc
 #endif
 
-/// The `process` cage: one `hive agent` child per live agent, restarted with backoff when it exits
-/// unexpectedly. No isolation (that is the bubblewrap cage's job); this is the supervision.
+/// Runs every live agent's harness, in a bubblewrap cage (``BwrapCage``) or, with `--cage process`, as a
+/// plain child of core; what to do when one starts, exits or is stopped is ``CageMachine``'s to decide.
 final class AgentProcesses: Service, Sendable {
     private let layout: HiveLayout
     private let broker: Broker
@@ -27,16 +27,11 @@ final class AgentProcesses: Service, Sendable {
     private let launcher = LauncherThread()
 
     private struct Child {
+        var machine = CageMachine()
         var process: Process?
         /// The write end of the child's stdin: it closes when core dies, however it dies, and the harness
         /// (started with --supervised) takes that as its cue to stop. No orphans, no duplicate harnesses.
         var lifeline: FileHandle?
-        var restarts = 0
-        var startedAt = Date()
-        var stopping = false
-        var lastNotice: Date?
-        /// A launch is under way (preparing the cage); a second start must not race it.
-        var launching = false
         /// What isolation and limits the running cage has, for `hive ls`.
         var isolation: String?
     }
@@ -60,23 +55,22 @@ final class AgentProcesses: Service, Sendable {
         self.environment = environment
     }
 
-    /// Starts (or restarts) the agent's harness.
-    func start(_ name: AgentName) {
-        let proceed = state.withLock { s -> Bool in
-            guard !s.stopped else { return false }
-            if s.children[name]?.process?.isRunning == true || s.children[name]?.launching == true { return false }
-            s.children[name, default: Child()].stopping = false
-            s.children[name]?.launching = true
-            return true
-        }
-        if proceed { launch(name) }
+    /// Feeds `event` to the agent's machine (none of it once core is shutting down).
+    private func handle(_ name: AgentName, _ event: CageMachine.Event) -> CageMachine.Action {
+        state.withLock { s in s.stopped ? .none : s.children[name, default: Child()].machine.handle(event) }
     }
 
-    /// Stops the agent's harness (SIGTERM, then SIGKILL after `grace`) and forgets it. Blocks until it is gone.
+    /// Starts the agent's harness unless it runs or is being launched.
+    func start(_ name: AgentName) {
+        if handle(name, .start) == .launch { launch(name) }
+    }
+
+    /// Stops the agent's harness (SIGTERM, then SIGKILL after `grace`). Blocks until it is gone.
     func stop(_ name: AgentName, grace: Duration = .seconds(10)) {
         let process = state.withLock { s -> Process? in
-            s.children[name]?.stopping = true
-            return s.children.removeValue(forKey: name)?.process
+            _ = s.children[name]?.machine.handle(.stop)
+            defer { s.children[name]?.process = nil }
+            return s.children[name]?.process
         }
         if let process { Self.terminate(process, grace: grace) }
         cgroups.release(name)
@@ -88,12 +82,11 @@ final class AgentProcesses: Service, Sendable {
         state.withLock { s in s.children[name]?.process?.isRunning == true ? s.children[name]?.isolation : nil }
     }
 
-    /// A delayed relaunch goes ahead only if nothing stopped the agent or started it meanwhile.
-    private func claimRelaunch(_ name: AgentName) -> Bool {
-        state.withLock { s in
-            guard !s.stopped, let child = s.children[name], !child.stopping, child.process == nil, !child.launching else { return false }
-            s.children[name]?.launching = true
-            return true
+    /// Relaunches after `delay`, unless something stopped the agent or started it meanwhile.
+    private func relaunch(_ name: AgentName, after delay: Double) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in
+            guard let self else { return }
+            if self.handle(name, .relaunchDue) == .launch { self.launch(name) }
         }
     }
 
@@ -101,7 +94,7 @@ final class AgentProcesses: Service, Sendable {
         try? await gracefulShutdown()
         let all = state.withLock { s -> [Process] in
             s.stopped = true
-            for k in s.children.keys { s.children[k]?.stopping = true }
+            for k in s.children.keys { _ = s.children[k]?.machine.handle(.stop) }
             return s.children.values.compactMap(\.process)
         }
         await withTaskGroup(of: Void.self) { group in
@@ -111,9 +104,8 @@ final class AgentProcesses: Service, Sendable {
         await onThread { [cgroups] in for name in names { cgroups.release(name) } }
     }
 
-    /// Prepares and starts the cage; the caller set `launching`, which this clears whatever happens.
+    /// Prepares and starts the cage; its machine is `launching` and hears how it went.
     private func launch(_ name: AgentName) {
-        defer { state.withLock { $0.children[name]?.launching = false } }
         let p = Process()
         var env = environment
         if let forge { env.merge(forge.environment(for: name, caged: cage != nil)) { $1 } }
@@ -127,6 +119,7 @@ final class AgentProcesses: Service, Sendable {
             // Never another identity than the one approved: no falling back to core's own credential.
             board.supervisor(name, state: .needsLogin, detail: "its config names the credential '\(credential)', which is not stored: hive login --name \(credential), then hive start \(name)")
             logger.error("\(name): the credential '\(credential)' its config names is not stored; not starting it")
+            _ = handle(name, .prepareFailed)
             return
         }
         var executable: String, arguments: [String], isolation: String
@@ -150,6 +143,7 @@ final class AgentProcesses: Service, Sendable {
         } catch {
             board.supervisor(name, state: .crashed, detail: "could not prepare the cage: \(error)")
             logger.error("could not prepare the cage of \(name): \(error)")
+            _ = handle(name, .prepareFailed)
             return
         }
         let limits = cgroups.prepare(name, limits: config.limits)
@@ -172,10 +166,10 @@ final class AgentProcesses: Service, Sendable {
             try? lifeline.fileHandleForReading.close()
             let wanted = state.withLock { s -> Bool in
                 // stop() or shutdown may have run while this was starting: then it must not live on.
-                guard !s.stopped, let child = s.children[name], !child.stopping else { return false }
+                guard !s.stopped, s.children[name]?.machine.handle(.launched(now: Date().timeIntervalSince1970)) == CageMachine.Action.none
+                else { return false }
                 s.children[name]?.process = p
                 s.children[name]?.lifeline = lifeline.fileHandleForWriting
-                s.children[name]?.startedAt = Date()
                 s.children[name]?.isolation = isolation
                 return true
             }
@@ -186,11 +180,10 @@ final class AgentProcesses: Service, Sendable {
             board.supervisor(name, state: .starting) // until its harness connects and reports
             logger.info("started the harness of \(name) (pid \(p.processIdentifier))")
         } catch {
-            board.supervisor(name, state: .crashed, detail: "could not start the harness: \(error); retrying in 30 s")
             logger.error("could not start the harness of \(name): \(error)")
-            DispatchQueue.global().asyncAfter(deadline: .now() + 30) { [weak self] in
-                guard let self else { return }
-                if self.claimRelaunch(name) { self.launch(name) }
+            if case .relaunch(let delay, _) = handle(name, .launchFailed) {
+                board.supervisor(name, state: .crashed, detail: "could not start the harness: \(error); retrying in \(Int(delay)) s")
+                relaunch(name, after: delay)
             }
         }
     }
@@ -199,16 +192,11 @@ final class AgentProcesses: Service, Sendable {
         let status = process.terminationStatus
         let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(status)" : "exited with status \(status)"
         let plan = state.withLock { s -> (delay: Double, notify: Bool)? in
-            guard var child = s.children[name], child.process === process, !child.stopping, !s.stopped else { return nil }
-            // A harness that ran for a while earns a fresh backoff.
-            if Date().timeIntervalSince(child.startedAt) > 120 { child.restarts = 0 }
-            child.restarts += 1
-            let delay = min(60, pow(2, Double(child.restarts - 1)))
-            let notify = child.lastNotice.map { Date().timeIntervalSince($0) > 600 } ?? true
-            if notify { child.lastNotice = Date() }
-            child.process = nil
-            s.children[name] = child
-            return (delay, notify)
+            guard !s.stopped, s.children[name]?.process === process else { return nil }
+            s.children[name]?.process = nil
+            guard case .relaunch(let delay, let notice)? = s.children[name]?.machine.handle(.exited(now: Date().timeIntervalSince1970))
+            else { return nil }
+            return (delay, notice)
         }
         guard let plan else { return }
         cgroups.release(name)
@@ -225,10 +213,7 @@ final class AgentProcesses: Service, Sendable {
                 """)
             _ = try? broker.send(from: .system, to: to, body: body, inReplyTo: nil)
         }
-        DispatchQueue.global().asyncAfter(deadline: .now() + plan.delay) { [weak self] in
-            guard let self else { return }
-            if self.claimRelaunch(name) { self.launch(name) }
-        }
+        relaunch(name, after: plan.delay)
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL; returns once the process is gone.

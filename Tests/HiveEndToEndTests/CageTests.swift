@@ -87,7 +87,7 @@ struct CageTests {
                 echo "iris_harness=$(ls /agents/iris/harness >/dev/null 2>&1 && echo readable || echo closed)"
                 echo "applied=$(ls /applied | tr '\n' ' ')"
                 echo "applied_write=$(touch /applied/x 2>/dev/null && echo writable || echo read-only)"
-              fi; } > probe-$me.txt
+              fi; } > probe-$me.tmp && mv probe-$me.tmp probe-$me.txt  # whole, never read half-written
             printf '%s\n' '{"type":"system","subtype":"init","session_id":"p"}' '{"type":"result","subtype":"success","is_error":false,"result":"ok","total_cost_usd":0}'
 
             """)

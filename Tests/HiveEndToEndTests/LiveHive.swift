@@ -38,7 +38,8 @@ final class LiveHive: @unchecked Sendable {
     deinit {
         for a in agents where a.isRunning { kill(a.processIdentifier, SIGKILL); a.waitUntilGone() }
         if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilGone() }
-        try? FileManager.default.removeItem(at: dir)
+        // HIVE_TEST_KEEP=1 keeps the temp dir (core's and the harnesses' logs) for a look after a failure.
+        if ProcessInfo.processInfo.environment["HIVE_TEST_KEEP"] != "1" { try? FileManager.default.removeItem(at: dir) }
     }
 
     var adminSocket: String { runDir.appending(path: "host.sock").path }
