@@ -50,10 +50,17 @@ let package = Package(
         ]),
         // Per-agent telemetry stores (events.sqlite, turn-stats.sqlite): written and swept by the harness, as the agent.
         .target(name: "HiveTelemetry", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        // HTTP pieces the dashboard and the agents' pages share: JSON and HTML replies, the SSE writer.
+        .target(name: "HiveHTTP", dependencies: [
+            "HiveWire",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+        ]),
         // The harness (`hive agent`): turn loop driving claude, its stores and its HTTP endpoint.
         // Reaches the hive only through its agent socket: never the broker or core.
         .target(name: "HiveHarness", dependencies: [
-            "HiveWire", "HiveClient", "HiveTelemetry",
+            "HiveWire", "HiveClient", "HiveTelemetry", "HiveHTTP",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Subprocess", package: "swift-subprocess"),
@@ -69,7 +76,7 @@ let package = Package(
         ]),
         // `hive web`: the dashboard, an unprivileged process that reaches the hive only through web.sock.
         .target(name: "HiveWeb", dependencies: [
-            "HiveWire", "HiveClient",
+            "HiveWire", "HiveClient", "HiveHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import Foundation
 import HiveClient
+import HiveHTTP
 import HiveTelemetry
 import Hummingbird
 import HiveWire
@@ -22,11 +23,11 @@ public enum HarnessWeb {
             return html(AgentPage.html(agent: loop.config.name.rawValue, status: loop.status.read(),
                                        initial: .init(events: recent, lastSeq: last, inbox: await inbox(loop))))
         }
-        router.get("/state") { _, _ in try json(loop.status.read()) }
+        router.get("/state") { _, _ in json(loop.status.read()) }
         router.get("/events") { request, _ in
             let after = Int64(request.uri.queryParameters["after"].map(String.init) ?? "") ?? 0
             let limit = min(1000, max(1, Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 500))
-            return try json(try loop.events.events(after: after, limit: limit))
+            return json(try loop.events.events(after: after, limit: limit))
         }
         router.get("/events/stream") { request, _ in
             let fromQuery = Int64(request.uri.queryParameters["after"].map(String.init) ?? "")
@@ -36,30 +37,30 @@ public enum HarnessWeb {
         // Every turn since `since` (unix seconds), as rows; `range` gives the page's aggregates instead.
         router.get("/stats.json") { request, _ in
             if let raw = request.uri.queryParameters["range"].map(String.init) {
-                guard let range = StatsRange.named(raw) else { return try json(["error": "range is 24h, 7d or 30d"], status: .badRequest) }
-                return try json(try await report(loop, range))
+                guard let range = StatsRange.named(raw) else { return json(["error": "range is 24h, 7d or 30d"], status: .badRequest) }
+                return json(try await report(loop, range))
             }
             let since = Double(request.uri.queryParameters["since"].map(String.init) ?? "") ?? 0
-            return try json(try loop.stats.turns(since: since))
+            return json(try loop.stats.turns(since: since))
         }
         router.get("/stats") { request, _ in
             guard let range = StatsRange.named(request.uri.queryParameters["range"].map(String.init)) else {
-                return try json(["error": "range is 24h, 7d or 30d"], status: .badRequest)
+                return json(["error": "range is 24h, 7d or 30d"], status: .badRequest)
             }
             return html(StatsPage.html(agent: loop.config.name.rawValue, report: try await report(loop, range)))
         }
         router.get("/inbox") { _, _ in
             let view = await inbox(loop)
-            return try json(view, status: view.error == nil ? .ok : .badGateway)
+            return json(view, status: view.error == nil ? .ok : .badGateway)
         }
-        router.post("/cancel") { _, _ in try json(["cancelled": loop.cancelTurn()]) }
+        router.post("/cancel") { _, _ in json(["cancelled": loop.cancelTurn()]) }
         router.post("/compact") { _, _ in
             loop.requestCompact()
-            return try json(["compact": "before the next turn"])
+            return json(["compact": "before the next turn"])
         }
         router.post("/new-session") { _, _ in
             loop.requestNewSession()
-            return try json(["new_session": "on the next turn"])
+            return json(["new_session": "on the next turn"])
         }
         // A note for the agent from whoever is on this page. The harness can only speak as the agent, so
         // the note travels as the agent's own `request_next_turn`: a `system` message to itself, labeled.
@@ -67,10 +68,10 @@ public enum HarnessWeb {
             let data = try await request.body.collect(upTo: 16 * 1024)
             let text = String(buffer: data).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !text.isEmpty, text.utf8.count <= 900 else {
-                return try json(["error": "send a note of 1 to 900 bytes as the request body"], status: .badRequest)
+                return json(["error": "send a note of 1 to 900 bytes as the request body"], status: .badRequest)
             }
             let id = try await loop.deliverNote(text)
-            return try json(["id": id])
+            return json(["id": id])
         }
         return Application(router: router, configuration: .init(address: .unixDomainSocket(path: path), serverName: "hive-agent"),
                            onServerRunning: { _ in _ = chmod(path, 0o660) }, logger: logger)
@@ -97,58 +98,34 @@ public enum HarnessWeb {
         return report
     }
 
-    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try WireCoding.encoder().encode(value)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response { Reply.json(value, status: status) }
 
-    static func html(_ text: String) -> Response {
-        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
-    }
+    static func html(_ text: String) -> Response { Reply.html(text) }
 
     /// Server-sent events: everything after `after` from the store, then live events, each with its `seq`
-    /// as the event id (a reconnecting client sends Last-Event-ID and misses nothing, sees nothing twice),
-    /// and a heartbeat so a vanished client is noticed. Ends on graceful shutdown.
+    /// as the event id (a reconnecting client sends Last-Event-ID and misses nothing, sees nothing twice).
     static func stream(_ store: EventStore, after: Int64) -> Response {
-        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"]
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        EventStream.response { sink in
             let live = store.subscribe() // before the backlog, so nothing falls between the two
-            let (frames, sink) = AsyncStream<String>.makeStream()
-            let pump = Task {
-                var last = after
-                do {
-                    while true {
-                        let backlog = try store.events(after: last, limit: 1000)
-                        for e in backlog { sink.yield(frame(e)); last = e.seq }
-                        if backlog.count < 1000 { break }
-                    }
-                } catch {
-                    sink.yield(": backlog unavailable: \(error)\n\n")
+            var last = after
+            do {
+                while true {
+                    let backlog = try store.events(after: last, limit: 1000)
+                    for e in backlog { await sink.send(frame(e)); last = e.seq }
+                    if backlog.count < 1000 { break }
                 }
-                for await e in live where e.seq > last {
-                    sink.yield(frame(e))
-                    last = e.seq
-                }
-                sink.finish()
+            } catch {
+                await sink.comment("backlog unavailable: \(error)")
             }
-            let heartbeat = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(15))
-                    sink.yield(": ping\n\n")
-                }
+            for await e in live where e.seq > last {
+                await sink.send(frame(e))
+                last = e.seq
             }
-            defer { pump.cancel(); heartbeat.cancel() }
-            try await withGracefulShutdownHandler {
-                for await f in frames { try await writer.write(ByteBuffer(string: f)) }
-            } onGracefulShutdown: {
-                sink.finish()
-            }
-            try await writer.finish(nil)
-        })
+        }
     }
 
     static func frame(_ e: LiveEvent) -> String {
         let data = (try? WireCoding.encoder().encode(e)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return "id: \(e.seq)\nevent: live\ndata: \(data)\n\n"
+        return EventStream.frame(id: e.seq, event: "live", data: data)
     }
 }

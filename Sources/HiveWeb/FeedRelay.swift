@@ -1,4 +1,5 @@
 import Foundation
+import HiveHTTP
 import HiveWire
 import ServiceLifecycle
 import Synchronization
@@ -23,7 +24,7 @@ public final class FeedRelay: Service, Sendable {
         init(_ e: DashboardEvent) {
             seq = e.seq
             let data = (try? WireCoding.encoder().encode(e)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-            text = "id: \(e.seq)\ndata: \(data)\n\n"
+            text = EventStream.frame(id: e.seq, data: data)
         }
     }
 

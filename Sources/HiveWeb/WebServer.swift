@@ -3,21 +3,12 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import HiveHTTP
 import HiveWire
 import Hummingbird
 import Logging
 import ServiceLifecycle
 import NIOCore
-
-/// A request's context with the peer's address (for the login throttle).
-public struct WebContext: RequestContext, RemoteAddressRequestContext {
-    public var coreContext: CoreRequestContextStorage
-    public let remoteAddress: SocketAddress?
-    public init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        remoteAddress = source.channel.remoteAddress
-    }
-}
 
 /// `hive web`: the dashboard on one origin. `/` is the dashboard (live over server-sent events),
 /// `/agent/<n>/…` each agent's own UI (proxied to its harness's `web.sock`, streaming), `/forge/…` the
@@ -75,58 +66,44 @@ public enum WebServer {
             case .failure(let refused): return html(DashboardPage.login(error: refused.text), status: refused.status)
             }
         }
-        router.post("/logout") { request, _ in
-            guard let session = auth.session(cookieHeader: request.headers[.cookie]), let id = session.id else { return unauthorized() }
-            guard let sent = request.headers[.init("X-Hive-CSRF")!], WebAuth.constantTimeEqual(sent, session.csrf) else {
-                return json(["error": "missing or wrong CSRF token: reload the dashboard"], status: .forbidden)
-            }
+        // The dashboard itself: a person without a session goes to the login page.
+        router.group().add(middleware: RequireSession(auth: auth, loginPage: "login")).get("/") { _, context in
+            let snapshot = try await core.call(SnapshotCommand())
+            return html(DashboardPage.dashboard(snapshot: snapshot, csrf: context.session?.csrf ?? ""))
+        }
+        // What the dashboard's script reads and does: a session, and its CSRF token on every POST.
+        let operatorRoutes = router.group().add(middleware: RequireSession(auth: auth)).add(middleware: RequireCSRF())
+        operatorRoutes.post("/logout") { _, context in
+            guard let id = context.session?.id else { return unauthorized() }
             auth.logout(id)
-            var r = json(["ok": "logged out"], status: .ok)
+            var r = Reply.json(["ok": "logged out"])
             r.headers[.setCookie] = "\(WebAuth.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
             return r
         }
-
-        router.get("/") { request, _ in
-            guard let session = auth.session(cookieHeader: request.headers[.cookie]) else { return Response(status: .seeOther, headers: [.location: "login"]) }
-            let snapshot = try await core.call(SnapshotCommand())
-            return html(DashboardPage.dashboard(snapshot: snapshot, csrf: session.csrf))
+        operatorRoutes.get("/api/snapshot") { _, _ in
+            Reply.json(try await core.call(SnapshotCommand()))
         }
-        router.get("/api/snapshot") { request, _ in
-            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
-            return try json(try await core.call(SnapshotCommand()))
-        }
-        router.get("/api/file") { request, _ in
-            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
+        operatorRoutes.get("/api/file") { request, _ in
             let agent = request.uri.queryParameters["agent"].map(String.init)
             let path = request.uri.queryParameters["path"].map(String.init) ?? ""
             return try await passthrough(core, ReadFileCommand(agent: agent?.isEmpty == true ? nil : agent, relPath: path))
         }
-        router.get("/api/forge") { request, _ in
-            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
-            return try await passthrough(core, ForgeReposCommand())
+        operatorRoutes.get("/api/forge") { _, _ in
+            try await passthrough(core, ForgeReposCommand())
         }
-        router.get("/api/config") { request, _ in
-            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
-            return try await passthrough(core, AgentConfigCommand(agent: request.uri.queryParameters["agent"].map(String.init) ?? ""))
+        operatorRoutes.get("/api/config") { request, _ in
+            try await passthrough(core, AgentConfigCommand(agent: request.uri.queryParameters["agent"].map(String.init) ?? ""))
         }
-        router.post("/api/action") { request, _ in
-            guard let session = auth.session(cookieHeader: request.headers[.cookie]) else { return unauthorized() }
-            guard let sent = request.headers[.init("X-Hive-CSRF")!], WebAuth.constantTimeEqual(sent, session.csrf) else {
-                return json(["error": "missing or wrong CSRF token: reload the dashboard"], status: .forbidden)
-            }
+        operatorRoutes.post("/api/action") { request, _ in
             let body = try await request.body.collect(upTo: 16 * 1024)
             guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
                   let cmd = object["cmd"] as? String, actions.contains(cmd) else {
-                return json(["error": "send a JSON object with cmd, one of: \(actions.sorted().joined(separator: ", "))"], status: .badRequest)
+                return Reply.error("send a JSON object with cmd, one of: \(actions.sorted().joined(separator: ", "))", status: .badRequest)
             }
             // Re-encoded: one request, one line, whatever whitespace the body had.
-            let reply = try await core.raw(try JSONSerialization.data(withJSONObject: object) + Data("\n".utf8))
-            let ok = ((try? JSONSerialization.jsonObject(with: reply)) as? [String: Any])?["ok"] as? Bool == true
-            return Response(status: ok ? .ok : .unprocessableContent, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: reply)))
+            return answer(try await core.raw(try JSONSerialization.data(withJSONObject: object) + Data("\n".utf8)))
         }
-        router.get("/events") { request, _ in
-            guard auth.session(cookieHeader: request.headers[.cookie]) != nil else { return unauthorized() }
+        operatorRoutes.get("/events") { request, _ in
             let fromHeader = request.headers[.init("Last-Event-ID")!].flatMap { Int64($0) }
             let fromQuery = request.uri.queryParameters["after"].flatMap { Int64(String($0)) }
             return events(core, relay: relay, after: fromHeader ?? fromQuery ?? 0)
@@ -136,7 +113,7 @@ public enum WebServer {
         for method in [HTTPRequest.Method.get, .post, .head] {
             router.on("/agent/**", method: method) { request, _ in
                 let parts = request.uri.path.split(separator: "/", omittingEmptySubsequences: false)
-                guard parts.count >= 3, let name = try? AgentName(String(parts[2])) else { return json(["error": "no such agent"], status: .notFound) }
+                guard parts.count >= 3, let name = try? AgentName(String(parts[2])) else { return Reply.error("no such agent", status: .notFound) }
                 // Back to the site's root from here, relative: the site may sit under a base path.
                 let root = String(repeating: "../", count: parts.count - 2)
                 var restParts = parts.dropFirst(3)
@@ -150,7 +127,7 @@ public enum WebServer {
                     viaCapability = true
                 } else {
                     // A sandboxed page (Origin "null") acts only through its own capability, never the cookie.
-                    if request.headers[.origin] == "null" { return json(["error": "use the page's own path"], status: .forbidden) }
+                    if request.headers[.origin] == "null" { return Reply.error("use the page's own path", status: .forbidden) }
                     guard let session = auth.session(cookieHeader: request.headers[.cookie]), let id = session.id else {
                         return navigation(request) ? Response(status: .seeOther, headers: [.location: root + "login"]) : unauthorized()
                     }
@@ -164,26 +141,26 @@ public enum WebServer {
                 }
                 // Agent pages run sandboxed (an opaque origin), so their own buttons POST with Origin "null".
                 if method == .post, !(sameOrigin(request) || (viaCapability && request.headers[.origin] == "null")) {
-                    return json(["error": "cross-origin POST refused"], status: .forbidden)
+                    return Reply.error("cross-origin POST refused", status: .forbidden)
                 }
                 var response: Response
                 if method == .post, restParts.elementsEqual(["model"]) {
                     // The model is the operator's to choose (it sets what the agent costs), on the dashboard.
                     // An agent's page is the agent's: whatever it posts comes from the agent, not the operator.
-                    return json(["error": "an agent's page cannot set its model; set it on the dashboard"], status: .forbidden)
+                    return Reply.error("an agent's page cannot set its model; set it on the dashboard", status: .forbidden)
                 } else {
                     let rest = "/" + restParts.joined(separator: "/") + (request.uri.query.map { "?\($0)" } ?? "")
                     guard rest.utf8.count <= 2048, !rest.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) else {
-                        return json(["error": "bad path"], status: .badRequest)
+                        return Reply.error("bad path", status: .badRequest)
                     }
                     do {
                         let body = method == .post ? try await request.body.collect(upTo: AgentPageProxy.maxRequestBody) : ByteBuffer()
                         response = try await AgentPageProxy.forward(request, body: body, path: rest, runDir: runDir, agent: name)
                     } catch let refused as AgentPageProxy.Refused {
                         logger.warning("agent page of \(name): \(refused)")
-                        return json(["error": refused.description], status: .badGateway)
+                        return Reply.error(refused.description, status: .badGateway)
                     } catch {
-                        return json(["error": "the agent's page is not answering"], status: .badGateway)
+                        return Reply.error("the agent's page is not answering", status: .badGateway)
                     }
                 }
                 // What an agent serves must not act as this origin: a sandboxed, opaque origin cannot read the
@@ -257,44 +234,33 @@ public enum WebServer {
     /// answer, from core directly while it cannot (far behind, or ahead of the relay), `reset` when core
     /// says the client must start over. A ping every 15 s when nothing happens.
     static func events(_ core: CoreLink, relay: FeedRelay, after: Int64) -> Response {
-        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"]
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        EventStream.response(retry: 2000) { sink in
             var last = after
             let (changes, wake) = relay.subscribe()
-            let heartbeat = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(15))
-                    wake.yield()
-                }
-            }
-            defer { heartbeat.cancel(); wake.finish() }
+            defer { wake.finish() }
             var woken = changes.makeAsyncIterator()
-            func send(_ frames: [FeedRelay.Frame]) async throws {
+            func send(_ frames: [FeedRelay.Frame]) async {
                 guard let end = frames.last?.seq else { return }
-                try await writer.write(ByteBuffer(string: frames.map(\.text).joined())) // one write per batch
+                await sink.send(frames.map(\.text).joined()) // one write per batch
                 last = end
             }
-            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
             feed: while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 switch relay.read(after: last) {
                 case .events(let events):
-                    try await send(events)
+                    await send(events)
                 case .wait:
                     guard await woken.next() != nil else { break feed } // the relay stopped: the server is shutting down
-                    if case .wait = relay.read(after: last) { try await writer.write(ByteBuffer(string: ": ping\n\n")) }
                 case .fromCore:
                     let reply: EventsCommand.Reply
                     do { reply = try await core.call(EventsCommand(after: last, waitSeconds: 5)) } catch { break feed }
                     if reply.reset {
-                        try await writer.write(ByteBuffer(string: "event: reset\ndata: {}\n\n"))
+                        await sink.send("event: reset\ndata: {}\n\n")
                         break feed
                     }
-                    if reply.events.isEmpty { try await writer.write(ByteBuffer(string: ": ping\n\n")) }
-                    try await send(reply.events.map(FeedRelay.Frame.init))
+                    await send(reply.events.map(FeedRelay.Frame.init))
                 }
             }
-            try await writer.finish(nil)
-        })
+        }
     }
 
     static let hopByHop: Set<String> = ["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
@@ -317,7 +283,7 @@ public enum WebServer {
         do {
             response = try await client.execute(out, timeout: .hours(24), logger: logger)
         } catch {
-            return json(["error": "the upstream is not answering (is it running?)"], status: .badGateway)
+            return Reply.error("the upstream is not answering (is it running?)", status: .badGateway)
         }
         var headers = HTTPFields()
         for (name, value) in response.headers where !hopByHop.contains(name.lowercased()) {
@@ -328,26 +294,19 @@ public enum WebServer {
     }
 
     static func passthrough<C: HiveCommand>(_ core: CoreLink, _ command: C) async throws -> Response {
-        let reply = try await core.raw(try Envelope(command).line())
+        answer(try await core.raw(try Envelope(command).line()))
+    }
+
+    /// Core's reply line as the HTTP answer: 200 when it says ok, 422 with its error when not.
+    static func answer(_ reply: Data) -> Response {
         let ok = ((try? JSONSerialization.jsonObject(with: reply)) as? [String: Any])?["ok"] as? Bool == true
-        return Response(status: ok ? .ok : .unprocessableContent, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: reply)))
+        return Reply.raw(reply, status: ok ? .ok : .unprocessableContent)
     }
 
-    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try WireCoding.encoder().encode(value))))
-    }
-
-    static func json(_ value: [String: String], status: HTTPResponse.Status) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])) ?? Data()
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-
-    static func unauthorized() -> Response { json(["error": "log in first"], status: .unauthorized) }
+    static func unauthorized() -> Response { Reply.error("log in first", status: .unauthorized) }
 
     static func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .init("Content-Security-Policy")!: "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"],
-                 body: .init(byteBuffer: ByteBuffer(string: text)))
+        Reply.html(text, status: status, headers: [.contentSecurityPolicy: "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"])
     }
 
     static func form(_ body: String) -> [String: String] {
