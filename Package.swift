@@ -113,6 +113,7 @@ let package = Package(
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),
+        .testTarget(name: "HiveMCPTests", dependencies: ["HiveMCP", .product(name: "MCP", package: "swift-sdk")]),
         .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveTelemetry", "ModelStandIn", "HiveFuzz"]),
     ]
 )
