@@ -26,7 +26,9 @@ let package = Package(
         .target(name: "HiveWire"),
         // A small blocking-socket client for the NDJSON sockets, used by the CLI, tests and bench.
         .target(name: "HiveClient", dependencies: ["HiveWire"]),
-        // The durable message store: SQLite through GRDB. Knows nothing of sockets or cages.
+        // What the hive keeps durably (the registry with each agent's cage uid, messages, reminders,
+        // approvals, questions) behind the HiveStore protocols, and the lifecycles that rule its states.
+        // Broker is the SQLite store, through GRDB. No sockets, no processes.
         .target(name: "HiveBroker", dependencies: [
             "HiveWire",
             .product(name: "GRDB", package: "GRDB.swift"),

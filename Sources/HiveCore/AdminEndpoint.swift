@@ -6,7 +6,7 @@ import Logging
 /// Serves the operator's admin socket (`host.sock`). Everything sent through it is sent as `operator`.
 struct AdminEndpoint: Sendable {
     let layout: HiveLayout
-    let broker: Broker
+    let broker: any HiveStore
     let sockets: AgentSockets
     let processes: AgentProcesses?
     let cage: CageMode
@@ -83,7 +83,7 @@ struct AdminEndpoint: Sendable {
                 return ResponseLine.ok(try lifecycle.revive(try AgentName(c.name)))
             case .info:
                 return ResponseLine.ok(InfoCommand.Reply(root: layout.root.path, runDir: layout.runDir.path, cage: cage.rawValue,
-                                                         synchronous: broker.synchronous.rawValue, forge: forge?.forge.baseURL))
+                                                         synchronous: broker.durability, forge: forge?.forge.baseURL))
             }
         }
     }

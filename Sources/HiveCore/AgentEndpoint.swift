@@ -7,7 +7,7 @@ import Logging
 /// request can make it act as anyone else.
 struct AgentEndpoint: Sendable {
     let name: AgentName
-    let broker: Broker
+    let broker: any HiveStore
     let board: AgentStatusBoard
     let layout: HiveLayout
     let reminders: ReminderDesk

@@ -12,7 +12,7 @@ import Glibc
 /// plain child of core; what to do when one starts, exits or is stopped is ``CageMachine``'s to decide.
 final class AgentProcesses: Service, Sendable {
     private let layout: HiveLayout
-    private let broker: Broker
+    private let broker: any HiveStore
     private let board: AgentStatusBoard
     private let logger: Logger
     /// The `hive` executable to run `agent` from.
@@ -41,7 +41,7 @@ final class AgentProcesses: Service, Sendable {
     }
     private let state = Mutex(State())
 
-    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, logger: Logger, hive: String,
+    init(layout: HiveLayout, broker: any HiveStore, board: AgentStatusBoard, logger: Logger, hive: String,
          environment: [String: String] = CageEnvironment.filter(ProcessInfo.processInfo.environment), cage: BwrapCage? = nil, configs: ConfigStore, forge: ForgeDesk? = nil) {
         self.cage = cage
         self.configs = configs
@@ -126,7 +126,7 @@ final class AgentProcesses: Service, Sendable {
         do {
             let rendered = try configs.render(name, config)
             if let cage {
-                let command = try cage.command(for: name, config: config, rendered: rendered, environment: env)
+                let command = try cage.prepare(name, config: config, rendered: rendered, environment: env)
                 (executable, arguments, env) = command
                 isolation = "bwrap, network \(config.network.rawValue)"
             } else {

@@ -12,7 +12,7 @@ import Glibc
 /// counts live connections so `list` can say whether anything runs behind it.
 final class AgentSockets: Service, Sendable {
     private let layout: HiveLayout
-    private let broker: Broker
+    private let broker: any HiveStore
     let board: AgentStatusBoard
     let reminders: ReminderDesk
     let configs: ConfigStore
@@ -20,8 +20,6 @@ final class AgentSockets: Service, Sendable {
     let reserve: DiskReserve
     let limits = CredentialLimits()
     private let logger: Logger
-    /// The manager's extra powers, attached once core has built them (they need these sockets).
-    private let managerDesk = Mutex<ManagerDesk?>(nil)
 
     private struct State {
         var servers: [AgentName: LineServer] = [:]
@@ -34,7 +32,7 @@ final class AgentSockets: Service, Sendable {
     }
     private let state = Mutex(State())
 
-    init(layout: HiveLayout, broker: Broker, board: AgentStatusBoard, reminders: ReminderDesk, configs: ConfigStore, rates: AgentRates, reserve: DiskReserve, logger: Logger) {
+    init(layout: HiveLayout, broker: any HiveStore, board: AgentStatusBoard, reminders: ReminderDesk, configs: ConfigStore, rates: AgentRates, reserve: DiskReserve, logger: Logger) {
         self.reserve = reserve
         self.configs = configs
         self.rates = rates
@@ -45,15 +43,15 @@ final class AgentSockets: Service, Sendable {
         self.logger = logger
     }
 
-    /// Gives the manager's socket its extra requests; call before the manager's socket opens.
-    func attach(_ desk: ManagerDesk) { managerDesk.withLock { $0 = desk } }
-
     /// Creates the agent's socket (mode 0660) and starts serving it. Returns once it accepts connections.
-    func open(_ name: AgentName) throws {
+    /// The manager's socket is opened once, at boot, with `manager`: its extra requests (they reach the
+    /// lifecycle, which opens the other agents' sockets through here).
+    func open(_ name: AgentName, manager: ManagerDesk? = nil) throws {
+        guard (name == .manager) == (manager != nil) else { throw CoreError("the manager's socket opens at boot, with its desk, and only it") }
         let server = LineServer(
             path: layout.agentSocket(name), mode: 0o660, logger: logger,
             handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, configs: configs, rates: rates, reserve: reserve, limits: limits,
-                                   manager: name == .manager ? managerDesk.withLock { $0 } : nil, logger: logger).handle,
+                                   manager: manager, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
                 self?.state.withLock { s in
                     s.connections[name, default: 0] += delta
@@ -121,7 +119,7 @@ final class AgentSockets: Service, Sendable {
             defer { s.servers.removeAll() }
             return Array(s.servers.values)
         }
-        broker.waiters.stopAll()
+        broker.releaseReceivers()
         await onThread { for server in servers { server.stop() } }
     }
 }

@@ -7,7 +7,7 @@ import Logging
 /// (`request_init_config`, `request_apply_commit`); the operator approves or denies; core carries the
 /// approval out and tells the manager the outcome (`approval_resolved`, `config_ready`).
 struct ApprovalDesk: Sendable {
-    let broker: Broker
+    let broker: any HiveStore
     let repos: ConfigRepos
     let configs: ConfigStore
     let lifecycle: Lifecycle

@@ -22,7 +22,7 @@ import Glibc
 /// | `/tmp` | a private tmpfs | |
 public struct BwrapCage: Sendable {
     let layout: HiveLayout
-    let broker: Broker
+    let broker: any HiveStore
     /// The host uids this hive's cages run as (when core is root).
     let uids: UIDRange
     /// The `hive` executable and claude, bound read-only at their host paths.
@@ -39,9 +39,10 @@ public struct BwrapCage: Sendable {
         getuid() == 0 ? uid_t(try broker.cageUID(for: name, in: uids.first...uids.last, skip: UIDRange.taken)) : nil
     }
 
-    /// The command that runs `hive agent` for `name` in its cage, and prepares the host side (uid,
-    /// ownership of its directories and socket, the shared space). `rendered` is its config file.
-    func command(for name: AgentName, config: AgentConfig, rendered: URL,
+    /// Prepares the host side of `name`'s cage and returns the command that runs `hive agent` in it.
+    /// Not a pure builder: it allocates the agent's uid (recorded in the store), hands its directories
+    /// and socket to that uid, and makes the shared space. `rendered` is its config file.
+    func prepare(_ name: AgentName, config: AgentConfig, rendered: URL,
                  environment: [String: String]) throws -> (executable: String, arguments: [String], environment: [String: String]) {
         let shared = layout.sharedDir
         try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)

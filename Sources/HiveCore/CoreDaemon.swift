@@ -129,10 +129,9 @@ public final class CoreDaemon: Sendable {
         let lifecycle = Lifecycle(layout: layout, broker: broker, sockets: sockets, processes: processes, configs: configs,
                                   repos: repos, forge: forgeDesk, logger: logger)
         let approvals = ApprovalDesk(broker: broker, repos: repos, configs: configs, lifecycle: lifecycle, logger: logger)
-        sockets.attach(ManagerDesk(approvals: approvals))
         for name in live {
             try AgentDirectories.create(name, in: layout)
-            try sockets.open(name)
+            try sockets.open(name, manager: name == .manager ? ManagerDesk(approvals: approvals) : nil)
             forgeDesk?.ensureToken(name)
         }
         for failed in try broker.failInterruptedApprovals() {

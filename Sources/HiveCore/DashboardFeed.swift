@@ -22,13 +22,13 @@ final class DashboardFeed: Sendable {
     }
     private let state = Mutex(State())
     private let changed = NSCondition()
-    private let broker: Broker
+    private let broker: any HiveStore
     private let agents: @Sendable () throws -> [AgentSummary]
     static let keep = 10_000
     /// Most events one `events` reply carries (the client asks again for the rest).
     static let batch = 500
 
-    init(broker: Broker, agents: @escaping @Sendable () throws -> [AgentSummary]) {
+    init(broker: any HiveStore, agents: @escaping @Sendable () throws -> [AgentSummary]) {
         self.broker = broker
         self.agents = agents
         let last: Int64 = (try? broker.recentMessages(limit: 1).first?.id) ?? 0

@@ -101,7 +101,7 @@ extension DiskQuotaMachine.Cause {
 final class DiskWatch: Service, Sendable {
     static let maxEntries = 1_000_000
     let layout: HiveLayout
-    let broker: Broker
+    let broker: any HiveStore
     let policy: DiskPolicy
     let board: AgentStatusBoard
     let configs: ConfigStore
@@ -112,7 +112,7 @@ final class DiskWatch: Service, Sendable {
     let logger: Logger
     private let machine = Mutex(DiskQuotaMachine())
 
-    init(layout: HiveLayout, broker: Broker, policy: DiskPolicy, board: AgentStatusBoard, configs: ConfigStore, processes: AgentProcesses?,
+    init(layout: HiveLayout, broker: any HiveStore, policy: DiskPolicy, board: AgentStatusBoard, configs: ConfigStore, processes: AgentProcesses?,
          owner: @escaping @Sendable (uid_t) -> AgentName?, notify: @escaping @Sendable (AgentName, String) -> Void, logger: Logger) {
         self.layout = layout; self.broker = broker; self.policy = policy; self.board = board; self.configs = configs
         self.processes = processes; self.owner = owner; self.notify = notify; self.logger = logger

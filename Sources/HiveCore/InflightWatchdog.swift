@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// (the harness died mid-turn and has not come back). A harness requeues on its own start too; this
 /// covers the one that never comes back, so the next one, or a manual `hive agent`, gets them.
 struct InflightWatchdog: Service {
-    let broker: Broker
+    let broker: any HiveStore
     let sockets: AgentSockets
     let logger: Logger
     /// How long an agent may be unattended before its in-flight messages are requeued.

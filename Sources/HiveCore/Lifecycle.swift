@@ -8,7 +8,7 @@ import Logging
 /// in `list` while a verb runs and are always cleared, also when it fails.
 struct Lifecycle: Sendable {
     let layout: HiveLayout
-    let broker: Broker
+    let broker: any HiveStore
     let sockets: AgentSockets
     let processes: AgentProcesses?
     let configs: ConfigStore

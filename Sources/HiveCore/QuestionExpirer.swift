@@ -5,7 +5,7 @@ import ServiceLifecycle
 /// Once a second: expires open questions whose time ran out and sends whatever messages questions still
 /// owe (after a crash between a question's commit and its message, this is what sends it).
 struct QuestionExpirer: Service {
-    let broker: Broker
+    let broker: any HiveStore
     let logger: Logger
 
     func run() async throws {

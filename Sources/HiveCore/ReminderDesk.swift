@@ -8,7 +8,7 @@ import HiveWire
 /// plant links is how a host file gets overwritten): long texts are saved by `hive mcp`, as the agent,
 /// in its own state dir, and the reminder carries the path.
 struct ReminderDesk: Sendable {
-    let broker: Broker
+    let broker: any HiveStore
     let layout: HiveLayout
     let limits: ReminderLimits
     let scheduler: ReminderScheduler

@@ -9,7 +9,7 @@ import Synchronization
 /// reminder is set; delivers in batches, each one transaction; stops on graceful shutdown after the batch
 /// in progress has committed or rolled back whole.
 final class ReminderScheduler: Service, Sendable {
-    private let broker: Broker
+    private let broker: any HiveStore
     private let logger: Logger
     /// Most reminders fired in one transaction: small enough that ordinary sends waiting behind it for
     /// the writer keep their latency (docs/benchmarks.md), large enough to fire thousands a second.
@@ -20,7 +20,7 @@ final class ReminderScheduler: Service, Sendable {
     /// Seconds between back-to-back batches (see the loop).
     let pauseBetweenBatches: Double
 
-    init(broker: Broker, logger: Logger, batchSize: Int = 32, pauseBetweenBatches: Double = 0.0005) {
+    init(broker: any HiveStore, logger: Logger, batchSize: Int = 32, pauseBetweenBatches: Double = 0.0005) {
         self.pauseBetweenBatches = pauseBetweenBatches
         self.broker = broker
         self.logger = logger

@@ -5,14 +5,14 @@ import Synchronization
 
 /// Deletes acked messages older than the retention window, at boot and then every `interval`.
 final class RetentionSweeper: Service, Sendable {
-    let broker: Broker
+    let broker: any HiveStore
     /// Seconds an acked message is kept.
     let window: Double
     let interval: Duration
     let logger: Logger
     private let stopping = Atomic<Bool>(false)
 
-    init(broker: Broker, window: Double, interval: Duration, logger: Logger) {
+    init(broker: any HiveStore, window: Double, interval: Duration, logger: Logger) {
         self.broker = broker
         self.window = window
         self.interval = interval

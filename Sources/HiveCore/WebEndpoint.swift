@@ -15,7 +15,7 @@ struct WebEndpoint: Sendable {
     let admin: AdminEndpoint
     let feed: DashboardFeed
     var layout: HiveLayout { admin.layout }
-    var broker: Broker { admin.broker }
+    var broker: any HiveStore { admin.broker }
 
     func handle(_ line: Data, _ parker: Parker) -> Data {
         Respond.to(line, table: WebRequest.table, logger: admin.logger) { request in

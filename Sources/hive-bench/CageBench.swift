@@ -91,7 +91,7 @@ extension Bench {
         for d in 0..<100 {
             let dir = tree.appending(path: "d\(d)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            for i in 0..<100 { FileManager.default.createFile(atPath: dir.appending(path: "f\(i)").path, contents: Data("x".utf8)) }
+            for i in 0..<100 { _ = FileManager.default.createFile(atPath: dir.appending(path: "f\(i)").path, contents: Data("x".utf8)) }
         }
         func starts(walk: Bool) async throws -> Double {
             var samples: [Double] = []
