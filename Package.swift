@@ -22,10 +22,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
     ],
     targets: [
-        // Wire types: what every process speaks. Foundation only.
+        // Wire types: what every process speaks (commands, replies, states, agent.json). Foundation only.
         .target(name: "HiveWire"),
+        // The host every process shares: the hive's paths (HiveLayout), unix and TCP sockets, child
+        // processes, file access confined to a directory, stored credentials, finding claude.
+        .target(name: "HiveHost", dependencies: ["HiveWire"]),
         // A small blocking-socket client for the NDJSON sockets, used by the CLI, tests and bench.
-        .target(name: "HiveClient", dependencies: ["HiveWire"]),
+        .target(name: "HiveClient", dependencies: ["HiveWire", "HiveHost"]),
         // What the hive keeps durably (the registry with each agent's cage uid, messages, reminders,
         // approvals, questions) behind the HiveStore protocols, and the lifecycles that rule its states.
         // Broker is the SQLite store, through GRDB. No sockets, no processes.
@@ -35,7 +38,7 @@ let package = Package(
         ]),
         // The private git forge: repos, users and tokens, git's smart HTTP and a Gitea-shaped API under /forge/.
         .target(name: "HiveForge", dependencies: [
-            "HiveWire",
+            "HiveWire", "HiveHost",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -46,7 +49,7 @@ let package = Package(
         ]),
         // The coordinator daemon: sockets, registry, sweeps.
         .target(name: "HiveCore", dependencies: [
-            "HiveWire", "HiveBroker", "HiveForge",
+            "HiveWire", "HiveHost", "HiveBroker", "HiveForge",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -62,7 +65,7 @@ let package = Package(
         // The harness (`hive agent`): turn loop driving claude, its stores and its HTTP endpoint.
         // Reaches the hive only through its agent socket: never the broker or core.
         .target(name: "HiveHarness", dependencies: [
-            "HiveWire", "HiveClient", "HiveTelemetry", "HiveHTTP",
+            "HiveWire", "HiveHost", "HiveClient", "HiveTelemetry", "HiveHTTP",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Subprocess", package: "swift-subprocess"),
@@ -78,7 +81,7 @@ let package = Package(
         ]),
         // `hive web`: the dashboard, an unprivileged process that reaches the hive only through web.sock.
         .target(name: "HiveWeb", dependencies: [
-            "HiveWire", "HiveClient", "HiveHTTP",
+            "HiveWire", "HiveHost", "HiveClient", "HiveHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -95,15 +98,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "hive", dependencies: [
-            "HiveWire", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP", "HiveTelemetry", "HiveWeb",
+            "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP", "HiveTelemetry", "HiveWeb",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        .target(name: "HiveFuzz", dependencies: ["HiveWire"]),
+        .target(name: "HiveFuzz", dependencies: ["HiveWire", "HiveHost"]),
         .executableTarget(name: "hive-bench", dependencies: [
-            "HiveWire", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness", "ModelStandIn", "HiveFuzz",
+            "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness", "ModelStandIn", "HiveFuzz",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -116,6 +119,6 @@ let package = Package(
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),
         .testTarget(name: "HiveMCPTests", dependencies: ["HiveMCP", .product(name: "MCP", package: "swift-sdk")]),
-        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveTelemetry", "ModelStandIn", "HiveFuzz"]),
+        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveHost", "HiveTelemetry", "ModelStandIn", "HiveFuzz"]),
     ]
 )

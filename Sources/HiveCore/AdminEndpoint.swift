@@ -1,5 +1,6 @@
 import Foundation
 import HiveBroker
+import HiveHost
 import HiveWire
 import Logging
 

@@ -1,6 +1,7 @@
 import Foundation
 import HiveBroker
 import HiveForge
+import HiveHost
 import HiveWire
 import Logging
 import ServiceLifecycle

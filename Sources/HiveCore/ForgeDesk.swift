@@ -1,5 +1,6 @@
 import Foundation
 import HiveForge
+import HiveHost
 import HiveWire
 import Logging
 #if canImport(Glibc)

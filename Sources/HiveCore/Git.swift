@@ -1,4 +1,5 @@
 import Foundation
+import HiveHost
 import HiveWire
 
 /// Runs the git client for core's config repos. Core never runs git hooks or the user's git config:

@@ -1,4 +1,5 @@
 import Foundation
+import HiveHost
 import HiveWire
 #if canImport(Glibc)
 import Glibc

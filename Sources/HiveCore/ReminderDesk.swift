@@ -1,5 +1,6 @@
 import Foundation
 import HiveBroker
+import HiveHost
 import HiveWire
 
 /// Takes `remind` requests: checks timing and limits, stores the reminder and tells the scheduler.

@@ -3,6 +3,7 @@ import HiveClient
 import HiveHTTP
 import HiveTelemetry
 import Hummingbird
+import HiveHost
 import HiveWire
 import Logging
 import ServiceLifecycle

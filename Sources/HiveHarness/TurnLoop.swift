@@ -1,6 +1,7 @@
 import Foundation
 import HiveTelemetry
 import HiveClient
+import HiveHost
 import HiveWire
 import Logging
 import Synchronization
@@ -16,12 +17,12 @@ public final class TurnLoop: Sendable {
     public let events: EventStore
     public let stats: TurnStatsStore
     public let status = HarnessStatus()
-    private let logger: Logger
-    private let controls = Mutex(Controls())
+    let logger: Logger
+    let controls = Mutex(Controls())
     /// Denied tools the manager has not been told about yet (sent after the turn, on the agent's socket).
-    private let pendingDenialNotices = Mutex<[String]>([])
+    let pendingDenialNotices = Mutex<[String]>([])
 
-    private struct Controls {
+    struct Controls {
         /// Cancels the claude run in progress.
         var currentTurn: (@Sendable () -> Void)?
         var cancelRequested = false
@@ -262,138 +263,6 @@ public final class TurnLoop: Sendable {
         return outcome == .ok
     }
 
-    private struct Run {
-        var acc: TurnAccumulator
-        var exit: ClaudeExit
-        var startedAt: Double
-    }
-
-    private func runClaude(_ claude: String, prompt: String, continueSession: Bool, turn: Int) async throws -> Run {
-        var args = ["--print", "--verbose", "--output-format", "stream-json", "--model", model,
-                    "--mcp-config", config.mcpConfigPath, "--strict-mcp-config"] + config.permissionArguments
-        if continueSession { args.append("--continue") }
-        if let addition = config.appendedSystemPrompt { args += ["--append-system-prompt", addition] }
-        let invocation = ClaudeInvocation(executable: claude, arguments: args, workingDirectory: config.stateDir,
-                                          environment: config.claudeEnvironment, prompt: prompt, timeout: config.turnTimeout)
-        let acc = Mutex(TurnAccumulator())
-        let startedAt = Date().timeIntervalSince1970
-        let events = self.events
-        let logger = self.logger
-        let task = Task<Result<ClaudeExit, any Error>, Never> {
-            do {
-                let exit = try await ClaudeRunner.run(invocation, onStdout: { line in
-                    acc.withLock { a in for e in ClaudeEvent.events(in: line) { a.consume(e) } }
-                    do { try events.append(kind: "stdout", body: String(decoding: line, as: UTF8.self), turn: Int64(turn)) } catch {
-                        logger.error("event store: \(error)")
-                    }
-                }, onStderr: { line in
-                    _ = try? events.append(kind: "stderr", body: line, turn: Int64(turn))
-                })
-                return .success(exit)
-            } catch {
-                return .failure(error)
-            }
-        }
-        controls.withLock { $0.currentTurn = { task.cancel() }; $0.cancelRequested = false }
-        let result = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
-        let cancelledByOperator = controls.withLock { c -> Bool in
-            c.currentTurn = nil
-            return c.cancelRequested
-        }
-        try Task.checkCancellation()
-        var exit: ClaudeExit
-        switch result {
-        case .success(let e): exit = e
-        case .failure(let error):
-            note("claude could not run: \(error)")
-            exit = ClaudeExit(status: nil, signal: nil, timedOut: false, cancelled: false)
-        }
-        if cancelledByOperator { exit.cancelled = true }
-        return Run(acc: acc.withLock { $0 }, exit: exit, startedAt: startedAt)
-    }
-
-    private func finishTurn(_ run: Run, outcome: TurnOutcome, wakeSource: String, messageID: Int64?, decision: SessionPolicy.Decision) {
-        let acc = run.acc
-        let ended = Date().timeIntervalSince1970
-        var detail: String?
-        switch outcome {
-        case .ok: detail = nil
-        case .rateLimited(let until, let window):
-            detail = (until.map { "limit resets at \(Int($0))" } ?? "limit hit, reset unknown") + (window.map { " (\($0))" } ?? "")
-        case .promptTooLong: detail = "Prompt is too long"
-        case .transient(let t), .needsLogin(let t), .needsBilling(let t), .failed(let t): detail = String(t.prefix(1000))
-        }
-        if run.exit.timedOut { detail = "timed out after \(config.turnTimeout)" }
-        if run.exit.cancelled { detail = "cancelled" }
-        let denials = acc.permissionDenials
-        if !denials.isEmpty, outcome == .ok { detail = "ran, but claude was refused: \(Set(denials).sorted().joined(separator: ", "))" }
-        var session = loadSession()
-        // The CLI's per-model totals run on across a continued session; a new session id starts from zero.
-        let previous = (acc.sessionID != nil && acc.sessionID == session.sessionID) ? (session.modelTotals ?? [:]) : [:]
-        let shares = acc.turnModelUsage(previous: previous)
-        let cost = shares.values.reduce(0) { $0 + $1.costUSD }
-        let usage = acc.usage
-        var stat = TurnStat(
-            id: nil, startedAt: run.startedAt, endedAt: ended, model: acc.model ?? model, sessionID: acc.sessionID,
-            wakeSource: wakeSource, messageID: messageID,
-            resultKind: ((run.exit.timedOut || run.exit.cancelled) ? TurnResultKind.failed : outcome.kind).rawValue, detail: detail,
-            inputTokens: usage.input, outputTokens: usage.output, cacheReadTokens: usage.cacheRead,
-            cacheCreationTokens: usage.cacheCreation, contextTokens: acc.contextTokens,
-            contextWindow: acc.result?.contextWindow, costUSD: cost, toolCalls: acc.toolCallCount,
-            toolBreakdown: Self.json(acc.toolCalls), sessionAction: decision.action.rawValue, sessionReason: decision.reason,
-            estimatedContinueCost: decision.continueCost, estimatedFreshCost: decision.freshCost,
-            exitStatus: run.exit.status.map(Int.init) ?? run.exit.signal.map { 128 + Int($0) })
-        stat.cacheCreation1hTokens = usage.cacheCreation1h
-        stat.modelUsage = Self.json(shares.mapValues { m in
-            ["input": m.usage.input, "output": m.usage.output, "cache_read": m.usage.cacheRead,
-             "cache_creation": m.usage.cacheCreation, "cache_creation_1h": m.usage.cacheCreation1h, "cost_usd": m.costUSD] as [String: Any]
-        })
-        stat.permissionDenials = Self.json(denials)
-        stat.cliVersion = acc.cliVersion
-        do { try stats.record(stat) } catch { logger.error("turn stats: \(error)") }
-        if let id = acc.sessionID { session.sessionID = id }
-        if let totals = acc.result?.modelUsage, !totals.isEmpty { session.modelTotals = totals }
-        if acc.result != nil {
-            session.lastTurnEndedAt = ended
-            if let ctx = acc.contextTokens { session.contextTokens = ctx }
-            if acc.compacted { session.contextTokens = nil }
-            if let w = acc.result?.contextWindow { session.contextWindow = w }
-        }
-        let newlyDenied = Set(denials).subtracting(session.deniedToolsReported ?? []).sorted()
-        session.deniedToolsReported = (session.deniedToolsReported ?? []) + newlyDenied
-        saveSession(session)
-        _ = status.update {
-            $0.sessionID = session.sessionID
-            $0.contextTokens = session.contextTokens
-            $0.contextWindow = session.contextWindow
-            $0.lastTurnCostUSD = cost
-            $0.totalCostUSD += cost
-            $0.lastTurnEndedAt = ended
-            $0.messageID = nil
-            $0.cliVersion = acc.cliVersion ?? $0.cliVersion
-            if !denials.isEmpty { $0.permissionDenials = Array(Set(denials)).sorted() }
-            if let m = acc.model { $0.model = m }
-        }
-        if !newlyDenied.isEmpty { pendingDenialNotices.withLock { $0 += newlyDenied } }
-        harnessEvent(["event": "turn_end", "result": stat.resultKind, "detail": detail ?? "", "cost_usd": cost,
-                      "tool_calls": acc.toolCallCount, "context_tokens": acc.contextTokens ?? 0,
-                      "permission_denials": denials], turn: status.read().turns)
-    }
-
-    /// Tells the manager, once per tool, that claude was refused a tool here: the turn ran and was acked,
-    /// but the agent did not do what it meant to, and only a config change (permissions) can fix it.
-    private func reportDenials(_ conn: HiveConnection) async {
-        let tools = pendingDenialNotices.withLock { t in defer { t = [] }; return t }
-        guard !tools.isEmpty, config.name != .manager else { return }
-        let body = "\(config.name) was refused \(tools.count == 1 ? "the tool" : "the tools") \(tools.joined(separator: ", ")) "
-            + "(permissions in its agent.json). Its turns run, but without \(tools.count == 1 ? "that tool" : "those tools")."
-        do { _ = try await conn.call(SendCommand(to: "manager", body: body)) } catch { note("could not tell the manager about denied tools: \(error)") }
-    }
-
-    static func json(_ value: Any) -> String {
-        (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-    }
-
     // MARK: Bookkeeping
 
     private var missingClaude: String {
@@ -401,13 +270,13 @@ public final class TurnLoop: Sendable {
         return "'\(wanted)' not found: install Claude Code (claude on PATH) or set HIVE_CLAUDE; messages wait until then"
     }
 
-    private func loadSession() -> SessionRecord {
+    func loadSession() -> SessionRecord {
         guard let data = FileManager.default.contents(atPath: config.sessionPath),
               let record = try? JSONDecoder().decode(SessionRecord.self, from: data) else { return SessionRecord() }
         return record
     }
 
-    private func saveSession(_ record: SessionRecord) {
+    func saveSession(_ record: SessionRecord) {
         guard let data = try? JSONEncoder().encode(record) else { return }
         try? data.write(to: URL(filePath: config.sessionPath), options: .atomic)
     }
@@ -452,12 +321,12 @@ public final class TurnLoop: Sendable {
         do { _ = try await conn.call(message) } catch { logger.debug("report_state failed: \(error)") }
     }
 
-    private func note(_ text: String) {
+    func note(_ text: String) {
         logger.info("\(config.name): \(text)")
         harnessEvent(["event": "note", "text": text], turn: nil)
     }
 
-    private func harnessEvent(_ body: [String: Any], turn: Int?) {
+    func harnessEvent(_ body: [String: Any], turn: Int?) {
         let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data("{}".utf8)
         _ = try? events.append(kind: "harness", body: String(decoding: data, as: UTF8.self), turn: turn.map(Int64.init))
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Hummingbird
+import HiveHost
 import HiveWire
 import NIOCore
 import NIOHTTP1

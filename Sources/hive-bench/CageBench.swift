@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HiveClient
+import HiveHost
 import HiveWire
 #if canImport(Glibc)
 import Glibc

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import HiveBroker
 import HiveClient
+import HiveHost
 import HiveWire
 import Synchronization
 #if canImport(Glibc)

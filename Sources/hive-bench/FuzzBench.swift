@@ -1,6 +1,7 @@
 import Foundation
 import HiveClient
 import HiveFuzz
+import HiveHost
 import HiveWire
 #if canImport(Glibc)
 import Glibc

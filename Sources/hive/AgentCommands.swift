@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HiveHarness
 import HiveMCP
+import HiveHost
 import HiveWire
 import Logging
 import ServiceLifecycle

@@ -3,6 +3,7 @@ import Foundation
 import HiveBroker
 import HiveClient
 import HiveCore
+import HiveHost
 import HiveWire
 import HiveWeb
 import Logging

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HiveClient
+import HiveHost
 import HiveWire
 
 /// `hive demo-claude`: the scripted stand-in `hive up --demo` runs instead of Claude, so a newcomer

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HiveCore
+import HiveHost
 import HiveWire
 
 struct Doctor: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HiveHost
 import HiveWire
 
 struct Login: AsyncParsableCommand {

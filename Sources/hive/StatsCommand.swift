@@ -3,6 +3,7 @@ import Foundation
 import HiveTelemetry
 import HiveClient
 import HiveHarness
+import HiveHost
 import HiveWire
 
 struct Stats: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import Foundation
 import HiveClient
 import HiveFuzz
+import HiveHost
 import HiveWire
 import Testing
 #if canImport(Glibc)

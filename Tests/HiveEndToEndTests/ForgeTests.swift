@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import HiveClient
+import HiveHost
 import HiveWire
 import Testing
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import HiveClient
+import HiveHost
 import HiveWire
 import Testing
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import Foundation
+import HiveWire
 
 /// Where the claude CLI is: `$HIVE_CLAUDE` when set (a path or a name), else `claude` on PATH. The one
 /// rule the harness (which runs it), core (which binds it into cages) and `hive up` (which reports it)

@@ -1,4 +1,5 @@
 import Foundation
+import HiveWire
 
 /// Where a hive keeps its files (under the root) and its sockets (under the run dir).
 public struct HiveLayout: Sendable {

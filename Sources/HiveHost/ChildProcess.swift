@@ -1,4 +1,5 @@
 import Foundation
+import HiveWire
 import Synchronization
 
 /// Runs a short-lived helper program (git, mostly) to completion and collects what it printed. Both
