@@ -38,7 +38,9 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     /// Which stored credential (`hive login --name`) the agent's claude uses; nil: `default`.
     public var credential: String?
 
-    private enum CodingKeys: String, CodingKey {
+    // The field names below are the file's one description of itself: the checker's "known fields" come
+    // from these keys (CaseIterable), so a field added here is known there.
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case model, description, systemPrompt = "system_prompt", allowedRecipients = "allowed_recipients",
              mcpServers = "mcp_servers", env, network, limits, reminders, session, permissions, credential
     }
@@ -56,6 +58,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         /// `--disallowedTools` rules, applied in every mode.
         public var deny: [String] = []
         public static let modes = ["default", "acceptEdits", "plan", "bypassPermissions"]
+        enum CodingKeys: String, CodingKey, CaseIterable { case mode, allow, deny }
         public init(mode: String? = nil, allow: [String] = [], deny: [String] = []) { self.mode = mode; self.allow = allow; self.deny = deny }
     }
 
@@ -68,6 +71,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         public init(command: String, args: [String] = [], env: [String: String] = [:]) {
             self.command = command; self.args = args; self.env = env
         }
+        enum CodingKeys: String, CodingKey, CaseIterable { case command, args, env }
     }
 
     /// Resource limits, enforced through cgroups where the host offers them (`hive ls` says).
@@ -77,7 +81,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         /// The agent's own dirs (state and harness), in MiB; over it the agent is parked. Nil: the hive's default.
         public var diskMB: Int?
         public init(memoryMB: Int? = nil, pids: Int? = nil, diskMB: Int? = nil) { self.memoryMB = memoryMB; self.pids = pids; self.diskMB = diskMB }
-        private enum CodingKeys: String, CodingKey { case memoryMB = "memory_mb", pids, diskMB = "disk_mb" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case memoryMB = "memory_mb", pids, diskMB = "disk_mb" }
     }
 
     /// How many reminders the agent may keep pending and how fast it may set them.
@@ -86,7 +90,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         public var burst = 20
         public var refillSeconds = 60
         public init() {}
-        private enum CodingKeys: String, CodingKey { case cap, burst, refillSeconds = "refill_seconds" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case cap, burst, refillSeconds = "refill_seconds" }
     }
 
     /// When the harness continues claude's session and when it starts afresh.
@@ -98,7 +102,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         /// Longest one turn may run.
         public var turnTimeoutSeconds = 1800
         public init() {}
-        private enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case contextFraction = "context_fraction", cacheTTLSeconds = "cache_ttl_seconds", turnTimeoutSeconds = "turn_timeout_seconds"
         }
     }
@@ -170,8 +174,7 @@ private struct Checker {
 
     mutating func config(_ o: [String: Any]) -> AgentConfig {
         var c = AgentConfig()
-        known(o, ["model", "description", "system_prompt", "allowed_recipients", "mcp_servers", "env", "network",
-                  "limits", "reminders", "session", "permissions", "credential"], in: nil)
+        known(o, AgentConfig.CodingKeys.self, in: nil)
         if let v = string(o, "model", max: 100) {
             if !AgentConfig.isModelName(v) {
                 problems.append("model: '\(v.prefix(100))' is not a model name (letters, digits and . _ : - [ ])")
@@ -197,7 +200,7 @@ private struct Checker {
                 }
                 guard name != "hive" else { problems.append("\(at): 'hive' is the hive's own server and cannot be replaced"); continue }
                 guard let s = value as? [String: Any] else { problems.append("\(at): must be an object with command, args, env"); continue }
-                known(s, ["command", "args", "env"], in: at)
+                known(s, AgentConfig.MCPServer.CodingKeys.self, in: at)
                 guard let command = s["command"] as? String, !command.isEmpty, command.utf8.count <= 1024 else {
                     problems.append("\(at).command: must be a non-empty string"); continue
                 }
@@ -214,19 +217,19 @@ private struct Checker {
             if let n = AgentConfig.Network(rawValue: v) { c.network = n } else { problems.append("network: must be \"host\" or \"none\", not '\(v)'") }
         }
         if let l = field(o, "limits", as: [String: Any].self, "an object with memory_mb, pids, disk_mb") {
-            known(l, ["memory_mb", "pids", "disk_mb"], in: "limits")
+            known(l, AgentConfig.Limits.CodingKeys.self, in: "limits")
             c.limits.diskMB = int(l, "disk_mb", at: "limits", range: 16...100_000_000)
             c.limits.memoryMB = int(l, "memory_mb", at: "limits", range: 64...1_048_576)
             c.limits.pids = int(l, "pids", at: "limits", range: 16...1_000_000)
         }
         if let r = field(o, "reminders", as: [String: Any].self, "an object with cap, burst, refill_seconds") {
-            known(r, ["cap", "burst", "refill_seconds"], in: "reminders")
+            known(r, AgentConfig.Reminders.CodingKeys.self, in: "reminders")
             if let v = int(r, "cap", at: "reminders", range: 1...10_000) { c.reminders.cap = v }
             if let v = int(r, "burst", at: "reminders", range: 1...1_000) { c.reminders.burst = v }
             if let v = int(r, "refill_seconds", at: "reminders", range: 1...86_400) { c.reminders.refillSeconds = v }
         }
         if let s = field(o, "session", as: [String: Any].self, "an object with context_fraction, cache_ttl_seconds, turn_timeout_seconds") {
-            known(s, ["context_fraction", "cache_ttl_seconds", "turn_timeout_seconds"], in: "session")
+            known(s, AgentConfig.Session.CodingKeys.self, in: "session")
             if let v = s["context_fraction"] {
                 if let d = (v as? NSNumber).map(\.doubleValue), !(v is Bool), d >= 0.05, d <= 1 { c.session.contextFraction = d } else {
                     problems.append("session.context_fraction: must be a number from 0.05 to 1")
@@ -239,7 +242,7 @@ private struct Checker {
             if StoredCredential.isName(v) { c.credential = v } else { problems.append("credential: '\(v)' is not a credential name (1–32 of a-z 0-9 _ -)") }
         }
         if let p = field(o, "permissions", as: [String: Any].self, "an object with mode, allow, deny") {
-            known(p, ["mode", "allow", "deny"], in: "permissions")
+            known(p, AgentConfig.Permissions.CodingKeys.self, in: "permissions")
             if let m = p["mode"] {
                 if let m = m as? String, AgentConfig.Permissions.modes.contains(m) { c.permissions.mode = m } else if !(m is NSNull) {
                     problems.append("permissions.mode: must be one of \(AgentConfig.Permissions.modes.joined(separator: ", "))")
@@ -267,7 +270,8 @@ private struct Checker {
         return rules
     }
 
-    private mutating func known(_ o: [String: Any], _ keys: Set<String>, in parent: String?) {
+    private mutating func known<Key: CodingKey & CaseIterable>(_ o: [String: Any], _ described: Key.Type, in parent: String?) {
+        let keys = Set(Key.allCases.map(\.stringValue))
         for key in o.keys.sorted() where !keys.contains(key) {
             let at = parent.map { "\($0).\(key.prefix(64))" } ?? String(key.prefix(64))
             problems.append("\(at): unknown field (known: \(keys.sorted().joined(separator: ", ")))")
