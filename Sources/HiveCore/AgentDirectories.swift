@@ -18,6 +18,6 @@ enum AgentDirectories {
     /// Removes `<root>/agents/<name>` and everything under it through descriptors (the agent and the
     /// manager write in it; see ``TreeRemoval``).
     static func remove(_ name: AgentName, in layout: HiveLayout) throws {
-        try TreeRemoval.remove(name.rawValue, in: layout.root.appending(path: "agents"))
+        try TreeRemoval.remove(name.rawValue, in: layout.agentsDir)
     }
 }

@@ -75,7 +75,7 @@ public final class CoreDaemon: Sendable {
         let fm = FileManager.default
         try fm.createDirectory(at: layout.root, withIntermediateDirectories: true)
         try fm.createDirectory(at: layout.runDir, withIntermediateDirectories: true)
-        try fm.createDirectory(at: layout.root.appending(path: "agents"), withIntermediateDirectories: true)
+        try fm.createDirectory(at: layout.agentsDir, withIntermediateDirectories: true)
         try HiveLayout.checkSocketPath(layout.adminSocket)
         try HiveLayout.checkSocketPath(layout.longestSocketPath)
 

@@ -1,4 +1,5 @@
 import Foundation
+import HiveHost
 import HiveWire
 
 /// Everything the harness of one agent needs to know.
@@ -135,8 +136,8 @@ public struct HarnessConfig: Sendable {
         return parts.isEmpty ? nil : parts.joined(separator: "\n\n")
     }
 
-    var eventsPath: String { harnessDir + "/events.sqlite" }
-    var statsPath: String { harnessDir + "/turn-stats.sqlite" }
-    var sessionPath: String { harnessDir + "/session.json" }
-    var mcpConfigPath: String { harnessDir + "/mcp-config.json" }
+    var eventsPath: String { harnessDir + "/" + HiveLayout.eventsFile }
+    var statsPath: String { harnessDir + "/" + HiveLayout.turnStatsFile }
+    var sessionPath: String { harnessDir + "/" + HiveLayout.sessionFile }
+    var mcpConfigPath: String { harnessDir + "/" + HiveLayout.mcpConfigFile }
 }

@@ -17,12 +17,27 @@ public struct HiveLayout: Sendable {
     public var brokerDatabase: URL { root.appending(path: "broker.sqlite") }
     public var rootLock: URL { root.appending(path: "core.lock") }
     public var runLock: URL { runDir.appending(path: "core.lock") }
-    public var adminSocket: URL { runDir.appending(path: "host.sock") }
+    public var adminSocket: URL { Self.adminSocket(in: runDir) }
     /// `<run-dir>/web.sock`: the narrow surface `hive web` talks to.
-    public var webSocket: URL { runDir.appending(path: "web.sock") }
+    public var webSocket: URL { Self.webSocket(in: runDir) }
 
+    // For clients that know only the run dir (`--run-dir`, `hive web`).
+    /// `<run-dir>/host.sock`: the operator's socket.
+    public static func adminSocket(in runDir: URL) -> URL { runDir.appending(path: "host.sock") }
+    public static func webSocket(in runDir: URL) -> URL { runDir.appending(path: "web.sock") }
+    /// `<root>/run`: the run dir when none is named.
+    public static func defaultRunDir(root: URL) -> URL { root.appending(path: "run") }
+
+    // The harness's own files, in its harness dir: named here so nothing else spells them.
+    public static let eventsFile = "events.sqlite"
+    public static let turnStatsFile = "turn-stats.sqlite"
+    public static let sessionFile = "session.json"
+    public static let mcpConfigFile = "mcp-config.json"
+
+    /// `<root>/agents`: one directory per agent.
+    public var agentsDir: URL { root.appending(path: "agents") }
     /// `<root>/agents/<n>`: everything the hive keeps for one agent.
-    public func agentDir(_ name: AgentName) -> URL { root.appending(path: "agents").appending(path: name.rawValue) }
+    public func agentDir(_ name: AgentName) -> URL { agentsDir.appending(path: name.rawValue) }
     /// `<root>/agents/<n>/state`: the agent's own durable notes and work.
     public func stateDir(_ name: AgentName) -> URL { agentDir(name).appending(path: "state") }
     /// `<root>/agents/<n>/harness`: the harness's internals.

@@ -38,7 +38,7 @@ enum AgentPageProxy {
         let dir = HiveLayout(root: runDir, runDir: runDir).agentPageDir(agent)
         var dirStat = stat()
         guard lstat(dir.path, &dirStat) == 0, (dirStat.st_mode & S_IFMT) == S_IFDIR else { throw Refused(description: "that agent's page is not up") }
-        let path = dir.appending(path: "web.sock").path
+        let path = HiveLayout(root: runDir, runDir: runDir).agentWebSocket(agent).path
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Refused(description: "no socket: \(String(cString: strerror(errno)))") }
         var ok = false
@@ -74,7 +74,7 @@ enum AgentPageProxy {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { return nil }
             defer { close(fd) }
-            guard UnixSocket.withAddress(runDir.appending(path: "web.sock").path, { Glibc.connect(fd, $0, $1) }) == 0 else { return nil }
+            guard UnixSocket.withAddress(HiveLayout.webSocket(in: runDir).path, { Glibc.connect(fd, $0, $1) }) == 0 else { return nil }
             var cred = PeerCredentials()
             var len = socklen_t(MemoryLayout<PeerCredentials>.size)
             guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 else { return nil }

@@ -206,7 +206,7 @@ struct Up: AsyncParsableCommand {
     /// The demo's opening: two agents, a request from the operator to the manager, and a question from
     /// the manager waiting on the dashboard for the operator to answer.
     static func startDemo(runDir: URL) async {
-        guard let admin = try? HiveConnection(path: runDir.appending(path: "host.sock").path) else { return }
+        guard let admin = try? HiveConnection(path: HiveLayout.adminSocket(in: runDir).path) else { return }
         for name in ["alice", "bob"] { _ = try? await admin.call(SpawnCommand(name: name)) }
         try? await Task.sleep(for: .seconds(1))
         _ = try? await admin.call(SendCommand(to: "manager", body: "Please have the team write a haiku about bees."))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HiveHost
 import HiveClient
 import Logging
 
@@ -20,7 +21,7 @@ enum Defaults {
     }
 
     /// `<root>/run` for the given (or default) root.
-    static func runDir(root: URL? = nil) -> URL { (root ?? Self.root).appending(path: "run") }
+    static func runDir(root: URL? = nil) -> URL { HiveLayout.defaultRunDir(root: root ?? Self.root) }
 }
 
 /// `--run-dir`, shared by every verb that talks to a running hive.
@@ -38,7 +39,7 @@ struct RunDirOption: ParsableArguments {
 
     /// A connection to the admin socket, or a clear error.
     func connect() throws -> HiveConnection {
-        try HiveConnection(path: resolved.appending(path: "host.sock").path)
+        try HiveConnection(path: HiveLayout.adminSocket(in: resolved).path)
     }
 }
 

@@ -51,19 +51,21 @@ struct Stats: AsyncParsableCommand {
             // The store lives in the agent's own directory: it is read from a private copy made through
             // descriptors that follow no link, so nothing is ever opened, let alone written, through
             // whatever the agent put there.
-            let inHarness = ["agents", name.rawValue, "harness"]
-            guard let fd = ConfinedPath.openFile(inHarness + ["turn-stats.sqlite"], under: URL(filePath: rootPath), maxBytes: 256 << 20) else {
+            let layout = HiveLayout(root: URL(filePath: rootPath), runDir: URL(filePath: rootPath))
+            let inHarness = layout.harnessDir(name).pathComponents.dropFirst(layout.root.pathComponents.count).map { $0 }
+            let file = HiveLayout.turnStatsFile
+            guard let fd = ConfinedPath.openFile(inHarness + [file], under: URL(filePath: rootPath), maxBytes: 256 << 20) else {
                 throw ValidationError("no turn stats for \(name) yet (or its store is not a plain file of at most 256 MiB)")
             }
             var template = Array("/tmp/hive-stats-XXXXXX".utf8CString)
             guard let made = mkdtemp(&template) else { throw ValidationError("cannot make a temporary directory") }
             let copy = URL(filePath: String(cString: made))
             defer { try? FileManager.default.removeItem(at: copy) }
-            try ConfinedPath.copy(fd, to: copy.appending(path: "turn-stats.sqlite"))
-            if let wal = ConfinedPath.openFile(inHarness + ["turn-stats.sqlite-wal"], under: URL(filePath: rootPath), maxBytes: 256 << 20) {
-                try ConfinedPath.copy(wal, to: copy.appending(path: "turn-stats.sqlite-wal"))
+            try ConfinedPath.copy(fd, to: copy.appending(path: file))
+            if let wal = ConfinedPath.openFile(inHarness + [file + "-wal"], under: URL(filePath: rootPath), maxBytes: 256 << 20) {
+                try ConfinedPath.copy(wal, to: copy.appending(path: file + "-wal"))
             }
-            let store = try TurnStatsStore(path: copy.appending(path: "turn-stats.sqlite").path)
+            let store = try TurnStatsStore(path: copy.appending(path: file).path)
             if let range = range.flatMap(StatsRange.named) { return try Self.printReport(try store.report(range), json: json) }
             let turns = try store.turns(since: since.flatMap { Self.parseSince($0) } ?? 0)
             if json { return printJSON(turns) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import HiveClient
+import HiveHost
 import HiveWeb
 import HiveWire
 import Logging
@@ -63,7 +64,7 @@ struct Web: AsyncParsableCommand {
                 try PrivilegeDrop.reexec(as: WebSurface.uid, arguments: args, password: password)
             }
             if supervised { Lifeline.watchStandardInput(logger: logger) }
-            let core = CoreLink(socket: hive.resolved.appending(path: "web.sock").path)
+            let core = CoreLink(socket: HiveLayout.webSocket(in: hive.resolved).path)
             let forge = try? await core.call(SnapshotCommand()).forge
             // Agents' live streams and git transfers hold connections for long: room for many per upstream.
             var config = HTTPClient.Configuration()
