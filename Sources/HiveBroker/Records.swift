@@ -86,8 +86,19 @@ public struct AgentCounts: Sendable, Equatable {
     public var dead: Int
 }
 
-// The wire's states are stored as their raw strings.
-extension ApprovalState: DatabaseValueConvertible {}
-extension ApprovalKind: DatabaseValueConvertible {}
-extension QuestionState: DatabaseValueConvertible {}
-extension ReminderState: DatabaseValueConvertible {}
+// The wire's states are stored as their raw strings. A string this build does not know (a database a
+// newer hive wrote) reads as a closed state, never as a crash: GRDB stops the process on a value that does
+// not convert, and these rows are read on every dashboard poll.
+extension ApprovalState: DatabaseValueConvertible {
+    public static func fromDatabaseValue(_ v: DatabaseValue) -> ApprovalState? { String.fromDatabaseValue(v).map { .init(rawValue: $0) ?? .failed } }
+}
+extension ApprovalKind: DatabaseValueConvertible {
+    /// An unknown kind is carried out as a commit to deploy, which fails for want of one: the approval ends `failed`.
+    public static func fromDatabaseValue(_ v: DatabaseValue) -> ApprovalKind? { String.fromDatabaseValue(v).map { .init(rawValue: $0) ?? .applyCommit } }
+}
+extension QuestionState: DatabaseValueConvertible {
+    public static func fromDatabaseValue(_ v: DatabaseValue) -> QuestionState? { String.fromDatabaseValue(v).map { .init(rawValue: $0) ?? .expired } }
+}
+extension ReminderState: DatabaseValueConvertible {
+    public static func fromDatabaseValue(_ v: DatabaseValue) -> ReminderState? { String.fromDatabaseValue(v).map { .init(rawValue: $0) ?? .failed } }
+}

@@ -63,7 +63,7 @@ final class AgentProcesses: Service, Sendable {
 
     /// Starts the agent's harness unless it runs or is being launched.
     func start(_ name: AgentName) {
-        if handle(name, .start) == .launch { launch(name) }
+        if case .launch(let generation) = handle(name, .start) { launch(name, generation) }
     }
 
     /// Stops the agent's harness (SIGTERM, then SIGKILL after `grace`). Blocks until it is gone.
@@ -84,10 +84,10 @@ final class AgentProcesses: Service, Sendable {
     }
 
     /// Relaunches after `delay`, unless something stopped the agent or started it meanwhile.
-    private func relaunch(_ name: AgentName, after delay: Double) {
+    private func relaunch(_ name: AgentName, after delay: Double, _ generation: CageMachine.Generation) {
         DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in
             guard let self else { return }
-            if self.handle(name, .relaunchDue) == .launch { self.launch(name) }
+            if case .launch(let next) = self.handle(name, .relaunchDue(generation)) { self.launch(name, next) }
         }
     }
 
@@ -106,7 +106,7 @@ final class AgentProcesses: Service, Sendable {
     }
 
     /// Prepares and starts the cage; its machine is `launching` and hears how it went.
-    private func launch(_ name: AgentName) {
+    private func launch(_ name: AgentName, _ generation: CageMachine.Generation) {
         let p = Process()
         var env = environment
         if let forge { env.merge(forge.environment(for: name, caged: cage != nil)) { $1 } }
@@ -120,7 +120,7 @@ final class AgentProcesses: Service, Sendable {
             // Never another identity than the one approved: no falling back to core's own credential.
             board.supervisor(name, state: .needsLogin, detail: "its config names the credential '\(credential)', which is not stored: hive login --name \(credential), then hive start \(name)")
             logger.error("\(name): the credential '\(credential)' its config names is not stored; not starting it")
-            _ = handle(name, .prepareFailed)
+            _ = handle(name, .prepareFailed(generation))
             return
         }
         var executable: String, arguments: [String], isolation: String
@@ -144,7 +144,7 @@ final class AgentProcesses: Service, Sendable {
         } catch {
             board.supervisor(name, state: .crashed, detail: "could not prepare the cage: \(error)")
             logger.error("could not prepare the cage of \(name): \(error)")
-            _ = handle(name, .prepareFailed)
+            _ = handle(name, .prepareFailed(generation))
             return
         }
         let limits = cgroups.prepare(name, limits: config.limits)
@@ -167,7 +167,7 @@ final class AgentProcesses: Service, Sendable {
             try? lifeline.fileHandleForReading.close()
             let wanted = state.withLock { s -> Bool in
                 // stop() or shutdown may have run while this was starting: then it must not live on.
-                guard !s.stopped, s.children[name]?.machine.handle(.launched(now: Date().timeIntervalSince1970)) == CageMachine.Action.none
+                guard !s.stopped, s.children[name]?.machine.handle(.launched(generation, now: Date().timeIntervalSince1970)) == CageMachine.Action.none
                 else { return false }
                 s.children[name]?.process = p
                 s.children[name]?.lifeline = lifeline.fileHandleForWriting
@@ -178,13 +178,15 @@ final class AgentProcesses: Service, Sendable {
                 Self.terminate(p, grace: .seconds(2))
                 return
             }
+            // It may have ended before it was recorded (its termination handler found no match): see to it now.
+            if !p.isRunning { exited(name, p) }
             board.supervisor(name, state: .starting) // until its harness connects and reports
             logger.info("started the harness of \(name) (pid \(p.processIdentifier))")
         } catch {
             logger.error("could not start the harness of \(name): \(error)")
-            if case .relaunch(let delay, _) = handle(name, .launchFailed) {
+            if case .relaunch(let delay, _, let next) = handle(name, .launchFailed(generation)) {
                 board.supervisor(name, state: .crashed, detail: "could not start the harness: \(error); retrying in \(Int(delay)) s")
-                relaunch(name, after: delay)
+                relaunch(name, after: delay, next)
             }
         }
     }
@@ -192,12 +194,12 @@ final class AgentProcesses: Service, Sendable {
     private func exited(_ name: AgentName, _ process: Process) {
         let status = process.terminationStatus
         let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(status)" : "exited with status \(status)"
-        let plan = state.withLock { s -> (delay: Double, notify: Bool)? in
+        let plan = state.withLock { s -> (delay: Double, notify: Bool, generation: CageMachine.Generation)? in
             guard !s.stopped, s.children[name]?.process === process else { return nil }
             s.children[name]?.process = nil
-            guard case .relaunch(let delay, let notice)? = s.children[name]?.machine.handle(.exited(now: Date().timeIntervalSince1970))
+            guard case .relaunch(let delay, let notice, let generation)? = s.children[name]?.machine.handle(.exited(now: Date().timeIntervalSince1970))
             else { return nil }
-            return (delay, notice)
+            return (delay, notice, generation)
         }
         guard let plan else { return }
         cgroups.release(name)
@@ -214,7 +216,7 @@ final class AgentProcesses: Service, Sendable {
                 """)
             _ = try? broker.send(from: .system, to: to, body: body, inReplyTo: nil)
         }
-        relaunch(name, after: plan.delay)
+        relaunch(name, after: plan.delay, plan.generation)
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL; returns once the process is gone.

@@ -18,31 +18,36 @@ struct CageMachine: Sendable, Equatable {
         case stopped
     }
 
+    /// Each launch and each planned relaunch gets a new number; an event about an older one (a launch
+    /// that was superseded by a restart, a relaunch timer from before a stop) is recognised as stale.
+    typealias Generation = Int
+
     enum Event: Sendable, Equatable {
         /// Someone wants it running (spawn, start, restart, a relaunch after a rebuild).
         case start
-        /// Its process started.
-        case launched(now: Double)
-        /// Its cage could not be prepared (a missing credential, a bad config): it stays down until started.
-        case prepareFailed
-        /// Its process could not be started; another try comes later.
-        case launchFailed
-        /// Its process ended without anyone asking.
+        /// The process of launch `generation` started.
+        case launched(Generation, now: Double)
+        /// The cage of launch `generation` could not be prepared (a missing credential, a bad config): it
+        /// stays down until started.
+        case prepareFailed(Generation)
+        /// The process of launch `generation` could not be started; another try comes later.
+        case launchFailed(Generation)
+        /// Its running process ended without anyone asking.
         case exited(now: Double)
-        /// The delay before a relaunch is over.
-        case relaunchDue
+        /// The delay before relaunch `generation` is over.
+        case relaunchDue(Generation)
         /// Stop it, and do not bring it back.
         case stop
     }
 
     enum Action: Sendable, Equatable {
         case none
-        /// Prepare and launch the cage.
-        case launch
-        /// A cage came up that nobody wants any more (stopped while it launched): end it.
+        /// Prepare and launch the cage; report back with this generation.
+        case launch(Generation)
+        /// A cage came up that nobody wants any more (stopped, or superseded while it launched): end it.
         case terminate
-        /// It crashed: say so, tell the manager when `notice`, and send `.relaunchDue` after `after` seconds.
-        case relaunch(after: Double, notice: Bool)
+        /// It crashed: say so, tell the manager when `notice`, and send `.relaunchDue(generation)` after `after` seconds.
+        case relaunch(after: Double, notice: Bool, generation: Generation)
     }
 
     /// A harness that ran this long earns a fresh backoff.
@@ -59,31 +64,28 @@ struct CageMachine: Sendable, Equatable {
     private(set) var restarts = 0
     /// When the manager was last told of a crash.
     private(set) var lastNotice: Double?
+    /// The current launch or planned relaunch; only ever grows.
+    private(set) var generation: Generation = 0
 
     mutating func handle(_ event: Event) -> Action {
         switch (phase, event) {
         case (.launching, .start), (.running, .start):
             return .none
-        case (.stopped, .start):
-            self = CageMachine() // a stop forgets the crash history
-            phase = .launching
-            return .launch
         case (_, .start):
-            phase = .launching
-            return .launch
+            if phase == .stopped { (restarts, lastNotice) = (0, nil) } // a stop forgets the crash history
+            return launch()
 
-        case (.launching, .launched(let now)):
+        case (.launching, .launched(let g, let now)) where g == generation:
             phase = .running(since: now)
             return .none
         case (_, .launched):
             return .terminate
 
-        case (.launching, .prepareFailed):
+        case (.launching, .prepareFailed(let g)) where g == generation:
             phase = .down
             return .none
-        case (.launching, .launchFailed):
-            phase = .relaunchPending
-            return .relaunch(after: Self.launchRetry, notice: false)
+        case (.launching, .launchFailed(let g)) where g == generation:
+            return relaunch(after: Self.launchRetry, notice: false)
         case (_, .prepareFailed), (_, .launchFailed):
             return .none
 
@@ -92,20 +94,31 @@ struct CageMachine: Sendable, Equatable {
             restarts += 1
             let notice = lastNotice.map { now - $0 > Self.noticeInterval } ?? true
             if notice { lastNotice = now }
-            phase = .relaunchPending
-            return .relaunch(after: min(Self.maxDelay, pow(2, Double(restarts - 1))), notice: notice)
+            return relaunch(after: min(Self.maxDelay, pow(2, Double(restarts - 1))), notice: notice)
         case (_, .exited):
             return .none
 
-        case (.relaunchPending, .relaunchDue):
-            phase = .launching
-            return .launch
+        case (.relaunchPending, .relaunchDue(let g)) where g == generation:
+            return launch()
         case (_, .relaunchDue):
             return .none
 
         case (_, .stop):
             phase = .stopped
+            generation += 1 // whatever was launching or planned is no longer wanted
             return .none
         }
+    }
+
+    private mutating func launch() -> Action {
+        generation += 1
+        phase = .launching
+        return .launch(generation)
+    }
+
+    private mutating func relaunch(after delay: Double, notice: Bool) -> Action {
+        generation += 1
+        phase = .relaunchPending
+        return .relaunch(after: delay, notice: notice, generation: generation)
     }
 }

@@ -109,16 +109,22 @@ public enum HarnessWeb {
         EventStream.response { sink in
             let live = store.subscribe() // before the backlog, so nothing falls between the two
             var last = after
-            do {
-                while true {
-                    let backlog = try store.events(after: last, limit: 1000)
-                    for e in backlog { await sink.send(frame(e)); last = e.seq }
-                    if backlog.count < 1000 { break }
+            /// Sends what the store holds after `last`, before `end` (nil: all of it), a page at a time.
+            func backlog(before end: Int64? = nil) async {
+                do {
+                    while true {
+                        let page = try store.events(after: last, limit: 1000).filter { end == nil || $0.seq < end! }
+                        for e in page { await sink.send(frame(e)); last = e.seq }
+                        if page.count < 1000 { break }
+                    }
+                } catch {
+                    await sink.comment("backlog unavailable: \(error)")
                 }
-            } catch {
-                await sink.comment("backlog unavailable: \(error)")
             }
+            await backlog()
             for await e in live where e.seq > last {
+                // A slow client lets the live buffer overflow; what it dropped is still in the store.
+                if e.seq > last + 1 { await backlog(before: e.seq) }
                 await sink.send(frame(e))
                 last = e.seq
             }

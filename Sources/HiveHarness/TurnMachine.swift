@@ -107,19 +107,11 @@ public struct TurnMachine: Sendable, Equatable {
         }
     }
 
-    private mutating func next() -> Action {
-        defer { freshNext = false }
-        return .runTurn(fresh: freshNext)
-    }
+    /// The next turn; a fresh session stays asked for until a turn has run with it.
+    private func next() -> Action { .runTurn(fresh: freshNext) }
 
     private mutating func turnEnded(_ outcome: TurnOutcome, _ ending: Ending, now: Double, random: Double) -> Action {
-        // A turn that produced a good result is done, even if it was stopped on its way out.
-        if outcome == .ok { return .ack }
-        switch ending {
-        case .cancelled: return failure("cancelled by the operator", random: random)
-        case .timedOut(let seconds): return failure("timed out after \(Int(seconds)) s", random: random)
-        case .finished: break
-        }
+        freshNext = false // the turn ran, in a fresh session if one was asked for
         switch outcome {
         case .ok:
             return .ack
@@ -153,7 +145,13 @@ public struct TurnMachine: Sendable, Equatable {
             return .wait(seconds: rules.setupRecheck, Report(.needsLogin,
                 detail: "\(why.prefix(160)) — store a credential with `hive login` (or export ANTHROPIC_API_KEY before hive up), then `hive restart \(rules.agent)`"))
         case .failed(let why):
-            return failure(why, random: random)
+            // What the stream said decides (a limit still parks); a run the operator or the timeout
+            // stopped fails, and its reason says which.
+            switch ending {
+            case .cancelled: return failure("cancelled by the operator", random: random)
+            case .timedOut(let seconds): return failure("timed out after \(Int(seconds)) s", random: random)
+            case .finished: return failure(why, random: random)
+            }
         }
     }
 

@@ -23,6 +23,17 @@ struct ApprovalTests {
         return (try Broker(path: dir.appending(path: "b.sqlite").path), dir)
     }
 
+    @Test("a state or kind this build does not know (a newer hive's database) reads as failed, never a crash")
+    func unknownStrings() throws {
+        let (b, dir) = try broker()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = try b.createApproval(kind: .initConfig, agent: try AgentName("iris"), commit: nil, description: nil, diff: nil, requestedBy: "manager")
+        try b.pool.write { try $0.execute(sql: "UPDATE approval SET state = 'escalated', kind = 'rename_agent' WHERE id = ?", arguments: [a.id]) }
+        let read = try #require(try b.approval(a.id))
+        #expect(read.state == .failed && read.kind == .applyCommit)
+        #expect(try b.approvals(recent: 5).map(\.id) == [a.id])
+    }
+
     @Test("one open request per agent and kind; approving twice is refused; resolved ones leave the pending list")
     func queue() throws {
         let (b, dir) = try broker()

@@ -106,6 +106,9 @@ struct TurnMachineTests {
         #expect(n.handle(ended(.promptTooLong)) == .compact)
         guard case .wait = n.handle(.compacted(false, random: 0.5)) else { Issue.record("a failed compaction is a failed turn"); return }
         #expect(n.handle(.waited) == .runTurn(fresh: true))
+        // claude vanishing before that turn keeps the fresh session asked for.
+        #expect(n.handle(.claudeMissing) == .awaitClaude(seconds: 60))
+        #expect(n.handle(.waited) == .runTurn(fresh: true))
     }
 
     @Test("transient errors back off without counting; a run longer than the retries counts as one failure")
@@ -125,7 +128,17 @@ struct TurnMachineTests {
             detail: "turn failed (1/3), retrying in 5 s: cancelled by the operator")))
         #expect(m.handle(ended(.failed("claude was stopped before it finished"), .timedOut(seconds: 1800))) == .wait(seconds: 10, .init(.backoff,
             detail: "turn failed (2/3), retrying in 10 s: timed out after 1800 s")))
-        #expect(m.handle(ended(.transient("x"), .timedOut(seconds: 60))) == .deadLetter(reason: "3 failed turns; last: timed out after 60 s"))
+        #expect(m.handle(ended(.failed("x"), .timedOut(seconds: 60))) == .deadLetter(reason: "3 failed turns; last: timed out after 60 s"))
+    }
+
+    @Test("what the stream said still decides for a stopped run: a limit seen before the timeout parks, uncounted")
+    func stoppedRunKeepsItsOutcome() {
+        var m = machine { $0.rateLimitJitter = 0 }
+        #expect(m.handle(ended(.rateLimited(until: 2000), .timedOut(seconds: 60))) == .wait(seconds: 1000, .init(.rateLimited, until: 2000,
+            detail: "limit hit; resuming after the reset")))
+        guard case .wait(_, let report) = m.handle(ended(.transient("overloaded"), .cancelled)) else { Issue.record("no wait"); return }
+        #expect(report.detail?.hasPrefix("transient API error") == true)
+        #expect(m.failures == 0)
     }
 
     @Test("out of credit waits for `hive resume`; not logged in re-checks; neither counts against the message")
