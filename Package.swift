@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         ]),
         // The gated network's egress gateway: what an agent may reach (allow-list, addresses after resolving).
-        .target(name: "HiveGate"),
+        .target(name: "HiveGate", dependencies: ["HiveHost"]),
         // The coordinator daemon: sockets, registry, sweeps.
         .target(name: "HiveCore", dependencies: [
             "HiveWire", "HiveHost", "HiveBroker", "HiveForge",
@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),
-        .testTarget(name: "HiveGateTests", dependencies: ["HiveGate"]),
+        .testTarget(name: "HiveGateTests", dependencies: ["HiveGate", "HiveHost"]),
         .testTarget(name: "HiveMCPTests", dependencies: ["HiveMCP", .product(name: "MCP", package: "swift-sdk")]),
         .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveHost", "HiveTelemetry", "ModelStandIn", "HiveFuzz"]),
     ]

@@ -4,43 +4,37 @@ import Glibc
 #endif
 
 /// Resolves names for the gateway: the agent never resolves anything itself (its cage has no DNS).
+/// Blocking: the gateway calls it on the connection's own thread.
 public protocol NameResolver: Sendable {
-    func resolve(_ host: String) async throws -> [IPAddress]
+    func resolve(_ host: String) throws -> [IPAddress]
 }
 
-/// The host's resolver (`getaddrinfo`), run off the cooperative pool.
+/// The host's resolver (`getaddrinfo`).
 public struct SystemResolver: NameResolver {
     public init() {}
 
-    public func resolve(_ host: String) async throws -> [IPAddress] {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                var hints = addrinfo()
-                hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-                var list: UnsafeMutablePointer<addrinfo>?
-                let rc = getaddrinfo(host, nil, &hints, &list)
-                guard rc == 0 else {
-                    continuation.resume(throwing: ResolveError(host: host, reason: String(cString: gai_strerror(rc))))
-                    return
+    public func resolve(_ host: String) throws -> [IPAddress] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, nil, &hints, &list)
+        guard rc == 0 else { throw ResolveError(host: host, reason: String(cString: gai_strerror(rc))) }
+        defer { freeaddrinfo(list) }
+        var found = Set<IPAddress>()
+        var next = list
+        while let ai = next {
+            if ai.pointee.ai_family == AF_INET, let sa = ai.pointee.ai_addr {
+                sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+                    if let a = IPAddress(bytes: withUnsafeBytes(of: v4.pointee.sin_addr) { Array($0) }) { found.insert(a) }
                 }
-                defer { freeaddrinfo(list) }
-                var found: [IPAddress] = []
-                var next = list
-                while let ai = next {
-                    if ai.pointee.ai_family == AF_INET, let sa = ai.pointee.ai_addr {
-                        sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
-                            found.append(IPAddress(bytes: withUnsafeBytes(of: v4.pointee.sin_addr) { Array($0) })!)
-                        }
-                    } else if ai.pointee.ai_family == AF_INET6, let sa = ai.pointee.ai_addr {
-                        sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
-                            found.append(IPAddress(bytes: withUnsafeBytes(of: v6.pointee.sin6_addr) { Array($0) })!)
-                        }
-                    }
-                    next = ai.pointee.ai_next
+            } else if ai.pointee.ai_family == AF_INET6, let sa = ai.pointee.ai_addr {
+                sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+                    if let a = IPAddress(bytes: withUnsafeBytes(of: v6.pointee.sin6_addr) { Array($0) }) { found.insert(a) }
                 }
-                continuation.resume(returning: Array(Set(found)).sorted { $0.description < $1.description })
             }
+            next = ai.pointee.ai_next
         }
+        return found.sorted { $0.description < $1.description }
     }
 }
 
@@ -63,20 +57,27 @@ public struct EgressGate: Sendable {
 
     public let policy: EgressPolicy
     public let resolver: any NameResolver
+    /// Internal endpoints (`address:port`) the hive itself lets through, such as a stand-in on loopback in
+    /// tests: the operator's setting, never an agent's.
+    public let internalExceptions: Set<String>
 
-    public init(policy: EgressPolicy, resolver: any NameResolver = SystemResolver()) {
+    public init(policy: EgressPolicy, resolver: any NameResolver = SystemResolver(), internalExceptions: Set<String> = []) {
         self.policy = policy
         self.resolver = resolver
+        self.internalExceptions = internalExceptions
     }
 
-    public func decide(host: String, port: Int, plain: Bool) async -> Decision {
+    public func decide(host: String, port: Int, plain: Bool) -> Decision {
         if let refusal = policy.refusal(host: host, port: port, plain: plain) { return .refuse(refusal) }
         if let literal = IPAddress(EgressPolicy.normalised(host) ?? host) { return .dial([literal], port: port) } // listed as written
         let addresses: [IPAddress]
-        do { addresses = try await resolver.resolve(EgressPolicy.normalised(host) ?? host) } catch {
+        do { addresses = try resolver.resolve(EgressPolicy.normalised(host) ?? host) } catch {
             return .refuse("\(host) does not resolve")
         }
-        if let refusal = EgressPolicy.refusal(resolved: addresses) { return .refuse("\(host): \(refusal)") }
+        let checked = addresses.filter { !internalExceptions.contains("\($0):\(port)") }
+        if !checked.isEmpty || addresses.isEmpty, let refusal = EgressPolicy.refusal(resolved: checked.isEmpty ? addresses : checked) {
+            return .refuse("\(host): \(refusal)")
+        }
         return .dial(addresses, port: port)
     }
 }

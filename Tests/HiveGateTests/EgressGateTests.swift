@@ -4,7 +4,7 @@ import Testing
 /// A resolver that answers from a table and never touches the network.
 struct StubResolver: NameResolver {
     let table: [String: [String]]
-    func resolve(_ host: String) async throws -> [IPAddress] {
+    func resolve(_ host: String) throws -> [IPAddress] {
         guard let list = table[host] else { throw ResolveError(host: host, reason: "unknown") }
         return list.compactMap(IPAddress.init)
     }
@@ -18,26 +18,26 @@ struct EgressGateTests {
                                                          "img.cdn.example": ["10.0.0.8"]]))
 
     @Test("an allowed name is dialled at the addresses the gateway resolved")
-    func allowed() async {
-        #expect(await gate.decide(host: "pypi.org", port: 443, plain: false) == .dial([IPAddress("151.101.0.223")!, IPAddress("2a04:4e42::223")!], port: 443))
-        #expect(await gate.decide(host: "198.51.100.9", port: 443, plain: false) == .dial([IPAddress("198.51.100.9")!], port: 443))
+    func allowed() {
+        #expect(gate.decide(host: "pypi.org", port: 443, plain: false) == .dial([IPAddress("151.101.0.223")!, IPAddress("2a04:4e42::223")!], port: 443))
+        #expect(gate.decide(host: "198.51.100.9", port: 443, plain: false) == .dial([IPAddress("198.51.100.9")!], port: 443))
     }
 
     @Test("allowed names that resolve inside the host's networks, unknown names and unlisted ones are refused")
-    func refused() async {
-        guard case .refuse(let rebind) = await gate.decide(host: "rebind.example", port: 443, plain: false) else { Issue.record("dialled"); return }
+    func refused() {
+        guard case .refuse(let rebind) = gate.decide(host: "rebind.example", port: 443, plain: false) else { Issue.record("dialled"); return }
         #expect(rebind.contains("127.0.0.1"))
-        guard case .refuse = await gate.decide(host: "img.cdn.example", port: 443, plain: false) else { Issue.record("dialled 10/8"); return }
-        #expect(await gate.decide(host: "x.cdn.example", port: 443, plain: false) == .refuse("x.cdn.example does not resolve"))
-        #expect(await gate.decide(host: "evil.com", port: 443, plain: false) == .refuse("evil.com is not on this agent's allow-list"))
+        guard case .refuse = gate.decide(host: "img.cdn.example", port: 443, plain: false) else { Issue.record("dialled 10/8"); return }
+        #expect(gate.decide(host: "x.cdn.example", port: 443, plain: false) == .refuse("x.cdn.example does not resolve"))
+        #expect(gate.decide(host: "evil.com", port: 443, plain: false) == .refuse("evil.com is not on this agent's allow-list"))
     }
 
     @Test("the host's resolver answers from /etc/hosts without the network, and the answer for localhost is refused")
-    func systemResolver() async throws {
-        let local = try await SystemResolver().resolve("localhost")
+    func systemResolver() throws {
+        let local = try SystemResolver().resolve("localhost")
         #expect(!local.isEmpty && local.allSatisfy(\.isInternal))
         let gate = EgressGate(policy: try EgressPolicy(allow: ["localhost"]))
-        guard case .refuse = await gate.decide(host: "localhost", port: 443, plain: false) else { Issue.record("dialled localhost"); return }
+        guard case .refuse = gate.decide(host: "localhost", port: 443, plain: false) else { Issue.record("dialled localhost"); return }
     }
 
     @Test("the budget: connections up to the cap, bytes per minute with an even refill")

@@ -1,0 +1,234 @@
+import Foundation
+import HiveHost
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the gateway did with one request of one agent: the per-agent decision log (the agent's page
+/// shows it; metrics count it).
+public struct EgressRecord: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var allowed: Bool
+    /// Why it was refused, or how the tunnel ended.
+    public var note: String
+    public var bytesOut: Int
+    public var bytesIn: Int
+}
+
+/// The host end of one agent's gated network for destinations other than the model and the forge: an
+/// HTTP `CONNECT` proxy on a unix socket (bound into the agent's cage), one thread per connection like
+/// core's line servers. Each request is decided by ``EgressGate`` (names resolved here, never by the
+/// agent), bounded by the agent's ``EgressBudget``, and logged.
+///
+/// Hand-written on plain sockets rather than SwiftNIO: a tunnel is two file descriptors copied both
+/// ways after one parsed line, and the rest of the gateway's bounds (head size, deadlines, the budget's
+/// pauses) are simplest as blocking calls with timeouts on a thread of its own.
+public final class ConnectProxy: Sendable {
+    /// The longest request head taken (the request line and headers of a `CONNECT`).
+    public static let maxHead = 8192
+    /// How long a client has to send its head, and a dial to connect.
+    public static let handshakeTimeout: Double = 10
+    /// A tunnel with no byte either way for this long is closed.
+    public static let idleTimeout: Double = 600
+
+    public let path: String
+    private let gate: EgressGate
+    private let budget: Mutex<EgressBudget>
+    private let record: @Sendable (EgressRecord) -> Void
+    private let listener = Atomic<Int32>(-1)
+
+    public init(path: String, gate: EgressGate, budget: EgressBudget, record: @escaping @Sendable (EgressRecord) -> Void) {
+        self.path = path
+        self.gate = gate
+        self.budget = Mutex(budget)
+        self.record = record
+    }
+
+    /// Binds the socket (0660) and serves it on a thread until ``stop()``.
+    public func start() throws {
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw GatewayError("socket: \(String(cString: strerror(errno)))") }
+        let bound = UnixSocket.withAddress(path) { Glibc.bind(fd, $0, $1) } ?? -1
+        guard bound == 0, chmod(path, 0o660) == 0, Glibc.listen(fd, 64) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw GatewayError("cannot serve \(path): \(why)")
+        }
+        listener.store(fd, ordering: .sequentiallyConsistent)
+        Thread.detachNewThread { [self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 {
+                    if errno == EINTR { continue }
+                    return // shut down
+                }
+                Thread.detachNewThread { [self] in serve(client) }
+            }
+        }
+    }
+
+    /// Stops accepting; tunnels already open run to their end.
+    public func stop() {
+        let fd = listener.exchange(-1, ordering: .sequentiallyConsistent)
+        guard fd >= 0 else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        unlink(path)
+    }
+
+    // MARK: - One connection
+
+    private func serve(_ client: Int32) {
+        defer { close(client) }
+        Self.setTimeout(client, Self.handshakeTimeout)
+        guard let head = Self.readHead(client) else {
+            Self.respond(client, 431, "the request head is larger than \(Self.maxHead) bytes or never ended")
+            Self.drain(client) // so the refusal is read, not reset by the bytes still unread
+            return
+        }
+        guard let (host, port) = Self.connectTarget(head) else {
+            Self.respond(client, 405, "only CONNECT host:port is served here (HTTPS through the hive's gateway)")
+            return
+        }
+        if let busy = budget.withLock({ $0.connect() }) {
+            Self.respond(client, 429, busy)
+            record(EgressRecord(host: host, port: port, allowed: false, note: busy, bytesOut: 0, bytesIn: 0))
+            return
+        }
+        defer { budget.withLock { $0.disconnect() } }
+        let decision = gate.decide(host: host, port: port, plain: false)
+        let addresses: [IPAddress]
+        switch decision {
+        case .refuse(let why):
+            Self.respond(client, 403, why)
+            record(EgressRecord(host: host, port: port, allowed: false, note: why, bytesOut: 0, bytesIn: 0))
+            return
+        case .dial(let list, _):
+            addresses = list
+        }
+        guard let upstream = Self.dial(addresses, port: port) else {
+            let why = "\(host):\(port) did not answer"
+            Self.respond(client, 502, why)
+            record(EgressRecord(host: host, port: port, allowed: true, note: why, bytesOut: 0, bytesIn: 0))
+            return
+        }
+        defer { close(upstream) }
+        guard UnixSocket.writeAll(client, Data("HTTP/1.1 200 Connection Established\r\n\r\n".utf8)) else { return }
+        // From here a side that stops reading for a minute ends the tunnel instead of holding its thread.
+        Self.setTimeout(client, 60)
+        Self.setTimeout(upstream, 60)
+        let (out, inn, how) = relay(client, upstream)
+        record(EgressRecord(host: host, port: port, allowed: true, note: how, bytesOut: out, bytesIn: inn))
+    }
+
+    /// Copies both ways until either side closes or nothing moves for ``idleTimeout``; every chunk is
+    /// paid for from the agent's budget first (a pause, never a drop).
+    private func relay(_ a: Int32, _ b: Int32) -> (out: Int, in: Int, how: String) {
+        var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var moved = [0, 0]
+        while true {
+            let ready = poll(&fds, 2, Int32(Self.idleTimeout * 1000))
+            if ready == 0 { return (moved[0], moved[1], "closed after \(Int(Self.idleTimeout)) s idle") }
+            if ready < 0 { if errno == EINTR { continue }; return (moved[0], moved[1], "poll failed") }
+            for i in 0..<2 where fds[i].revents != 0 {
+                let from = fds[i].fd, to = fds[1 - i].fd
+                let n = read(from, &buffer, buffer.count)
+                if n <= 0 { return (moved[0], moved[1], i == 0 ? "closed by the agent" : "closed by the destination") }
+                let wait = budget.withLock { $0.take(n, now: Date().timeIntervalSince1970) }
+                if wait > 0 { Thread.sleep(forTimeInterval: min(wait, 60)) }
+                guard UnixSocket.writeAll(to, Data(buffer[0..<n])) else { return (moved[0], moved[1], "write failed") }
+                moved[i] += n
+            }
+        }
+    }
+
+    // MARK: - Parsing and sockets
+
+    /// The head up to its blank line, or nil when it is larger than ``maxHead`` or the client stopped.
+    static func readHead(_ fd: Int32) -> String? {
+        // A byte at a time: nothing past the head is taken from the socket, so what the client sends
+        // after it (its TLS hello, once it has the 200) stays for the tunnel. Heads are a few hundred bytes.
+        var head = [UInt8]()
+        head.reserveCapacity(512)
+        var byte: UInt8 = 0
+        while head.count < maxHead {
+            guard read(fd, &byte, 1) == 1 else { return nil }
+            head.append(byte)
+            let c = head.count
+            if c >= 4, head[c - 4] == 13, head[c - 3] == 10, head[c - 2] == 13, byte == 10 { return String(decoding: head, as: UTF8.self) }
+        }
+        return nil
+    }
+
+    /// `CONNECT host:port HTTP/1.x` → host and port (IPv6 in brackets), or nil for anything else.
+    static func connectTarget(_ head: String) -> (String, Int)? {
+        guard let line = head.split(separator: "\r\n", maxSplits: 1).first else { return nil }
+        let parts = line.split(separator: " ")
+        guard parts.count == 3, parts[0] == "CONNECT", parts[2].hasPrefix("HTTP/1.") else { return nil }
+        let target = parts[1]
+        guard let colon = target.lastIndex(of: ":"), let port = Int(target[target.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = String(target[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, host.utf8.count <= 253 else { return nil }
+        return (host, port)
+    }
+
+    /// Half-closes and reads what the client still sends, briefly and boundedly.
+    static func drain(_ fd: Int32) {
+        shutdown(fd, Int32(SHUT_WR))
+        setTimeout(fd, 0.2)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<64 {
+            guard read(fd, &buffer, buffer.count) > 0 else { return }
+        }
+    }
+
+    static func respond(_ fd: Int32, _ status: Int, _ text: String) {
+        let reason = [403: "Forbidden", 405: "Method Not Allowed", 429: "Too Many Requests", 431: "Request Header Fields Too Large", 502: "Bad Gateway"][status] ?? "Error"
+        let body = "hive gateway: \(text)\n"
+        let response = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        _ = UnixSocket.writeAll(fd, Data(response.utf8))
+    }
+
+    /// A TCP connection to the first of `addresses` that answers within the handshake timeout.
+    static func dial(_ addresses: [IPAddress], port: Int) -> Int32? {
+        for address in addresses {
+            let fd = socket(address.isV4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { continue }
+            setTimeout(fd, handshakeTimeout) // bounds a blocking connect() on Linux too (SO_SNDTIMEO)
+            var ok: Int32 = -1
+            if address.isV4 {
+                var sa = sockaddr_in()
+                sa.sin_family = sa_family_t(AF_INET)
+                sa.sin_port = in_port_t(UInt16(port).bigEndian)
+                withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: address.bytes) }
+                ok = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            } else {
+                var sa = sockaddr_in6()
+                sa.sin6_family = sa_family_t(AF_INET6)
+                sa.sin6_port = in_port_t(UInt16(port).bigEndian)
+                withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: address.bytes) }
+                ok = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            }
+            if ok == 0 { return fd }
+            close(fd)
+        }
+        return nil
+    }
+
+    /// Receive and send timeouts in seconds (0: none).
+    static func setTimeout(_ fd: Int32, _ seconds: Double) {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+}
+
+public struct GatewayError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import HiveGate
+import HiveHost
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP echo server on loopback for the tunnel's far end; closes after `stop()`.
+final class EchoServer: Sendable {
+    let port: Int
+    private let fd: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        guard bound == 0, listen(fd, 16) == 0 else { throw GatewayError("echo server: \(String(cString: strerror(errno)))") }
+        _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: sa.sin_port))
+        Thread.detachNewThread {
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { return }
+                Thread.detachNewThread {
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    while true {
+                        let n = read(c, &buffer, buffer.count)
+                        if n <= 0 { break }
+                        _ = write(c, buffer, n)
+                    }
+                    close(c)
+                }
+            }
+        }
+    }
+
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+}
+
+/// The gateway's decision log, as the test reads it.
+final class RecordLog: Sendable {
+    let entries = Mutex<[EgressRecord]>([])
+    func append(_ r: EgressRecord) { entries.withLock { $0.append(r) } }
+    var all: [EgressRecord] { entries.withLock { $0 } }
+}
+
+@Suite("the CONNECT gateway")
+struct ConnectProxyTests {
+    /// A client on the proxy's socket: sends each text, and collects what comes back after it (up to 3 s for the first bytes).
+    static func exchange(_ path: String, _ texts: [String]) throws -> String {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        guard UnixSocket.withAddress(path, { connect(fd, $0, $1) }) == 0 else { throw GatewayError("connect: \(String(cString: strerror(errno)))") }
+        var tv = timeval(tv_sec: 3, tv_usec: 0) // a loaded CI machine is slow; replies come well before
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var got = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        for text in texts {
+            _ = UnixSocket.writeAll(fd, Data(text.utf8))
+            usleep(100_000)
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n <= 0 { break }
+                got += buffer[0..<n]
+                if n < buffer.count { break }
+            }
+        }
+        return String(decoding: got, as: UTF8.self)
+    }
+
+    func proxy(_ echo: EchoServer, connections: Int = 4) throws -> (ConnectProxy, RecordLog, URL) {
+        let dir = URL(filePath: NSTemporaryDirectory()).appending(path: "gw-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let gate = EgressGate(policy: try EgressPolicy(allow: ["echo.test:\(echo.port)", "loop.test:\(echo.port)"]),
+                              resolver: StubResolver(table: ["echo.test": ["127.0.0.1"], "loop.test": ["127.0.0.1"]]),
+                              internalExceptions: ["127.0.0.1:\(echo.port)"])
+        let records = RecordLog()
+        let p = ConnectProxy(path: dir.appending(path: "egress.sock").path, gate: gate,
+                             budget: EgressBudget(bytesPerMinute: 1_048_576, maxConnections: connections, now: Date().timeIntervalSince1970),
+                             record: { r in records.append(r) })
+        try p.start()
+        return (p, records, dir)
+    }
+
+    @Test("an allowed name tunnels to its destination; the bytes are counted in the agent's log")
+    func tunnel() throws {
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let (p, records, dir) = try proxy(echo)
+        defer { p.stop(); try? FileManager.default.removeItem(at: dir) }
+        let reply = try Self.exchange(p.path, ["CONNECT echo.test:\(echo.port) HTTP/1.1\r\nHost: echo.test\r\n\r\n", "ping through the hive\n"])
+        #expect(reply.hasPrefix("HTTP/1.1 200 Connection Established\r\n\r\n"))
+        #expect(reply.hasSuffix("ping through the hive\n"), "\(reply)")
+        usleep(200_000)
+        let r = try #require(records.all.first)
+        #expect(r.allowed && r.host == "echo.test" && r.bytesOut == 22 && r.bytesIn == 22, "\(r)")
+    }
+
+    @Test("unlisted hosts, other ports, address literals and other methods are refused with a reason")
+    func refusals() throws {
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let (p, records, dir) = try proxy(echo)
+        defer { p.stop(); try? FileManager.default.removeItem(at: dir) }
+        let evil = try Self.exchange(p.path, ["CONNECT evil.test:443 HTTP/1.1\r\n\r\n"])
+        #expect(evil.hasPrefix("HTTP/1.1 403 Forbidden") && evil.contains("evil.test is not on this agent's allow-list"))
+        #expect(try Self.exchange(p.path, ["CONNECT echo.test:22 HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 403"))
+        #expect(try Self.exchange(p.path, ["CONNECT 127.0.0.1:\(echo.port) HTTP/1.1\r\n\r\n"]).contains("is an address"))
+        #expect(try Self.exchange(p.path, ["GET http://echo.test/ HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 405"))
+        let huge = try Self.exchange(p.path, [String(repeating: "X", count: 9000)])
+        #expect(huge.hasPrefix("HTTP/1.1 431"), "\(huge.prefix(200))")
+        usleep(100_000)
+        #expect(records.all.filter { !$0.allowed }.count == 3, "each refused CONNECT is logged")
+    }
+
+    @Test("connections past the agent's cap are refused until one closes")
+    func connectionCap() throws {
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let (p, _, dir) = try proxy(echo, connections: 1)
+        defer { p.stop(); try? FileManager.default.removeItem(at: dir) }
+        let held = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(UnixSocket.withAddress(p.path, { connect(held, $0, $1) }) == 0)
+        _ = UnixSocket.writeAll(held, Data("CONNECT echo.test:\(echo.port) HTTP/1.1\r\n\r\n".utf8))
+        usleep(200_000)
+        #expect(try Self.exchange(p.path, ["CONNECT loop.test:\(echo.port) HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 429"))
+        close(held)
+        usleep(300_000)
+        #expect(try Self.exchange(p.path, ["CONNECT loop.test:\(echo.port) HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 200"))
+    }
+}
