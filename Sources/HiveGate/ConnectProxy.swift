@@ -83,9 +83,17 @@ public final class ConnectProxy: Sendable {
 
     private func serve(_ client: Int32) {
         defer { close(client) }
+        // Counted from the accept: connections that never finish their head hold a slot (and a thread)
+        // too, so an agent cannot pile them up.
+        if let busy = budget.withLock({ $0.connect() }) {
+            Self.respond(client, 429, busy)
+            record(EgressRecord(host: "-", port: 0, allowed: false, note: busy, bytesOut: 0, bytesIn: 0))
+            return
+        }
+        defer { budget.withLock { $0.disconnect() } }
         Self.setTimeout(client, Self.handshakeTimeout)
-        guard let head = Self.readHead(client) else {
-            Self.respond(client, 431, "the request head is larger than \(Self.maxHead) bytes or never ended")
+        guard let head = Self.readHead(client, deadline: Date().addingTimeInterval(Self.handshakeTimeout)) else {
+            Self.respond(client, 431, "the request head is larger than \(Self.maxHead) bytes or did not end within \(Int(Self.handshakeTimeout)) s")
             Self.drain(client) // so the refusal is read, not reset by the bytes still unread
             return
         }
@@ -93,12 +101,6 @@ public final class ConnectProxy: Sendable {
             Self.respond(client, 405, "only CONNECT host:port is served here (HTTPS through the hive's gateway)")
             return
         }
-        if let busy = budget.withLock({ $0.connect() }) {
-            Self.respond(client, 429, busy)
-            record(EgressRecord(host: host, port: port, allowed: false, note: busy, bytesOut: 0, bytesIn: 0))
-            return
-        }
-        defer { budget.withLock { $0.disconnect() } }
         let decision = gate.decide(host: host, port: port, plain: false)
         let addresses: [IPAddress]
         switch decision {
@@ -148,14 +150,15 @@ public final class ConnectProxy: Sendable {
 
     // MARK: - Parsing and sockets
 
-    /// The head up to its blank line, or nil when it is larger than ``maxHead`` or the client stopped.
-    static func readHead(_ fd: Int32) -> String? {
+    /// The head up to its blank line, or nil when it is larger than ``maxHead``, the client stopped, or
+    /// `deadline` passed (a byte every few seconds cannot hold the slot for hours).
+    static func readHead(_ fd: Int32, deadline: Date) -> String? {
         // A byte at a time: nothing past the head is taken from the socket, so what the client sends
         // after it (its TLS hello, once it has the 200) stays for the tunnel. Heads are a few hundred bytes.
         var head = [UInt8]()
         head.reserveCapacity(512)
         var byte: UInt8 = 0
-        while head.count < maxHead {
+        while head.count < maxHead, Date() < deadline {
             guard read(fd, &byte, 1) == 1 else { return nil }
             head.append(byte)
             let c = head.count
