@@ -126,26 +126,21 @@ public final class ConnectProxy: Sendable {
         record(EgressRecord(host: host, port: port, allowed: true, note: how, bytesOut: out, bytesIn: inn))
     }
 
-    /// Copies both ways until either side closes or nothing moves for ``idleTimeout``; every chunk is
-    /// paid for from the agent's budget first (a pause, never a drop).
-    private func relay(_ a: Int32, _ b: Int32) -> (out: Int, in: Int, how: String) {
-        var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        var moved = [0, 0]
-        while true {
-            let ready = poll(&fds, 2, Int32(Self.idleTimeout * 1000))
-            if ready == 0 { return (moved[0], moved[1], "closed after \(Int(Self.idleTimeout)) s idle") }
-            if ready < 0 { if errno == EINTR { continue }; return (moved[0], moved[1], "poll failed") }
-            for i in 0..<2 where fds[i].revents != 0 {
-                let from = fds[i].fd, to = fds[1 - i].fd
-                let n = read(from, &buffer, buffer.count)
-                if n <= 0 { return (moved[0], moved[1], i == 0 ? "closed by the agent" : "closed by the destination") }
-                let wait = budget.withLock { $0.take(n, now: Date().timeIntervalSince1970) }
-                if wait > 0 { Thread.sleep(forTimeInterval: min(wait, 60)) }
-                guard UnixSocket.writeAll(to, Data(buffer[0..<n])) else { return (moved[0], moved[1], "write failed") }
-                moved[i] += n
-            }
+    /// Copies both ways (see ``Tunnel``); every chunk is paid for from the agent's budget first (a
+    /// pause, never a drop).
+    private func relay(_ agent: Int32, _ destination: Int32) -> (out: Int, in: Int, how: String) {
+        let (moved, end) = Tunnel.relay(agent, destination, idle: Self.idleTimeout) { n in
+            let wait = budget.withLock { $0.take(n, now: Date().timeIntervalSince1970) }
+            if wait > 0 { Thread.sleep(forTimeInterval: min(wait, 60)) }
         }
+        let how: String
+        switch end {
+        case .closedBy(0): how = "closed by the agent"
+        case .closedBy: how = "closed by the destination"
+        case .idle: how = "closed after \(Int(Self.idleTimeout)) s idle"
+        case .failed(let why): how = why
+        }
+        return (moved.0, moved.1, how)
     }
 
     // MARK: - Parsing and sockets

@@ -135,4 +135,36 @@ struct ConnectProxyTests {
         usleep(300_000)
         #expect(try Self.exchange(p.path, ["CONNECT loop.test:\(echo.port) HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 200"))
     }
+
+    @Test("from the cage's loopback: the forwarder carries the CLI's CONNECT to the gateway's socket and back")
+    func throughTheForwarder() throws {
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let (p, records, dir) = try proxy(echo)
+        defer { p.stop(); try? FileManager.default.removeItem(at: dir) }
+        let forwarder = try LoopbackForwarder(to: p.path)
+        forwarder.start()
+        defer { forwarder.stop() }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) // closed below, to end the tunnel
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = in_port_t(UInt16(forwarder.port).bigEndian)
+        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(connected == 0)
+        var tv = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        func roundTrip(_ text: String) -> String {
+            _ = UnixSocket.writeAll(fd, Data(text.utf8))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = read(fd, &buffer, buffer.count)
+            return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+        }
+        #expect(roundTrip("CONNECT echo.test:\(echo.port) HTTP/1.1\r\n\r\n") == "HTTP/1.1 200 Connection Established\r\n\r\n")
+        #expect(roundTrip("hello from the cage") == "hello from the cage")
+        #expect(roundTrip("CONNECT again") == "CONNECT again", "inside a tunnel the gateway no longer parses anything")
+        close(fd)
+        usleep(300_000)
+        #expect(records.all.first?.bytesOut == 32)
+    }
 }

@@ -1,0 +1,42 @@
+import Foundation
+import HiveHost
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Two connected sockets copied into each other until one side closes, on the calling thread.
+/// Shared by the gateway's CONNECT relay (host side) and the forwarder in the cage.
+enum Tunnel {
+    enum End: Equatable {
+        /// Side 0 or 1 closed (or reset).
+        case closedBy(Int)
+        /// Nothing moved either way for the idle time.
+        case idle
+        case failed(String)
+    }
+
+    /// Copies `a` ⇄ `b`; `pay(n)` runs before each chunk of `n` bytes is passed on (it may pause).
+    /// Returns the bytes moved from `a` to `b` and from `b` to `a`, and how it ended.
+    static func relay(_ a: Int32, _ b: Int32, idle: Double, pay: (Int) -> Void = { _ in }) -> ((Int, Int), End) {
+        var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var moved = [0, 0]
+        while true {
+            let ready = poll(&fds, 2, Int32(idle * 1000))
+            if ready == 0 { return ((moved[0], moved[1]), .idle) }
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return ((moved[0], moved[1]), .failed("poll: \(String(cString: strerror(errno)))"))
+            }
+            for i in 0..<2 where fds[i].revents != 0 {
+                let n = read(fds[i].fd, &buffer, buffer.count)
+                if n <= 0 { return ((moved[0], moved[1]), .closedBy(i)) }
+                pay(n)
+                guard UnixSocket.writeAll(fds[1 - i].fd, Data(buffer[0..<n])) else {
+                    return ((moved[0], moved[1]), .failed("the other side stopped taking bytes"))
+                }
+                moved[i] += n
+            }
+        }
+    }
+}
