@@ -198,21 +198,7 @@ public final class ConnectProxy: Sendable {
             let fd = socket(address.isV4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { continue }
             setTimeout(fd, handshakeTimeout) // bounds a blocking connect() on Linux too (SO_SNDTIMEO)
-            var ok: Int32 = -1
-            if address.isV4 {
-                var sa = sockaddr_in()
-                sa.sin_family = sa_family_t(AF_INET)
-                sa.sin_port = in_port_t(UInt16(port).bigEndian)
-                withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: address.bytes) }
-                ok = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            } else {
-                var sa = sockaddr_in6()
-                sa.sin6_family = sa_family_t(AF_INET6)
-                sa.sin6_port = in_port_t(UInt16(port).bigEndian)
-                withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: address.bytes) }
-                ok = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-            }
-            if ok == 0 { return fd }
+            if address.withSockaddr(port: port, { connect(fd, $0, $1) }) == 0 { return fd }
             close(fd)
         }
         return nil

@@ -24,19 +24,13 @@ public final class LoopbackForwarder: Sendable {
         guard fd >= 0 else { throw GatewayError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = in_port_t(UInt16(port).bigEndian)
-        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        guard bound == 0, listen(fd, 128) == 0 else {
+        let loopback = IPAddress("127.0.0.1")!
+        guard loopback.withSockaddr(port: port, { bind(fd, $0, $1) }) == 0, listen(fd, 128) == 0, let bound = IPAddress.boundPort(fd) else {
             let why = String(cString: strerror(errno))
             close(fd)
             throw GatewayError("cannot listen on 127.0.0.1:\(port): \(why)")
         }
-        _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        self.port = Int(UInt16(bigEndian: sa.sin_port))
+        self.port = bound
         self.socketPath = socketPath
         listener = fd
     }

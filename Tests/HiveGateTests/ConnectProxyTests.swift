@@ -14,15 +14,10 @@ final class EchoServer: Sendable {
 
     init() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        guard bound == 0, listen(fd, 16) == 0 else { throw GatewayError("echo server: \(String(cString: strerror(errno)))") }
-        _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        guard IPAddress("127.0.0.1")!.withSockaddr(port: 0, { bind(fd, $0, $1) }) == 0, listen(fd, 16) == 0,
+              let port = IPAddress.boundPort(fd) else { throw GatewayError("echo server: \(String(cString: strerror(errno)))") }
         self.fd = fd
-        port = Int(UInt16(bigEndian: sa.sin_port))
+        self.port = port
         Thread.detachNewThread {
             while true {
                 let c = accept(fd, nil, nil)
@@ -146,12 +141,7 @@ struct ConnectProxyTests {
         forwarder.start()
         defer { forwarder.stop() }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) // closed below, to end the tunnel
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = in_port_t(UInt16(forwarder.port).bigEndian)
-        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        #expect(connected == 0)
+        #expect(IPAddress("127.0.0.1")!.withSockaddr(port: forwarder.port, { connect(fd, $0, $1) }) == 0)
         var tv = timeval(tv_sec: 3, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         func roundTrip(_ text: String) -> String {
