@@ -47,9 +47,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         ]),
-        // The gated network's egress gateway: what an agent may reach (allow-list, addresses after resolving).
+        // The gated network's egress gateway: the allow-list, the decision per request (names resolved here,
+        // addresses checked), the per-agent budget, the CONNECT relay and the cage's loopback forwarder.
         .target(name: "HiveGate", dependencies: ["HiveHost"]),
-        // The coordinator daemon: sockets, registry, sweeps.
+        // The coordinator daemon (`hive core`, root): the sockets and what they answer, cage supervision and
+        // bubblewrap, the one place root touches agent-writable trees, configs and approvals, disk watch, sweeps.
         .target(name: "HiveCore", dependencies: [
             "HiveWire", "HiveHost", "HiveBroker", "HiveForge",
             .product(name: "Logging", package: "swift-log"),
@@ -64,7 +66,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         ]),
-        // The harness (`hive agent`): turn loop driving claude, its stores and its HTTP endpoint.
+        // The harness (`hive agent`): the turn machine and the loop driving claude, its stores and its HTTP endpoint.
         // Reaches the hive only through its agent socket: never the broker or core.
         .target(name: "HiveHarness", dependencies: [
             "HiveWire", "HiveHost", "HiveClient", "HiveTelemetry", "HiveHTTP",
