@@ -110,7 +110,7 @@ let package = Package(
         ]),
         .target(name: "HiveFuzz", dependencies: ["HiveWire", "HiveHost"]),
         .executableTarget(name: "hive-bench", dependencies: [
-            "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness", "ModelStandIn", "HiveFuzz",
+            "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness", "ModelStandIn", "HiveFuzz", "HiveGate",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -32,6 +32,7 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("dashboard-subscribers"), help: "SSE subscribers for the dashboard's live-feed run.") var dashboardSubscribers = 20
     @Option(name: .customLong("forge-mb"), help: "MB of random data for the forge push/clone run (0 skips it).") var forgeMB = 50
     @Option(name: .customLong("fuzz-lines"), help: "Lines per socket for the socket-fuzzer run (0 skips it).") var fuzzLines = 10_000
+    @Option(name: .customLong("gateway-mb"), help: "MB for the gated network's tunnel run (0 skips it).") var gatewayMB = 500
     @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
     @Option(name: .customLong("stats-turns"), help: "Turns in turn-stats.sqlite for the stats page run (0 skips it).") var statsTurns = 100_000
     @Option(name: .customLong("claude-runs"), help: "Runs per variant of the real-CLI run (0 skips it; the CLI comes from scripts/fetch-claude or $HIVE_CLAUDE).")
@@ -63,6 +64,11 @@ struct Bench: AsyncParsableCommand {
         }
         if fuzzLines > 0 {
             let report = try await fuzz()
+            print(report)
+            if let write { try append(report, to: write) }
+        }
+        if gatewayMB > 0 {
+            let report = try gatewayThroughput()
             print(report)
             if let write { try append(report, to: write) }
         }
