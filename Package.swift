@@ -49,7 +49,8 @@ let package = Package(
         ]),
         // The gated network's egress gateway: the allow-list, the decision per request (names resolved here,
         // addresses checked), the per-agent budget, the CONNECT relay and the cage's loopback forwarder.
-        .target(name: "HiveGate", dependencies: ["HiveHost"]),
+        .target(name: "CSplice"),
+        .target(name: "HiveGate", dependencies: ["HiveHost", "CSplice"]),
         // The coordinator daemon (`hive core`, root): the sockets and what they answer, cage supervision and
         // bubblewrap, the one place root touches agent-writable trees, configs and approvals, disk watch, sweeps.
         .target(name: "HiveCore", dependencies: [

@@ -48,6 +48,7 @@ public final class ConnectProxy: Sendable {
 
     /// Binds the socket (0660) and serves it on a thread until ``stop()``.
     public func start() throws {
+        signal(SIGPIPE, SIG_IGN) // splice(2) has no MSG_NOSIGNAL: a peer gone mid-tunnel is an error, not a signal
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw GatewayError("socket: \(String(cString: strerror(errno)))") }

@@ -37,6 +37,7 @@ public final class LoopbackForwarder: Sendable {
 
     /// Serves on a thread until ``stop()``.
     public func start() {
+        signal(SIGPIPE, SIG_IGN) // see ConnectProxy.start
         Thread.detachNewThread { [self] in
             while true {
                 let client = accept(listener, nil, nil)

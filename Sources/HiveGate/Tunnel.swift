@@ -1,3 +1,4 @@
+import CSplice
 import Foundation
 import HiveHost
 #if canImport(Glibc)
@@ -6,6 +7,11 @@ import Glibc
 
 /// Two connected sockets copied into each other until one side closes, on the calling thread.
 /// Shared by the gateway's CONNECT relay (host side) and the forwarder in the cage.
+///
+/// The bytes move with `splice(2)` through a pipe per direction, inside the kernel: the tunnel's two
+/// hops copied every byte through user space otherwise (31 % of direct loopback for a 500 MB download,
+/// `hive-bench --gateway-mb`). Where splice is refused (a socket type without it), the same loop falls
+/// back to read and write.
 enum Tunnel {
     enum End: Equatable {
         /// Side 0 or 1 closed (or reset).
@@ -15,11 +21,20 @@ enum Tunnel {
         case failed(String)
     }
 
+    static let chunk = 256 * 1024
+
     /// Copies `a` ⇄ `b`; `pay(n)` runs before each chunk of `n` bytes is passed on (it may pause).
     /// Returns the bytes moved from `a` to `b` and from `b` to `a`, and how it ended.
     static func relay(_ a: Int32, _ b: Int32, idle: Double, pay: (Int) -> Void = { _ in }) -> ((Int, Int), End) {
         var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
-        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+        var pipes: [[Int32]] = []
+        for _ in 0..<2 {
+            var p: [Int32] = [-1, -1]
+            if csplice_pipe(&p, Int32(chunk)) == 0 { pipes.append(p) }
+        }
+        defer { for p in pipes { close(p[0]); close(p[1]) } }
+        var spliced = pipes.count == 2
+        var buffer = [UInt8](repeating: 0, count: spliced ? 0 : chunk)
         var moved = [0, 0]
         while true {
             let ready = poll(&fds, 2, Int32(idle * 1000))
@@ -29,15 +44,39 @@ enum Tunnel {
                 return ((moved[0], moved[1]), .failed("poll: \(String(cString: strerror(errno)))"))
             }
             for i in 0..<2 where fds[i].revents != 0 {
-                let n = read(fds[i].fd, &buffer, buffer.count)
+                let from = fds[i].fd, to = fds[1 - i].fd
+                var n = -1
+                if spliced {
+                    n = csplice_move(from, pipes[i][1], UInt(chunk), 1)
+                    if n < 0, errno == EINVAL {
+                        spliced = false // this pair of sockets does not splice: copy from here on
+                        buffer = [UInt8](repeating: 0, count: chunk)
+                    }
+                }
+                if !spliced { n = read(from, &buffer, buffer.count) }
+                if n < 0, errno == EAGAIN || errno == EINTR { continue }
                 if n <= 0 { return ((moved[0], moved[1]), .closedBy(i)) }
                 pay(n)
-                guard writeAll(fds[1 - i].fd, buffer, n) else {
-                    return ((moved[0], moved[1]), .failed("the other side stopped taking bytes"))
-                }
+                let ok = spliced ? drain(pipes[i][0], into: to, n) : writeAll(to, buffer, n)
+                guard ok else { return ((moved[0], moved[1]), .failed("the other side stopped taking bytes")) }
                 moved[i] += n
             }
         }
+    }
+
+    /// Moves `count` bytes already in the pipe `from` into the socket `to`.
+    static func drain(_ from: Int32, into to: Int32, _ count: Int) -> Bool {
+        var left = count
+        while left > 0 {
+            let n = csplice_move(from, to, UInt(left), 0)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            if n == 0 { return false }
+            left -= n
+        }
+        return true
     }
 
     /// Writes the first `count` bytes of `buffer` without copying them into a `Data` first (that extra
