@@ -88,6 +88,7 @@ public final class ConnectProxy: Sendable {
         // too, so an agent cannot pile them up.
         if let busy = budget.withLock({ $0.connect() }) {
             Self.respond(client, 429, busy)
+            Self.drain(client) // its head is unread: let the refusal arrive rather than a reset
             record(EgressRecord(host: "-", port: 0, allowed: false, note: busy, bytesOut: 0, bytesIn: 0))
             return
         }
@@ -176,14 +177,14 @@ public final class ConnectProxy: Sendable {
         return (host, port)
     }
 
-    /// Half-closes and reads what the client still sends, briefly and boundedly.
+    /// Half-closes and reads what the client still sends, for half a second at most in all (a refused
+    /// connection must not hold its thread longer than that).
     static func drain(_ fd: Int32) {
         shutdown(fd, Int32(SHUT_WR))
-        setTimeout(fd, 0.2)
+        setTimeout(fd, 0.1)
+        let deadline = Date().addingTimeInterval(0.5)
         var buffer = [UInt8](repeating: 0, count: 4096)
-        for _ in 0..<64 {
-            guard read(fd, &buffer, buffer.count) > 0 else { return }
-        }
+        while Date() < deadline, read(fd, &buffer, buffer.count) > 0 {}
     }
 
     static func respond(_ fd: Int32, _ status: Int, _ text: String) {
