@@ -9,9 +9,14 @@ import Glibc
 
 /// Creates and removes an agent's directories under the hive root.
 enum AgentDirectories {
+    /// `<root>/agents/<n>` (root's) with its `state` and `harness`, each made or found through a
+    /// descriptor: a link in their place is refused, never followed (see ``Ownership/makeDirectory``).
+    /// Idempotent; ownership is the cage's to hand over.
     static func create(_ name: AgentName, in layout: HiveLayout) throws {
-        for dir in [layout.stateDir(name), layout.harnessDir(name)] {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: layout.agentsDir, withIntermediateDirectories: true) // under the root: root's
+        try Ownership.makeDirectory(name.rawValue, in: layout.agentsDir, owner: nil)
+        for sub in [layout.stateDir(name), layout.harnessDir(name)] {
+            try Ownership.makeDirectory(sub.lastPathComponent, in: layout.agentDir(name), owner: nil)
         }
     }
 

@@ -48,7 +48,7 @@ public struct BwrapCage: Sendable {
         let shared = layout.sharedDir
         try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
         _ = chmod(shared.path, 0o1777) // every agent writes here; sticky, like /tmp
-        try FileManager.default.createDirectory(at: layout.harnessDir(name), withIntermediateDirectories: true) // its parent is root's
+        try AgentDirectories.create(name, in: layout)
         var prefix: [String] = []
         if let uid = try uid(name) {
             // Never run a cage as host root: an unprivileged uid per agent, owning its directories. The

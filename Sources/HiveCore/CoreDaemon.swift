@@ -131,7 +131,8 @@ public final class CoreDaemon: Sendable {
                                   repos: repos, forge: forgeDesk, logger: logger)
         let approvals = ApprovalDesk(broker: broker, repos: repos, configs: configs, lifecycle: lifecycle, logger: logger)
         for name in live {
-            try AgentDirectories.create(name, in: layout)
+            // One agent's damaged tree must not keep the hive down: its cage says why when it is prepared.
+            do { try AgentDirectories.create(name, in: layout) } catch { logger.error("the directories of \(name): \(error)") }
             try sockets.open(name, manager: name == .manager ? ManagerDesk(approvals: approvals) : nil)
             forgeDesk?.ensureToken(name)
         }

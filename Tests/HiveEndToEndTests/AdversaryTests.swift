@@ -612,6 +612,32 @@ struct AdversaryTests {
                 "only the init was deployed")
     }
 
+    @Test("an agent's top directories: neither it nor the manager can swap them, and a link in their place is refused at start with nothing chowned",
+          .enabled(if: bwrapAsRoot))
+    func agentTreeTop() async throws {
+        let hive = try LiveHive()
+        try await hive.start(cage: "bwrap", environment: try hive.fakeClaudeEnvironment())
+        try await hive.spawnIdle("iris")
+        let top = hive.root.appending(path: "agents/iris").path
+        for uid in [try Self.cageUID(hive, "iris"), try Self.cageUID(hive, "manager")] {
+            #expect(try Self.asAgent(uid, "touch '\(top)/state/mine-\(uid)'") == 0, "uid \(uid) writes in iris's state (the control)")
+            #expect(try Self.asAgent(uid, "mv '\(top)/harness' '\(top)/gone'") != 0, "uid \(uid) moved the harness dir")
+            #expect(try Self.asAgent(uid, "ln -s /etc '\(top)/planted'") != 0, "uid \(uid) made a link beside it")
+            #expect(try Self.asAgent(uid, "mv '\(top)' '\(top).moved'") != 0, "uid \(uid) moved the agent's directory")
+        }
+        _ = try await hive.admin().call(StopCommand(name: "iris"))
+        // Were a link there anyway (a restored backup, a hand edit): core refuses it rather than follow it.
+        let victim = hive.dir.appending(path: "victim")
+        try FileManager.default.createDirectory(at: victim, withIntermediateDirectories: true)
+        try FileManager.default.removeItem(atPath: "\(top)/harness")
+        try FileManager.default.createSymbolicLink(atPath: "\(top)/harness", withDestinationPath: victim.path)
+        _ = try await hive.admin().call(StartCommand(name: "iris"))
+        try await hive.eventually("the start was refused") { try await hive.agentRow("iris")?.detail?.contains("not a directory") == true }
+        let owner = try FileManager.default.attributesOfItem(atPath: victim.path)[.ownerAccountID] as? NSNumber
+        #expect(owner?.intValue == 0, "the host directory stays root's")
+        #expect(!FileManager.default.fileExists(atPath: victim.appending(path: "home").path), "nothing made through the link")
+    }
+
     @Test("claude's home in the harness dir is made through a descriptor: a link the agent left there is refused, nothing made or chowned through it",
           .enabled(if: bwrapAsRoot))
     func plantedHome() async throws {
