@@ -70,14 +70,12 @@ public struct EgressGate: Sendable {
     public func decide(host: String, port: Int, plain: Bool) -> Decision {
         if let refusal = policy.refusal(host: host, port: port, plain: plain) { return .refuse(refusal) }
         if let literal = IPAddress(EgressPolicy.normalised(host) ?? host) { return .dial([literal], port: port) } // listed as written
-        let addresses: [IPAddress]
-        do { addresses = try resolver.resolve(EgressPolicy.normalised(host) ?? host) } catch {
+        guard let addresses = try? resolver.resolve(EgressPolicy.normalised(host) ?? host), !addresses.isEmpty else {
             return .refuse("\(host) does not resolve")
         }
+        // The hive's own exceptions are dialled as they are; every other address must be public.
         let checked = addresses.filter { !internalExceptions.contains("\($0):\(port)") }
-        if !checked.isEmpty || addresses.isEmpty, let refusal = EgressPolicy.refusal(resolved: checked.isEmpty ? addresses : checked) {
-            return .refuse("\(host): \(refusal)")
-        }
+        if !checked.isEmpty, let refusal = EgressPolicy.refusal(resolved: checked) { return .refuse("\(host): \(refusal)") }
         return .dial(addresses, port: port)
     }
 }

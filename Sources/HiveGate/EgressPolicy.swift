@@ -77,10 +77,9 @@ public struct EgressPolicy: Sendable, Equatable {
 
     /// Why the addresses a name resolved to may not be dialled, or nil. Every address counts: a name
     /// that resolves to one public and one private address is refused whole, since which one is dialled
-    /// is not the agent's choice to steer. An address literal the operator listed is taken as written.
-    public static func refusal(resolved: [IPAddress], literal: Bool = false) -> String? {
+    /// is not the agent's choice to steer.
+    public static func refusal(resolved: [IPAddress]) -> String? {
         guard !resolved.isEmpty else { return "the name does not resolve" }
-        if literal { return nil }
         if let inner = resolved.first(where: \.isInternal) { return "it resolves to \(inner), an address inside the host's or a private network" }
         return nil
     }

@@ -21,14 +21,14 @@ public enum HarnessWeb {
             // The page opens on the recent stream (the last 300 events); older ones stay in events.sqlite.
             let last = (try? loop.events.lastSeq()) ?? 0
             let recent = (try? loop.events.events(after: max(0, last - 300), limit: 300)) ?? []
-            return html(AgentPage.html(agent: loop.config.name.rawValue, status: loop.status.read(),
+            return Reply.html(AgentPage.html(agent: loop.config.name.rawValue, status: loop.status.read(),
                                        initial: .init(events: recent, lastSeq: last, inbox: await inbox(loop))))
         }
-        router.get("/state") { _, _ in json(loop.status.read()) }
+        router.get("/state") { _, _ in Reply.json(loop.status.read()) }
         router.get("/events") { request, _ in
             let after = Int64(request.uri.queryParameters["after"].map(String.init) ?? "") ?? 0
             let limit = min(1000, max(1, Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 500))
-            return json(try loop.events.events(after: after, limit: limit))
+            return Reply.json(try loop.events.events(after: after, limit: limit))
         }
         router.get("/events/stream") { request, _ in
             let fromQuery = Int64(request.uri.queryParameters["after"].map(String.init) ?? "")
@@ -38,30 +38,30 @@ public enum HarnessWeb {
         // Every turn since `since` (unix seconds), as rows; `range` gives the page's aggregates instead.
         router.get("/stats.json") { request, _ in
             if let raw = request.uri.queryParameters["range"].map(String.init) {
-                guard let range = StatsRange.named(raw) else { return json(["error": "range is 24h, 7d or 30d"], status: .badRequest) }
-                return json(try await report(loop, range))
+                guard let range = StatsRange.named(raw) else { return Reply.json(["error": "range is 24h, 7d or 30d"], status: .badRequest) }
+                return Reply.json(try await report(loop, range))
             }
             let since = Double(request.uri.queryParameters["since"].map(String.init) ?? "") ?? 0
-            return json(try loop.stats.turns(since: since))
+            return Reply.json(try loop.stats.turns(since: since))
         }
         router.get("/stats") { request, _ in
             guard let range = StatsRange.named(request.uri.queryParameters["range"].map(String.init)) else {
-                return json(["error": "range is 24h, 7d or 30d"], status: .badRequest)
+                return Reply.json(["error": "range is 24h, 7d or 30d"], status: .badRequest)
             }
-            return html(StatsPage.html(agent: loop.config.name.rawValue, report: try await report(loop, range)))
+            return Reply.html(StatsPage.html(agent: loop.config.name.rawValue, report: try await report(loop, range)))
         }
         router.get("/inbox") { _, _ in
             let view = await inbox(loop)
-            return json(view, status: view.error == nil ? .ok : .badGateway)
+            return Reply.json(view, status: view.error == nil ? .ok : .badGateway)
         }
-        router.post("/cancel") { _, _ in json(["cancelled": loop.cancelTurn()]) }
+        router.post("/cancel") { _, _ in Reply.json(["cancelled": loop.cancelTurn()]) }
         router.post("/compact") { _, _ in
             loop.requestCompact()
-            return json(["compact": "before the next turn"])
+            return Reply.json(["compact": "before the next turn"])
         }
         router.post("/new-session") { _, _ in
             loop.requestNewSession()
-            return json(["new_session": "on the next turn"])
+            return Reply.json(["new_session": "on the next turn"])
         }
         // A note for the agent from whoever is on this page. The harness can only speak as the agent, so
         // the note travels as the agent's own `request_next_turn`: a `system` message to itself, labeled.
@@ -69,10 +69,10 @@ public enum HarnessWeb {
             let data = try await request.body.collect(upTo: 16 * 1024)
             let text = String(buffer: data).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !text.isEmpty, text.utf8.count <= 900 else {
-                return json(["error": "send a note of 1 to 900 bytes as the request body"], status: .badRequest)
+                return Reply.json(["error": "send a note of 1 to 900 bytes as the request body"], status: .badRequest)
             }
             let id = try await loop.deliverNote(text)
-            return json(["id": id])
+            return Reply.json(["id": id])
         }
         return Application(router: router, configuration: .init(address: .unixDomainSocket(path: path), serverName: "hive-agent"),
                            onServerRunning: { _ in _ = chmod(path, 0o660) }, logger: logger)
@@ -98,10 +98,6 @@ public enum HarnessWeb {
         }
         return report
     }
-
-    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response { Reply.json(value, status: status) }
-
-    static func html(_ text: String) -> Response { Reply.html(text) }
 
     /// Server-sent events: everything after `after` from the store, then live events, each with its `seq`
     /// as the event id (a reconnecting client sends Last-Event-ID and misses nothing, sees nothing twice).

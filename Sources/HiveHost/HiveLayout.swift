@@ -35,13 +35,16 @@ public struct HiveLayout: Sendable {
     public static let mcpConfigFile = "mcp-config.json"
 
     /// `<root>/agents`: one directory per agent.
-    public var agentsDir: URL { root.appending(path: "agents") }
+    public var agentsDir: URL { root.appending(path: Self.agentsName) }
+    static let agentsName = "agents"
     /// `<root>/agents/<n>`: everything the hive keeps for one agent.
     public func agentDir(_ name: AgentName) -> URL { agentsDir.appending(path: name.rawValue) }
     /// `<root>/agents/<n>/state`: the agent's own durable notes and work.
     public func stateDir(_ name: AgentName) -> URL { agentDir(name).appending(path: "state") }
     /// `<root>/agents/<n>/harness`: the harness's internals.
-    public func harnessDir(_ name: AgentName) -> URL { agentDir(name).appending(path: "harness") }
+    public func harnessDir(_ name: AgentName) -> URL { Self.harnessComponents(name).reduce(root) { $0.appending(path: $1) } }
+    /// The harness dir's path under the root, a component at a time (for walks through descriptors).
+    public static func harnessComponents(_ name: AgentName) -> [String] { [agentsName, name.rawValue, "harness"] }
     /// `<root>/agents/<n>/config`: the agent's *proposed* config repo (git), the manager's to write.
     public func proposedConfig(_ name: AgentName) -> URL { agentDir(name).appending(path: "config") }
     /// `<root>/applied`: every agent's *applied* config repo, core's only.

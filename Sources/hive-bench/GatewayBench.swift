@@ -89,32 +89,22 @@ extension Bench {
 
 /// Sends `bytes` zero bytes to every connection, then closes it.
 final class DownloadServer: Sendable {
-    let port: Int
-    private let fd: Int32
+    private let listener: LoopbackListener
+    var port: Int { listener.port }
 
     init(bytes: Int) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard IPAddress("127.0.0.1")!.withSockaddr(port: 0, { bind(fd, $0, $1) }) == 0, listen(fd, 16) == 0,
-              let port = IPAddress.boundPort(fd) else { throw GatewayError("download server: \(String(cString: strerror(errno)))") }
-        self.fd = fd
-        self.port = port
-        Thread.detachNewThread {
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { return }
-                Thread.detachNewThread {
-                    let chunk = [UInt8](repeating: 0, count: 256 * 1024)
-                    var left = bytes
-                    while left > 0 {
-                        let n = chunk.withUnsafeBytes { send(c, $0.baseAddress, min(left, chunk.count), Int32(MSG_NOSIGNAL)) }
-                        if n <= 0 { break }
-                        left -= n
-                    }
-                    close(c)
-                }
+        listener = try LoopbackListener()
+        listener.start { c in
+            defer { close(c) }
+            let chunk = [UInt8](repeating: 0, count: 256 * 1024)
+            var left = bytes
+            while left > 0 {
+                let n = chunk.withUnsafeBytes { send(c, $0.baseAddress, min(left, chunk.count), Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { break }
+                left -= n
             }
         }
     }
 
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+    func stop() { listener.stop() }
 }

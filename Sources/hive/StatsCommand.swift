@@ -51,8 +51,7 @@ struct Stats: AsyncParsableCommand {
             // The store lives in the agent's own directory: it is read from a private copy made through
             // descriptors that follow no link, so nothing is ever opened, let alone written, through
             // whatever the agent put there.
-            let layout = HiveLayout(root: URL(filePath: rootPath), runDir: URL(filePath: rootPath))
-            let inHarness = layout.harnessDir(name).pathComponents.dropFirst(layout.root.pathComponents.count).map { $0 }
+            let inHarness = HiveLayout.harnessComponents(name)
             let file = HiveLayout.turnStatsFile
             guard let fd = ConfinedPath.openFile(inHarness + [file], under: URL(filePath: rootPath), maxBytes: 256 << 20) else {
                 throw ValidationError("no turn stats for \(name) yet (or its store is not a plain file of at most 256 MiB)")

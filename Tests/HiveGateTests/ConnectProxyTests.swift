@@ -7,35 +7,25 @@ import Testing
 import Glibc
 #endif
 
-/// A TCP echo server on loopback for the tunnel's far end; closes after `stop()`.
+/// A TCP echo server on loopback for the tunnel's far end.
 final class EchoServer: Sendable {
-    let port: Int
-    private let fd: Int32
+    private let listener: LoopbackListener
+    var port: Int { listener.port }
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard IPAddress("127.0.0.1")!.withSockaddr(port: 0, { bind(fd, $0, $1) }) == 0, listen(fd, 16) == 0,
-              let port = IPAddress.boundPort(fd) else { throw GatewayError("echo server: \(String(cString: strerror(errno)))") }
-        self.fd = fd
-        self.port = port
-        Thread.detachNewThread {
+        listener = try LoopbackListener()
+        listener.start { c in
+            defer { close(c) }
+            var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { return }
-                Thread.detachNewThread {
-                    var buffer = [UInt8](repeating: 0, count: 4096)
-                    while true {
-                        let n = read(c, &buffer, buffer.count)
-                        if n <= 0 { break }
-                        _ = write(c, buffer, n)
-                    }
-                    close(c)
-                }
+                let n = read(c, &buffer, buffer.count)
+                if n <= 0 { break }
+                _ = write(c, buffer, n)
             }
         }
     }
 
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+    func stop() { listener.stop() }
 }
 
 /// The gateway's decision log, as the test reads it.
