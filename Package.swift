@@ -47,14 +47,24 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         ]),
-        // The gated network's egress gateway: the allow-list, the decision per request (names resolved here,
-        // addresses checked), the per-agent budget, the CONNECT relay and the cage's loopback forwarder.
+        // The gated network: the host ends core runs per gated agent (the model gateway that adds the
+        // credential and meters tokens, the CONNECT proxy that decides by the allow-list with names resolved
+        // here, the forge relay, the per-agent budget) and the cage's loopback forwarder the harness runs.
         .target(name: "CSplice"),
-        .target(name: "HiveGate", dependencies: ["HiveHost", "CSplice"]),
+        .target(name: "HiveGate", dependencies: [
+            "HiveWire", "HiveHost", "CSplice",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // The coordinator daemon (`hive core`, root): the sockets and what they answer, cage supervision and
         // bubblewrap, the one place root touches agent-writable trees, configs and approvals, disk watch, sweeps.
         .target(name: "HiveCore", dependencies: [
-            "HiveWire", "HiveHost", "HiveBroker", "HiveForge",
+            "HiveWire", "HiveHost", "HiveBroker", "HiveForge", "HiveGate",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -70,7 +80,7 @@ let package = Package(
         // The harness (`hive agent`): the turn machine and the loop driving claude, its stores and its HTTP endpoint.
         // Reaches the hive only through its agent socket: never the broker or core.
         .target(name: "HiveHarness", dependencies: [
-            "HiveWire", "HiveHost", "HiveClient", "HiveTelemetry", "HiveHTTP",
+            "HiveWire", "HiveHost", "HiveClient", "HiveTelemetry", "HiveHTTP", "HiveGate",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Subprocess", package: "swift-subprocess"),
@@ -113,6 +123,8 @@ let package = Package(
         .executableTarget(name: "hive-bench", dependencies: [
             "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness", "ModelStandIn", "HiveFuzz", "HiveGate",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "HiveWireTests", dependencies: ["HiveWire"]),
@@ -123,7 +135,7 @@ let package = Package(
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),
-        .testTarget(name: "HiveGateTests", dependencies: ["HiveGate", "HiveHost"]),
+        .testTarget(name: "HiveGateTests", dependencies: ["HiveGate", "HiveHost", "HiveWire", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "HiveMCPTests", dependencies: ["HiveMCP", .product(name: "MCP", package: "swift-sdk")]),
         .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveHost", "HiveTelemetry", "ModelStandIn", "HiveFuzz"],
                     exclude: ["Golden"]), // read from disk by GoldenWireTests, not built

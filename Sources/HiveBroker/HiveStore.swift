@@ -93,9 +93,16 @@ public protocol QuestionStore: Sendable {
 }
 
 /// Everything core keeps.
-public typealias HiveStore = AgentRegistry & MessageStore & ReminderStore & ApprovalStore & QuestionStore
+/// What each gated agent's gateway decided: written by core at the host end, read by the operator.
+public protocol GatewayLogStore: Sendable {
+    func recordGateway(_ agent: AgentName, _ entry: GatewayEntry) throws
+    func gatewayLog(_ agent: AgentName, limit: Int) throws -> [GatewayEntry]
+    func sweepGatewayLog(olderThan window: Double) throws -> Int
+}
 
-extension Broker: AgentRegistry, MessageStore, ReminderStore, ApprovalStore, QuestionStore {
+public typealias HiveStore = AgentRegistry & MessageStore & ReminderStore & ApprovalStore & QuestionStore & GatewayLogStore
+
+extension Broker: AgentRegistry, MessageStore, ReminderStore, ApprovalStore, QuestionStore, GatewayLogStore {
     public func releaseReceivers() { waiters.stopAll() }
     public var durability: String { synchronous.rawValue }
 }

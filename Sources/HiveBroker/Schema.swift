@@ -133,6 +133,30 @@ enum Schema {
                     WHERE (state != 'open' AND reply_message_id IS NULL) OR (state = 'open' AND recipient != 'operator' AND ask_message_id IS NULL);
                 """)
         }
+        m.registerMigration("v9-gateway-log") { db in
+            // What each gated agent's gateway decided and moved; model answers carry their tokens.
+            try db.execute(sql: """
+                CREATE TABLE gateway_log (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    agent TEXT NOT NULL,
+                    at REAL NOT NULL,
+                    kind TEXT NOT NULL,
+                    destination TEXT NOT NULL,
+                    allowed INTEGER NOT NULL,
+                    status INTEGER,
+                    note TEXT NOT NULL,
+                    bytes_out INTEGER NOT NULL,
+                    bytes_in INTEGER NOT NULL,
+                    input_tokens INTEGER,
+                    output_tokens INTEGER,
+                    cache_write_5m INTEGER,
+                    cache_write_1h INTEGER,
+                    cache_read INTEGER
+                );
+                CREATE INDEX gateway_log_agent ON gateway_log(agent, id);
+                CREATE INDEX gateway_log_at ON gateway_log(at);
+                """)
+        }
         return m
     }
 }

@@ -55,6 +55,11 @@ struct AdminEndpoint: Sendable {
                 return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.approve(c.id)))
             case .deny(let c):
                 return ResponseLine.ok(ApproveCommand.Reply(approval: try approvals.deny(c.id, note: c.note)))
+            case .gatewayLog(let c):
+                let name = try AgentName(c.agent)
+                guard try broker.agent(name) != nil else { throw BrokerError.unknownAgent(name.rawValue) }
+                let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
+                return ResponseLine.ok(GatewayLogCommand.Reply(entries: try broker.gatewayLog(name, limit: limit)))
             case .forgeRepos:
                 guard let forge else { throw CoreError("this core runs no forge (--forge-listen off)") }
                 return ResponseLine.ok(try forge.repos())

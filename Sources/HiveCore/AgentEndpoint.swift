@@ -61,6 +61,11 @@ struct AgentEndpoint: Sendable {
             case .recent(let c):
                 let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: WireLimits.maxListLimit)
                 return ResponseLine.ok(RecentCommand.Reply(messages: try broker.recent(name.rawValue, limit: limit)))
+            case .gatewayLog(let c):
+                // Its own gateway's decisions only (its page shows them); another agent's are the operator's to see.
+                guard c.agent == name.rawValue else { throw RequestError("an agent sees only its own gateway log (agent: \"\(name)\")") }
+                let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
+                return ResponseLine.ok(GatewayLogCommand.Reply(entries: try broker.gatewayLog(name, limit: limit)))
             case .whoami:
                 return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? .manager : .agent))
             case .deadLetter(let c):

@@ -1,5 +1,6 @@
 import Foundation
 import HiveBroker
+import HiveGate
 import HiveHost
 import HiveWire
 import Logging
@@ -24,6 +25,8 @@ final class AgentProcesses: Service, Sendable {
     private let configs: ConfigStore
     private let forge: ForgeDesk?
     private let cgroups: CgroupLimits
+    /// The host ends of gated cages' networks.
+    private let gateways: AgentGateways
     /// Cages are started from this one long-lived thread (see ``LauncherThread``).
     private let launcher = LauncherThread()
 
@@ -43,7 +46,12 @@ final class AgentProcesses: Service, Sendable {
     private let state = Mutex(State())
 
     init(layout: HiveLayout, broker: any HiveStore, board: AgentStatusBoard, logger: Logger, hive: String,
-         environment: [String: String] = CageEnvironment.filter(ProcessInfo.processInfo.environment), cage: BwrapCage? = nil, configs: ConfigStore, forge: ForgeDesk? = nil) {
+         environment: [String: String] = CageEnvironment.filter(ProcessInfo.processInfo.environment), cage: BwrapCage? = nil, configs: ConfigStore, forge: ForgeDesk? = nil,
+         gateway: AgentGateways.Settings = .init()) {
+        var gateway = gateway
+        // The model gateway forwards where claude itself would have gone: the hive's ANTHROPIC_BASE_URL, else the API.
+        if let base = environment["ANTHROPIC_BASE_URL"], !base.isEmpty { gateway.upstream = base }
+        self.gateways = AgentGateways(layout: layout, broker: broker, settings: gateway, forge: forge, logger: logger)
         self.cage = cage
         self.configs = configs
         self.forge = forge
@@ -74,6 +82,7 @@ final class AgentProcesses: Service, Sendable {
             return s.children[name]?.process
         }
         if let process { Self.terminate(process, grace: grace) }
+        gateways.close(name)
         cgroups.release(name)
         board.supervisor(name, state: nil)
     }
@@ -101,6 +110,7 @@ final class AgentProcesses: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             for p in all { group.addTask { await onThread { Self.terminate(p, grace: .seconds(10)) } } }
         }
+        await gateways.shutdown()
         let names = state.withLock { Array($0.children.keys) }
         await onThread { [cgroups] in for name in names { cgroups.release(name) } }
     }
@@ -127,7 +137,18 @@ final class AgentProcesses: Service, Sendable {
         do {
             let rendered = try configs.render(name, config)
             if let cage {
-                let command = try cage.prepare(name, config: config, rendered: rendered, environment: env)
+                var forwards: [GatedNetwork.Forward] = []
+                if config.network == .gated {
+                    // The credential stays here: the gateway adds it, the cage gets a placeholder of its kind.
+                    let credential = StoredCredential.variables.lazy.compactMap { env[$0] }.first.flatMap { try? StoredCredential(secret: $0) }
+                    let owner = try cage.uid(name).map { ($0, gid_t($0)) }
+                    try gateways.open(name, config: config, model: configs.model(of: name), credential: credential, owner: owner)
+                    GatedNetwork.environment(&env, credential: credential?.kind ?? .apiKey)
+                    forwards = GatedNetwork.forwards(inside: "/run/hive", forgePort: gateways.forgePort)
+                } else {
+                    gateways.close(name)
+                }
+                let command = try cage.prepare(name, config: config, rendered: rendered, environment: env, forwards: forwards)
                 (executable, arguments, env) = command
                 isolation = "bwrap, network \(config.network.rawValue)"
             } else {
@@ -139,7 +160,7 @@ final class AgentProcesses: Service, Sendable {
                              "--state-dir", layout.stateDir(name).path,
                              "--harness-dir", layout.harnessDir(name).path,
                              "--web-socket", layout.agentWebSocket(name).path, "--config", rendered.path, "--supervised"]
-                isolation = config.network == .none ? "process (no isolation; network none NOT enforced)" : "process (no isolation)"
+                isolation = config.network == .host ? "process (no isolation)" : "process (no isolation; network \(config.network.rawValue) NOT enforced)"
             }
         } catch {
             board.supervisor(name, state: .crashed, detail: "could not prepare the cage: \(error)")

@@ -1,5 +1,6 @@
 import Foundation
 import HiveBroker
+import HiveGate
 import HiveHost
 import HiveWire
 import Logging
@@ -42,9 +43,10 @@ public struct BwrapCage: Sendable {
 
     /// Prepares the host side of `name`'s cage and returns the command that runs `hive agent` in it.
     /// Not a pure builder: it allocates the agent's uid (recorded in the store), hands its directories
-    /// and socket to that uid, and makes the shared space. `rendered` is its config file.
+    /// and socket to that uid, and makes the shared space. `rendered` is its config file; `forwards` are
+    /// a gated cage's ways out (its harness listens on the cage's loopback, core serves the sockets).
     func prepare(_ name: AgentName, config: AgentConfig, rendered: URL,
-                 environment: [String: String]) throws -> (executable: String, arguments: [String], environment: [String: String]) {
+                 environment: [String: String], forwards: [GatedNetwork.Forward] = []) throws -> (executable: String, arguments: [String], environment: [String: String]) {
         let shared = layout.sharedDir
         try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
         _ = chmod(shared.path, 0o1777) // every agent writes here; sticky, like /tmp
@@ -93,6 +95,8 @@ public struct BwrapCage: Sendable {
                      "--bind", layout.harnessDir(name).path, "\(inside)/harness"]
         }
         args += ["--bind", shared.path, "/shared"]
+        // host: the host's network. gated and none: the cage's own namespace, loopback only (gated adds
+        // the forwards to core's gateway below).
         if config.network == .host { args.append("--share-net") }
         // The Swift runtime the binary links (a directory), the binary itself and claude (just the files:
         // binding their directories would show whatever else lives there), read-only at their own paths.
@@ -106,6 +110,7 @@ public struct BwrapCage: Sendable {
                  hive, "agent", "--name", name.rawValue, "--socket", "/run/hive/mcp.sock",
                  "--state-dir", "\(inside)/state", "--harness-dir", "\(inside)/harness",
                  "--web-socket", "/run/hive/\(AgentRunDir.page)/web.sock", "--config", Self.configPath, "--supervised", "--sandbox", "bwrap"]
+        args += forwards.flatMap { ["--forward", $0.description] }
         if prefix.isEmpty { return ("/usr/bin/bwrap", args, env) }
         return (prefix[0], Array(prefix.dropFirst()) + ["/usr/bin/bwrap"] + args, env)
     }

@@ -178,7 +178,9 @@ final class ConfigRepos: Sendable {
         | `allowed_recipients` | agent names it may message, or `"*"`; `manager` and `operator` always |
         | `mcp_servers` | extra MCP servers: `{"name": {"command": "...", "args": [], "env": {}}}` |
         | `env` | extra environment variables for claude (not `HOME`, `PATH` or `HIVE_*`) |
-        | `network` | `"host"` or `"none"` |
+        | `network` | `"gated"` (new agents): loopback only in the cage, out through the hive's gateway (the model with the credential added there, the forge, and `egress.allow`); `"host"`: the host's network and the credential in claude's environment; `"none"`: nothing, not even the model |
+        | `egress` | for `gated`: `{"allow": ["pypi.org", "*.pythonhosted.org", "http://deb.debian.org"], "mb_per_minute": 600, "connections": 32}`; HTTPS to the listed hosts (`*.x` for hosts under x), plain HTTP only where written `http://`, addresses only where listed; names are resolved by the hive and private addresses refused |
+        | `models` | models the gateway lets claude use besides `model` (`["haiku"]`: claude's background calls); aliases cover their family |
         | `limits` | `{"memory_mb": 2048, "pids": 512, "disk_mb": 4096}`: memory and pids through cgroups where the host has them; disk measured by core, which parks the agent past it |
         | `reminders` | `{"cap": 100, "burst": 20, "refill_seconds": 60}` |
         | `session` | `{"context_fraction": 0.5, "cache_ttl_seconds": 300, "turn_timeout_seconds": 1800}` |

@@ -110,8 +110,11 @@ final class ConfigStore: Sendable {
     func requestFreshSession(_ name: AgentName) { _ = freshRequests.withLock { $0.insert(name) } }
     func takeFreshSessionRequest(_ name: AgentName) -> Bool { freshRequests.withLock { $0.remove(name) != nil } }
 
+    /// What an agent runs with before any config of its own is approved: a new agent, so its network is
+    /// gated, like the template's. (An approved file without `network` means host: see ``AgentConfig``.)
     static func defaults(for name: AgentName) -> AgentConfig {
         var c = AgentConfig()
+        c.network = .gated
         c.description = name == .manager ? "the hive's manager: keeper of every agent's config" : ""
         return c
     }

@@ -36,6 +36,10 @@ public struct CoreOptions: Sendable {
     public var webGroup: gid_t? = gid_t(WebSurface.uid)
     /// Where the forge listens (`HOST:PORT`, port 0 picks a free one), or nil for no forge.
     public var forgeListen: String? = "127.0.0.1:7001"
+    /// Names gated agents' gateways resolve to fixed addresses (`--egress-resolve`), before the host's resolver.
+    public var egressPins: [String: [IPAddress]] = [:]
+    /// Internal `address:port` endpoints a listed name may still reach (`--egress-allow-internal`).
+    public var egressInternal: Set<String> = []
     /// What each git request over HTTP may take (see `GitLimits`).
     public var forgeLimits = GitLimits()
     /// Disk quotas, the broker's reserve and log rotation (see `DiskPolicy`).
@@ -123,7 +127,8 @@ public final class CoreDaemon: Sendable {
                              environment: CageEnvironment.filter(ProcessInfo.processInfo.environment).merging(options.agentEnvironment) { $1 }
                                 .merging(HarnessRetention.environment(events: options.eventsRetentionSeconds, stats: options.statsRetentionSeconds,
                                                                       interval: options.sweepInterval)) { $1 },
-                             cage: bwrap, configs: configs, forge: forgeDesk)
+                             cage: bwrap, configs: configs, forge: forgeDesk,
+                             gateway: .init(pins: options.egressPins, internalExceptions: options.egressInternal))
         let repos = ConfigRepos(layout: layout, managerUID: { [bwrap] in (try? bwrap?.uid(.manager)) ?? nil })
         let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }
         configs.load(live, from: repos)

@@ -26,6 +26,7 @@ final class RetentionSweeper: Service, Sendable {
                     Result {
                         try broker.sweep(olderThan: window, stop: { self.stopping.load(ordering: .relaxed) })
                             + broker.sweepReminders(olderThan: window) + broker.sweepQuestions(olderThan: window)
+                            + broker.sweepGatewayLog(olderThan: window)
                     }
                 }
                 switch swept {

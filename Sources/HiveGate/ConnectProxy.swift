@@ -1,21 +1,10 @@
 import Foundation
+import HiveWire
 import HiveHost
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// What the gateway did with one request of one agent: the per-agent decision log (the agent's page
-/// shows it; metrics count it).
-public struct EgressRecord: Sendable, Equatable {
-    public var host: String
-    public var port: Int
-    public var allowed: Bool
-    /// Why it was refused, or how the tunnel ended.
-    public var note: String
-    public var bytesOut: Int
-    public var bytesIn: Int
-}
 
 /// The host end of one agent's gated network for destinations other than the model and the forge: an
 /// HTTP `CONNECT` proxy on a unix socket (bound into the agent's cage), one thread per connection like
@@ -34,50 +23,31 @@ public final class ConnectProxy: Sendable {
     public static let idleTimeout: Double = 600
 
     public let path: String
+    private let owner: (uid_t, gid_t)?
     private let gate: EgressGate
     private let budget: Mutex<EgressBudget>
-    private let record: @Sendable (EgressRecord) -> Void
-    private let listener = Atomic<Int32>(-1)
+    private let record: @Sendable (GatewayEntry) -> Void
+    private let listener = Mutex<Listener?>(nil)
 
-    public init(path: String, gate: EgressGate, budget: EgressBudget, record: @escaping @Sendable (EgressRecord) -> Void) {
+    /// Serves `path` (0660, owned by `owner` when given: the agent's cage connects, no one else).
+    public init(path: String, owner: (uid_t, gid_t)? = nil, gate: EgressGate, budget: EgressBudget, record: @escaping @Sendable (GatewayEntry) -> Void) {
         self.path = path
+        self.owner = owner
         self.gate = gate
         self.budget = Mutex(budget)
         self.record = record
     }
 
-    /// Binds the socket (0660) and serves it on a thread until ``stop()``.
+    /// Binds the socket and serves it on a thread until ``stop()``.
     public func start() throws {
-        signal(SIGPIPE, SIG_IGN) // splice(2) has no MSG_NOSIGNAL: a peer gone mid-tunnel is an error, not a signal
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw GatewayError("socket: \(String(cString: strerror(errno)))") }
-        let bound = UnixSocket.withAddress(path) { Glibc.bind(fd, $0, $1) } ?? -1
-        guard bound == 0, chmod(path, 0o660) == 0, Glibc.listen(fd, 64) == 0 else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            throw GatewayError("cannot serve \(path): \(why)")
-        }
-        listener.store(fd, ordering: .sequentiallyConsistent)
-        Thread.detachNewThread { [self] in
-            while true {
-                let client = accept(fd, nil, nil)
-                if client < 0 {
-                    if errno == EINTR { continue }
-                    return // shut down
-                }
-                Thread.detachNewThread { [self] in serve(client) }
-            }
-        }
+        let l = try Listener(unixPath: path, mode: 0o660, owner: owner)
+        listener.withLock { $0 = l }
+        l.start { [self] client in serve(client) }
     }
 
     /// Stops accepting; tunnels already open run to their end.
     public func stop() {
-        let fd = listener.exchange(-1, ordering: .sequentiallyConsistent)
-        guard fd >= 0 else { return }
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-        unlink(path)
+        listener.withLock { l in l?.stop(); l = nil }
     }
 
     // MARK: - One connection
@@ -89,7 +59,7 @@ public final class ConnectProxy: Sendable {
         if let busy = budget.withLock({ $0.connect() }) {
             Self.respond(client, 429, busy)
             Self.drain(client) // its head is unread: let the refusal arrive rather than a reset
-            record(EgressRecord(host: "-", port: 0, allowed: false, note: busy, bytesOut: 0, bytesIn: 0))
+            record(Self.entry("-", allowed: false, status: 429, busy))
             return
         }
         defer { budget.withLock { $0.disconnect() } }
@@ -97,18 +67,26 @@ public final class ConnectProxy: Sendable {
         guard let head = Self.readHead(client, deadline: Date().addingTimeInterval(Self.handshakeTimeout)) else {
             Self.respond(client, 431, "the request head is larger than \(Self.maxHead) bytes or did not end within \(Int(Self.handshakeTimeout)) s")
             Self.drain(client) // so the refusal is read, not reset by the bytes still unread
+            record(Self.entry("-", allowed: false, status: 431, "the request head was too large or too slow"))
             return
         }
-        guard let (host, port) = Self.connectTarget(head) else {
-            Self.respond(client, 405, "only CONNECT host:port is served here (HTTPS through the hive's gateway)")
+        // A CONNECT tunnel, or one plain HTTP request (`GET http://host/path`) sent on as `GET /path`.
+        let host: String, port: Int, forwarded: Data?
+        if let (h, p) = Self.connectTarget(head) {
+            (host, port, forwarded) = (h, p, nil)
+        } else if let (h, p, rewritten) = Self.plainTarget(head) {
+            (host, port, forwarded) = (h, p, rewritten)
+        } else {
+            Self.respond(client, 405, "only CONNECT host:port, or a plain request to http://host/…, is served here")
+            record(Self.entry(String(head.prefix(while: { $0 != "\r" }).prefix(120)), allowed: false, status: 405, "neither CONNECT nor an http:// request"))
             return
         }
-        let decision = gate.decide(host: host, port: port, plain: false)
+        let decision = gate.decide(host: host, port: port, plain: forwarded != nil)
         let addresses: [IPAddress]
         switch decision {
         case .refuse(let why):
             Self.respond(client, 403, why)
-            record(EgressRecord(host: host, port: port, allowed: false, note: why, bytesOut: 0, bytesIn: 0))
+            record(Self.entry("\(host):\(port)", allowed: false, status: 403, why))
             return
         case .dial(let list, _):
             addresses = list
@@ -116,16 +94,20 @@ public final class ConnectProxy: Sendable {
         guard let upstream = Self.dial(addresses, port: port) else {
             let why = "\(host):\(port) did not answer"
             Self.respond(client, 502, why)
-            record(EgressRecord(host: host, port: port, allowed: true, note: why, bytesOut: 0, bytesIn: 0))
+            record(Self.entry("\(host):\(port)", allowed: true, status: 502, why))
             return
         }
         defer { close(upstream) }
-        guard UnixSocket.writeAll(client, Data("HTTP/1.1 200 Connection Established\r\n\r\n".utf8)) else { return }
+        if let forwarded {
+            guard UnixSocket.writeAll(upstream, forwarded) else { return }
+        } else {
+            guard UnixSocket.writeAll(client, Data("HTTP/1.1 200 Connection Established\r\n\r\n".utf8)) else { return }
+        }
         // From here a side that stops reading for a minute ends the tunnel instead of holding its thread.
         Self.setTimeout(client, 60)
         Self.setTimeout(upstream, 60)
         let (out, inn, how) = relay(client, upstream)
-        record(EgressRecord(host: host, port: port, allowed: true, note: how, bytesOut: out, bytesIn: inn))
+        record(Self.entry("\(host):\(port)", allowed: true, status: 200, how, out: out, in: inn))
     }
 
     /// Copies both ways (see ``Tunnel``); every chunk is paid for from the agent's budget first (a
@@ -143,6 +125,11 @@ public final class ConnectProxy: Sendable {
         case .failed(let why): how = why
         }
         return (moved.0, moved.1, how)
+    }
+
+    static func entry(_ destination: String, allowed: Bool, status: Int, _ note: String, out: Int = 0, in inn: Int = 0) -> GatewayEntry {
+        GatewayEntry(at: Date().timeIntervalSince1970, kind: .connect, destination: destination, allowed: allowed, status: status,
+                     note: note, bytesOut: out, bytesIn: inn)
     }
 
     // MARK: - Parsing and sockets
@@ -175,6 +162,37 @@ public final class ConnectProxy: Sendable {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty, host.utf8.count <= 253 else { return nil }
         return (host, port)
+    }
+
+    /// `METHOD http://host[:port]/path HTTP/1.x` → host, port (80 by default) and the head to send the
+    /// destination: the path alone on the request line, the proxy's own headers dropped, and
+    /// `Connection: close` (one request per connection: a second one on it would reach this same host
+    /// undecided, so none is kept alive). Nil for anything else.
+    static func plainTarget(_ head: String) -> (String, Int, Data)? {
+        var lines = head.components(separatedBy: "\r\n")
+        let parts = lines[0].split(separator: " ")
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1."), parts[0].allSatisfy({ $0.isASCII && $0.isUppercase }), parts[0] != "CONNECT",
+              parts[1].lowercased().hasPrefix("http://") else { return nil }
+        let rest = parts[1].dropFirst(7)
+        let authority = rest.prefix(while: { $0 != "/" && $0 != "?" })
+        var path = String(rest.dropFirst(authority.count))
+        if path.isEmpty { path = "/" } else if path.hasPrefix("?") { path = "/" + path }
+        guard !authority.contains("@"), !authority.isEmpty else { return nil }
+        var host = String(authority), port = 80
+        if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
+            guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            port = p
+            host = String(authority[..<colon])
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let dropped: Set<String> = ["connection", "proxy-connection", "proxy-authorization", "keep-alive"]
+        lines = [lines[0]] + lines.dropFirst().filter { line in
+            guard let colon = line.firstIndex(of: ":") else { return false }
+            return !dropped.contains(line[..<colon].trimmingCharacters(in: .whitespaces).lowercased())
+        }
+        lines[0] = "\(parts[0]) \(path) \(parts[2])"
+        lines.append("Connection: close")
+        return (host, port, Data((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8))
     }
 
     /// Half-closes and reads what the client still sends, for half a second at most in all (a refused

@@ -1,4 +1,5 @@
 import Foundation
+import HiveWire
 #if canImport(Glibc)
 import Glibc
 #endif

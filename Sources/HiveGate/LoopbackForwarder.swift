@@ -12,14 +12,14 @@ import Glibc
 public final class LoopbackForwarder: Sendable {
     public var port: Int { listener.port }
     public let socketPath: String
-    private let listener: LoopbackListener
+    private let listener: Listener
     /// Connections carried at once; more are closed at once.
     public static let maxConnections = 64
     private let open = Atomic<Int>(0)
 
     /// Listens on 127.0.0.1:`port` (0: any free port, see ``port``).
     public init(port: Int = 0, to socketPath: String) throws {
-        listener = try LoopbackListener(port: port)
+        listener = try Listener(loopbackPort: port)
         self.socketPath = socketPath
     }
 

@@ -32,7 +32,7 @@ enum AgentPage {
             <meta name="viewport" content="width=device-width"><style>\(css)</style></head><body>
             <header><h1>\(HTML.escape(agent))</h1> <span id="badges">\(badges(s))</span></header>
             <div id="banner"></div>
-            <p class="controls"><a href="stats">stats</a> ·
+            <p class="controls"><a href="stats">stats</a> · <a href="network">network</a> ·
               <button data-post="cancel">cancel turn</button> <button data-post="compact">compact</button>
               <button data-post="new-session" data-confirm="1">new session</button>
               <span class="muted">(the model is set on the dashboard)</span> <span id="said" class="muted"></span></p>

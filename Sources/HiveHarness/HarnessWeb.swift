@@ -50,6 +50,14 @@ public enum HarnessWeb {
             }
             return Reply.html(StatsPage.html(agent: loop.config.name.rawValue, report: try await report(loop, range)))
         }
+        router.get("/network") { _, _ in
+            do {
+                let log = try await HiveConnection(path: loop.config.socket).call(GatewayLogCommand(agent: loop.config.name.rawValue, limit: 200))
+                return Reply.html(NetworkPage.html(agent: loop.config.name.rawValue, entries: log.entries))
+            } catch {
+                return Reply.html(NetworkPage.html(agent: loop.config.name.rawValue, entries: [], error: "core is not answering: \(error)"), status: .badGateway)
+            }
+        }
         router.get("/inbox") { _, _ in
             let view = await inbox(loop)
             return Reply.json(view, status: view.error == nil ? .ok : .badGateway)

@@ -29,8 +29,14 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var mcpServers: [String: MCPServer] = [:]
     /// Extra environment variables for claude.
     public var env: [String: String] = [:]
-    /// `host` (default) or `none`.
+    /// `gated` (what new agents get), `host` or `none`. A file without the field means `host`: configs
+    /// approved before the gated network existed keep what the operator approved.
     public var network: Network = .host
+    /// What a `gated` agent may reach besides the model and the forge, and how fast.
+    public var egress = Egress()
+    /// Models the gateway lets this agent's claude use besides `model` (claude's own background calls use
+    /// a small model). Aliases (`sonnet`, `opus`, `haiku`) stand for every model of their family.
+    public var models: [String] = ["haiku"]
     public var limits = Limits()
     public var reminders = Reminders()
     public var session = Session()
@@ -42,7 +48,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     // from these keys (CaseIterable), so a field added here is known there.
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model, description, systemPrompt = "system_prompt", allowedRecipients = "allowed_recipients",
-             mcpServers = "mcp_servers", env, network, limits, reminders, session, permissions, credential
+             mcpServers = "mcp_servers", env, network, egress, models, limits, reminders, session, permissions, credential
     }
 
     /// What claude may do without asking (in `--print` mode nobody can answer a prompt, so anything not
@@ -62,7 +68,41 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         public init(mode: String? = nil, allow: [String] = [], deny: [String] = []) { self.mode = mode; self.allow = allow; self.deny = deny }
     }
 
-    public enum Network: String, Codable, Sendable, CaseIterable { case host, none }
+    /// - `gated`: the cage's own network namespace with loopback only; every byte leaves through the
+    ///   hive's gateway (the model API with the credential added there, the forge, and HTTPS to `egress.allow`).
+    /// - `host`: the host's network, and the credential in claude's environment.
+    /// - `none`: loopback only and nothing through it: no model either.
+    public enum Network: String, Codable, Sendable, CaseIterable { case gated, host, none }
+
+    /// A `gated` agent's way out beyond the model and the forge.
+    public struct Egress: Codable, Sendable, Equatable {
+        /// Destinations for HTTPS `CONNECT` (and plain HTTP where written `http://…`): see ``EgressPolicy``.
+        /// Empty: the model and the forge only.
+        public var allow: [String] = []
+        /// Bytes per minute through the gateway, in MiB (the gateway pauses past it, it never drops).
+        public var mbPerMinute = 600
+        /// Connections open at once through the gateway (model requests not counted).
+        public var connections = 32
+        public init(allow: [String] = [], mbPerMinute: Int = 600, connections: Int = 32) {
+            self.allow = allow; self.mbPerMinute = mbPerMinute; self.connections = connections
+        }
+        enum CodingKeys: String, CodingKey, CaseIterable { case allow, mbPerMinute = "mb_per_minute", connections }
+    }
+
+    /// Whether the gateway lets this agent's claude ask `requested` (a model id as sent to the API).
+    /// `model` and `models` count; an alias covers its family (`sonnet` → every `claude-sonnet-…`), a
+    /// full id only itself (a `[1m]`-style suffix aside).
+    public func allowsModel(_ requested: String) -> Bool {
+        let asked = requested.lowercased()
+        return ([model] + models).contains { approved in
+            let name = approved.lowercased().split(separator: "[", maxSplits: 1).first.map(String.init) ?? ""
+            if let families = Self.aliases[name] { return families.contains { asked.contains($0) } }
+            return asked == name || asked.split(separator: "[", maxSplits: 1).first.map(String.init) == name
+        }
+    }
+
+    /// claude's model aliases and the families they stand for.
+    static let aliases: [String: [String]] = ["sonnet": ["sonnet"], "opus": ["opus"], "haiku": ["haiku"], "opusplan": ["opus", "sonnet"], "best": ["opus"]]
 
     public struct MCPServer: Codable, Sendable, Equatable {
         public var command: String
@@ -144,6 +184,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public static func template(description: String) -> Data {
         var c = AgentConfig()
         c.description = description
+        c.network = .gated
         return c.encoded()
     }
 
@@ -214,7 +255,27 @@ private struct Checker {
         }
         if let env = o["env"] { c.env = environment(env, at: "env") }
         if let v = string(o, "network", max: 16) {
-            if let n = AgentConfig.Network(rawValue: v) { c.network = n } else { problems.append("network: must be \"host\" or \"none\", not '\(v)'") }
+            if let n = AgentConfig.Network(rawValue: v) { c.network = n } else { problems.append("network: must be \"gated\", \"host\" or \"none\", not '\(v)'") }
+        }
+        if let e = field(o, "egress", as: [String: Any].self, "an object with allow, mb_per_minute, connections") {
+            known(e, AgentConfig.Egress.CodingKeys.self, in: "egress")
+            if let list = e["allow"] {
+                if let allow = list as? [String] {
+                    do { _ = try EgressPolicy(allow: allow); c.egress.allow = allow } catch {
+                        problems += error.problems.map { "egress.allow" + ($0.hasPrefix("[") ? $0 : ": " + $0) }
+                    }
+                } else { problems.append("egress.allow: must be a list of host names (\"example.com\", \"*.example.com\", \"http://example.com\")") }
+            }
+            if let v = int(e, "mb_per_minute", at: "egress", range: 1...1_000_000) { c.egress.mbPerMinute = v }
+            if let v = int(e, "connections", at: "egress", range: 1...1024) { c.egress.connections = v }
+        }
+        if let list = field(o, "models", as: [Any].self, "a list of model names") {
+            var models: [String] = []
+            for (i, item) in list.prefix(32).enumerated() {
+                if let m = item as? String, AgentConfig.isModelName(m) { models.append(m) } else { problems.append("models[\(i)]: must be a model name") }
+            }
+            if list.count > 32 { problems.append("models: at most 32") }
+            c.models = models
         }
         if let l = field(o, "limits", as: [String: Any].self, "an object with memory_mb, pids, disk_mb") {
             known(l, AgentConfig.Limits.CodingKeys.self, in: "limits")

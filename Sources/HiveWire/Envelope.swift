@@ -155,6 +155,7 @@ public enum AgentRequest: Sendable {
     case answer(AnswerCommand)
     case questions(QuestionsCommand)
     case turnSettings(TurnSettingsCommand)
+    case gatewayLog(GatewayLogCommand)
 
     /// The decoding table for agent sockets.
     public static let table = CommandTable<AgentRequest>()
@@ -175,6 +176,7 @@ public enum AgentRequest: Sendable {
         .with(AnswerCommand.self, AgentRequest.answer)
         .with(QuestionsCommand.self, AgentRequest.questions)
         .with(TurnSettingsCommand.self, AgentRequest.turnSettings)
+        .with(GatewayLogCommand.self, AgentRequest.gatewayLog)
 }
 
 /// What the operator's admin socket (`host.sock`) accepts.
@@ -201,10 +203,12 @@ public enum AdminRequest: Sendable {
     case answer(AnswerCommand)
     case setModel(SetModelCommand)
     case resume(ResumeCommand)
+    case gatewayLog(GatewayLogCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
         .with(ListCommand.self, AdminRequest.list)
+        .with(GatewayLogCommand.self, AdminRequest.gatewayLog)
         .with(SpawnCommand.self, AdminRequest.spawn)
         .with(DestroyCommand.self, AdminRequest.destroy)
         .with(SendCommand.self, AdminRequest.send)

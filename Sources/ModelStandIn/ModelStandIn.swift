@@ -147,11 +147,11 @@ public struct StandInError: Error, CustomStringConvertible {
 enum MessagesSSE {
     static func events(model: String, blocks: [ScriptedModel.Block], stopReason: String, usage: ScriptedModel.TokenUsage) -> [String] {
         let id = "msg_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24))"
-        let cacheWrite = usage.cacheWrite5m + usage.cacheWrite1h
+        let cacheWrite = usage.cacheWriteShort + usage.cacheWriteLong
         let startUsage: [String: Any] = [
             "input_tokens": usage.input, "output_tokens": 1, "cache_read_input_tokens": usage.cacheRead,
             "cache_creation_input_tokens": cacheWrite,
-            "cache_creation": ["ephemeral_5m_input_tokens": usage.cacheWrite5m, "ephemeral_1h_input_tokens": usage.cacheWrite1h],
+            "cache_creation": ["ephemeral_5m_input_tokens": usage.cacheWriteShort, "ephemeral_1h_input_tokens": usage.cacheWriteLong],
             "service_tier": "standard",
         ]
         var out = [event("message_start", ["type": "message_start", "message": [

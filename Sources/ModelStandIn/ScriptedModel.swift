@@ -45,10 +45,10 @@ public final class ScriptedModel: Sendable {
     }
 
     public struct TokenUsage: Equatable, Sendable {
-        public var input = 0, output = 0, cacheRead = 0, cacheWrite5m = 0, cacheWrite1h = 0
-        public init(input: Int = 0, output: Int = 0, cacheRead: Int = 0, cacheWrite5m: Int = 0, cacheWrite1h: Int = 0) {
+        public var input = 0, output = 0, cacheRead = 0, cacheWriteShort = 0, cacheWriteLong = 0
+        public init(input: Int = 0, output: Int = 0, cacheRead: Int = 0, cacheWriteShort: Int = 0, cacheWriteLong: Int = 0) {
             self.input = input; self.output = output; self.cacheRead = cacheRead
-            self.cacheWrite5m = cacheWrite5m; self.cacheWrite1h = cacheWrite1h
+            self.cacheWriteShort = cacheWriteShort; self.cacheWriteLong = cacheWriteLong
         }
     }
 
@@ -75,7 +75,7 @@ public final class ScriptedModel: Sendable {
             switch d.verb {
             case "usage":
                 usage = TokenUsage(input: d.int("in") ?? usage.input, output: d.int("out") ?? usage.output,
-                                   cacheRead: d.int("read") ?? 0, cacheWrite5m: d.int("w5m") ?? 0, cacheWrite1h: d.int("w1h") ?? 0)
+                                   cacheRead: d.int("read") ?? 0, cacheWriteShort: d.int("w5m") ?? 0, cacheWriteLong: d.int("w1h") ?? 0)
             case "sleep":
                 delay = Double(d.rest.trimmingCharacters(in: .whitespaces)) ?? 0
             case "limit", "ratelimit", "overloaded", "too-long", "billing":

@@ -1,5 +1,6 @@
 import Foundation
 import HiveGate
+import HiveWire
 import HiveHost
 #if canImport(Glibc)
 import Glibc
@@ -89,11 +90,11 @@ extension Bench {
 
 /// Sends `bytes` zero bytes to every connection, then closes it.
 final class DownloadServer: Sendable {
-    private let listener: LoopbackListener
+    private let listener: Listener
     var port: Int { listener.port }
 
     init(bytes: Int) throws {
-        listener = try LoopbackListener()
+        listener = try Listener()
         listener.start { c in
             defer { close(c) }
             let chunk = [UInt8](repeating: 0, count: 256 * 1024)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HiveGate
 import HiveHarness
 import HiveMCP
 import HiveHost
@@ -47,9 +48,14 @@ struct Agent: AsyncParsableCommand {
     var supervised = false
     @Option(help: ArgumentHelp("'bwrap' when core started this harness in a bubblewrap cage: claude may then do anything the cage allows (permissions.mode in agent.json narrows it). Default 'none': the hive's tools and reading files only.", valueName: "kind"))
     var sandbox = "none"
+    @Option(help: ArgumentHelp("Forward the cage's 127.0.0.1:PORT to the unix socket PATH, for a gated network (core passes one per way out: the model, the proxy, the forge). Repeatable.", valueName: "PORT=PATH"))
+    var forward: [String] = []
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
 
     func validate() throws {
+        for f in forward where GatedNetwork.Forward(argument: f) == nil {
+            throw ValidationError("--forward wants PORT=/absolute/socket/path, not '\(f.prefix(120))'")
+        }
         do { _ = try AgentName(name) } catch { throw ValidationError(error.description) }
         guard failureBackoff >= 0, cacheTTL >= 0, rateLimitJitter >= 0 else { throw ValidationError("durations cannot be negative") }
         guard contextFraction > 0, contextFraction <= 1 else { throw ValidationError("--context-fraction must be in (0, 1]") }
@@ -88,6 +94,14 @@ struct Agent: AsyncParsableCommand {
             }
         }
         if supervised { Lifeline.watchStandardInput(logger: logger) }
+        // The gated network's cage end: claude reaches the model, the proxy and the forge on this cage's
+        // own loopback; each connection goes on through core's socket. They live as long as the harness.
+        var forwarders: [LoopbackForwarder] = []
+        for f in forward.compactMap(GatedNetwork.Forward.init(argument:)) {
+            do { forwarders.append(try LoopbackForwarder(port: f.port, to: f.path)) } catch { throw fail(error) }
+        }
+        forwarders.forEach { $0.start() }
+        defer { forwarders.forEach { $0.stop() } }
         do {
             let loop = try TurnLoop(config: config, logger: logger)
             var services: [any Service] = [HarnessService(loop: loop), StoreSweeper(loop: loop)]

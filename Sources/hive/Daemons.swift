@@ -48,9 +48,17 @@ struct HiveRootOptions: ParsableArguments {
 
     @Option(name: .customLong("forge-listen"), help: ArgumentHelp("""
         Where the hive's git forge serves (under /forge/): HOST:PORT on loopback (agents reach it from \
-        their cages when their network is host), port 0 for any free port, or 'off'.
+        their cages: gated ones through the gateway, at the same port), port 0 for any free port, or 'off'.
         """, valueName: "host:port|off"))
     var forgeListen = "127.0.0.1:7001"
+    @Option(name: .customLong("egress-resolve"), help: ArgumentHelp("""
+        Gated agents' gateway resolves NAME to ADDRESS instead of asking DNS (repeatable; like curl's --resolve).         The allow-list still decides whether NAME may be reached, and an internal ADDRESS is still refused unless         --egress-allow-internal names it.
+        """, valueName: "NAME=ADDRESS"))
+    var egressResolve: [String] = []
+    @Option(name: .customLong("egress-allow-internal"), help: ArgumentHelp("""
+        An internal endpoint (loopback, private, link-local) a gated agent may reach through a name on its         allow-list, such as a package mirror on your network (repeatable). Everything else internal is refused.
+        """, valueName: "ADDRESS:PORT"))
+    var egressAllowInternal: [String] = []
     @Option(name: .customLong("forge-git-limit"), help: ArgumentHelp("Git requests (clone, fetch, push) the forge serves at once; more are told to retry (503).", valueName: "n"))
     var forgeGitLimit = 16
     @Option(name: .customLong("forge-idle-timeout"), help: ArgumentHelp("A git request that moves no byte for this long is ended and its git process killed.", valueName: "seconds"))
@@ -93,6 +101,7 @@ struct HiveRootOptions: ParsableArguments {
                 throw ValidationError("--forge-listen wants HOST:PORT (e.g. 127.0.0.1:7001) or 'off', not '\(forgeListen)'")
             }
         }
+        _ = try egress()
         guard retentionDays > 0, eventsRetentionDays > 0, statsRetentionDays > 0 else {
             throw ValidationError("retention windows must be more than 0 days")
         }
@@ -117,6 +126,27 @@ struct HiveRootOptions: ParsableArguments {
         return HiveLayout(root: root, runDir: runDir.map { URL(filePath: $0) } ?? Defaults.runDir(root: root))
     }
 
+    /// `--egress-resolve` and `--egress-allow-internal`, checked.
+    func egress() throws -> (pins: [String: [IPAddress]], exceptions: Set<String>) {
+        var pins: [String: [IPAddress]] = [:]
+        for pair in egressResolve {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let name = EgressPolicy.normalised(parts[0]), IPAddress(name) == nil, let address = IPAddress(parts[1]) else {
+                throw ValidationError("--egress-resolve wants NAME=ADDRESS (a host name and an IPv4 or IPv6 address), not '\(pair.prefix(120))'")
+            }
+            pins[name, default: []].append(address)
+        }
+        var exceptions = Set<String>()
+        for endpoint in egressAllowInternal {
+            guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]), (1...65535).contains(port),
+                  let address = IPAddress(String(endpoint[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))) else {
+                throw ValidationError("--egress-allow-internal wants ADDRESS:PORT (e.g. 10.0.0.5:3142), not '\(endpoint.prefix(120))'")
+            }
+            exceptions.insert("\(address):\(port)")
+        }
+        return (pins, exceptions)
+    }
+
     func options(cage: CageMode) -> CoreOptions {
         var o = CoreOptions(layout: layout, cage: cage, retentionSeconds: retentionDays * 86400,
                             sweepInterval: .milliseconds(Int64(sweepInterval * 1000)), synchronous: synchronous)
@@ -127,6 +157,7 @@ struct HiveRootOptions: ParsableArguments {
         o.reminderPolicy.burst = reminderBurst
         o.reminderPolicy.refillPerSecond = 1 / reminderRefill
         o.forgeListen = forgeListen == "off" ? nil : forgeListen
+        if let egress = try? egress() { (o.egressPins, o.egressInternal) = (egress.pins, egress.exceptions) }
         o.forgeLimits.concurrent = forgeGitLimit
         o.forgeLimits.idle = .milliseconds(Int64(forgeIdleTimeout * 1000))
         o.disk.agentQuotaMB = agentDiskQuota
@@ -270,6 +301,7 @@ struct Up: AsyncParsableCommand {
               agents       \(agents.joined(separator: ", "))
               agent socket \(layout.runDir.path)/agents/<name>/mcp.sock (one per agent)
               cages        \(sandbox.cage == .bwrap ? "bwrap: each harness in a bubblewrap sandbox, only its own dirs" : "process: NO SANDBOX (install bubblewrap)")
+              network      \(sandbox.cage == .bwrap ? "gated for new agents: loopback only; the model (credential added by core, never in the cage), the forge and egress.allow through core's gateway (\(hive) net <name>)" : "NOT gated without bubblewrap: agents share the host's network")
               claude       \(demo ? "DEMO: a scripted stand-in, not Claude (drop --demo to use the real one)" : Self.claudeLine)
               dashboard    http://\(listen)/login?token=\((try? DashboardToken.load(runDir: layout.runDir)) ?? "(see <run-dir>/dashboard-token)")
                            (hive web, an unprivileged process; per agent: /agent/<name>/)
@@ -280,6 +312,7 @@ struct Up: AsyncParsableCommand {
               \(hive) spawn iris            # a new agent with its own socket
               \(hive) send manager "hello"  # talk to an agent ('*' reaches all)
               \(hive) inbox                 # what agents sent to you
+              \(hive) net manager           # what the manager's gated network let through or refused
 
             Ctrl-C stops the hive; everything is kept in the root for next time.
             """

@@ -255,3 +255,42 @@ struct ReviveAgent: AsyncParsableCommand {
         try await operatorVerb { print("\(try await hive.connect().call(ReviveCommand(name: agent.name)).name): revived") }
     }
 }
+
+struct Net: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what a gated agent's network gateway decided: model requests with their tokens, tunnels, forge connections.",
+        discussion: """
+            A gated agent (network "gated" in agent.json, what new agents get) reaches the outside only through
+            core's gateway: the model API (the credential is added there; the agent holds a placeholder), the
+            forge, and HTTPS to the hosts its egress.allow lists. Each decision is logged here, newest first:
+            allowed or refused and why, bytes each way, and for the model the tokens its answer reported.
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent.") var name: String
+    @Option(help: "How many entries, newest first.") var limit = 30
+    @Flag(help: "Print a JSON array of objects instead of a table.") var json = false
+
+    func validate() throws {
+        do { _ = try AgentName(name) } catch { throw ValidationError(error.description) }
+        guard (1...WireLimits.maxListLimit).contains(limit) else { throw ValidationError("--limit must be from 1 to \(WireLimits.maxListLimit)") }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let entries = try await hive.connect().call(GatewayLogCommand(agent: name, limit: limit)).entries
+            if json { return printJSON(entries) }
+            if entries.isEmpty { return print("(nothing through \(name)'s gateway yet: its network may be host or none; see hive ls)") }
+            let time = DateFormatter()
+            time.dateFormat = "MM-dd HH:mm:ss"
+            var rows = [["AT", "KIND", "DESTINATION", "", "STATUS", "OUT", "IN", "TOKENS (in/out/cache w/r)", "NOTE"]]
+            rows += entries.map { e in
+                let tokens = e.usage.map { "\($0.input)/\($0.output)/\($0.cacheWriteShort + $0.cacheWriteLong)/\($0.cacheRead)" } ?? ""
+                return [time.string(from: Date(timeIntervalSince1970: e.at)), e.kind.rawValue, String(e.destination.prefix(40)),
+                        e.allowed ? "allowed" : "REFUSED", e.status.map(String.init) ?? "", String(e.bytesOut), String(e.bytesIn), tokens,
+                        String(e.note.replacingOccurrences(of: "\n", with: " ").prefix(70))]
+            }
+            printTable(rows)
+        }
+    }
+}

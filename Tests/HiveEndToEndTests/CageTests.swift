@@ -47,7 +47,7 @@ struct CageTests {
         // As root every agent has a uid of its own; a hive run by an ordinary user runs them all as that user.
         #expect(getuid() == 0 ? uid >= 20_000 : uid == Int(getuid()), "never host root")
         #expect(seen["agents"] == "iris", "bob and the manager are not visible")
-        #expect(seen["run"] == "mcp.sock page", "only its own sockets")
+        #expect(seen["run"] == "egress.sock forge.sock mcp.sock model.sock page", "only its own sockets: the hive's, and its gated network's ends")
         #expect(seen["root"] == "0" && seen["hostroot"] == "0", "host files are not visible")
         #expect(seen["cwd"] == "/agents/iris/state", "the same path the manager uses")
         #expect(seen["shared"] == "ok")
@@ -127,7 +127,7 @@ struct CageTests {
         // Only uids tell agents apart: as an ordinary user's hive (one uid) the manager can read it, as `hive up` says.
         #expect(seen["iris_harness"] == (getuid() == 0 ? "closed" : "readable"), "another agent's harness dir stays closed (as root)")
         #expect(seen["applied"]?.contains("iris") == true && seen["applied_write"] == "read-only")
-        #expect(seen["net"] != "lo", "the manager has the host's network (the default)")
+        #expect(seen["net"] == "lo", "the manager is gated like any new agent: loopback only, out through the gateway")
         #expect(FileManager.default.fileExists(atPath: hive.root.appending(path: "agents/iris/state/from-manager").path))
 
         // A graceful stop removes the cgroups it made.

@@ -108,7 +108,7 @@ struct ConfigTests {
         #expect(badResult.status == 2 && badResult.out.contains("failed"))
         let failed = try #require(try await hive.admin().call(PendingCommand(all: true)).approvals.first { $0.id == badRequest.id })
         #expect(failed.state == .failed)
-        #expect(failed.note?.contains("network: must be \"host\" or \"none\"") == true)
+        #expect(failed.note?.contains("network: must be \"gated\", \"host\" or \"none\"") == true)
         #expect(failed.note?.contains("limits.pids") == true)
         #expect(try hive.appliedTags("iris").contains("failed/\(badRequest.id)"))
         #expect(!(try hive.appliedTags("iris")).contains("deployed/\(badRequest.id)"))

@@ -197,7 +197,7 @@ struct RealClaudeTests {
         _ = try await Self.awaitOperator(hive, containing: "paid up")
     }
 
-    @Test("hive login stores the credential once; each cage gets it and an allow-listed environment; in a cage claude may use its shell")
+    @Test("hive login stores the credential once; the gateway adds it, a gated cage holds a placeholder and an allow-listed environment; in a cage claude may use its shell")
     func storedLogin() async throws {
         let api = try await ModelStandIn()
         defer { Task { await api.stop() } }
@@ -229,7 +229,8 @@ struct RealClaudeTests {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") else { return }
         let seen = try String(contentsOf: hive.root.appending(path: "agents/iris/state/env.txt"), encoding: .utf8)
         #expect(!seen.contains("do-not-leak"), "nothing of core's environment beyond the allow-list")
-        #expect(seen.contains("ANTHROPIC_API_KEY=sk-ant-api03-stored-key"))
+        #expect(!seen.contains("sk-ant-api03-stored-key"), "the credential stays with the gateway")
+        #expect(seen.contains("ANTHROPIC_API_KEY=sk-ant-api03-held-by-the-hive-gateway"), "a placeholder of the stored credential's kind")
         #expect(!seen.contains("PYENV_ROOT"), "core's own settings stay with core")
     }
 

@@ -2,6 +2,7 @@ import Foundation
 @testable import HiveGate
 import HiveHost
 import Synchronization
+import HiveWire
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -9,11 +10,11 @@ import Glibc
 
 /// A TCP echo server on loopback for the tunnel's far end.
 final class EchoServer: Sendable {
-    private let listener: LoopbackListener
+    private let listener: Listener
     var port: Int { listener.port }
 
     init() throws {
-        listener = try LoopbackListener()
+        listener = try Listener()
         listener.start { c in
             defer { close(c) }
             var buffer = [UInt8](repeating: 0, count: 4096)
@@ -30,9 +31,9 @@ final class EchoServer: Sendable {
 
 /// The gateway's decision log, as the test reads it.
 final class RecordLog: Sendable {
-    let entries = Mutex<[EgressRecord]>([])
-    func append(_ r: EgressRecord) { entries.withLock { $0.append(r) } }
-    var all: [EgressRecord] { entries.withLock { $0 } }
+    let entries = Mutex<[GatewayEntry]>([])
+    func append(_ r: GatewayEntry) { entries.withLock { $0.append(r) } }
+    var all: [GatewayEntry] { entries.withLock { $0 } }
 }
 
 @Suite("the CONNECT gateway")
@@ -62,8 +63,8 @@ struct ConnectProxyTests {
     func proxy(_ echo: EchoServer, connections: Int = 4) throws -> (ConnectProxy, RecordLog, URL) {
         let dir = URL(filePath: NSTemporaryDirectory()).appending(path: "gw-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let gate = EgressGate(policy: try EgressPolicy(allow: ["echo.test:\(echo.port)", "loop.test:\(echo.port)"]),
-                              resolver: StubResolver(table: ["echo.test": ["127.0.0.1"], "loop.test": ["127.0.0.1"]]),
+        let gate = EgressGate(policy: try EgressPolicy(allow: ["echo.test:\(echo.port)", "loop.test:\(echo.port)", "http://plain.test:\(echo.port)"]),
+                              resolver: StubResolver(table: ["echo.test": ["127.0.0.1"], "loop.test": ["127.0.0.1"], "plain.test": ["127.0.0.1"]]),
                               internalExceptions: ["127.0.0.1:\(echo.port)"])
         let records = RecordLog()
         let p = ConnectProxy(path: dir.appending(path: "egress.sock").path, gate: gate,
@@ -84,7 +85,7 @@ struct ConnectProxyTests {
         #expect(reply.hasSuffix("ping through the hive\n"), "\(reply)")
         usleep(200_000)
         let r = try #require(records.all.first)
-        #expect(r.allowed && r.host == "echo.test" && r.bytesOut == 22 && r.bytesIn == 22, "\(r)")
+        #expect(r.allowed && r.destination == "echo.test:\(echo.port)" && r.status == 200 && r.bytesOut == 22 && r.bytesIn == 22, "\(r)")
     }
 
     @Test("unlisted hosts, other ports, address literals and other methods are refused with a reason")
@@ -97,13 +98,27 @@ struct ConnectProxyTests {
         #expect(evil.hasPrefix("HTTP/1.1 403 Forbidden") && evil.contains("evil.test is not on this agent's allow-list"))
         #expect(try Self.exchange(p.path, ["CONNECT echo.test:22 HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 403"))
         #expect(try Self.exchange(p.path, ["CONNECT 127.0.0.1:\(echo.port) HTTP/1.1\r\n\r\n"]).contains("is an address"))
-        #expect(try Self.exchange(p.path, ["GET http://echo.test/ HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 405"))
+        #expect(try Self.exchange(p.path, ["GET http://echo.test:\(echo.port)/ HTTP/1.1\r\n\r\n"]).contains("allowed over HTTPS only"), "plain HTTP only where listed")
+        #expect(try Self.exchange(p.path, ["GET /relative HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 405"))
         let huge = try Self.exchange(p.path, [String(repeating: "X", count: 9000)])
         #expect(huge.hasPrefix("HTTP/1.1 431"), "\(huge.prefix(200))")
         usleep(100_000)
-        #expect(records.all.filter { !$0.allowed }.count == 3, "each refused CONNECT is logged")
+        #expect(records.all.filter { !$0.allowed }.compactMap(\.status).sorted() == [403, 403, 403, 403, 405, 431], "every refusal is logged with its status: \(records.all)")
         // A slowloris head holds its slot only until the handshake deadline.
         #expect(ConnectProxy.readHead(-1, deadline: .distantPast) == nil)
+    }
+
+    @Test("a plain HTTP request to a host listed as http:// goes on in origin form, one request, the proxy's headers dropped")
+    func plainRequest() throws {
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let (p, records, dir) = try proxy(echo)
+        defer { p.stop(); try? FileManager.default.removeItem(at: dir) }
+        let echoed = try Self.exchange(p.path, ["GET http://plain.test:\(echo.port)/simple/pkg?x=1 HTTP/1.1\r\nHost: plain.test\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\n\r\n"])
+        #expect(echoed == "GET /simple/pkg?x=1 HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n", "\(echoed)")
+        usleep(200_000)
+        #expect(records.all.first?.allowed == true && records.all.first?.destination == "plain.test:\(echo.port)")
+        #expect(ConnectProxy.plainTarget("GET http://user@evil.test/ HTTP/1.1\r\n\r\n") == nil, "no user info")
     }
 
     @Test("connections past the agent's cap are refused until one closes, counted from the accept")

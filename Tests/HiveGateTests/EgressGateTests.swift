@@ -1,4 +1,5 @@
 import HiveGate
+import HiveWire
 import Testing
 
 /// A resolver that answers from a table and never touches the network.

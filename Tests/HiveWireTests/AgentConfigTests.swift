@@ -6,13 +6,42 @@ import Testing
 struct AgentConfigTests {
     func parse(_ json: String) throws(ConfigError) -> AgentConfig { try AgentConfig.parse(Data(json.utf8)) }
 
-    @Test("the template parses back to the defaults, with its description")
+    @Test("the template parses back to the defaults with a gated network; a file without the field keeps host")
     func template() throws {
         let c = try AgentConfig.parse(AgentConfig.template(description: "reviews pull requests"))
         var expected = AgentConfig()
         expected.description = "reviews pull requests"
+        expected.network = .gated
         #expect(c == expected)
-        #expect(c.network == .host && c.allowedRecipients == ["*"] && c.model == "sonnet")
+        #expect(c.network == .gated && c.egress.allow.isEmpty && c.allowedRecipients == ["*"] && c.model == "sonnet")
+        #expect(try parse(#"{"model": "opus"}"#).network == .host, "a config approved before gated existed keeps what it meant")
+    }
+
+    @Test("the egress allow-list is checked entry by entry, with its limits in range")
+    func egress() throws {
+        let c = try parse(#"{"network": "gated", "egress": {"allow": ["pypi.org", "*.pythonhosted.org", "http://deb.debian.org"], "mb_per_minute": 60, "connections": 4}}"#)
+        #expect(c.egress == .init(allow: ["pypi.org", "*.pythonhosted.org", "http://deb.debian.org"], mbPerMinute: 60, connections: 4))
+        do {
+            _ = try parse(#"{"egress": {"allow": ["ok.example", "evil.com/path", "a.*.b"], "mb_per_minute": 0, "proxy": 1}}"#)
+            Issue.record("a bad allow-list was accepted")
+        } catch {
+            #expect(error.problems.contains { $0.hasPrefix("egress.allow[1] 'evil.com/path'") })
+            #expect(error.problems.contains { $0.hasPrefix("egress.allow[2] 'a.*.b'") })
+            #expect(error.problems.contains { $0.hasPrefix("egress.mb_per_minute: must be a whole number from 1") })
+            #expect(error.problems.contains { $0.hasPrefix("egress.proxy: unknown field") })
+            #expect(error.problems.count == 4, "\(error.problems)")
+        }
+        #expect((try? parse(#"{"egress": {"allow": "pypi.org"}}"#)) == nil, "a string is not a list")
+    }
+
+    @Test("the gateway lets through the approved model's family for an alias, a full id only itself")
+    func models() throws {
+        let c = try parse(#"{"model": "sonnet", "models": ["claude-opus-4-1-20250805"]}"#)
+        #expect(c.allowsModel("claude-sonnet-4-5-20250929") && c.allowsModel("claude-sonnet-4-5-20250929[1m]"))
+        #expect(c.allowsModel("claude-opus-4-1-20250805"))
+        #expect(!c.allowsModel("claude-opus-4-5-20251101") && !c.allowsModel("claude-3-5-haiku-20241022"), "listed models replace the default haiku")
+        #expect(try parse(#"{"model": "opus"}"#).allowsModel("claude-haiku-4-5"), "haiku by default, for claude's background calls")
+        #expect((try? parse(#"{"models": ["bad model"]}"#)) == nil)
     }
 
     @Test("every bad field is named in one error, typos included")
@@ -28,7 +57,7 @@ struct AgentConfigTests {
             Issue.record("a config this wrong was accepted")
         } catch {
             let text = error.description
-            for expected in ["modle: unknown field", "model: 'op us' is not a model name", "network: must be \"host\" or \"none\"",
+            for expected in ["modle: unknown field", "model: 'op us' is not a model name", "network: must be \"gated\", \"host\" or \"none\"",
                              "limits.memory_mb: must be a whole number from 64", "limits.cpu: unknown field", "env.HOME: set by the hive",
                              "env.1BAD: not a valid variable name", "env.OK_VAR: must be a string", "allowed_recipients[1]: '../etc'",
                              "mcp_servers.hive: 'hive' is the hive's own server", "mcp_servers.Bad Name: server names",

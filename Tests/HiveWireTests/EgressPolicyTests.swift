@@ -1,4 +1,4 @@
-import HiveGate
+@testable import HiveWire
 import Testing
 
 /// The gated network's allow-list: what a prompt-injected agent may and may not reach by name, port,

@@ -4,7 +4,8 @@ import Glibc
 #endif
 
 /// An IPv4 or IPv6 address, parsed with `inet_pton` (no shorthand such as `127.1` or octal, which
-/// resolvers accept and allow-lists must not), for the gateway's checks after resolving.
+/// resolvers accept and allow-lists must not): an allow-list's literals and the gateway's checks after
+/// resolving. (Its socket addresses are HiveGate's.)
 public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// 4 bytes (IPv4) or 16 (IPv6), network order.
     public let bytes: [UInt8]
@@ -29,31 +30,6 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var isV4: Bool { bytes.count == 4 }
-
-    /// `body` with this address and `port` as a socket address (`sockaddr_in` or `sockaddr_in6`), for
-    /// `connect` and `bind`.
-    public func withSockaddr<T>(port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
-        if isV4 {
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
-            withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: bytes) }
-            return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
-        var sa = sockaddr_in6()
-        sa.sin6_family = sa_family_t(AF_INET6)
-        sa.sin6_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
-        withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: bytes) }
-        return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-    }
-
-    /// The port a bound socket got (after binding port 0).
-    public static func boundPort(_ fd: Int32) -> Int? {
-        var sa = sockaddr_in6()
-        var len = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        let ok = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return ok == 0 ? Int(UInt16(bigEndian: sa.sin6_port)) : nil // sin_port and sin6_port share their offset
-    }
 
     /// The IPv4 address inside an IPv4-mapped IPv6 one (`::ffff:a.b.c.d`), which reaches the same host.
     public var mappedV4: IPAddress? {

@@ -125,7 +125,7 @@ public struct EgressPolicy: Sendable, Equatable {
 
     /// A host name lowercased without its trailing dot, or nil when it is not one (labels of 1 to 63 of
     /// a-z 0-9 and inner '-', 253 bytes at most). Address literals pass through as they are.
-    static func normalised(_ raw: String) -> String? {
+    public static func normalised(_ raw: String) -> String? {
         var host = raw.lowercased()
         if host.hasSuffix(".") { host.removeLast() }
         if IPAddress(host) != nil { return host }

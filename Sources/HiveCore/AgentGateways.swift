@@ -1,0 +1,159 @@
+import AsyncHTTPClient
+import Foundation
+import HiveBroker
+import HiveGate
+import HiveHost
+import HiveWire
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The host ends of every `gated` agent's network (see ``GatedNetwork``), in its run dir, owned by its
+/// uid: the model gateway, the CONNECT proxy for its allow-list, and the relay to the forge. Opened
+/// (anew, with the config being deployed) just before its cage starts, closed when it stops. Every
+/// decision goes to the store's gateway log.
+final class AgentGateways: Sendable {
+    /// Operator settings for every agent's gateway, from core's command line.
+    struct Settings: Sendable {
+        /// The Messages API the model gateway forwards to.
+        var upstream = "https://api.anthropic.com"
+        /// Names the gateway resolves to fixed addresses (`--egress-resolve`), before the host's resolver.
+        var pins: [String: [IPAddress]] = [:]
+        /// Internal `address:port` endpoints agents may still reach by a listed name (`--egress-allow-internal`).
+        var internalExceptions: Set<String> = []
+    }
+
+    private struct Ends {
+        var model: ModelGateway
+        var proxy: ConnectProxy
+        var forge: SocketRelay?
+    }
+
+    private let layout: HiveLayout
+    private let broker: any HiveStore
+    private let settings: Settings
+    private let forge: ForgeDesk?
+    private let logger: Logger
+    private let client: HTTPClient
+    private let open = Mutex<[AgentName: Ends]>([:])
+    /// Log rows per agent: a burst, then a steady rate; past it rows are counted and the count is
+    /// written with the next row (a looping agent cannot flood the store).
+    private let logRate = Mutex<[AgentName: (bucket: TokenBucket, skipped: Int)]>([:])
+
+    init(layout: HiveLayout, broker: any HiveStore, settings: Settings, forge: ForgeDesk?, logger: Logger) {
+        self.layout = layout
+        self.broker = broker
+        self.settings = settings
+        self.forge = forge
+        self.logger = logger
+        var config = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: .seconds(600)))
+        config.connectionPool = .init(idleTimeout: .seconds(60))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }
+
+    /// The forge's port, where cages reach it on their own loopback.
+    var forgePort: Int? { forge.flatMap { URLComponents(string: $0.forge.baseURL)?.port } }
+
+    /// Opens `name`'s ends for `config` (closing any it had), owned by `owner`. `credential` is what the
+    /// model gateway adds (nil: none stored; the agent's model requests are refused with why).
+    func open(_ name: AgentName, config: AgentConfig, model: String, credential: StoredCredential?, owner: (uid_t, gid_t)?) throws {
+        close(name)
+        let dir = layout.agentRunDir(name).path
+        let record: @Sendable (GatewayEntry) -> Void = { [weak self] entry in self?.log(name, entry) }
+        let approved = { var c = config; c.model = model; return c }()
+        let route = ModelGateway.Route(agent: name.rawValue, credential: credential, approved: ([model] + config.models).joined(separator: ", "),
+                                       allowsModel: { approved.allowsModel($0) })
+        let modelEnd = ModelGateway(path: "\(dir)/\(GatedNetwork.modelSocket)", owner: owner, route: route, upstream: settings.upstream,
+                                    client: client, logger: logger, record: record)
+        let policy = try EgressPolicy(allow: config.egress.allow) // checked when the config was approved
+        let gate = EgressGate(policy: policy, resolver: PinnedResolver(pins: settings.pins), internalExceptions: settings.internalExceptions)
+        let budget = EgressBudget(bytesPerMinute: Double(config.egress.mbPerMinute) * 1024 * 1024, maxConnections: config.egress.connections,
+                                  now: Date().timeIntervalSince1970)
+        let proxy = ConnectProxy(path: "\(dir)/\(GatedNetwork.proxySocket)", owner: owner, gate: gate, budget: budget, record: record)
+        var forgeRelay: SocketRelay?
+        if let forge, let url = URLComponents(string: forge.forge.baseURL), let port = url.port {
+            let address = IPAddress(url.host == "localhost" ? "127.0.0.1" : url.host ?? "") ?? IPAddress("127.0.0.1")!
+            forgeRelay = try SocketRelay(path: "\(dir)/\(GatedNetwork.forgeSocket)", owner: owner, to: address, port: port) { allowed, note, out, inn in
+                record(GatewayEntry(at: Date().timeIntervalSince1970, kind: .forge, destination: "\(address):\(port)", allowed: allowed,
+                                    note: note, bytesOut: out, bytesIn: inn))
+            }
+        }
+        do {
+            try Blocking.run { try await modelEnd.start() }
+            try proxy.start()
+        } catch {
+            Blocking.run { await modelEnd.stop(grace: .zero) }
+            proxy.stop()
+            forgeRelay?.stop()
+            throw error
+        }
+        forgeRelay?.start()
+        open.withLock { $0[name] = Ends(model: modelEnd, proxy: proxy, forge: forgeRelay) }
+        logger.info("gated network of \(name): model via \(settings.upstream), \(policy.entries.count) allowed destination(s)")
+    }
+
+    /// Closes `name`'s ends (its cage has stopped). Answers still streaming get a few seconds.
+    func close(_ name: AgentName) {
+        guard let ends = open.withLock({ $0.removeValue(forKey: name) }) else { return }
+        ends.proxy.stop()
+        ends.forge?.stop()
+        Blocking.run { await ends.model.stop() }
+    }
+
+    /// Closes every agent's ends and the connections to the model API (core is stopping).
+    func shutdown() async {
+        let all = open.withLock { o in defer { o = [:] }; return Array(o.values) }
+        for ends in all {
+            ends.proxy.stop()
+            ends.forge?.stop()
+            await ends.model.stop()
+        }
+        try? await client.shutdown()
+    }
+
+    private func log(_ name: AgentName, _ entry: GatewayEntry) {
+        let now = Date().timeIntervalSince1970
+        let skipped = logRate.withLock { rates -> Int? in
+            var r = rates[name] ?? (TokenBucket(burst: 100, refillPerSecond: 10, now: now), 0)
+            defer { rates[name] = r }
+            guard case .success = r.bucket.take(now: now) else { r.skipped += 1; return nil }
+            defer { r.skipped = 0 }
+            return r.skipped
+        }
+        guard let skipped else { return }
+        var entry = entry
+        if skipped > 0 { entry.note += " (\(skipped) earlier decisions not logged: over 10 a second)" }
+        do { try broker.recordGateway(name, entry) } catch { logger.error("cannot log a gateway decision of \(name): \(error)") }
+    }
+}
+
+/// The gateway's resolver: names the operator pinned (`--egress-resolve NAME=ADDRESS`), then the host's.
+struct PinnedResolver: NameResolver {
+    let pins: [String: [IPAddress]]
+    func resolve(_ host: String) throws -> [IPAddress] {
+        if let pinned = pins[host] { return pinned }
+        return try SystemResolver().resolve(host)
+    }
+}
+
+/// Runs async work to its end from a thread that may block (cages are launched from one).
+enum Blocking {
+    static func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let result = Mutex<Result<T, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let r: Result<T, any Error>
+            do { r = .success(try await body()) } catch { r = .failure(error) }
+            result.withLock { $0 = r }
+            done.signal()
+        }
+        done.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    static func run(_ body: @escaping @Sendable () async -> Void) {
+        _ = try? run { () async throws -> Bool in await body(); return true }
+    }
+}

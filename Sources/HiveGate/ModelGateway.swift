@@ -1,0 +1,226 @@
+import AsyncHTTPClient
+import Foundation
+import HiveWire
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A gated agent's way to the model: a reverse proxy on a unix socket in its run dir (its cage reaches
+/// it as `ANTHROPIC_BASE_URL`) to the real Messages API, or the hive's own `ANTHROPIC_BASE_URL`.
+///
+/// On the way out it lets through only the Messages API paths claude uses and only the models the
+/// agent's approved config names, takes away whatever credential the agent sent (a placeholder) and
+/// adds the hive's. On the way back it passes status, headers (the rate-limit ones included) and the
+/// stream unchanged, reading the usage as it passes: the one spend record an agent cannot forge.
+///
+/// Hummingbird serves it and AsyncHTTPClient forwards (TLS to the real API, a pool of kept-alive
+/// connections shared by every agent's gateway).
+public final class ModelGateway: Sendable {
+    /// What one agent's gateway needs to know.
+    public struct Route: Sendable {
+        public var agent: String
+        /// The hive's credential for this agent; nil: none is stored, every request is refused (401).
+        public var credential: StoredCredential?
+        /// Whether the agent's approved config lets it ask this model.
+        public var allowsModel: @Sendable (String) -> Bool
+        /// The approved models, for the refusal's sentence.
+        public var approved: String
+        public init(agent: String, credential: StoredCredential?, approved: String, allowsModel: @escaping @Sendable (String) -> Bool) {
+            self.agent = agent; self.credential = credential; self.approved = approved; self.allowsModel = allowsModel
+        }
+    }
+
+    /// The API's own limit on a request body.
+    public static let maxBody = 32 * 1024 * 1024
+    /// Model requests of one agent in flight at once (claude makes one at a time, a few with subagents).
+    public static let maxInFlight = 16
+    /// The longest one answer may take, streamed.
+    public static let answerDeadline = TimeAmount.minutes(60)
+    /// What claude's Messages API traffic is: the answers, token counting, and its reachability probe.
+    static func allowedPath(_ method: HTTPRequest.Method, _ path: String) -> Bool {
+        switch (method, path) {
+        case (.post, "/v1/messages"), (.post, "/v1/messages/count_tokens"), (.head, "/api/hello"), (.get, "/api/hello"): return true
+        default: return false
+        }
+    }
+    /// Request headers never passed on: hop-by-hop ones, the agent's credential (a placeholder), cookies,
+    /// and the encodings (the meter reads the answer as it passes, so it comes uncompressed).
+    static let droppedRequestHeaders: Set<String> = ["host", "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer",
+                                                     "transfer-encoding", "upgrade", "content-length", "x-api-key", "authorization", "cookie", "accept-encoding"]
+    static let droppedResponseHeaders: Set<String> = ["connection", "keep-alive", "transfer-encoding", "content-length", "set-cookie", "upgrade", "proxy-authenticate"]
+
+    public let path: String
+    private let owner: (uid_t, gid_t)?
+    private let route: Route
+    private let upstream: String
+    private let client: HTTPClient
+    private let record: @Sendable (GatewayEntry) -> Void
+    private let logger: Logger
+    private let inFlight = Atomic<Int>(0)
+    private let running = Mutex<(group: ServiceGroup, task: Task<Void, Never>)?>(nil)
+
+    /// `upstream` is the API's base URL (`https://api.anthropic.com`, or the hive's `ANTHROPIC_BASE_URL`).
+    public init(path: String, owner: (uid_t, gid_t)?, route: Route, upstream: String, client: HTTPClient, logger: Logger,
+                record: @escaping @Sendable (GatewayEntry) -> Void) {
+        self.path = path
+        self.owner = owner
+        self.route = route
+        self.upstream = upstream.hasSuffix("/") ? String(upstream.dropLast()) : upstream
+        self.client = client
+        self.logger = logger
+        self.record = record
+    }
+
+    /// Binds the socket (0660, the agent's) and serves it until ``stop()``. Returns once it accepts.
+    public func start() async throws {
+        unlink(path)
+        let (bound, boundIn) = AsyncStream<Bool>.makeStream()
+        let owner = owner, path = path
+        let app = Application(
+            responder: CallbackResponder { [self] (request: Request, _: BasicRequestContext) in await respond(request) },
+            configuration: .init(address: .unixDomainSocket(path: path), serverName: "hive-gateway"),
+            onServerRunning: { _ in
+                let ok = chmod(path, 0o660) == 0 && (owner.map { lchown(path, $0.0, $0.1) } ?? 0) == 0
+                boundIn.yield(ok)
+                boundIn.finish()
+            },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let task = Task { do { try await group.run() } catch { boundIn.finish() } }
+        running.withLock { $0 = (group, task) }
+        var it = bound.makeAsyncIterator()
+        guard await it.next() == true else {
+            await stop()
+            throw GatewayError("cannot serve \(path)")
+        }
+    }
+
+    /// Stops serving: answers in flight get `grace` to end, then are cut.
+    public func stop(grace: Duration = .seconds(5)) async {
+        guard let (group, task) = running.withLock({ r in defer { r = nil }; return r }) else { return }
+        await group.triggerGracefulShutdown()
+        let cut = Task { try await Task.sleep(for: grace); task.cancel() }
+        await task.value
+        cut.cancel()
+        unlink(path)
+    }
+
+    // MARK: - One request
+
+    private func respond(_ incoming: Request) async -> Response {
+        var request = incoming
+        let started = Date().timeIntervalSince1970
+        let path = request.uri.path
+        func refuse(_ status: Int, _ type: String, _ why: String, destination: String = path, bytesOut: Int = 0) -> Response {
+            record(GatewayEntry(at: started, kind: .model, destination: destination, allowed: false, status: status, note: why, bytesOut: bytesOut))
+            return Self.apiError(status, type, "hive gateway: \(why)")
+        }
+        guard Self.allowedPath(request.method, path) else {
+            return refuse(404, "not_found_error", "\(request.method) \(path.prefix(200)) is not part of the Messages API the gateway passes on")
+        }
+        guard let credential = route.credential else {
+            return refuse(401, "authentication_error", "no credential is stored for \(route.agent): the operator runs `hive login` (and `hive start \(route.agent)`)")
+        }
+        let body: ByteBuffer
+        do { body = try await request.collectBody(upTo: Self.maxBody) } catch {
+            return refuse(413, "request_too_large", "the request body is larger than \(Self.maxBody / 1024 / 1024) MiB")
+        }
+        var model = "-"
+        if path.hasPrefix("/v1/messages") {
+            do {
+                guard let asked = try ModelRequest.model(in: body.readableBytesView) else {
+                    return refuse(400, "invalid_request_error", "the request names no model", bytesOut: body.readableBytes)
+                }
+                model = asked
+            } catch {
+                return refuse(400, "invalid_request_error", "the request was refused: \(error)", bytesOut: body.readableBytes)
+            }
+            guard route.allowsModel(model) else {
+                return refuse(403, "permission_error", "the model '\(model.prefix(100))' is not approved for \(route.agent) (its config allows \(route.approved))",
+                              destination: model, bytesOut: body.readableBytes)
+            }
+        }
+        guard inFlight.add(1, ordering: .relaxed).newValue <= Self.maxInFlight else {
+            inFlight.subtract(1, ordering: .relaxed)
+            return refuse(429, "rate_limit_error", "\(Self.maxInFlight) model requests of \(route.agent) are in flight already", destination: model)
+        }
+        var out = HTTPClientRequest(url: upstream + (request.uri.string.hasPrefix("/") ? request.uri.string : "/" + request.uri.string))
+        out.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
+        for field in request.headers where !Self.droppedRequestHeaders.contains(field.name.canonicalName) {
+            out.headers.add(name: field.name.canonicalName, value: field.value)
+        }
+        out.headers.add(name: "accept-encoding", value: "identity")
+        Self.authorize(&out.headers, with: credential)
+        if request.method == .post { out.body = .bytes(body) }
+
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(out, deadline: .now() + Self.answerDeadline)
+        } catch {
+            inFlight.subtract(1, ordering: .relaxed)
+            logger.warning("\(route.agent): the model API did not answer: \(error)")
+            return refuse(502, "api_error", "the model API did not answer (\(error))", destination: model, bytesOut: body.readableBytes)
+        }
+        let status = Int(response.status.code)
+        if status == 401 { logger.warning("\(route.agent): the model API refused the hive's credential (401): it may have expired; `hive login`") }
+        var headers = HTTPFields()
+        for (name, value) in response.headers where !Self.droppedResponseHeaders.contains(name.lowercased()) {
+            if let n = HTTPFields.Element.Name(name) { headers.append(HTTPFields.Element(name: n, value: value)) }
+        }
+        let contentType = response.headers.first(name: "content-type")
+        let (agent, sent, asked) = (route.agent, body.readableBytes, model)
+        return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody { [self] writer in
+            var meter = ModelMeter(contentType: contentType)
+            var received = 0
+            var how = status == 401 ? "the model API refused the hive's credential for \(agent): hive login" : "answered"
+            defer {
+                inFlight.subtract(1, ordering: .relaxed)
+                meter.finish()
+                record(GatewayEntry(at: started, kind: .model, destination: meter.model ?? asked, allowed: true, status: status, note: how,
+                                    bytesOut: sent, bytesIn: received, usage: meter.metered ? meter.usage : nil))
+            }
+            do {
+                for try await chunk in response.body {
+                    meter.feed(chunk.readableBytesView)
+                    received += chunk.readableBytes
+                    try await writer.write(chunk)
+                }
+                try await writer.finish(nil)
+            } catch {
+                how = "cut off: \(error)"
+                throw error
+            }
+        })
+    }
+
+    /// Puts the hive's credential where the API reads it: `x-api-key` for an API key; a bearer token and
+    /// the OAuth beta for a subscription's token.
+    static func authorize(_ headers: inout HTTPHeaders, with credential: StoredCredential) {
+        switch credential.kind {
+        case .apiKey:
+            headers.replaceOrAdd(name: "x-api-key", value: credential.secret)
+        case .oauthToken:
+            headers.replaceOrAdd(name: "authorization", value: "Bearer \(credential.secret)")
+            let betas = headers["anthropic-beta"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+            if !betas.contains(oauthBeta) {
+                headers.remove(name: "anthropic-beta")
+                headers.add(name: "anthropic-beta", value: (betas + [oauthBeta]).joined(separator: ","))
+            }
+        }
+    }
+    static let oauthBeta = "oauth-2025-04-20"
+
+    /// An error as the API words them, so claude shows the sentence.
+    static func apiError(_ status: Int, _ type: String, _ message: String) -> Response {
+        let object: [String: Any] = ["type": "error", "error": ["type": type, "message": message]]
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+        return Response(status: HTTPResponse.Status(code: status), headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
