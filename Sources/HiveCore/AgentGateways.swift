@@ -49,7 +49,8 @@ final class AgentGateways: Sendable {
         self.forge = forge
         self.logger = logger
         var config = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: .seconds(600)))
-        config.connectionPool = .init(idleTimeout: .seconds(60))
+        // Every agent's answers share the pool: room for all of them (each agent has 16 at most in flight).
+        config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 
@@ -58,13 +59,13 @@ final class AgentGateways: Sendable {
 
     /// Opens `name`'s ends for `config` (closing any it had), owned by `owner`. `credential` is what the
     /// model gateway adds (nil: none stored; the agent's model requests are refused with why).
-    func open(_ name: AgentName, config: AgentConfig, model: String, credential: StoredCredential?, owner: (uid_t, gid_t)?) throws {
+    /// `model` is asked at each request: the operator's `hive model` choice applies without a restart.
+    func open(_ name: AgentName, config: AgentConfig, model: @escaping @Sendable () -> String, credential: StoredCredential?, owner: (uid_t, gid_t)?) throws {
         close(name)
         let dir = layout.agentRunDir(name).path
         let record: @Sendable (GatewayEntry) -> Void = { [weak self] entry in self?.log(name, entry) }
-        let approved = { var c = config; c.model = model; return c }()
-        let route = ModelGateway.Route(agent: name.rawValue, credential: credential, approved: ([model] + config.models).joined(separator: ", "),
-                                       allowsModel: { approved.allowsModel($0) })
+        let route = ModelGateway.Route(agent: name.rawValue, credential: credential, approved: { ([model()] + config.models).joined(separator: ", ") },
+                                       allowsModel: { asked in var c = config; c.model = model(); return c.allowsModel(asked) })
         let modelEnd = ModelGateway(path: "\(dir)/\(GatedNetwork.modelSocket)", owner: owner, route: route, upstream: settings.upstream,
                                     client: client, logger: logger, record: record)
         let policy = try EgressPolicy(allow: config.egress.allow) // checked when the config was approved
@@ -113,7 +114,13 @@ final class AgentGateways: Sendable {
         try? await client.shutdown()
     }
 
+    /// Logs `entry`: a model answer always (the spend record), other decisions within the rate; texts cut
+    /// to a size a row should have (an agent chooses what it asks for).
     private func log(_ name: AgentName, _ entry: GatewayEntry) {
+        var entry = entry
+        entry.destination = String(entry.destination.prefix(256))
+        entry.note = String(entry.note.prefix(512))
+        if entry.kind == .model && entry.allowed { return write(name, entry) }
         let now = Date().timeIntervalSince1970
         let skipped = logRate.withLock { rates -> Int? in
             var r = rates[name] ?? (TokenBucket(burst: 100, refillPerSecond: 10, now: now), 0)
@@ -123,8 +130,11 @@ final class AgentGateways: Sendable {
             return r.skipped
         }
         guard let skipped else { return }
-        var entry = entry
         if skipped > 0 { entry.note += " (\(skipped) earlier decisions not logged: over 10 a second)" }
+        write(name, entry)
+    }
+
+    private func write(_ name: AgentName, _ entry: GatewayEntry) {
         do { try broker.recordGateway(name, entry) } catch { logger.error("cannot log a gateway decision of \(name): \(error)") }
     }
 }

@@ -141,8 +141,9 @@ final class AgentProcesses: Service, Sendable {
                 if config.network == .gated {
                     // The credential stays here: the gateway adds it, the cage gets a placeholder of its kind.
                     let credential = StoredCredential.variables.lazy.compactMap { env[$0] }.first.flatMap { try? StoredCredential(secret: $0) }
-                    let owner = try cage.uid(name).map { ($0, gid_t($0)) }
-                    try gateways.open(name, config: config, model: configs.model(of: name), credential: credential, owner: owner)
+                    // Root's, in the agent's group (its cage runs with that gid): the agent can connect, not chmod.
+                    let owner = try cage.uid(name).map { (uid_t(0), gid_t($0)) }
+                    try gateways.open(name, config: config, model: { [configs] in configs.model(of: name) }, credential: credential, owner: owner)
                     GatedNetwork.environment(&env, credential: credential?.kind ?? .apiKey)
                     forwards = GatedNetwork.forwards(inside: "/run/hive", forgePort: gateways.forgePort)
                 } else {

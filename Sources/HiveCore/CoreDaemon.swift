@@ -76,6 +76,13 @@ public final class CoreDaemon: Sendable {
     /// message for the operator when anything is in the way (another core, a too-long path, ...).
     public static func start(_ options: CoreOptions, logger: Logger) async throws -> CoreDaemon {
         let layout = options.layout
+        // Every agent's sockets, tunnels and gateway connections are descriptors of this one process: take
+        // all the system allows rather than the shell's default 1024.
+        var files = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < files.rlim_max {
+            files.rlim_cur = files.rlim_max
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+        }
         let fm = FileManager.default
         try fm.createDirectory(at: layout.root, withIntermediateDirectories: true)
         try fm.createDirectory(at: layout.runDir, withIntermediateDirectories: true)

@@ -40,7 +40,8 @@ public final class ConnectProxy: Sendable {
 
     /// Binds the socket and serves it on a thread until ``stop()``.
     public func start() throws {
-        let l = try Listener(unixPath: path, mode: 0o660, owner: owner)
+        // A few more than the budget's connections, so the ones over it hear why (429).
+        let l = try Listener(unixPath: path, mode: 0o660, owner: owner, cap: budget.withLock { $0.maxConnections } + 8)
         listener.withLock { $0 = l }
         l.start { [self] client in serve(client) }
     }
@@ -52,19 +53,27 @@ public final class ConnectProxy: Sendable {
 
     // MARK: - One connection
 
-    private func serve(_ client: Int32) {
-        defer { close(client) }
+    private func serve(_ connection: Int32) {
+        defer { close(connection) }
         // Counted from the accept: connections that never finish their head hold a slot (and a thread)
         // too, so an agent cannot pile them up.
         if let busy = budget.withLock({ $0.connect() }) {
-            Self.respond(client, 429, busy)
-            Self.drain(client) // its head is unread: let the refusal arrive rather than a reset
+            Self.setTimeout(connection, 0.2)
+            if let (client, _, owned) = HandOff.receive(connection) {
+                Self.respond(client, 429, busy)
+                Self.drain(client) // its head is unread: let the refusal arrive rather than a reset
+                if owned { close(client) }
+            }
             record(Self.entry("-", allowed: false, status: 429, busy))
             return
         }
         defer { budget.withLock { $0.disconnect() } }
+        Self.setTimeout(connection, Self.handshakeTimeout)
+        // The cage's forwarder hands its connection over (``HandOff``); a client on the socket itself is served as it is.
+        guard let (client, early, owned) = HandOff.receive(connection) else { return }
+        defer { if owned { close(client) } }
         Self.setTimeout(client, Self.handshakeTimeout)
-        guard let head = Self.readHead(client, deadline: Date().addingTimeInterval(Self.handshakeTimeout)) else {
+        guard let head = Self.readHead(client, read: early, deadline: Date().addingTimeInterval(Self.handshakeTimeout)) else {
             Self.respond(client, 431, "the request head is larger than \(Self.maxHead) bytes or did not end within \(Int(Self.handshakeTimeout)) s")
             Self.drain(client) // so the refusal is read, not reset by the bytes still unread
             record(Self.entry("-", allowed: false, status: 431, "the request head was too large or too slow"))
@@ -136,10 +145,10 @@ public final class ConnectProxy: Sendable {
 
     /// The head up to its blank line, or nil when it is larger than ``maxHead``, the client stopped, or
     /// `deadline` passed (a byte every few seconds cannot hold the slot for hours).
-    static func readHead(_ fd: Int32, deadline: Date) -> String? {
+    static func readHead(_ fd: Int32, read already: [UInt8] = [], deadline: Date) -> String? {
         // A byte at a time: nothing past the head is taken from the socket, so what the client sends
         // after it (its TLS hello, once it has the 200) stays for the tunnel. Heads are a few hundred bytes.
-        var head = [UInt8]()
+        var head = already
         head.reserveCapacity(512)
         var byte: UInt8 = 0
         while head.count < maxHead, Date() < deadline {
@@ -185,12 +194,16 @@ public final class ConnectProxy: Sendable {
             host = String(authority[..<colon])
         }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        let dropped: Set<String> = ["connection", "proxy-connection", "proxy-authorization", "keep-alive"]
+        // The destination is the URL's: the agent's Host header goes (it could name another site behind the
+        // same address, a CDN's), and a head with a bare CR or LF is refused (servers split those differently).
+        guard !lines.contains(where: { $0.contains("\r") || $0.contains("\n") }) else { return nil }
+        let dropped: Set<String> = ["host", "connection", "proxy-connection", "proxy-authorization", "keep-alive"]
         lines = [lines[0]] + lines.dropFirst().filter { line in
             guard let colon = line.firstIndex(of: ":") else { return false }
             return !dropped.contains(line[..<colon].trimmingCharacters(in: .whitespaces).lowercased())
         }
         lines[0] = "\(parts[0]) \(path) \(parts[2])"
+        lines.insert("Host: \(authority)", at: 1)
         lines.append("Connection: close")
         return (host, port, Data((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8))
     }

@@ -32,6 +32,10 @@ public enum GatedNetwork {
         }
 
         public var description: String { "\(port)=\(path)" }
+
+        /// Whether the forwarder hands each connection over whole (the proxy and the forge relay take
+        /// them: one hop less) or copies it (the model gateway is an HTTP server of its own).
+        public var handsOver: Bool { !path.hasSuffix("/" + GatedNetwork.modelSocket) }
     }
 
     /// The forwardings of a gated cage whose run dir is at `inside` (`/run/hive`); the forge's when it runs.

@@ -1,6 +1,7 @@
 import Foundation
 import HiveHost
 import HiveWire
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,9 +15,16 @@ public final class Listener: Sendable {
     /// The unix socket's path, removed on ``stop()``.
     public let path: String?
     private let fd: Int32
+    /// Connections served at once; more are closed on the accept thread, before any thread is spent on them.
+    private let cap: Int
+    private let open = Atomic<Int>(0)
+    /// Whether the accept thread runs, and whether the descriptor is done with. Stopping and the thread's
+    /// closing happen under this lock: a number closed and reused by a newer socket is never shut down.
+    private let life = Mutex<(started: Bool, done: Bool)>((false, false))
 
-    /// Listens on 127.0.0.1:`port` (0: any free port, see ``port``).
-    public init(loopbackPort port: Int = 0) throws {
+    /// Listens on 127.0.0.1:`port` (0: any free port, see ``port``), serving `cap` connections at once.
+    public init(loopbackPort port: Int = 0, cap: Int = 256) throws {
+        self.cap = cap
         let fd = try Self.socket(AF_INET)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -31,7 +39,8 @@ public final class Listener: Sendable {
 
     /// Listens on a unix socket at `path` (whatever was there is removed first), with `mode`, owned by
     /// `owner` when given (the agent's uid, so its cage can connect and no other local user can).
-    public init(unixPath path: String, mode: mode_t, owner: (uid_t, gid_t)? = nil) throws {
+    public init(unixPath path: String, mode: mode_t, owner: (uid_t, gid_t)? = nil, cap: Int = 256) throws {
+        self.cap = cap
         let fd = try Self.socket(AF_UNIX)
         unlink(path)
         guard UnixSocket.withAddress(path, { bind(fd, $0, $1) }) == 0, chmod(path, mode) == 0,
@@ -59,8 +68,11 @@ public final class Listener: Sendable {
     /// Accepts until ``stop()``; `serve` gets each connection and closes it when done.
     public func start(_ serve: @escaping @Sendable (Int32) -> Void) {
         signal(SIGPIPE, SIG_IGN) // splice(2) has no MSG_NOSIGNAL: a peer gone mid-tunnel is an error, not a signal
-        let fd = self.fd
-        Thread.detachNewThread {
+        life.withLock { $0.started = true }
+        Thread.detachNewThread { [self] in
+            // This thread owns the descriptor from here and closes it when it stops: closed anywhere else,
+            // its number could be reused by a newer socket that this loop would then serve.
+            defer { life.withLock { l in l.done = true; close(fd) } }
             while true {
                 let client = accept(fd, nil, nil)
                 if client < 0 {
@@ -69,19 +81,29 @@ public final class Listener: Sendable {
                     return // stopped
                 }
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC) // no child of this process inherits a tunnel
-                Thread.detachNewThread { serve(client) }
+                guard open.add(1, ordering: .relaxed).newValue <= cap else {
+                    open.subtract(1, ordering: .relaxed)
+                    close(client)
+                    continue
+                }
+                Thread.detachNewThread { [self] in
+                    serve(client)
+                    open.subtract(1, ordering: .relaxed)
+                }
             }
         }
     }
 
     /// Stops accepting (connections already handed out go on) and removes a unix socket's file.
     public func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
+        life.withLock { l in
+            if !l.done { shutdown(fd, Int32(SHUT_RDWR)) } // wakes a blocked accept, which close alone would not
+        }
         if let path { unlink(path) }
     }
 
     deinit {
-        shutdown(fd, Int32(SHUT_RDWR)) // wakes a blocked accept, which close alone would not
-        close(fd)
+        // The accept thread holds this listener while it runs: here it has ended (and closed), or never started.
+        life.withLock { l in if !l.started && !l.done { close(fd) } }
     }
 }

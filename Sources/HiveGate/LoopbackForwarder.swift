@@ -15,12 +15,16 @@ public final class LoopbackForwarder: Sendable {
     private let listener: Listener
     /// Connections carried at once; more are closed at once.
     public static let maxConnections = 64
-    private let open = Atomic<Int>(0)
 
-    /// Listens on 127.0.0.1:`port` (0: any free port, see ``port``).
-    public init(port: Int = 0, to socketPath: String) throws {
-        listener = try Listener(loopbackPort: port)
+    /// Whether each connection is handed over whole (``HandOff``) rather than copied.
+    public let handOver: Bool
+
+    /// Listens on 127.0.0.1:`port` (0: any free port, see ``port``). `handOver`: send each accepted
+    /// connection itself to the socket (the gateway's proxy and forge ends take them), else copy its bytes.
+    public init(port: Int = 0, to socketPath: String, handOver: Bool = false) throws {
+        listener = try Listener(loopbackPort: port, cap: Self.maxConnections)
         self.socketPath = socketPath
+        self.handOver = handOver
     }
 
     /// Serves on a thread until ``stop()``.
@@ -28,16 +32,15 @@ public final class LoopbackForwarder: Sendable {
         signal(SIGPIPE, SIG_IGN) // see ConnectProxy.start
         listener.start { [self] client in
             defer { close(client) }
-            guard open.add(1, ordering: .relaxed).newValue <= Self.maxConnections else {
-                open.subtract(1, ordering: .relaxed)
-                return
-            }
-            defer { open.subtract(1, ordering: .relaxed) }
             let upstream = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard upstream >= 0 else { return }
             defer { close(upstream) }
             guard UnixSocket.withAddress(socketPath, { connect(upstream, $0, $1) }) == 0 else { return }
-            _ = Tunnel.relay(client, upstream, idle: ConnectProxy.idleTimeout)
+            if handOver {
+                _ = HandOff.send(client, over: upstream) // the gateway holds it now; this copy closes
+            } else {
+                _ = Tunnel.relay(client, upstream, idle: ConnectProxy.idleTimeout)
+            }
         }
     }
 

@@ -29,9 +29,9 @@ public final class ModelGateway: Sendable {
         public var credential: StoredCredential?
         /// Whether the agent's approved config lets it ask this model.
         public var allowsModel: @Sendable (String) -> Bool
-        /// The approved models, for the refusal's sentence.
-        public var approved: String
-        public init(agent: String, credential: StoredCredential?, approved: String, allowsModel: @escaping @Sendable (String) -> Bool) {
+        /// The approved models, for the refusal's sentence (asked each time: the operator's `hive model` counts).
+        public var approved: @Sendable () -> String
+        public init(agent: String, credential: StoredCredential?, approved: @escaping @Sendable () -> String, allowsModel: @escaping @Sendable (String) -> Bool) {
             self.agent = agent; self.credential = credential; self.approved = approved; self.allowsModel = allowsModel
         }
     }
@@ -52,7 +52,8 @@ public final class ModelGateway: Sendable {
     /// Request headers never passed on: hop-by-hop ones, the agent's credential (a placeholder), cookies,
     /// and the encodings (the meter reads the answer as it passes, so it comes uncompressed).
     static let droppedRequestHeaders: Set<String> = ["host", "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer",
-                                                     "transfer-encoding", "upgrade", "content-length", "x-api-key", "authorization", "cookie", "accept-encoding"]
+                                                     "transfer-encoding", "upgrade", "content-length", "x-api-key", "authorization", "cookie", "accept-encoding",
+                                                     "content-type", "content-encoding"]
     static let droppedResponseHeaders: Set<String> = ["connection", "keep-alive", "transfer-encoding", "content-length", "set-cookie", "upgrade", "proxy-authenticate"]
 
     public let path: String
@@ -60,9 +61,9 @@ public final class ModelGateway: Sendable {
     private let route: Route
     private let upstream: String
     private let client: HTTPClient
-    private let record: @Sendable (GatewayEntry) -> Void
+    fileprivate let record: @Sendable (GatewayEntry) -> Void
     private let logger: Logger
-    private let inFlight = Atomic<Int>(0)
+    fileprivate let inFlight = Atomic<Int>(0)
     private let running = Mutex<(group: ServiceGroup, task: Task<Void, Never>)?>(nil)
 
     /// `upstream` is the API's base URL (`https://api.anthropic.com`, or the hive's `ANTHROPIC_BASE_URL`).
@@ -84,6 +85,8 @@ public final class ModelGateway: Sendable {
         let owner = owner, path = path
         let app = Application(
             responder: CallbackResponder { [self] (request: Request, _: BasicRequestContext) in await respond(request) },
+            // A connection with no request for half a minute is closed (claude opens one per request).
+            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
             configuration: .init(address: .unixDomainSocket(path: path), serverName: "hive-gateway"),
             onServerRunning: { _ in
                 let ok = chmod(path, 0o660) == 0 && (owner.map { lchown(path, $0.0, $0.1) } ?? 0) == 0
@@ -127,28 +130,41 @@ public final class ModelGateway: Sendable {
         guard let credential = route.credential else {
             return refuse(401, "authentication_error", "no credential is stored for \(route.agent): the operator runs `hive login` (and `hive start \(route.agent)`)")
         }
+        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            return refuse(415, "invalid_request_error", "a request body with content-encoding '\(encoding.prefix(40))' is not passed on (the gateway reads it)")
+        }
+        if let refused = Self.refusedBeta(request.headers[values: HTTPFields.Element.Name("anthropic-beta")!]) {
+            return refuse(403, "permission_error", "the beta '\(refused.prefix(80))' would have the API reach out on the agent's behalf; the gateway does not pass it")
+        }
+        // The slot is taken before the body is read: what one agent holds in core is bounded by it.
+        guard let exchange = Exchange(self, started: started) else {
+            return refuse(429, "rate_limit_error", "\(Self.maxInFlight) model requests of \(route.agent) are in flight already")
+        }
         let body: ByteBuffer
         do { body = try await request.collectBody(upTo: Self.maxBody) } catch {
-            return refuse(413, "request_too_large", "the request body is larger than \(Self.maxBody / 1024 / 1024) MiB")
+            exchange.refused()
+            return refuse(413, "request_too_large", "the request body is larger than \(Self.maxBody / 1024 / 1024) MiB, or it stopped")
         }
-        var model = "-"
+        exchange.bytesOut = body.readableBytes
         if path.hasPrefix("/v1/messages") {
+            let asked: String
             do {
-                guard let asked = try ModelRequest.model(in: body.readableBytesView) else {
+                guard let named = try ModelRequest.model(in: body.readableBytesView) else {
+                    exchange.refused()
                     return refuse(400, "invalid_request_error", "the request names no model", bytesOut: body.readableBytes)
                 }
-                model = asked
+                asked = named
             } catch {
+                exchange.refused()
                 return refuse(400, "invalid_request_error", "the request was refused: \(error)", bytesOut: body.readableBytes)
             }
-            guard route.allowsModel(model) else {
-                return refuse(403, "permission_error", "the model '\(model.prefix(100))' is not approved for \(route.agent) (its config allows \(route.approved))",
-                              destination: model, bytesOut: body.readableBytes)
+            guard AgentConfig.isModelName(asked), route.allowsModel(asked) else {
+                exchange.refused()
+                let shown = AgentConfig.isModelName(asked) ? asked : "(not a model name)"
+                return refuse(403, "permission_error", "the model '\(shown)' is not approved for \(route.agent) (its config allows \(route.approved()))",
+                              destination: shown, bytesOut: body.readableBytes)
             }
-        }
-        guard inFlight.add(1, ordering: .relaxed).newValue <= Self.maxInFlight else {
-            inFlight.subtract(1, ordering: .relaxed)
-            return refuse(429, "rate_limit_error", "\(Self.maxInFlight) model requests of \(route.agent) are in flight already", destination: model)
+            exchange.model = asked
         }
         var out = HTTPClientRequest(url: upstream + (request.uri.string.hasPrefix("/") ? request.uri.string : "/" + request.uri.string))
         out.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
@@ -156,6 +172,7 @@ public final class ModelGateway: Sendable {
             out.headers.add(name: field.name.canonicalName, value: field.value)
         }
         out.headers.add(name: "accept-encoding", value: "identity")
+        if request.method == .post { out.headers.add(name: "content-type", value: "application/json") }
         Self.authorize(&out.headers, with: credential)
         if request.method == .post { out.body = .bytes(body) }
 
@@ -163,40 +180,78 @@ public final class ModelGateway: Sendable {
         do {
             response = try await client.execute(out, deadline: .now() + Self.answerDeadline)
         } catch {
-            inFlight.subtract(1, ordering: .relaxed)
             logger.warning("\(route.agent): the model API did not answer: \(error)")
-            return refuse(502, "api_error", "the model API did not answer (\(error))", destination: model, bytesOut: body.readableBytes)
+            exchange.finish(status: 502, note: "the model API did not answer (\(error))")
+            return Self.apiError(502, "api_error", "hive gateway: the model API did not answer (\(error))")
         }
         let status = Int(response.status.code)
-        if status == 401 { logger.warning("\(route.agent): the model API refused the hive's credential (401): it may have expired; `hive login`") }
+        exchange.status = status
+        if status == 401 {
+            logger.warning("\(route.agent): the model API refused the hive's credential (401): it may have expired; `hive login`")
+            exchange.note = "the model API refused the hive's credential for \(route.agent): hive login"
+        }
         var headers = HTTPFields()
         for (name, value) in response.headers where !Self.droppedResponseHeaders.contains(name.lowercased()) {
             if let n = HTTPFields.Element.Name(name) { headers.append(HTTPFields.Element(name: n, value: value)) }
         }
-        let contentType = response.headers.first(name: "content-type")
-        let (agent, sent, asked) = (route.agent, body.readableBytes, model)
-        return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody { [self] writer in
-            var meter = ModelMeter(contentType: contentType)
-            var received = 0
-            var how = status == 401 ? "the model API refused the hive's credential for \(agent): hive login" : "answered"
-            defer {
-                inFlight.subtract(1, ordering: .relaxed)
-                meter.finish()
-                record(GatewayEntry(at: started, kind: .model, destination: meter.model ?? asked, allowed: true, status: status, note: how,
-                                    bytesOut: sent, bytesIn: received, usage: meter.metered ? meter.usage : nil))
-            }
+        exchange.meter = ModelMeter(contentType: response.headers.first(name: "content-type"))
+        return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody { writer in
             do {
                 for try await chunk in response.body {
-                    meter.feed(chunk.readableBytesView)
-                    received += chunk.readableBytes
+                    exchange.meter?.feed(chunk.readableBytesView)
+                    exchange.bytesIn += chunk.readableBytes
                     try await writer.write(chunk)
                 }
                 try await writer.finish(nil)
+                exchange.finish(status: status, note: nil)
             } catch {
-                how = "cut off: \(error)"
+                exchange.finish(status: status, note: "cut off: \(error)")
                 throw error
             }
         })
+    }
+
+    /// One model request from the moment it holds a slot: the slot is given back and the request logged
+    /// exactly once, when it ends, is refused, or is dropped unanswered (the agent went away before the
+    /// answer began: then `deinit` does it). The meter and the counts are touched by one task at a time.
+    private final class Exchange: @unchecked Sendable {
+        let gateway: ModelGateway
+        let started: Double
+        var model = "-"
+        var status: Int?
+        var note = "answered"
+        var bytesOut = 0
+        var bytesIn = 0
+        var meter: ModelMeter?
+        private var done = false
+
+        init?(_ gateway: ModelGateway, started: Double) {
+            guard gateway.inFlight.add(1, ordering: .relaxed).newValue <= ModelGateway.maxInFlight else {
+                gateway.inFlight.subtract(1, ordering: .relaxed)
+                return nil
+            }
+            self.gateway = gateway
+            self.started = started
+        }
+
+        /// Refused before forwarding: the caller logs the refusal; only the slot goes back.
+        func refused() {
+            guard !done else { return }
+            done = true
+            gateway.inFlight.subtract(1, ordering: .relaxed)
+        }
+
+        func finish(status: Int?, note: String?) {
+            guard !done else { return }
+            done = true
+            gateway.inFlight.subtract(1, ordering: .relaxed)
+            meter?.finish()
+            let usage = meter.flatMap { $0.metered ? $0.usage : nil }
+            gateway.record(GatewayEntry(at: started, kind: .model, destination: meter?.model ?? model, allowed: true, status: status ?? self.status,
+                                        note: note ?? self.note, bytesOut: bytesOut, bytesIn: bytesIn, usage: usage))
+        }
+
+        deinit { finish(status: status, note: status == nil ? "the agent went away before the answer began" : "the agent went away mid-answer") }
     }
 
     /// Puts the hive's credential where the API reads it: `x-api-key` for an API key; a bearer token and
@@ -215,6 +270,16 @@ public final class ModelGateway: Sendable {
         }
     }
     static let oauthBeta = "oauth-2025-04-20"
+
+    /// API betas with which Anthropic's servers would connect elsewhere for the agent (remote MCP servers,
+    /// fetching URLs, running code with network, files): a way around the allow-list. Others pass (claude
+    /// adds new ones every few weeks).
+    static let reachingOutBetas = ["mcp-client", "web-fetch", "code-execution", "files-api", "computer-use"]
+
+    static func refusedBeta(_ values: [String]) -> String? {
+        values.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            .first { beta in reachingOutBetas.contains { beta.hasPrefix($0) } }
+    }
 
     /// An error as the API words them, so claude shows the sentence.
     static func apiError(_ status: Int, _ type: String, _ message: String) -> Response {

@@ -1,4 +1,5 @@
 import Foundation
+import HiveHost
 import HiveWire
 import Synchronization
 #if canImport(Glibc)
@@ -13,33 +14,33 @@ public final class SocketRelay: Sendable {
     private let listener: Listener
     private let address: IPAddress
     private let port: Int
-    private let open = Atomic<Int>(0)
     private let record: @Sendable (_ allowed: Bool, _ note: String, _ out: Int, _ in: Int) -> Void
 
     public init(path: String, owner: (uid_t, gid_t)?, to address: IPAddress, port: Int,
                 record: @escaping @Sendable (_ allowed: Bool, _ note: String, _ out: Int, _ in: Int) -> Void) throws {
-        listener = try Listener(unixPath: path, mode: 0o660, owner: owner)
+        listener = try Listener(unixPath: path, mode: 0o660, owner: owner, cap: Self.maxConnections)
         self.address = address
         self.port = port
         self.record = record
     }
 
     public func start() {
-        listener.start { [self] client in
-            defer { close(client) }
-            guard open.add(1, ordering: .relaxed).newValue <= Self.maxConnections else {
-                open.subtract(1, ordering: .relaxed)
-                record(false, "\(Self.maxConnections) connections are open already", 0, 0)
-                return
-            }
-            defer { open.subtract(1, ordering: .relaxed) }
+        listener.start { [self] connection in
+            defer { close(connection) }
+            // The cage's forwarder hands its connection over (``HandOff``); bytes sent already go first.
+            ConnectProxy.setTimeout(connection, ConnectProxy.handshakeTimeout)
+            guard let (client, early, owned) = HandOff.receive(connection) else { return }
+            defer { if owned { close(client) } }
             guard let upstream = ConnectProxy.dial([address], port: port) else {
                 record(true, "\(address):\(port) did not answer", 0, 0)
                 return
             }
             defer { close(upstream) }
+            guard early.isEmpty || UnixSocket.writeAll(upstream, Data(early)) else { return }
+            ConnectProxy.setTimeout(client, 60)
+            ConnectProxy.setTimeout(upstream, 60)
             let (moved, _) = Tunnel.relay(client, upstream, idle: ConnectProxy.idleTimeout)
-            record(true, "closed", moved.0, moved.1)
+            record(true, "closed", moved.0 + early.count, moved.1)
         }
     }
 

@@ -28,7 +28,7 @@ extension Bench {
                                  budget: EgressBudget(bytesPerMinute: 1e15, maxConnections: 8, now: Date().timeIntervalSince1970), record: { _ in })
         try proxy.start()
         defer { proxy.stop() }
-        let forwarder = try LoopbackForwarder(to: proxy.path)
+        let forwarder = try LoopbackForwarder(to: proxy.path, handOver: true)
         forwarder.start()
         defer { forwarder.stop() }
 
@@ -67,8 +67,9 @@ extension Bench {
             ## Gateway tunnel run of \(ISO8601DateFormatter().string(from: Date()))
 
             Machine: 2 cores; \(Self.buildKind) build. A download of \(gatewayMB) MB from a server on loopback, 3 times each way,
-            medians. Through the gateway: the client → `LoopbackForwarder` (the cage's 127.0.0.1) → the gateway's unix
-            socket → `ConnectProxy` (allow-list, resolver, address check, budget, log) → the server. CPU: this
+            medians. Through the gateway: the client → `LoopbackForwarder` (the cage's 127.0.0.1), which hands the
+            connection over the gateway's unix socket → `ConnectProxy` (allow-list, resolver, address check, budget,
+            log) relaying it → the server. CPU: this
             process's user+system seconds per GB moved (server, client, and for the tunnel the forwarder and relay).
 
             | path | time | throughput | CPU s/GB |

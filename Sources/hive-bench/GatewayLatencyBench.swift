@@ -22,7 +22,7 @@ extension Bench {
         approved.model = "sonnet"
         let config = approved
         let gateway = ModelGateway(path: dir.appending(path: GatedNetwork.modelSocket).path, owner: nil,
-                                   route: .init(agent: "bench", credential: try StoredCredential(secret: "sk-ant-api03-bench"), approved: "sonnet",
+                                   route: .init(agent: "bench", credential: try StoredCredential(secret: "sk-ant-api03-bench"), approved: { "sonnet" },
                                                 allowsModel: { config.allowsModel($0) }),
                                    upstream: api.baseURL, client: client, logger: Logger(label: "bench.gateway"), record: { _ in })
         try await gateway.start()

@@ -98,7 +98,7 @@ struct Agent: AsyncParsableCommand {
         // own loopback; each connection goes on through core's socket. They live as long as the harness.
         var forwarders: [LoopbackForwarder] = []
         for f in forward.compactMap(GatedNetwork.Forward.init(argument:)) {
-            do { forwarders.append(try LoopbackForwarder(port: f.port, to: f.path)) } catch { throw fail(error) }
+            do { forwarders.append(try LoopbackForwarder(port: f.port, to: f.path, handOver: f.handsOver)) } catch { throw fail(error) }
         }
         forwarders.forEach { $0.start() }
         defer { forwarders.forEach { $0.stop() } }

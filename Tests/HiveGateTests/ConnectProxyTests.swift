@@ -114,11 +114,12 @@ struct ConnectProxyTests {
         defer { echo.stop() }
         let (p, records, dir) = try proxy(echo)
         defer { p.stop(); try? FileManager.default.removeItem(at: dir) }
-        let echoed = try Self.exchange(p.path, ["GET http://plain.test:\(echo.port)/simple/pkg?x=1 HTTP/1.1\r\nHost: plain.test\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\n\r\n"])
-        #expect(echoed == "GET /simple/pkg?x=1 HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n", "\(echoed)")
+        let echoed = try Self.exchange(p.path, ["GET http://plain.test:\(echo.port)/simple/pkg?x=1 HTTP/1.1\r\nHost: other.site\r\nAccept: */*\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\n\r\n"])
+        #expect(echoed == "GET /simple/pkg?x=1 HTTP/1.1\r\nHost: plain.test:\(echo.port)\r\nAccept: */*\r\nConnection: close\r\n\r\n", "the URL's host, not the agent's Host header: \(echoed)")
         usleep(200_000)
         #expect(records.all.first?.allowed == true && records.all.first?.destination == "plain.test:\(echo.port)")
         #expect(ConnectProxy.plainTarget("GET http://user@evil.test/ HTTP/1.1\r\n\r\n") == nil, "no user info")
+        #expect(ConnectProxy.plainTarget("GET http://plain.test/ HTTP/1.1\r\nX: a\nHost: evil.test\r\n\r\n") == nil, "no bare line feeds")
     }
 
     @Test("connections past the agent's cap are refused until one closes, counted from the accept")
@@ -136,13 +137,13 @@ struct ConnectProxyTests {
         #expect(try Self.exchange(p.path, ["CONNECT loop.test:\(echo.port) HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 200"))
     }
 
-    @Test("from the cage's loopback: the forwarder carries the CLI's CONNECT to the gateway's socket and back")
-    func throughTheForwarder() throws {
+    @Test("from the cage's loopback: the forwarder carries the CLI's CONNECT to the gateway's socket and back, copied or handed over", arguments: [false, true])
+    func throughTheForwarder(handOver: Bool) throws {
         let echo = try EchoServer()
         defer { echo.stop() }
         let (p, records, dir) = try proxy(echo)
         defer { p.stop(); try? FileManager.default.removeItem(at: dir) }
-        let forwarder = try LoopbackForwarder(to: p.path)
+        let forwarder = try LoopbackForwarder(to: p.path, handOver: handOver)
         forwarder.start()
         defer { forwarder.stop() }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) // closed below, to end the tunnel
@@ -161,5 +162,27 @@ struct ConnectProxyTests {
         close(fd)
         usleep(300_000)
         #expect(records.all.first?.bytesOut == 32)
+    }
+
+    @Test("a descriptor handed over that is not a stream socket (a file) is closed unused; nothing is served on it")
+    func handedFile() throws {
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let (p, records, dir) = try proxy(echo)
+        defer { p.stop(); try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appending(path: "agent-file")
+        try Data("mine\n".utf8).write(to: file)
+        let fileFD = open(file.path, O_RDWR)
+        defer { close(fileFD) }
+        let conn = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(conn) }
+        #expect(UnixSocket.withAddress(p.path, { connect(conn, $0, $1) }) == 0)
+        #expect(HandOff.send(fileFD, over: conn))
+        var tv = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        #expect(read(conn, &byte, 1) == 0, "closed without an answer")
+        #expect(try String(contentsOf: file, encoding: .utf8) == "mine\n", "the file was not written")
+        #expect(records.all.isEmpty)
     }
 }

