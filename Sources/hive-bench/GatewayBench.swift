@@ -54,7 +54,7 @@ extension Bench {
             return ((ContinuousClock.now - start).seconds, Self.cpuSeconds() - cpu0)
         }
         var direct: [(seconds: Double, cpu: Double)] = [], through: [(seconds: Double, cpu: Double)] = []
-        for _ in 0..<3 {
+        for _ in 0..<5 {
             direct.append(try download(port: server.port, connect: false))
             through.append(try download(port: forwarder.port, connect: true))
         }
@@ -66,7 +66,7 @@ extension Bench {
 
             ## Gateway tunnel run of \(ISO8601DateFormatter().string(from: Date()))
 
-            Machine: 2 cores; \(Self.buildKind) build. A download of \(gatewayMB) MB from a server on loopback, 3 times each way,
+            Machine: 2 cores; \(Self.buildKind) build. A download of \(gatewayMB) MB from a server on loopback, 5 times each way, interleaved,
             medians. Through the gateway: the client → `LoopbackForwarder` (the cage's 127.0.0.1), which hands the
             connection over the gateway's unix socket → `ConnectProxy` (allow-list, resolver, address check, budget,
             log) relaying it → the server. CPU: this
