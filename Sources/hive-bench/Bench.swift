@@ -34,6 +34,7 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("fuzz-lines"), help: "Lines per socket for the socket-fuzzer run (0 skips it).") var fuzzLines = 10_000
     @Option(name: .customLong("gateway-mb"), help: "MB for the gated network's tunnel run (0 skips it).") var gatewayMB = 500
     @Option(name: .customLong("gateway-latency"), help: "Streamed answers each way for the model gateway's first-token latency run (0 skips it).") var gatewayLatencyRuns = 500
+    @Flag(name: .customLong("policy-grid"), inversion: .prefixedNo, help: "Run issue 14's session policy grid (planner, seed rule, always continue against the optimum).") var policyGrid = true
     @Option(name: .customLong("gateway-latency-kb"), help: "The request body's size in that run, in KB.") var gatewayLatencyKB = 64
     @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
     @Option(name: .customLong("stats-turns"), help: "Turns in turn-stats.sqlite for the stats page run (0 skips it).") var statsTurns = 100_000
@@ -71,6 +72,11 @@ struct Bench: AsyncParsableCommand {
         }
         if gatewayMB > 0 {
             let report = try gatewayThroughput()
+            print(report)
+            if let write { try append(report, to: write) }
+        }
+        if policyGrid {
+            let report = sessionPolicyGrid()
             print(report)
             if let write { try append(report, to: write) }
         }
