@@ -183,7 +183,7 @@ final class ConfigRepos: Sendable {
         | `models` | models the gateway lets claude use besides `model` (`["haiku"]`: claude's background calls); aliases cover their family |
         | `limits` | `{"memory_mb": 2048, "pids": 512, "disk_mb": 4096}`: memory and pids through cgroups where the host has them; disk measured by core, which parks the agent past it |
         | `reminders` | `{"cap": 100, "burst": 20, "refill_seconds": 60}` |
-        | `session` | `{"context_fraction": 0.5, "cache_ttl_seconds": 300, "turn_timeout_seconds": 1800}` |
+        | `session` | `{"fresh_penalty_tokens": 30000, "turn_timeout_seconds": 1800}`; `cache_ttl_seconds` pins the prompt cache's lifetime (learned otherwise) |
 
         Unknown fields are refused, and every bad field is named in the failure message.
 

@@ -80,8 +80,8 @@ public struct HarnessConfig: Sendable {
         systemPromptAddition = c.systemPrompt.isEmpty ? nil : c.systemPrompt
         environment.merge(c.env) { $1 }
         extraMCPServers = c.mcpServers
-        policy = SessionPolicy(contextFraction: c.session.contextFraction, cacheTTL: Double(c.session.cacheTTLSeconds),
-                               freshBaselineTokens: policy.freshBaselineTokens)
+        policy = SessionPolicy(contextFraction: c.session.contextFraction, cacheTTL: c.session.cacheTTLSeconds.map(Double.init),
+                               freshBaselineTokens: policy.freshBaselineTokens, freshPenalty: Double(c.session.freshPenaltyTokens))
         turnTimeout = .seconds(c.session.turnTimeoutSeconds)
         permissions = c.permissions
     }

@@ -3,7 +3,7 @@ import Foundation
 /// The token economics of one agent's session, and the choice it leads to at each turn: continue the
 /// claude session or start fresh with a handoff note (issue 14's session policy). Pure values: the
 /// planner, the replay of a trace under each policy and the offline optimum, tested on the issue's
-/// synthetic grid. Not yet what the harness decides with (``SessionPolicy`` is, the seed's rule).
+/// synthetic grid. ``SessionPolicy`` decides each turn with it.
 ///
 /// Costs are in input tokens at base price (output is the same whichever way a turn goes):
 /// - continue, cache warm (the gap since the last turn within the TTL): 0.1 × history + w × new

@@ -233,7 +233,8 @@ public final class TurnLoop: Sendable {
         let decision = config.policy.decide(
             lastContext: session.contextTokens, window: session.contextWindow,
             idle: session.lastTurnEndedAt.map { now - $0 }, requested: requested || forceFresh,
-            hasSession: session.sessionID != nil, freshBaseline: try? stats.freshBaseline())
+            hasSession: session.sessionID != nil, freshBaseline: try? stats.freshBaseline(),
+            history: SessionHistory.learn((try? stats.recent(200)) ?? []))
         var prompt = WakePrompt.build(message, unread: unread)
         if decision.action == .fresh, session.sessionID != nil {
             prompt = WakePrompt.freshSessionHandoff(stateDir: config.stateDir) + "\n\n" + prompt

@@ -122,6 +122,13 @@ public final class TurnStatsStore: Sendable {
         }
     }
 
+    /// The newest `limit` turns, oldest first.
+    public func recent(_ limit: Int) throws -> [TurnStat] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM turn ORDER BY id DESC LIMIT ?", arguments: [limit]).map(Self.stat).reversed()
+        }
+    }
+
     /// The most recent turn, if any.
     public func last() throws -> TurnStat? {
         try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM turn ORDER BY id DESC LIMIT 1").map(Self.stat) }

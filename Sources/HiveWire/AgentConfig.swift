@@ -133,17 +133,23 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey, CaseIterable { case cap, burst, refillSeconds = "refill_seconds" }
     }
 
-    /// When the harness continues claude's session and when it starts afresh.
+    /// When the harness continues claude's session and when it starts afresh: the planner weighs the
+    /// coming turns' cost of each (see the harness's `SessionPlanner`).
     public struct Session: Codable, Sendable, Equatable {
-        /// Share of the context window past which a cold cache means a fresh session.
+        /// The seed's rule's share of the window (fresh past it with a cold cache). Kept so approved files
+        /// still read; the planner decides now.
         public var contextFraction = 0.5
-        /// Seconds the prompt cache is taken to stay warm.
-        public var cacheTTLSeconds = 300
+        /// Seconds the prompt cache is taken to stay warm; nil (the default): learned from the cache
+        /// writes claude reports (1-hour entries for a subscription, 5-minute ones for an API key).
+        public var cacheTTLSeconds: Int?
+        /// What losing the conversation is worth, in input tokens: a fresh start must save more than this.
+        public var freshPenaltyTokens = 30_000
         /// Longest one turn may run.
         public var turnTimeoutSeconds = 1800
         public init() {}
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case contextFraction = "context_fraction", cacheTTLSeconds = "cache_ttl_seconds", turnTimeoutSeconds = "turn_timeout_seconds"
+            case contextFraction = "context_fraction", cacheTTLSeconds = "cache_ttl_seconds", freshPenaltyTokens = "fresh_penalty_tokens",
+                 turnTimeoutSeconds = "turn_timeout_seconds"
         }
     }
 
@@ -289,7 +295,7 @@ private struct Checker {
             if let v = int(r, "burst", at: "reminders", range: 1...1_000) { c.reminders.burst = v }
             if let v = int(r, "refill_seconds", at: "reminders", range: 1...86_400) { c.reminders.refillSeconds = v }
         }
-        if let s = field(o, "session", as: [String: Any].self, "an object with context_fraction, cache_ttl_seconds, turn_timeout_seconds") {
+        if let s = field(o, "session", as: [String: Any].self, "an object with context_fraction, cache_ttl_seconds, fresh_penalty_tokens, turn_timeout_seconds") {
             known(s, AgentConfig.Session.CodingKeys.self, in: "session")
             if let v = s["context_fraction"] {
                 if let d = (v as? NSNumber).map(\.doubleValue), !(v is Bool), d >= 0.05, d <= 1 { c.session.contextFraction = d } else {
@@ -297,6 +303,7 @@ private struct Checker {
                 }
             }
             if let v = int(s, "cache_ttl_seconds", at: "session", range: 0...86_400) { c.session.cacheTTLSeconds = v }
+            if let v = int(s, "fresh_penalty_tokens", at: "session", range: 0...10_000_000) { c.session.freshPenaltyTokens = v }
             if let v = int(s, "turn_timeout_seconds", at: "session", range: 10...86_400) { c.session.turnTimeoutSeconds = v }
         }
         if let v = string(o, "credential", max: 32) {

@@ -38,8 +38,8 @@ struct Agent: AsyncParsableCommand {
     var failureBackoff: Double = 5
     @Option(name: .customLong("context-fraction"), help: "Start a fresh session when the last context is at least this share of the window and the cache is cold.")
     var contextFraction: Double = 0.5
-    @Option(name: .customLong("cache-ttl"), help: ArgumentHelp("Seconds the prompt cache is taken to stay warm after a turn.", valueName: "seconds"))
-    var cacheTTL: Double = 300
+    @Option(name: .customLong("cache-ttl"), help: ArgumentHelp("Seconds the prompt cache is taken to stay warm after a turn. Default: learned from the cache writes claude reports.", valueName: "seconds"))
+    var cacheTTL: Double?
     @Option(name: .customLong("rate-limit-jitter"), help: ArgumentHelp("Most seconds added after a limit's reset before retrying.", valueName: "seconds"))
     var rateLimitJitter: Double = 60
     @Option(help: ArgumentHelp("The agent's config as core rendered it (agent.json fields); it overrides the flags above.", valueName: "file"))
@@ -57,7 +57,7 @@ struct Agent: AsyncParsableCommand {
             throw ValidationError("--forward wants PORT=/absolute/socket/path, not '\(f.prefix(120))'")
         }
         do { _ = try AgentName(name) } catch { throw ValidationError(error.description) }
-        guard failureBackoff >= 0, cacheTTL >= 0, rateLimitJitter >= 0 else { throw ValidationError("durations cannot be negative") }
+        guard failureBackoff >= 0, (cacheTTL ?? 0) >= 0, rateLimitJitter >= 0 else { throw ValidationError("durations cannot be negative") }
         guard contextFraction > 0, contextFraction <= 1 else { throw ValidationError("--context-fraction must be in (0, 1]") }
         guard maxFailures >= 1 else { throw ValidationError("--max-failures must be at least 1") }
         guard turnTimeout >= 1 else { throw ValidationError("--turn-timeout must be at least 1 second") }

@@ -152,10 +152,10 @@ struct HarnessTests {
         let stats = try hive.turnStats("iris")
         #expect(stats.map { $0["session_action"] } == ["fresh", "continue", "fresh"])
         #expect(stats[2]["session_reason"]?.contains("cache cold") == true)
-        // Continuing would re-write 151,010 cold tokens at 1.25×; a fresh start costs about what the last
-        // fresh session began with (18,010) at 1.25×.
-        #expect(stats[2]["estimated_continue_cost"] == "188762.5")
-        #expect(stats[2]["estimated_fresh_cost"] == "22512.5")
+        // Continuing would re-write 151,010 cold tokens at 1.25× (and carry them into the coming turns); a
+        // fresh start costs about what the last fresh session began with (18,010) and the lost conversation.
+        let continueCost = Double(stats[2]["estimated_continue_cost"] ?? "") ?? 0, freshCost = Double(stats[2]["estimated_fresh_cost"] ?? "") ?? 0
+        #expect(continueCost >= 151_010 * 1.25 && freshCost < continueCost, "\(stats[2])")
     }
 
     @Test("new_session on the agent socket makes the next turn fresh, once")
