@@ -100,7 +100,8 @@ enum AgentPage {
       if (e.kind === 'stderr') return `<pre class="err">${esc(e.body)}</pre>`;
       let j; try { j = JSON.parse(e.body); } catch { return `<pre>${esc(e.body.slice(0, 2000))}</pre>`; }
       if (e.kind === 'harness') {
-        if (j.event === 'turn_start') return `▶ message #${esc(j.message_id)} from <b>${esc(j.from)}</b>${j.unread ? ` (${esc(j.unread)} more waiting)` : ''}`;
+        if (j.event === 'turn_start') return `▶ message #${esc(j.message_id)} from <b>${esc(j.from)}</b>${j.unread ? ` (${esc(j.unread)} more waiting)` : ''}`
+          + (j.session_action ? `<br><span class="muted">session: ${esc(j.session_action)}, ${esc(j.reason || '')}</span>` : '');
         if (j.event === 'turn_end') return `■ <b>${esc(j.result)}</b> ${esc(j.detail)} · ${Number(j.cost_usd).toFixed(4)} USD · ${esc(j.tool_calls)} tool calls · context ${esc(j.context_tokens)}`;
         if (j.event === 'state') return `<span class="muted">state: ${esc(j.state)} ${esc(j.detail)}</span>`;
         return `<span class="muted">${esc(j.event)} ${esc(j.text)}</span>`;
