@@ -32,6 +32,20 @@ extension Broker {
         }
     }
 
+    /// The tokens of `agent`'s model answers since `since`, per model.
+    public func gatewayUsage(_ agent: AgentName, since: Double) throws -> [(model: String, answers: Int, tokens: TokenCount)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT destination, COUNT(*) AS answers, SUM(input_tokens) AS i, SUM(output_tokens) AS o, SUM(cache_write_5m) AS w5,
+                       SUM(cache_write_1h) AS w1, SUM(cache_read) AS r
+                FROM gateway_log WHERE agent = ? AND kind = 'model' AND at >= ? AND input_tokens IS NOT NULL GROUP BY destination
+                """, arguments: [agent.rawValue, since]).map { r in
+                (r["destination"], r["answers"], TokenCount(input: r["i"] ?? 0, output: r["o"] ?? 0, cacheWriteShort: r["w5"] ?? 0,
+                                                            cacheWriteLong: r["w1"] ?? 0, cacheRead: r["r"] ?? 0))
+            }
+        }
+    }
+
     /// Deletes entries older than `window` seconds.
     public func sweepGatewayLog(olderThan window: Double) throws -> Int {
         let cutoff = clock() - window

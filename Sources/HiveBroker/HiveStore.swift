@@ -97,6 +97,7 @@ public protocol QuestionStore: Sendable {
 public protocol GatewayLogStore: Sendable {
     func recordGateway(_ agent: AgentName, _ entry: GatewayEntry) throws
     func gatewayLog(_ agent: AgentName, limit: Int) throws -> [GatewayEntry]
+    func gatewayUsage(_ agent: AgentName, since: Double) throws -> [(model: String, answers: Int, tokens: TokenCount)]
     func sweepGatewayLog(olderThan window: Double) throws -> Int
 }
 

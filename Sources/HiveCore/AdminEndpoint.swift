@@ -59,7 +59,7 @@ struct AdminEndpoint: Sendable {
                 let name = try AgentName(c.agent)
                 guard try broker.agent(name) != nil else { throw BrokerError.unknownAgent(name.rawValue) }
                 let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
-                return ResponseLine.ok(GatewayLogCommand.Reply(entries: try broker.gatewayLog(name, limit: limit)))
+                return ResponseLine.ok(try GatewayReport.reply(broker, name, limit: limit, layout: layout))
             case .forgeRepos:
                 guard let forge else { throw CoreError("this core runs no forge (--forge-listen off)") }
                 return ResponseLine.ok(try forge.repos())

@@ -65,7 +65,7 @@ struct AgentEndpoint: Sendable {
                 // Its own gateway's decisions only (its page shows them); another agent's are the operator's to see.
                 guard c.agent == name.rawValue else { throw RequestError("an agent sees only its own gateway log (agent: \"\(name)\")") }
                 let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
-                return ResponseLine.ok(GatewayLogCommand.Reply(entries: try broker.gatewayLog(name, limit: limit)))
+                return ResponseLine.ok(try GatewayReport.reply(broker, name, limit: limit, layout: layout))
             case .whoami:
                 return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? .manager : .agent))
             case .deadLetter(let c):

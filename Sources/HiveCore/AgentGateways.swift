@@ -139,6 +139,26 @@ final class AgentGateways: Sendable {
     }
 }
 
+/// `gateway_log`'s answer (on the admin socket, and on an agent's own): the newest entries with each
+/// answer's cost, and the agent's metered spend today, over 7 days and this month (host time zone),
+/// priced by the operator's `<root>/prices.json` or the hive's table.
+enum GatewayReport {
+    static func reply(_ broker: any HiveStore, _ name: AgentName, limit: Int, layout: HiveLayout, now: Date = Date()) throws -> GatewayLogCommand.Reply {
+        let table = try PriceTable.load(root: layout.root)
+        var entries = try broker.gatewayLog(name, limit: limit)
+        for i in entries.indices {
+            if let usage = entries[i].usage { entries[i].usd = table.cost(entries[i].destination, usage)?.usd }
+        }
+        let calendar = Calendar.current
+        let periods: [(String, Date)] = [("today", calendar.startOfDay(for: now)), ("7 days", now.addingTimeInterval(-7 * 86_400)),
+                                         ("month", calendar.dateInterval(of: .month, for: now)?.start ?? calendar.startOfDay(for: now))]
+        let spend = try periods.map { period, since in
+            GatewaySpend.priced(period, try broker.gatewayUsage(name, since: since.timeIntervalSince1970), table: table)
+        }
+        return GatewayLogCommand.Reply(entries: entries, spend: spend, prices: "\(table.date), \(table.source)")
+    }
+}
+
 /// The gateway's resolver: names the operator pinned (`--egress-resolve NAME=ADDRESS`), then the host's.
 struct PinnedResolver: NameResolver {
     let pins: [String: [IPAddress]]

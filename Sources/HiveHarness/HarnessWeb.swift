@@ -53,7 +53,7 @@ public enum HarnessWeb {
         router.get("/network") { _, _ in
             do {
                 let log = try await HiveConnection(path: loop.config.socket).call(GatewayLogCommand(agent: loop.config.name.rawValue, limit: 200))
-                return Reply.html(NetworkPage.html(agent: loop.config.name.rawValue, entries: log.entries))
+                return Reply.html(NetworkPage.html(agent: loop.config.name.rawValue, entries: log.entries, spend: log.spend, prices: log.prices))
             } catch {
                 return Reply.html(NetworkPage.html(agent: loop.config.name.rawValue, entries: [], error: "core is not answering: \(error)"), status: .badGateway)
             }

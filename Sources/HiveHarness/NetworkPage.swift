@@ -5,7 +5,7 @@ import HiveWire
 /// refused, newest first, with bytes each way and each model answer's tokens. The rows come from core,
 /// which writes them at the host end; the agent cannot forge them, only this page's rendering of them.
 enum NetworkPage {
-    static func html(agent: String, entries: [GatewayEntry], error: String? = nil) -> String {
+    static func html(agent: String, entries: [GatewayEntry], spend: [GatewaySpend] = [], prices: String = "", error: String? = nil) -> String {
         let time = DateFormatter()
         time.dateFormat = "MM-dd HH:mm:ss"
         let refused = entries.filter { !$0.allowed }.count
@@ -17,7 +17,8 @@ enum NetworkPage {
             let usage = e.usage.map { "\($0.input) / \($0.output) / \($0.cacheWriteShort + $0.cacheWriteLong) / \($0.cacheRead)" } ?? ""
             return "<tr class=\"\(e.allowed ? "" : "refused")\"><td>\(time.string(from: Date(timeIntervalSince1970: e.at)))</td><td>\(e.kind.rawValue)</td>"
                 + "<td>\(HTML.escape(e.destination))</td><td>\(e.allowed ? "allowed" : "refused")</td><td>\(e.status.map(String.init) ?? "")</td>"
-                + "<td>\(e.bytesOut)</td><td>\(e.bytesIn)</td><td>\(usage)</td><td>\(HTML.escape(e.note))</td></tr>"
+                + "<td>\(e.bytesOut)</td><td>\(e.bytesIn)</td><td>\(usage)</td><td>\(e.usd.map { String(format: "%.4f", $0) } ?? "")</td>"
+                + "<td>\(HTML.escape(e.note))</td></tr>"
         }
         let body: String
         if let error {
@@ -25,11 +26,14 @@ enum NetworkPage {
         } else if entries.isEmpty {
             body = "<p class=\"muted\">Nothing through the gateway yet. Only a gated agent's network goes through it (see its cage in <code>hive ls</code>).</p>"
         } else {
+            let spent = spend.map { s in String(format: "%@: $%.4f (%d answers)", s.period, s.usd, s.answers)
+                + (s.unpriced.isEmpty ? "" : ", not priced: \(s.unpriced.joined(separator: ", "))") }.joined(separator: " · ")
             body = """
+                <p>Spend metered by the gateway: \(HTML.escape(spent)) <span class="muted">(prices: \(HTML.escape(prices)))</span></p>
                 <p>The newest \(entries.count): \(refused) refused; tokens in these answers: \(tokens.input) in, \(tokens.output) out, \
                 \(tokens.cacheWriteShort + tokens.cacheWriteLong) cache writes, \(tokens.cacheRead) cache reads.</p>
                 <table><tr><th>at</th><th>kind</th><th>destination</th><th></th><th>status</th><th>bytes out</th><th>bytes in</th>
-                <th>tokens in / out / cache w / cache r</th><th>note</th></tr>
+                <th>tokens in / out / cache w / cache r</th><th>USD</th><th>note</th></tr>
                 \(rows.joined(separator: "\n"))</table>
                 """
         }

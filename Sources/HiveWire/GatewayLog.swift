@@ -21,6 +21,8 @@ public struct GatewayEntry: Codable, Sendable, Equatable {
     public var bytesIn: Int
     /// What the model's answer said it used (model requests only).
     @Nullable public var usage: TokenCount?
+    /// What that cost by the hive's price table (filled in when read; nil without usage or a price).
+    @Nullable public var usd: Double?
 
     public init(at: Double, kind: Kind, destination: String, allowed: Bool, status: Int? = nil, note: String,
                 bytesOut: Int = 0, bytesIn: Int = 0, usage: TokenCount? = nil) {
@@ -53,6 +55,42 @@ public struct GatewayLogCommand: HiveCommand {
     public init(agent: String, limit: Int? = nil) { self.agent = agent; self.limit = limit }
     public struct Reply: Codable, Sendable, Equatable {
         public var entries: [GatewayEntry]
-        public init(entries: [GatewayEntry]) { self.entries = entries }
+        /// What the agent's model answers cost through the gateway: today, the last 7 days, this month.
+        public var spend: [GatewaySpend]
+        /// The price table's date and source.
+        public var prices: String
+        public init(entries: [GatewayEntry], spend: [GatewaySpend] = [], prices: String = "") { self.entries = entries; self.spend = spend; self.prices = prices }
+    }
+}
+
+/// An agent's metered spend over one period (host time zone), priced by the hive's table.
+public struct GatewaySpend: Codable, Sendable, Equatable {
+    /// `today`, `7 days` or `month`.
+    public var period: String
+    public var usd: Double
+    public var answers: Int
+    public var tokens: TokenCount
+    /// Models priced by their family only (an id the table does not know), and models it cannot price.
+    public var byFamily: [String]
+    public var unpriced: [String]
+    public init(period: String, usd: Double, answers: Int, tokens: TokenCount, byFamily: [String], unpriced: [String]) {
+        self.period = period; self.usd = usd; self.answers = answers; self.tokens = tokens; self.byFamily = byFamily; self.unpriced = unpriced
+    }
+
+    /// Prices per-model token sums (what the gateway metered since the period began).
+    public static func priced(_ period: String, _ perModel: [(model: String, answers: Int, tokens: TokenCount)], table: PriceTable) -> GatewaySpend {
+        var spend = GatewaySpend(period: period, usd: 0, answers: 0, tokens: TokenCount(), byFamily: [], unpriced: [])
+        for m in perModel {
+            spend.answers += m.answers
+            spend.tokens.input += m.tokens.input; spend.tokens.output += m.tokens.output; spend.tokens.cacheRead += m.tokens.cacheRead
+            spend.tokens.cacheWriteShort += m.tokens.cacheWriteShort; spend.tokens.cacheWriteLong += m.tokens.cacheWriteLong
+            if let (usd, byFamily) = table.cost(m.model, m.tokens) {
+                spend.usd += usd
+                if byFamily { spend.byFamily.append(m.model) }
+            } else {
+                spend.unpriced.append(m.model)
+            }
+        }
+        return spend
     }
 }

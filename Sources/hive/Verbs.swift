@@ -278,16 +278,24 @@ struct Net: AsyncParsableCommand {
 
     func run() async throws {
         try await operatorVerb {
-            let entries = try await hive.connect().call(GatewayLogCommand(agent: name, limit: limit)).entries
-            if json { return printJSON(entries) }
+            let reply = try await hive.connect().call(GatewayLogCommand(agent: name, limit: limit))
+            let entries = reply.entries
+            if json { return printJSON(reply) }
             if entries.isEmpty { return print("(nothing through \(name)'s gateway yet: its network may be host or none; see hive ls)") }
+            print("spend through the gateway: " + reply.spend.map { s in
+                String(format: "%@ $%.4f (%d answers)", s.period, s.usd, s.answers)
+                    + (s.byFamily.isEmpty ? "" : "; priced by family: \(s.byFamily.joined(separator: ", "))")
+                    + (s.unpriced.isEmpty ? "" : "; NOT PRICED: \(s.unpriced.joined(separator: ", "))")
+            }.joined(separator: " · "))
+            print("prices: \(reply.prices) (<root>/prices.json overrides)\n")
             let time = DateFormatter()
             time.dateFormat = "MM-dd HH:mm:ss"
-            var rows = [["AT", "KIND", "DESTINATION", "", "STATUS", "OUT", "IN", "TOKENS (in/out/cache w/r)", "NOTE"]]
+            var rows = [["AT", "KIND", "DESTINATION", "", "STATUS", "OUT", "IN", "TOKENS (in/out/cache w/r)", "USD", "NOTE"]]
             rows += entries.map { e in
                 let tokens = e.usage.map { "\($0.input)/\($0.output)/\($0.cacheWriteShort + $0.cacheWriteLong)/\($0.cacheRead)" } ?? ""
                 return [time.string(from: Date(timeIntervalSince1970: e.at)), e.kind.rawValue, String(e.destination.prefix(40)),
                         e.allowed ? "allowed" : "REFUSED", e.status.map(String.init) ?? "", String(e.bytesOut), String(e.bytesIn), tokens,
+                        e.usd.map { String(format: "%.4f", $0) } ?? "",
                         String(e.note.replacingOccurrences(of: "\n", with: " ").prefix(70))]
             }
             printTable(rows)

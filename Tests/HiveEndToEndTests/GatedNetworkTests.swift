@@ -79,7 +79,12 @@ struct GatedNetworkTests {
         #expect(!api.messageRequests.isEmpty && api.messageRequests.allSatisfy { $0.headers["x-api-key"] == "sk-ant-api03-test" })
         #expect(api.messageRequests.allSatisfy { ($0.json["model"] as? String)?.contains("sonnet") == true })
 
-        let log = try await hive.admin().call(GatewayLogCommand(agent: "iris", limit: 100)).entries
+        let reply = try await hive.admin().call(GatewayLogCommand(agent: "iris", limit: 100))
+        let log = reply.entries
+        let today = try #require(reply.spend.first { $0.period == "today" })
+        #expect(today.answers == log.filter { $0.kind == .model && $0.usage != nil }.count && today.usd > 0 && today.unpriced.isEmpty,
+                "the metered answers are priced: \(today)")
+        #expect(log.filter { $0.usage != nil }.allSatisfy { ($0.usd ?? 0) > 0 }, "\(log.filter { $0.usage != nil })")
         let answered = log.filter { $0.kind == .model && $0.allowed && $0.status == 200 }
         #expect(!answered.isEmpty && answered.allSatisfy { ($0.usage?.input ?? 0) > 0 && ($0.usage?.output ?? 0) > 0 }, "the meter read each answer's tokens: \(answered)")
         #expect(log.contains { $0.kind == .model && !$0.allowed && $0.status == 403 && $0.note.contains("claude-opus-4-1") })
@@ -87,6 +92,7 @@ struct GatedNetworkTests {
         #expect(log.contains { $0.kind == .connect && !$0.allowed && $0.destination.hasPrefix("inside.test") && $0.note.contains("127.0.0.1") })
         #expect(log.contains { $0.kind == .connect && $0.allowed && $0.destination == "allowed.test:\(allowed.port)" && $0.bytesOut > 0 && $0.bytesIn > 0 })
         let cli = try hive.cli(["net", "iris"])
-        #expect(cli.status == 0 && cli.out.contains("REFUSED") && cli.out.contains("evil.test:443"), "\(cli.out)\(cli.err)")
+        #expect(cli.status == 0 && cli.out.contains("REFUSED") && cli.out.contains("evil.test:443") && cli.out.contains("spend through the gateway: today $"),
+                "\(cli.out)\(cli.err)")
     }
 }
