@@ -9,10 +9,7 @@ enum NetworkPage {
         let time = DateFormatter()
         time.dateFormat = "MM-dd HH:mm:ss"
         let refused = entries.filter { !$0.allowed }.count
-        let tokens = entries.compactMap(\.usage).reduce(into: TokenCount()) { t, u in
-            t.input += u.input; t.output += u.output; t.cacheRead += u.cacheRead
-            t.cacheWriteShort += u.cacheWriteShort; t.cacheWriteLong += u.cacheWriteLong
-        }
+        let tokens = entries.compactMap(\.usage).reduce(into: TokenCount()) { $0 += $1 }
         let rows = entries.map { e -> String in
             let usage = e.usage.map { "\($0.input) / \($0.output) / \($0.cacheWriteShort + $0.cacheWriteLong) / \($0.cacheRead)" } ?? ""
             return "<tr class=\"\(e.allowed ? "" : "refused")\"><td>\(time.string(from: Date(timeIntervalSince1970: e.at)))</td><td>\(e.kind.rawValue)</td>"

@@ -44,6 +44,10 @@ public struct TokenCount: Codable, Sendable, Equatable {
     public init(input: Int = 0, output: Int = 0, cacheWriteShort: Int = 0, cacheWriteLong: Int = 0, cacheRead: Int = 0) {
         self.input = input; self.output = output; self.cacheWriteShort = cacheWriteShort; self.cacheWriteLong = cacheWriteLong; self.cacheRead = cacheRead
     }
+
+    public static func += (a: inout TokenCount, b: TokenCount) {
+        a.input += b.input; a.output += b.output; a.cacheWriteShort += b.cacheWriteShort; a.cacheWriteLong += b.cacheWriteLong; a.cacheRead += b.cacheRead
+    }
 }
 
 /// `gateway_log`: the newest decisions of one agent's gateway (`hive net NAME` on the admin socket; on an
@@ -82,8 +86,7 @@ public struct GatewaySpend: Codable, Sendable, Equatable {
         var spend = GatewaySpend(period: period, usd: 0, answers: 0, tokens: TokenCount(), byFamily: [], unpriced: [])
         for m in perModel {
             spend.answers += m.answers
-            spend.tokens.input += m.tokens.input; spend.tokens.output += m.tokens.output; spend.tokens.cacheRead += m.tokens.cacheRead
-            spend.tokens.cacheWriteShort += m.tokens.cacheWriteShort; spend.tokens.cacheWriteLong += m.tokens.cacheWriteLong
+            spend.tokens += m.tokens
             if let (usd, byFamily) = table.cost(m.model, m.tokens) {
                 spend.usd += usd
                 if byFamily { spend.byFamily.append(m.model) }
