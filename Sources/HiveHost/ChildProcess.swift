@@ -34,9 +34,9 @@ public enum ChildProcess {
             errDone.signal()
         }
         let output = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilGone()
+        let seen = p.waitUntilGone()
         errDone.wait()
-        return Output(status: p.terminationStatus, stdout: output, stderr: errData.withLock { $0 })
+        return Output(status: p.isRunning ? (seen ?? -1) : p.terminationStatus, stdout: output, stderr: errData.withLock { $0 })
     }
 }
 
@@ -46,7 +46,23 @@ extension Process {
     /// it can wait forever (a known swift-corelibs-foundation trap, seen here as a rare hang of a whole
     /// test after hundreds of git runs). `isRunning` is updated by Foundation's own SIGCHLD handling, so
     /// polling it involves no run loop. 2 ms steps: a short-lived child is noticed at once.
-    public func waitUntilGone() {
-        while isRunning { usleep(2_000) }
+    ///
+    /// Foundation has also been seen never to notice an exit at all (a test teardown spun for an hour
+    /// beside a defunct nginx). So once a second the kernel is asked directly, with `WNOWAIT` so the
+    /// child stays Foundation's to reap: an exited child ends the wait, and its status is returned for
+    /// the caller that cannot read `terminationStatus` of a process Foundation still thinks is running.
+    @discardableResult
+    public func waitUntilGone() -> Int32? {
+        var polls = 0
+        while isRunning {
+            usleep(2_000)
+            polls += 1
+            guard polls % 500 == 0 else { continue }
+            var info = siginfo_t()
+            if waitid(P_PID, id_t(processIdentifier), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == processIdentifier {
+                return isRunning ? info._sifields._sigchld.si_status : terminationStatus
+            }
+        }
+        return terminationStatus
     }
 }
