@@ -101,7 +101,7 @@ public protocol GatewayLogStore: Sendable {
     func sweepGatewayLog(olderThan window: Double) throws -> Int
 }
 
-public typealias HiveStore = AgentRegistry & MessageStore & ReminderStore & ApprovalStore & QuestionStore & GatewayLogStore
+public typealias HiveStore = AgentRegistry & MessageStore & ReminderStore & ApprovalStore & QuestionStore & GatewayLogStore & SpendStore
 
 extension Broker: AgentRegistry, MessageStore, ReminderStore, ApprovalStore, QuestionStore, GatewayLogStore {
     public func releaseReceivers() { waiters.stopAll() }

@@ -123,8 +123,25 @@ extension Broker {
             if parker == nil { parker = Parker() }
             switch waiters.wait(agent: agent.rawValue, after: ticket, max: max, until: deadline, parker: parker!) {
             case .notified: continue
-            case .handed(let messages, let unread): return RecvCommand.Reply(messages: messages, unread: unread)
+            case .handed(let messages, let unread):
+                // A hold that began while this receiver was parked (a budget, a credential's limit) still
+                // holds: what a send handed straight over goes back to the inbox, as if never handed out.
+                if let mayDeliver, !mayDeliver() {
+                    try undeliver(agent, ids: messages.map(\.id))
+                    return RecvCommand.Reply(messages: [], unread: 0)
+                }
+                return RecvCommand.Reply(messages: messages, unread: unread)
             case .timedOut, .peerClosed, .stopped: return RecvCommand.Reply(messages: [], unread: 0)
+            }
+        }
+    }
+
+    /// Puts messages handed to a receiver that may not take them back to pending (not marked redelivered:
+    /// nobody saw them).
+    private func undeliver(_ agent: AgentName, ids: [Int64]) throws {
+        try pool.write { db in
+            _ = try Self.transition(db, recipient: agent.rawValue, ids: ids, event: .requeue) { row in
+                try db.execute(sql: "UPDATE message SET delivered_at = NULL WHERE id = ?", arguments: [row.id])
             }
         }
     }

@@ -157,6 +157,47 @@ enum Schema {
                 CREATE INDEX gateway_log_at ON gateway_log(at);
                 """)
         }
+        m.registerMigration("v10-spend-and-budgets") { db in
+            // What each agent spent, priced by core when recorded: model answers the gateway metered
+            // (source 'gateway') and turns the harness reported (source 'harness', keyed so a report sent
+            // twice counts once). `counted`: whether the row is the agent's spend of record (a gated
+            // agent's harness reports are not: its gateway metered the same tokens).
+            try db.execute(sql: """
+                CREATE TABLE spend (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    agent TEXT NOT NULL,
+                    at REAL NOT NULL,
+                    source TEXT NOT NULL,
+                    turn_key TEXT,
+                    model TEXT NOT NULL,
+                    input INTEGER NOT NULL,
+                    output INTEGER NOT NULL,
+                    cache_write_5m INTEGER NOT NULL,
+                    cache_write_1h INTEGER NOT NULL,
+                    cache_read INTEGER NOT NULL,
+                    usd REAL NOT NULL,
+                    counted INTEGER NOT NULL,
+                    cli_usd REAL
+                );
+                CREATE INDEX spend_agent_at ON spend(agent, at);
+                CREATE INDEX spend_at ON spend(at);
+                CREATE UNIQUE INDEX spend_turn ON spend(agent, turn_key, model) WHERE turn_key IS NOT NULL;
+                -- The operator's caps: scope 'hive', or an agent's name for a raise over its agent.json.
+                CREATE TABLE budget (
+                    scope TEXT PRIMARY KEY NOT NULL,
+                    budget TEXT NOT NULL,
+                    set_at REAL NOT NULL
+                );
+                -- Notices sent once per agent, kind and period (a park, a warning), across restarts.
+                CREATE TABLE budget_notice (
+                    agent TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    at REAL NOT NULL,
+                    PRIMARY KEY (agent, kind, period)
+                );
+                """)
+        }
         return m
     }
 }

@@ -60,6 +60,14 @@ struct AdminEndpoint: Sendable {
                 guard try broker.agent(name) != nil else { throw BrokerError.unknownAgent(name.rawValue) }
                 let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
                 return ResponseLine.ok(try GatewayReport.reply(broker, name, limit: limit, layout: layout))
+            case .budget(let c):
+                if let agent = c.agent {
+                    let name = try AgentName(agent)
+                    guard try broker.agent(name) != nil else { throw BrokerError.unknownAgent(name.rawValue) }
+                }
+                return ResponseLine.ok(try sockets.budgets.handle(c))
+            case .spend:
+                return ResponseLine.ok(try sockets.ledger.totals())
             case .forgeRepos:
                 guard let forge else { throw CoreError("this core runs no forge (--forge-listen off)") }
                 return ResponseLine.ok(try forge.repos())
@@ -110,7 +118,8 @@ struct AdminEndpoint: Sendable {
     }
 
     func list() throws -> [AgentSummary] {
-        try broker.agents().map { a in
+        let today = try broker.spendBreakdown(since: BudgetPeriod.day.interval(containing: Date()).start.timeIntervalSince1970).agents
+        return try broker.agents().map { a in
             var summary = AgentSummary(name: a.record.name, state: .destroyed, unread: a.unread, inflight: a.inflight,
                                        deadLetters: a.dead, createdAt: a.record.createdAt)
             if a.record.destroyedAt == nil, let name = try? AgentName(a.record.name) {
@@ -126,6 +135,11 @@ struct AdminEndpoint: Sendable {
                     summary.rateLimitedUntil = hold.until
                     summary.detail = "waits with its credential '\(configs.credential(of: name))': \(hold.reportedBy) hit its \(hold.window ?? "usage") limit"
                 }
+                if let hold = sockets.budgets.hold(name) {
+                    summary.state = .overBudget
+                    summary.detail = hold.detail
+                }
+                summary.todayUsd = today[name.rawValue]?.usd ?? 0
                 summary.cage = processes?.isolation(name)
                 summary.description = approvals.configs.current(name).description
             }

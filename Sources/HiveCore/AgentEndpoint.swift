@@ -16,6 +16,8 @@ struct AgentEndpoint: Sendable {
     let rates: AgentRates
     let reserve: DiskReserve
     let limits: CredentialLimits
+    let ledger: SpendLedger
+    let budgets: BudgetDesk
     /// Set on the manager's socket only: what the config gatekeeper may do beyond any agent.
     let manager: ManagerDesk?
     let logger: Logger
@@ -48,7 +50,14 @@ struct AgentEndpoint: Sendable {
                     _ = parker.wait(until: min(ContinuousClock.now + wait, holdEnd))
                     return ResponseLine.ok(RecvCommand.Reply(messages: [], unread: 0))
                 }
-                return ResponseLine.ok(try broker.recv(name, max: max, wait: wait, parker: parker, mayDeliver: { held() == nil }))
+                // Over its budget (or the hive's): nothing handed out until the period renews or the operator
+                // raises the cap (which wakes this park).
+                if budgets.hold(name) != nil {
+                    budgets.park(name, parker, atMost: wait)
+                    return ResponseLine.ok(RecvCommand.Reply(messages: [], unread: 0))
+                }
+                return ResponseLine.ok(try broker.recv(name, max: max, wait: wait, parker: parker,
+                                                       mayDeliver: { held() == nil && budgets.hold(name) == nil }))
             case .ackTurn(let c):
                 return ResponseLine.ok(try broker.ackTurn(name, ids: c.ids, allInflight: c.allInflight ?? false))
             case .requeueInflight(let c):
@@ -66,6 +75,9 @@ struct AgentEndpoint: Sendable {
                 guard c.agent == name.rawValue else { throw RequestError("an agent sees only its own gateway log (agent: \"\(name)\")") }
                 let limit = try Validate.count(c.limit, field: "limit", default: 50, cap: WireLimits.maxListLimit)
                 return ResponseLine.ok(try GatewayReport.reply(broker, name, limit: limit, layout: layout))
+            case .reportTurn(let c):
+                try rates.take(name, .reportTurn)
+                return ResponseLine.ok(try ledger.reportTurn(name, c))
             case .whoami:
                 return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? .manager : .agent))
             case .deadLetter(let c):

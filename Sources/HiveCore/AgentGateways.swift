@@ -35,6 +35,8 @@ final class AgentGateways: Sendable {
     private let broker: any HiveStore
     private let settings: Settings
     private let forge: ForgeDesk?
+    /// Where each metered model answer's cost goes (spend of record for budgets).
+    private let ledger: SpendLedger?
     private let logger: Logger
     private let client: HTTPClient
     private let open = Mutex<[AgentName: Ends]>([:])
@@ -42,7 +44,8 @@ final class AgentGateways: Sendable {
     /// written with the next row (a looping agent cannot flood the store).
     private let logRate = Mutex<[AgentName: (bucket: TokenBucket, skipped: Int)]>([:])
 
-    init(layout: HiveLayout, broker: any HiveStore, settings: Settings, forge: ForgeDesk?, logger: Logger) {
+    init(layout: HiveLayout, broker: any HiveStore, settings: Settings, forge: ForgeDesk?, ledger: SpendLedger? = nil, logger: Logger) {
+        self.ledger = ledger
         self.layout = layout
         self.broker = broker
         self.settings = settings
@@ -95,6 +98,9 @@ final class AgentGateways: Sendable {
         logger.info("gated network of \(name): model via \(settings.upstream), \(policy.entries.count) allowed destination(s)")
     }
 
+    /// Whether `name`'s gateway is open (its model answers are metered here).
+    func isOpen(_ name: AgentName) -> Bool { open.withLock { $0[name] != nil } }
+
     /// Closes `name`'s ends (its cage has stopped). Answers still streaming get a few seconds.
     func close(_ name: AgentName) {
         guard let ends = open.withLock({ $0.removeValue(forKey: name) }) else { return }
@@ -136,6 +142,9 @@ final class AgentGateways: Sendable {
 
     private func write(_ name: AgentName, _ entry: GatewayEntry) {
         do { try broker.recordGateway(name, entry) } catch { logger.error("cannot log a gateway decision of \(name): \(error)") }
+        if entry.kind == .model, entry.allowed, let usage = entry.usage {
+            ledger?.meterAnswer(name, model: entry.destination, usage: usage, at: entry.at)
+        }
     }
 }
 

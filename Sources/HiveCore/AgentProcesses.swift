@@ -26,7 +26,7 @@ final class AgentProcesses: Service, Sendable {
     private let forge: ForgeDesk?
     private let cgroups: CgroupLimits
     /// The host ends of gated cages' networks.
-    private let gateways: AgentGateways
+    let gateways: AgentGateways
     /// Cages are started from this one long-lived thread (see ``LauncherThread``).
     private let launcher = LauncherThread()
 
@@ -47,11 +47,11 @@ final class AgentProcesses: Service, Sendable {
 
     init(layout: HiveLayout, broker: any HiveStore, board: AgentStatusBoard, logger: Logger, hive: String,
          environment: [String: String] = CageEnvironment.filter(ProcessInfo.processInfo.environment), cage: BwrapCage? = nil, configs: ConfigStore, forge: ForgeDesk? = nil,
-         gateway: AgentGateways.Settings = .init()) {
+         ledger: SpendLedger? = nil, gateway: AgentGateways.Settings = .init()) {
         var gateway = gateway
         // The model gateway forwards where claude itself would have gone: the hive's ANTHROPIC_BASE_URL, else the API.
         if let base = environment["ANTHROPIC_BASE_URL"], !base.isEmpty { gateway.upstream = base }
-        self.gateways = AgentGateways(layout: layout, broker: broker, settings: gateway, forge: forge, logger: logger)
+        self.gateways = AgentGateways(layout: layout, broker: broker, settings: gateway, forge: forge, ledger: ledger, logger: logger)
         self.cage = cage
         self.configs = configs
         self.forge = forge

@@ -7,7 +7,7 @@ import Synchronization
 /// a turn somewhere, so a flood is also a cost amplifier) and reporting its state. A token bucket per
 /// agent and kind; a refusal says when to try again. The operator's own sends are not limited.
 final class AgentRates: Sendable {
-    enum Kind: String, Sendable { case send, reportState = "report_state" }
+    enum Kind: String, Sendable { case send, reportState = "report_state", reportTurn = "report_turn" }
 
     struct Policy: Sendable, Equatable {
         var burst: Double
@@ -19,9 +19,11 @@ final class AgentRates: Sendable {
     private let buckets = Mutex<[String: TokenBucket]>([:])
     private let clock: @Sendable () -> Double
 
-    init(send: Policy, reportState: Policy = Policy(burst: 30, perSecond: 2),
+    /// `report_turn`: one per turn; the burst covers the 20 a harness resends after a reconnect, and the
+    /// rate (one every 5 s) bounds the rows an agent can add to the spend table.
+    init(send: Policy, reportState: Policy = Policy(burst: 30, perSecond: 2), reportTurn: Policy = Policy(burst: 25, perSecond: 0.2),
          clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
-        policies = [.send: send, .reportState: reportState]
+        policies = [.send: send, .reportState: reportState, .reportTurn: reportTurn]
         self.clock = clock
     }
 

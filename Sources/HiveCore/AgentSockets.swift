@@ -20,6 +20,8 @@ final class AgentSockets: Service, Sendable {
     let rates: AgentRates
     let reserve: DiskReserve
     let limits = CredentialLimits()
+    let ledger: SpendLedger
+    let budgets: BudgetDesk
     private let logger: Logger
 
     private struct State {
@@ -33,7 +35,10 @@ final class AgentSockets: Service, Sendable {
     }
     private let state = Mutex(State())
 
-    init(layout: HiveLayout, broker: any HiveStore, board: AgentStatusBoard, reminders: ReminderDesk, configs: ConfigStore, rates: AgentRates, reserve: DiskReserve, logger: Logger) {
+    init(layout: HiveLayout, broker: any HiveStore, board: AgentStatusBoard, reminders: ReminderDesk, configs: ConfigStore, rates: AgentRates, reserve: DiskReserve,
+         ledger: SpendLedger, budgets: BudgetDesk, logger: Logger) {
+        self.ledger = ledger
+        self.budgets = budgets
         self.reserve = reserve
         self.configs = configs
         self.rates = rates
@@ -52,7 +57,7 @@ final class AgentSockets: Service, Sendable {
         let server = LineServer(
             path: layout.agentSocket(name), mode: 0o660, logger: logger,
             handler: AgentEndpoint(name: name, broker: broker, board: board, layout: layout, reminders: reminders, configs: configs, rates: rates, reserve: reserve, limits: limits,
-                                   manager: manager, logger: logger).handle,
+                                   ledger: ledger, budgets: budgets, manager: manager, logger: logger).handle,
             onConnectionChange: { [weak self] delta in
                 self?.state.withLock { s in
                     s.connections[name, default: 0] += delta

@@ -102,8 +102,15 @@ public final class CoreDaemon: Sendable {
         let configs = ConfigStore(layout: layout, reminderLimits: limits, logger: logger)
         let desk = ReminderDesk(broker: broker, layout: layout, limits: limits, scheduler: scheduler)
         let rates = AgentRates(send: .init(burst: options.sendBurst, perSecond: options.sendPerSecond))
+        let ledger = SpendLedger(store: broker, layout: layout, configs: { [configs] in configs.current($0) }, logger: logger)
+        let budgets = BudgetDesk(store: broker, configs: configs, ledger: ledger, notify: { [broker] name, text in
+            // The operator always; the manager too, unless the notice is about the manager itself.
+            for to in name == .manager ? [Recipient.operator] : [.operator, .agent(.manager)] {
+                _ = try? broker.send(from: .system, to: to, body: SystemNotice.budget.body(text), inReplyTo: nil)
+            }
+        }, logger: logger)
         let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), reminders: desk, configs: configs, rates: rates,
-                                   reserve: DiskReserve(path: layout.root.path, reserveMB: options.disk.reserveMB), logger: logger)
+                                   reserve: DiskReserve(path: layout.root.path, reserveMB: options.disk.reserveMB), ledger: ledger, budgets: budgets, logger: logger)
         if options.cage == .bwrap, !BwrapCage.available {
             throw CoreError("--cage bwrap needs bubblewrap: apt-get install bubblewrap (or use --cage process)")
         }
@@ -134,8 +141,9 @@ public final class CoreDaemon: Sendable {
                              environment: CageEnvironment.filter(ProcessInfo.processInfo.environment).merging(options.agentEnvironment) { $1 }
                                 .merging(HarnessRetention.environment(events: options.eventsRetentionSeconds, stats: options.statsRetentionSeconds,
                                                                       interval: options.sweepInterval)) { $1 },
-                             cage: bwrap, configs: configs, forge: forgeDesk,
+                             cage: bwrap, configs: configs, forge: forgeDesk, ledger: ledger,
                              gateway: .init(pins: options.egressPins, internalExceptions: options.egressInternal))
+        if let gateways = processes?.gateways { ledger.meteredByGateway { gateways.isOpen($0) } }
         let repos = ConfigRepos(layout: layout, managerUID: { [bwrap] in (try? bwrap?.uid(.manager)) ?? nil })
         let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }
         configs.load(live, from: repos)

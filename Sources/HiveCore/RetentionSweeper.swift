@@ -27,6 +27,8 @@ final class RetentionSweeper: Service, Sendable {
                         try broker.sweep(olderThan: window, stop: { self.stopping.load(ordering: .relaxed) })
                             + broker.sweepReminders(olderThan: window) + broker.sweepQuestions(olderThan: window)
                             + broker.sweepGatewayLog(olderThan: window)
+                            // Spend outlives messages: a month's cap and the 30-day totals need the whole month.
+                            + broker.sweepSpend(olderThan: max(window, 400 * 86_400))
                     }
                 }
                 switch swept {

@@ -26,7 +26,8 @@ struct WebEndpoint: Sendable {
                 return ResponseLine.ok(SnapshotCommand.Reply(
                     seq: seq, agents: try admin.list(), approvals: try broker.approvals(recent: 20),
                     messages: try broker.recentMessages(limit: 200), reminders: try broker.pendingReminders(agent: nil),
-                    questions: try broker.questions(closed: 10), forge: admin.forge?.forge.baseURL))
+                    questions: try broker.questions(closed: 10), forge: admin.forge?.forge.baseURL,
+                    spend: try admin.sockets.ledger.totals(), budgets: try admin.sockets.budgets.handle(BudgetCommand()).budgets))
             case .events(let c):
                 let wait = try Validate.seconds(c.waitSeconds, field: "wait_seconds", cap: 30)
                 return ResponseLine.ok(feed.events(after: c.after, wait: wait))
@@ -46,7 +47,7 @@ struct WebEndpoint: Sendable {
                 let config = admin.approvals.configs.current(name).encoded()
                 return ResponseLine.ok(AgentConfigCommand.Reply(agent: name.rawValue, config: String(decoding: config, as: UTF8.self),
                                                                 commit: admin.approvals.repos.deployedSHA(name)))
-            case .logs, .send, .approve, .deny, .start, .stop, .restart, .revive, .destroy, .cancelReminder, .forgeRepos, .answer, .setModel:
+            case .logs, .send, .approve, .deny, .start, .stop, .restart, .revive, .destroy, .cancelReminder, .forgeRepos, .answer, .setModel, .budget:
                 // The same command on the admin socket: one implementation, and this table is the allow-list.
                 return admin.handle(line, parker)
             }

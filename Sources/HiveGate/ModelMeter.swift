@@ -73,7 +73,9 @@ struct ModelMeter {
             let m5 = n("ephemeral_5m_input_tokens", in: split) ?? 0, h1 = n("ephemeral_1h_input_tokens", in: split) ?? 0
             if m5 + h1 > 0 { usage.cacheWriteShort = m5; usage.cacheWriteLong = h1 }
         } else if let v = n("cache_creation_input_tokens"), v > 0 {
-            usage.cacheWriteShort = v // no split given: the API's default lifetime
+            // A total without the split (`message_delta` gives only the total): what the split already put
+            // in the 1-hour cache stays there, the rest is the API's default 5-minute lifetime.
+            usage.cacheWriteShort = max(0, v - usage.cacheWriteLong)
         }
     }
 }

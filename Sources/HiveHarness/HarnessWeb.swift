@@ -48,7 +48,10 @@ public enum HarnessWeb {
             guard let range = StatsRange.named(request.uri.queryParameters["range"].map(String.init)) else {
                 return Reply.json(["error": "range is 24h, 7d or 30d"], status: .badRequest)
             }
-            return Reply.html(StatsPage.html(agent: loop.config.name.rawValue, report: try await report(loop, range)))
+            let turns = try loop.stats.turns(since: Date().timeIntervalSince1970 - range.span)
+            let price = PriceTable.builtIn.price(turns.last?.model ?? loop.config.model)?.0.input ?? 3
+            let evaluation = PolicyEvaluation.evaluate(turns, policy: loop.config.policy, inputPricePerMillion: price)
+            return Reply.html(StatsPage.html(agent: loop.config.name.rawValue, report: try await report(loop, range), policies: evaluation))
         }
         router.get("/network") { _, _ in
             do {

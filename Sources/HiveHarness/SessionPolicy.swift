@@ -108,3 +108,57 @@ public struct Backoff: Sendable, Equatable {
         return raw * (0.8 + 0.4 * random)
     }
 }
+
+/// The evaluator over an agent's real turns (`hive stats <agent> --policies`, the stats page): replays
+/// them under always-continue, the seed's rule and the planner, beside the offline optimum, each in
+/// base-price input tokens, with USD at the agent's model's input price. Output tokens are the same
+/// under every choice and left out.
+public struct PolicyEvaluation: Codable, Sendable, Equatable {
+    public struct Row: Codable, Sendable, Equatable {
+        public var policy: String
+        public var tokens: Double
+        public var usd: Double
+        /// Cost ÷ the optimum's.
+        public var ratio: Double
+    }
+    public var turns: Int
+    public var rows: [Row]
+    /// What the planner saved against always-continue, in USD (negative: it cost more).
+    public var savedUSD: Double
+    public var ttl: Double
+    public var write: Double
+
+    /// Each ok turn's shape: the gap since the previous turn ended, and what it added to the context
+    /// (a continued turn its growth; a fresh one what it held beyond the fresh start).
+    public static func shapes(_ turns: [TurnStat], basePrompt: Double) -> [TurnShape] {
+        var out: [TurnShape] = []
+        var previous: TurnStat?
+        for t in turns where t.resultKind == "ok" && t.wakeSource != "compact" {
+            guard let ctx = t.contextTokens else { continue }
+            let gap = previous.map { max(0, t.startedAt - $0.endedAt) } ?? 0
+            let grew = t.sessionAction == "continue" ? previous?.contextTokens.map { ctx - $0 } : nil
+            out.append(TurnShape(gap: gap, new: Double(max(0, grew ?? (ctx - Int(basePrompt))))))
+            previous = t
+        }
+        return out
+    }
+
+    public static func evaluate(_ turns: [TurnStat], policy: SessionPolicy, inputPricePerMillion: Double) -> PolicyEvaluation {
+        let history = SessionHistory.learn(turns)
+        let (ttl, write) = policy.lifetime(history)
+        let base = Double(turns.last(where: { $0.sessionAction == "fresh" && $0.resultKind == "ok" })?.contextTokens ?? policy.freshBaselineTokens)
+        let window = Double(turns.last?.contextWindow ?? SessionPolicy.defaultWindow)
+        let costs = SessionCosts(ttl: ttl, write: write, basePrompt: base, handoff: 0, loss: policy.freshPenalty, window: window)
+        let trace = shapes(turns, basePrompt: base)
+        let best = SessionReplay.optimum(trace, costs)
+        let usd = { (tokens: Double) in tokens * inputPricePerMillion / 1_000_000 }
+        var rows = SessionReplay.Policy.allCases.map { p in
+            let c = SessionReplay.cost(trace, p, costs)
+            return Row(policy: p.rawValue, tokens: c, usd: usd(c), ratio: best > 0 ? c / best : 1)
+        }
+        rows.append(Row(policy: "offline optimum", tokens: best, usd: usd(best), ratio: 1))
+        let always = rows.first { $0.policy == SessionReplay.Policy.alwaysContinue.rawValue }?.usd ?? 0
+        let ours = rows.first { $0.policy == SessionReplay.Policy.planner.rawValue }?.usd ?? 0
+        return PolicyEvaluation(turns: trace.count, rows: rows, savedUSD: always - ours, ttl: ttl, write: write)
+    }
+}

@@ -4,7 +4,7 @@ import HiveTelemetry
 /// An agent's `/stats` page: charts drawn here as SVG (no script, no chart library), one report per
 /// range (24 h, 7 d, 30 d). Pure: report in, HTML out.
 public enum StatsPage {
-    public static func html(agent: String, report r: StatsReport) -> String {
+    public static func html(agent: String, report r: StatsReport, policies: PolicyEvaluation? = nil) -> String {
         let ranges = StatsRange.all.map { $0.name == r.range ? "<b>\($0.name)</b>" : "<a href=\"stats?range=\($0.name)\">\($0.name)</a>" }
         let failed = r.buckets.map { Double($0.turns - $0.ok) }, ok = r.buckets.map { Double($0.ok) }
         let tokens = r.buckets.reduce(into: [0, 0, 0, 0]) { t, b in
@@ -37,6 +37,13 @@ public enum StatsPage {
         }.joined()
         sections.append(section("Session decisions", r.decisions.isEmpty ? "<p class=\"muted\">no turns</p>" :
             "<table><tr><th>action</th><th>turns</th><th>tokens vs the other choice (estimated, base-price input)</th></tr>\(decisions)</table>"))
+        if let e = policies {
+            let rows = e.rows.map { "<tr><td>\(HTML.escape($0.policy))</td><td>\(short($0.tokens))</td><td>\(String(format: "%.4f", $0.usd))</td><td>\(String(format: "%.3f", $0.ratio))</td></tr>" }.joined()
+            sections.append(section("Session policies on these turns", e.turns < 2 ? "<p class=\"muted\">too few turns to replay</p>" :
+                "<p>The policy \(e.savedUSD >= 0 ? "saved" : "cost") <b>\(String(format: "%.4f", abs(e.savedUSD))) USD</b> against always-continue over \(e.turns) turns "
+                + "(input at base price; cache TTL \(Int(e.ttl)) s, writes \(e.write)x).</p>"
+                + "<table><tr><th>policy</th><th>input tokens</th><th>USD</th><th>÷ optimum</th></tr>\(rows)</table>"))
+        }
         let rem = r.reminders.map { "<p>\($0.attempts) attempts · \($0.successes) delivered · \($0.failures) failed</p>"
             + ($0.attempts > 0 ? SVG.hbars([("delivered", Double($0.successes)), ("failed", Double($0.failures))], color: "#a6c") : "") }
             ?? "<p class=\"muted\">core could not be asked</p>"

@@ -80,9 +80,29 @@ public struct TurnAccumulator: Sendable {
         }
     }
 
-    /// The turn's cost: the sum of its models' shares (never the session's running total).
-    public func costUSD(previous: [String: ModelUsage]) -> Double {
+    /// The CLI's own figure for the turn: the sum of its models' cost deltas (never the session's
+    /// running total).
+    public func cliCostUSD(previous: [String: ModelUsage]) -> Double {
         turnModelUsage(previous: previous).values.reduce(0) { $0 + $1.costUSD }
+    }
+
+    /// This turn's tokens per model, as a price table needs them. `modelUsage` covers every API call of
+    /// the run (a compaction call too, which the `result` line's `usage` leaves out) but does not split
+    /// cache writes by lifetime; where a model's share lacks the split, the `usage` line's 1-hour share
+    /// is applied. With no `modelUsage` at all (a run cut short), the assistant lines' usage counts for
+    /// the model the run said it used.
+    public func turnTokens(previous: [String: ModelUsage], fallbackModel: String) -> [String: TokenCount] {
+        let total = usage
+        let longShare = total.cacheCreation > 0 ? Double(total.cacheCreation1h) / Double(total.cacheCreation) : 0
+        func tokens(_ u: Usage) -> TokenCount {
+            let long = u.cacheCreation1h > 0 ? min(u.cacheCreation1h, u.cacheCreation) : Int((Double(u.cacheCreation) * longShare).rounded())
+            return TokenCount(input: u.input, output: u.output, cacheWriteShort: u.cacheCreation - long, cacheWriteLong: long, cacheRead: u.cacheRead)
+        }
+        let shares = turnModelUsage(previous: previous)
+        if shares.isEmpty {
+            return total == Usage() ? [:] : [model ?? fallbackModel: tokens(total)]
+        }
+        return shares.mapValues { tokens($0.usage) }
     }
 
     /// Tools the CLI refused in this turn.

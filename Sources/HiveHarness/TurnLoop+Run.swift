@@ -76,7 +76,11 @@ extension TurnLoop {
         // The CLI's per-model totals run on across a continued session; a new session id starts from zero.
         let previous = (acc.sessionID != nil && acc.sessionID == session.sessionID) ? (session.modelTotals ?? [:]) : [:]
         let shares = acc.turnModelUsage(previous: previous)
-        let cost = shares.values.reduce(0) { $0 + $1.costUSD }
+        let cliCost = shares.values.reduce(0) { $0 + $1.costUSD }
+        let tokens = acc.turnTokens(previous: previous, fallbackModel: model)
+        // Ours from the tokens and the hive's table; core answers the report with its own price (the
+        // operator's table, if any), which then replaces it.
+        let cost = tokens.reduce(0) { $0 + (PriceTable.builtIn.cost($1.key, $1.value)?.usd ?? 0) }
         let usage = acc.usage
         var stat = TurnStat(
             id: nil, startedAt: run.startedAt, endedAt: ended, model: acc.model ?? model, sessionID: acc.sessionID,
@@ -89,10 +93,12 @@ extension TurnLoop {
             estimatedContinueCost: decision.continueCost, estimatedFreshCost: decision.freshCost,
             exitStatus: run.exit.status.map(Int.init) ?? run.exit.signal.map { 128 + Int($0) })
         stat.cacheCreation1hTokens = usage.cacheCreation1h
-        stat.modelUsage = Self.json(shares.mapValues { m in
-            ["input": m.usage.input, "output": m.usage.output, "cache_read": m.usage.cacheRead,
-             "cache_creation": m.usage.cacheCreation, "cache_creation_1h": m.usage.cacheCreation1h, "cost_usd": m.costUSD] as [String: Any]
-        })
+        stat.cliCostUSD = acc.result == nil ? nil : cliCost
+        stat.modelUsage = Self.json(Dictionary(uniqueKeysWithValues: tokens.map { name, t in
+            (name, ["input": t.input, "output": t.output, "cache_read": t.cacheRead, "cache_creation": t.cacheWriteShort + t.cacheWriteLong,
+                    "cache_creation_1h": t.cacheWriteLong, "cost_usd": PriceTable.builtIn.cost(name, t)?.usd ?? 0,
+                    "cli_cost_usd": shares[name]?.costUSD ?? 0] as [String: Any])
+        }))
         stat.permissionDenials = Self.json(denials)
         stat.cliVersion = acc.cliVersion
         do { try stats.record(stat) } catch { logger.error("turn stats: \(error)") }
@@ -123,6 +129,39 @@ extension TurnLoop {
         harnessEvent(["event": "turn_end", "result": stat.resultKind, "detail": detail ?? "", "cost_usd": cost,
                       "tool_calls": acc.toolCallCount, "context_tokens": acc.contextTokens ?? 0,
                       "permission_denials": denials], turn: status.read().turns)
+    }
+
+    /// Sends core the turns it has not acknowledged (this one, and any a broken connection or a core
+    /// restart swallowed), oldest first, 20 at most per call. Core meters them (an agent without a
+    /// gateway), expects its next turn's cost from them, and answers its price, which replaces ours. A
+    /// report core refuses for good (not for its rate) keeps our price, so it cannot block the rest.
+    func reportTurns(_ conn: HiveConnection) async {
+        guard let pending = try? stats.unreported(limit: 20) else { return }
+        for t in pending {
+            guard let id = t.id else { continue }
+            let report = ReportTurnCommand(key: "\(id)-\(Int(t.startedAt))", startedAt: t.startedAt, endedAt: t.endedAt,
+                                           models: Self.tokens(modelUsage: t.modelUsage), cliCostUsd: t.cliCostUSD)
+            do {
+                let reply = try await conn.call(report)
+                try stats.markReported(id, costUSD: reply.usd)
+            } catch HiveClientError.refused(let why) where !why.hasPrefix("report_turn refused: at most") {
+                note("core refused the report of turn \(id): \(why)")
+                try? stats.markReported(id, costUSD: t.costUSD)
+            } catch {
+                return // sent again after the next turn or reconnect
+            }
+        }
+    }
+
+    /// The per-model tokens a turn-stats row keeps in `model_usage`.
+    static func tokens(modelUsage json: String) -> [String: TokenCount] {
+        guard let o = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: [String: Any]] else { return [:] }
+        return o.prefix(ReportTurnCommand.maxModels).reduce(into: [:]) { out, entry in
+            func int(_ k: String) -> Int { (entry.value[k] as? NSNumber)?.intValue ?? 0 }
+            let long = int("cache_creation_1h")
+            out[entry.key] = TokenCount(input: int("input"), output: int("output"), cacheWriteShort: max(0, int("cache_creation") - long),
+                                        cacheWriteLong: long, cacheRead: int("cache_read"))
+        }
     }
 
     /// Tells the manager, once per tool, that claude was refused a tool here: the turn ran and was acked,

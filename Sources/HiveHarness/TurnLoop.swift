@@ -145,6 +145,7 @@ public final class TurnLoop: Sendable {
         }
         let requeued = try await conn.call(RequeueInflightCommand()).requeued
         await refreshSettings(conn)
+        await reportTurns(conn)
         connected()
         if requeued > 0 { note("requeued \(requeued) message(s) a previous run had not finished") }
         while true {
@@ -246,6 +247,7 @@ public final class TurnLoop: Sendable {
         let run = try await runClaude(claude, prompt: prompt, continueSession: decision.action == .continue, turn: snapshot.turns)
         let outcome = run.acc.outcome(exitStatus: run.exit.status, parkFloor: config.parkFloor)
         finishTurn(run, outcome: outcome, wakeSource: message.from, messageID: message.id, decision: decision)
+        await reportTurns(conn)
         await reportDenials(conn)
         let ending: TurnMachine.Ending = run.exit.cancelled ? .cancelled
             : run.exit.timedOut ? .timedOut(seconds: Double(config.turnTimeout.components.seconds)) : .finished
@@ -261,6 +263,7 @@ public final class TurnLoop: Sendable {
         let run = try await runClaude(claude, prompt: "/compact", continueSession: true, turn: snapshot.turns)
         let outcome = run.acc.outcome(exitStatus: run.exit.status, parkFloor: config.parkFloor)
         finishTurn(run, outcome: outcome, wakeSource: "compact", messageID: nil, decision: decision)
+        await reportTurns(conn)
         return outcome == .ok
     }
 

@@ -39,6 +39,11 @@ public struct TurnStat: Codable, Sendable, Equatable {
     public var permissionDenials: String = "[]"
     /// The Claude Code version that ran the turn.
     public var cliVersion: String?
+    /// The CLI's own figure for the turn (the delta of its running `total_cost_usd`), beside ours
+    /// (`costUSD`, from the tokens and the price table) for comparison; never summed as ours.
+    public var cliCostUSD: Double?
+    /// Whether core has this turn's report (its price is then core's, and its budget counted it).
+    public var reported = false
 
     public var durationSeconds: Double { endedAt - startedAt }
 
@@ -91,7 +96,25 @@ public final class TurnStatsStore: Sendable {
                 ALTER TABLE turn ADD COLUMN cli_version TEXT;
                 """)
         }
+        m.registerMigration("v3-turn-prices") { db in
+            try db.execute(sql: """
+                ALTER TABLE turn ADD COLUMN cli_cost_usd REAL;
+                ALTER TABLE turn ADD COLUMN reported INTEGER NOT NULL DEFAULT 0;
+                -- Turns from before reports existed are history, not news: sent now, they would all count today.
+                UPDATE turn SET reported = 1;
+                """)
+        }
         try m.migrate(db)
+    }
+
+    /// Core priced and counted turn `id`: its cost is core's figure from now on.
+    public func markReported(_ id: Int64, costUSD: Double) throws {
+        try db.write { db in try db.execute(sql: "UPDATE turn SET reported = 1, cost_usd = ? WHERE id = ?", arguments: [costUSD, id]) }
+    }
+
+    /// The oldest turns core has not yet acknowledged (a report lost to a broken connection or a core restart).
+    public func unreported(limit: Int) throws -> [TurnStat] {
+        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM turn WHERE reported = 0 ORDER BY id LIMIT ?", arguments: [limit]).map(Self.stat) }
     }
 
     @discardableResult
@@ -102,14 +125,15 @@ public final class TurnStatsStore: Sendable {
                 INSERT INTO turn (started_at, ended_at, model, session_id, wake_source, message_id, result_kind, detail,
                     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, context_tokens, context_window,
                     cost_usd, tool_calls, tool_breakdown, session_action, session_reason, estimated_continue_cost,
-                    estimated_fresh_cost, exit_status, cache_creation_1h_tokens, model_usage, permission_denials, cli_version)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    estimated_fresh_cost, exit_status, cache_creation_1h_tokens, model_usage, permission_denials, cli_version,
+                    cli_cost_usd, reported)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [row.startedAt, row.endedAt, row.model, row.sessionID, row.wakeSource, row.messageID,
                                  row.resultKind, row.detail, row.inputTokens, row.outputTokens, row.cacheReadTokens,
                                  row.cacheCreationTokens, row.contextTokens, row.contextWindow, row.costUSD, row.toolCalls,
                                  row.toolBreakdown, row.sessionAction, row.sessionReason, row.estimatedContinueCost,
                                  row.estimatedFreshCost, row.exitStatus, row.cacheCreation1hTokens, row.modelUsage,
-                                 row.permissionDenials, row.cliVersion])
+                                 row.permissionDenials, row.cliVersion, row.cliCostUSD, row.reported])
             row.id = db.lastInsertedRowID
             return row.id!
         }
@@ -160,6 +184,8 @@ public final class TurnStatsStore: Sendable {
         t.modelUsage = r["model_usage"]
         t.permissionDenials = r["permission_denials"]
         t.cliVersion = r["cli_version"]
+        t.cliCostUSD = r["cli_cost_usd"]
+        t.reported = r["reported"]
         return t
     }
 }

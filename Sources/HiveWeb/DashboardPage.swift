@@ -17,6 +17,7 @@ enum DashboardPage {
         <header><h1>hive</h1><span id="live" class="badge">connecting…</span> <button id="logout">log out</button></header>
         <div id="banner"></div>
         <section><h2>Agents</h2><table id="agents"></table></section>
+        <section><h2>Spend</h2><div id="spend"></div><table id="budgets"></table></section>
         <section><h2>Pending approvals</h2><div id="approvals"></div></section>
         <section><h2>Questions</h2><div id="questions"></div></section>
         <section><h2>Messages</h2>
@@ -81,18 +82,43 @@ enum DashboardPage {
       const model = prompt('Model for ' + agent + ' (an alias such as opus or sonnet, or a full name; empty: its config\'s):');
       if (model !== null) act('set_model', {agent, model: model.trim()});
     }
+    function raise(agent, current) {
+      const usd = prompt('USD a day for ' + (agent || 'the hive') + ' (empty: clear the operator\'s cap):');
+      if (usd === null) return;
+      const n = Number(usd.trim());
+      if (usd.trim() !== '' && !(Number.isFinite(n) && n >= 0)) { alert('not an amount of USD: ' + usd); return; }
+      // The other caps in force stay: only the daily USD one changes.
+      if (usd.trim() === '') act('budget', {agent, clear: true}); else act('budget', {agent, set: Object.assign({}, current, {usd_per_day: n})});
+      setTimeout(() => fetch('api/snapshot').then(r => r.json()).then(j => { S.spend = j.spend; S.budgets = j.budgets; renderSpend(); }), 300);
+    }
+    const usd = v => '$' + Number(v || 0).toFixed(2);
+    function renderSpend() {
+      const p = (S.spend && S.spend.periods) || [];
+      const names = k => [...new Set(p.flatMap(x => Object.keys(x[k] || {})))].sort();
+      const row = (label, get) => `<tr><td>${label}</td>${p.map(x => `<td>${usd((get(x) || {}).usd)}</td>`).join('')}</tr>`;
+      document.getElementById('spend').innerHTML = p.length === 0 ? '<p class="muted">core could not price the spend</p>' :
+        `<table><tr><th></th>${p.map(x => `<th>${esc(x.period)}</th>`).join('')}</tr>${row('<b>hive</b>', x => x.hive)}` +
+        names('agents').map(n => row(esc(n), x => x.agents[n])).join('') + names('models').map(n => row('<span class="muted">' + esc(n) + '</span>', x => x.models[n])).join('') +
+        `</table><p class="muted">prices: ${esc(S.spend.prices)}</p>`;
+      document.getElementById('budgets').innerHTML = '<tr><th>budget</th><th>caps</th><th>today</th><th>month</th><th>next turn</th><th>status</th><th></th></tr>' +
+        (S.budgets || []).map(b => `<tr><td>${esc(b.scope)}</td><td class="muted">${esc(b.source)}</td><td>${usd(b.today.usd)}</td><td>${usd(b.month.usd)}</td>
+          <td>${b.scope === 'hive' ? '' : usd(b.expected_turn.usd)}</td><td><span class="badge ${b.status === 'over' ? 'bad' : ''}">${esc(b.status)}</span> <span class="muted">${esc(b.detail)}</span></td>
+          <td><button onclick='raise(${esc(JSON.stringify(b.scope === 'hive' ? null : b.scope))}, ${esc(JSON.stringify(b.budget))})'>set cap</button></td></tr>`).join('');
+    }
     function btn(label, cmd, args, destructive) {
       return `<button ${destructive ? 'data-destructive=1' : ''} onclick='act(${esc(JSON.stringify(cmd))}, ${esc(JSON.stringify(args))}, this)'>${esc(label)}</button>`;
     }
     function render() {
       const live = S.agents.filter(a => a.state !== 'destroyed');
       document.getElementById('banner').innerHTML = live.filter(a => a.rate_limited_until)
-        .map(a => `<div>${esc(a.name)} is rate-limited until ${hhmm(a.rate_limited_until)}</div>`).join('');
-      document.getElementById('agents').innerHTML = '<tr><th>agent</th><th>state</th><th>unread</th><th>in flight</th><th>dead letters</th><th>cage</th><th></th></tr>' +
+        .map(a => `<div>${esc(a.name)} is rate-limited until ${hhmm(a.rate_limited_until)}</div>`).join('')
+        + live.filter(a => a.state === 'over_budget').map(a => `<div>${esc(a.name)} is over budget: ${esc(a.detail)}</div>`).join('');
+      renderSpend();
+      document.getElementById('agents').innerHTML = '<tr><th>agent</th><th>state</th><th>unread</th><th>in flight</th><th>dead letters</th><th>today</th><th>cage</th><th></th></tr>' +
         live.map(a => `<tr><td><a href="agent/${esc(a.name)}/">${esc(a.name)}</a> <a class="muted" href="agent/${esc(a.name)}/stats">stats</a><div class="muted">${esc(a.description)}</div></td>
           <td><span class="badge ${esc(a.state)} ${transients.includes(a.state) ? 'transient' : ''}">${esc(a.state)}${a.rate_limited_until ? ' until ' + hhmm(a.rate_limited_until) : ''}</span>
           <div class="muted">${esc(a.detail)}</div></td><td>${a.unread}</td><td>${a.inflight}</td>
-          <td>${a.dead_letters ? `<span class="badge bad">${a.dead_letters}</span>` : 0}</td><td class="muted">${esc(a.cage)}</td>
+          <td>${a.dead_letters ? `<span class="badge bad">${a.dead_letters}</span>` : 0}</td><td>${usd(a.today_usd)}</td><td class="muted">${esc(a.cage)}</td>
           <td>${btn('restart', 'restart', {name: a.name})} <button onclick='setModel(${esc(JSON.stringify(a.name))})'>model</button> ${a.state === 'stopped' ? btn('start', 'start', {name: a.name}) : btn('stop', 'stop', {name: a.name}, true)}
           ${a.name !== 'manager' ? btn('destroy', 'destroy', {name: a.name}, true) : ''}</td></tr>`).join('');
       document.getElementById('tombstones').innerHTML = S.agents.filter(a => a.state === 'destroyed')

@@ -15,7 +15,7 @@ import NIOCore
 /// forge. It reaches the hive only through ``CoreLink``; core checks every name and path itself.
 public enum WebServer {
     /// Commands the dashboard may send as actions (core's web table is the final word).
-    static let actions: Set<String> = ["send", "approve", "deny", "start", "stop", "restart", "revive", "destroy", "cancel_reminder", "logs", "answer", "set_model"]
+    static let actions: Set<String> = ["send", "approve", "deny", "start", "stop", "restart", "revive", "destroy", "cancel_reminder", "logs", "answer", "set_model", "budget"]
 
     /// How logins are guarded: `throttle` (a password, which could be guessed; nil for the dashboard
     /// token), and whether a loopback peer's `X-Forwarded-For` names the client (only behind a proxy).

@@ -24,6 +24,8 @@ public struct AgentSummary: Codable, Sendable, Equatable {
     @Nullable public var description: String?
     /// The Claude Code version of its last turn, as its harness reported it.
     @Nullable public var cliVersion: String?
+    /// What it spent today (host time zone), priced by the hive's table; null for a tombstone.
+    @Nullable public var todayUsd: Double?
     public init(name: String, state: AgentState, unread: Int, inflight: Int, deadLetters: Int = 0,
                 rateLimitedUntil: Double? = nil, detail: String? = nil, createdAt: Double) {
         self.name = name; self.state = state; self.unread = unread; self.inflight = inflight

@@ -43,12 +43,14 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var permissions = Permissions()
     /// Which stored credential (`hive login --name`) the agent's claude uses; nil: `default`.
     public var credential: String?
+    /// What the agent may spend; core parks it (`over_budget`) before a turn that would pass a cap.
+    public var budget = Budget()
 
     // The field names below are the file's one description of itself: the checker's "known fields" come
     // from these keys (CaseIterable), so a field added here is known there.
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model, description, systemPrompt = "system_prompt", allowedRecipients = "allowed_recipients",
-             mcpServers = "mcp_servers", env, network, egress, models, limits, reminders, session, permissions, credential
+             mcpServers = "mcp_servers", env, network, egress, models, limits, reminders, session, permissions, credential, budget
     }
 
     /// What claude may do without asking (in `--print` mode nobody can answer a prompt, so anything not
@@ -305,6 +307,11 @@ private struct Checker {
             if let v = int(s, "cache_ttl_seconds", at: "session", range: 0...86_400) { c.session.cacheTTLSeconds = v }
             if let v = int(s, "fresh_penalty_tokens", at: "session", range: 0...10_000_000) { c.session.freshPenaltyTokens = v }
             if let v = int(s, "turn_timeout_seconds", at: "session", range: 10...86_400) { c.session.turnTimeoutSeconds = v }
+        }
+        if let b = field(o, "budget", as: [String: Any].self, "an object with usd_per_day, usd_per_month, tokens_per_day, tokens_per_month, warn_at") {
+            let (budget, bad) = Budget.parse(b, at: "budget")
+            c.budget = budget
+            problems += bad
         }
         if let v = string(o, "credential", max: 32) {
             if StoredCredential.isName(v) { c.credential = v } else { problems.append("credential: '\(v)' is not a credential name (1–32 of a-z 0-9 _ -)") }

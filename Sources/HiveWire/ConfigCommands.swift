@@ -120,6 +120,8 @@ public enum SystemNotice: String, Sendable, CaseIterable {
     case containerCrash = "container_crash"
     case deadLetter = "dead_letter"
     case diskQuota = "disk_quota"
+    /// An agent was held over its budget (or the hive's), warned near one, or resumed.
+    case budget
     case restarting
 
     /// The message body: the kind, a colon, the text (capped to the message limit).

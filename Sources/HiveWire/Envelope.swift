@@ -156,6 +156,7 @@ public enum AgentRequest: Sendable {
     case questions(QuestionsCommand)
     case turnSettings(TurnSettingsCommand)
     case gatewayLog(GatewayLogCommand)
+    case reportTurn(ReportTurnCommand)
 
     /// The decoding table for agent sockets.
     public static let table = CommandTable<AgentRequest>()
@@ -177,6 +178,7 @@ public enum AgentRequest: Sendable {
         .with(QuestionsCommand.self, AgentRequest.questions)
         .with(TurnSettingsCommand.self, AgentRequest.turnSettings)
         .with(GatewayLogCommand.self, AgentRequest.gatewayLog)
+        .with(ReportTurnCommand.self, AgentRequest.reportTurn)
 }
 
 /// What the operator's admin socket (`host.sock`) accepts.
@@ -204,6 +206,8 @@ public enum AdminRequest: Sendable {
     case setModel(SetModelCommand)
     case resume(ResumeCommand)
     case gatewayLog(GatewayLogCommand)
+    case budget(BudgetCommand)
+    case spend(SpendCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -230,6 +234,8 @@ public enum AdminRequest: Sendable {
         .with(AnswerCommand.self, AdminRequest.answer)
         .with(SetModelCommand.self, AdminRequest.setModel)
         .with(ResumeCommand.self, AdminRequest.resume)
+        .with(BudgetCommand.self, AdminRequest.budget)
+        .with(SpendCommand.self, AdminRequest.spend)
 }
 
 /// What the manager's socket accepts: every agent command, and the config gatekeeper's own.

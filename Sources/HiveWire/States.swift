@@ -45,6 +45,9 @@ public enum AgentState: String, Codable, Sendable, Equatable, CaseIterable {
     case rebuilding
     /// Parked by the disk watch until its usage falls under the quota.
     case overDiskQuota = "over_disk_quota"
+    /// Held by core before a turn that would pass its budget (or the hive's) until the period renews or
+    /// the operator raises the cap; messages wait unacked.
+    case overBudget = "over_budget"
     /// A tombstone.
     case destroyed
 

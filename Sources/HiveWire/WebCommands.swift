@@ -24,10 +24,13 @@ public struct SnapshotCommand: HiveCommand {
         /// Open questions (the operator's first), then the ten most recently closed.
         public var questions: [QuestionView]
         public var forge: String?
+        /// What the hive spent today, over 7 days and this month, per agent and per model; and every budget.
+        @Nullable public var spend: SpendCommand.Reply?
+        public var budgets: [BudgetView] = []
         public init(seq: Int64, agents: [AgentSummary], approvals: [ApprovalView], messages: [MessageView], reminders: [ReminderView],
-                    questions: [QuestionView], forge: String?) {
+                    questions: [QuestionView], forge: String?, spend: SpendCommand.Reply? = nil, budgets: [BudgetView] = []) {
             self.seq = seq; self.agents = agents; self.approvals = approvals; self.messages = messages; self.reminders = reminders
-            self.questions = questions; self.forge = forge
+            self.questions = questions; self.forge = forge; self.spend = spend; self.budgets = budgets
         }
     }
 }
@@ -159,6 +162,7 @@ public enum WebRequest: Sendable {
     case forgeRepos(ForgeReposCommand)
     case answer(AnswerCommand)
     case setModel(SetModelCommand)
+    case budget(BudgetCommand)
 
     public static let table = CommandTable<WebRequest>()
         .with(SnapshotCommand.self, WebRequest.snapshot)
@@ -178,4 +182,5 @@ public enum WebRequest: Sendable {
         .with(ForgeReposCommand.self, WebRequest.forgeRepos)
         .with(AnswerCommand.self, WebRequest.answer)
         .with(SetModelCommand.self, WebRequest.setModel)
+        .with(BudgetCommand.self, WebRequest.budget)
 }

@@ -13,7 +13,8 @@ struct List: AsyncParsableCommand {
             needs_login, needs_billing, claude_missing), running when something without a report is connected, stopped or
             crashed when nothing is, and destroyed for a tombstone that keeps its state. UNREAD counts
             messages waiting; INFLIGHT those handed to the harness and not yet acked; DEAD those it gave up
-            on (the manager was told). CAGE is the running cage's isolation (bwrap or process, its network)
+            on (the manager was told). TODAY is what it spent today in USD (host time zone, priced by the hive's
+            table; hive budget shows caps). CAGE is the running cage's isolation (bwrap or process, its network)
             and whether its memory and process limits are enforced. NOTE says until when a rate limit
             holds, what to do, and when the agent's claude is not the version the tests pinned.
             """)
@@ -25,7 +26,7 @@ struct List: AsyncParsableCommand {
         try await operatorVerb {
             let agents = try await hive.connect().call(ListCommand()).agents
             if json { return printJSON(agents) }
-            var rows = [["NAME", "STATE", "UNREAD", "INFLIGHT", "DEAD", "CAGE", "NOTE"]]
+            var rows = [["NAME", "STATE", "UNREAD", "INFLIGHT", "DEAD", "TODAY", "CAGE", "NOTE"]]
             let clock = DateFormatter()
             clock.dateFormat = "HH:mm"
             rows += agents.map { a in
@@ -36,7 +37,8 @@ struct List: AsyncParsableCommand {
                 if let v = a.cliVersion, v != ClaudeExecutable.testedVersion {
                     note += (note.isEmpty ? "" : "; ") + "claude \(v), not the tested \(ClaudeExecutable.testedVersion)"
                 }
-                return [a.name, a.state.rawValue, String(a.unread), String(a.inflight), String(a.deadLetters), a.cage ?? "-", note]
+                return [a.name, a.state.rawValue, String(a.unread), String(a.inflight), String(a.deadLetters),
+                        a.todayUsd.map { String(format: "$%.2f", $0) } ?? "-", a.cage ?? "-", note]
             }
             printTable(rows)
         }
@@ -253,6 +255,61 @@ struct ReviveAgent: AsyncParsableCommand {
     @OptionGroup var agent: AgentArgument
     func run() async throws {
         try await operatorVerb { print("\(try await hive.connect().call(ReviveCommand(name: agent.name)).name): revived") }
+    }
+}
+
+struct BudgetVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "budget",
+        abstract: "Show or set spending caps: the hive's, or an agent's (the operator's raise over its agent.json).",
+        discussion: """
+            Without options: every budget with what was spent today and this month, the expected cost of the
+            next turn (the p90 of recent turns) and whether the agent is held. Core holds an agent (state
+            over_budget; its messages wait unacked) before a turn that would pass a cap, and the manager and you
+            are told once; it resumes when the period renews (midnight, the 1st, host time zone) or at once
+            when a cap is raised here. A running turn is never stopped.
+            An agent's own caps are "budget" in its agent.json (the manager proposes, you approve); what you
+            set here for an agent wins until --clear. The hive's cap (no NAME) holds every agent but the manager.
+              hive budget                                 all budgets
+              hive budget --usd-per-day 50                the hive's cap
+              hive budget worker --usd-per-day 10 --usd-per-month 150
+              hive budget worker --clear                  back to its agent.json
+            Tokens count input + output + cache writes.
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "An agent; without it, the hive.") var name: String?
+    @Option(name: .customLong("usd-per-day"), help: "USD a day.") var usdPerDay: Double?
+    @Option(name: .customLong("usd-per-month"), help: "USD a month.") var usdPerMonth: Double?
+    @Option(name: .customLong("tokens-per-day"), help: "Tokens a day.") var tokensPerDay: Int?
+    @Option(name: .customLong("tokens-per-month"), help: "Tokens a month.") var tokensPerMonth: Int?
+    @Option(name: .customLong("warn-at"), help: "Warn at this share of a cap (0.1–1; default 0.8).") var warnAt: Double?
+    @Flag(help: "Drop the operator's cap (an agent goes back to its agent.json).") var clear = false
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    var setting: Budget? {
+        let b = Budget(usdPerDay: usdPerDay, usdPerMonth: usdPerMonth, tokensPerDay: tokensPerDay, tokensPerMonth: tokensPerMonth, warnAt: warnAt)
+        return b.isEmpty && warnAt == nil ? nil : b
+    }
+
+    func validate() throws {
+        if let name { do { _ = try AgentName(name) } catch { throw ValidationError(error.description) } }
+        if clear, setting != nil { throw ValidationError("give caps or --clear, not both") }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let reply = try await hive.connect().call(BudgetCommand(agent: name, set: setting, clear: clear ? true : nil))
+            if json { return printJSON(reply) }
+            var rows = [["SCOPE", "CAPS", "FROM", "TODAY", "MONTH", "NEXT TURN", "STATUS"]]
+            rows += reply.budgets.map { b in
+                let caps = b.budget.caps.map(\.text).joined(separator: ", ")
+                return [b.scope, caps.isEmpty ? "-" : caps, b.source, String(format: "$%.2f / %d tok", b.today.usd, b.today.tokens),
+                        String(format: "$%.2f / %d tok", b.month.usd, b.month.tokens),
+                        b.scope == "hive" ? "" : String(format: "$%.4f", b.expectedTurn.usd), b.status == "ok" ? b.detail : "\(b.status.uppercased()): \(b.detail)"]
+            }
+            printTable(rows)
+        }
     }
 }
 

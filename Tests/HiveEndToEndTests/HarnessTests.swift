@@ -46,7 +46,11 @@ struct HarnessTests {
         #expect(stat["input_tokens"] == "14" && stat["output_tokens"] == "84")
         #expect(stat["cache_read_tokens"] == "18000" && stat["cache_creation_tokens"] == "600")
         #expect(stat["context_tokens"] == "9307", "the context is the last call's prompt")
-        #expect(stat["cost_usd"] == "0.25")
+        // Ours from the tokens and the price table; the CLI's own figure (its total_cost_usd) beside it.
+        let cost = try #require(Double(stat["cost_usd"] ?? ""))
+        let priced = TokenEconomyTests.shares(stat).reduce(0) { $0 + TokenEconomyTests.priced($1.key, $1.value) }
+        #expect(cost > 0 && abs(cost - priced) < 1e-12, "\(cost) vs \(priced)")
+        #expect(stat["cli_cost_usd"] == "0.25")
         #expect(stat["tool_calls"] == "1")
         #expect(stat["tool_breakdown"]?.contains("mcp__hive__send") == true)
         #expect(stat["session_action"] == "fresh")
@@ -56,11 +60,12 @@ struct HarnessTests {
         let rows = try JSONSerialization.jsonObject(with: Data(cli.out.utf8)) as? [[String: Any]]
         #expect(rows?.count == 1)
         #expect(rows?.first?["result_kind"] as? String == "ok")
-        #expect(rows?.first?["cost_usd"] as? Double == 0.25)
+        #expect(rows?.first?["cost_usd"] as? Double == cost)
+        #expect(rows?.first?["cli_cost_usd"] as? Double == 0.25)
         #expect(try hive.cli(["stats", "alice", "--since", "1h"]).out.contains("1 turns, 1 ok"))
         #expect(try hive.cli(["stats", "alice", "--since", "soon"]).status != 0)
         let report = try hive.cli(["stats", "alice", "--range", "7d"]).out
-        #expect(report.contains("last 7d: 1 turns, cost 0.2500 USD") && report.contains("top tools: mcp__hive__send 1"), "\(report)")
+        #expect(report.contains("last 7d: 1 turns, cost \(String(format: "%.4f", cost)) USD") && report.contains("top tools: mcp__hive__send 1"), "\(report)")
         #expect(try hive.cli(["stats", "alice", "--range", "1y"]).err.contains("--range takes 24h, 7d or 30d"))
     }
 

@@ -98,7 +98,9 @@ struct HarnessWebTests {
         #expect((inbox["unread"] as? NSNumber)?.intValue == 0)
         let state = try UnixHTTP.json(web, "/state") as? [String: Any] ?? [:]
         #expect((state["context_tokens"] as? NSNumber)?.intValue == 1110)
-        #expect((state["total_cost_usd"] as? NSNumber)?.doubleValue == 0.01)
+        // The page's total is ours (tokens × the price table), the same figure the turn's stats row holds.
+        let turnCost = try hive.turnStats("iris").compactMap { Double($0["cost_usd"] ?? "") }.reduce(0, +)
+        #expect(turnCost > 0 && abs(((state["total_cost_usd"] as? NSNumber)?.doubleValue ?? -1) - turnCost) < 1e-9)
 
         // Resume the stream from the middle: everything after that seq, then live events of a new turn.
         let resumeFrom = seqs[seqs.count / 2]

@@ -31,7 +31,7 @@ struct ModelGatewayTests {
         #expect(ModelGateway.refusedBeta(["claude-code-20250219, mcp-client-2025-04-04"]) == "mcp-client-2025-04-04")
     }
 
-    @Test("the meter reads a streamed answer's tokens from message_start and the last message_delta, cache writes split by lifetime")
+    @Test("the meter reads a streamed answer's tokens from message_start and the last message_delta, cache writes split by lifetime (a later total without the split does not count them twice)")
     func streamedUsage() {
         var meter = ModelMeter(contentType: "text/event-stream; charset=utf-8")
         let stream = """
@@ -42,7 +42,7 @@ struct ModelGatewayTests {
             data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\\"message_delta\\" in a text"}}
 
             event: message_delta
-            data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":57}}
+            data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":57,"input_tokens":12,"cache_creation_input_tokens":300}}
 
             """
         // Fed in awkward pieces: a line split across chunks is read whole.

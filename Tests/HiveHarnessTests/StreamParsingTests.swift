@@ -36,7 +36,7 @@ struct StreamParsingTests {
         #expect(acc.usage == Usage(input: 8, output: 100, cacheRead: 31800, cacheCreation: 2200))
         #expect(acc.contextTokens == 5 + 100 + 17000)
         #expect(acc.toolCalls == ["mcp__hive__send": 1, "Read": 1])
-        #expect(acc.costUSD(previous: [:]) == 0, "no modelUsage: the running total is never taken as the turn's cost")
+        #expect(acc.cliCostUSD(previous: [:]) == 0, "no modelUsage: the running total is never taken as the turn's cost")
         #expect(acc.result?.contextWindow == 200000)
         #expect(acc.outcome(exitStatus: 0) == .ok)
     }
@@ -146,11 +146,11 @@ struct ResultLineTests {
         #expect(abs(shares["claude-opus-5-5"]!.costUSD - 0.15) < 1e-9)
         #expect(shares["claude-opus-5-5"]!.usage == Usage(input: 200, output: 84, cacheRead: 4000, cacheCreation: 300, cacheCreation1h: 100))
         #expect(abs(shares["claude-haiku-4-5"]!.costUSD - 0.1) < 1e-9, "a model new to the session counts whole")
-        #expect(abs(acc.costUSD(previous: previous) - 0.25) < 1e-9)
-        #expect(abs(acc.costUSD(previous: [:]) - 0.5) < 1e-9, "a fresh session's totals are the turn's")
+        #expect(abs(acc.cliCostUSD(previous: previous) - 0.25) < 1e-9)
+        #expect(abs(acc.cliCostUSD(previous: [:]) - 0.5) < 1e-9, "a fresh session's totals are the turn's")
         // Totals that went down: the CLI started counting afresh, so what it reports is the turn's.
         let reset = ["claude-opus-5-5": ModelUsage(usage: Usage(output: 9999), costUSD: 9)]
-        #expect(abs(acc.costUSD(previous: reset) - 0.5) < 1e-9)
+        #expect(abs(acc.cliCostUSD(previous: reset) - 0.5) < 1e-9)
     }
 
     @Test("a rate_limit_event spliced into the middle of the result line loses neither")

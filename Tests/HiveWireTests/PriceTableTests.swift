@@ -35,3 +35,23 @@ struct PriceTableTests {
         #expect(throws: RequestError.self) { try PriceTable.load(root: root) }
     }
 }
+
+@Suite("Budgets in agent.json and on the wire")
+struct BudgetConfigTests {
+    @Test("agent.json's budget is checked field by field; the wire carries it both ways")
+    func parse() throws {
+        let c = try AgentConfig.parse(Data(#"{"budget": {"usd_per_day": 2.5, "tokens_per_month": 3000000, "warn_at": 0.9}}"#.utf8))
+        #expect(c.budget == Budget(usdPerDay: 2.5, tokensPerMonth: 3_000_000, warnAt: 0.9))
+        #expect(c.budget.caps.map(\.text) == ["2.50 USD a day", "3000000 tokens a month"])
+        #expect(try AgentConfig.parse(c.encoded()) == c, "the rendered file is a valid config")
+        let bad = Result { try AgentConfig.parse(Data(#"{"budget": {"usd_per_day": -1, "tokens_per_day": 1.5, "warn_at": 2, "usd": 3}}"#.utf8)) }
+        guard case .failure(let error) = bad, let problems = (error as? ConfigError)?.problems else { Issue.record("accepted a bad budget"); return }
+        for field in ["budget.usd_per_day:", "budget.tokens_per_day:", "budget.warn_at:", "budget.usd: unknown field"] {
+            #expect(problems.contains { $0.hasPrefix(field) }, "names \(field)")
+        }
+        let line = try WireCoding.encoder().encode(BudgetCommand(agent: "iris", set: Budget(usdPerDay: 5, tokensPerDay: 10)))
+        #expect(String(decoding: line, as: UTF8.self).contains("\"usd_per_day\":5"))
+        let back = try WireCoding.decoder().decode(BudgetCommand.self, from: line)
+        #expect(back.set == Budget(usdPerDay: 5, tokensPerDay: 10), "snake_case on the wire reads back")
+    }
+}

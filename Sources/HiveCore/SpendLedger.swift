@@ -1,0 +1,110 @@
+import Foundation
+import HiveBroker
+import HiveHost
+import HiveWire
+import Logging
+import Synchronization
+
+/// Prices and records what agents spend, in the broker (so it survives restarts). Two meters feed it:
+/// the gateway of a gated agent (each model answer, the meter an agent cannot forge) and the harness's
+/// turn reports (the only one for an agent on the host's network). A gated agent's reports are kept for
+/// its per-turn costs and its expected turn, but its gateway's rows are its spend of record.
+final class SpendLedger: Sendable {
+    private let store: any HiveStore
+    private let layout: HiveLayout
+    private let logger: Logger
+    /// Whether core's gateway meters this agent now (set once the gateways exist).
+    private let gatedCheck = Mutex<(@Sendable (AgentName) -> Bool)?>(nil)
+    /// Called after each record (budgets look again).
+    private let changed = Mutex<[@Sendable (AgentName) -> Void]>([])
+    /// The table, read again at most every 10 s (the operator may edit `<root>/prices.json` at any time).
+    private let table = Mutex<(read: Double, table: PriceTable)?>(nil)
+
+    /// The agent's config (its approved models).
+    private let configs: @Sendable (AgentName) -> AgentConfig
+
+    init(store: any HiveStore, layout: HiveLayout, configs: @escaping @Sendable (AgentName) -> AgentConfig, logger: Logger) {
+        self.store = store; self.layout = layout; self.configs = configs; self.logger = logger
+    }
+
+    func meteredByGateway(_ check: @escaping @Sendable (AgentName) -> Bool) { gatedCheck.withLock { $0 = check } }
+    private func gated(_ name: AgentName) -> Bool { gatedCheck.withLock { $0 }?(name) ?? false }
+
+    func onChange(_ f: @escaping @Sendable (AgentName) -> Void) { changed.withLock { $0.append(f) } }
+
+    /// The operator's table, else the hive's. A broken file is logged and the hive's used meanwhile: a
+    /// typo in prices must not stop the meter.
+    var prices: PriceTable {
+        let now = Date().timeIntervalSince1970
+        if let cached = table.withLock({ $0 }), now - cached.read < 10 { return cached.table }
+        let t: PriceTable
+        do { t = try PriceTable.load(root: layout.root) } catch {
+            logger.error("\(error); pricing with the hive's table until it is fixed")
+            t = .builtIn
+        }
+        table.withLock { $0 = (now, t) }
+        return t
+    }
+
+    /// A model answer the gateway metered.
+    func meterAnswer(_ name: AgentName, model: String, usage: TokenCount, at: Double) {
+        let usd = prices.cost(model, usage)?.usd ?? 0
+        do { try record(name, [SpendRow(at: at, source: .gateway, model: model, tokens: usage, usd: usd, counted: true)]) } catch {
+            logger.error("cannot record the spend of \(name): \(error)")
+        }
+    }
+
+    /// A turn the harness reported, priced here. Checked at the edge: model names and token counts an
+    /// agent sends are bounded.
+    func reportTurn(_ name: AgentName, _ report: ReportTurnCommand) throws -> ReportTurnCommand.Reply {
+        guard report.key.utf8.count <= 64, !report.key.isEmpty else { throw RequestError("key: 1–64 bytes") }
+        guard report.models.count <= ReportTurnCommand.maxModels else { throw RequestError("models: at most \(ReportTurnCommand.maxModels)") }
+        let now = Date().timeIntervalSince1970
+        guard report.endedAt.isFinite, report.endedAt > now - 400 * 86_400, report.endedAt < now + 300 else {
+            throw RequestError("ended_at: must be a time within the last 400 days")
+        }
+        let table = prices
+        let approved = configs(name)
+        let counted = !gated(name)
+        var rows: [SpendRow] = [], byFamily: [String] = [], unpriced: [String] = [], usd = 0.0
+        for (model, tokens) in report.models.sorted(by: { $0.key < $1.key }) {
+            guard AgentConfig.isModelName(model) else { throw RequestError("models: '\(model.prefix(100))' is not a model name") }
+            let counts = [tokens.input, tokens.output, tokens.cacheWriteShort, tokens.cacheWriteLong, tokens.cacheRead]
+            guard counts.allSatisfy({ (0...ReportTurnCommand.maxTokens).contains($0) }) else {
+                throw RequestError("models.\(model): token counts must be 0 to \(ReportTurnCommand.maxTokens)")
+            }
+            // Spend is dated by core's clock, not the report's (an agent cannot backdate it out of today), and a
+            // model neither approved for the agent nor priced by the table is recorded as `other`: an agent
+            // cannot grow the per-model totals with names of its own making.
+            let model = approved.allowsModel(model) || table.price(model) != nil ? model : "other"
+            let price = table.cost(model, tokens)
+            if price == nil { unpriced.append(model) } else if price?.byFamily == true { byFamily.append(model) }
+            usd += price?.usd ?? 0
+            rows.append(SpendRow(at: now, source: .harness, turnKey: report.key, model: model, tokens: tokens,
+                                 usd: price?.usd ?? 0, counted: counted, cliUSD: rows.isEmpty ? report.cliCostUsd.map { max(0, min($0, 1e6)) } : nil))
+        }
+        let fresh = try record(name, rows)
+        return ReportTurnCommand.Reply(usd: usd, byFamily: byFamily, unpriced: unpriced, counted: counted && fresh)
+    }
+
+    @discardableResult
+    private func record(_ name: AgentName, _ rows: [SpendRow]) throws -> Bool {
+        let fresh = try store.recordSpend(name, rows)
+        for f in changed.withLock({ $0 }) { f(name) }
+        return fresh
+    }
+
+    /// Totals per agent, per model and for the hive: today, the last 7 days and this month.
+    func totals(now: Date = Date(), calendar: Calendar = .current) throws -> SpendCommand.Reply {
+        let periods: [(String, Date)] = [("today", BudgetPeriod.day.interval(containing: now, calendar: calendar).start),
+                                         ("7 days", now.addingTimeInterval(-7 * 86_400)),
+                                         ("month", BudgetPeriod.month.interval(containing: now, calendar: calendar).start)]
+        let table = prices
+        return SpendCommand.Reply(periods: try periods.map { name, since in
+            let (agents, models) = try store.spendBreakdown(since: since.timeIntervalSince1970)
+            var hive = Spent()
+            for s in agents.values { hive += s }
+            return SpendPeriod(period: name, since: since.timeIntervalSince1970, hive: hive, agents: agents, models: models)
+        }, prices: "\(table.date), \(table.source)")
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import HiveBroker
+import HiveWire
+import Testing
+
+@Suite("Spend and budgets in the broker")
+struct SpendTests {
+    @Test("spend of record sums per agent, per model and for the hive; a turn reported twice counts once; caps and notices survive a reopen")
+    func ledger() throws {
+        let dir = URL(filePath: NSTemporaryDirectory()).appending(path: "spend-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appending(path: "b.sqlite").path
+        let iris = try AgentName("iris"), zed = try AgentName("zed")
+        do {
+            let b = try Broker(path: path)
+            let t = TokenCount(input: 100, output: 10, cacheWriteShort: 5, cacheWriteLong: 3, cacheRead: 1000)
+            #expect(try b.recordSpend(iris, [SpendRow(at: 100, source: .gateway, model: "claude-sonnet-4-5", tokens: t, usd: 1, counted: true)]))
+            let turn = [SpendRow(at: 110, source: .harness, turnKey: "7-100", model: "claude-haiku-4-5", tokens: t, usd: 0.5, counted: true),
+                        SpendRow(at: 110, source: .harness, turnKey: "7-100", model: "claude-sonnet-4-5", tokens: t, usd: 2, counted: true)]
+            #expect(try b.recordSpend(zed, turn))
+            #expect(try !b.recordSpend(zed, turn), "the same turn again is ignored")
+            #expect(try b.recordSpend(zed, [SpendRow(at: 120, source: .harness, turnKey: "8-120", model: "m", tokens: t, usd: 9, counted: false)]))
+            #expect(try b.spent(iris, since: 0, excluding: nil) == Spent(usd: 1, tokens: 118))
+            #expect(try b.spent(zed, since: 0, excluding: nil) == Spent(usd: 2.5, tokens: 236), "uncounted rows are not spend of record")
+            #expect(try b.spent(nil, since: 0, excluding: nil).usd == 3.5)
+            #expect(try b.spent(nil, since: 0, excluding: zed).usd == 1)
+            #expect(try b.spent(nil, since: 105, excluding: nil).usd == 2.5)
+            let (agents, models) = try b.spendBreakdown(since: 0)
+            #expect(agents["zed"]?.usd == 2.5 && models["claude-sonnet-4-5"]?.usd == 3 && models["m"] == nil)
+            #expect(try b.recentTurnCosts(zed, limit: 10).map(\.usd) == [9, 2.5], "per turn, newest first, counted or not")
+            try b.setOperatorBudget("hive", Budget(usdPerDay: 50))
+            #expect(try b.firstNotice(iris, kind: "over", period: "day-1"))
+            #expect(try !b.firstNotice(iris, kind: "over", period: "day-1"))
+        }
+        let reopened = try Broker(path: path)
+        #expect(try reopened.spent(nil, since: 0, excluding: nil).usd == 3.5)
+        #expect(try reopened.operatorBudgets()["hive"] == Budget(usdPerDay: 50))
+        #expect(try !reopened.firstNotice(iris, kind: "over", period: "day-1"), "told once, across restarts")
+        try reopened.setOperatorBudget("hive", nil)
+        #expect(try reopened.operatorBudgets().isEmpty)
+    }
+}
