@@ -68,7 +68,8 @@ final class AgentGateways: Sendable {
         let dir = layout.agentRunDir(name).path
         let record: @Sendable (GatewayEntry) -> Void = { [weak self] entry in self?.log(name, entry) }
         let route = ModelGateway.Route(agent: name.rawValue, credential: credential, approved: { ([model()] + config.models).joined(separator: ", ") },
-                                       allowsModel: { asked in var c = config; c.model = model(); return c.allowsModel(asked) })
+                                       allowsModel: { asked in var c = config; c.model = model(); return c.allowsModel(asked) },
+                                       windows: { [weak ledger] in ledger?.recordWindows(name, $0) })
         let modelEnd = ModelGateway(path: "\(dir)/\(GatedNetwork.modelSocket)", owner: owner, route: route, upstream: settings.upstream,
                                     client: client, logger: logger, record: record)
         let policy = try EgressPolicy(allow: config.egress.allow) // checked when the config was approved

@@ -8,7 +8,14 @@ struct BudgetCheck: Sendable {
     struct Spending: Sendable, Equatable {
         var day = Spent()
         var month = Spent()
-        func amount(_ cap: Budget.Cap) -> Double { (cap.period == .day ? day : month).amount(cap.unit) }
+        /// The credential's subscription windows, by the API's names (`five_hour`, `seven_day`).
+        var windows: [String: WindowUse] = [:]
+        func amount(_ cap: Budget.Cap) -> Double {
+            switch cap.unit {
+            case .usd, .tokens: return (cap.period == .day ? day : month).amount(cap.unit)
+            case .fiveHour, .sevenDay: return windows[cap.unit.rawValue]?.utilization ?? 0
+            }
+        }
     }
 
     enum Scope: Sendable, Equatable { case agent, hive }
@@ -38,6 +45,20 @@ struct BudgetCheck: Sendable {
         for (scope, budget, spending) in scopes {
             for cap in budget.caps {
                 let spent = spending.amount(cap)
+                if cap.period == .window {
+                    // A window's share: used up to the share, the agent waits for the window's reset (a
+                    // window whose reset has passed is stale and holds nobody; with no reset time known,
+                    // it is looked at again in an hour).
+                    let t = now.timeIntervalSince1970
+                    guard let use = spending.windows[cap.unit.rawValue], (use.resetsAt ?? .infinity) > t else { continue }
+                    if use.utilization >= cap.limit {
+                        let ends = use.resetsAt ?? t + 3600
+                        if ends > overEnds { over = .over(scope, cap, spent: use.utilization, renewsAt: ends); overEnds = ends }
+                    } else if use.utilization / cap.limit >= (budget.warnAt ?? Budget.defaultWarnAt), use.utilization / cap.limit > warningShare {
+                        warning = .warning(scope, cap, share: use.utilization / cap.limit); warningShare = use.utilization / cap.limit
+                    }
+                    continue
+                }
                 let ends = cap.period.interval(containing: now, calendar: calendar).end.timeIntervalSince1970
                 // The expected turn counts once something was spent this period: a turn dearer than the
                 // whole cap must still get its one turn after a renewal, not be held for ever.
@@ -71,8 +92,12 @@ struct BudgetCheck: Sendable {
 }
 
 extension Budget.Cap {
-    /// "5.00 USD a day (spent 5.12)".
+    /// "5.00 USD a day (spent 5.12)", "60 % of the credential's five_hour window (used 64 %)".
     func spentText(_ spent: Double) -> String {
-        text + " (spent " + (unit == .usd ? String(format: "%.2f", spent) : "\(Int(spent))") + ")"
+        switch unit {
+        case .usd: return text + " (spent " + String(format: "%.2f", spent) + ")"
+        case .tokens: return text + " (spent \(Int(spent)))"
+        case .fiveHour, .sevenDay: return text + " (used \(Int((spent * 100).rounded())) %)"
+        }
     }
 }

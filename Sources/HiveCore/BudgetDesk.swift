@@ -71,12 +71,17 @@ final class BudgetDesk: Sendable {
         if let c = cache.withLock({ $0[name] }), t.timeIntervalSince1970 - c.at < 1 { return c.view }
         let (budget, source) = effective(name)
         let check = BudgetCheck(agent: budget, hive: caps()[Self.hiveScope] ?? Budget(), isManager: name == .manager)
-        let mine = try spending(name)
-        let hive = check.hive.isEmpty || check.isManager ? BudgetCheck.Spending() : try spending(nil)
+        var mine = try spending(name)
+        let credential = configs.credential(of: name)
+        mine.windows = ledger.windows(credential)
+        var hive = check.hive.isEmpty || check.isManager ? BudgetCheck.Spending() : try spending(nil)
+        hive.windows = mine.windows
         let expected = BudgetCheck.expected(try store.recentTurnCosts(name, limit: 50))
         let verdict = check.verdict(agentSpend: mine, hiveSpend: hive, expected: expected, now: t, calendar: calendar)
         var view = BudgetView(scope: name.rawValue, budget: budget, source: source, today: mine.day, month: mine.month, expectedTurn: expected,
                               status: "ok", detail: budget.isEmpty ? "no budget" : "within its budget")
+        view.credential = credential
+        view.windows = mine.windows
         switch verdict {
         case .ok: break
         case .warning(let scope, let cap, let share):
@@ -85,8 +90,10 @@ final class BudgetDesk: Sendable {
         case .over(let scope, let cap, let spent, let renewsAt):
             view.status = "over"
             view.renewsAt = renewsAt
-            view.detail = "held: \(scope == .hive ? "the hive's" : "its") \(cap.spentText(spent)) would be passed by its next turn "
-                + "(expected \(cap.unit == .usd ? String(format: "%.4f USD", expected.usd) : "\(expected.tokens) tokens")); "
+            let expectedText = cap.unit == .usd ? String(format: "%.4f USD", expected.usd) : "\(expected.tokens) tokens"
+            let why = cap.period == .window ? "\(cap.spentText(spent)) is used up"
+                : "\(cap.spentText(spent)) would be passed by its next turn (expected \(expectedText))"
+            view.detail = "held: \(scope == .hive ? "the hive's" : "its") \(why); "
                 + "renews \(Self.format(renewsAt)) or when the operator raises it"
         }
         cache.withLock { $0[name] = (t.timeIntervalSince1970, view) }

@@ -17,6 +17,9 @@ final class SpendLedger: Sendable {
     private let gatedCheck = Mutex<(@Sendable (AgentName) -> Bool)?>(nil)
     /// Called after each record (budgets look again).
     private let changed = Mutex<[@Sendable (AgentName) -> Void]>([])
+    /// Each credential's subscription windows as last seen (the gateway's answers' headers; the harness's
+    /// reports for an agent without a gateway). In memory: the next answer after a restart says it again.
+    private let windowUse = Mutex<[String: [String: WindowUse]]>([:])
     /// The table, read again at most every 10 s (the operator may edit `<root>/prices.json` at any time).
     private let table = Mutex<(read: Double, table: PriceTable)?>(nil)
 
@@ -45,6 +48,16 @@ final class SpendLedger: Sendable {
         table.withLock { $0 = (now, t) }
         return t
     }
+
+    /// What an answer (or a report) said of the agent's credential's windows; bounded to the two windows.
+    func recordWindows(_ name: AgentName, _ windows: [String: WindowUse]) {
+        let credential = configs(name).credential ?? "default"
+        let kept = windows.filter { ["five_hour", "seven_day"].contains($0.key) && $0.value.utilization.isFinite && (0...10).contains($0.value.utilization) }
+        guard !kept.isEmpty else { return }
+        windowUse.withLock { $0[credential, default: [:]].merge(kept) { $1 } }
+    }
+
+    func windows(_ credential: String) -> [String: WindowUse] { windowUse.withLock { $0[credential] ?? [:] } }
 
     /// A model answer the gateway metered.
     func meterAnswer(_ name: AgentName, model: String, usage: TokenCount, at: Double) {
@@ -83,6 +96,7 @@ final class SpendLedger: Sendable {
             rows.append(SpendRow(at: now, source: .harness, turnKey: report.key, model: model, tokens: tokens,
                                  usd: price?.usd ?? 0, counted: counted, cliUSD: rows.isEmpty ? report.cliCostUsd.map { max(0, min($0, 1e6)) } : nil))
         }
+        if !gated(name), let windows = report.windows { recordWindows(name, windows) }
         let fresh = try record(name, rows)
         return ReportTurnCommand.Reply(usd: usd, byFamily: byFamily, unpriced: unpriced, counted: counted && fresh)
     }

@@ -31,8 +31,11 @@ public final class ModelGateway: Sendable {
         public var allowsModel: @Sendable (String) -> Bool
         /// The approved models, for the refusal's sentence (asked each time: the operator's `hive model` counts).
         public var approved: @Sendable () -> String
-        public init(agent: String, credential: StoredCredential?, approved: @escaping @Sendable () -> String, allowsModel: @escaping @Sendable (String) -> Bool) {
-            self.agent = agent; self.credential = credential; self.approved = approved; self.allowsModel = allowsModel
+        /// What a subscription's answers say of its windows' use (`five_hour`, `seven_day`).
+        public var windows: @Sendable ([String: WindowUse]) -> Void
+        public init(agent: String, credential: StoredCredential?, approved: @escaping @Sendable () -> String, allowsModel: @escaping @Sendable (String) -> Bool,
+                    windows: @escaping @Sendable ([String: WindowUse]) -> Void = { _ in }) {
+            self.agent = agent; self.credential = credential; self.approved = approved; self.allowsModel = allowsModel; self.windows = windows
         }
     }
 
@@ -186,6 +189,8 @@ public final class ModelGateway: Sendable {
         }
         let status = Int(response.status.code)
         exchange.status = status
+        let windows = Self.windows(response.headers, now: started)
+        if !windows.isEmpty { route.windows(windows) }
         if status == 401 {
             logger.warning("\(route.agent): the model API refused the hive's credential (401): it may have expired; `hive login`")
             exchange.note = "the model API refused the hive's credential for \(route.agent): hive login"
@@ -252,6 +257,17 @@ public final class ModelGateway: Sendable {
         }
 
         deinit { finish(status: status, note: status == nil ? "the agent went away before the answer began" : "the agent went away mid-answer") }
+    }
+
+    /// A subscription's window use from an answer's `anthropic-ratelimit-unified-{5h,7d}-{utilization,reset}`.
+    static func windows(_ headers: HTTPHeaders, now: Double) -> [String: WindowUse] {
+        var out: [String: WindowUse] = [:]
+        for (name, short) in [("five_hour", "5h"), ("seven_day", "7d")] {
+            guard let used = headers.first(name: "anthropic-ratelimit-unified-\(short)-utilization").flatMap(Double.init), used.isFinite, used >= 0 else { continue }
+            let reset = headers.first(name: "anthropic-ratelimit-unified-\(short)-reset").flatMap(Double.init).flatMap { $0.isFinite ? $0 : nil }
+            out[name] = WindowUse(utilization: min(used, 10), resetsAt: reset, at: now)
+        }
+        return out
     }
 
     /// Puts the hive's credential where the API reads it: `x-api-key` for an API key; a bearer token and

@@ -1,4 +1,5 @@
 import Foundation
+import HiveWire
 
 /// Token counts of one API call or a sum of them.
 public struct Usage: Codable, Sendable, Equatable {
@@ -75,7 +76,9 @@ public enum ClaudeEvent: Sendable, Equatable {
     /// message's full usage).
     case assistant(messageID: String?, usage: Usage?, toolUses: [ToolUse], text: String?, error: String?)
     case toolResult(toolUseID: String?, isError: Bool)
-    case rateLimit(status: String, resetsAt: Double?, kind: String?)
+    /// `windows`: each subscription window's use the event reported (`unifiedWindows`, or its own
+    /// `utilization` for its `rateLimitType`).
+    case rateLimit(status: String, resetsAt: Double?, kind: String?, windows: [String: WindowUse] = [:])
     case compactBoundary(preTokens: Int?, postTokens: Int?)
     case status(String)
     case apiRetry(attempt: Int?, errorStatus: Int?)
@@ -158,8 +161,15 @@ public enum ClaudeEvent: Sendable, Equatable {
             var status = info["status"] as? String ?? "unknown"
             // Overage that is in use and rejected blocks as surely as a rejected plan window.
             if info["isUsingOverage"] as? Bool == true, info["overageStatus"] as? String == "rejected" { status = "rejected" }
-            return .rateLimit(status: status, resetsAt: (info["resetsAt"] as? NSNumber)?.doubleValue,
-                              kind: info["rateLimitType"] as? String)
+            let resetsAt = (info["resetsAt"] as? NSNumber)?.doubleValue, kind = info["rateLimitType"] as? String
+            let now = Date().timeIntervalSince1970
+            var windows: [String: WindowUse] = [:]
+            if let kind, let used = (info["utilization"] as? NSNumber)?.doubleValue { windows[kind] = WindowUse(utilization: used, resetsAt: resetsAt, at: now) }
+            for (name, w) in info["unifiedWindows"] as? [String: [String: Any]] ?? [:] {
+                guard let used = (w["utilization"] as? NSNumber)?.doubleValue else { continue }
+                windows[name] = WindowUse(utilization: used, resetsAt: (w["resetsAt"] as? NSNumber)?.doubleValue, at: now)
+            }
+            return .rateLimit(status: status, resetsAt: resetsAt, kind: kind, windows: windows)
         case "result":
             var text = obj["result"] as? String ?? ""
             if text.isEmpty, let errors = obj["errors"] as? [String] { text = errors.joined(separator: "; ") }

@@ -21,6 +21,8 @@ public struct TurnAccumulator: Sendable {
     public private(set) var rejectedUntil: Double?
     public private(set) var rejectedWindow: String?
     public private(set) var compacted = false
+    /// The subscription windows' use the run's `rate_limit_event` lines reported, the latest of each.
+    public private(set) var windows: [String: WindowUse] = [:]
     public private(set) var notes = 0
     public private(set) var events = 0
 
@@ -44,8 +46,9 @@ public struct TurnAccumulator: Sendable {
                 }
                 toolCalls[tool.name, default: 0] += 1
             }
-        case .rateLimit(let status, let resetsAt, let kind):
+        case .rateLimit(let status, let resetsAt, let kind, let windows):
             if status == "rejected" { rejectedUntil = resetsAt ?? 0; rejectedWindow = kind }
+            self.windows.merge(windows) { $1 }
         case .compactBoundary:
             compacted = true
         case .result(let r):

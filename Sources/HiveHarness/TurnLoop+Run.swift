@@ -126,6 +126,7 @@ extension TurnLoop {
             if let m = acc.model { $0.model = m }
         }
         if !newlyDenied.isEmpty { pendingDenialNotices.withLock { $0 += newlyDenied } }
+        if !acc.windows.isEmpty { pendingWindows.withLock { $0.merge(acc.windows) { $1 } } }
         harnessEvent(["event": "turn_end", "result": stat.resultKind, "detail": detail ?? "", "cost_usd": cost,
                       "tool_calls": acc.toolCallCount, "context_tokens": acc.contextTokens ?? 0,
                       "permission_denials": denials], turn: status.read().turns)
@@ -139,11 +140,14 @@ extension TurnLoop {
         guard let pending = try? stats.unreported(limit: 20) else { return }
         for t in pending {
             guard let id = t.id else { continue }
+            let windows = t.id == pending.last?.id ? pendingWindows.withLock { $0 } : [:]
             let report = ReportTurnCommand(key: "\(id)-\(Int(t.startedAt))", startedAt: t.startedAt, endedAt: t.endedAt,
-                                           models: Self.tokens(modelUsage: t.modelUsage), cliCostUsd: t.cliCostUSD)
+                                           models: Self.tokens(modelUsage: t.modelUsage), cliCostUsd: t.cliCostUSD,
+                                           windows: windows.isEmpty ? nil : windows)
             do {
                 let reply = try await conn.call(report)
                 try stats.markReported(id, costUSD: reply.usd)
+                if !windows.isEmpty { pendingWindows.withLock { $0 = [:] } }
             } catch HiveClientError.refused(let why) where !why.hasPrefix("report_turn refused: at most") {
                 note("core refused the report of turn \(id): \(why)")
                 try? stats.markReported(id, costUSD: t.costUSD)

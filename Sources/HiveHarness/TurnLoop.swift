@@ -21,6 +21,8 @@ public final class TurnLoop: Sendable {
     let controls = Mutex(Controls())
     /// Denied tools the manager has not been told about yet (sent after the turn, on the agent's socket).
     let pendingDenialNotices = Mutex<[String]>([])
+    /// Subscription window use from the last runs' `rate_limit_event` lines, for the next turn report.
+    let pendingWindows = Mutex<[String: WindowUse]>([:])
 
     struct Controls {
         /// Cancels the claude run in progress.

@@ -102,7 +102,7 @@ enum DashboardPage {
         `</table><p class="muted">prices: ${esc(S.spend.prices)}</p>`;
       document.getElementById('budgets').innerHTML = '<tr><th>budget</th><th>caps</th><th>today</th><th>month</th><th>next turn</th><th>status</th><th></th></tr>' +
         (S.budgets || []).map(b => `<tr><td>${esc(b.scope)}</td><td class="muted">${esc(b.source)}</td><td>${usd(b.today.usd)}</td><td>${usd(b.month.usd)}</td>
-          <td>${b.scope === 'hive' ? '' : usd(b.expected_turn.usd)}</td><td><span class="badge ${b.status === 'over' ? 'bad' : ''}">${esc(b.status)}</span> <span class="muted">${esc(b.detail)}</span></td>
+          <td>${b.scope === 'hive' ? '' : usd(b.expected_turn.usd)}${Object.entries(b.windows || {}).map(([k, w]) => `<div class="muted">${esc(b.credential)} ${esc(k)} ${Math.round(w.utilization * 100)} %</div>`).join('')}</td><td><span class="badge ${b.status === 'over' ? 'bad' : ''}">${esc(b.status)}</span> <span class="muted">${esc(b.detail)}</span></td>
           <td><button onclick='raise(${esc(JSON.stringify(b.scope === 'hive' ? null : b.scope))}, ${esc(JSON.stringify(b.budget))})'>set cap</button></td></tr>`).join('');
     }
     function btn(label, cmd, args, destructive) {

@@ -10,21 +10,27 @@ public struct Budget: Codable, Sendable, Equatable {
     public var usdPerMonth: Double?
     public var tokensPerDay: Int?
     public var tokensPerMonth: Int?
+    /// The share of a credential's 5-hour and weekly windows (subscriptions, where USD is notional) past
+    /// which this agent waits for the window to reset: 0.6 leaves the last 40 % to other agents.
+    public var fiveHourShare: Double?
+    public var sevenDayShare: Double?
     /// The share of a cap at which the warning goes out, 0.1–1.
     public var warnAt: Double?
 
     public static let defaultWarnAt = 0.8
 
-    public init(usdPerDay: Double? = nil, usdPerMonth: Double? = nil, tokensPerDay: Int? = nil, tokensPerMonth: Int? = nil, warnAt: Double? = nil) {
+    public init(usdPerDay: Double? = nil, usdPerMonth: Double? = nil, tokensPerDay: Int? = nil, tokensPerMonth: Int? = nil,
+                fiveHourShare: Double? = nil, sevenDayShare: Double? = nil, warnAt: Double? = nil) {
         self.usdPerDay = usdPerDay; self.usdPerMonth = usdPerMonth; self.tokensPerDay = tokensPerDay; self.tokensPerMonth = tokensPerMonth
-        self.warnAt = warnAt
+        self.fiveHourShare = fiveHourShare; self.sevenDayShare = sevenDayShare; self.warnAt = warnAt
     }
 
     /// No cap at all.
-    public var isEmpty: Bool { usdPerDay == nil && usdPerMonth == nil && tokensPerDay == nil && tokensPerMonth == nil }
+    public var isEmpty: Bool { caps.isEmpty }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case usdPerDay = "usd_per_day", usdPerMonth = "usd_per_month", tokensPerDay = "tokens_per_day", tokensPerMonth = "tokens_per_month"
+        case fiveHourShare = "five_hour_share", sevenDayShare = "seven_day_share"
         case warnAt = "warn_at"
     }
 
@@ -49,7 +55,8 @@ public struct Budget: Codable, Sendable, Equatable {
             return nil
         }
         self.init(usdPerDay: try read(.usdPerDay), usdPerMonth: try read(.usdPerMonth), tokensPerDay: try read(.tokensPerDay),
-                  tokensPerMonth: try read(.tokensPerMonth), warnAt: try read(.warnAt))
+                  tokensPerMonth: try read(.tokensPerMonth), fiveHourShare: try read(.fiveHourShare), sevenDayShare: try read(.sevenDayShare),
+                  warnAt: try read(.warnAt))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -58,6 +65,8 @@ public struct Budget: Codable, Sendable, Equatable {
         try c.encodeIfPresent(usdPerMonth, forKey: .usdPerMonth)
         try c.encodeIfPresent(tokensPerDay, forKey: .tokensPerDay)
         try c.encodeIfPresent(tokensPerMonth, forKey: .tokensPerMonth)
+        try c.encodeIfPresent(fiveHourShare, forKey: .fiveHourShare)
+        try c.encodeIfPresent(sevenDayShare, forKey: .sevenDayShare)
         try c.encodeIfPresent(warnAt, forKey: .warnAt)
     }
 
@@ -68,6 +77,8 @@ public struct Budget: Codable, Sendable, Equatable {
         if let v = usdPerMonth { caps.append(Cap(period: .month, unit: .usd, limit: v)) }
         if let v = tokensPerDay { caps.append(Cap(period: .day, unit: .tokens, limit: Double(v))) }
         if let v = tokensPerMonth { caps.append(Cap(period: .month, unit: .tokens, limit: Double(v))) }
+        if let v = fiveHourShare { caps.append(Cap(period: .window, unit: .fiveHour, limit: v)) }
+        if let v = sevenDayShare { caps.append(Cap(period: .window, unit: .sevenDay, limit: v)) }
         return caps
     }
 
@@ -75,11 +86,16 @@ public struct Budget: Codable, Sendable, Equatable {
         public var period: BudgetPeriod
         public var unit: Unit
         public var limit: Double
-        public enum Unit: String, Sendable, Equatable { case usd, tokens }
+        /// USD, tokens, or a share of a subscription window (`five_hour`, `seven_day`, the API's names).
+        public enum Unit: String, Sendable, Equatable { case usd, tokens, fiveHour = "five_hour", sevenDay = "seven_day" }
         public init(period: BudgetPeriod, unit: Unit, limit: Double) { self.period = period; self.unit = unit; self.limit = limit }
-        /// "5.00 USD a day", "2000000 tokens a month".
+        /// "5.00 USD a day", "2000000 tokens a month", "60 % of the credential's five_hour window".
         public var text: String {
-            (unit == .usd ? String(format: "%.2f USD", limit) : "\(Int(limit)) tokens") + (period == .day ? " a day" : " a month")
+            switch unit {
+            case .usd: return String(format: "%.2f USD", limit) + (period == .day ? " a day" : " a month")
+            case .tokens: return "\(Int(limit)) tokens" + (period == .day ? " a day" : " a month")
+            case .fiveHour, .sevenDay: return "\(Int((limit * 100).rounded())) % of the credential's \(unit.rawValue) window"
+            }
         }
     }
 
@@ -102,21 +118,34 @@ public struct Budget: Codable, Sendable, Equatable {
         b.usdPerMonth = number("usd_per_month", 0...10_000_000, whole: false)
         b.tokensPerDay = number("tokens_per_day", 0...1e12, whole: true).map { Int($0) }
         b.tokensPerMonth = number("tokens_per_month", 0...1e13, whole: true).map { Int($0) }
+        b.fiveHourShare = number("five_hour_share", 0.01...1, whole: false)
+        b.sevenDayShare = number("seven_day_share", 0.01...1, whole: false)
         b.warnAt = number("warn_at", 0.1...1, whole: false)
         return (b, problems)
     }
 }
 
-/// A budget's period, in the host's time zone.
+/// A budget's period, in the host's time zone; `window` is a subscription window's own (it renews when
+/// the API says).
 public enum BudgetPeriod: String, Codable, Sendable, Equatable, CaseIterable {
-    case day, month
+    case day, month, window
 
-    /// When the period holding `date` began and when it renews.
+    /// When the period holding `date` began and when it renews (a window: the day, for want of better).
     public func interval(containing date: Date, calendar: Calendar = .current) -> (start: Date, end: Date) {
-        let c: Calendar.Component = self == .day ? .day : .month
+        let c: Calendar.Component = self == .month ? .month : .day
         let i = calendar.dateInterval(of: c, for: date) ?? DateInterval(start: calendar.startOfDay(for: date), duration: 86_400)
         return (i.start, i.end)
     }
+}
+
+/// How much of a subscription window a credential has used (0–1, as the API reports it), and when the
+/// window resets (unix seconds), as core last saw it.
+public struct WindowUse: Codable, Sendable, Equatable {
+    public var utilization: Double
+    @Nullable public var resetsAt: Double?
+    /// When it was seen.
+    public var at: Double
+    public init(utilization: Double, resetsAt: Double?, at: Double) { self.utilization = utilization; self.resetsAt = resetsAt; self.at = at }
 }
 
 /// What was spent over a period: USD as priced by core, tokens as budgets count them.
@@ -141,13 +170,16 @@ public struct ReportTurnCommand: HiveCommand {
     public var models: [String: TokenCount]
     /// The CLI's own figure for the turn (the delta of its running `total_cost_usd`), kept for comparison.
     public var cliCostUsd: Double?
+    /// The subscription windows' use the CLI's `rate_limit_event` lines reported (`five_hour`, `seven_day`):
+    /// core keeps them for the credential of an agent it does not meter itself.
+    @Nullable public var windows: [String: WindowUse]?
 
     public static let maxModels = 16
     /// Per field and model: more than a turn of 250 calls at a 200k context could use.
     public static let maxTokens = 50_000_000
 
-    public init(key: String, startedAt: Double, endedAt: Double, models: [String: TokenCount], cliCostUsd: Double? = nil) {
-        self.key = key; self.startedAt = startedAt; self.endedAt = endedAt; self.models = models; self.cliCostUsd = cliCostUsd
+    public init(key: String, startedAt: Double, endedAt: Double, models: [String: TokenCount], cliCostUsd: Double? = nil, windows: [String: WindowUse]? = nil) {
+        self.key = key; self.startedAt = startedAt; self.endedAt = endedAt; self.models = models; self.cliCostUsd = cliCostUsd; self.windows = windows
     }
 
     public struct Reply: Codable, Sendable, Equatable {
@@ -197,6 +229,9 @@ public struct BudgetView: Codable, Sendable, Equatable {
     public var detail: String
     /// When the cap that holds it renews (unix seconds), when over.
     @Nullable public var renewsAt: Double?
+    /// The agent's credential and its subscription windows' use, as last seen (empty for an API key).
+    @Nullable public var credential: String?
+    public var windows: [String: WindowUse] = [:]
     public init(scope: String, budget: Budget, source: String, today: Spent, month: Spent, expectedTurn: Spent, status: String, detail: String,
                 renewsAt: Double? = nil) {
         self.scope = scope; self.budget = budget; self.source = source; self.today = today; self.month = month

@@ -14,6 +14,12 @@ import Synchronization
 public final class ModelStandIn: Sendable {
     public let model: ScriptedModel
     private let recorded = Mutex<[RecordedRequest]>([])
+    /// What a subscriber's answers say of its windows (`anthropic-ratelimit-unified-<key>`): a test sets it.
+    private let unified = Mutex<[String: String]>(["5h-utilization": "0.1"])
+
+    /// The windows' state every subscriber answer reports from now on, e.g. `["5h-utilization": "0.7",
+    /// "5h-reset": "1796220000"]`.
+    public func setUnifiedHeaders(_ headers: [String: String]) { unified.withLock { $0 = headers } }
     private let task = Mutex<Task<Void, any Error>?>(nil)
     public let port: Int
 
@@ -117,7 +123,9 @@ public final class ModelStandIn: Sendable {
             if headers["authorization"] != nil {
                 // A subscriber's requests carry their windows' state, as the API's do.
                 response.headers[HTTPFields.Element.Name("anthropic-ratelimit-unified-status")!] = "allowed"
-                response.headers[HTTPFields.Element.Name("anthropic-ratelimit-unified-5h-utilization")!] = "0.1"
+                for (k, v) in unified.withLock({ $0 }) {
+                    if let name = HTTPFields.Element.Name("anthropic-ratelimit-unified-\(k)") { response.headers[name] = v }
+                }
             }
             return response
         }

@@ -274,7 +274,10 @@ struct BudgetVerb: AsyncParsableCommand {
               hive budget --usd-per-day 50                the hive's cap
               hive budget worker --usd-per-day 10 --usd-per-month 150
               hive budget worker --clear                  back to its agent.json
-            Tokens count input + output + cache writes.
+            Tokens count input + output + cache writes. For a subscription (USD is notional there), a share of the
+            credential's 5-hour or weekly window holds the agent once the window is that used, until it resets
+            (the use is what the API's answers report; WINDOWS shows it):
+              hive budget helper --five-hour-share 0.5    leave half of every 5-hour window to the others
             """)
 
     @OptionGroup var hive: RunDirOption
@@ -283,12 +286,15 @@ struct BudgetVerb: AsyncParsableCommand {
     @Option(name: .customLong("usd-per-month"), help: "USD a month.") var usdPerMonth: Double?
     @Option(name: .customLong("tokens-per-day"), help: "Tokens a day.") var tokensPerDay: Int?
     @Option(name: .customLong("tokens-per-month"), help: "Tokens a month.") var tokensPerMonth: Int?
+    @Option(name: .customLong("five-hour-share"), help: "A subscription: wait once the credential's 5-hour window is this used (0.01–1).") var fiveHourShare: Double?
+    @Option(name: .customLong("seven-day-share"), help: "A subscription: wait once the credential's weekly window is this used (0.01–1).") var sevenDayShare: Double?
     @Option(name: .customLong("warn-at"), help: "Warn at this share of a cap (0.1–1; default 0.8).") var warnAt: Double?
     @Flag(help: "Drop the operator's cap (an agent goes back to its agent.json).") var clear = false
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     var setting: Budget? {
-        let b = Budget(usdPerDay: usdPerDay, usdPerMonth: usdPerMonth, tokensPerDay: tokensPerDay, tokensPerMonth: tokensPerMonth, warnAt: warnAt)
+        let b = Budget(usdPerDay: usdPerDay, usdPerMonth: usdPerMonth, tokensPerDay: tokensPerDay, tokensPerMonth: tokensPerMonth,
+                       fiveHourShare: fiveHourShare, sevenDayShare: sevenDayShare, warnAt: warnAt)
         return b.isEmpty && warnAt == nil ? nil : b
     }
 
@@ -301,12 +307,15 @@ struct BudgetVerb: AsyncParsableCommand {
         try await operatorVerb {
             let reply = try await hive.connect().call(BudgetCommand(agent: name, set: setting, clear: clear ? true : nil))
             if json { return printJSON(reply) }
-            var rows = [["SCOPE", "CAPS", "FROM", "TODAY", "MONTH", "NEXT TURN", "STATUS"]]
+            var rows = [["SCOPE", "CAPS", "FROM", "TODAY", "MONTH", "NEXT TURN", "WINDOWS", "STATUS"]]
             rows += reply.budgets.map { b in
                 let caps = b.budget.caps.map(\.text).joined(separator: ", ")
+                let windows = b.windows.sorted { $0.key < $1.key }.map { "\($0.key) \(Int(($0.value.utilization * 100).rounded())) %" }.joined(separator: ", ")
                 return [b.scope, caps.isEmpty ? "-" : caps, b.source, String(format: "$%.2f / %d tok", b.today.usd, b.today.tokens),
                         String(format: "$%.2f / %d tok", b.month.usd, b.month.tokens),
-                        b.scope == "hive" ? "" : String(format: "$%.4f", b.expectedTurn.usd), b.status == "ok" ? b.detail : "\(b.status.uppercased()): \(b.detail)"]
+                        b.scope == "hive" ? "" : String(format: "$%.4f", b.expectedTurn.usd),
+                        windows.isEmpty ? "-" : "\(b.credential ?? "default"): \(windows)",
+                        b.status == "ok" ? b.detail : "\(b.status.uppercased()): \(b.detail)"]
             }
             printTable(rows)
         }

@@ -64,4 +64,19 @@ struct BudgetCheckTests {
         #expect(BudgetCheck.expected([]) == Spent())
         #expect(BudgetCheck.expected([Spent(usd: 2, tokens: 5)]) == Spent(usd: 2, tokens: 5))
     }
+
+    @Test("a share of a subscription window holds once the credential's window is that used, until the window resets; a stale window holds nobody")
+    func windowShare() {
+        let check = BudgetCheck(agent: Budget(fiveHourShare: 0.6), hive: Budget(), isManager: false)
+        let reset = Self.now.timeIntervalSince1970 + 7200
+        var spend = BudgetCheck.Spending()
+        spend.windows = ["five_hour": WindowUse(utilization: 0.65, resetsAt: reset, at: 0)]
+        #expect(check.verdict(agentSpend: spend, hiveSpend: .init(), expected: Spent(usd: 100), now: Self.now, calendar: Self.utc)
+            == .over(.agent, Budget.Cap(period: .window, unit: .fiveHour, limit: 0.6), spent: 0.65, renewsAt: reset))
+        spend.windows["five_hour"]?.utilization = 0.5
+        #expect(check.verdict(agentSpend: spend, hiveSpend: .init(), expected: Spent(usd: 100), now: Self.now, calendar: Self.utc)
+            == .warning(.agent, Budget.Cap(period: .window, unit: .fiveHour, limit: 0.6), share: 0.5 / 0.6))
+        spend.windows["five_hour"] = WindowUse(utilization: 1, resetsAt: Self.now.timeIntervalSince1970 - 1, at: 0)
+        #expect(check.verdict(agentSpend: spend, hiveSpend: .init(), expected: Spent(), now: Self.now, calendar: Self.utc) == .ok, "the window has reset since")
+    }
 }

@@ -125,4 +125,28 @@ struct TokenEconomyTests {
         _ = try await RealClaudeTests.awaitOperator(hive, containing: "second ran", timeout: .seconds(30))
         try await hive.eventually("iris is no longer held") { try await hive.agentRow("iris")?.state != .overBudget }
     }
+
+    @Test("a subscription's window use comes from the API's answers; a budget as a share of the 5-hour window holds the agent until its reset, and a raise lets it go")
+    func windowShare() async throws {
+        let api = try await ModelStandIn()
+        defer { Task { await api.stop() } }
+        let reset = Int(Date().timeIntervalSince1970) + 3 * 3600
+        api.setUnifiedHeaders(["5h-utilization": "0.7", "5h-reset": "\(reset)", "7d-utilization": "0.25", "7d-reset": "\(reset + 86_400)"])
+        let hive = try LiveHive()
+        try await hive.startReal(api: api, subscriber: true)
+        try await hive.spawnIdle("iris")
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "@say one"))
+        _ = try await rows(hive, "iris", count: 1)
+        var view = try #require(try await hive.admin().call(BudgetCommand(agent: "iris")).budgets.first)
+        #expect(view.windows["five_hour"]?.utilization == 0.7 && view.windows["five_hour"]?.resetsAt == Double(reset), "\(view.windows)")
+        #expect(view.windows["seven_day"]?.utilization == 0.25)
+        view = try #require(try await hive.admin().call(BudgetCommand(agent: "iris", set: Budget(fiveHourShare: 0.6))).budgets.first)
+        #expect(view.status == "over" && view.renewsAt == Double(reset), "held until the window resets: \(view.detail)")
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "@tool send {\"to\":\"operator\",\"body\":\"two ran\"}"))
+        try await hive.eventually("iris shows over_budget") { try await hive.agentRow("iris")?.state == .overBudget }
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await hive.agentRow("iris")?.unread == 1)
+        _ = try await hive.admin().call(BudgetCommand(agent: "iris", set: Budget(fiveHourShare: 0.9)))
+        _ = try await RealClaudeTests.awaitOperator(hive, containing: "two ran", timeout: .seconds(30))
+    }
 }

@@ -153,6 +153,17 @@ struct ResultLineTests {
         #expect(abs(acc.cliCostUSD(previous: reset) - 0.5) < 1e-9)
     }
 
+    @Test("a rate_limit_event's window use (unifiedWindows, or its own utilization) is kept for the turn report, the latest of each window")
+    func windowUse() {
+        let acc = feed([
+            #"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","rateLimitType":"five_hour","utilization":0.4,"resetsAt":1796230000}}"#,
+            #"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed_warning","unifiedWindows":{"five_hour":{"utilization":0.81,"resetsAt":1796230000},"seven_day":{"utilization":0.3}}}}"#,
+        ])
+        #expect(acc.windows["five_hour"]?.utilization == 0.81 && acc.windows["five_hour"]?.resetsAt == 1_796_230_000)
+        #expect(acc.windows["seven_day"]?.utilization == 0.3 && acc.windows["seven_day"]?.resetsAt == nil)
+        #expect(acc.rejectedUntil == nil, "allowed events hold nothing")
+    }
+
     @Test("a rate_limit_event spliced into the middle of the result line loses neither")
     func splicedLine() {
         let event = #"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1767225600,"rateLimitType":"five_hour"}}"#
