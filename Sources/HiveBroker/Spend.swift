@@ -32,6 +32,8 @@ extension TokenCount {
 public protocol SpendStore: Sendable {
     /// Records rows of one agent in one transaction; false when a harness turn was already recorded.
     func recordSpend(_ agent: AgentName, _ rows: [SpendRow]) throws -> Bool
+    /// Records or replaces (same agent, key and model) a metered answer's row: its start, then its end.
+    func meterSpend(_ agent: AgentName, _ row: SpendRow) throws
     /// Spend of record since `since`: of one agent, or (nil) of every agent except `excluding`.
     func spent(_ agent: AgentName?, since: Double, excluding: AgentName?) throws -> Spent
     /// Spend of record since `since`, per agent and per model.
@@ -60,6 +62,19 @@ extension Broker: SpendStore {
                 inserted += db.changesCount
             }
             return inserted > 0 || rows.isEmpty
+        }
+    }
+
+    public func meterSpend(_ agent: AgentName, _ r: SpendRow) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO spend (agent, at, source, turn_key, model, input, output, cache_write_5m, cache_write_1h, cache_read, usd, counted, cli_usd)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+                ON CONFLICT (agent, turn_key, model) WHERE turn_key IS NOT NULL DO UPDATE SET
+                    input = excluded.input, output = excluded.output, cache_write_5m = excluded.cache_write_5m,
+                    cache_write_1h = excluded.cache_write_1h, cache_read = excluded.cache_read, usd = excluded.usd
+                """, arguments: [agent.rawValue, r.at, r.source.rawValue, r.turnKey, r.model, r.tokens.input, r.tokens.output,
+                                 r.tokens.cacheWriteShort, r.tokens.cacheWriteLong, r.tokens.cacheRead, r.usd, r.counted])
         }
     }
 

@@ -69,7 +69,8 @@ final class AgentGateways: Sendable {
         let record: @Sendable (GatewayEntry) -> Void = { [weak self] entry in self?.log(name, entry) }
         let route = ModelGateway.Route(agent: name.rawValue, credential: credential, approved: { ([model()] + config.models).joined(separator: ", ") },
                                        allowsModel: { asked in var c = config; c.model = model(); return c.allowsModel(asked) },
-                                       windows: { [weak ledger] in ledger?.recordWindows(name, $0) })
+                                       windows: { [weak ledger] in ledger?.recordWindows(name, $0) },
+                                       metering: { [weak ledger] answer, model, usage, _ in ledger?.meterAnswer(name, answer: answer, model: model, usage: usage) })
         let modelEnd = ModelGateway(path: "\(dir)/\(GatedNetwork.modelSocket)", owner: owner, route: route, upstream: settings.upstream,
                                     client: client, logger: logger, record: record)
         let policy = try EgressPolicy(allow: config.egress.allow) // checked when the config was approved
@@ -143,9 +144,6 @@ final class AgentGateways: Sendable {
 
     private func write(_ name: AgentName, _ entry: GatewayEntry) {
         do { try broker.recordGateway(name, entry) } catch { logger.error("cannot log a gateway decision of \(name): \(error)") }
-        if entry.kind == .model, entry.allowed, let usage = entry.usage {
-            ledger?.meterAnswer(name, model: entry.destination, usage: usage, at: entry.at)
-        }
     }
 }
 

@@ -59,10 +59,15 @@ final class SpendLedger: Sendable {
 
     func windows(_ credential: String) -> [String: WindowUse] { windowUse.withLock { $0[credential] ?? [:] } }
 
-    /// A model answer the gateway metered.
-    func meterAnswer(_ name: AgentName, model: String, usage: TokenCount, at: Double) {
+    /// A model answer the gateway metered, as far as it is known: recorded when it starts, replaced by
+    /// its final count when it ends (the same `answer` id).
+    func meterAnswer(_ name: AgentName, answer: String, model: String, usage: TokenCount) {
         let usd = prices.cost(model, usage)?.usd ?? 0
-        do { try record(name, [SpendRow(at: at, source: .gateway, model: model, tokens: usage, usd: usd, counted: true)]) } catch {
+        let row = SpendRow(at: Date().timeIntervalSince1970, source: .gateway, turnKey: "answer-" + answer, model: model, tokens: usage, usd: usd, counted: true)
+        do {
+            try store.meterSpend(name, row)
+            for f in changed.withLock({ $0 }) { f(name) }
+        } catch {
             logger.error("cannot record the spend of \(name): \(error)")
         }
     }

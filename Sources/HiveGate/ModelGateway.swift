@@ -33,9 +33,15 @@ public final class ModelGateway: Sendable {
         public var approved: @Sendable () -> String
         /// What a subscription's answers say of its windows' use (`five_hour`, `seven_day`).
         public var windows: @Sendable ([String: WindowUse]) -> Void
+        /// An answer's tokens as they become known: once when it starts (the prompt's tokens, most of
+        /// the cost), again when it ends (`final`), under the same answer id. A core that dies mid-answer
+        /// has recorded the first.
+        public var metering: @Sendable (_ answer: String, _ model: String, _ usage: TokenCount, _ final: Bool) -> Void
         public init(agent: String, credential: StoredCredential?, approved: @escaping @Sendable () -> String, allowsModel: @escaping @Sendable (String) -> Bool,
-                    windows: @escaping @Sendable ([String: WindowUse]) -> Void = { _ in }) {
+                    windows: @escaping @Sendable ([String: WindowUse]) -> Void = { _ in },
+                    metering: @escaping @Sendable (String, String, TokenCount, Bool) -> Void = { _, _, _, _ in }) {
             self.agent = agent; self.credential = credential; self.approved = approved; self.allowsModel = allowsModel; self.windows = windows
+            self.metering = metering
         }
     }
 
@@ -61,7 +67,7 @@ public final class ModelGateway: Sendable {
 
     public let path: String
     private let owner: (uid_t, gid_t)?
-    private let route: Route
+    let route: Route
     private let upstream: String
     private let client: HTTPClient
     fileprivate let record: @Sendable (GatewayEntry) -> Void
@@ -204,6 +210,7 @@ public final class ModelGateway: Sendable {
             do {
                 for try await chunk in response.body {
                     exchange.meter?.feed(chunk.readableBytesView)
+                    exchange.meteredSoFar()
                     exchange.bytesIn += chunk.readableBytes
                     try await writer.write(chunk)
                 }
@@ -229,6 +236,9 @@ public final class ModelGateway: Sendable {
         var bytesIn = 0
         var meter: ModelMeter?
         private var done = false
+        /// This answer's id for the spend record, and whether its start was recorded.
+        private let id = UUID().uuidString
+        private var startRecorded = false
 
         init?(_ gateway: ModelGateway, started: Double) {
             guard gateway.inFlight.add(1, ordering: .relaxed).newValue <= ModelGateway.maxInFlight else {
@@ -246,12 +256,20 @@ public final class ModelGateway: Sendable {
             gateway.inFlight.subtract(1, ordering: .relaxed)
         }
 
+        /// Records the answer's start once its first usage is known.
+        func meteredSoFar() {
+            guard !startRecorded, let meter, meter.metered else { return }
+            startRecorded = true
+            gateway.route.metering(id, meter.model ?? model, meter.usage, false)
+        }
+
         func finish(status: Int?, note: String?) {
             guard !done else { return }
             done = true
             gateway.inFlight.subtract(1, ordering: .relaxed)
             meter?.finish()
             let usage = meter.flatMap { $0.metered ? $0.usage : nil }
+            if let usage { gateway.route.metering(id, meter?.model ?? model, usage, true) }
             gateway.record(GatewayEntry(at: started, kind: .model, destination: meter?.model ?? model, allowed: true, status: status ?? self.status,
                                         note: note ?? self.note, bytesOut: bytesOut, bytesIn: bytesIn, usage: usage))
         }

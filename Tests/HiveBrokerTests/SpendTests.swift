@@ -26,15 +26,25 @@ struct SpendTests {
             #expect(try b.spent(nil, since: 0, excluding: nil).usd == 3.5)
             #expect(try b.spent(nil, since: 0, excluding: zed).usd == 1)
             #expect(try b.spent(nil, since: 105, excluding: nil).usd == 2.5)
+            #expect(try b.spent(nil, since: 0, excluding: zed).usd == 1)
             let (agents, models) = try b.spendBreakdown(since: 0)
             #expect(agents["zed"]?.usd == 2.5 && models["claude-sonnet-4-5"]?.usd == 3 && models["m"] == nil)
             #expect(try b.recentTurnCosts(zed, limit: 10).map(\.usd) == [9, 2.5], "per turn, newest first, counted or not")
+            // A metered answer: its start, then its end under the same key, is one row of the final count.
+            let start = SpendRow(at: 130, source: .gateway, turnKey: "answer-x", model: "claude-sonnet-4-5", tokens: TokenCount(input: 5000), usd: 0.015, counted: true)
+            try b.meterSpend(iris, start)
+            #expect(try b.spent(iris, since: 125, excluding: nil) == Spent(usd: 0.015, tokens: 5000), "the start alone is already spend")
+            var end = start
+            end.tokens.output = 100
+            end.usd = 0.0165
+            try b.meterSpend(iris, end)
+            #expect(try b.spent(iris, since: 125, excluding: nil) == Spent(usd: 0.0165, tokens: 5100))
             try b.setOperatorBudget("hive", Budget(usdPerDay: 50))
             #expect(try b.firstNotice(iris, kind: "over", period: "day-1"))
             #expect(try !b.firstNotice(iris, kind: "over", period: "day-1"))
         }
         let reopened = try Broker(path: path)
-        #expect(try reopened.spent(nil, since: 0, excluding: nil).usd == 3.5)
+        #expect(abs(try reopened.spent(nil, since: 0, excluding: nil).usd - 3.5165) < 1e-12)
         #expect(try reopened.operatorBudgets()["hive"] == Budget(usdPerDay: 50))
         #expect(try !reopened.firstNotice(iris, kind: "over", period: "day-1"), "told once, across restarts")
         try reopened.setOperatorBudget("hive", nil)
