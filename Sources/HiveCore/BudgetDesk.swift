@@ -132,6 +132,14 @@ final class BudgetDesk: Sendable {
         }
     }
 
+    /// Why `name`'s gateway refuses a model call now: held, and no message of it in flight (no turn of
+    /// it running; a running turn is never stopped by a budget). Nil: it may call.
+    func gatewayRefusal(_ name: AgentName) -> (why: String, retryAfter: Double)? {
+        guard let hold = hold(name) else { return nil }
+        guard ((try? store.counts(name.rawValue))?.inflight ?? 0) == 0 else { return nil }
+        return (hold.detail, hold.until - now().timeIntervalSince1970)
+    }
+
     /// Waits, parked, while `name` is held: until the cap renews, `atMost`, or a raise wakes it. The
     /// receiver is registered before the hold is looked at again, so a raise in between is not missed.
     func park(_ name: AgentName, _ parker: Parker, atMost: Duration) {

@@ -109,6 +109,7 @@ public final class CoreDaemon: Sendable {
                 _ = try? broker.send(from: .system, to: to, body: SystemNotice.budget.body(text), inReplyTo: nil)
             }
         }, logger: logger)
+        ledger.refuseModelCalls { [budgets] in budgets.gatewayRefusal($0) }
         let sockets = AgentSockets(layout: layout, broker: broker, board: AgentStatusBoard(), reminders: desk, configs: configs, rates: rates,
                                    reserve: DiskReserve(path: layout.root.path, reserveMB: options.disk.reserveMB), ledger: ledger, budgets: budgets, logger: logger)
         if options.cage == .bwrap, !BwrapCage.available {

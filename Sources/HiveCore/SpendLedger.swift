@@ -31,6 +31,11 @@ final class SpendLedger: Sendable {
     }
 
     func meteredByGateway(_ check: @escaping @Sendable (AgentName) -> Bool) { gatedCheck.withLock { $0 = check } }
+
+    /// What keeps an agent's gateway from calling the model (the budgets; set once they exist).
+    private let refusalCheck = Mutex<(@Sendable (AgentName) -> (why: String, retryAfter: Double)?)?>(nil)
+    func refuseModelCalls(_ check: @escaping @Sendable (AgentName) -> (why: String, retryAfter: Double)?) { refusalCheck.withLock { $0 = check } }
+    func modelRefusal(_ name: AgentName) -> (why: String, retryAfter: Double)? { refusalCheck.withLock { $0 }?(name) }
     private func gated(_ name: AgentName) -> Bool { gatedCheck.withLock { $0 }?(name) ?? false }
 
     func onChange(_ f: @escaping @Sendable (AgentName) -> Void) { changed.withLock { $0.append(f) } }

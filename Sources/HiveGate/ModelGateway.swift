@@ -37,11 +37,15 @@ public final class ModelGateway: Sendable {
         /// the cost), again when it ends (`final`), under the same answer id. A core that dies mid-answer
         /// has recorded the first.
         public var metering: @Sendable (_ answer: String, _ model: String, _ usage: TokenCount, _ final: Bool) -> Void
+        /// Why the agent may not call the model now (held over its budget with no turn running), and in
+        /// how many seconds to try again; nil: it may.
+        public var refusal: @Sendable () -> (why: String, retryAfter: Double)?
         public init(agent: String, credential: StoredCredential?, approved: @escaping @Sendable () -> String, allowsModel: @escaping @Sendable (String) -> Bool,
                     windows: @escaping @Sendable ([String: WindowUse]) -> Void = { _ in },
-                    metering: @escaping @Sendable (String, String, TokenCount, Bool) -> Void = { _, _, _, _ in }) {
+                    metering: @escaping @Sendable (String, String, TokenCount, Bool) -> Void = { _, _, _, _ in },
+                    refusal: @escaping @Sendable () -> (why: String, retryAfter: Double)? = { nil }) {
             self.agent = agent; self.credential = credential; self.approved = approved; self.allowsModel = allowsModel; self.windows = windows
-            self.metering = metering
+            self.metering = metering; self.refusal = refusal
         }
     }
 
@@ -135,6 +139,13 @@ public final class ModelGateway: Sendable {
         }
         guard Self.allowedPath(request.method, path) else {
             return refuse(404, "not_found_error", "\(request.method) \(path.prefix(200)) is not part of the Messages API the gateway passes on")
+        }
+        if path.hasPrefix("/v1/messages"), let held = route.refusal() {
+            // Budgets are core's: an agent that calls its gateway itself, with no turn handed to it, is
+            // refused as long as it is held (a turn already running is never stopped).
+            var response = refuse(429, "rate_limit_error", "\(route.agent) is over its budget: \(held.why)")
+            response.headers[HTTPFields.Element.Name("retry-after")!] = String(Int(max(1, held.retryAfter).rounded(.up)))
+            return response
         }
         guard let credential = route.credential else {
             return refuse(401, "authentication_error", "no credential is stored for \(route.agent): the operator runs `hive login` (and `hive start \(route.agent)`)")

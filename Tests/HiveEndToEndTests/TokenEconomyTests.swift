@@ -110,6 +110,11 @@ struct TokenEconomyTests {
         try await Task.sleep(for: .seconds(3))
         var row = try #require(try await hive.agentRow("iris"))
         #expect(row.unread == 1 && row.inflight == 0, "the message waits, unacked")
+        // Calling its gateway itself, with no turn handed to it, gets the agent nothing either.
+        let direct = try UnixHTTP.request(hive.runDir.appending(path: "agents/iris/model.sock").path, "POST", "/v1/messages",
+                                          headers: ["content-type": "application/json"],
+                                          body: #"{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#)
+        #expect(direct.status == 429 && direct.body.contains("over its budget"), "\(direct)")
         #expect(try await hive.operatorInbox().allSatisfy { !$0.body.contains("second ran") })
         // Core restarts: spend, the cap and the hold are in the broker, and nobody is told twice.
         #expect(await hive.terminate() == 0)
