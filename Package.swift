@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Wire types: what every process speaks (commands, replies, states, agent.json). Foundation only.
@@ -27,13 +29,19 @@ let package = Package(
         // The host every process shares: the hive's paths (HiveLayout), unix and TCP sockets, child
         // processes, file access confined to a directory, stored credentials, finding claude.
         .target(name: "HiveHost", dependencies: ["HiveWire"]),
+        // The hive's metrics: the names and buckets every process uses through swift-metrics, and the
+        // Prometheus registry and text exposition behind them (one per process).
+        .target(name: "HiveMetrics", dependencies: [
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // A small blocking-socket client for the NDJSON sockets, used by the CLI, tests and bench.
         .target(name: "HiveClient", dependencies: ["HiveWire", "HiveHost"]),
         // What the hive keeps durably (the registry with each agent's cage uid, messages, reminders,
         // approvals, questions) behind the HiveStore protocols, and the lifecycles that rule its states.
         // Broker is the SQLite store, through GRDB. No sockets, no processes.
         .target(name: "HiveBroker", dependencies: [
-            "HiveWire",
+            "HiveWire", "HiveMetrics",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // The private git forge: repos, users and tokens, git's smart HTTP and a Gitea-shaped API under /forge/.
@@ -63,8 +71,9 @@ let package = Package(
         // The coordinator daemon (`hive core`, root): the sockets and what they answer, cage supervision and
         // bubblewrap, the one place root touches agent-writable trees, configs and approvals, disk watch, sweeps.
         .target(name: "HiveCore", dependencies: [
-            "HiveWire", "HiveHost", "HiveBroker", "HiveForge", "HiveGate",
+            "HiveWire", "HiveHost", "HiveBroker", "HiveForge", "HiveGate", "HiveMetrics",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -96,7 +105,7 @@ let package = Package(
         ]),
         // `hive web`: the dashboard, an unprivileged process that reaches the hive only through web.sock.
         .target(name: "HiveWeb", dependencies: [
-            "HiveWire", "HiveHost", "HiveClient", "HiveHTTP",
+            "HiveWire", "HiveHost", "HiveClient", "HiveHTTP", "HiveMetrics",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -113,7 +122,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "hive", dependencies: [
-            "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP", "HiveTelemetry", "HiveWeb",
+            "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP", "HiveTelemetry", "HiveWeb", "HiveMetrics",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import Foundation
+import HiveMetrics
 
 /// Coalesces concurrent writes into shared transactions ("group commit"), leader/follower style.
 ///
@@ -43,7 +44,7 @@ final class GroupCommit<Job: Sendable, Result: Sendable>: @unchecked Sendable {
             let batch = Array(queue.prefix(maxBatch))
             queue.removeFirst(batch.count)
             condition.unlock()
-            let outcome = Swift.Result { try process(batch.map(\.job)) }
+            let outcome = Swift.Result { try HiveMetrics.time(HiveMetrics.Name.sqliteCommit) { try process(batch.map(\.job)) } }
             condition.lock()
             switch outcome {
             case .success(let results):

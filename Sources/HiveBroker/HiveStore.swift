@@ -43,6 +43,8 @@ public protocol MessageStore: Sendable {
     func requeueInflight(_ agent: AgentName, keep: [Int64]) throws -> Int
     /// Pending and in-flight counts for one recipient.
     func counts(_ recipient: String) throws -> (unread: Int, inflight: Int)
+    /// The hive's messages that are pending, in flight and dead (each counted through its partial index).
+    func messageCounts() throws -> [MessageState: Int]
     /// The latest messages `party` sent or received, newest first.
     func recent(_ party: String, limit: Int) throws -> [MessageView]
     func recentMessages(limit: Int) throws -> [MessageView]

@@ -243,6 +243,14 @@ extension Broker {
         return n
     }
 
+    public func messageCounts() throws -> [MessageState: Int] {
+        try pool.read { db in
+            try [MessageState.pending, .delivered, .dead].reduce(into: [:]) { out, state in
+                out[state] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE \(state.sqlCondition)") ?? 0
+            }
+        }
+    }
+
     /// Pending and in-flight counts for one recipient.
     public func counts(_ recipient: String) throws -> (unread: Int, inflight: Int) {
         try pool.read { db in

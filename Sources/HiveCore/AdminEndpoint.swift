@@ -15,6 +15,7 @@ struct AdminEndpoint: Sendable {
     let forge: ForgeDesk?
     let logger: Logger
     var lifecycle: Lifecycle { approvals.lifecycle }
+    var metrics: CoreMetrics { CoreMetrics(broker: broker, layout: layout, budgets: sockets.budgets, agents: { try list() }) }
 
     func handle(_ line: Data, _ parker: Parker) -> Data {
         Respond.to(line, table: AdminRequest.table, logger: logger) { request in
@@ -68,6 +69,8 @@ struct AdminEndpoint: Sendable {
                 return ResponseLine.ok(try sockets.budgets.handle(c))
             case .spend:
                 return ResponseLine.ok(try sockets.ledger.totals())
+            case .metrics:
+                return ResponseLine.ok(MetricsCommand.Reply(text: metrics.scrape()))
             case .forgeRepos:
                 guard let forge else { throw CoreError("this core runs no forge (--forge-listen off)") }
                 return ResponseLine.ok(try forge.repos())

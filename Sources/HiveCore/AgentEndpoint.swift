@@ -56,8 +56,10 @@ struct AgentEndpoint: Sendable {
                     budgets.park(name, parker, atMost: wait)
                     return ResponseLine.ok(RecvCommand.Reply(messages: [], unread: 0))
                 }
-                return ResponseLine.ok(try broker.recv(name, max: max, wait: wait, parker: parker,
-                                                       mayDeliver: { held() == nil && budgets.hold(name) == nil }))
+                let reply = try broker.recv(name, max: max, wait: wait, parker: parker, mayDeliver: { held() == nil && budgets.hold(name) == nil })
+                let now = Date().timeIntervalSince1970
+                for m in reply.messages where !m.redelivered { CoreMetrics.woke(after: now - m.sentAt) }
+                return ResponseLine.ok(reply)
             case .ackTurn(let c):
                 return ResponseLine.ok(try broker.ackTurn(name, ids: c.ids, allInflight: c.allInflight ?? false))
             case .requeueInflight(let c):

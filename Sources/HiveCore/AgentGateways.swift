@@ -70,7 +70,7 @@ final class AgentGateways: Sendable {
         let route = ModelGateway.Route(agent: name.rawValue, credential: credential, approved: { ([model()] + config.models).joined(separator: ", ") },
                                        allowsModel: { asked in var c = config; c.model = model(); return c.allowsModel(asked) },
                                        windows: { [weak ledger] in ledger?.recordWindows(name, $0) },
-                                       metering: { [weak ledger] answer, model, usage, _ in ledger?.meterAnswer(name, answer: answer, model: model, usage: usage) },
+                                       metering: { [weak ledger] answer, model, usage, final in ledger?.meterAnswer(name, answer: answer, model: model, usage: usage, final: final) },
                                        refusal: { [weak ledger] in ledger?.modelRefusal(name) })
         let modelEnd = ModelGateway(path: "\(dir)/\(GatedNetwork.modelSocket)", owner: owner, route: route, upstream: settings.upstream,
                                     client: client, logger: logger, record: record)

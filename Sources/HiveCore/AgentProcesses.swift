@@ -94,6 +94,7 @@ final class AgentProcesses: Service, Sendable {
 
     /// Relaunches after `delay`, unless something stopped the agent or started it meanwhile.
     private func relaunch(_ name: AgentName, after delay: Double, _ generation: CageMachine.Generation) {
+        CoreMetrics.cageRestarted()
         DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in
             guard let self else { return }
             if case .launch(let next) = self.handle(name, .relaunchDue(generation)) { self.launch(name, next) }

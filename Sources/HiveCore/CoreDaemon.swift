@@ -36,6 +36,8 @@ public struct CoreOptions: Sendable {
     public var webGroup: gid_t? = gid_t(WebSurface.uid)
     /// Where the forge listens (`HOST:PORT`, port 0 picks a free one), or nil for no forge.
     public var forgeListen: String? = "127.0.0.1:7001"
+    /// Where core serves GET /metrics (loopback HOST:PORT), or nil: only through the admin and web sockets.
+    public var metricsListen: String?
     /// Names gated agents' gateways resolve to fixed addresses (`--egress-resolve`), before the host's resolver.
     public var egressPins: [String: [IPAddress]] = [:]
     /// Internal `address:port` endpoints a listed name may still reach (`--egress-allow-internal`).
@@ -69,6 +71,8 @@ public final class CoreDaemon: Sendable {
     private let admin: LineServer
     private let forge: (any Service)?
     private let disk: DiskWatch
+    /// GET /metrics on a loopback port (`--metrics-listen`), if asked for.
+    private let metrics: (any Service)?
     private let web: LineServer
     private let feed: DashboardFeed
 
@@ -131,7 +135,7 @@ public final class CoreDaemon: Sendable {
         var forgeService: (any Service)?
         var forgeDesk: ForgeDesk?
         if let listen = options.forgeListen {
-            let (host, port) = try ForgeListen.parse(listen)
+            let (host, port) = try ListenAddress.parse(listen, what: "--forge-listen")
             let forge = try Forge(hiveRoot: layout.root, baseURL: "http://\(host):\(port)/forge", logger: logger)
             try forge.seed()
             forgeDesk = ForgeDesk(forge: forge, layout: layout, owner: { [bwrap] name in (try? bwrap?.uid(name)) ?? nil }, logger: logger)
@@ -164,6 +168,13 @@ public final class CoreDaemon: Sendable {
                                           approvals: approvals, forge: forgeDesk, logger: logger)
         let admin = LineServer(path: layout.adminSocket, mode: 0o660, logger: logger, handler: adminEndpoint.handle)
         let feed = DashboardFeed(broker: broker, agents: { try adminEndpoint.list() })
+        CoreMetrics.preregister()
+        broker.observeSends { CoreMetrics.sent($0.count) }
+        var metricsService: (any Service)?
+        if let listen = options.metricsListen {
+            let (host, port) = try ListenAddress.parse(listen, what: "--metrics-listen")
+            metricsService = MetricsServer.application(adminEndpoint.metrics, host: host, port: port, logger: logger)
+        }
         let web = LineServer(path: layout.webSocket, mode: 0o660, logger: logger,
                              handler: WebEndpoint(admin: adminEndpoint, feed: feed).handle)
         // Bound now so a bad path fails the start; answering waits until the signals are trapped (see
@@ -178,11 +189,14 @@ public final class CoreDaemon: Sendable {
                              },
                              notify: { [lifecycle] name, text in lifecycle.notify(.diskQuota, about: name, text) }, logger: logger)
         return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets,
-                          processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService, web: web, feed: feed, disk: disk)
+                          processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService, web: web, feed: feed, disk: disk,
+                          metrics: metricsService)
     }
 
     private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets,
-                 processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer, forge: (any Service)?, web: LineServer, feed: DashboardFeed, disk: DiskWatch) {
+                 processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer, forge: (any Service)?, web: LineServer, feed: DashboardFeed, disk: DiskWatch,
+                 metrics: (any Service)?) {
+        self.metrics = metrics
         self.disk = disk
         self.lifecycle = lifecycle
         self.web = web
@@ -206,6 +220,7 @@ public final class CoreDaemon: Sendable {
         services.append(sockets.reminders.scheduler)
         if let processes { services.append(processes) }
         if let forge { services.append(forge) }
+        if let metrics { services.append(metrics) }
         let group = ServiceGroup(
             services: services + [
                 AdminSocket(server: admin),
@@ -253,15 +268,15 @@ struct AdminSocket: Service {
 
 /// `--forge-listen HOST:PORT`; port 0 takes a free port now, so agents can be told the address before
 /// the server is up.
-enum ForgeListen {
-    static func parse(_ raw: String) throws -> (String, Int) {
+enum ListenAddress {
+    static func parse(_ raw: String, what option: String) throws -> (String, Int) {
         guard let colon = raw.lastIndex(of: ":"), let port = Int(raw[raw.index(after: colon)...]), (0...65535).contains(port) else {
-            throw CoreError("--forge-listen wants HOST:PORT, e.g. 127.0.0.1:7001 (or 'off'), not '\(raw)'")
+            throw CoreError("\(option) wants HOST:PORT, e.g. 127.0.0.1:7001 (or 'off'), not '\(raw)'")
         }
         let host = String(raw[..<colon])
-        // A taken port is an error at start, named, rather than a forge that silently never serves.
+        // A taken port is an error at start, named, rather than a server that silently never serves.
         guard let bound = TCPPort.bindable(host, port: port) else {
-            throw CoreError("the forge cannot listen on \(raw): the port is taken or the address is not local; use --forge-listen HOST:PORT (or off)")
+            throw CoreError("cannot listen on \(raw): the port is taken or the address is not local; use \(option) HOST:PORT (or off)")
         }
         return (host, bound)
     }

@@ -66,12 +66,13 @@ final class SpendLedger: Sendable {
 
     /// A model answer the gateway metered, as far as it is known: recorded when it starts, replaced by
     /// its final count when it ends (the same `answer` id).
-    func meterAnswer(_ name: AgentName, answer: String, model: String, usage: TokenCount) {
+    func meterAnswer(_ name: AgentName, answer: String, model: String, usage: TokenCount, final: Bool) {
         let usd = prices.cost(model, usage)?.usd ?? 0
         let row = SpendRow(at: Date().timeIntervalSince1970, source: .gateway, turnKey: "answer-" + answer, model: model, tokens: usage, usd: usd, counted: true)
         do {
             try store.meterSpend(name, row)
             for f in changed.withLock({ $0 }) { f(name) }
+            if final { CoreMetrics.spent(model: model, usage, usd: usd) }
         } catch {
             logger.error("cannot record the spend of \(name): \(error)")
         }
@@ -108,6 +109,8 @@ final class SpendLedger: Sendable {
         }
         if !gated(name), let windows = report.windows { recordWindows(name, windows) }
         let fresh = try record(name, rows)
+        if fresh, let result = report.result { CoreMetrics.turn(result, seconds: report.endedAt - report.startedAt) }
+        if fresh, counted { for r in rows { CoreMetrics.spent(model: r.model, r.tokens, usd: r.usd) } }
         return ReportTurnCommand.Reply(usd: usd, byFamily: byFamily, unpriced: unpriced, counted: counted && fresh)
     }
 

@@ -143,7 +143,7 @@ extension TurnLoop {
             let windows = t.id == pending.last?.id ? pendingWindows.withLock { $0 } : [:]
             let report = ReportTurnCommand(key: "\(id)-\(Int(t.startedAt))", startedAt: t.startedAt, endedAt: t.endedAt,
                                            models: Self.tokens(modelUsage: t.modelUsage), cliCostUsd: t.cliCostUSD,
-                                           windows: windows.isEmpty ? nil : windows)
+                                           windows: windows.isEmpty ? nil : windows, result: TurnResultKind(rawValue: t.resultKind))
             do {
                 let reply = try await conn.call(report)
                 try stats.markReported(id, costUSD: reply.usd)

@@ -1,5 +1,6 @@
 import Foundation
 import HiveHTTP
+import HiveMetrics
 import HiveWire
 import ServiceLifecycle
 import Synchronization
@@ -62,12 +63,16 @@ public final class FeedRelay: Service, Sendable {
     func subscribe() -> (AsyncStream<Void>, AsyncStream<Void>.Continuation) {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let id = UUID()
-        let stopped = state.withLock { s -> Bool in
+        let (stopped, clients) = state.withLock { s -> (Bool, Int) in
             if !s.stopped { s.subscribers[id] = continuation }
-            return s.stopped
+            return (s.stopped, s.subscribers.count)
         }
+        HiveMetrics.set(HiveMetrics.Name.webSSEClients, Double(clients))
         if stopped { continuation.finish() }
-        continuation.onTermination = { [weak self] _ in self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) } }
+        continuation.onTermination = { [weak self] _ in
+            guard let clients = self?.state.withLock({ s -> Int in s.subscribers.removeValue(forKey: id); return s.subscribers.count }) else { return }
+            HiveMetrics.set(HiveMetrics.Name.webSSEClients, Double(clients))
+        }
         return (stream, continuation)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HiveHTTP
+import HiveMetrics
 import Hummingbird
 import HTTPTypes
 import NIOCore
@@ -46,5 +47,30 @@ struct RequireCSRF: RouterMiddleware {
             }
         }
         return try await next(request, context)
+    }
+}
+
+/// Counts every request by its status class and times it (`hive_web_requests_total{code}`,
+/// `hive_web_request_duration_seconds`). A streamed response (SSE, an agent's page) is timed to its head.
+struct RequestMetrics: RouterMiddleware {
+    typealias Context = WebContext
+    func handle(_ request: Request, context: WebContext, next: (Request, WebContext) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        func done(_ status: Int) {
+            let d = ContinuousClock.now - start
+            HiveMetrics.count(HiveMetrics.Name.webRequests, labels: [("code", "\(status / 100)xx")])
+            HiveMetrics.record(HiveMetrics.Name.webRequestDuration, seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        }
+        do {
+            let response = try await next(request, context)
+            done(response.status.code)
+            return response
+        } catch let error as HTTPResponseError {
+            done(error.status.code)
+            throw error
+        } catch {
+            done(500)
+            throw error
+        }
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 #endif
 import HiveHTTP
+import HiveMetrics
 import HiveWire
 import Hummingbird
 import Logging
@@ -32,6 +33,7 @@ public enum WebServer {
     public static func application(core: CoreLink, relay: FeedRelay, runDir: URL, host: String, port: Int, auth: WebAuth,
                                    logins: LoginPolicy, forge: String?, client: HTTPClient, logger: Logger) -> some ApplicationProtocol {
         let router = Router(context: WebContext.self)
+        router.add(middleware: RequestMetrics())
 
         /// Checks a login secret under the throttle: a session id, or the response refusing it.
         @Sendable func attempt(_ secret: String, _ request: Request, _ context: WebContext) -> Result<String, RefusedLogin> {
@@ -44,6 +46,19 @@ public enum WebServer {
             }
             logins.throttle?.succeeded(who)
             return .success(id)
+        }
+
+        router.get("/metrics") { request, context in
+            // For a scraper on this host: its own peer on loopback, not a request relayed by a proxy (which
+            // would make the hive's names and spend readable from outside without a login).
+            let peer = context.remoteAddress?.ipAddress ?? ""
+            let loopback = peer == "127.0.0.1" || peer == "::1" || peer.hasPrefix("::ffff:127.")
+            guard loopback, request.headers[.init("X-Forwarded-For")!] == nil, request.headers[.init(ProxySecret.header)!] == nil else {
+                return Reply.error("/metrics is served to a scraper on this host only (or use hive core --metrics-listen)", status: .forbidden)
+            }
+            let core = (try? await core.call(MetricsCommand()).text) ?? "# core is not answering\n"
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: core + HiveMetrics.text())))
         }
 
         router.get("/login") { request, context in

@@ -173,13 +173,17 @@ public struct ReportTurnCommand: HiveCommand {
     /// The subscription windows' use the CLI's `rate_limit_event` lines reported (`five_hour`, `seven_day`):
     /// core keeps them for the credential of an agent it does not meter itself.
     @Nullable public var windows: [String: WindowUse]?
+    /// How the turn ended (turn stats' `result_kind`: `ok`, `failed`, `prompt_too_long`, `rate_limited`).
+    @Nullable public var result: TurnResultKind?
 
     public static let maxModels = 16
     /// Per field and model: more than a turn of 250 calls at a 200k context could use.
     public static let maxTokens = 50_000_000
 
-    public init(key: String, startedAt: Double, endedAt: Double, models: [String: TokenCount], cliCostUsd: Double? = nil, windows: [String: WindowUse]? = nil) {
+    public init(key: String, startedAt: Double, endedAt: Double, models: [String: TokenCount], cliCostUsd: Double? = nil, windows: [String: WindowUse]? = nil,
+                result: TurnResultKind? = nil) {
         self.key = key; self.startedAt = startedAt; self.endedAt = endedAt; self.models = models; self.cliCostUsd = cliCostUsd; self.windows = windows
+        self.result = result
     }
 
     public struct Reply: Codable, Sendable, Equatable {
@@ -260,5 +264,16 @@ public struct SpendPeriod: Codable, Sendable, Equatable {
     public var models: [String: Spent]
     public init(period: String, since: Double, hive: Spent, agents: [String: Spent], models: [String: Spent]) {
         self.period = period; self.since = since; self.hive = hive; self.agents = agents; self.models = models
+    }
+}
+
+/// `metrics`: the Prometheus text exposition of core's metrics (admin and web sockets; `hive web` serves
+/// it at /metrics with its own, and `hive core --metrics-listen` on a loopback port).
+public struct MetricsCommand: HiveCommand {
+    public static let cmd = "metrics"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        public var text: String
+        public init(text: String) { self.text = text }
     }
 }

@@ -208,6 +208,7 @@ public enum AdminRequest: Sendable {
     case gatewayLog(GatewayLogCommand)
     case budget(BudgetCommand)
     case spend(SpendCommand)
+    case metrics(MetricsCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -236,6 +237,7 @@ public enum AdminRequest: Sendable {
         .with(ResumeCommand.self, AdminRequest.resume)
         .with(BudgetCommand.self, AdminRequest.budget)
         .with(SpendCommand.self, AdminRequest.spend)
+        .with(MetricsCommand.self, AdminRequest.metrics)
 }
 
 /// What the manager's socket accepts: every agent command, and the config gatekeeper's own.

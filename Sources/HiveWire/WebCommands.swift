@@ -163,6 +163,7 @@ public enum WebRequest: Sendable {
     case answer(AnswerCommand)
     case setModel(SetModelCommand)
     case budget(BudgetCommand)
+    case metrics(MetricsCommand)
 
     public static let table = CommandTable<WebRequest>()
         .with(SnapshotCommand.self, WebRequest.snapshot)
@@ -183,4 +184,5 @@ public enum WebRequest: Sendable {
         .with(AnswerCommand.self, WebRequest.answer)
         .with(SetModelCommand.self, WebRequest.setModel)
         .with(BudgetCommand.self, WebRequest.budget)
+        .with(MetricsCommand.self, WebRequest.metrics)
 }

@@ -4,6 +4,7 @@ import HiveBroker
 import HiveClient
 import HiveCore
 import HiveHost
+import HiveMetrics
 import HiveWire
 import HiveWeb
 import Logging
@@ -51,6 +52,11 @@ struct HiveRootOptions: ParsableArguments {
         their cages: gated ones through the gateway, at the same port), port 0 for any free port, or 'off'.
         """, valueName: "host:port|off"))
     var forgeListen = "127.0.0.1:7001"
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("""
+        Where core serves Prometheus metrics (GET /metrics) for a node without `hive web`: HOST:PORT on \
+        loopback, or 'off' (`hive web` serves them at /metrics too).
+        """, valueName: "host:port|off"))
+    var metricsListen = "off"
     @Option(name: .customLong("egress-resolve"), help: ArgumentHelp("""
         Gated agents' gateway resolves NAME to ADDRESS instead of asking DNS (repeatable; like curl's --resolve).         The allow-list still decides whether NAME may be reached, and an internal ADDRESS is still refused unless         --egress-allow-internal names it.
         """, valueName: "NAME=ADDRESS"))
@@ -102,6 +108,12 @@ struct HiveRootOptions: ParsableArguments {
             }
         }
         _ = try egress()
+        if metricsListen != "off" {
+            guard let colon = metricsListen.lastIndex(of: ":"), let port = Int(metricsListen[metricsListen.index(after: colon)...]), (0...65535).contains(port),
+                  ["127.0.0.1", "localhost", "[::1]", "::1"].contains(String(metricsListen[..<colon])) else {
+                throw ValidationError("--metrics-listen wants a loopback HOST:PORT (e.g. 127.0.0.1:9464) or 'off', not '\(metricsListen)'")
+            }
+        }
         guard retentionDays > 0, eventsRetentionDays > 0, statsRetentionDays > 0 else {
             throw ValidationError("retention windows must be more than 0 days")
         }
@@ -157,6 +169,7 @@ struct HiveRootOptions: ParsableArguments {
         o.reminderPolicy.burst = reminderBurst
         o.reminderPolicy.refillPerSecond = 1 / reminderRefill
         o.forgeListen = forgeListen == "off" ? nil : forgeListen
+        o.metricsListen = metricsListen == "off" ? nil : metricsListen
         if let egress = try? egress() { (o.egressPins, o.egressInternal) = (egress.pins, egress.exceptions) }
         o.forgeLimits.concurrent = forgeGitLimit
         o.forgeLimits.idle = .milliseconds(Int64(forgeIdleTimeout * 1000))
@@ -198,6 +211,7 @@ struct Core: AsyncParsableCommand {
 
     func run() async throws {
         Log.bootstrap(level: hive.logLevel)
+        HiveMetrics.bootstrap()
         let logger = Logger(label: "hive.core")
         do {
             let core = try await CoreDaemon.start(hive.options(cage: cage), logger: logger)
@@ -265,6 +279,7 @@ struct Up: AsyncParsableCommand {
 
     func run() async throws {
         Log.bootstrap(level: hive.logLevel)
+        HiveMetrics.bootstrap()
         let logger = Logger(label: "hive.up")
         let sandbox: (cage: CageMode, warning: String?)
         do { sandbox = try UpSandbox.choose(bwrapAvailable: BwrapCage.available, asRoot: getuid() == 0, unsandboxed: unsandboxed) } catch { throw fail(error) }

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import HiveClient
 import HiveHost
+import HiveMetrics
 import HiveWeb
 import HiveWire
 import Logging
@@ -34,6 +35,7 @@ struct Web: AsyncParsableCommand {
 
     func run() async throws {
         Log.bootstrap(level: logLevel)
+        HiveMetrics.bootstrap()
         let logger = Logger(label: "hive.web")
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (1...65535).contains(port) else {
             throw fail(RequestError("--listen takes HOST:PORT, e.g. 127.0.0.1:7000"))

@@ -222,6 +222,16 @@ struct WebTests {
         #expect(file.status == 200 && file.body.contains("\"text\":\"# plan\\n\""), "\(file.body)")
         let forge = try TCPHTTP.request(port, "GET", "/api/forge", headers: ["Cookie": cookie])
         #expect(forge.status == 200 && forge.body.contains("\"full_name\":\"shared/docs\"") && forge.body.contains("What belongs in shared/docs"))
+
+        // /metrics for a scraper on this host: core's series and the web process's own, valid text format;
+        // a request relayed by a proxy (from outside) is refused.
+        let metrics = try TCPHTTP.request(port, "GET", "/metrics")
+        #expect(metrics.status == 200)
+        let samples = try MetricsTests.parse(metrics.body)
+        #expect((MetricsTests.value(samples, "hive_web_requests_total", ["code": "2xx"]) ?? 0) >= 5, "the web process's own requests")
+        #expect(MetricsTests.value(samples, "hive_agents", ["state": "idle"]) != nil, "core's series come along")
+        #expect(MetricsTests.value(samples, "hive_web_sse_clients") != nil)
+        #expect(try TCPHTTP.request(port, "GET", "/metrics", headers: ["X-Forwarded-For": "203.0.113.9"]).status == 403)
     }
 
     @Test("off loopback the dashboard needs the operator password; wrong ones are refused, then throttled per client; logout ends the session; no password, no start")
