@@ -45,6 +45,8 @@ public protocol MessageStore: Sendable {
     func counts(_ recipient: String) throws -> (unread: Int, inflight: Int)
     /// The hive's messages that are pending, in flight and dead (each counted through its partial index).
     func messageCounts() throws -> [MessageState: Int]
+    /// Messages matching a search, best first; with `party`, only those it sent or received.
+    func search(_ query: SearchQuery, party: String?, limit: Int) throws -> [SearchHit]
     /// The latest messages `party` sent or received, newest first.
     func recent(_ party: String, limit: Int) throws -> [MessageView]
     func recentMessages(limit: Int) throws -> [MessageView]

@@ -198,6 +198,22 @@ enum Schema {
                 );
                 """)
         }
+        m.registerMigration("v11-message-search") { db in
+            // Full-text search over message bodies (FTS5, an external-content index of `message`): kept in
+            // step by triggers, so a send indexes its body in its own transaction and a retention sweep's
+            // delete takes it out. Bodies never change after a send, so no update trigger.
+            try db.execute(sql: """
+                CREATE VIRTUAL TABLE message_fts USING fts5(body, content='message', content_rowid='id',
+                                                            tokenize='unicode61 remove_diacritics 2', prefix='2 3');
+                INSERT INTO message_fts(rowid, body) SELECT id, body FROM message;
+                CREATE TRIGGER message_fts_insert AFTER INSERT ON message BEGIN
+                    INSERT INTO message_fts(rowid, body) VALUES (new.id, new.body);
+                END;
+                CREATE TRIGGER message_fts_delete AFTER DELETE ON message BEGIN
+                    INSERT INTO message_fts(message_fts, rowid, body) VALUES ('delete', old.id, old.body);
+                END;
+                """)
+        }
         return m
     }
 }

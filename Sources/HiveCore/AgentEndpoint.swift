@@ -80,6 +80,11 @@ struct AgentEndpoint: Sendable {
             case .reportTurn(let c):
                 try rates.take(name, .reportTurn)
                 return ResponseLine.ok(try ledger.reportTurn(name, c))
+            case .search(let c):
+                // Its own messages only: what it sent or received.
+                try rates.take(name, .search)
+                let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: WireLimits.maxListLimit)
+                return ResponseLine.ok(SearchCommand.Reply(hits: try broker.search(try SearchQuery.parse(c.query), party: name.rawValue, limit: limit)))
             case .whoami:
                 return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? .manager : .agent))
             case .deadLetter(let c):

@@ -7,7 +7,7 @@ import Synchronization
 /// a turn somewhere, so a flood is also a cost amplifier) and reporting its state. A token bucket per
 /// agent and kind; a refusal says when to try again. The operator's own sends are not limited.
 final class AgentRates: Sendable {
-    enum Kind: String, Sendable { case send, reportState = "report_state", reportTurn = "report_turn" }
+    enum Kind: String, Sendable { case send, reportState = "report_state", reportTurn = "report_turn", search }
 
     struct Policy: Sendable, Equatable {
         var burst: Double
@@ -21,9 +21,10 @@ final class AgentRates: Sendable {
 
     /// `report_turn`: one per turn; the burst covers the 20 a harness resends after a reconnect, and the
     /// rate (one every 5 s) bounds the rows an agent can add to the spend table.
+    /// `search`: a read, but a full-text one; a burst of 20, then 2 a second.
     init(send: Policy, reportState: Policy = Policy(burst: 30, perSecond: 2), reportTurn: Policy = Policy(burst: 25, perSecond: 0.2),
-         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
-        policies = [.send: send, .reportState: reportState, .reportTurn: reportTurn]
+         search: Policy = Policy(burst: 20, perSecond: 2), clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+        policies = [.send: send, .reportState: reportState, .reportTurn: reportTurn, .search: search]
         self.clock = clock
     }
 

@@ -47,7 +47,7 @@ struct WebEndpoint: Sendable {
                 let config = admin.approvals.configs.current(name).encoded()
                 return ResponseLine.ok(AgentConfigCommand.Reply(agent: name.rawValue, config: String(decoding: config, as: UTF8.self),
                                                                 commit: admin.approvals.repos.deployedSHA(name)))
-            case .logs, .send, .approve, .deny, .start, .stop, .restart, .revive, .destroy, .cancelReminder, .forgeRepos, .answer, .setModel, .budget, .metrics:
+            case .logs, .send, .approve, .deny, .start, .stop, .restart, .revive, .destroy, .cancelReminder, .forgeRepos, .answer, .setModel, .budget, .metrics, .search:
                 // The same command on the admin socket: one implementation, and this table is the allow-list.
                 return admin.handle(line, parker)
             }

@@ -112,6 +112,16 @@ enum HiveTools {
             let q = try await hive.request(AnswerCommand(id: Int64(id), choices: try args.strings("choices"), answer: args.raw["answer"]?.stringValue)).question
             return "answered question \(q.id); \(q.asker) will get it as a message"
         },
+        HiveTool(name: "search", managerOnly: false,
+                 description: "Search the messages you sent or received, best match first. Words must all appear; \"a phrase\" in quotes; deploy* for a prefix; filters from:NAME to:NAME after:2026-12-01 before:2d (ages like 6h, 2d).",
+                 inputSchema: schema(["query": .string("What to look for, e.g. 'build failed from:iris after:2d'."),
+                                  "limit": .integer("Optional: most results (default 10, at most 100).")], required: ["query"])) { args, hive in
+            let hits = try await hive.request(SearchCommand(query: try args.string("query"), limit: try args.int("limit", required: false) ?? 10)).hits
+            if hits.isEmpty { return "no message of yours matches" }
+            return hits.map { h in
+                "message \(h.message.id) from \(h.message.from) to \(h.message.to) at \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: h.message.sentAt))): \(h.snippet)"
+            }.joined(separator: "\n")
+        },
         HiveTool(name: "request_init_config", managerOnly: true,
                  description: "Ask the operator to create a config repo for a new agent (or one without a repo). Once approved you get a config_ready message; the repo is at /agents/<name>/config with agent.json seeded from the template.",
                  inputSchema: schema(["name": .string("The agent: lowercase letters, digits and '-', starting with a letter."),

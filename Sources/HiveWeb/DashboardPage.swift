@@ -20,6 +20,8 @@ enum DashboardPage {
         <section><h2>Spend</h2><div id="spend"></div><table id="budgets"></table></section>
         <section><h2>Pending approvals</h2><div id="approvals"></div></section>
         <section><h2>Questions</h2><div id="questions"></div></section>
+        <section><h2>Search</h2><form id="search"><input id="q" placeholder='words, "a phrase", prefix*, from:NAME to:NAME after:2d' maxlength="500" required>
+          <button>search</button></form><div id="results"></div></section>
         <section><h2>Messages</h2>
           <form id="compose"><select id="to"></select><input id="body" placeholder="message as operator" maxlength="4096" required>
           <button>send</button></form><div id="threads"></div></section>
@@ -105,6 +107,23 @@ enum DashboardPage {
           <td>${b.scope === 'hive' ? '' : usd(b.expected_turn.usd)}${Object.entries(b.windows || {}).map(([k, w]) => `<div class="muted">${esc(b.credential)} ${esc(k)} ${Math.round(w.utilization * 100)} %</div>`).join('')}</td><td><span class="badge ${b.status === 'over' ? 'bad' : ''}">${esc(b.status)}</span> <span class="muted">${esc(b.detail)}</span></td>
           <td><button onclick='raise(${esc(JSON.stringify(b.scope === 'hive' ? null : b.scope))}, ${esc(JSON.stringify(b.budget))})'>set cap</button></td></tr>`).join('');
     }
+    async function search(event) {
+      event.preventDefault();
+      const out = document.getElementById('results');
+      const r = await fetch('api/search?q=' + encodeURIComponent(document.getElementById('q').value));
+      const j = await r.json().catch(() => ({}));
+      if (!r.ok || j.ok === false) { out.innerHTML = `<p class="muted">${esc(j.error || r.status)}</p>`; return; }
+      // Matches come between [ ]: shown bold, everything else escaped.
+      const marked = s => esc(s).replace(/\[([^\]]*)\]/g, '<b>$1</b>');
+      out.innerHTML = (j.hits || []).map(h => `<div class="msg"><a href="#msg-${h.message.id}" onclick="showMessage(${h.message.id})">#${h.message.id}</a>
+          <b>${esc(h.message.from)}</b> → ${esc(h.message.to)} <span class="state">${new Date(h.message.sent_at * 1000).toLocaleString()}</span><br>${marked(h.snippet)}</div>`).join('')
+        || '<p class="muted">no message matches</p>';
+    }
+    // A result's thread is on the page when it is among the newest messages; otherwise the result is all there is.
+    function showMessage(id) {
+      const el = document.getElementById('msg-' + id);
+      if (el) { el.scrollIntoView(); el.style.background = '#ffd'; setTimeout(() => el.style.background = '', 2000); }
+    }
     function btn(label, cmd, args, destructive) {
       return `<button ${destructive ? 'data-destructive=1' : ''} onclick='act(${esc(JSON.stringify(cmd))}, ${esc(JSON.stringify(args))}, this)'>${esc(label)}</button>`;
     }
@@ -137,7 +156,7 @@ enum DashboardPage {
       const threads = new Map();
       [...S.messages].sort((a, b) => a.id - b.id).forEach(m => { const r = root(m); if (!threads.has(r)) threads.set(r, []); threads.get(r).push(m); });
       document.getElementById('threads').innerHTML = [...threads.values()].reverse().slice(0, 60).map(t => '<div class="thread">' + t.map(m =>
-        `<div class="msg" style="--d:${depth(m)}"><b>${esc(m.from)}</b> → ${esc(m.to)} <span class="state">#${m.id} ${esc(m.state)}${m.redelivered ? ', redelivered' : ''}${m.state === 'dead' ? ' (dead-lettered: ' + esc(m.dead_reason) + ')' : ''}</span><br>${esc(m.body)}</div>`).join('') + '</div><hr>').join('');
+        `<div class="msg" id="msg-${m.id}" style="--d:${depth(m)}"><b>${esc(m.from)}</b> → ${esc(m.to)} <span class="state">#${m.id} ${esc(m.state)}${m.redelivered ? ', redelivered' : ''}${m.state === 'dead' ? ' (dead-lettered: ' + esc(m.dead_reason) + ')' : ''}</span><br>${esc(m.body)}</div>`).join('') + '</div><hr>').join('');
       const to = document.getElementById('to'), chosen = to.value;
       to.innerHTML = ['manager', '*', ...live.map(a => a.name).filter(n => n !== 'manager')].map(n => `<option>${esc(n)}</option>`).join('');
       if (chosen) to.value = chosen;
@@ -210,6 +229,7 @@ enum DashboardPage {
     };
     document.getElementById('logout').onclick = () =>
       fetch('logout', {method: 'POST', headers: {'X-Hive-CSRF': CSRF}}).then(() => location.href = 'login');
+    document.getElementById('search').onsubmit = search;
     document.getElementById('compose').onsubmit = ev => {
       ev.preventDefault();
       const body = document.getElementById('body');

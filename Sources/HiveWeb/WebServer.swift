@@ -103,6 +103,10 @@ public enum WebServer {
             let path = request.uri.queryParameters["path"].map(String.init) ?? ""
             return try await passthrough(core, ReadFileCommand(agent: agent?.isEmpty == true ? nil : agent, relPath: path))
         }
+        operatorRoutes.get("/api/search") { request, _ in
+            let q = request.uri.queryParameters["q"].map(String.init) ?? ""
+            return try await passthrough(core, SearchCommand(query: q, limit: 50))
+        }
         operatorRoutes.get("/api/forge") { _, _ in
             try await passthrough(core, ForgeReposCommand())
         }

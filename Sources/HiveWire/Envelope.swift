@@ -157,6 +157,7 @@ public enum AgentRequest: Sendable {
     case turnSettings(TurnSettingsCommand)
     case gatewayLog(GatewayLogCommand)
     case reportTurn(ReportTurnCommand)
+    case search(SearchCommand)
 
     /// The decoding table for agent sockets.
     public static let table = CommandTable<AgentRequest>()
@@ -179,6 +180,7 @@ public enum AgentRequest: Sendable {
         .with(TurnSettingsCommand.self, AgentRequest.turnSettings)
         .with(GatewayLogCommand.self, AgentRequest.gatewayLog)
         .with(ReportTurnCommand.self, AgentRequest.reportTurn)
+        .with(SearchCommand.self, AgentRequest.search)
 }
 
 /// What the operator's admin socket (`host.sock`) accepts.
@@ -209,6 +211,7 @@ public enum AdminRequest: Sendable {
     case budget(BudgetCommand)
     case spend(SpendCommand)
     case metrics(MetricsCommand)
+    case search(SearchCommand)
 
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
@@ -238,6 +241,7 @@ public enum AdminRequest: Sendable {
         .with(BudgetCommand.self, AdminRequest.budget)
         .with(SpendCommand.self, AdminRequest.spend)
         .with(MetricsCommand.self, AdminRequest.metrics)
+        .with(SearchCommand.self, AdminRequest.search)
 }
 
 /// What the manager's socket accepts: every agent command, and the config gatekeeper's own.

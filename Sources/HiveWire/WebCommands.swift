@@ -164,6 +164,7 @@ public enum WebRequest: Sendable {
     case setModel(SetModelCommand)
     case budget(BudgetCommand)
     case metrics(MetricsCommand)
+    case search(SearchCommand)
 
     public static let table = CommandTable<WebRequest>()
         .with(SnapshotCommand.self, WebRequest.snapshot)
@@ -185,4 +186,5 @@ public enum WebRequest: Sendable {
         .with(SetModelCommand.self, WebRequest.setModel)
         .with(BudgetCommand.self, WebRequest.budget)
         .with(MetricsCommand.self, WebRequest.metrics)
+        .with(SearchCommand.self, WebRequest.search)
 }

@@ -258,6 +258,45 @@ struct ReviveAgent: AsyncParsableCommand {
     }
 }
 
+struct Search: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Search every message of the hive, best match first.",
+        discussion: """
+            Words must all appear (any case, accents ignored); "a phrase" in quotes; migr* for a prefix.
+            Filters: from:NAME, to:NAME (an agent, operator or system), after:WHEN, before:WHEN where WHEN is a
+            date (2026-12-01), an age (6h, 2d) or unix seconds. Ranked by bm25; matches are shown between [ ].
+              hive search 'deploy failed'
+              hive search '"rate limit" from:iris after:2d'
+            Agents search too (the search tool), but only the messages they sent or received.
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The query.") var query: [String]
+    @Option(help: "How many results, best first.") var limit = 20
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func validate() throws {
+        do { _ = try SearchQuery.parse(query.joined(separator: " ")) } catch { throw ValidationError(error.description) }
+        guard (1...WireLimits.maxListLimit).contains(limit) else { throw ValidationError("--limit must be from 1 to \(WireLimits.maxListLimit)") }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let hits = try await hive.connect().call(SearchCommand(query: query.joined(separator: " "), limit: limit)).hits
+            if json { return printJSON(hits) }
+            if hits.isEmpty { return print("(no message matches)") }
+            let time = DateFormatter()
+            time.dateFormat = "MM-dd HH:mm"
+            var rows = [["ID", "SENT", "FROM", "TO", "MATCH"]]
+            rows += hits.map { h in
+                ["\(h.message.id)", time.string(from: Date(timeIntervalSince1970: h.message.sentAt)), h.message.from, h.message.to,
+                 String(h.snippet.replacingOccurrences(of: "\n", with: " ").prefix(100))]
+            }
+            printTable(rows)
+        }
+    }
+}
+
 struct BudgetVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "budget",

@@ -1,0 +1,43 @@
+import Foundation
+import GRDB
+import HiveWire
+
+/// Full-text search over messages (`message_fts`, FTS5; see Schema's v11): the terms ANDed, filters on
+/// the row, best first by bm25, each with a snippet.
+extension Broker {
+    /// The newest messages searched when a term is common: ranking every match of a word found in most
+    /// of a million bodies costs hundreds of milliseconds; within the newest ``recentWindow`` ids it stays
+    /// bounded. Only when that window has fewer than `limit` hits is the whole history searched.
+    public static let recentWindow: Int64 = 200_000
+
+    /// Messages matching `query`, best first; `party` (an agent's own search) keeps only messages it sent
+    /// or received.
+    public func search(_ query: SearchQuery, party: String?, limit: Int) throws -> [SearchHit] {
+        try pool.read { db in
+            var filters = ["message_fts MATCH ?"]
+            var arguments: [any DatabaseValueConvertible] = [query.match]
+            if let from = query.from { filters.append("m.sender = ?"); arguments.append(from) }
+            if let to = query.to { filters.append("m.recipient = ?"); arguments.append(to) }
+            if let after = query.after { filters.append("m.sent_at >= ?"); arguments.append(after) }
+            if let before = query.before { filters.append("m.sent_at < ?"); arguments.append(before) }
+            if let party { filters.append("(m.sender = ? OR m.recipient = ?)"); arguments += [party, party] }
+            func run(minID: Int64?) throws -> [SearchHit] {
+                let window = minID.map { "AND message_fts.rowid >= \($0)" } ?? ""
+                return try Row.fetchAll(db, sql: """
+                    SELECT m.*, snippet(message_fts, 0, '[', ']', '…', 16) AS snip, bm25(message_fts) AS score
+                    FROM message_fts JOIN message m ON m.id = message_fts.rowid
+                    WHERE \(filters.joined(separator: " AND ")) \(window)
+                    ORDER BY score LIMIT ?
+                    """, arguments: StatementArguments(arguments + [limit])).map { row in
+                    SearchHit(message: MessageRow(row: row).view, snippet: row["snip"], rank: row["score"])
+                }
+            }
+            let newest = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM message") ?? 0
+            if newest > Self.recentWindow {
+                let recent = try run(minID: newest - Self.recentWindow)
+                if recent.count >= limit { return recent }
+            }
+            return try run(minID: nil)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import GRDB
+import HiveBroker
+import HiveWire
+
+extension Bench {
+    /// Message search (issue 17): a broker of `searchMessages` messages indexed by FTS5 through its
+    /// triggers, then a mix of queries with a result limit of 20, each class timed over `searchQueries`
+    /// runs: rare terms (one message), a medium one (1 %), a common one (half the messages), two words,
+    /// a prefix, a phrase and a filtered one. The floor beside it: FTS5 alone (`MATCH ... LIMIT 20`, no
+    /// ranking, no join) for the same terms.
+    func searchRun() throws -> String {
+        let dir = URL(filePath: String(cString: mkdtemp(strdup("/tmp/hsearch-XXXXXX"))!))
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appending(path: "broker.sqlite").path
+        let broker = try Broker(path: path, synchronous: .normal)
+        let agents = try (0..<20).map { try AgentName("a\($0)") }
+        for a in agents { _ = try broker.register(a) }
+        let common = ["deploy", "build", "review", "merge", "status", "update"]
+        let medium = ["migration", "rollback", "incident", "latency", "budget"]
+        // Filled through the schema's own triggers (the index is kept in step as sends keep it), in
+        // transactions of 10,000: the bench measures search, and reports the fill rate beside it.
+        let fillStart = ContinuousClock.now
+        let queue = try DatabaseQueue(path: path)
+        var rng = SystemRandomNumberGenerator()
+        let now = Date().timeIntervalSince1970
+        for batch in stride(from: 0, to: searchMessages, by: 10_000) {
+            try queue.write { db in
+                let insert = try db.makeStatement(sql: """
+                    INSERT INTO message (sender, recipient, body, sent_at, delivered_at, acked_at, broadcast, redelivered)
+                    VALUES (?, ?, ?, ?, ?, ?, 0, 0)
+                    """)
+                for i in batch..<min(batch + 10_000, searchMessages) {
+                    var words = ["note", "from", "the", "team"]
+                    if i % 2 == 0 { words.append(common[Int.random(in: 0..<common.count, using: &rng)]) }
+                    if i % 100 == 0 { words.append(medium[(i / 100) % medium.count]) }
+                    words.append("tok\(i)")
+                    words += (0..<8).map { _ in String(UnicodeScalar(UInt8(97 + Int.random(in: 0..<26, using: &rng)))) + "w\(Int.random(in: 0..<5000, using: &rng))" }
+                    let t = now - Double(searchMessages - i)
+                    try insert.execute(arguments: [agents[i % agents.count].rawValue, agents[(i + 7) % agents.count].rawValue,
+                                                   words.joined(separator: " "), t, t, t])
+                }
+            }
+        }
+        let fill = (ContinuousClock.now - fillStart).seconds
+        let classes: [(String, [String])] = [
+            ("rare: one message (tokN)", (0..<searchQueries).map { _ in "tok\(Int.random(in: 0..<searchMessages, using: &rng))" }),
+            ("medium: 1 % of messages", (0..<searchQueries).map { medium[$0 % medium.count] }),
+            ("common: 1/12 of messages each", (0..<searchQueries).map { common[$0 % common.count] }),
+            ("two words, common + medium", (0..<searchQueries).map { "\(common[$0 % common.count]) \(medium[$0 % medium.count])" }),
+            ("prefix: migr*", (0..<searchQueries).map { _ in "migr*" }),
+            ("phrase: \"the team\" (every message)", (0..<searchQueries).map { _ in "\"the team\"" }),
+            ("filtered: deploy from:a3 after:1d", (0..<searchQueries).map { _ in "deploy from:a3 after:1d" }),
+        ]
+        func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
+        var rows: [String] = []
+        var all: [Double] = []
+        for (label, queries) in classes {
+            var times: [Double] = []
+            var floor: [Double] = []
+            var hits = 0
+            for text in queries {
+                let q = try SearchQuery.parse(text)
+                let start = ContinuousClock.now
+                hits += try broker.search(q, party: nil, limit: 20).count
+                times.append(ms(ContinuousClock.now - start))
+                let f = ContinuousClock.now
+                _ = try queue.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM message_fts WHERE message_fts MATCH ? LIMIT 20", arguments: [q.match]) }
+                floor.append(ms(ContinuousClock.now - f))
+            }
+            times.sort(); floor.sort()
+            all += times
+            rows.append("| \(label) | \(String(format: "%.1f", Double(hits) / Double(queries.count))) | \(String(format: "%.2f", percentile(times, 0.5))) | \(String(format: "%.2f", percentile(times, 0.95))) | \(String(format: "%.2f", times.last ?? 0)) | \(String(format: "%.2f", percentile(floor, 0.5))) |")
+        }
+        all.sort()
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber) ?? nil)?.intValue ?? 0
+        return """
+
+            ## Message search run of \(ISO8601DateFormatter().string(from: Date()))
+
+            Machine: 2 cores; \(Self.buildKind) build. \(searchMessages) messages (about 100 bytes each, 20 agents), indexed by
+            the FTS5 triggers while filling: \(String(format: "%.0f", Double(searchMessages) / fill)) messages/s; broker file \(size / 1_048_576) MiB.
+            \(searchQueries) queries per class, limit 20, ranked by bm25 (common terms within the newest \(Broker.recentWindow) ids,
+            the whole history when those hold fewer than 20 hits). The floor is FTS5 alone for the same terms
+            (no ranking, no join, no snippet).
+
+            | query class | hits | p50 ms | p95 ms | max ms | floor p50 ms |
+            |---|---|---|---|---|---|
+            \(rows.joined(separator: "\n"))
+
+            Over the whole mix (\(all.count) queries): p50 \(String(format: "%.2f", percentile(all, 0.5))) ms, p95 \(String(format: "%.2f", percentile(all, 0.95))) ms (target: p95 ≤ 50 ms).
+
+            """
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import GRDB
+import HiveBroker
+import HiveWire
+import Testing
+
+@Suite("Message search")
+struct SearchTests {
+    func broker() throws -> (Broker, URL) {
+        let dir = URL(filePath: NSTemporaryDirectory()).appending(path: "search-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return (try Broker(path: dir.appending(path: "b.sqlite").path), dir)
+    }
+
+    @Test("bm25 ranks the better match first; filters and an agent's own view narrow it; a swept message leaves the index")
+    func search() throws {
+        let (b, dir) = try broker()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for n in ["iris", "bob", "zed"] { _ = try b.register(try AgentName(n)) }
+        let iris = try AgentName("iris"), bob = try AgentName("bob")
+        _ = try b.send(from: .agent(iris), to: .agent(bob), body: "the deploy failed again: deploy deploy", inReplyTo: nil)
+        _ = try b.send(from: .agent(bob), to: .agent(iris), body: "a long note that mentions the deploy once among many other words here", inReplyTo: nil)
+        _ = try b.send(from: .operator, to: .agent(try AgentName("zed")), body: "zed: the Déploy of the migration", inReplyTo: nil)
+        let all = try b.search(try SearchQuery.parse("deploy"), party: nil, limit: 10)
+        #expect(all.count == 3, "accents are folded: Déploy matches")
+        #expect(all.first?.message.from == "iris", "the body dense with the word ranks first")
+        #expect(all.first?.snippet.contains("[deploy]") == true)
+        #expect(try b.search(try SearchQuery.parse("deploy from:bob"), party: nil, limit: 10).map(\.message.from) == ["bob"])
+        #expect(try b.search(try SearchQuery.parse(#""deploy failed""#), party: nil, limit: 10).count == 1)
+        #expect(try b.search(try SearchQuery.parse("migr*"), party: nil, limit: 10).count == 1)
+        let bobs = try b.search(try SearchQuery.parse("deploy"), party: "bob", limit: 10)
+        #expect(bobs.count == 2 && bobs.allSatisfy { $0.message.from == "bob" || $0.message.to == "bob" }, "an agent sees only its own messages")
+        // Acked and old: swept, and gone from the index with it.
+        for name in ["bob", "iris", "zed"] {
+            let got = try b.recv(try AgentName(name), max: 10, wait: .zero)
+            _ = try b.ackTurn(try AgentName(name), ids: got.messages.map(\.id))
+        }
+        #expect(try b.sweep(olderThan: -1) == 3)
+        #expect(try b.search(try SearchQuery.parse("deploy"), party: nil, limit: 10).isEmpty)
+        let indexed = try DatabaseQueue(path: dir.appending(path: "b.sqlite").path).read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message_fts WHERE message_fts MATCH 'deploy'")
+        }
+        #expect(indexed == 0)
+    }
+}
