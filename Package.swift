@@ -72,6 +72,7 @@ let package = Package(
         // bubblewrap, the one place root touches agent-writable trees, configs and approvals, disk watch, sweeps.
         .target(name: "HiveCore", dependencies: [
             "HiveWire", "HiveHost", "HiveBroker", "HiveForge", "HiveGate", "HiveMetrics",
+            .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),

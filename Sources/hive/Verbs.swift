@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HiveClient
+import HiveCore
 import HiveHost
 import HiveWire
 
@@ -255,6 +256,54 @@ struct ReviveAgent: AsyncParsableCommand {
     @OptionGroup var agent: AgentArgument
     func run() async throws {
         try await operatorVerb { print("\(try await hive.connect().call(ReviveCommand(name: agent.name)).name): revived") }
+    }
+}
+
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy the hive, while it runs, into DEST (which must not exist or be empty).",
+        discussion: """
+            The broker and the forge's database are copied with SQLite's online backup API (a consistent
+            snapshot, whatever core is writing); the rest of the root (config and applied repos, credentials,
+            the forge's repos, every agent's state and harness dirs, /shared) file by file, owners and modes
+            kept, never through a link (an agent's links are copied as links; fifos and sockets are skipped and
+            listed). Run it as the user the hive runs as (root for cages). DEST holds root/ and hive-backup.json.
+            Restore with: hive restore DEST --root NEW_ROOT, then start the hive on NEW_ROOT.
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "Where the backup goes.") var destination: String
+    @Option(help: ArgumentHelp("The hive root, if the hive is not running.", valueName: "dir")) var root: String?
+
+    func run() async throws {
+        try await operatorVerb {
+            let rootPath: String
+            if let root { rootPath = root } else { rootPath = try await hive.connect().call(InfoCommand()).root }
+            let start = ContinuousClock.now
+            let summary = try HiveBackup.take(root: URL(filePath: rootPath), to: URL(filePath: destination))
+            print("backed up \(rootPath) to \(destination) in \(String(format: "%.1f", Double((ContinuousClock.now - start).components.seconds) + Double((ContinuousClock.now - start).components.attoseconds) / 1e18)) s: \(summary)")
+        }
+    }
+}
+
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put a backup (hive backup) back as a hive root.",
+        discussion: """
+            The root must not exist or be empty, unless --force (then what is there stays and the backup's files
+            are added around it). No core may run on it meanwhile. Start the hive on it afterwards
+            (hive up --root ROOT, or hive core --root ROOT): agents come back with their messages, configs and dirs.
+            """)
+
+    @Argument(help: "A directory made by hive backup.") var backup: String
+    @Option(help: ArgumentHelp("The root to restore into.", valueName: "dir")) var root: String
+    @Flag(help: "Restore into a root that already holds files.") var force = false
+
+    func run() async throws {
+        try await operatorVerb {
+            let summary = try HiveBackup.restore(from: URL(filePath: backup), to: URL(filePath: root), force: force)
+            print("restored \(backup) into \(root): \(summary)")
+        }
     }
 }
 

@@ -1,0 +1,174 @@
+import Foundation
+import GRDB
+import HiveHost
+import HiveWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `hive backup` and `hive restore`: a copy of a hive root taken while it runs, and its way back.
+///
+/// The broker and the forge's database are copied with SQLite's online backup API in one step (one read
+/// transaction: a consistent snapshot however hard core is writing, never a torn file). Everything else
+/// under the root (config and applied repos, credentials, the forge's repos, every agent's state and
+/// harness dirs, /shared) is copied through descriptors, one component at a time and never through a
+/// link: an agent's directories are the agent's to fill, so a link it planted is copied as a link (its
+/// target as text), a fifo or socket is skipped, and a file hard-linked from elsewhere is skipped unless
+/// root owns it. Owners and modes are kept. What is skipped is counted, and the run dir, locks and the
+/// databases' WAL files are left out (the backups of the databases stand for them).
+public enum HiveBackup {
+    public struct Summary: Sendable, Equatable, CustomStringConvertible {
+        public var files = 0, directories = 0, links = 0, bytes: Int64 = 0, databases = 0, skipped: [String] = []
+        public var description: String {
+            "\(databases) databases, \(files) files (\(bytes / 1_048_576) MiB), \(directories) directories, \(links) links"
+                + (skipped.isEmpty ? "" : "; skipped \(skipped.count): \(skipped.prefix(5).joined(separator: ", "))\(skipped.count > 5 ? ", …" : "")")
+        }
+    }
+
+    static let manifestName = "hive-backup.json"
+    /// Databases copied with the backup API, relative to the root.
+    static let databases = ["broker.sqlite", "forge/forge.sqlite"]
+    /// Never copied: the run dir (sockets), locks, the databases' own WAL and shared-memory files.
+    static func excluded(_ relative: String, databasesToo: Bool) -> Bool {
+        relative == "run" || relative.hasSuffix(".lock")
+            || databases.contains { (databasesToo && relative == $0) || relative == $0 + "-wal" || relative == $0 + "-shm" }
+    }
+
+    /// Copies the hive at `root` into `destination` (which must not exist or be empty), as `destination/root`
+    /// with a manifest beside it.
+    public static func take(root: URL, to destination: URL, now: Date = Date()) throws -> Summary {
+        try prepareEmpty(destination, what: "the backup's destination")
+        let into = destination.appending(path: "root")
+        guard mkdir(into.path, 0o700) == 0 else { throw CoreError("cannot make \(into.path): \(String(cString: strerror(errno)))") }
+        var summary = Summary()
+        // The databases first: whatever was acked before the backup began is in their snapshot.
+        for db in databases where FileManager.default.fileExists(atPath: root.appending(path: db).path) {
+            let target = into.appending(path: db)
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            var config = Configuration()
+            config.readonly = true
+            let source = try DatabaseQueue(path: root.appending(path: db).path, configuration: config)
+            try source.backup(to: try DatabaseQueue(path: target.path))
+            try source.close()
+            summary.databases += 1
+        }
+        try copyTree(from: root, to: into, skipDatabases: true, summary: &summary)
+        let manifest: [String: Any] = ["format": 1, "taken_at": now.timeIntervalSince1970, "root": root.path,
+                                       "databases": summary.databases, "files": summary.files, "skipped": summary.skipped]
+        try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys]).write(to: destination.appending(path: manifestName))
+        return summary
+    }
+
+    /// Copies a backup taken by ``take(root:to:now:)`` to `root`, which must not exist or be empty (with
+    /// `force`, it may hold files, and the backup's overwrite nothing: a file already there is skipped).
+    public static func restore(from backup: URL, to root: URL, force: Bool = false) throws -> Summary {
+        guard FileManager.default.fileExists(atPath: backup.appending(path: manifestName).path) else {
+            throw CoreError("\(backup.path) is not a hive backup (no \(manifestName))")
+        }
+        if !force { try prepareEmpty(root, what: "the root to restore into") } else {
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        }
+        // Held for the restore: a core cannot start on the root meanwhile, and one running there refuses it.
+        let lock = try ExclusiveLock(path: root.appending(path: "core.lock"), what: "the hive root", holder: "hive restore")
+        defer { withExtendedLifetime(lock) {} }
+        var summary = Summary()
+        try copyTree(from: backup.appending(path: "root"), to: root, skipDatabases: false, summary: &summary)
+        summary.databases = databases.filter { FileManager.default.fileExists(atPath: root.appending(path: $0).path) }.count
+        return summary
+    }
+
+    static func prepareEmpty(_ dir: URL, what: String) throws {
+        if let entries = try? FileManager.default.contentsOfDirectory(atPath: dir.path) {
+            guard entries.isEmpty else { throw CoreError("\(what), \(dir.path), is not empty (restore --force merges into a root that holds files)") }
+            chmod(dir.path, 0o700)
+            return
+        }
+        guard mkdir(dir.path, 0o700) == 0 else { throw CoreError("cannot make \(what), \(dir.path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Copies the tree at `source` into the existing directory `destination`.
+    static func copyTree(from source: URL, to destination: URL, skipDatabases: Bool, summary: inout Summary) throws {
+        let src = open(source.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard src >= 0 else { throw CoreError("cannot open \(source.path): \(String(cString: strerror(errno)))") }
+        defer { close(src) }
+        let dst = open(destination.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dst >= 0 else { throw CoreError("cannot open \(destination.path): \(String(cString: strerror(errno)))") }
+        defer { close(dst) }
+        try copyEntries(src, dst, relative: "", depth: 0, skipDatabases: skipDatabases, summary: &summary)
+    }
+
+    private static let maxDepth = 64
+
+    private static func copyEntries(_ src: Int32, _ dst: Int32, relative: String, depth: Int, skipDatabases: Bool, summary: inout Summary) throws {
+        var names: [String] = []
+        DirectoryListing.forEachEntry(src) { name, _ in names.append(name); return true }
+        for name in names {
+            let rel = relative.isEmpty ? name : relative + "/" + name
+            if excluded(rel, databasesToo: skipDatabases) { continue }
+            var st = stat()
+            guard fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { summary.skipped.append(rel + " (vanished)"); continue }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR:
+                guard depth < maxDepth else { summary.skipped.append(rel + " (deeper than \(maxDepth))"); continue }
+                if mkdirat(dst, name, mode_t(st.st_mode & 0o7777)) != 0 && errno != EEXIST {
+                    throw CoreError("cannot make \(rel): \(String(cString: strerror(errno)))")
+                }
+                let childSrc = openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard childSrc >= 0 else { summary.skipped.append(rel + " (changed while copied)"); continue }
+                defer { close(childSrc) }
+                let childDst = openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard childDst >= 0 else { throw CoreError("\(rel) in the destination is not a directory") }
+                defer { close(childDst) }
+                _ = fchown(childDst, st.st_uid, st.st_gid)
+                _ = fchmod(childDst, mode_t(st.st_mode & 0o7777))
+                summary.directories += 1
+                try copyEntries(childSrc, childDst, relative: rel, depth: depth + 1, skipDatabases: skipDatabases, summary: &summary)
+            case S_IFLNK:
+                var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                let n = readlinkat(src, name, &buffer, buffer.count - 1)
+                guard n >= 0 else { summary.skipped.append(rel + " (unreadable link)"); continue }
+                buffer[n] = 0
+                guard symlinkat(buffer, dst, name) == 0 else { summary.skipped.append(rel + " (link exists)"); continue }
+                _ = fchownat(dst, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW)
+                summary.links += 1
+            case S_IFREG:
+                guard st.st_nlink == 1 || st.st_uid == 0 else { summary.skipped.append(rel + " (hard-linked, not root's)"); continue }
+                try copyFile(src, dst, name, rel: rel, st, summary: &summary)
+            default:
+                summary.skipped.append(rel + " (not a file, directory or link)")
+            }
+        }
+    }
+
+    private static func copyFile(_ src: Int32, _ dst: Int32, _ name: String, rel: String, _ st: stat, summary: inout Summary) throws {
+        let input = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard input >= 0 else { summary.skipped.append(rel + " (changed while copied)"); return }
+        defer { close(input) }
+        var now = stat()
+        guard fstat(input, &now) == 0, (now.st_mode & S_IFMT) == S_IFREG, now.st_ino == st.st_ino else {
+            summary.skipped.append(rel + " (changed while copied)"); return
+        }
+        let output = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard output >= 0 else {
+            if errno == EEXIST { summary.skipped.append(rel + " (already there)"); return }
+            throw CoreError("cannot write \(rel): \(String(cString: strerror(errno)))")
+        }
+        defer { close(output) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = read(input, &buffer, buffer.count)
+            if n == 0 { break }
+            guard n > 0 else { throw CoreError("cannot read \(rel): \(String(cString: strerror(errno)))") }
+            var done = 0
+            while done < n {
+                let w = buffer[done..<n].withUnsafeBytes { write(output, $0.baseAddress, $0.count) }
+                guard w > 0 else { throw CoreError("cannot write \(rel): \(String(cString: strerror(errno)))") }
+                done += w
+            }
+            summary.bytes += Int64(n)
+        }
+        _ = fchown(output, st.st_uid, st.st_gid)
+        _ = fchmod(output, mode_t(st.st_mode & 0o7777))
+        summary.files += 1
+    }
+}
