@@ -70,7 +70,7 @@ struct AdminEndpoint: Sendable {
             case .spend:
                 return ResponseLine.ok(try sockets.ledger.totals())
             case .search(let c):
-                let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: WireLimits.maxListLimit)
+                let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: SearchQuery.maxResults)
                 return ResponseLine.ok(SearchCommand.Reply(hits: try broker.search(try SearchQuery.parse(c.query), party: nil, limit: limit)))
             case .metrics:
                 return ResponseLine.ok(MetricsCommand.Reply(text: metrics.scrape()))

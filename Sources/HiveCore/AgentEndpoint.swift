@@ -83,7 +83,7 @@ struct AgentEndpoint: Sendable {
             case .search(let c):
                 // Its own messages only: what it sent or received.
                 try rates.take(name, .search)
-                let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: WireLimits.maxListLimit)
+                let limit = try Validate.count(c.limit, field: "limit", default: 20, cap: SearchQuery.maxResults)
                 return ResponseLine.ok(SearchCommand.Reply(hits: try broker.search(try SearchQuery.parse(c.query), party: name.rawValue, limit: limit)))
             case .whoami:
                 return ResponseLine.ok(WhoamiCommand.Reply(name: name.rawValue, role: name == .manager ? .manager : .agent))

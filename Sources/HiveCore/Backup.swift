@@ -13,9 +13,10 @@ import Glibc
 /// under the root (config and applied repos, credentials, the forge's repos, every agent's state and
 /// harness dirs, /shared) is copied through descriptors, one component at a time and never through a
 /// link: an agent's directories are the agent's to fill, so a link it planted is copied as a link (its
-/// target as text), a fifo or socket is skipped, and a file hard-linked from elsewhere is skipped unless
-/// root owns it. Owners and modes are kept. What is skipped is counted, and the run dir, locks and the
-/// databases' WAL files are left out (the backups of the databases stand for them).
+/// target as text), a fifo or socket is skipped, and a file is copied as far as its size when the copy
+/// began, holes kept (a sparse terabyte an agent made costs what its blocks hold, and a file it keeps
+/// appending to ends). Owners and modes are kept. What is skipped is listed; the run dir, core's lock and
+/// the databases' WAL files are left out (the backups of the databases stand for them).
 public enum HiveBackup {
     public struct Summary: Sendable, Equatable, CustomStringConvertible {
         public var files = 0, directories = 0, links = 0, bytes: Int64 = 0, databases = 0, skipped: [String] = []
@@ -30,13 +31,18 @@ public enum HiveBackup {
     static let databases = ["broker.sqlite", "forge/forge.sqlite"]
     /// Never copied: the run dir (sockets), locks, the databases' own WAL and shared-memory files.
     static func excluded(_ relative: String, databasesToo: Bool) -> Bool {
-        relative == "run" || relative.hasSuffix(".lock")
+        relative == "run" || relative == "core.lock"
             || databases.contains { (databasesToo && relative == $0) || relative == $0 + "-wal" || relative == $0 + "-shm" }
     }
 
     /// Copies the hive at `root` into `destination` (which must not exist or be empty), as `destination/root`
     /// with a manifest beside it.
     public static func take(root: URL, to destination: URL, now: Date = Date()) throws -> Summary {
+        let rootPath = root.standardizedFileURL.resolvingSymlinksInPath().path
+        let destPath = destination.standardizedFileURL.resolvingSymlinksInPath().path
+        guard destPath != rootPath, !destPath.hasPrefix(rootPath + "/") else {
+            throw CoreError("the backup's destination, \(destination.path), is inside the hive root: it would copy itself")
+        }
         try prepareEmpty(destination, what: "the backup's destination")
         let into = destination.appending(path: "root")
         guard mkdir(into.path, 0o700) == 0 else { throw CoreError("cannot make \(into.path): \(String(cString: strerror(errno)))") }
@@ -68,22 +74,37 @@ public enum HiveBackup {
         if !force { try prepareEmpty(root, what: "the root to restore into") } else {
             try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         }
+        var top = stat()
+        guard lstat(backup.appending(path: "root").path, &top) == 0, (top.st_mode & S_IFMT) == S_IFDIR else {
+            throw CoreError("\(backup.path)/root is not a directory")
+        }
         // Held for the restore: a core cannot start on the root meanwhile, and one running there refuses it.
         let lock = try ExclusiveLock(path: root.appending(path: "core.lock"), what: "the hive root", holder: "hive restore")
         defer { withExtendedLifetime(lock) {} }
         var summary = Summary()
         try copyTree(from: backup.appending(path: "root"), to: root, skipDatabases: false, summary: &summary)
+        if !force {
+            // The root as it was (its owner and mode: the web process reaches the run dir through it).
+            _ = chown(root.path, top.st_uid, top.st_gid)
+            _ = chmod(root.path, mode_t(top.st_mode & 0o7777))
+        }
         summary.databases = databases.filter { FileManager.default.fileExists(atPath: root.appending(path: $0).path) }.count
         return summary
     }
 
+    /// Makes `dir` (0700), or takes an existing one only if it is empty, a real directory (not a link)
+    /// and ours, with no one else allowed to write in it: what goes in is then beyond anyone else's reach.
     static func prepareEmpty(_ dir: URL, what: String) throws {
-        if let entries = try? FileManager.default.contentsOfDirectory(atPath: dir.path) {
-            guard entries.isEmpty else { throw CoreError("\(what), \(dir.path), is not empty (restore --force merges into a root that holds files)") }
-            chmod(dir.path, 0o700)
-            return
+        if mkdir(dir.path, 0o700) == 0 { return }
+        guard errno == EEXIST else { throw CoreError("cannot make \(what), \(dir.path): \(String(cString: strerror(errno)))") }
+        var st = stat()
+        guard lstat(dir.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+            throw CoreError("\(what), \(dir.path), exists and is not an empty directory of yours that only you can write (a link is never followed)")
         }
-        guard mkdir(dir.path, 0o700) == 0 else { throw CoreError("cannot make \(what), \(dir.path): \(String(cString: strerror(errno)))") }
+        guard (try? FileManager.default.contentsOfDirectory(atPath: dir.path))?.isEmpty == true else {
+            throw CoreError("\(what), \(dir.path), is not empty (restore --force merges into a root that holds files)")
+        }
+        chmod(dir.path, 0o700)
     }
 
     /// Copies the tree at `source` into the existing directory `destination`.
@@ -98,6 +119,8 @@ public enum HiveBackup {
     }
 
     private static let maxDepth = 64
+    /// lseek's SEEK_DATA and SEEK_HOLE (Linux; the C headers show them only with _GNU_SOURCE).
+    private static let seekData: Int32 = 3, seekHole: Int32 = 4
 
     private static func copyEntries(_ src: Int32, _ dst: Int32, relative: String, depth: Int, skipDatabases: Bool, summary: inout Summary) throws {
         var names: [String] = []
@@ -110,8 +133,10 @@ public enum HiveBackup {
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
                 guard depth < maxDepth else { summary.skipped.append(rel + " (deeper than \(maxDepth))"); continue }
-                if mkdirat(dst, name, mode_t(st.st_mode & 0o7777)) != 0 && errno != EEXIST {
-                    throw CoreError("cannot make \(rel): \(String(cString: strerror(errno)))")
+                var existed = false
+                if mkdirat(dst, name, 0o700) != 0 {
+                    guard errno == EEXIST else { throw CoreError("cannot make \(rel): \(String(cString: strerror(errno)))") }
+                    existed = true
                 }
                 let childSrc = openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard childSrc >= 0 else { summary.skipped.append(rel + " (changed while copied)"); continue }
@@ -119,8 +144,13 @@ public enum HiveBackup {
                 let childDst = openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard childDst >= 0 else { throw CoreError("\(rel) in the destination is not a directory") }
                 defer { close(childDst) }
-                _ = fchown(childDst, st.st_uid, st.st_gid)
-                _ = fchmod(childDst, mode_t(st.st_mode & 0o7777))
+                if !existed {
+                    // Owner and mode once its content is in (a directory made 0700 until then).
+                    defer { _ = fchown(childDst, st.st_uid, st.st_gid); _ = fchmod(childDst, mode_t(st.st_mode & 0o7777)) }
+                    summary.directories += 1
+                    try copyEntries(childSrc, childDst, relative: rel, depth: depth + 1, skipDatabases: skipDatabases, summary: &summary)
+                    continue
+                }
                 summary.directories += 1
                 try copyEntries(childSrc, childDst, relative: rel, depth: depth + 1, skipDatabases: skipDatabases, summary: &summary)
             case S_IFLNK:
@@ -132,7 +162,7 @@ public enum HiveBackup {
                 _ = fchownat(dst, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW)
                 summary.links += 1
             case S_IFREG:
-                guard st.st_nlink == 1 || st.st_uid == 0 else { summary.skipped.append(rel + " (hard-linked, not root's)"); continue }
+                // Read through its own descriptor, a hard-linked file is only what it holds: copied whole.
                 try copyFile(src, dst, name, rel: rel, st, summary: &summary)
             default:
                 summary.skipped.append(rel + " (not a file, directory or link)")
@@ -154,19 +184,33 @@ public enum HiveBackup {
             throw CoreError("cannot write \(rel): \(String(cString: strerror(errno)))")
         }
         defer { close(output) }
+        // As far as the size it had when the copy began, data extent by extent (SEEK_DATA/SEEK_HOLE): holes
+        // stay holes, and a file someone keeps appending to still ends.
+        let size = Int64(now.st_size)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = read(input, &buffer, buffer.count)
-            if n == 0 { break }
-            guard n > 0 else { throw CoreError("cannot read \(rel): \(String(cString: strerror(errno)))") }
-            var done = 0
-            while done < n {
-                let w = buffer[done..<n].withUnsafeBytes { write(output, $0.baseAddress, $0.count) }
-                guard w > 0 else { throw CoreError("cannot write \(rel): \(String(cString: strerror(errno)))") }
-                done += w
+        var at: Int64 = 0
+        while at < size {
+            let data = Int64(lseek(input, off_t(at), Self.seekData))
+            if data < 0 || data >= size { break }
+            let found = Int64(lseek(input, off_t(data), Self.seekHole))
+            let hole: Int64 = found < 0 ? size : Swift.min(size, found)
+            var pos: Int64 = data
+            while pos < hole {
+                let n = pread(input, &buffer, Int(Swift.min(Int64(buffer.count), hole - pos)), off_t(pos))
+                if n == 0 { break }
+                guard n > 0 else { throw CoreError("cannot read \(rel): \(String(cString: strerror(errno)))") }
+                var done = 0
+                while done < n {
+                    let w = buffer[done..<n].withUnsafeBytes { pwrite(output, $0.baseAddress, $0.count, off_t(pos) + off_t(done)) }
+                    guard w > 0 else { throw CoreError("cannot write \(rel): \(String(cString: strerror(errno)))") }
+                    done += w
+                }
+                pos += Int64(n)
+                summary.bytes += Int64(n)
             }
-            summary.bytes += Int64(n)
+            at = Swift.max(hole, pos)
         }
+        _ = ftruncate(output, off_t(size))
         _ = fchown(output, st.st_uid, st.st_gid)
         _ = fchmod(output, mode_t(st.st_mode & 0o7777))
         summary.files += 1

@@ -169,11 +169,12 @@ public final class CoreDaemon: Sendable {
         let admin = LineServer(path: layout.adminSocket, mode: 0o660, logger: logger, handler: adminEndpoint.handle)
         let feed = DashboardFeed(broker: broker, agents: { try adminEndpoint.list() })
         CoreMetrics.preregister()
+        _ = try CoreMetrics.token(layout) // made now, so the operator can hand it to Prometheus before the first scrape
         broker.observeSends { CoreMetrics.sent($0.count) }
         var metricsService: (any Service)?
         if let listen = options.metricsListen {
             let (host, port) = try ListenAddress.parse(listen, what: "--metrics-listen")
-            metricsService = MetricsServer.application(adminEndpoint.metrics, host: host, port: port, logger: logger)
+            metricsService = MetricsServer.application(adminEndpoint.metrics, token: try CoreMetrics.token(layout), host: host, port: port, logger: logger)
         }
         let web = LineServer(path: layout.webSocket, mode: 0o660, logger: logger,
                              handler: WebEndpoint(admin: adminEndpoint, feed: feed).handle)

@@ -72,7 +72,7 @@ final class SpendLedger: Sendable {
         do {
             try store.meterSpend(name, row)
             for f in changed.withLock({ $0 }) { f(name) }
-            if final { CoreMetrics.spent(model: model, usage, usd: usd) }
+            if final { CoreMetrics.spent(model: prices.label(model), usage, usd: usd) }
         } catch {
             logger.error("cannot record the spend of \(name): \(error)")
         }
@@ -88,7 +88,6 @@ final class SpendLedger: Sendable {
             throw RequestError("ended_at: must be a time within the last 400 days")
         }
         let table = prices
-        let approved = configs(name)
         let counted = !gated(name)
         var rows: [SpendRow] = [], byFamily: [String] = [], unpriced: [String] = [], usd = 0.0
         for (model, tokens) in report.models.sorted(by: { $0.key < $1.key }) {
@@ -97,10 +96,10 @@ final class SpendLedger: Sendable {
             guard counts.allSatisfy({ (0...ReportTurnCommand.maxTokens).contains($0) }) else {
                 throw RequestError("models.\(model): token counts must be 0 to \(ReportTurnCommand.maxTokens)")
             }
-            // Spend is dated by core's clock, not the report's (an agent cannot backdate it out of today), and a
-            // model neither approved for the agent nor priced by the table is recorded as `other`: an agent
-            // cannot grow the per-model totals with names of its own making.
-            let model = approved.allowsModel(model) || table.price(model) != nil ? model : "other"
+            // Spend is dated by core's clock, not the report's (an agent cannot backdate it out of today), and
+            // recorded under the table's name for the model (its key, its family, or `other`): an agent
+            // cannot grow the per-model totals, or the metrics' labels, with names of its own making.
+            let model = table.label(model)
             let price = table.cost(model, tokens)
             if price == nil { unpriced.append(model) } else if price?.byFamily == true { byFamily.append(model) }
             usd += price?.usd ?? 0

@@ -41,13 +41,19 @@ struct WebEndpoint: Sendable {
                     root = layout.sharedDir
                 }
                 return ResponseLine.ok(try ConfinedFile.read(under: root, relPath: c.relPath))
+            case .metrics(let c):
+                // The web process passes on what the scraper presented; the token is core's to check.
+                guard CoreMetrics.admits(c.token, token: try CoreMetrics.token(layout)) else {
+                    throw RequestError("a scrape needs Authorization: Bearer <the token in the hive root's metrics.token>")
+                }
+                return ResponseLine.ok(MetricsCommand.Reply(text: admin.metrics.scrape()))
             case .agentConfig(let c):
                 let name = try AgentName(c.agent)
                 guard try broker.agent(name) != nil else { throw BrokerError.unknownAgent(name.rawValue) }
                 let config = admin.approvals.configs.current(name).encoded()
                 return ResponseLine.ok(AgentConfigCommand.Reply(agent: name.rawValue, config: String(decoding: config, as: UTF8.self),
                                                                 commit: admin.approvals.repos.deployedSHA(name)))
-            case .logs, .send, .approve, .deny, .start, .stop, .restart, .revive, .destroy, .cancelReminder, .forgeRepos, .answer, .setModel, .budget, .metrics, .search:
+            case .logs, .send, .approve, .deny, .start, .stop, .restart, .revive, .destroy, .cancelReminder, .forgeRepos, .answer, .setModel, .budget, .search:
                 // The same command on the admin socket: one implementation, and this table is the allow-list.
                 return admin.handle(line, parker)
             }

@@ -3,6 +3,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import HiveClient
 import HiveHTTP
 import HiveMetrics
 import HiveWire
@@ -48,17 +49,21 @@ public enum WebServer {
             return .success(id)
         }
 
-        router.get("/metrics") { request, context in
-            // For a scraper on this host: its own peer on loopback, not a request relayed by a proxy (which
-            // would make the hive's names and spend readable from outside without a login).
-            let peer = context.remoteAddress?.ipAddress ?? ""
-            let loopback = peer == "127.0.0.1" || peer == "::1" || peer.hasPrefix("::ffff:127.")
-            guard loopback, request.headers[.init("X-Forwarded-For")!] == nil, request.headers[.init(ProxySecret.header)!] == nil else {
-                return Reply.error("/metrics is served to a scraper on this host only (or use hive core --metrics-listen)", status: .forbidden)
+        router.get("/metrics") { request, _ in
+            // For a scraper with the hive's metrics token (the agents' names and spend are not for every
+            // user of the host); core checks it.
+            let presented = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+            guard let presented else {
+                return Reply.error("a scrape needs Authorization: Bearer <the token in the hive root's metrics.token>", status: .unauthorized)
             }
-            let core = (try? await core.call(MetricsCommand()).text) ?? "# core is not answering\n"
+            let coreText: String
+            do { coreText = try await core.call(MetricsCommand(token: presented)).text } catch HiveClientError.refused(let why) {
+                return Reply.error(why, status: .unauthorized)
+            } catch {
+                return Reply.error("core is not answering: \(error)", status: .serviceUnavailable)
+            }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: core + HiveMetrics.text())))
+                            body: .init(byteBuffer: ByteBuffer(string: coreText + HiveMetrics.text())))
         }
 
         router.get("/login") { request, context in

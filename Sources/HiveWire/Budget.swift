@@ -271,7 +271,10 @@ public struct SpendPeriod: Codable, Sendable, Equatable {
 /// it at /metrics with its own, and `hive core --metrics-listen` on a loopback port).
 public struct MetricsCommand: HiveCommand {
     public static let cmd = "metrics"
-    public init() {}
+    /// On the web socket, the scraper's bearer token (`<root>/metrics.token`), checked by core; the
+    /// operator's admin socket needs none.
+    @Nullable public var token: String?
+    public init(token: String? = nil) { self.token = token }
     public struct Reply: Codable, Sendable, Equatable {
         public var text: String
         public init(text: String) { self.text = text }

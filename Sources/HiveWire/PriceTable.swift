@@ -54,6 +54,15 @@ public struct PriceTable: Codable, Sendable, Equatable {
         return nil
     }
 
+    /// A bounded name for `model` (for metrics and the per-model totals): the table's key that prices it
+    /// (`claude-sonnet-4-5`), else its family (`sonnet`), else `other`. However many ids an agent makes
+    /// up, they come to the table's keys and three more.
+    public func label(_ model: String) -> String {
+        let id = model.lowercased().split(separator: "[").first.map(String.init) ?? ""
+        if let key = models.keys.filter({ id.hasPrefix($0) }).max(by: { $0.count < $1.count }) { return key }
+        return families.keys.sorted().first { id.contains($0) } ?? "other"
+    }
+
     /// What `usage` of `model` cost in USD; nil when not even its family is known.
     public func cost(_ model: String, _ usage: TokenCount) -> (usd: Double, byFamily: Bool)? {
         guard let (p, byFamily) = price(model) else { return nil }

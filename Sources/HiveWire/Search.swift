@@ -17,6 +17,8 @@ public struct SearchQuery: Sendable, Equatable {
     public var before: Double?
 
     public static let maxBytes = 500
+    /// The most results a search returns.
+    public static let maxResults = 100
     public static let maxTerms = 16
 
     /// The FTS5 MATCH expression: the terms ANDed, each quoted.
@@ -70,6 +72,11 @@ public struct SearchQuery: Sendable, Equatable {
                 continue
             }
             if token.hasSuffix("*"), let word = words(token.dropLast()).last, words(token.dropLast()).count == 1 {
+                // A short prefix matches most of the index: at least 3 characters, and 2 prefixes a query.
+                guard word.count >= 3 else { throw RequestError("a prefix needs at least 3 characters, not '\(word.prefix(10))*'") }
+                guard q.terms.filter({ if case .prefix = $0 { return true } else { return false } }).count < 2 else {
+                    throw RequestError("at most 2 prefixes (word*) in a query")
+                }
                 q.terms.append(.prefix(word))
             } else {
                 q.terms += words(token).map(Term.word)

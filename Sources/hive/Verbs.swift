@@ -326,7 +326,7 @@ struct Search: AsyncParsableCommand {
 
     func validate() throws {
         do { _ = try SearchQuery.parse(query.joined(separator: " ")) } catch { throw ValidationError(error.description) }
-        guard (1...WireLimits.maxListLimit).contains(limit) else { throw ValidationError("--limit must be from 1 to \(WireLimits.maxListLimit)") }
+        guard (1...SearchQuery.maxResults).contains(limit) else { throw ValidationError("--limit must be from 1 to \(SearchQuery.maxResults)") }
     }
 
     func run() async throws {

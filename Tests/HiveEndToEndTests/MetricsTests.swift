@@ -67,15 +67,22 @@ struct MetricsTests {
 
         // The manager hears of the hold and takes turns of its own: scrape until the hive's spend holds still
         // between two reads, so the scrape and the spend describe the same moment.
+        let token = try String(contentsOf: hive.root.appending(path: "metrics.token"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try FileManager.default.attributesOfItem(atPath: hive.root.appending(path: "metrics.token").path)[.posixPermissions] as? Int == 0o600)
+        #expect(try TCPHTTP.request(port, "GET", "/metrics").status == 401, "no token, no metrics")
+        #expect(try TCPHTTP.request(port, "GET", "/metrics", headers: ["Authorization": "Bearer " + String(repeating: "0", count: 64)]).status == 401)
         var samples: [Sample] = [], hiveToday = -1.0, headers: [String: String] = [:]
         try await hive.eventually("a scrape taken while the hive's spend holds still agrees with it", timeout: .seconds(30)) {
             let before = try await hive.admin().call(SpendCommand()).periods.first { $0.period == "today" }?.hive.usd ?? -1
-            let scrape = try TCPHTTP.request(port, "GET", "/metrics")
+            // (Scrapes within 5 s share one reading: wait that long between tries.)
+            let scrape = try TCPHTTP.request(port, "GET", "/metrics", headers: ["Authorization": "Bearer " + token])
             #expect(scrape.status == 200)
             headers = scrape.headers
             samples = try Self.parse(scrape.body)
             hiveToday = try await hive.admin().call(SpendCommand()).periods.first { $0.period == "today" }?.hive.usd ?? -2
-            return before == hiveToday && abs((Self.value(samples, "hive_cost_usd_total") ?? 0) - hiveToday) < 1e-9
+            let agrees = before == hiveToday && abs((Self.value(samples, "hive_cost_usd_total") ?? 0) - hiveToday) < 1e-9
+            if !agrees { try await Task.sleep(for: .seconds(5.1)) }
+            return agrees
         }
         #expect(headers["content-type"]?.contains("text/plain; version=0.0.4") == true)
         #expect((Self.value(samples, "hive_messages_sent_total") ?? 0) >= 3)

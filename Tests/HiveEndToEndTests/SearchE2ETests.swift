@@ -12,6 +12,9 @@ struct SearchE2ETests {
         for name in ["iris", "bob", "zed"] { _ = try await hive.spawn(name) }
         _ = try await hive.admin().call(SendCommand(to: "iris", body: "alpha: the deploy is blocked"))
         _ = try await hive.agent("bob").call(SendCommand(to: "zed", body: "beta: deploy the migration tonight"))
+        #expect(try await hive.agent("iris").call(SearchCommand(query: "deploy")).hits.isEmpty, "not handed to iris yet")
+        _ = try await hive.agent("iris").call(RecvCommand(waitSeconds: 0, max: 5))
+        _ = try await hive.agent("zed").call(RecvCommand(waitSeconds: 0, max: 5))
         let mine = try await hive.agent("iris").call(SearchCommand(query: "deploy")).hits
         #expect(mine.map(\.message.body) == ["alpha: the deploy is blocked"], "iris sees its own message only")
         let zeds = try await hive.agent("zed").call(SearchCommand(query: "deploy from:bob")).hits

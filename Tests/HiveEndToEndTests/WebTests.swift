@@ -223,15 +223,16 @@ struct WebTests {
         let forge = try TCPHTTP.request(port, "GET", "/api/forge", headers: ["Cookie": cookie])
         #expect(forge.status == 200 && forge.body.contains("\"full_name\":\"shared/docs\"") && forge.body.contains("What belongs in shared/docs"))
 
-        // /metrics for a scraper on this host: core's series and the web process's own, valid text format;
-        // a request relayed by a proxy (from outside) is refused.
-        let metrics = try TCPHTTP.request(port, "GET", "/metrics")
+        // /metrics for a scraper with the hive's token: core's series and the web process's own, valid text format.
+        let token = try String(contentsOf: hive.root.appending(path: "metrics.token"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try TCPHTTP.request(port, "GET", "/metrics").status == 401)
+        #expect(try TCPHTTP.request(port, "GET", "/metrics", headers: ["Authorization": "Bearer nope"]).status == 401)
+        let metrics = try TCPHTTP.request(port, "GET", "/metrics", headers: ["Authorization": "Bearer " + token])
         #expect(metrics.status == 200)
         let samples = try MetricsTests.parse(metrics.body)
         #expect((MetricsTests.value(samples, "hive_web_requests_total", ["code": "2xx"]) ?? 0) >= 5, "the web process's own requests")
         #expect(MetricsTests.value(samples, "hive_agents", ["state": "idle"]) != nil, "core's series come along")
         #expect(MetricsTests.value(samples, "hive_web_sse_clients") != nil)
-        #expect(try TCPHTTP.request(port, "GET", "/metrics", headers: ["X-Forwarded-For": "203.0.113.9"]).status == 403)
     }
 
     @Test("off loopback the dashboard needs the operator password; wrong ones are refused, then throttled per client; logout ends the session; no password, no start")
