@@ -158,3 +158,17 @@ public struct InboxCommand: HiveCommand {
         public init(messages: [MessageView]) { self.messages = messages }
     }
 }
+
+/// `metrics`: the Prometheus text exposition of core's metrics (admin and web sockets; `hive web` serves
+/// it at /metrics with its own, and `hive core --metrics-listen` on a loopback port).
+public struct MetricsCommand: HiveCommand {
+    public static let cmd = "metrics"
+    /// On the web socket, the scraper's bearer token (`<root>/metrics.token`), checked by core; the
+    /// operator's admin socket needs none.
+    @Nullable public var token: String?
+    public init(token: String? = nil) { self.token = token }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var text: String
+        public init(text: String) { self.text = text }
+    }
+}

@@ -266,17 +266,3 @@ public struct SpendPeriod: Codable, Sendable, Equatable {
         self.period = period; self.since = since; self.hive = hive; self.agents = agents; self.models = models
     }
 }
-
-/// `metrics`: the Prometheus text exposition of core's metrics (admin and web sockets; `hive web` serves
-/// it at /metrics with its own, and `hive core --metrics-listen` on a loopback port).
-public struct MetricsCommand: HiveCommand {
-    public static let cmd = "metrics"
-    /// On the web socket, the scraper's bearer token (`<root>/metrics.token`), checked by core; the
-    /// operator's admin socket needs none.
-    @Nullable public var token: String?
-    public init(token: String? = nil) { self.token = token }
-    public struct Reply: Codable, Sendable, Equatable {
-        public var text: String
-        public init(text: String) { self.text = text }
-    }
-}
