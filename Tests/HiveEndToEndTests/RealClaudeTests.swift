@@ -253,10 +253,14 @@ struct RealClaudeTests {
         #expect(ContinuousClock.now - sent < .seconds(30), "stopped at its timeout, not at the model's pace")
         #expect(rows[0]["result_kind"] == "failed", "\(rows)")
         #expect(rows[0]["detail"]?.contains("timed out") == true)
-        // The retry hangs the same way; the operator cancels it from the agent's page.
-        try await hive.eventually("the retry is running", timeout: .seconds(30)) { try await hive.agentRow("iris")?.state == .thinking }
-        try await Task.sleep(for: .seconds(1))
+        // The retry hangs the same way; the operator cancels it from the agent's page. (The first turn's
+        // `thinking` may still show while its report goes to core: wait for the harness's second turn.)
         let web = hive.runDir.appending(path: "agents/iris/page/web.sock").path
+        try await hive.eventually("the retry is running", timeout: .seconds(30)) {
+            let state = try UnixHTTP.json(web, "/state") as? [String: Any] ?? [:]
+            return ((state["turns"] as? NSNumber)?.intValue ?? 0) >= 2 && (state["state"] as? String) == "thinking"
+        }
+        try await Task.sleep(for: .seconds(1))
         let cancelled = ContinuousClock.now
         #expect(try UnixHTTP.request(web, "POST", "/cancel").body.contains("true"))
         try await hive.eventually("the cancelled turn is recorded", timeout: .seconds(15)) {
