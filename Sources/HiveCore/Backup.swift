@@ -43,25 +43,37 @@ public enum HiveBackup {
         guard destPath != rootPath, !destPath.hasPrefix(rootPath + "/") else {
             throw CoreError("the backup's destination, \(destination.path), is inside the hive root: it would copy itself")
         }
-        try prepareEmpty(destination, what: "the backup's destination")
-        let into = destination.appending(path: "root")
-        guard mkdir(into.path, 0o700) == 0 else { throw CoreError("cannot make \(into.path): \(String(cString: strerror(errno)))") }
+        // Everything below is made through descriptors of the destination, never by its path again: a
+        // directory on the way that someone else can rename cannot send a file elsewhere.
+        let dest = try prepareEmpty(destination, what: "the backup's destination")
+        defer { close(dest) }
+        guard mkdirat(dest, "root", 0o700) == 0 else { throw CoreError("cannot make \(destination.path)/root: \(String(cString: strerror(errno)))") }
+        let into = openat(dest, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard into >= 0 else { throw CoreError("cannot open \(destination.path)/root: \(String(cString: strerror(errno)))") }
+        defer { close(into) }
         var summary = Summary()
         // The databases first: whatever was acked before the backup began is in their snapshot.
         for db in databases where FileManager.default.fileExists(atPath: root.appending(path: db).path) {
-            let target = into.appending(path: db)
-            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let parts = db.split(separator: "/").map(String.init)
+            for dir in parts.dropLast() where mkdirat(into, dir, 0o755) != 0 && errno != EEXIST {
+                throw CoreError("cannot make \(dir) in the backup: \(String(cString: strerror(errno)))")
+            }
             var config = Configuration()
             config.readonly = true
             let source = try DatabaseQueue(path: root.appending(path: db).path, configuration: config)
-            try source.backup(to: try DatabaseQueue(path: target.path))
+            // SQLite opens by path: this one goes through the descriptor of the backup's root.
+            try source.backup(to: try DatabaseQueue(path: "/proc/self/fd/\(into)/\(db)"))
             try source.close()
             summary.databases += 1
         }
         try copyTree(from: root, to: into, skipDatabases: true, summary: &summary)
         let manifest: [String: Any] = ["format": 1, "taken_at": now.timeIntervalSince1970, "root": root.path,
                                        "databases": summary.databases, "files": summary.files, "skipped": summary.skipped]
-        try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys]).write(to: destination.appending(path: manifestName))
+        let data = try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
+        let out = openat(dest, manifestName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard out >= 0 else { throw CoreError("cannot write the manifest: \(String(cString: strerror(errno)))") }
+        defer { close(out) }
+        guard data.withUnsafeBytes({ write(out, $0.baseAddress, $0.count) }) == data.count else { throw CoreError("cannot write the manifest") }
         return summary
     }
 
@@ -71,51 +83,61 @@ public enum HiveBackup {
         guard FileManager.default.fileExists(atPath: backup.appending(path: manifestName).path) else {
             throw CoreError("\(backup.path) is not a hive backup (no \(manifestName))")
         }
-        if !force { try prepareEmpty(root, what: "the root to restore into") } else {
+        let target: Int32
+        if !force { target = try prepareEmpty(root, what: "the root to restore into") } else {
             try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            target = open(root.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard target >= 0 else { throw CoreError("cannot open \(root.path) (a link is never followed): \(String(cString: strerror(errno)))") }
         }
+        defer { close(target) }
         var top = stat()
         guard lstat(backup.appending(path: "root").path, &top) == 0, (top.st_mode & S_IFMT) == S_IFDIR else {
             throw CoreError("\(backup.path)/root is not a directory")
         }
         // Held for the restore: a core cannot start on the root meanwhile, and one running there refuses it.
-        let lock = try ExclusiveLock(path: root.appending(path: "core.lock"), what: "the hive root", holder: "hive restore")
+        let lock = try ExclusiveLock(path: URL(filePath: "/proc/self/fd/\(target)/core.lock"), what: "the hive root", holder: "hive restore")
         defer { withExtendedLifetime(lock) {} }
         var summary = Summary()
-        try copyTree(from: backup.appending(path: "root"), to: root, skipDatabases: false, summary: &summary)
+        try copyTree(from: backup.appending(path: "root"), to: target, skipDatabases: false, summary: &summary)
         if !force {
             // The root as it was (its owner and mode: the web process reaches the run dir through it).
-            _ = chown(root.path, top.st_uid, top.st_gid)
-            _ = chmod(root.path, mode_t(top.st_mode & 0o7777))
+            _ = fchown(target, top.st_uid, top.st_gid)
+            _ = fchmod(target, mode_t(top.st_mode & 0o7777))
         }
         summary.databases = databases.filter { FileManager.default.fileExists(atPath: root.appending(path: $0).path) }.count
         return summary
     }
 
     /// Makes `dir` (0700), or takes an existing one only if it is empty, a real directory (not a link)
-    /// and ours, with no one else allowed to write in it: what goes in is then beyond anyone else's reach.
-    static func prepareEmpty(_ dir: URL, what: String) throws {
-        if mkdir(dir.path, 0o700) == 0 { return }
-        guard errno == EEXIST else { throw CoreError("cannot make \(what), \(dir.path): \(String(cString: strerror(errno)))") }
-        var st = stat()
-        guard lstat(dir.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
-            throw CoreError("\(what), \(dir.path), exists and is not an empty directory of yours that only you can write (a link is never followed)")
+    /// and ours, with no one else allowed to write in it; returns its descriptor, through which everything
+    /// that goes in is made.
+    static func prepareEmpty(_ dir: URL, what: String) throws -> Int32 {
+        if mkdir(dir.path, 0o700) != 0, errno != EEXIST {
+            throw CoreError("cannot make \(what), \(dir.path): \(String(cString: strerror(errno)))")
         }
-        guard (try? FileManager.default.contentsOfDirectory(atPath: dir.path))?.isEmpty == true else {
+        let fd = open(dir.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw CoreError("\(what), \(dir.path), is not a directory (a link is never followed)") }
+        var st = stat()
+        var empty = true
+        DirectoryListing.forEachEntry(fd, limit: 1) { _, _ in empty = false; return false }
+        guard fstat(fd, &st) == 0, st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+            close(fd)
+            throw CoreError("\(what), \(dir.path), exists and is not an empty directory of yours that only you can write")
+        }
+        guard empty else {
+            close(fd)
             throw CoreError("\(what), \(dir.path), is not empty (restore --force merges into a root that holds files)")
         }
-        chmod(dir.path, 0o700)
+        _ = fchmod(fd, 0o700)
+        return fd
     }
 
-    /// Copies the tree at `source` into the existing directory `destination`.
-    static func copyTree(from source: URL, to destination: URL, skipDatabases: Bool, summary: inout Summary) throws {
+    /// Copies the tree at `source` into the open directory `destination`.
+    static func copyTree(from source: URL, to destination: Int32, skipDatabases: Bool, summary: inout Summary) throws {
         let src = open(source.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard src >= 0 else { throw CoreError("cannot open \(source.path): \(String(cString: strerror(errno)))") }
         defer { close(src) }
-        let dst = open(destination.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard dst >= 0 else { throw CoreError("cannot open \(destination.path): \(String(cString: strerror(errno)))") }
-        defer { close(dst) }
-        try copyEntries(src, dst, relative: "", depth: 0, skipDatabases: skipDatabases, summary: &summary)
+        try copyEntries(src, destination, relative: "", depth: 0, skipDatabases: skipDatabases, summary: &summary)
     }
 
     private static let maxDepth = 64

@@ -59,10 +59,10 @@ final class BudgetDesk: Sendable {
         return (own, own.isEmpty ? "none" : "agent.json")
     }
 
-    private func spending(_ name: AgentName?, excluding: AgentName? = nil) throws -> BudgetCheck.Spending {
+    private func spending(_ name: AgentName?) throws -> BudgetCheck.Spending {
         let t = now()
-        return BudgetCheck.Spending(day: try store.spent(name, since: BudgetPeriod.day.interval(containing: t, calendar: calendar).start.timeIntervalSince1970, excluding: excluding),
-                                    month: try store.spent(name, since: BudgetPeriod.month.interval(containing: t, calendar: calendar).start.timeIntervalSince1970, excluding: excluding))
+        return BudgetCheck.Spending(day: try store.spent(name, since: BudgetPeriod.day.interval(containing: t, calendar: calendar).start.timeIntervalSince1970, excluding: nil),
+                                    month: try store.spent(name, since: BudgetPeriod.month.interval(containing: t, calendar: calendar).start.timeIntervalSince1970, excluding: nil))
     }
 
     /// The agent's budget, spend and verdict.

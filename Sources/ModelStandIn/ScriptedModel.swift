@@ -21,7 +21,7 @@ import Synchronization
 ///
 /// `times=N` makes an error fire only on the first N requests that reach it (counted per directive line
 /// over the stand-in's life, since the CLI's prompts carry changing reminders), so a retried turn can
-/// get through. `$HISTORY` in a tool's input becomes every `mark:WORD` the model sees
+/// get through. `$HISTORY` in a tool's input becomes every `mark:WORD` the model sees (prompts and tool results)
 /// in the whole conversation, comma-separated, which shows what a session remembers. A compaction
 /// request (the CLI asks for a "detailed summary") is answered with a summary that keeps the marks.
 public final class ScriptedModel: Sendable {
@@ -58,7 +58,8 @@ public final class ScriptedModel: Sendable {
         let tools = Set((body["tools"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
         let lastText = Self.texts(of: messages.last).joined(separator: "\n")
         let allText = messages.filter { $0["role"] as? String == "user" }.flatMap { Self.texts(of: $0) }.joined(separator: "\n")
-        let marks = Self.marks(in: allText)
+        // What the model sees: the prompts, and what the tools answered (a search's hits, a read message).
+        let marks = Self.marks(in: allText + "\n" + Self.toolResults(in: messages).joined(separator: "\n"))
         var usage = TokenUsage(input: inputEstimate(body), output: 12)
 
         if lastText.contains("detailed summary") && !lastText.contains("@") || lastText.contains("Your task is to create a detailed summary") {
@@ -204,6 +205,16 @@ public final class ScriptedModel: Sendable {
             guard block["type"] as? String == "text", let t = block["text"] as? String,
                   !t.hasPrefix("<system-reminder>") else { return nil }
             return t
+        }
+    }
+
+    /// The text of every tool result in the conversation, in order.
+    static func toolResults(in messages: [[String: Any]]) -> [String] {
+        messages.filter { $0["role"] as? String == "user" }.flatMap { m -> [String] in
+            (m["content"] as? [[String: Any]] ?? []).filter { $0["type"] as? String == "tool_result" }.flatMap { block -> [String] in
+                if let s = block["content"] as? String { return [s] }
+                return (block["content"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String }
+            }
         }
     }
 

@@ -38,6 +38,22 @@ struct BackupTests {
         #expect(taken.status == 0 && taken.out.contains("2 databases"), "\(taken.out)\(taken.err)")
         #expect(taken.out.contains("pipe (not a file, directory or link)"), "the fifo is skipped and said: \(taken.out)")
         #expect(during > 0, "messages flowed while the backup ran")
+        // A destination someone else prepared is refused, never written through: a link to elsewhere, and
+        // an empty directory of another owner.
+        let elsewhere = hive.dir.appending(path: "elsewhere")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: hive.dir.appending(path: "linked").path, withDestinationPath: elsewhere.path)
+        let viaLink = try hive.cli(["backup", hive.dir.appending(path: "linked").path])
+        #expect(viaLink.status != 0 && viaLink.err.contains("a link is never followed"), "\(viaLink.err)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere.path).isEmpty, "nothing written through the link")
+        if getuid() == 0 {
+            let theirs = hive.dir.appending(path: "theirs")
+            try FileManager.default.createDirectory(at: theirs, withIntermediateDirectories: true)
+            _ = chown(theirs.path, 12_345, 12_345)
+            let foreign = try hive.cli(["backup", theirs.path])
+            #expect(foreign.status != 0 && foreign.err.contains("not an empty directory of yours"), "\(foreign.err)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: theirs.path).isEmpty)
+        }
         #expect(await hive.terminate() == 0)
 
         let restored = try LiveHive()

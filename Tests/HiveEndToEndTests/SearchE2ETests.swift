@@ -1,9 +1,10 @@
 import Foundation
 import HiveClient
 import HiveWire
+import ModelStandIn
 import Testing
 
-@Suite("Search end to end", .timeLimit(.minutes(1)))
+@Suite("Search end to end", .serialized, .timeLimit(.minutes(2)))
 struct SearchE2ETests {
     @Test("the operator searches every message (hive search); an agent, on its own socket (its search tool), only those it sent or received")
     func search() async throws {
@@ -27,5 +28,21 @@ struct SearchE2ETests {
         #expect(bad.status != 0 && bad.err.contains("give at least one word"), "\(bad.err)")
         // A query the store could misread (FTS5 syntax) is only words.
         #expect(try await hive.agent("iris").call(SearchCommand(query: "NEAR(deploy blocked) OR *")).hits.isEmpty)
+    }
+
+    @Test("an agent's search tool through the real Claude Code CLI finds its own message, and the model reads the hit")
+    func searchToolThroughRealCLI() async throws {
+        let api = try await ModelStandIn()
+        defer { Task { await api.stop() } }
+        let hive = try LiveHive()
+        try await hive.startReal(api: api)
+        try await hive.spawnIdle("iris", "bob")
+        // Iris's own message (sent on its socket, as its tools do); bob's turn on it is bob's business.
+        _ = try await hive.agent("iris").call(SendCommand(to: "bob", body: "deploy notes mark:zebra"))
+        _ = try await hive.admin().call(SendCommand(to: "iris", body: "@tool search {\"query\":\"deploy from:iris\"}\n@tool send {\"to\":\"operator\",\"body\":\"found $HISTORY\"}"))
+        let reply = try await RealClaudeTests.awaitOperator(hive, containing: "found")
+        #expect(reply.body == "found zebra", "the hit reached the model as the tool's answer: \(reply.body)")
+        let called = api.messageRequests.contains { String(decoding: $0.body, as: UTF8.self).contains("\"name\":\"mcp__hive__search\"") }
+        #expect(called, "claude called the hive's search tool")
     }
 }
