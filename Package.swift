@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),
         .testTarget(name: "HiveGateTests", dependencies: ["HiveGate", "HiveHost", "HiveWire", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "HiveMCPTests", dependencies: ["HiveMCP", .product(name: "MCP", package: "swift-sdk")]),
-        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveWire", "HiveHost", "HiveTelemetry", "ModelStandIn", "HiveFuzz"],
+        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveBroker", "HiveWire", "HiveHost", "HiveTelemetry", "ModelStandIn", "HiveFuzz"],
                     exclude: ["Golden"]), // read from disk by GoldenWireTests, not built
     ]
 )

@@ -53,6 +53,7 @@ public final class Broker: Sendable {
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
         }
+        try Schema.refuseNewer(pool, path: path)
         try Schema.migrator.migrate(pool)
         self.checkpointer = try DatabaseQueue(path: path, configuration: config)
         self.pool = pool

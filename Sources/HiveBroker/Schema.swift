@@ -2,6 +2,21 @@ import GRDB
 
 /// The broker's schema, as named migrations applied at open.
 enum Schema {
+    /// A database a newer hive migrated is refused, not run: this binary would ignore tables and columns it
+    /// does not know (budgets not enforced, an index not kept in step). GRDB's migrator skips unknown
+    /// migrations silently, hence the check. A rollback to an older binary restores the pre-upgrade backup.
+    static func refuseNewer(_ pool: DatabasePool, path: String) throws {
+        let known = Set(migrator.migrations)
+        let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+        let unknown = applied.subtracting(known).sorted()
+        guard unknown.isEmpty else {
+            throw BrokerError.storage("""
+                \(path) was migrated by a newer hive (\(unknown.joined(separator: ", "))): run that hive, or restore the backup \
+                taken before the upgrade (docs/operations.md, Rollback)
+                """)
+        }
+    }
+
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1-agents-and-messages") { db in

@@ -10,6 +10,9 @@ enum Defaults {
     /// reach their own directories through it), the same one a service install uses.
     static let systemRoot = URL(filePath: "/var/lib/hyperhive")
 
+    /// Where a service install's sockets are (`RuntimeDirectory=` of its unit).
+    static let serviceRunDir = URL(filePath: "/run/hyperhive")
+
     /// `$HIVE_ROOT`, else as root `/var/lib/hyperhive`, else `$XDG_DATA_HOME/hyperhive`, else
     /// `~/.local/share/hyperhive`.
     static var root: URL {
@@ -27,13 +30,17 @@ enum Defaults {
 /// `--run-dir`, shared by every verb that talks to a running hive.
 struct RunDirOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "The hive's run dir, holding host.sock. Default: $HIVE_RUN_DIR, else <root>/run of the default root.",
+        "The hive's run dir, holding host.sock. Default: $HIVE_RUN_DIR, else /run/hyperhive for a service install, else <root>/run of the default root.",
         valueName: "dir"))
     var runDir: String?
 
     var resolved: URL {
         if let runDir { return URL(filePath: runDir) }
         if let env = ProcessInfo.processInfo.environment["HIVE_RUN_DIR"], !env.isEmpty { return URL(filePath: env) }
+        // A service install (`hive install`) keeps its sockets in /run/hyperhive.
+        if Defaults.root == Defaults.systemRoot, FileManager.default.fileExists(atPath: HiveLayout.adminSocket(in: Defaults.serviceRunDir).path) {
+            return Defaults.serviceRunDir
+        }
         return Defaults.runDir()
     }
 

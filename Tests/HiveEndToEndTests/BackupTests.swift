@@ -1,6 +1,7 @@
 import Foundation
 import HiveClient
 import HiveWire
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -26,11 +27,19 @@ struct BackupTests {
         _ = try await hive.agent("iris").call(AckTurnCommand(ids: Array(ackedBefore)))
         #expect(ackedBefore.count == 50)
         // Traffic during the backup.
+        let sent = Mutex(0)
         let flowing = Task {
             var n = 0
-            while !Task.isCancelled { _ = try? await hive.agent("bob").call(SendCommand(to: "iris", body: "during \(n)")); n += 1 }
+            while !Task.isCancelled {
+                _ = try? await hive.agent("bob").call(SendCommand(to: "iris", body: "during \(n)"))
+                n += 1
+                sent.withLock { $0 = n }
+            }
             return n
         }
+        // The backup starts once traffic flows (the sender's task may start late on a busy machine).
+        let flows = ContinuousClock.now + .seconds(10)
+        while sent.withLock({ $0 }) == 0 && ContinuousClock.now < flows { try await Task.sleep(for: .milliseconds(5)) }
         let destination = hive.dir.appending(path: "backup")
         let taken = try hive.cli(["backup", destination.path])
         flowing.cancel()

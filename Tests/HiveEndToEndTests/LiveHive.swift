@@ -49,9 +49,14 @@ final class LiveHive: @unchecked Sendable {
     func start(extra: [String] = [], cage: String = "none", environment: [String: String]? = nil) async throws {
         // Cages get an allow-list of core's environment: the stand-in's settings travel as --agent-env.
         let fake = (environment ?? [:]).filter { $0.key.hasPrefix("FAKE_CLAUDE_") }.sorted { $0.key < $1.key }
-        let p = try launch(["core", "--root", root.path, "--run-dir", runDir.path, "--cage", cage, "--log-level", "debug",
-                            "--forge-listen", "127.0.0.1:0"] + fake.flatMap { ["--agent-env", "\($0.key)=\($0.value)"] } + extra,
-                           environment: environment)
+        try await startCore(["core", "--root", root.path, "--run-dir", runDir.path, "--cage", cage, "--log-level", "debug",
+                             "--forge-listen", "127.0.0.1:0"] + fake.flatMap { ["--agent-env", "\($0.key)=\($0.value)"] } + extra,
+                            environment: environment)
+    }
+
+    /// Starts core as `executable args` (by default the built `hive`) and waits until its admin socket answers.
+    func startCore(_ args: [String], executable: URL? = nil, environment: [String: String]? = nil) async throws {
+        let p = try launch(args, environment: environment, executable: executable)
         process = p
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
@@ -63,13 +68,13 @@ final class LiveHive: @unchecked Sendable {
     }
 
     /// Launches `hive` with `args`, stdout and stderr going to a log file in the temp dir.
-    func launch(_ args: [String], environment: [String: String]? = nil) throws -> Process {
+    func launch(_ args: [String], environment: [String: String]? = nil, executable: URL? = nil) throws -> Process {
         logIndex += 1
         let log = dir.appending(path: "hive-\(logIndex).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let p = Process()
-        p.executableURL = Self.binary
+        p.executableURL = executable ?? Self.binary
         p.arguments = args
         // Each test hive claims its agents' uid block in a registry of its own (not the host's), unless
         // a test shares one between hives.
@@ -112,9 +117,9 @@ final class LiveHive: @unchecked Sendable {
     func spawn(_ name: String) async throws -> SpawnCommand.Reply { try await admin().call(SpawnCommand(name: name)) }
 
     /// Runs a CLI verb against this hive (via HIVE_RUN_DIR) and returns its status and output.
-    func cli(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    func cli(_ args: [String], executable: URL? = nil) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
-        p.executableURL = Self.binary
+        p.executableURL = executable ?? Self.binary
         p.arguments = args
         var env = ProcessInfo.processInfo.environment
         env["HIVE_RUN_DIR"] = runDir.path
