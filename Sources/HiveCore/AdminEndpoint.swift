@@ -134,14 +134,17 @@ struct AdminEndpoint: Sendable {
                 summary.rateLimitedUntil = s.rateLimitedUntil
                 summary.detail = s.detail
                 summary.cliVersion = s.cliVersion
+                summary.stateSince = s.since
                 let configs = approvals.configs
-                if s.state != .rateLimited,
+                // A hold stops the next turn, never the running one: an agent in a turn shows that turn.
+                let inTurn = s.state == .thinking || s.state == .compacting
+                if !inTurn, s.state != .rateLimited,
                    let hold = sockets.limits.hold(credential: { configs.credential(of: name) }, model: { configs.model(of: name) }) {
                     summary.state = .rateLimited
                     summary.rateLimitedUntil = hold.until
                     summary.detail = "waits with its credential '\(configs.credential(of: name))': \(hold.reportedBy) hit its \(hold.window ?? "usage") limit"
                 }
-                if let hold = sockets.budgets.hold(name) {
+                if !inTurn, let hold = sockets.budgets.hold(name) {
                     summary.state = .overBudget
                     summary.detail = hold.detail
                 }

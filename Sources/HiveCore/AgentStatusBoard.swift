@@ -7,20 +7,33 @@ import Synchronization
 final class AgentStatusBoard: Sendable {
     private struct Entry {
         var report: ReportStateCommand?
-        var supervisor: (state: AgentState, detail: String?)?
+        /// When the harness's reported state last changed (a new report of the same state keeps it).
+        var reportSince: Double?
+        var supervisor: (state: AgentState, detail: String?, since: Double)?
+
+        mutating func setSupervisor(_ state: AgentState?, detail: String?, now: Double) {
+            let since = supervisor?.state == state ? supervisor?.since ?? now : now
+            supervisor = state.map { ($0, detail, since) }
+        }
     }
     private let entries = Mutex([AgentName: Entry]())
+    private let clock: @Sendable () -> Double
 
-    init() {}
+    init(clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) { self.clock = clock }
 
     /// Records a harness's own report.
     func report(_ name: AgentName, _ report: ReportStateCommand) {
-        entries.withLock { $0[name, default: Entry()].report = report }
+        let now = clock()
+        entries.withLock { e in
+            if e[name]?.report?.state != report.state || e[name]?.reportSince == nil { e[name, default: Entry()].reportSince = now }
+            e[name, default: Entry()].report = report
+        }
     }
 
     /// Records what the supervisor sees (`crashed`, `restarting`, ...); nil clears it.
     func supervisor(_ name: AgentName, state: AgentState?, detail: String? = nil) {
-        entries.withLock { $0[name, default: Entry()].supervisor = state.map { ($0, detail) } }
+        let now = clock()
+        entries.withLock { $0[name, default: Entry()].setSupervisor(state, detail: detail, now: now) }
     }
 
     /// Like ``supervisor(_:state:detail:)``, but only while the supervisor's state is still `current` (or
@@ -29,7 +42,7 @@ final class AgentStatusBoard: Sendable {
         entries.withLock { e in
             let now = e[name]?.supervisor?.state
             guard now == nil || now == current else { return }
-            e[name, default: Entry()].supervisor = state.map { ($0, nil) }
+            e[name, default: Entry()].setSupervisor(state, detail: nil, now: clock())
         }
     }
 
@@ -38,13 +51,13 @@ final class AgentStatusBoard: Sendable {
         entries.withLock { _ = $0.removeValue(forKey: name) }
     }
 
-    /// The state `list` shows for a live agent.
-    func state(of name: AgentName, connected: Bool) -> (state: AgentState, rateLimitedUntil: Double?, detail: String?, cliVersion: String?) {
+    /// The state `list` shows for a live agent, and since when (core's clock; nil when not known).
+    func state(of name: AgentName, connected: Bool) -> (state: AgentState, rateLimitedUntil: Double?, detail: String?, cliVersion: String?, since: Double?) {
         let entry = entries.withLock { $0[name] }
         if connected, let r = entry?.report {
-            return (r.state, r.state == .rateLimited ? r.rateLimitedUntil : nil, r.detail, r.cliVersion)
+            return (r.state, r.state == .rateLimited ? r.rateLimitedUntil : nil, r.detail, r.cliVersion, entry?.reportSince)
         }
-        if let s = entry?.supervisor { return (s.state, nil, s.detail, entry?.report?.cliVersion) }
-        return (connected ? .running : .stopped, nil, nil, entry?.report?.cliVersion)
+        if let s = entry?.supervisor { return (s.state, nil, s.detail, entry?.report?.cliVersion, s.since) }
+        return (connected ? .running : .stopped, nil, nil, entry?.report?.cliVersion, nil)
     }
 }

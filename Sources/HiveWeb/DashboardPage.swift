@@ -15,19 +15,24 @@ enum DashboardPage {
         <style>\(css)</style></head>
         <body>
         <header><h1>hive</h1><span id="live" class="badge">connecting…</span> <button id="logout">log out</button></header>
-        <div id="banner"></div>
-        <section><h2>Agents</h2><table id="agents"></table></section>
-        <section><h2>Spend</h2><div id="spend"></div><table id="budgets"></table></section>
-        <section><h2>Pending approvals</h2><div id="approvals"></div></section>
-        <section><h2>Questions</h2><div id="questions"></div></section>
-        <section><h2>Search</h2><form id="search"><input id="q" placeholder='words, "a phrase", prefix*, from:NAME to:NAME after:2d' maxlength="500" required>
-          <button>search</button></form><div id="results"></div></section>
+        <section id="now" aria-label="now"><div class="cards">
+          <div class="card"><h3>In a turn</h3><div id="now-turns"></div></div>
+          <div class="card"><h3>Held</h3><div id="now-held"></div></div>
+          <div class="card"><h3>Spend today</h3><div id="now-spend"></div></div>
+          <div class="card"><h3>Waiting for you</h3><div id="now-waiting"></div></div>
+        </div></section>
+        <section id="approvals-section"><h2>Pending approvals</h2><div id="approvals"></div></section>
+        <section id="questions-section"><h2>Questions</h2><div id="questions"></div></section>
+        <section><h2>Agents</h2><div class="scroll"><table id="agents"></table></div></section>
+        <section><h2>Spend</h2><div class="scroll"><div id="spend"></div><table id="budgets"></table></div></section>
         <section><h2>Messages</h2>
           <form id="compose"><select id="to"></select><input id="body" placeholder="message as operator" maxlength="4096" required>
           <button>send</button></form><div id="threads"></div></section>
-        <section><h2>Reminders</h2><table id="reminders"></table></section>
+        <section><h2>Search</h2><form id="search"><input id="q" placeholder='words, "a phrase", prefix*, from:NAME to:NAME after:2d' maxlength="500" required>
+          <button>search</button></form><div id="results"></div></section>
+        <section><h2>Reminders</h2><div class="scroll"><table id="reminders"></table></div></section>
         <section><h2>Tombstones</h2><table id="tombstones"></table></section>
-        <section><h2>Forge</h2><table id="forge"><tr><td class="muted">loading…</td></tr></table></section>
+        <section><h2>Forge</h2><div class="scroll"><table id="forge"><tr><td class="muted">loading…</td></tr></table></div></section>
         <section><h2>Files</h2><form id="file"><select id="file-agent"></select>
           <input id="file-path" placeholder="path in its state dir (or in /shared)" required> <button>open</button></form><pre id="file-view" hidden></pre></section>
         <script id="snapshot" type="application/json">\(embedded)</script>
@@ -53,16 +58,29 @@ enum DashboardPage {
         return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
     }
 
+    // One small stylesheet: the first screen is four cards (what runs, what is held, what it costs, what
+    // waits for the operator) that wrap to one column on a phone; wide tables scroll inside their section
+    // instead of widening the page.
     static let css = """
-    body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}h1{display:inline;margin-right:1em}h2{font-size:1.1em;margin-top:1.6em}
-    table{border-collapse:collapse}td,th{padding:.25em .6em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
-    .badge{display:inline-block;padding:.1em .5em;border-radius:.7em;background:#ddd;font-size:.9em}
+    *{box-sizing:border-box}body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;padding:1em 1.5em;max-width:80em;color:#1d1d1f;background:#fafafa}
+    header{display:flex;align-items:center;gap:.8em;flex-wrap:wrap}h1{margin:0;font-size:1.4em}#logout{margin-left:auto}
+    h2{font-size:1.1em;margin:1.6em 0 .5em}h3{font-size:.8em;text-transform:uppercase;letter-spacing:.05em;color:#666;margin:0 0 .5em}
+    .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(15em,1fr));gap:.8em;margin-top:1em}
+    .card{background:#fff;border:1px solid #e3e3e3;border-radius:.6em;padding:.8em 1em;min-width:0}
+    .card .row{display:flex;justify-content:space-between;gap:.5em;padding:.15em 0;overflow-wrap:anywhere}.card .big{font-size:2em;font-weight:600}
+    .card.alert{border-color:#e88;background:#fff5f5}.elapsed{font-variant-numeric:tabular-nums;color:#246}
+    .scroll{overflow-x:auto;max-width:100%}
+    table{border-collapse:collapse;background:#fff}td,th{padding:.3em .6em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+    .badge{display:inline-block;padding:.1em .5em;border-radius:.7em;background:#ddd;font-size:.9em;white-space:nowrap}
     .idle,.running{background:#cfc}.thinking,.compacting{background:#cdf}.stopped,.destroyed{background:#ddd}
-    .crashed,.rate_limited,.needs_login,.claude_missing,.bad{background:#f99;color:#600}
+    .crashed,.rate_limited,.over_budget,.over_disk_quota,.needs_login,.needs_billing,.claude_missing,.bad{background:#f99;color:#600}
     .transient::after{content:"";display:inline-block;width:.7em;height:.7em;margin-left:.3em;border:2px solid #555;border-top-color:transparent;border-radius:50%;animation:spin 1s linear infinite}
-    @keyframes spin{to{transform:rotate(360deg)}}#banner div{background:#f99;color:#600;padding:.5em;margin:.5em 0}
-    .muted{color:#888}.msg{margin:.2em 0 .2em calc(var(--d)*1.5em)}.state{font-size:.8em;color:#666}
-    .question{border-left:3px solid #cdf;padding:.2em .8em;margin:.5em 0}pre{background:#f6f6f6;padding:.5em;max-height:20em;overflow:auto}button.confirm{background:#f99}
+    @keyframes spin{to{transform:rotate(360deg)}}
+    .muted{color:#777}.msg{margin:.2em 0 .2em calc(var(--d)*1.5em);overflow-wrap:anywhere}.state{font-size:.8em;color:#666}
+    .question,.approval{background:#fff;border-left:3px solid #69c;padding:.3em .8em;margin:.5em 0}
+    pre{background:#f3f3f3;padding:.5em;max-height:20em;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}button.confirm{background:#f99}
+    input,select,button{font:inherit;max-width:100%}form input:not([type=radio]):not([type=checkbox]){min-width:0;width:min(30em,100%)}
+    @media (max-width:40em){body{padding:.6em .8em;font-size:16px}.cards{grid-template-columns:1fr}td,th{padding:.25em .4em}}
     """
 
     static let script = #"""
@@ -93,7 +111,8 @@ enum DashboardPage {
       if (usd.trim() === '') act('budget', {agent, clear: true}); else act('budget', {agent, set: Object.assign({}, current, {usd_per_day: n})});
       setTimeout(() => fetch('api/snapshot').then(r => r.json()).then(j => { S.spend = j.spend; S.budgets = j.budgets; renderSpend(); }), 300);
     }
-    const usd = v => '$' + Number(v || 0).toFixed(2);
+    // Cents once there are dollars; below a dollar four places, so a day of small turns does not read as nothing.
+    const usd = v => { const n = Number(v || 0); return '$' + n.toFixed(n > 0 && n < 1 ? 4 : 2); };
     function renderSpend() {
       const p = (S.spend && S.spend.periods) || [];
       const names = k => [...new Set(p.flatMap(x => Object.keys(x[k] || {})))].sort();
@@ -127,11 +146,41 @@ enum DashboardPage {
     function btn(label, cmd, args, destructive) {
       return `<button ${destructive ? 'data-destructive=1' : ''} onclick='act(${esc(JSON.stringify(cmd))}, ${esc(JSON.stringify(args))}, this)'>${esc(label)}</button>`;
     }
+    // How long since `t` (unix seconds), as 42s, 3m 05s or 1h 02m.
+    const ago = t => { const s = Math.max(0, Math.floor(Date.now() / 1000 - t)), m = Math.floor(s / 60), h = Math.floor(m / 60);
+      return h ? `${h}h ${String(m % 60).padStart(2, '0')}m` : m ? `${m}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`; };
+    const inTurn = ['thinking', 'compacting'];
+    const held = ['rate_limited', 'over_budget', 'over_disk_quota', 'backoff', 'crashed', 'needs_login', 'needs_billing', 'claude_missing', 'disconnected'];
+    // The first screen: what runs now and for how long, what is held and why, what today cost, and what
+    // waits for the operator.
+    function renderNow() {
+      const live = S.agents.filter(a => a.state !== 'destroyed');
+      const row = (left, right) => `<div class="row"><span>${left}</span><span>${right}</span></div>`;
+      const turns = live.filter(a => inTurn.includes(a.state));
+      document.getElementById('now-turns').innerHTML = turns.map(a => row(`<a href="agent/${esc(a.name)}/">${esc(a.name)}</a> <span class="badge ${esc(a.state)}">${esc(a.state)}</span>`,
+          a.state_since ? `<span class="elapsed" data-since="${a.state_since}">${ago(a.state_since)}</span>` : '')).join('')
+        || `<p class="muted">no agent is in a turn (${live.length} agents)</p>`;
+      const stuck = live.filter(a => held.includes(a.state) || a.rate_limited_until);
+      document.getElementById('now-held').innerHTML = stuck.map(a => row(`<a href="agent/${esc(a.name)}/">${esc(a.name)}</a> <span class="badge ${esc(a.state)}">${esc(a.state)}</span>`,
+          a.state === 'rate_limited' && a.rate_limited_until ? 'until ' + hhmm(a.rate_limited_until) : '') + (a.detail ? `<div class="muted">${esc(a.detail)}</div>` : '')).join('')
+        || '<p class="muted">nothing is held</p>';
+      document.querySelector('#now-held').parentElement.classList.toggle('alert', stuck.length > 0);
+      const today = ((S.spend && S.spend.periods) || []).find(p => p.period === 'today');
+      const liveSum = live.reduce((n, a) => n + (a.today_usd || 0), 0);
+      const top = [...live].filter(a => a.today_usd > 0).sort((a, b) => b.today_usd - a.today_usd).slice(0, 3);
+      const hiveCap = (S.budgets || []).find(b => b.scope === 'hive');
+      document.getElementById('now-spend').innerHTML = `<div class="big">${usd(Math.max(liveSum, today ? today.hive.usd : 0))}</div>` +
+        top.map(a => row(esc(a.name), usd(a.today_usd))).join('') + (hiveCap && hiveCap.budget && hiveCap.budget.usd_per_day != null ? `<div class="muted">hive cap ${usd(hiveCap.budget.usd_per_day)} a day</div>` : '');
+      const approvals = S.approvals.filter(a => a.state === 'pending').length;
+      const questions = S.questions.filter(q => q.state === 'open' && q.to === 'operator').length;
+      document.getElementById('now-waiting').innerHTML = row('<a href="#approvals-section">approvals</a>', `<b>${approvals}</b>`) +
+        row('<a href="#questions-section">questions to you</a>', `<b>${questions}</b>`);
+      document.querySelector('#now-waiting').parentElement.classList.toggle('alert', approvals + questions > 0);
+    }
+    setInterval(() => document.querySelectorAll('.elapsed').forEach(e => e.textContent = ago(Number(e.dataset.since))), 1000);
     function render() {
       const live = S.agents.filter(a => a.state !== 'destroyed');
-      document.getElementById('banner').innerHTML = live.filter(a => a.rate_limited_until)
-        .map(a => `<div>${esc(a.name)} is rate-limited until ${hhmm(a.rate_limited_until)}</div>`).join('')
-        + live.filter(a => a.state === 'over_budget').map(a => `<div>${esc(a.name)} is over budget: ${esc(a.detail)}</div>`).join('');
+      renderNow();
       renderSpend();
       document.getElementById('agents').innerHTML = '<tr><th>agent</th><th>state</th><th>unread</th><th>in flight</th><th>dead letters</th><th>today</th><th>cage</th><th></th></tr>' +
         live.map(a => `<tr><td><a href="agent/${esc(a.name)}/">${esc(a.name)}</a> <a class="muted" href="agent/${esc(a.name)}/stats">stats</a><div class="muted">${esc(a.description)}</div></td>

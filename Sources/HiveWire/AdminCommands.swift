@@ -26,6 +26,9 @@ public struct AgentSummary: Codable, Sendable, Equatable {
     @Nullable public var cliVersion: String?
     /// What it spent today (host time zone), priced by the hive's table; null for a tombstone.
     @Nullable public var todayUsd: Double?
+    /// Unix seconds since when its harness (or, with none connected, the supervisor) has been in `state`,
+    /// by core's clock: how long a turn has run. Null when core has not seen it change.
+    @Nullable public var stateSince: Double?
     public init(name: String, state: AgentState, unread: Int, inflight: Int, deadLetters: Int = 0,
                 rateLimitedUntil: Double? = nil, detail: String? = nil, createdAt: Double) {
         self.name = name; self.state = state; self.unread = unread; self.inflight = inflight
