@@ -79,7 +79,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Per-agent telemetry stores (events.sqlite, turn-stats.sqlite): written and swept by the harness, as the agent.
-        .target(name: "HiveTelemetry", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "HiveTelemetry", dependencies: ["HiveWire", .product(name: "GRDB", package: "GRDB.swift")]),
         // HTTP pieces the dashboard and the agents' pages share: JSON and HTML replies, the SSE writer.
         .target(name: "HiveHTTP", dependencies: [
             "HiveWire",
@@ -100,7 +100,7 @@ let package = Package(
         ]),
         // `hive mcp`: the agent's hive tools over MCP stdio, each one a request on the agent socket.
         .target(name: "HiveMCP", dependencies: [
-            "HiveWire", "HiveClient",
+            "HiveWire", "HiveClient", "HiveTelemetry",
             .product(name: "MCP", package: "swift-sdk"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(name: "HiveCoreTests", dependencies: ["HiveCore"]),
         .testTarget(name: "HiveForgeTests", dependencies: ["HiveForge"]),
         .testTarget(name: "HiveWebTests", dependencies: ["HiveWeb"]),
-        .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry"]),
+        .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry", "HiveWire"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),
         .testTarget(name: "HiveGateTests", dependencies: ["HiveGate", "HiveHost", "HiveWire", .product(name: "NIOHTTP1", package: "swift-nio")]),

@@ -53,6 +53,23 @@ public enum HarnessWeb {
             let evaluation = PolicyEvaluation.evaluate(turns, policy: loop.config.policy, inputPricePerMillion: price)
             return Reply.html(StatsPage.html(agent: loop.config.name.rawValue, report: try await report(loop, range), policies: evaluation))
         }
+        // The agent's own transcript, searched (`q` as `hive search` reads it), best first.
+        router.get("/search") { request, _ in
+            let limit = min(SearchQuery.maxResults, max(1, Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 20))
+            do {
+                let query = try SearchQuery.parse(request.uri.queryParameters["q"].map(String.init) ?? "")
+                return Reply.json(TranscriptSearchReply(hits: try loop.events.search(query, limit: limit)))
+            } catch let e as RequestError {
+                return Reply.json(["error": e.description], status: .badRequest)
+            }
+        }
+        router.get("/turn/:turn") { request, context in
+            guard let turn = context.parameters.get("turn").flatMap({ Int64($0) }), turn >= 0 else {
+                return Reply.json(["error": "a turn is a number"], status: .badRequest)
+            }
+            let mark = Int64(request.uri.queryParameters["event"].map(String.init) ?? "")
+            return Reply.html(TranscriptPage.html(agent: loop.config.name.rawValue, turn: turn, events: try loop.events.events(ofTurn: turn), mark: mark))
+        }
         router.get("/network") { _, _ in
             do {
                 let log = try await HiveConnection(path: loop.config.socket).call(GatewayLogCommand(agent: loop.config.name.rawValue, limit: 200))

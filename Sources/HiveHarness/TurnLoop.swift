@@ -293,7 +293,8 @@ public final class TurnLoop: Sendable {
         for (name, server) in self.config.extraMCPServers {
             servers[name] = ["type": "stdio", "command": server.command, "args": server.args, "env": server.env]
         }
-        servers["hive"] = ["type": "stdio", "command": self.config.hiveExecutable, "args": ["mcp", "--socket", self.config.socket]]
+        servers["hive"] = ["type": "stdio", "command": self.config.hiveExecutable,
+                           "args": ["mcp", "--socket", self.config.socket, "--events", self.config.eventsPath]]
         let config: [String: Any] = ["mcpServers": servers]
         if let data = try? JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]) {
             try? data.write(to: URL(filePath: self.config.mcpConfigPath), options: .atomic)

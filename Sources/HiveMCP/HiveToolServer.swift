@@ -1,5 +1,6 @@
 import Foundation
 import HiveClient
+import HiveTelemetry
 import HiveWire
 import Logging
 import MCP
@@ -8,11 +9,12 @@ import MCP
 /// the harness writes; each tool call is one request on the agent's socket, so the socket's identity is
 /// the agent's and nothing here can act as anyone else. stdout carries MCP and nothing else.
 public enum HiveToolServer {
-    public static func run(socket: String, logger: Logger) async throws {
+    /// `events`: the agent's own `events.sqlite`, for the search tool's `in: transcripts`.
+    public static func run(socket: String, events: String? = nil, logger: Logger) async throws {
         let server = Server(name: "hive", version: "\(WireLimits.protocolVersion)",
                             instructions: "Tools to talk to the other agents and the operator of this hive.",
                             capabilities: .init(tools: .init(listChanged: false)))
-        let client = ToolClient(socket: socket)
+        let client = ToolClient(socket: socket, events: events)
         await server.withMethodHandler(ListTools.self) { _ in
             // The manager's socket takes more requests; only the manager sees their tools.
             let manager = (try? await client.isManager()) ?? false
@@ -35,8 +37,18 @@ public enum HiveToolServer {
 actor ToolClient {
     private let socket: String
     private var connection: HiveConnection?
+    private let eventsPath: String?
+    private var events: EventStore?
 
-    init(socket: String) { self.socket = socket }
+    init(socket: String, events: String? = nil) { self.socket = socket; self.eventsPath = events }
+
+    /// The agent's own transcript (its harness's events), searched here, in its cage, as the agent.
+    func searchTranscript(_ query: SearchQuery, limit: Int) throws -> [TranscriptHit] {
+        guard let eventsPath else { throw ToolError(description: "this hive mcp was started without --events: no transcript to search") }
+        let store = try events ?? EventStore(path: eventsPath)
+        events = store
+        return try store.search(query, limit: limit)
+    }
 
     func call(_ name: String, _ args: ToolArguments) async throws -> String {
         guard let tool = HiveTools.named(name) else {

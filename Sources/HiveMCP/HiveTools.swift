@@ -113,14 +113,29 @@ enum HiveTools {
             return "answered question \(q.id); \(q.asker) will get it as a message"
         },
         HiveTool(name: "search", managerOnly: false,
-                 description: "Search the messages you sent or received, best match first. Words must all appear; \"a phrase\" in quotes; deploy* for a prefix; filters from:NAME to:NAME after:2026-12-01 before:2d (ages like 6h, 2d).",
+                 description: "Search the messages you sent or received (best match first), or with in='transcripts' your own past turns: what you and your tools said (newest first). Words must all appear; \"a phrase\" in quotes; deploy* for a prefix; filters from:NAME to:NAME (messages only) after:2026-12-01 before:2d (ages like 6h, 2d).",
                  inputSchema: schema(["query": .string("What to look for, e.g. 'build failed from:iris after:2d'."),
+                                  "in": .string("Optional: 'messages' (default) or 'transcripts'."),
                                   "limit": .integer("Optional: most results (default 10, at most 100).")], required: ["query"])) { args, hive in
-            let hits = try await hive.request(SearchCommand(query: try args.string("query"), limit: try args.int("limit", required: false) ?? 10)).hits
-            if hits.isEmpty { return "no message of yours matches" }
-            return hits.map { h in
-                "message \(h.message.id) from \(h.message.from) to \(h.message.to) at \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: h.message.sentAt))): \(h.snippet)"
-            }.joined(separator: "\n")
+            let limit = try args.int("limit", required: false) ?? 10
+            let query = try args.string("query")
+            switch args.raw["in"]?.stringValue ?? "messages" {
+            case "messages":
+                let hits = try await hive.request(SearchCommand(query: query, limit: limit)).hits
+                if hits.isEmpty { return "no message of yours matches" }
+                return hits.map { h in
+                    "message \(h.message.id) from \(h.message.from) to \(h.message.to) at \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: h.message.sentAt))): \(h.snippet)"
+                }.joined(separator: "\n")
+            case "transcripts":
+                guard (1...SearchQuery.maxResults).contains(limit) else { throw ToolError(description: "limit is 1 to \(SearchQuery.maxResults)") }
+                let hits = try await hive.searchTranscript(try SearchQuery.parse(query), limit: limit).sorted { $0.at > $1.at }
+                if hits.isEmpty { return "nothing in your transcripts matches" }
+                return hits.map { h in
+                    "\(h.turn.map { "turn \($0)" } ?? "outside a turn") at \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: h.at))) (\(h.kind)): \(h.snippet)"
+                }.joined(separator: "\n")
+            case let other:
+                throw ToolError(description: "in is 'messages' or 'transcripts', not '\(other.prefix(40))'")
+            }
         },
         HiveTool(name: "request_init_config", managerOnly: true,
                  description: "Ask the operator to create a config repo for a new agent (or one without a repo). Once approved you get a config_ready message; the repo is at /agents/<name>/config with agent.json seeded from the template.",

@@ -45,6 +45,7 @@ public final class EventStore: Sendable {
                 CREATE INDEX event_at ON event(at);
                 """)
         }
+        Self.registerTranscriptIndex(&m)
         try m.migrate(db)
     }
 
@@ -54,7 +55,9 @@ public final class EventStore: Sendable {
         let seq = try db.write { db -> Int64 in
             try db.cachedStatement(sql: "INSERT INTO event (at, turn, kind, body) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [at, turn, kind, body])
-            return db.lastInsertedRowID
+            let seq = db.lastInsertedRowID
+            try Self.index(db, seq: seq, kind: kind, body: body)
+            return seq
         }
         let event = LiveEvent(seq: seq, at: at, turn: turn, kind: kind, body: body)
         for c in subscribers.withLock({ Array($0.values) }) { c.yield(event) }
@@ -69,6 +72,9 @@ public final class EventStore: Sendable {
             }
         }
     }
+
+    /// A read of the store (the transcript index's queries).
+    func read<T>(_ body: (Database) throws -> T) throws -> T { try db.read(body) }
 
     /// The newest `seq`, or 0.
     public func lastSeq() throws -> Int64 {

@@ -176,6 +176,53 @@ enum AgentPageProxy {
     }
 }
 
+extension AgentPageProxy {
+    /// GETs `path` from the agent's page server (connected and checked as ``connect(runDir:agent:)``) and
+    /// returns its status and body: at most `maxBytes` (more is refused, not truncated) within `timeout`.
+    static func fetch(_ path: String, runDir: URL, agent: AgentName, maxBytes: Int, timeout: Duration) async throws -> (status: Int, body: Data) {
+        let fd = try connect(runDir: runDir, agent: agent)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .withConnectedSocket(fd) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+        head.headers.add(name: "Host", value: "agent")
+        head.headers.add(name: "Connection", value: "close")
+        let exchange = Task { () throws -> (Int, Data) in
+            try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(.head(head))
+                try await outbound.write(.end(nil))
+                var status = 0
+                var body = Data()
+                for try await part in inbound {
+                    switch part {
+                    case .head(let h): if h.status.code >= 200 { status = Int(h.status.code) }
+                    case .body(let b):
+                        guard body.count + b.readableBytes <= maxBytes else { throw Refused(description: "the agent's answer is over \(maxBytes) bytes") }
+                        body.append(contentsOf: b.readableBytesView)
+                    case .end: return (status, body)
+                    }
+                }
+                throw Refused(description: "the agent's page closed without answering")
+            }
+        }
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            exchange.cancel()
+            try? await channel.channel.close()
+        }
+        defer { timer.cancel() }
+        do { return try await exchange.value } catch {
+            // The timer cancelled the exchange and closed its channel: whatever that threw, time ran out.
+            if exchange.isCancelled { throw Refused(description: "the agent's page did not answer within \(timeout)") }
+            throw error
+        }
+    }
+}
+
 /// Core's pid, once known.
 private enum CorePID {
     static let value = Mutex<pid_t?>(nil)

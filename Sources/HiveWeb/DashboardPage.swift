@@ -29,6 +29,7 @@ enum DashboardPage {
           <form id="compose"><select id="to"></select><input id="body" placeholder="message as operator" maxlength="4096" required>
           <button>send</button></form><div id="threads"></div></section>
         <section><h2>Search</h2><form id="search"><input id="q" placeholder='words, "a phrase", prefix*, from:NAME to:NAME after:2d' maxlength="500" required>
+          <select id="search-in"><option value="messages">messages</option><option value="transcripts">turn transcripts</option></select>
           <button>search</button></form><div id="results"></div></section>
         <section><h2>Reminders</h2><div class="scroll"><table id="reminders"></table></div></section>
         <section><h2>Tombstones</h2><table id="tombstones"></table></section>
@@ -129,11 +130,21 @@ enum DashboardPage {
     async function search(event) {
       event.preventDefault();
       const out = document.getElementById('results');
-      const r = await fetch('api/search?q=' + encodeURIComponent(document.getElementById('q').value));
+      const where = document.getElementById('search-in').value;
+      const r = await fetch('api/search?in=' + where + '&q=' + encodeURIComponent(document.getElementById('q').value));
       const j = await r.json().catch(() => ({}));
       if (!r.ok || j.ok === false) { out.innerHTML = `<p class="muted">${esc(j.error || r.status)}</p>`; return; }
       // Matches come between [ ]: shown bold, everything else escaped.
       const marked = s => esc(s).replace(/\[([^\]]*)\]/g, '<b>$1</b>');
+      if (where === 'transcripts') {
+        // Each hit leads to its turn on the agent's page, the matching event marked.
+        out.innerHTML = (j.hits || []).map(h => `<div class="msg"><a href="agent/${esc(h.agent)}/${h.turn != null ? 'turn/' + h.turn + '?event=' + h.seq + '#e' + h.seq : ''}">${esc(h.agent)}${h.turn != null ? ' · turn ' + h.turn : ''}</a>
+            <span class="state">${esc(h.kind)} ${new Date(h.at * 1000).toLocaleString()}</span><br>${marked(h.snippet)}</div>`).join('')
+          || '<p class="muted">no transcript matches</p>';
+        const missed = Object.entries(j.unreachable || {});
+        if (missed.length) out.innerHTML += `<p class="muted">not searched: ${missed.map(([n, why]) => esc(n) + ' (' + esc(why) + ')').join(', ')}</p>`;
+        return;
+      }
       out.innerHTML = (j.hits || []).map(h => `<div class="msg"><a href="#msg-${h.message.id}" onclick="showMessage(${h.message.id})">#${h.message.id}</a>
           <b>${esc(h.message.from)}</b> → ${esc(h.message.to)} <span class="state">${new Date(h.message.sent_at * 1000).toLocaleString()}</span><br>${marked(h.snippet)}</div>`).join('')
         || '<p class="muted">no message matches</p>';

@@ -108,9 +108,16 @@ public enum WebServer {
             let path = request.uri.queryParameters["path"].map(String.init) ?? ""
             return try await passthrough(core, ReadFileCommand(agent: agent?.isEmpty == true ? nil : agent, relPath: path))
         }
+        // Messages (core's index), or with `in=transcripts` every live agent's own transcript.
         operatorRoutes.get("/api/search") { request, _ in
             let q = request.uri.queryParameters["q"].map(String.init) ?? ""
-            return try await passthrough(core, SearchCommand(query: q, limit: 50))
+            guard request.uri.queryParameters["in"] == "transcripts" else { return try await passthrough(core, SearchCommand(query: q, limit: 50)) }
+            let agents = try await core.call(SnapshotCommand()).agents.filter { $0.state != .destroyed }.map(\.name)
+            do {
+                return Reply.json(try await TranscriptSearch.across(agents, query: q, limit: 50, runDir: runDir))
+            } catch let e as RequestError {
+                return Reply.error(e.description, status: .unprocessableContent)
+            }
         }
         operatorRoutes.get("/api/forge") { _, _ in
             try await passthrough(core, ForgeReposCommand())

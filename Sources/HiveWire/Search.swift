@@ -133,3 +133,37 @@ public struct SearchHit: Codable, Sendable, Equatable {
     public var rank: Double
     public init(message: MessageView, snippet: String, rank: Double) { self.message = message; self.snippet = snippet; self.rank = rank }
 }
+
+/// One event of an agent's turn transcript that matches a search (its own `events.sqlite`, searched by its
+/// harness: the agent's `search` tool with `in: transcripts`, the dashboard, `hive search --transcripts`).
+public struct TranscriptHit: Codable, Sendable, Equatable {
+    /// Whose transcript (filled in by whoever asked several agents; an agent's own answer leaves it out).
+    @Nullable public var agent: String?
+    /// The event's place in the agent's stream.
+    public var seq: Int64
+    public var at: Double
+    /// The turn it belongs to, if any.
+    @Nullable public var turn: Int64?
+    /// `stdout` (claude's stream), `stderr`, or `harness`.
+    public var kind: String
+    /// The matching part of the event's text, matches between `[` and `]`.
+    public var snippet: String
+    /// bm25 within that agent's transcript: lower is better.
+    public var rank: Double
+    public init(agent: String? = nil, seq: Int64, at: Double, turn: Int64?, kind: String, snippet: String, rank: Double) {
+        self.agent = agent; self.seq = seq; self.at = at; self.turn = turn; self.kind = kind; self.snippet = snippet; self.rank = rank
+    }
+}
+
+/// What an agent's page server answers to `/search`.
+public struct TranscriptSearchReply: Codable, Sendable, Equatable {
+    public var hits: [TranscriptHit]
+    public init(hits: [TranscriptHit]) { self.hits = hits }
+}
+
+/// Transcript hits from several agents, newest first, and the agents that could not be searched and why.
+public struct TranscriptSearchResult: Codable, Sendable, Equatable {
+    public var hits: [TranscriptHit]
+    public var unreachable: [String: String]
+    public init(hits: [TranscriptHit], unreachable: [String: String]) { self.hits = hits; self.unreachable = unreachable }
+}

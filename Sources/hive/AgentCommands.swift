@@ -135,17 +135,22 @@ struct MCPServe: AsyncParsableCommand {
         commandName: "mcp",
         abstract: "Serve an agent's hive tools over MCP on stdin/stdout (claude starts this).",
         discussion: """
-            Tools: send, recv, whoami, status, request_next_turn. Each is one request on the agent socket, so
-            it acts as the agent that socket belongs to. stdout carries MCP only; logs go to stderr.
+            Tools: send, recv, whoami, status, remind, request_next_turn, ask, answer, search; the manager also
+            gets request_init_config, request_apply_commit, start/stop/restart/update_agent and agent_logs.
+            Each is one request on the agent socket, so it acts as the agent that socket belongs to; only
+            search in its own transcript reads a file, the --events its harness names. stdout carries MCP
+            only; logs go to stderr.
             """)
 
     @Option(help: ArgumentHelp("The agent socket. Default: $HIVE_SOCKET, else /run/hive/mcp.sock (inside a cage).", valueName: "path"))
     var socket: String?
+    @Option(help: ArgumentHelp("The agent's own events.sqlite (its harness passes it), for the search tool's transcripts.", valueName: "path"))
+    var events: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .warning
 
     func run() async throws {
         Log.bootstrap(level: logLevel)
         let path = socket ?? ProcessInfo.processInfo.environment["HIVE_SOCKET"] ?? "/run/hive/mcp.sock"
-        do { try await HiveToolServer.run(socket: path, logger: Logger(label: "hive.mcp")) } catch { throw fail(error) }
+        do { try await HiveToolServer.run(socket: path, events: events, logger: Logger(label: "hive.mcp")) } catch { throw fail(error) }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import HiveClient
 import HiveCore
 import HiveHost
+import HiveWeb
 import HiveWire
 
 struct List: AsyncParsableCommand {
@@ -316,13 +317,24 @@ struct Search: AsyncParsableCommand {
             date (2026-12-01), an age (6h, 2d) or unix seconds. Ranked by bm25; matches are shown between [ ].
               hive search 'deploy failed'
               hive search '"rate limit" from:iris after:2d'
-            Agents search too (the search tool), but only the messages they sent or received.
+            With --transcripts, the agents' turn transcripts instead (what they and their tools said, each
+            agent's own events, kept for --events-retention-days), newest first; after: and before: apply,
+            from: and to: do not. Each agent's harness searches its own; as root the search runs as the
+            dashboard's unprivileged uid, as the dashboard's does.
+              hive search --transcripts 'permission denied' --agent iris
+            Agents search too (the search tool), but only the messages they sent or received and their own
+            transcript.
             """)
 
     @OptionGroup var hive: RunDirOption
     @Argument(help: "The query.") var query: [String]
     @Option(help: "How many results, best first.") var limit = 20
     @Flag(help: "Print JSON instead of a table.") var json = false
+    @Flag(help: "Search the agents' turn transcripts, not messages.") var transcripts = false
+    @Option(name: .customLong("agent"), help: ArgumentHelp("With --transcripts: only this agent's (repeatable). Default: every live agent.", valueName: "name"))
+    var agents: [String] = []
+    /// Set when this process is the search run again as the dashboard's uid (the agent list is final).
+    @Flag(name: .customLong("dropped"), help: .hidden) var dropped = false
 
     func validate() throws {
         do { _ = try SearchQuery.parse(query.joined(separator: " ")) } catch { throw ValidationError(error.description) }
@@ -330,6 +342,7 @@ struct Search: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if transcripts { return try await searchTranscripts() }
         try await operatorVerb {
             let hits = try await hive.connect().call(SearchCommand(query: query.joined(separator: " "), limit: limit)).hits
             if json { return printJSON(hits) }
@@ -340,6 +353,42 @@ struct Search: AsyncParsableCommand {
             rows += hits.map { h in
                 ["\(h.message.id)", time.string(from: Date(timeIntervalSince1970: h.message.sentAt)), h.message.from, h.message.to,
                  String(h.snippet.replacingOccurrences(of: "\n", with: " ").prefix(100))]
+            }
+            printTable(rows)
+        }
+    }
+}
+
+extension Search {
+    /// Transcripts live in each agent's own files, served by its harness: asked over its page socket, never
+    /// opened by root. As root, the agent list is read from core and the search runs again as the
+    /// dashboard's uid (the one that may reach the agents' pages), like `hive web`.
+    func searchTranscripts() async throws {
+        try await operatorVerb {
+            var names = agents
+            if !dropped {
+                let live = try await hive.connect().call(ListCommand()).agents.filter { $0.state != .destroyed }.map(\.name)
+                if let unknown = names.first(where: { !live.contains($0) }) { throw ValidationError("no live agent named '\(unknown)'") }
+                if names.isEmpty { names = live }
+                if geteuid() == 0 {
+                    var again: [String] = ["search", "--transcripts", "--dropped", "--run-dir", hive.resolved.path, "--limit", String(limit)]
+                    if json { again.append("--json") }
+                    for name in names { again += ["--agent", name] }
+                    try PrivilegeDrop.reexec(as: WebSurface.uid, arguments: again + ["--"] + query, password: nil)
+                }
+            }
+            let result = try await TranscriptSearch.across(names, query: query.joined(separator: " "), limit: limit, runDir: hive.resolved)
+            if json { return printJSON(result) }
+            for (name, why) in result.unreachable.sorted(by: { $0.key < $1.key }) {
+                FileHandle.standardError.write(Data("hive: \(name) not searched: \(why)\n".utf8))
+            }
+            if result.hits.isEmpty { return print("(no transcript matches)") }
+            let time = DateFormatter()
+            time.dateFormat = "MM-dd HH:mm:ss"
+            var rows = [["AGENT", "TURN", "AT", "KIND", "MATCH"]]
+            rows += result.hits.map { h in
+                [h.agent ?? "", h.turn.map(String.init) ?? "", time.string(from: Date(timeIntervalSince1970: h.at)), h.kind,
+                 Pending.printable(String(h.snippet.replacingOccurrences(of: "\n", with: " ").prefix(100)))]
             }
             printTable(rows)
         }

@@ -1,0 +1,57 @@
+import Foundation
+import HiveWire
+
+/// Searches several agents' transcripts at once: each agent's page server searches its own
+/// `events.sqlite` (as the agent: nobody else opens an agent's files), reached through the checked
+/// connection of ``AgentPageProxy``. The dashboard and `hive search --transcripts` (dropped to the
+/// dashboard's uid) both come here.
+public enum TranscriptSearch {
+    /// Longest one agent may take; the others' results do not wait for it.
+    public static let perAgentTimeout: Duration = .seconds(3)
+    /// Most bytes one agent's answer may have (100 hits of short snippets are a few tens of KB).
+    static let maxAnswer = 512 * 1024
+    /// Agents asked at once.
+    static let concurrency = 16
+
+    /// Searches every agent in `agents` for `query` (validated first, so a bad query is one error, not one
+    /// per agent) and merges their hits, newest first, at most `limit`.
+    public static func across(_ agents: [String], query: String, limit: Int, runDir: URL) async throws -> TranscriptSearchResult {
+        _ = try SearchQuery.parse(query)
+        let limit = min(SearchQuery.maxResults, max(1, limit))
+        var path = URLComponents()
+        path.path = "/search"
+        path.queryItems = [URLQueryItem(name: "q", value: query), URLQueryItem(name: "limit", value: String(limit))]
+        let uri = path.percentEncodedPath + "?" + (path.percentEncodedQuery ?? "")
+        let names = agents.compactMap { try? AgentName($0) }
+        var hits: [TranscriptHit] = []
+        var unreachable: [String: String] = [:]
+        await withTaskGroup(of: (String, Swift.Result<[TranscriptHit], any Error>).self) { group in
+            var next = names.makeIterator()
+            func launch() {
+                guard let name = next.next() else { return }
+                group.addTask {
+                    do {
+                        let (status, body) = try await AgentPageProxy.fetch(uri, runDir: runDir, agent: name, maxBytes: maxAnswer, timeout: perAgentTimeout)
+                        guard status == 200 else { throw WebError("its page answered \(status)") }
+                        var found = try WireCoding.decoder().decode(TranscriptSearchReply.self, from: body).hits.prefix(limit).map { $0 }
+                        // The agent answers for its own transcript only: the name is ours, and the snippet is bounded.
+                        for i in found.indices { found[i].agent = name.rawValue; found[i].snippet = String(found[i].snippet.prefix(600)) }
+                        return (name.rawValue, .success(found))
+                    } catch {
+                        return (name.rawValue, .failure(error))
+                    }
+                }
+            }
+            for _ in 0..<concurrency { launch() }
+            for await (name, result) in group {
+                switch result {
+                case .success(let found): hits += found
+                case .failure(let error): unreachable[name] = "\(error)"
+                }
+                launch()
+            }
+        }
+        hits.sort { $0.at > $1.at }
+        return TranscriptSearchResult(hits: Array(hits.prefix(limit)), unreachable: unreachable)
+    }
+}
