@@ -37,16 +37,19 @@ public struct SearchQuery: Sendable, Equatable {
         self.terms = terms; self.from = from; self.to = to; self.after = after; self.before = before
     }
 
+    /// The words of `text` as the index sees them: letters and digits make words (what the unicode61
+    /// tokenizer keeps), the rest separates them; case and accents folded (`remove_diacritics 2`).
+    public static func indexWords<S: StringProtocol>(_ text: S) -> [String] {
+        text.split { !($0.isLetter || $0.isNumber) }.map { $0.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil) }
+    }
+
     /// Reads what was typed; a query with no words, an unclosed quote, a bad filter or too much is refused
     /// with the reason.
     public static func parse(_ text: String, now: Double = Date().timeIntervalSince1970) throws(RequestError) -> SearchQuery {
         guard text.utf8.count <= maxBytes else { throw RequestError("the query is \(text.utf8.count) bytes; at most \(maxBytes)") }
         var q = SearchQuery()
         var rest = Substring(text)
-        func words(_ s: Substring) -> [String] {
-            // Letters and digits make words (what the index's unicode61 tokenizer keeps); the rest separates them.
-            s.split { !($0.isLetter || $0.isNumber) }.map { String($0).lowercased() }
-        }
+        func words(_ s: Substring) -> [String] { indexWords(s) }
         while let start = rest.firstIndex(where: { !$0.isWhitespace }) {
             rest = rest[start...]
             if rest.first == "\"" {

@@ -38,7 +38,8 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("gateway-latency-kb"), help: "The request body's size in that run, in KB.") var gatewayLatencyKB = 64
     @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
     @Option(name: .customLong("search-messages"), help: "Messages in the broker for the search run (0 skips it).") var searchMessages = 1_000_000
-    @Option(name: .customLong("search-queries"), help: "Queries per class in the search run.") var searchQueries = 100
+    @Option(name: .customLong("search-queries"), help: "Queries per class in the search runs.") var searchQueries = 100
+    @Option(name: .customLong("search-events"), help: "Events in one agent's transcript for the transcript search run (0 skips it).") var searchEvents = 200_000
     @Option(name: .customLong("stats-turns"), help: "Turns in turn-stats.sqlite for the stats page run (0 skips it).") var statsTurns = 100_000
     @Option(name: .customLong("claude-runs"), help: "Runs per variant of the real-CLI run (0 skips it; the CLI comes from scripts/fetch-claude or $HIVE_CLAUDE).")
     var claudeRuns = 20
@@ -59,6 +60,11 @@ struct Bench: AsyncParsableCommand {
         }
         if searchMessages > 0 {
             let report = try searchRun()
+            print(report)
+            if let write { try append(report, to: write) }
+        }
+        if searchEvents > 0 {
+            let report = try transcriptSearchRun()
             print(report)
             if let write { try append(report, to: write) }
         }

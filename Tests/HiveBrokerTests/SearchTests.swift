@@ -45,4 +45,38 @@ struct SearchTests {
         }
         #expect(indexed == 0)
     }
+
+    @Test("a phrase in a large history is checked by its words within the newest messages and gives what FTS5's phrase query gives; a phrase rarer than its words, or in another order, falls back and is still exact; accents and case fold as the index does")
+    func phraseByWords() throws {
+        let (b, dir) = try broker()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try b.register(try AgentName("iris"))
+        // More than the first window, so the windowed path runs: every message has "the team"; 25 recent
+        // ones say "Équipe Rouge" as a phrase, 300 more have both words apart.
+        let q = try DatabaseQueue(path: dir.appending(path: "b.sqlite").path)
+        try q.write { db in
+            let insert = try db.makeStatement(sql: "INSERT INTO message (sender, recipient, body, sent_at) VALUES ('iris', 'operator', ?, ?)")
+            for i in 0..<(Broker.recentWindows[0] + 2_000) {
+                var body = "note from the team number \(i)"
+                if i % 400 == 7 { body += " équipe rouge" }
+                if i % 60 == 5 { body += " rouge then équipe" }
+                try insert.execute(arguments: [body, Double(i)])
+            }
+        }
+        func exact(_ text: String) throws -> Set<Int64> {
+            let match = try SearchQuery.parse(text).match
+            return Set(try q.read { try Int64.fetchAll($0, sql: "SELECT rowid FROM message_fts WHERE message_fts MATCH ?", arguments: [match]) })
+        }
+        let team = try b.search(try SearchQuery.parse("\"the team\""), party: nil, limit: 20)
+        #expect(team.count == 20 && team.allSatisfy { $0.message.body.contains("the team") })
+        let rouge = try b.search(try SearchQuery.parse("\"Equipe ROUGE\""), party: nil, limit: 100)
+        #expect(Set(rouge.map(\.message.id)) == (try exact("\"equipe rouge\"")), "the same messages as FTS5's phrase query")
+        #expect(rouge.count == 55 && rouge.allSatisfy { $0.message.body.contains("équipe rouge") })
+        let top = try b.search(try SearchQuery.parse("\"équipe rouge\""), party: nil, limit: 10)
+        let rougeExact = try exact("\"equipe rouge\"")
+        #expect(top.count == 10 && Set(top.map(\.message.id)).isSubset(of: rougeExact), "found by the words, checked for the phrase")
+        #expect(try b.search(try SearchQuery.parse("\"team the\""), party: nil, limit: 20).isEmpty, "words in another order are not the phrase")
+        let few = try b.search(try SearchQuery.parse("\"rouge then\" équipe"), party: nil, limit: 500)
+        #expect(Set(few.map(\.message.id)) == (try exact("\"rouge then\" équipe")))
+    }
 }
