@@ -14,6 +14,9 @@ final class AgentStatusBoard: Sendable {
         mutating func setSupervisor(_ state: AgentState?, detail: String?, now: Double) {
             let since = supervisor?.state == state ? supervisor?.since ?? now : now
             supervisor = state.map { ($0, detail, since) }
+            // The supervisor stepping in (a crash, a restart) ends what the harness last said: the next
+            // report starts its state's clock anew, even if it is the same state.
+            if state != nil { reportSince = nil }
         }
     }
     private let entries = Mutex([AgentName: Entry]())

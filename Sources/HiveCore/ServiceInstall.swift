@@ -25,6 +25,8 @@ public struct ServiceUnits: Sendable, Equatable {
     public var runDir = "/run/hyperhive"
     public var environmentFile = "/etc/hyperhive/hyperhive.env"
     public var listen = "127.0.0.1:7000"
+    /// Where hives claim their agent uid blocks (`UIDRange`): outside the root, shared by every hive.
+    public var uidRegistry = "/etc/hyperhive/uid-ranges"
 
     public init() {}
 
@@ -49,7 +51,8 @@ public struct ServiceUnits: Sendable, Equatable {
         # Each agent holds sockets, logs and a harness; a hive of dozens needs more than 1024 descriptors.
         LimitNOFILE=65536
         TasksMax=infinity
-        # Cages get memory and process limits in cgroups below core's own.
+        # Core makes each cage's memory and process-count cgroups (the cgroup v1 controllers, where the host
+        # has them).
         Delegate=yes
         RuntimeDirectory=hyperhive
         RuntimeDirectoryMode=0755
@@ -62,6 +65,8 @@ public struct ServiceUnits: Sendable, Equatable {
         # NoNewPrivileges, PrivateUsers, ProtectHostname, ProtectClock and device or syscall filters would
         # break them.
         ProtectSystem=full
+        # ... except the host-wide registry where each hive claims its block of agent uids.
+        ReadWritePaths=-\(uidRegistry)
         PrivateTmp=yes
 
         [Install]
@@ -81,6 +86,8 @@ public struct ServiceUnits: Sendable, Equatable {
         [Service]
         Type=simple
         EnvironmentFile=\(environmentFile)
+        # The dashboard never needs a credential the settings may hold.
+        UnsetEnvironment=ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN CLAUDE_CODE_OAUTH_TOKEN
         # Starts as root to read the run dir's token and secret, then drops to \(Self.webAccount) for good.
         ExecStart=\(binary) web --run-dir ${HIVE_RUN_DIR} --listen ${HIVE_WEB_LISTEN} $HIVE_WEB_ARGS
         Restart=always
@@ -214,6 +221,7 @@ public struct ServiceInstaller: Sendable {
 
         let envDir = (units.environmentFile as NSString).deletingLastPathComponent
         try makeDirectory(envDir, mode: 0o755)
+        try makeDirectory(units.uidRegistry, mode: 0o755)
         if FileManager.default.fileExists(atPath: path(units.environmentFile).path) {
             report.lines.append("settings   \(units.environmentFile) (kept as it was)")
         } else {
@@ -249,7 +257,7 @@ public struct ServiceInstaller: Sendable {
     }
 
     /// Removes the units, the account's entry file and the binaries; the data, settings and backups stay
-    /// unless `purge` (then the root and the settings go too; backups are never removed by this).
+    /// unless `purge` (then the root and the settings file go too; backups and the uid registry never).
     public func uninstall(purge: Bool) throws -> [String] {
         var lines: [String] = []
         for file in ["\(unitDir)/\(ServiceUnits.coreUnit)", "\(unitDir)/\(ServiceUnits.webUnit)", sysusersFile, units.binary] {
@@ -265,11 +273,18 @@ public struct ServiceInstaller: Sendable {
         let rootPath = configuredRoot
         let root = path(rootPath)
         if Self.hiveRunning(root: root) { throw CoreError("a hive core is running on \(rootPath): stop it before --purge") }
-        try TreeRemoval.remove(root.lastPathComponent, in: root.deletingLastPathComponent())
-        let env = path(units.environmentFile).deletingLastPathComponent()
-        try TreeRemoval.remove(env.lastPathComponent, in: env.deletingLastPathComponent())
-        lines.append("removed    \(rootPath), \((units.environmentFile as NSString).deletingLastPathComponent)")
-        lines.append("kept       \(backupsDir) (backups are never removed by an uninstall)")
+        if FileManager.default.fileExists(atPath: root.path) {
+            // HIVE_ROOT is the operator's text: remove only a directory that holds a hive.
+            guard ["broker.sqlite", "uid-range"].contains(where: { FileManager.default.fileExists(atPath: root.appending(path: $0).path) }) else {
+                throw CoreError("\(rootPath) (HIVE_ROOT) holds no hive (no broker.sqlite): not removing it")
+            }
+            try TreeRemoval.remove(root.lastPathComponent, in: root.deletingLastPathComponent())
+        }
+        _ = unlink(path(units.environmentFile).path)
+        lines.append("removed    \(rootPath), \(units.environmentFile)")
+        // The uid registry is every hive's on this host: this hive's claim stays too (its uids may still own
+        // files somewhere), so no later hive reuses them.
+        lines.append("kept       \(backupsDir) (backups are never removed by an uninstall), \(units.uidRegistry) (every hive's uid claims)")
         return lines
     }
 
@@ -285,7 +300,8 @@ public struct ServiceInstaller: Sendable {
     var configuredRoot: String {
         let text = (try? String(contentsOf: path(units.environmentFile), encoding: .utf8)) ?? ""
         for line in text.split(separator: "\n") where line.hasPrefix("HIVE_ROOT=") {
-            let value = line.dropFirst("HIVE_ROOT=".count).trimmingCharacters(in: .whitespaces)
+            // systemd takes the value with or without quotes.
+            let value = line.dropFirst("HIVE_ROOT=".count).trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
             if value.hasPrefix("/") { return value }
         }
         return units.root
@@ -328,9 +344,13 @@ public struct ServiceInstaller: Sendable {
         guard gid == WebSurface.uid else {
             throw CoreError("the group \(ServiceUnits.webAccount) has gid \(gid), not \(WebSurface.uid) (another group held that id?): core gives web.sock gid \(WebSurface.uid)")
         }
+        // The dashboard drops to the uid by number: it must be this account's, nobody else's.
+        guard Self.groupID(ServiceUnits.webAccount, groupFile: path("/etc/passwd")) == WebSurface.uid else {
+            throw CoreError("the user \(ServiceUnits.webAccount) does not have uid \(WebSurface.uid) (another user holds that id?): the dashboard runs as uid \(WebSurface.uid)")
+        }
     }
 
-    /// The gid of `name` in a group(5) file.
+    /// The id (third field) of `name` in a group(5) or passwd(5) file.
     static func groupID(_ name: String, groupFile: URL) -> UInt32? {
         guard let text = try? String(contentsOf: groupFile, encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") {

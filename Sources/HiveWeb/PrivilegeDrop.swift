@@ -13,7 +13,11 @@ public enum PrivilegeDrop {
 
     /// Replaces this process; returns only by throwing.
     public static func reexec(as uid: UInt32, arguments: [String], password: String?) throws -> Never {
-        var env = ProcessInfo.processInfo.environment
+        // Only what the unprivileged process needs: root's environment may hold credentials (a service's
+        // settings file, an operator's shell), and another process of that uid could read them in /proc.
+        var env = ProcessInfo.processInfo.environment.filter { key, _ in
+            key == "PATH" || key == "TZ" || key == "TERM" || key == "LANG" || key.hasPrefix("LC_") || key == "HIVE_RUN_DIR"
+        }
         if let password {
             var fds: [Int32] = [0, 0]
             guard pipe(&fds) == 0 else { throw WebError("cannot make a pipe: \(String(cString: strerror(errno)))") }

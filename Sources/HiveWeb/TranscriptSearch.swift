@@ -12,6 +12,10 @@ public enum TranscriptSearch {
     static let maxAnswer = 512 * 1024
     /// Agents asked at once.
     static let concurrency = 16
+    /// Longest a whole search takes: agents not asked by then are listed as not searched.
+    public static let deadline: Duration = .seconds(10)
+    /// The kinds an event has; an answer with another is refused.
+    static let kinds: Set<String> = ["stdout", "stderr", "harness"]
 
     /// Searches every agent in `agents` for `query` (validated first, so a bad query is one error, not one
     /// per agent) and merges their hits, newest first, at most `limit`.
@@ -25,17 +29,30 @@ public enum TranscriptSearch {
         let names = agents.compactMap { try? AgentName($0) }
         var hits: [TranscriptHit] = []
         var unreachable: [String: String] = [:]
+        let end = ContinuousClock.now + deadline
         await withTaskGroup(of: (String, Swift.Result<[TranscriptHit], any Error>).self) { group in
             var next = names.makeIterator()
             func launch() {
                 guard let name = next.next() else { return }
+                guard ContinuousClock.now < end else {
+                    unreachable[name.rawValue] = "not asked: the search's \(deadline) were up"
+                    return launch()
+                }
                 group.addTask {
                     do {
                         let (status, body) = try await AgentPageProxy.fetch(uri, runDir: runDir, agent: name, maxBytes: maxAnswer, timeout: perAgentTimeout)
                         guard status == 200 else { throw WebError("its page answered \(status)") }
                         var found = try WireCoding.decoder().decode(TranscriptSearchReply.self, from: body).hits.prefix(limit).map { $0 }
-                        // The agent answers for its own transcript only: the name is ours, and the snippet is bounded.
-                        for i in found.indices { found[i].agent = name.rawValue; found[i].snippet = String(found[i].snippet.prefix(600)) }
+                        // The agent answers for its own transcript only: the name is ours, the kind one of the
+                        // three, the time not past now (a hit dated in the future would push every other
+                        // agent's off the newest-first list), the snippet bounded.
+                        let now = Date().timeIntervalSince1970
+                        guard found.allSatisfy({ kinds.contains($0.kind) && $0.at.isFinite }) else { throw WebError("its answer has an event of no known kind") }
+                        for i in found.indices {
+                            found[i].agent = name.rawValue
+                            found[i].at = min(found[i].at, now)
+                            found[i].snippet = String(found[i].snippet.prefix(600))
+                        }
                         return (name.rawValue, .success(found))
                     } catch {
                         return (name.rawValue, .failure(error))

@@ -37,19 +37,17 @@ public struct SearchQuery: Sendable, Equatable {
         self.terms = terms; self.from = from; self.to = to; self.after = after; self.before = before
     }
 
-    /// The words of `text` as the index sees them: letters and digits make words (what the unicode61
-    /// tokenizer keeps), the rest separates them; case and accents folded (`remove_diacritics 2`).
-    public static func indexWords<S: StringProtocol>(_ text: S) -> [String] {
-        text.split { !($0.isLetter || $0.isNumber) }.map { $0.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil) }
-    }
-
     /// Reads what was typed; a query with no words, an unclosed quote, a bad filter or too much is refused
     /// with the reason.
     public static func parse(_ text: String, now: Double = Date().timeIntervalSince1970) throws(RequestError) -> SearchQuery {
         guard text.utf8.count <= maxBytes else { throw RequestError("the query is \(text.utf8.count) bytes; at most \(maxBytes)") }
         var q = SearchQuery()
         var rest = Substring(text)
-        func words(_ s: Substring) -> [String] { indexWords(s) }
+        func words(_ s: Substring) -> [String] {
+            // Letters and digits make words (what the index's unicode61 tokenizer keeps); the rest separates
+            // them. FTS5 folds case and accents in the query as in the index, so nothing more is done here.
+            s.split { !($0.isLetter || $0.isNumber) }.map { String($0).lowercased() }
+        }
         while let start = rest.firstIndex(where: { !$0.isWhitespace }) {
             rest = rest[start...]
             if rest.first == "\"" {
@@ -132,7 +130,7 @@ public struct SearchHit: Codable, Sendable, Equatable {
     public var message: MessageView
     /// The matching part of the body, matches between `[` and `]`.
     public var snippet: String
-    /// bm25: lower is better.
+    /// bm25: lower is better. 0 for every hit of a query with a phrase, which lists newest first.
     public var rank: Double
     public init(message: MessageView, snippet: String, rank: Double) { self.message = message; self.snippet = snippet; self.rank = rank }
 }
@@ -151,7 +149,7 @@ public struct TranscriptHit: Codable, Sendable, Equatable {
     public var kind: String
     /// The matching part of the event's text, matches between `[` and `]`.
     public var snippet: String
-    /// bm25 within that agent's transcript: lower is better.
+    /// bm25 within that agent's transcript: lower is better (0 for a query with a phrase, newest first).
     public var rank: Double
     public init(agent: String? = nil, seq: Int64, at: Double, turn: Int64?, kind: String, snippet: String, rank: Double) {
         self.agent = agent; self.seq = seq; self.at = at; self.turn = turn; self.kind = kind; self.snippet = snippet; self.rank = rank

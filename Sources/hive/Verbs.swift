@@ -366,6 +366,8 @@ extension Search {
     func searchTranscripts() async throws {
         try await operatorVerb {
             var names = agents
+            // The agents' sockets are theirs: root never connects to one.
+            if dropped && geteuid() == 0 { throw ValidationError("--dropped is for the search run again as the dashboard's uid, not for root") }
             if !dropped {
                 let live = try await hive.connect().call(ListCommand()).agents.filter { $0.state != .destroyed }.map(\.name)
                 if let unknown = names.first(where: { !live.contains($0) }) { throw ValidationError("no live agent named '\(unknown)'") }
@@ -380,14 +382,14 @@ extension Search {
             let result = try await TranscriptSearch.across(names, query: query.joined(separator: " "), limit: limit, runDir: hive.resolved)
             if json { return printJSON(result) }
             for (name, why) in result.unreachable.sorted(by: { $0.key < $1.key }) {
-                FileHandle.standardError.write(Data("hive: \(name) not searched: \(why)\n".utf8))
+                FileHandle.standardError.write(Data("hive: \(name) not searched: \(Pending.printable(String(why.prefix(200))))\n".utf8))
             }
             if result.hits.isEmpty { return print("(no transcript matches)") }
             let time = DateFormatter()
             time.dateFormat = "MM-dd HH:mm:ss"
             var rows = [["AGENT", "TURN", "AT", "KIND", "MATCH"]]
             rows += result.hits.map { h in
-                [h.agent ?? "", h.turn.map(String.init) ?? "", time.string(from: Date(timeIntervalSince1970: h.at)), h.kind,
+                [h.agent ?? "", h.turn.map(String.init) ?? "", time.string(from: Date(timeIntervalSince1970: h.at)), Pending.printable(h.kind),
                  Pending.printable(String(h.snippet.replacingOccurrences(of: "\n", with: " ").prefix(100)))]
             }
             printTable(rows)

@@ -100,19 +100,28 @@ struct ServiceInstallTests {
 
         // An operator's settings survive a second install; uninstall keeps the data and settings.
         try (settings + "HIVE_CORE_ARGS=--log-level debug\n").write(to: env, atomically: true, encoding: .utf8)
-        try Data("precious".utf8).write(to: prefix.appending(path: "var/lib/hyperhive/broker.note"))
+        try Data("precious".utf8).write(to: prefix.appending(path: "var/lib/hyperhive/broker.sqlite"))
         #expect(try hive.cli(["install", "--prefix", prefix.path]).status == 0)
         #expect(try String(contentsOf: env, encoding: .utf8).contains("--log-level debug"))
         let gone = try hive.cli(["uninstall", "--prefix", prefix.path])
         #expect(gone.status == 0, "\(gone.err)")
         for unit in units { #expect(!FileManager.default.fileExists(atPath: prefix.appending(path: "etc/systemd/system/\(unit)").path)) }
         #expect(!FileManager.default.fileExists(atPath: prefix.appending(path: "usr/local/lib/hyperhive").path))
-        #expect(FileManager.default.fileExists(atPath: prefix.appending(path: "var/lib/hyperhive/broker.note").path))
+        #expect(FileManager.default.fileExists(atPath: prefix.appending(path: "var/lib/hyperhive/broker.sqlite").path))
         #expect(FileManager.default.fileExists(atPath: env.path))
         let purged = try hive.cli(["uninstall", "--prefix", prefix.path, "--purge"])
         #expect(purged.status == 0, "\(purged.err)")
         #expect(!FileManager.default.fileExists(atPath: prefix.appending(path: "var/lib/hyperhive").path))
         #expect(!FileManager.default.fileExists(atPath: env.path))
+        #expect(FileManager.default.fileExists(atPath: prefix.appending(path: "etc/hyperhive/uid-ranges").path), "every hive's uid claims stay")
+        // A HIVE_ROOT that holds no hive is never removed.
+        #expect(try hive.cli(["install", "--prefix", prefix.path]).status == 0)
+        try (try String(contentsOf: env, encoding: .utf8)).replacingOccurrences(of: "HIVE_ROOT=/var/lib/hyperhive", with: "HIVE_ROOT=\"/usr\"")
+            .write(to: env, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(at: prefix.appending(path: "usr/keep"), withIntermediateDirectories: true)
+        let refused = try hive.cli(["uninstall", "--prefix", prefix.path, "--purge"])
+        #expect(refused.status != 0 && refused.err.contains("holds no hive"), "\(refused.err)")
+        #expect(FileManager.default.fileExists(atPath: prefix.appending(path: "usr/keep").path))
     }
 
     @Test("an upgrade over a running install backs the hive up, moves the link, and the restarted unit runs the new binary: every unacked message comes back (the handed-out ones flagged redelivered), no acked one does; --rollback returns to the old binary")
