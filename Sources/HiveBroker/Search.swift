@@ -27,7 +27,9 @@ extension Broker {
             if let party { filters.append("(m.sender = ? OR (m.recipient = ? AND m.delivered_at IS NOT NULL))"); arguments += [party, party] }
             // bm25 of a phrase first counts the phrase's rows in the whole index (its weight), a scan that
             // costs about 50 ms on a million messages whatever the window (measured: finding the phrase in
-            // the newest 20,000 takes 5 ms, ranking it 50): a query with a phrase lists newest first.
+            // the newest 20,000 takes 5 ms, ranking it 50): a query with a phrase lists newest first, in the
+            // index's own order (ordered by the message's id instead, SQLite sorts every match: 50 ms again;
+            // by the index's rowid, FTS5 walks backwards and stops at the limit: 0.2 ms).
             let phrase = query.terms.contains { if case .phrase = $0 { true } else { false } }
             func run(minID: Int64?) throws -> [SearchHit] {
                 let window = minID.map { "AND message_fts.rowid >= \($0)" } ?? ""
@@ -35,7 +37,7 @@ extension Broker {
                     SELECT m.*, snippet(message_fts, 0, '[', ']', '…', 16) AS snip, \(phrase ? "0.0" : "bm25(message_fts)") AS score
                     FROM message_fts JOIN message m ON m.id = message_fts.rowid
                     WHERE \(filters.joined(separator: " AND ")) \(window)
-                    ORDER BY \(phrase ? "m.id DESC" : "score") LIMIT ?
+                    ORDER BY \(phrase ? "message_fts.rowid DESC" : "score") LIMIT ?
                     """, arguments: StatementArguments(arguments + [limit])).map { row in
                     SearchHit(message: MessageRow(row: row).view, snippet: row["snip"], rank: row["score"])
                 }

@@ -101,7 +101,7 @@ extension EventStore {
                            \(phrase ? "0.0" : "bm25(event_fts)") AS score
                     FROM event_fts JOIN event e ON e.seq = event_fts.rowid
                     WHERE \(filters.joined(separator: " AND ")) \(minSeq.map { "AND event_fts.rowid >= \($0)" } ?? "")
-                    ORDER BY \(phrase ? "e.seq DESC" : "score") LIMIT ?
+                    ORDER BY \(phrase ? "event_fts.rowid DESC" : "score") LIMIT ?
                     """, arguments: StatementArguments(arguments + [limit])).map { row in
                     TranscriptHit(seq: row["seq"], at: row["at"], turn: row["turn"], kind: row["kind"], snippet: row["snip"], rank: row["score"])
                 }
