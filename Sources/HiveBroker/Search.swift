@@ -42,6 +42,8 @@ extension Broker {
                     SearchHit(message: MessageRow(row: row).view, snippet: row["snip"], rank: row["score"])
                 }
             }
+            // Newest first already stops at the limit: no window needed (each would scan a no-hit phrase again).
+            if phrase { return try run(minID: nil) }
             let newest = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM message") ?? 0
             for window in Self.recentWindows where newest > window {
                 let recent = try run(minID: newest - window)

@@ -106,6 +106,7 @@ extension EventStore {
                     TranscriptHit(seq: row["seq"], at: row["at"], turn: row["turn"], kind: row["kind"], snippet: row["snip"], rank: row["score"])
                 }
             }
+            if phrase { return try run(minSeq: nil) } // newest first stops at the limit by itself
             let newest = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM event") ?? 0
             for window in Self.recentWindows where newest > window {
                 let recent = try run(minSeq: newest - window)
