@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Wire types: what every process speaks (commands, replies, states, agent.json). Foundation only.
@@ -99,6 +100,13 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         // `hive mcp`: the agent's hive tools over MCP stdio, each one a request on the agent socket.
+        // The broker's messages on PostgreSQL for a hive on many hosts (issue 15, first slice): one pool and
+        // one LISTEN connection per node, wake across nodes by NOTIFY.
+        .target(name: "HivePostgres", dependencies: [
+            "HiveWire",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "HiveMCP", dependencies: [
             "HiveWire", "HiveClient", "HiveTelemetry",
             .product(name: "MCP", package: "swift-sdk"),
@@ -142,6 +150,7 @@ let package = Package(
         .testTarget(name: "HiveCoreTests", dependencies: ["HiveCore"]),
         .testTarget(name: "HiveForgeTests", dependencies: ["HiveForge"]),
         .testTarget(name: "HiveWebTests", dependencies: ["HiveWeb"]),
+        .testTarget(name: "HivePostgresTests", dependencies: ["HivePostgres", "HiveWire", "HiveHost", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry", "HiveWire"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),

@@ -83,18 +83,23 @@ enum AgentPageProxy {
         }
     }
 
-    /// Sends `request` (as `path`, its body already read) to the agent's page and streams the response
-    /// back, at the pace the browser takes it.
-    static func forward(_ request: Request, body: ByteBuffer, path: String, runDir: URL, agent: AgentName) async throws -> Response {
+    /// An HTTP client channel on a checked connection to the agent's page server (``connect(runDir:agent:)``).
+    static func httpChannel(runDir: URL, agent: AgentName) async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
         let fd = try connect(runDir: runDir, agent: agent)
         // From here NIO owns the descriptor (it closes it, also when the bootstrap fails).
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .withConnectedSocket(fd) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                 }
             }
+    }
+
+    /// Sends `request` (as `path`, its body already read) to the agent's page and streams the response
+    /// back, at the pace the browser takes it.
+    static func forward(_ request: Request, body: ByteBuffer, path: String, runDir: URL, agent: AgentName) async throws -> Response {
+        let channel = try await httpChannel(runDir: runDir, agent: agent)
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method.rawValue), uri: path)
         head.headers.add(name: "Host", value: "agent")
         head.headers.add(name: "Connection", value: "close")
@@ -180,14 +185,7 @@ extension AgentPageProxy {
     /// GETs `path` from the agent's page server (connected and checked as ``connect(runDir:agent:)``) and
     /// returns its status and body: at most `maxBytes` (more is refused, not truncated) within `timeout`.
     static func fetch(_ path: String, runDir: URL, agent: AgentName, maxBytes: Int, timeout: Duration) async throws -> (status: Int, body: Data) {
-        let fd = try connect(runDir: runDir, agent: agent)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .withConnectedSocket(fd) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                }
-            }
+        let channel = try await httpChannel(runDir: runDir, agent: agent)
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
         head.headers.add(name: "Host", value: "agent")
         head.headers.add(name: "Connection", value: "close")

@@ -344,19 +344,7 @@ struct WebTests {
         _ = try await hive.agent("iris").call(AskCommand(question: "Which region?", options: ["eu-west", "us-east"]))
         let (_, port) = try await hive.startWeb()
         func dom(_ path: String) throws -> String {
-            let p = Process()
-            p.executableURL = URL(filePath: Self.chromium!)
-            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=\(hive.dir.path)/chrome-\(UUID().uuidString)",
-                           "--timeout=4000", "--dump-dom", "http://127.0.0.1:\(port)\(path)"]
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let pid = p.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + 30) { kill(pid, SIGKILL) } // never hang the suite
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilGone()
-            return String(decoding: data, as: UTF8.self)
+            try FirstScreenTests.chrome(hive, "http://127.0.0.1:\(port)\(path)", size: (1280, 900), "--dump-dom")
         }
         let dashboard = try dom("/login?token=\(try hive.dashboardToken())") // the link `hive up` prints
         #expect(dashboard.contains("<a href=\"agent/iris/\">iris</a>"), "the agents table was rendered by the page's script")
