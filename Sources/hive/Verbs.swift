@@ -314,7 +314,8 @@ struct Search: AsyncParsableCommand {
         discussion: """
             Words must all appear (any case, accents ignored); "a phrase" in quotes; migr* for a prefix.
             Filters: from:NAME, to:NAME (an agent, operator or system), after:WHEN, before:WHEN where WHEN is a
-            date (2026-12-01), an age (6h, 2d) or unix seconds. Ranked by bm25; matches are shown between [ ].
+            date (2026-12-01), an age (6h, 2d) or unix seconds. Ranked by bm25 (with a "phrase": newest first);
+            matches are shown between [ ].
               hive search 'deploy failed'
               hive search '"rate limit" from:iris after:2d'
             With --transcripts, the agents' turn transcripts instead (what they and their tools said, each
