@@ -138,8 +138,11 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "HiveFuzz", dependencies: ["HiveWire", "HiveHost"]),
+        // Throwaway PostgreSQL clusters (initdb, pg_ctl) for the tests and benchmarks; never linked into `hive`.
+        .target(name: "PostgresFixture", dependencies: ["HiveHost"]),
         .executableTarget(name: "hive-bench", dependencies: [
             "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveTelemetry", "HiveHarness", "ModelStandIn", "HiveFuzz", "HiveGate",
+            "HivePostgres", "PostgresFixture", .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
@@ -150,7 +153,7 @@ let package = Package(
         .testTarget(name: "HiveCoreTests", dependencies: ["HiveCore"]),
         .testTarget(name: "HiveForgeTests", dependencies: ["HiveForge"]),
         .testTarget(name: "HiveWebTests", dependencies: ["HiveWeb"]),
-        .testTarget(name: "HivePostgresTests", dependencies: ["HivePostgres", "HiveWire", "HiveHost", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "HivePostgresTests", dependencies: ["HivePostgres", "PostgresFixture", "HiveWire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry", "HiveWire"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),

@@ -6,6 +6,7 @@ import HiveBroker
 import HiveClient
 import HiveHost
 import HiveWire
+import PostgresFixture
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,6 +40,8 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("cage-starts"), help: "Starts per cage backend for the cage run (0 skips it).") var cageStarts = 20
     @Option(name: .customLong("search-messages"), help: "Messages in the broker for the search run (0 skips it).") var searchMessages = 1_000_000
     @Option(name: .customLong("search-queries"), help: "Queries per class in the search runs.") var searchQueries = 100
+    @Option(name: .customLong("postgres-wakes"), help: "Cross-node wakes for the PostgreSQL run (0 skips it; it needs PostgreSQL's server package).") var postgresWakes = 1000
+    @Option(name: .customLong("postgres-sends"), help: "Sends per sender in the PostgreSQL throughput run.") var postgresSends = 500
     @Option(name: .customLong("search-events"), help: "Events in one agent's transcript for the transcript search run (0 skips it).") var searchEvents = 200_000
     @Option(name: .customLong("stats-turns"), help: "Turns in turn-stats.sqlite for the stats page run (0 skips it).") var statsTurns = 100_000
     @Option(name: .customLong("claude-runs"), help: "Runs per variant of the real-CLI run (0 skips it; the CLI comes from scripts/fetch-claude or $HIVE_CLAUDE).")
@@ -62,6 +65,15 @@ struct Bench: AsyncParsableCommand {
             let report = try searchRun()
             print(report)
             if let write { try append(report, to: write) }
+        }
+        if postgresWakes > 0 {
+            if PostgresCluster.available {
+                let report = try await postgresRun()
+                print(report)
+                if let write { try append(report, to: write) }
+            } else {
+                print("PostgreSQL run skipped: no server binaries (apt-get install postgresql)")
+            }
         }
         if searchEvents > 0 {
             let report = try transcriptSearchRun()

@@ -1,5 +1,6 @@
 import Foundation
 import HivePostgres
+import PostgresFixture
 import HiveWire
 import Logging
 import Synchronization
@@ -66,6 +67,35 @@ struct CrossNodeTests {
         #expect(Set(fromA).isDisjoint(with: fromB), "no message went to both nodes")
         #expect(fromA.count + fromB.count == total && Set(fromA + fromB).count == total, "\(fromA.count) + \(fromB.count)")
         #expect(!fromA.isEmpty && !fromB.isEmpty, "both nodes took a share")
+    }
+
+    @Test("concurrent sends of a node are written together (group commit) and each gets the id of its own message; a send to nobody in the same batch is refused alone")
+    func groupCommit() async throws {
+        let (cluster, a, b, iris) = try await Self.twoNodes()
+        defer { a.shutdown(); b.shutdown(); withExtendedLifetime(cluster) {} }
+        let sent = try await withThrowingTaskGroup(of: [(Int64, String)].self) { group in
+            for s in 0..<16 {
+                group.addTask {
+                    var mine: [(Int64, String)] = []
+                    for i in 0..<40 {
+                        let body = "from \(s) number \(i)"
+                        mine.append((try await a.send(from: "operator", to: iris, body: body), body))
+                        if i == 20 { await #expect(throws: BrokerFailure.self) { try await a.send(from: "operator", to: try AgentName("nobody"), body: "x") } }
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        var stored: [Int64: String] = [:]
+        while true {
+            let got = try await b.recv(iris, max: 100, wait: .zero)
+            if got.isEmpty { break }
+            for m in got { stored[m.id] = m.body }
+            try await b.ack(iris, ids: got.map(\.id))
+        }
+        #expect(stored.count == 640 && sent.count == 640)
+        #expect(sent.allSatisfy { stored[$0.0] == $0.1 }, "every send's id names its own message")
     }
 
     @Test("a PostgreSQL restart: a send while it is down fails with an error; a receiver parked across it resumes and gets what is sent after; nothing acked comes back")

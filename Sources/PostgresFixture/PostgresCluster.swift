@@ -4,24 +4,24 @@ import HiveHost
 import Glibc
 #endif
 
-/// A throwaway PostgreSQL cluster for one test: `initdb` and `pg_ctl` from the Debian package (installed
+/// A throwaway PostgreSQL cluster for one test or benchmark (never linked into `hive`): `initdb` and `pg_ctl` from the Debian package (installed
 /// by `.ci/run`; the tests install nothing), in a temp dir it owns, listening on loopback only. As root the
 /// server runs as the `postgres` user (it refuses root). Stopped (fast) when the value goes away.
-final class PostgresCluster: @unchecked Sendable {
+public final class PostgresCluster: @unchecked Sendable {
     /// The server binaries, if PostgreSQL is installed.
-    static let binDir: URL? = {
+    public static let binDir: URL? = {
         let base = URL(filePath: "/usr/lib/postgresql")
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? []).sorted { (Int($0) ?? 0) > (Int($1) ?? 0) }
         return versions.map { base.appending(path: "\($0)/bin") }.first { FileManager.default.isExecutableFile(atPath: $0.appending(path: "initdb").path) }
     }()
-    static var available: Bool { binDir != nil }
+    public static var available: Bool { binDir != nil }
 
-    let dir: URL
-    let port: Int
-    let user = "hive"
+    public let dir: URL
+    public let port: Int
+    public let user = "hive"
     var data: URL { dir.appending(path: "data") }
 
-    init() throws {
+    public init() throws {
         guard let bin = Self.binDir else { throw ClusterError("PostgreSQL is not installed (apt-get install postgresql)") }
         var template = Array("/tmp/hpg-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw ClusterError("mkdtemp failed") }
@@ -41,7 +41,7 @@ final class PostgresCluster: @unchecked Sendable {
     }
 
     /// Starts the server (again), waiting until it accepts connections.
-    func start() throws {
+    public func start() throws {
         try run(Self.binDir!.appending(path: "pg_ctl").path, [
             "-D", data.path, "-l", dir.appending(path: "server.log").path, "-w", "-t", "30",
             "-o", "-p \(port) -k \(dir.path) -c listen_addresses=127.0.0.1 -c max_connections=100", "start",
@@ -49,7 +49,7 @@ final class PostgresCluster: @unchecked Sendable {
     }
 
     /// Stops the server (`fast`: connections are cut, as when the database host restarts).
-    func stop() throws {
+    public func stop() throws {
         try run(Self.binDir!.appending(path: "pg_ctl").path, ["-D", data.path, "-m", "fast", "-w", "-t", "30", "stop"])
     }
 
@@ -94,7 +94,7 @@ final class PostgresCluster: @unchecked Sendable {
     }
 }
 
-struct ClusterError: Error, CustomStringConvertible {
-    let description: String
+public struct ClusterError: Error, CustomStringConvertible {
+    public let description: String
     init(_ description: String) { self.description = description }
 }
