@@ -202,7 +202,7 @@ public struct ServiceInstaller: Sendable {
         if before != versioned {
             try makeDirectory((units.binary as NSString).deletingLastPathComponent, mode: 0o755)
             try pointLink(link, at: versioned)
-            try Data((before ?? "").utf8).write(to: path("\(libDir)/previous"))
+            try writeAtomically(Data((before ?? "").utf8), to: "\(libDir)/previous", mode: 0o644)
             report.lines.append("binary     \(units.binary) -> \(versioned)\(before.map { " (was \($0))" } ?? "")")
         } else {
             report.lines.append("binary     \(units.binary) -> \(versioned) (unchanged)")
@@ -252,7 +252,7 @@ public struct ServiceInstaller: Sendable {
             throw CoreError("no earlier binary is kept in \(libDir): nothing to roll back to")
         }
         try pointLink(link, at: previous)
-        try Data(current.utf8).write(to: path("\(libDir)/previous"))
+        try writeAtomically(Data(current.utf8), to: "\(libDir)/previous", mode: 0o644)
         return (current, previous)
     }
 
@@ -332,27 +332,27 @@ public struct ServiceInstaller: Sendable {
             // No systemd on the host: the shadow tools, which know the same prefix.
             let id = "\(WebSurface.uid)"
             let p = isHost ? [] : ["--prefix", prefix.path]
-            if Self.groupID(ServiceUnits.webAccount, groupFile: path("/etc/group")) == nil {
+            if Self.accountID(ServiceUnits.webAccount, in: path("/etc/group")) == nil {
                 _ = try ChildProcess.run("/usr/sbin/groupadd", p + ["--system", "--gid", id, ServiceUnits.webAccount], environment: ["PATH": "/usr/sbin:/usr/bin:/bin"])
             }
             _ = try ChildProcess.run("/usr/sbin/useradd", p + ["--system", "--uid", id, "--gid", id, "--no-create-home", "--shell", "/usr/sbin/nologin",
                                                                ServiceUnits.webAccount], environment: ["PATH": "/usr/sbin:/usr/bin:/bin"])
         }
-        guard let gid = Self.groupID(ServiceUnits.webAccount, groupFile: path("/etc/group")) else {
+        guard let gid = Self.accountID(ServiceUnits.webAccount, in: path("/etc/group")) else {
             throw CoreError("the group \(ServiceUnits.webAccount) was not made (see \(sysusersFile))")
         }
         guard gid == WebSurface.uid else {
             throw CoreError("the group \(ServiceUnits.webAccount) has gid \(gid), not \(WebSurface.uid) (another group held that id?): core gives web.sock gid \(WebSurface.uid)")
         }
         // The dashboard drops to the uid by number: it must be this account's, nobody else's.
-        guard Self.groupID(ServiceUnits.webAccount, groupFile: path("/etc/passwd")) == WebSurface.uid else {
+        guard Self.accountID(ServiceUnits.webAccount, in: path("/etc/passwd")) == WebSurface.uid else {
             throw CoreError("the user \(ServiceUnits.webAccount) does not have uid \(WebSurface.uid) (another user holds that id?): the dashboard runs as uid \(WebSurface.uid)")
         }
     }
 
     /// The id (third field) of `name` in a group(5) or passwd(5) file.
-    static func groupID(_ name: String, groupFile: URL) -> UInt32? {
-        guard let text = try? String(contentsOf: groupFile, encoding: .utf8) else { return nil }
+    static func accountID(_ name: String, in file: URL) -> UInt32? {
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") {
             let f = line.split(separator: ":", omittingEmptySubsequences: false)
             if f.count >= 3, f[0] == name { return UInt32(f[2]) }

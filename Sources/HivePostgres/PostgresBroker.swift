@@ -60,7 +60,6 @@ public final class PostgresBroker: Sendable {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: Self.channel) { notifications in
-                        wakes.listening(true)
                         backoff = .milliseconds(50)
                         wakes.wakeAll() // whatever was sent while this node did not listen
                         for try await n in notifications { wakes.wake(n.payload) }
@@ -70,7 +69,6 @@ public final class PostgresBroker: Sendable {
                 if Task.isCancelled { break }
                 logger.warning("listening for sends stopped, again in \(backoff): \(error)")
             }
-            wakes.listening(false)
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(1))
         }
@@ -320,14 +318,11 @@ final class Wakes: Sendable {
     private struct State {
         var generation: [String: UInt64] = [:]
         var waiting: [String: [UUID: CheckedContinuation<Void, Never>]] = [:]
-        var listening = false
         var released = false
     }
     private let state = Mutex(State())
 
     var released: Bool { state.withLock { $0.released } }
-    var isListening: Bool { state.withLock { $0.listening } }
-    func listening(_ on: Bool) { state.withLock { $0.listening = on } }
 
     func generation(_ agent: String) -> UInt64 { state.withLock { $0.generation[agent, default: 0] } }
 

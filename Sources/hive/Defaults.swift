@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HiveCore
 import HiveHost
 import HiveClient
 import Logging
@@ -8,10 +9,10 @@ import Logging
 enum Defaults {
     /// The root a hive run by root uses: outside root's home (0700 on Debian, so agents' uids could not
     /// reach their own directories through it), the same one a service install uses.
-    static let systemRoot = URL(filePath: "/var/lib/hyperhive")
+    static let systemRoot = URL(filePath: ServiceUnits().root)
 
     /// Where a service install's sockets are (`RuntimeDirectory=` of its unit).
-    static let serviceRunDir = URL(filePath: "/run/hyperhive")
+    static let serviceRunDir = URL(filePath: ServiceUnits().runDir)
 
     /// `$HIVE_ROOT`, else as root `/var/lib/hyperhive`, else `$XDG_DATA_HOME/hyperhive`, else
     /// `~/.local/share/hyperhive`.
