@@ -103,7 +103,7 @@ let package = Package(
         // The broker's messages on PostgreSQL for a hive on many hosts (issue 15, first slice): one pool and
         // one LISTEN connection per node, wake across nodes by NOTIFY.
         .target(name: "HivePostgres", dependencies: [
-            "HiveWire",
+            "HiveWire", "HiveBroker", "HiveMetrics",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -149,11 +149,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "HiveWireTests", dependencies: ["HiveWire"]),
-        .testTarget(name: "HiveBrokerTests", dependencies: ["HiveBroker", "HiveWire", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "HiveBrokerTests", dependencies: ["HiveBroker", "HivePostgres", "PostgresFixture", "HiveWire",
+                                                   .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HiveCoreTests", dependencies: ["HiveCore"]),
         .testTarget(name: "HiveForgeTests", dependencies: ["HiveForge"]),
         .testTarget(name: "HiveWebTests", dependencies: ["HiveWeb"]),
-        .testTarget(name: "HivePostgresTests", dependencies: ["HivePostgres", "PostgresFixture", "HiveWire", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "HivePostgresTests", dependencies: ["HivePostgres", "HiveBroker", "PostgresFixture", "HiveWire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HiveTelemetryTests", dependencies: ["HiveTelemetry", "HiveWire"]),
         .testTarget(name: "HiveHarnessTests", dependencies: ["HiveHarness", "HiveWire", "HiveTelemetry"]),
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),

@@ -32,7 +32,7 @@ public final class Broker: Sendable {
     let sendObservers = Mutex<[@Sendable ([Int64]) -> Void]>([])
     let sends: GroupCommit<SendJob, Result<SendCommand.Reply, BrokerError>>
     /// Held while the messages questions owe are sent, so two callers never send the same one.
-    let questionOutbox = Mutex([String: [Int64: Int64]]())
+    public let questionOutbox = Mutex([String: [Int64: Int64]]())
 
     struct SendJob: Sendable {
         var from: Sender
@@ -107,6 +107,9 @@ public final class Broker: Sendable {
     public func synchronousLevel() throws -> Int {
         try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
+
+    /// The schema version this build writes (its newest migration's name), the same on both stores.
+    public static var schemaVersion: String { Schema.latest }
 
     static func storage(_ error: any Error) -> BrokerError {
         .storage(String(describing: error))

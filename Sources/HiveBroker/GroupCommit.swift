@@ -8,8 +8,8 @@ import HiveMetrics
 /// callers arriving meanwhile wait and are carried by the next one. Each caller returns only after
 /// the transaction holding its job has committed. Callers block their thread: the broker is driven by
 /// one thread per connection (see `LineServer`).
-final class GroupCommit<Job: Sendable, Result: Sendable>: @unchecked Sendable {
-    typealias Process = ([Job]) throws -> [Result]
+public final class GroupCommit<Job: Sendable, Result: Sendable>: @unchecked Sendable {
+    public typealias Process = ([Job]) throws -> [Result]
 
     // Guarded by `condition`.
     private let condition = NSCondition()
@@ -20,15 +20,18 @@ final class GroupCommit<Job: Sendable, Result: Sendable>: @unchecked Sendable {
 
     private let process: Process
     private let maxBatch: Int
+    /// The histogram each batch's commit time goes to.
+    private let metric: String
 
     /// `process` runs one batch in one transaction and returns one result per job, in order.
-    init(maxBatch: Int = 256, process: @escaping Process) {
+    public init(maxBatch: Int = 256, metric: String = HiveMetrics.Name.sqliteCommit, process: @escaping Process) {
         self.process = process
         self.maxBatch = maxBatch
+        self.metric = metric
     }
 
     /// Queues `job` and returns its result once the batch that carried it has committed.
-    func submit(_ job: Job) throws -> Result {
+    public func submit(_ job: Job) throws -> Result {
         condition.lock()
         defer { condition.unlock() }
         nextTicket += 1
@@ -44,7 +47,7 @@ final class GroupCommit<Job: Sendable, Result: Sendable>: @unchecked Sendable {
             let batch = Array(queue.prefix(maxBatch))
             queue.removeFirst(batch.count)
             condition.unlock()
-            let outcome = Swift.Result { try HiveMetrics.time(HiveMetrics.Name.sqliteCommit) { try process(batch.map(\.job)) } }
+            let outcome = Swift.Result { try HiveMetrics.time(metric) { try process(batch.map(\.job)) } }
             condition.lock()
             switch outcome {
             case .success(let results):

@@ -80,6 +80,12 @@ public final class InboxWaiters: Sendable {
         parkers.forEach { $0.signal() }
     }
 
+    /// Wakes every parked receiver, whatever its agent (a store whose notifications were lost while it was
+    /// not listening).
+    public func notifyAll() {
+        notify(state.withLock { Array($0.byAgent.keys) + Array($0.generation.keys) })
+    }
+
     /// Releases every parked receiver and makes later parks return at once (shutdown).
     public func stopAll() {
         let parkers: [Parker] = state.withLock { s in

@@ -2,14 +2,9 @@ import Foundation
 import GRDB
 import HiveWire
 
-/// Questions: rows an agent asks; their answers (or expiry) come back to it as messages.
-///
-/// A question and the messages it turns into cannot share a transaction (sends go through the group
-/// commit, which wakes parked receivers), so they work like an outbox: the row commits first with its
-/// message ids null, then ``deliverOwedQuestionMessages()`` sends what is owed and records the ids.
-/// Core calls it after every change and once a second, so a crash in between delays a message, never
-/// loses it (at worst, a crash right after a send repeats it once).
-extension Broker {
+/// Questions: rows an agent asks; their answers (or expiry) come back to it as messages, through the
+/// outbox every store shares (``QuestionOutbox``).
+extension Broker: QuestionOutbox {
     /// Stores a question from `asker` to `to` (the operator or a live agent), then sends it to the peer.
     public func ask(_ asker: AgentName, to: Recipient, _ asked: QuestionLifecycle.Asked) throws -> QuestionView {
         let now = clock()
@@ -31,7 +26,7 @@ extension Broker {
             try db.execute(sql: """
                 INSERT INTO question (asker, recipient, question, options, multi, created_at, expires_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [asker.rawValue, recipient, asked.question, Self.json(asked.options), asked.multi, now, now + asked.ttl])
+                """, arguments: [asker.rawValue, recipient, asked.question, QuestionOutboxText.json(asked.options), asked.multi, now, now + asked.ttl])
             return db.lastInsertedRowID
         }
         deliverOwedQuestionMessages()
@@ -57,7 +52,7 @@ extension Broker {
             let (picked, text) = try QuestionLifecycle.checkAnswer(q, choices: choices, answer: answer)
             try db.execute(sql: """
                 UPDATE question SET state = 'answered', choices = ?, answer = ?, answered_by = ?, answered_at = ? WHERE id = ? AND state = 'open'
-                """, arguments: [Self.json(picked), text, by.description, now, id])
+                """, arguments: [QuestionOutboxText.json(picked), text, by.description, now, id])
         }
         deliverOwedQuestionMessages()
         return try question(id)!
@@ -80,61 +75,23 @@ extension Broker {
         return n
     }
 
-    /// Sends every message a question still owes: the question to its peer, the answer or expiry to its
-    /// asker. A party that no longer exists gets nothing (id 0); a peer that was destroyed before it saw
-    /// the question makes the question expire, so the asker hears of it.
-    public func deliverOwedQuestionMessages() {
-        questionOutbox.withLock { sendOwed(&$0) }
-    }
-
-    /// `unrecorded`: messages sent whose id could not be stored yet (column → question id → message id);
-    /// they are recorded before anything is sent again, so a failing write cannot make a message repeat.
-    private func sendOwed(_ unrecorded: inout [String: [Int64: Int64]]) {
-        for (column, sent) in unrecorded {
-            for (question, message) in sent where record(column, message, for: question) { unrecorded[column]?[question] = nil }
-        }
-        let owed = (try? pool.read { db in
+    /// Up to 200 questions that still owe a message, oldest first, each with the id of the message that asked it.
+    public func owedQuestions() throws -> [(askMessage: Int64?, question: QuestionView)] {
+        try pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM question INDEXED BY question_owed
                 WHERE (state != 'open' AND reply_message_id IS NULL) OR (state = 'open' AND recipient != 'operator' AND ask_message_id IS NULL)
                 ORDER BY id LIMIT 200
                 """).map { ($0["ask_message_id"] as Int64?, Self.view($0)) }
-        }) ?? []
-        for (askMessage, q) in owed {
-            guard let asker = try? AgentName(q.asker) else { continue }
-            if q.state == .open, let peer = try? AgentName(q.to) {
-                guard unrecorded["ask_message_id"]?[q.id] == nil else { continue }
-                do {
-                    let sent = try send(from: .agent(asker), to: .agent(peer), body: QuestionLifecycle.peerBody(q), inReplyTo: nil)
-                    if !record("ask_message_id", sent.ids[0], for: q.id) { unrecorded["ask_message_id", default: [:]][q.id] = sent.ids[0] }
-                } catch BrokerError.unknownRecipient, BrokerError.destroyedRecipient {
-                    try? pool.write { try $0.execute(sql: "UPDATE question SET state = 'expired', ask_message_id = 0 WHERE id = ? AND state = 'open'", arguments: [q.id]) }
-                } catch {
-                    continue // the store failed; the next round tries again
-                }
-                continue
-            }
-            let from: Sender = q.state == .answered
-                ? (q.answeredBy == "operator" ? .operator : (try? AgentName(q.answeredBy ?? "")).map(Sender.agent) ?? .system)
-                : .system
-            let body = q.state == .answered ? QuestionLifecycle.answerBody(q) : QuestionLifecycle.expiredBody(q)
-            let replyTo = from == .system ? nil : askMessage.flatMap { $0 > 0 ? $0 : nil }
-            guard unrecorded["reply_message_id"]?[q.id] == nil else { continue }
-            do {
-                let sent = try send(from: from, to: .agent(asker), body: body, inReplyTo: replyTo)
-                if !record("reply_message_id", sent.ids[0], for: q.id) { unrecorded["reply_message_id", default: [:]][q.id] = sent.ids[0] }
-            } catch BrokerError.unknownRecipient, BrokerError.destroyedRecipient {
-                try? pool.write { try $0.execute(sql: "UPDATE question SET reply_message_id = 0 WHERE id = ?", arguments: [q.id]) }
-            } catch {
-                continue
-            }
         }
     }
 
-    /// Stores the id of a message a question turned into; false when the store would not take it.
-    private func record(_ column: String, _ message: Int64, for question: Int64) -> Bool {
-        precondition(column == "ask_message_id" || column == "reply_message_id")
-        return (try? pool.write { try $0.execute(sql: "UPDATE question SET \(column) = ? WHERE id = ?", arguments: [message, question]) }) != nil
+    public func recordQuestionMessage(_ kind: OwedMessage, _ message: Int64, for question: Int64) -> Bool {
+        (try? pool.write { try $0.execute(sql: "UPDATE question SET \(kind.column) = ? WHERE id = ?", arguments: [message, question]) }) != nil
+    }
+
+    public func expireUnaskable(_ question: Int64) {
+        try? pool.write { try $0.execute(sql: "UPDATE question SET state = 'expired', ask_message_id = 0 WHERE id = ? AND state = 'open'", arguments: [question]) }
     }
 
     /// One question, or nil.
@@ -169,17 +126,9 @@ extension Broker {
         }
     }
 
-    private static func json(_ list: [String]) -> String {
-        String(decoding: (try? JSONEncoder().encode(list)) ?? Data("[]".utf8), as: UTF8.self)
-    }
-
-    private static func list(_ text: String?) -> [String] {
-        text.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
-    }
-
     static func view(_ r: Row) -> QuestionView {
-        QuestionView(id: r["id"], asker: r["asker"], to: r["recipient"], question: r["question"], options: list(r["options"]),
+        QuestionView(id: r["id"], asker: r["asker"], to: r["recipient"], question: r["question"], options: QuestionOutboxText.list(r["options"]),
                      multi: r["multi"], createdAt: r["created_at"], expiresAt: r["expires_at"], state: r["state"],
-                     choices: list(r["choices"]), answer: r["answer"], answeredBy: r["answered_by"], answeredAt: r["answered_at"])
+                     choices: QuestionOutboxText.list(r["choices"]), answer: r["answer"], answeredBy: r["answered_by"], answeredAt: r["answered_at"])
     }
 }

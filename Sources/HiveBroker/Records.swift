@@ -75,6 +75,10 @@ public struct AgentRecord: Codable, FetchableRecord, PersistableRecord, Sendable
     public var createdAt: Double
     /// Set when destroyed without purge: the agent is a tombstone.
     public var destroyedAt: Double?
+
+    public init(name: String, createdAt: Double, destroyedAt: Double?) {
+        self.name = name; self.createdAt = createdAt; self.destroyedAt = destroyedAt
+    }
 }
 
 /// An agent with its inbox counters, for `list`.
@@ -84,6 +88,10 @@ public struct AgentCounts: Sendable, Equatable {
     public var inflight: Int
     /// Dead-lettered messages still within retention.
     public var dead: Int
+
+    public init(record: AgentRecord, unread: Int, inflight: Int, dead: Int) {
+        self.record = record; self.unread = unread; self.inflight = inflight; self.dead = dead
+    }
 }
 
 // The wire's states are stored as their raw strings. A string this build does not know (a database a

@@ -181,7 +181,7 @@ extension Broker {
     }
 
     /// The text a reminder arrives with.
-    static func reminderMessage(body: String, filePath: String?, createdAt: Double, now: Double) -> String {
+    public static func reminderMessage(body: String, filePath: String?, createdAt: Double, now: Double) -> String {
         let ago = max(0, Int(now - createdAt))
         let when = HumanTime.span(seconds: ago)
         var text = "Reminder you set \(when) ago:\n\(body)"

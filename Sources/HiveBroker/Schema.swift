@@ -2,6 +2,9 @@ import GRDB
 
 /// The broker's schema, as named migrations applied at open.
 enum Schema {
+    /// The newest migration this build knows. The PostgreSQL store's migrations carry the same names, so
+    /// the two stores' schemas are versioned together (a test keeps them in step).
+    static var latest: String { migrator.migrations.last ?? "" }
     /// A database a newer hive migrated is refused, not run: this binary would ignore tables and columns it
     /// does not know (budgets not enforced, an index not kept in step). GRDB's migrator skips unknown
     /// migrations silently, hence the check. A rollback to an older binary restores the pre-upgrade backup.

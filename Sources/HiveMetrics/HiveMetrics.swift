@@ -26,6 +26,8 @@ public enum HiveMetrics {
                                 .seconds(1800), .seconds(3600)],
             Name.sqliteCommit: [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
                                 .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250)],
+            Name.postgresCommit: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                                  .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)],
             Name.webRequestDuration: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
                                       .milliseconds(100), .milliseconds(250), .milliseconds(1000), .seconds(5)],
         ]
@@ -83,6 +85,7 @@ public enum HiveMetrics {
         // The store
         public static let sqliteCommit = "hive_sqlite_commit_seconds"         // histogram: a send's write transaction
         public static let sqliteWAL = "hive_sqlite_wal_bytes"                 // gauge
+        public static let postgresCommit = "hive_postgres_commit_seconds"     // histogram: a batch of sends' transaction (PostgreSQL store)
         // The web process
         public static let webRequests = "hive_web_requests_total"             // counter {code}
         public static let webRequestDuration = "hive_web_request_duration_seconds" // histogram

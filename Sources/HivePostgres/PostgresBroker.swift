@@ -1,11 +1,14 @@
 import Foundation
+import HiveBroker
+import HiveMetrics
 import HiveWire
 import Logging
 import PostgresNIO
 import Synchronization
 
-/// The broker's messages on PostgreSQL, for a hive whose nodes share one database (issue 15; first
-/// slice: agents, send, recv with wake across nodes, ack).
+/// Everything the hive keeps (``HiveStore``), on PostgreSQL, for a hive whose nodes share one database
+/// (issue 15; docs/multi-host.md). The same protocols as the SQLite ``Broker``, the same lifecycles
+/// deciding every state, and the same broker test suite run on both.
 ///
 /// One node is one `PostgresBroker`: one connection pool (never a connection per agent) and one more
 /// connection that LISTENs on `hive_inbox`. A send inserts its row and `pg_notify`s the recipient in the
@@ -18,17 +21,26 @@ public final class PostgresBroker: Sendable {
     public let node: String
     let client: PostgresClient
     let logger: Logger
-    let wakes = Wakes()
-    /// Sends of this node waiting to be written together (see ``write(_:)``).
-    let sends = SendBatcher()
+    /// This node's parked receivers (the same waiters the SQLite store parks on; no hand-off here: a
+    /// receiver may sit on another node).
+    let waiters = InboxWaiters()
+    /// This node's sends, written together while a write is in flight (see ``write(_:client:logger:)``).
+    let sends: GroupCommit<PendingSend, Result<SendCommand.Reply, BrokerError>>
+    /// The server's `synchronous_commit`, read at open, for `hive info`.
+    let synchronousCommit = Mutex("on")
+    let sendObservers = Mutex<[@Sendable ([Int64]) -> Void]>([])
+    /// Held while the messages questions owe are sent, so two callers never send the same one.
+    public let questionOutbox = Mutex([String: [Int64: Int64]]())
     private let tasks = Mutex<[Task<Void, Never>]>([])
     /// Unix seconds; tests inject a clock.
     let clock: @Sendable () -> Double
 
     public static let channel = "hive_inbox"
+    /// The schema version this build writes: its newest migration's name (the SQLite store's names).
+    public static var schemaVersion: String { PostgresSchema.migrations.last?.0 ?? "" }
 
     /// Connects to the database at `host:port` as `user` and starts the pool and the listener;
-    /// `migrate()` before first use.
+    /// `migrate()` before first use (``open`` does both).
     public init(host: String, port: Int, user: String, password: String?, database: String, node: String, logger: Logger,
                 clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         var config = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
@@ -38,31 +50,55 @@ public final class PostgresBroker: Sendable {
         self.node = node
         self.logger = logger
         self.clock = clock
-        let client = self.client
-        let runner = Task { await client.run() }
-        let listener = Task { [wakes] in await Self.listen(client: client, wakes: wakes, logger: logger) }
+        let client = self.client, waiters = self.waiters
+        self.sends = GroupCommit(maxBatch: 64, metric: HiveMetrics.Name.postgresCommit) { batch in
+            try PostgresThreads.block { try await Self.write(batch, client: client, logger: logger) }
+        }
+        // On the store's own threads, like every other part of its work (see PostgresThreads).
+        let runner = Task(executorPreference: PostgresThreads.shared) { await client.run() }
+        let listener = Task(executorPreference: PostgresThreads.shared) { await Self.listen(client: client, waiters: waiters, logger: logger) }
         tasks.withLock { $0 = [runner, listener] }
-        sends.writer = { [weak self] batch in await self?.write(batch) ?? batch.map { _ in .failure(BrokerFailure("the node is stopping")) } }
+    }
+
+    /// Connects and brings the schema up to date; blocks until done.
+    public static func open(host: String, port: Int, user: String, password: String?, database: String, node: String, logger: Logger,
+                            clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws -> PostgresBroker {
+        let store = PostgresBroker(host: host, port: port, user: user, password: password, database: database, node: node, logger: logger, clock: clock)
+        do {
+            try ours {
+                try PostgresThreads.block { try await store.migrate() }
+                let level = try store.read { client in
+                    var level = "on"
+                    for try await v in try await client.query("SHOW synchronous_commit", logger: logger).decode(String.self) { level = v }
+                    return level
+                }
+                store.synchronousCommit.withLock { $0 = level }
+            }
+        } catch {
+            store.shutdown()
+            throw error
+        }
+        return store
     }
 
     /// Stops the listener and the pool; parked receivers return empty.
     public func shutdown() {
-        wakes.releaseAll()
+        waiters.stopAll()
         tasks.withLock { $0.forEach { $0.cancel() } }
     }
 
     /// LISTENs on one connection of the pool for as long as the broker lives, again after every loss
     /// (backing off to 1 s), and wakes every parked receiver after a loss: a notification sent while
     /// nobody listened is gone, the message it announced is not.
-    static func listen(client: PostgresClient, wakes: Wakes, logger: Logger) async {
+    static func listen(client: PostgresClient, waiters: InboxWaiters, logger: Logger) async {
         var backoff = Duration.milliseconds(50)
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: Self.channel) { notifications in
                         backoff = .milliseconds(50)
-                        wakes.wakeAll() // whatever was sent while this node did not listen
-                        for try await n in notifications { wakes.wake(n.payload) }
+                        waiters.notifyAll() // whatever was sent while this node did not listen
+                        for try await n in notifications { waiters.notify([n.payload]) }
                     }
                 }
             } catch {
@@ -75,19 +111,26 @@ public final class PostgresBroker: Sendable {
     }
 
     /// Creates or upgrades the schema, one node at a time (an advisory lock held for the transaction).
+    /// A database a newer hive migrated is refused, as the SQLite store refuses its file.
     public func migrate() async throws {
         let logger = self.logger, now = clock()
         try await transaction { c in
-            try await c.query("SELECT pg_advisory_xact_lock(4242)", logger: logger)
+            try await c.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))", logger: logger)
             try await c.query("CREATE TABLE IF NOT EXISTS hive_migrations (identifier TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)", logger: logger)
             var applied: Set<String> = []
             for try await id in try await c.query("SELECT identifier FROM hive_migrations", logger: logger).decode(String.self) { applied.insert(id) }
+            let unknown = applied.subtracting(PostgresSchema.migrations.map(\.0)).sorted()
+            guard unknown.isEmpty else {
+                throw BrokerError.storage("the database was migrated by a newer hive (\(unknown.joined(separator: ", "))): run that hive")
+            }
             for (id, statements) in PostgresSchema.migrations where !applied.contains(id) {
                 for sql in statements { try await c.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
                 try await c.query("INSERT INTO hive_migrations (identifier, applied_at) VALUES (\(id), \(now))", logger: logger)
             }
         }
     }
+
+    // MARK: - Running statements
 
     /// Longest one operation waits: with the database unreachable the pool keeps a request queued while it
     /// retries (up to 15 s before its circuit breaker trips), and a send must fail clearly instead.
@@ -96,331 +139,78 @@ public final class PostgresBroker: Sendable {
     /// `body` in a transaction, bounded by ``operationTimeout``; a refusal of ours thrown inside comes out
     /// as itself, not wrapped.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await bounded {
+        try await Self.bounded {
             do { return try await self.client.withTransaction(logger: self.logger) { try await body($0) } } catch let e as PostgresTransactionError {
-                if let ours = e.closureError as? BrokerFailure { throw ours }
-                throw e
+                throw e.closureError ?? e.rollbackError ?? e.commitError ?? e.beginError ?? e
             }
         }
     }
 
     /// `operation`, or a clear error once ``operationTimeout`` has passed (the operation is cancelled).
-    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    static func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await operation() }
             group.addTask { try await Task.sleep(for: Self.operationTimeout); return nil }
             defer { group.cancelAll() }
             guard let first = try await group.next(), let value = first else {
-                throw BrokerFailure("the database did not answer within \(Self.operationTimeout) (is it down or unreachable?)")
+                throw BrokerError.storage("the database did not answer within \(Self.operationTimeout) (is it down or unreachable?)")
             }
             return value
         }
     }
 
-    public func register(_ name: AgentName) async throws {
-        let now = clock()
-        try await client.query("INSERT INTO agent (name, created_at, node) VALUES (\(name.rawValue), \(now), \(node)) ON CONFLICT (name) DO NOTHING", logger: logger)
+    /// A transaction from a blocking caller (core's threads), bounded; errors as ``BrokerError``s.
+    func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) throws -> T {
+        try Self.ours { try PostgresThreads.block { try await self.transaction(body) } }
     }
 
-    /// Stores a message for `to` and announces it to every node, in one transaction.
-    @discardableResult
-    public func send(from: String, to: AgentName, body: String, inReplyTo: Int64? = nil) async throws -> Int64 {
-        guard !body.isEmpty else { throw BrokerFailure("a message needs a body") }
-        guard body.utf8.count <= WireLimits.maxBodyBytes else { throw BrokerFailure("the body is \(body.utf8.count) bytes; at most \(WireLimits.maxBodyBytes)") }
-        return try await sends.submit(PendingSend(from: from, to: to.rawValue, body: body, at: clock(), inReplyTo: inReplyTo))
+    /// One statement (or a few, each its own transaction) from a blocking caller, bounded.
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) throws -> T {
+        try Self.ours { try PostgresThreads.block { try await Self.bounded { try await body(self.client) } } }
     }
 
-    /// Writes a batch of sends: alone, one statement (one round trip, its own transaction: the recipient
-    /// checked, the row stored, the notification queued for commit); several, one transaction with one
-    /// commit and one notification per recipient. A transaction that notifies takes PostgreSQL's global
-    /// notify lock at commit, so commits that notify are serialised: one send per transaction reached 24 %
-    /// of a raw insert loop's rate with 16 senders (docs/benchmarks.md); sends waiting meanwhile go together.
-    func write(_ batch: [PendingSend]) async -> [Result<Int64, any Error>] {
-        do {
-            return try await bounded { [client, logger] in
-                if batch.count == 1, let one = batch.first {
-                    let rows = try await client.query("""
-                        WITH known AS (SELECT name FROM agent WHERE name = \(one.to) AND destroyed_at IS NULL),
-                             stored AS (INSERT INTO message (sender, recipient, body, sent_at, in_reply_to)
-                                        SELECT \(one.from), name, \(one.body), \(one.at), \(one.inReplyTo) FROM known RETURNING id, recipient)
-                        SELECT id, pg_notify(\(Self.channel), recipient) FROM stored
-                        """, logger: logger)
-                    var id: Int64?
-                    // The second column is pg_notify's void: only the id is read.
-                    for try await row in rows { id = try row.makeRandomAccess()[0].decode(Int64.self) }
-                    return [id.map { .success($0) } ?? .failure(BrokerFailure("no agent named '\(one.to)'"))]
-                }
-                return try await client.withTransaction(logger: logger) { c in
-                    var known: Set<String> = []
-                    let names = Array(Set(batch.map(\.to)))
-                    for try await name in try await c.query("SELECT name FROM agent WHERE name = ANY(\(names)) AND destroyed_at IS NULL", logger: logger).decode(String.self) {
-                        known.insert(name)
-                    }
-                    // Every row in one INSERT, in the batch's order: ids are drawn as rows are inserted, so the
-                    // returned ids, sorted, are the sends' in order.
-                    let stored = batch.filter { known.contains($0.to) }
-                    var ids: [Int64] = []
-                    if !stored.isEmpty {
-                        let froms = stored.map(\.from), tos = stored.map(\.to), bodies = stored.map(\.body), ats = stored.map(\.at)
-                        let replies = stored.map { $0.inReplyTo ?? -1 }
-                        for try await v in try await c.query("""
-                            INSERT INTO message (sender, recipient, body, sent_at, in_reply_to)
-                            SELECT f, t, b, a, NULLIF(r, -1)
-                            FROM unnest(\(froms)::text[], \(tos)::text[], \(bodies)::text[], \(ats)::float8[], \(replies)::int8[])
-                                 WITH ORDINALITY AS u(f, t, b, a, r, n)
-                            ORDER BY n
-                            RETURNING id
-                            """, logger: logger).decode(Int64.self) { ids.append(v) }
-                    }
-                    ids.sort()
-                    var next = ids.makeIterator()
-                    let results: [Result<Int64, any Error>] = batch.map { send in
-                        guard known.contains(send.to), let id = next.next() else { return .failure(BrokerFailure("no agent named '\(send.to)'")) }
-                        return .success(id)
-                    }
-                    for name in Set(stored.map(\.to)) { try await c.query("SELECT pg_notify(\(Self.channel), \(name))", logger: logger) }
-                    return results
-                }
-            }
-        } catch {
-            return batch.map { _ in .failure(error) }
+    /// Our own refusals as they are; anything else (the driver, the server) as a storage error that says
+    /// what PostgreSQL said.
+    static func ours<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as BrokerError { throw e } catch let e as RequestError { throw e } catch {
+            throw storage(error)
         }
     }
 
-    /// A message as `recv` hands it out.
-    public struct Delivered: Sendable, Equatable {
-        public var id: Int64
-        public var from: String
-        public var body: String
-        public var sentAt: Double
-        public var redelivered: Bool
+    /// ``ours(_:)`` for the protocol methods whose only error is a ``BrokerError``.
+    static func typed<T>(_ body: () throws -> T) throws(BrokerError) -> T {
+        do { return try body() } catch let e as BrokerError { throw e } catch { throw storage(error) }
     }
 
-    /// Claims up to `max` of the agent's pending messages, oldest first; with none, parks until a send
-    /// for it is announced or `wait` passes.
-    public func recv(_ agent: AgentName, max: Int, wait: Duration) async throws -> [Delivered] {
-        let deadline = ContinuousClock.now + wait
-        var parked = false
-        while true {
-            // The generation before the claim: a send committed after it wakes the wait below.
-            let seen = wakes.generation(agent.rawValue)
-            let got: [Delivered]
-            do { got = try await claim(agent, max: max) } catch {
-                // A receiver already parked outlives a database restart: it looks again when this node
-                // listens again (every receiver is woken then), or each second until its time is up.
-                guard parked else { throw error }
-                let left = deadline - ContinuousClock.now
-                guard left > .zero, !wakes.released else { return [] }
-                await wakes.wait(agent.rawValue, after: seen, timeout: min(left, .seconds(1)))
-                continue
-            }
-            if !got.isEmpty { return got }
-            let left = deadline - ContinuousClock.now
-            guard left > .zero, !wakes.released else { return [] }
-            parked = true
-            await wakes.wait(agent.rawValue, after: seen, timeout: left)
+    static func storage(_ error: any Error) -> BrokerError {
+        if let e = error as? PSQLError {
+            // PSQLError's description hides the server's words on purpose; the operator needs them.
+            let said = e.serverInfo.map { [$0[.sqlState], $0[.message], $0[.detail]].compactMap { $0 }.joined(separator: ": ") }
+            return .storage("PostgreSQL: \(said ?? "\(e.code)")")
         }
+        return .storage(String(describing: error))
     }
+}
 
-    func claim(_ agent: AgentName, max: Int) async throws -> [Delivered] {
-        let now = clock()
-        let limit = Swift.max(1, Swift.min(max, 100))
-        let name = agent.rawValue
-        return try await bounded { [client, logger] in
-            let rows = try await client.query("""
-                UPDATE message SET delivered_at = \(now)
-                WHERE id IN (SELECT id FROM message WHERE recipient = \(name) AND delivered_at IS NULL AND acked_at IS NULL
-                             ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-                RETURNING id, sender, body, sent_at, redelivered
-                """, logger: logger)
-            var out: [Delivered] = []
-            for try await (id, from, body, sentAt, redelivered) in rows.decode((Int64, String, String, Double, Bool).self) {
-                out.append(Delivered(id: id, from: from, body: body, sentAt: sentAt, redelivered: redelivered))
-            }
-            return out.sorted { $0.id < $1.id }
-        }
+/// Reading rows by column name.
+extension PostgresRowSequence {
+    /// Every row, as random-access rows (the result sets here are bounded by their queries' limits).
+    func all() async throws -> [PostgresRandomAccessRow] {
+        var out: [PostgresRandomAccessRow] = []
+        for try await row in self { out.append(row.makeRandomAccess()) }
+        return out
     }
+}
 
-    /// Acks messages handed to `agent`; returns how many were acked.
-    @discardableResult
-    public func ack(_ agent: AgentName, ids: [Int64]) async throws -> Int {
-        guard !ids.isEmpty else { return 0 }
-        let now = clock()
-        let name = agent.rawValue
-        return try await bounded { [client, logger] in
-            let rows = try await client.query("""
-                UPDATE message SET acked_at = \(now)
-                WHERE recipient = \(name) AND id = ANY(\(ids)) AND delivered_at IS NOT NULL AND acked_at IS NULL
-                RETURNING id
-                """, logger: logger)
-            var n = 0
-            for try await _ in rows { n += 1 }
-            return n
-        }
-    }
+extension PostgresRandomAccessRow {
+    func get<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T { try self[column].decode(T.self) }
+}
 
-    /// Puts every message handed to `agent` but not acked back to pending, flagged redelivered.
-    @discardableResult
-    public func requeueInflight(_ agent: AgentName) async throws -> Int {
-        let rows = try await client.query("""
-            UPDATE message SET delivered_at = NULL, redelivered = true
-            WHERE recipient = \(agent.rawValue) AND delivered_at IS NOT NULL AND acked_at IS NULL
-            RETURNING id
-            """, logger: logger)
+extension PostgresConnection {
+    /// How many rows a statement changed (read from its `RETURNING 1`).
+    func changed(_ query: PostgresQuery, logger: Logger) async throws -> Int {
         var n = 0
-        for try await _ in rows { n += 1 }
-        if n > 0 { try await client.query("SELECT pg_notify(\(Self.channel), \(agent.rawValue))", logger: logger) }
+        for try await _ in try await self.query(query, logger: logger) { n += 1 }
         return n
-    }
-}
-
-/// A refusal of the PostgreSQL store, in a sentence.
-public struct BrokerFailure: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
-/// The PostgreSQL schema, versioned by name like the SQLite one (each applied once, in order).
-enum PostgresSchema {
-    static let migrations: [(String, [String])] = [
-        ("v1-agents-and-messages", [
-            """
-            CREATE TABLE agent (
-                name TEXT PRIMARY KEY,
-                created_at DOUBLE PRECISION NOT NULL,
-                destroyed_at DOUBLE PRECISION,
-                node TEXT
-            )
-            """,
-            """
-            CREATE TABLE message (
-                id BIGSERIAL PRIMARY KEY,
-                sender TEXT NOT NULL,
-                recipient TEXT NOT NULL,
-                body TEXT NOT NULL,
-                sent_at DOUBLE PRECISION NOT NULL,
-                delivered_at DOUBLE PRECISION,
-                acked_at DOUBLE PRECISION,
-                in_reply_to BIGINT,
-                broadcast BOOLEAN NOT NULL DEFAULT false,
-                redelivered BOOLEAN NOT NULL DEFAULT false
-            )
-            """,
-            "CREATE INDEX message_pending ON message (recipient, id) WHERE delivered_at IS NULL AND acked_at IS NULL",
-            "CREATE INDEX message_inflight ON message (recipient) WHERE delivered_at IS NOT NULL AND acked_at IS NULL",
-        ]),
-    ]
-}
-
-/// Parked receivers of one node, woken by agent name: a generation per agent that every announced send
-/// raises, and the continuations waiting for it to move.
-final class Wakes: Sendable {
-    private struct State {
-        var generation: [String: UInt64] = [:]
-        var waiting: [String: [UUID: CheckedContinuation<Void, Never>]] = [:]
-        var released = false
-    }
-    private let state = Mutex(State())
-
-    var released: Bool { state.withLock { $0.released } }
-
-    func generation(_ agent: String) -> UInt64 { state.withLock { $0.generation[agent, default: 0] } }
-
-    /// A send for `agent` was announced.
-    func wake(_ agent: String) {
-        let waiting = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.generation[agent, default: 0] &+= 1
-            return Array((s.waiting.removeValue(forKey: agent) ?? [:]).values)
-        }
-        waiting.forEach { $0.resume() }
-    }
-
-    /// Every parked receiver looks again (the listener was down and is back).
-    func wakeAll() {
-        let agents = state.withLock { Array($0.waiting.keys) + Array($0.generation.keys) }
-        Set(agents).forEach(wake)
-    }
-
-    /// Ends every wait for good (the node is stopping).
-    func releaseAll() {
-        let all = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.released = true
-            defer { s.waiting = [:] }
-            return s.waiting.values.flatMap { $0.values }
-        }
-        all.forEach { $0.resume() }
-    }
-
-    /// Returns when `agent`'s generation moves past `seen`, or after `timeout`.
-    func wait(_ agent: String, after seen: UInt64, timeout: Duration) async {
-        let id = UUID()
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            self?.resume(agent, id)
-        }
-        defer { timer.cancel() }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.released || s.generation[agent, default: 0] != seen { return true }
-                s.waiting[agent, default: [:]][id] = c
-                return false
-            }
-            if now { c.resume() }
-        }
-    }
-
-    private func resume(_ agent: String, _ id: UUID) {
-        state.withLock { $0.waiting[agent]?.removeValue(forKey: id) }?.resume()
-    }
-}
-
-/// A send waiting to be written.
-struct PendingSend: Sendable {
-    var from: String
-    var to: String
-    var body: String
-    var at: Double
-    var inReplyTo: Int64?
-}
-
-/// Group commit for one node's sends: the first send writes at once; sends that arrive while a write is
-/// in flight wait and are written together by the next one (at most `maxBatch`).
-final class SendBatcher: Sendable {
-    static let maxBatch = 64
-    private struct State {
-        var queue: [(PendingSend, CheckedContinuation<Int64, any Error>)] = []
-        var writing = false
-    }
-    private let state = Mutex(State())
-    private let writerBox = Mutex<(@Sendable ([PendingSend]) async -> [Result<Int64, any Error>])?>(nil)
-    var writer: (@Sendable ([PendingSend]) async -> [Result<Int64, any Error>])? {
-        get { writerBox.withLock { $0 } }
-        set { writerBox.withLock { $0 = newValue } }
-    }
-
-    func submit(_ send: PendingSend) async throws -> Int64 {
-        try await withCheckedThrowingContinuation { c in
-            let start = state.withLock { s -> Bool in
-                s.queue.append((send, c))
-                if s.writing { return false }
-                s.writing = true
-                return true
-            }
-            if start { Task { await self.drain() } }
-        }
-    }
-
-    private func drain() async {
-        while true {
-            let batch = state.withLock { s -> [(PendingSend, CheckedContinuation<Int64, any Error>)] in
-                let taken = Array(s.queue.prefix(Self.maxBatch))
-                s.queue.removeFirst(taken.count)
-                if taken.isEmpty { s.writing = false }
-                return taken
-            }
-            if batch.isEmpty { return }
-            let results = await writer?(batch.map(\.0)) ?? batch.map { _ in .failure(BrokerFailure("no writer")) }
-            for ((_, c), r) in zip(batch, results) { c.resume(with: r) }
-        }
     }
 }

@@ -48,6 +48,13 @@ public final class PostgresCluster: @unchecked Sendable {
         ])
     }
 
+    /// Makes an empty database `name` (letters, digits and underscores).
+    public func createDatabase(_ name: String) throws {
+        precondition(name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+        try run(Self.binDir!.appending(path: "psql").path, ["-h", "127.0.0.1", "-p", "\(port)", "-U", user, "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+                                                           "-c", "CREATE DATABASE \(name)"])
+    }
+
     /// Stops the server (`fast`: connections are cut, as when the database host restarts).
     public func stop() throws {
         try run(Self.binDir!.appending(path: "pg_ctl").path, ["-D", data.path, "-m", "fast", "-w", "-t", "30", "stop"])
@@ -96,5 +103,5 @@ public final class PostgresCluster: @unchecked Sendable {
 
 public struct ClusterError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HiveBroker
 import HivePostgres
 import HiveWire
 import Logging
@@ -17,28 +18,31 @@ extension Bench {
         let cluster = try PostgresCluster()
         var logger = Logger(label: "bench.pg")
         logger.logLevel = .error
-        func node(_ name: String) -> PostgresBroker {
-            PostgresBroker(host: "127.0.0.1", port: cluster.port, user: cluster.user, password: nil, database: "postgres", node: name, logger: logger)
+        func node(_ name: String) throws -> PostgresBroker {
+            try PostgresBroker.open(host: "127.0.0.1", port: cluster.port, user: cluster.user, password: nil, database: "postgres", node: name, logger: logger)
         }
-        let a = node("a"), b = node("b")
+        let a = try node("a"), b = try node("b")
         defer { a.shutdown(); b.shutdown() }
-        try await a.migrate()
         let iris = try AgentName("iris")
-        try await a.register(iris)
+        _ = try a.register(iris)
+        // The store blocks its caller, as core's connection threads call it: each caller here is a thread.
+        func thread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) -> Task<T, any Error> {
+            Task { try await withCheckedThrowingContinuation { c in Thread { c.resume(with: Result { try body() }) }.start() } }
+        }
         func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
 
         // Wake: park, send, time to the hand-out on the other node.
         var wakes: [Double] = [], commits: [Double] = []
         for n in 0..<postgresWakes {
-            let parked = Task { try await b.recv(iris, max: 1, wait: .seconds(10)) }
+            let parked = thread { try b.recv(iris, max: 1, wait: .seconds(10)).messages }
             try await Task.sleep(for: .milliseconds(3)) // parked before the send
             let start = ContinuousClock.now
-            _ = try await a.send(from: "operator", to: iris, body: "wake \(n)")
+            _ = try a.send(from: .operator, to: .agent(iris), body: "wake \(n)", inReplyTo: nil)
             commits.append(ms(ContinuousClock.now - start))
             let got = try await parked.value
             wakes.append(ms(ContinuousClock.now - start))
-            guard got.count == 1 else { throw BrokerFailure("wake \(n): got \(got.count) messages") }
-            try await b.ack(iris, ids: got.map(\.id))
+            guard got.count == 1 else { throw BrokerError.storage("wake \(n): got \(got.count) messages") }
+            _ = try b.ackTurn(iris, ids: got.map(\.id))
         }
         wakes.sort(); commits.sort()
 
@@ -46,13 +50,9 @@ extension Bench {
         let perSender = postgresSends
         let total = 2 * senders * perSender
         let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for n in [a, b] {
-                for s in 0..<senders {
-                    group.addTask { for i in 0..<perSender { try await n.send(from: "operator", to: iris, body: "load \(s) \(i)") } }
-                }
-            }
-            try await group.waitForAll()
+        _ = try await onThreads(2 * senders) { s in
+            let n = s < senders ? a : b
+            for i in 0..<perSender { _ = try n.send(from: .operator, to: .agent(iris), body: "load \(s) \(i)", inReplyTo: nil) }
         }
         let storeRate = Double(total) / (ContinuousClock.now - start).seconds
         // The floor: the same rows, the same number of concurrent connections, a plain INSERT each.

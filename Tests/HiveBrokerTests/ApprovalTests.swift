@@ -34,10 +34,16 @@ struct ApprovalTests {
         #expect(try b.approvals(recent: 5).map(\.id) == [a.id])
     }
 
-    @Test("one open request per agent and kind; approving twice is refused; resolved ones leave the pending list")
-    func queue() throws {
-        let (b, dir) = try broker()
-        defer { try? FileManager.default.removeItem(at: dir) }
+    /// A store of `kind` on fresh storage with the wall clock (what `Broker(path:)` uses by default).
+    func store(_ kind: StoreKind) throws -> MadeStore {
+        try makeStore(kind, clock: { Date().timeIntervalSince1970 })
+    }
+
+    @Test("one open request per agent and kind; approving twice is refused; resolved ones leave the pending list", arguments: StoreKind.available)
+    func queue(kind: StoreKind) throws {
+        let made = try store(kind)
+        defer { made.cleanup() }
+        let b = made.store
         let iris = try AgentName("iris")
         let a = try b.createApproval(kind: .initConfig, agent: iris, commit: nil, description: "d", diff: nil, requestedBy: "manager")
         #expect(a.state == .pending && a.kind == .initConfig)
@@ -56,10 +62,11 @@ struct ApprovalTests {
         #expect(throws: BrokerError.self) { try b.resolveApproval(999, .approve) }
     }
 
-    @Test("approvals core was carrying out when it stopped are failed at the next boot")
-    func interrupted() throws {
-        let (b, dir) = try broker()
-        defer { try? FileManager.default.removeItem(at: dir) }
+    @Test("approvals core was carrying out when it stopped are failed at the next boot", arguments: StoreKind.available)
+    func interrupted(kind: StoreKind) throws {
+        let made = try store(kind)
+        defer { made.cleanup() }
+        let b = made.store
         let a = try b.createApproval(kind: .applyCommit, agent: try AgentName("iris"), commit: "abc1234", description: nil, diff: nil, requestedBy: "manager")
         _ = try b.resolveApproval(a.id, .approve)
         let failed = try b.failInterruptedApprovals()

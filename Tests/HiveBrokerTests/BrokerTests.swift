@@ -41,23 +41,27 @@ final class ManualClock: Sendable {
     func advance(days: Double) { now.withLock { $0 += days * 86400 } }
 }
 
-/// A broker on a fresh temporary database with a manual clock.
+/// A store of `kind` on fresh storage with a manual clock; `sqlite` is the same store as a ``Broker``
+/// (nil on PostgreSQL), for tests of what only the SQLite file has.
 final class TestBroker: Sendable {
-    let dir: URL
-    let broker: Broker
-    let clock = ManualClock()
+    let broker: any HiveStore
+    let sqlite: Broker?
+    let clock: ManualClock
+    private let cleanup: @Sendable () -> Void
 
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appending(path: "hive-broker-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let clock = self.clock
-        broker = try Broker(path: dir.appending(path: "broker.sqlite").path, clock: { clock.read() })
-        try broker.ensureManager()
+    init(_ kind: StoreKind = .sqlite) throws {
+        let clock = ManualClock()
+        self.clock = clock
+        let made = try makeStore(kind, clock: { clock.read() })
+        broker = made.store
+        sqlite = made.sqlite
+        cleanup = made.cleanup
+        _ = try broker.ensureManager()
     }
 
     func advance(days: Double) { clock.advance(days: days) }
 
-    deinit { try? FileManager.default.removeItem(at: dir) }
+    deinit { cleanup() }
 
     func agent(_ name: String) throws -> AgentName {
         let n = try AgentName.spawnable(name)
@@ -68,19 +72,19 @@ final class TestBroker: Sendable {
 
 @Suite("Broker")
 struct BrokerTests {
-    let t: TestBroker
-    var broker: Broker { t.broker }
-    init() throws { t = try TestBroker() }
-
     @Test("runs WAL with synchronous FULL")
     func durabilitySettings() throws {
+        let t = try TestBroker()
+        let broker = t.sqlite!
         #expect(try broker.synchronousLevel() == 2)
         let mode = try broker.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
     }
 
-    @Test("send, recv, ack")
-    func roundTrip() throws {
+    @Test("send, recv, ack", arguments: StoreKind.available)
+    func roundTrip(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let sent = try broker.send(from: .operator, to: .agent(iris), body: "hello", inReplyTo: nil)
         #expect(sent.recipients == ["iris"])
@@ -96,8 +100,10 @@ struct BrokerTests {
         #expect(again.messages.isEmpty, "an acked message is never handed out again")
     }
 
-    @Test("recv hands out oldest first, at most max, and reports what is left")
-    func batching() throws {
+    @Test("recv hands out oldest first, at most max, and reports what is left", arguments: StoreKind.available)
+    func batching(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         for i in 1...5 { _ = try broker.send(from: .operator, to: .agent(iris), body: "m\(i)", inReplyTo: nil) }
         let first = try broker.recv(iris, max: 2, wait: .zero)
@@ -105,8 +111,10 @@ struct BrokerTests {
         #expect(first.unread == 3)
     }
 
-    @Test("unknown and destroyed recipients are refused, not dropped")
-    func recipients() throws {
+    @Test("unknown and destroyed recipients are refused, not dropped", arguments: StoreKind.available)
+    func recipients(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         #expect(throws: BrokerError.unknownRecipient("ghost")) {
             try broker.send(from: .operator, to: .agent(try AgentName("ghost")), body: "x", inReplyTo: nil)
         }
@@ -117,8 +125,10 @@ struct BrokerTests {
         }
     }
 
-    @Test("bodies: empty refused, over the limit refused with the limit named")
-    func bodies() throws {
+    @Test("bodies: empty refused, over the limit refused with the limit named", arguments: StoreKind.available)
+    func bodies(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         #expect(throws: BrokerError.emptyBody) {
             try broker.send(from: .operator, to: .agent(iris), body: "", inReplyTo: nil)
@@ -134,8 +144,10 @@ struct BrokerTests {
         _ = try broker.send(from: .operator, to: .agent(iris), body: exact, inReplyTo: nil)
     }
 
-    @Test("broadcast: one flagged row per other live agent")
-    func broadcast() throws {
+    @Test("broadcast: one flagged row per other live agent", arguments: StoreKind.available)
+    func broadcast(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let bob = try t.agent("bob")
         let gone = try t.agent("gone")
@@ -148,8 +160,10 @@ struct BrokerTests {
         #expect(try broker.recv(iris, max: 5, wait: .zero).messages.isEmpty, "the sender does not get its own broadcast")
     }
 
-    @Test("in_reply_to is kept within a conversation and dropped otherwise, and the message still goes")
-    func inReplyTo() throws {
+    @Test("in_reply_to is kept within a conversation and dropped otherwise, and the message still goes", arguments: StoreKind.available)
+    func inReplyTo(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let bob = try t.agent("bob")
         let eve = try t.agent("eve")
@@ -169,8 +183,10 @@ struct BrokerTests {
         #expect(got.map(\.inReplyTo) == [original, nil, nil])
     }
 
-    @Test("in_reply_to to a swept message is dropped")
-    func inReplyToSwept() throws {
+    @Test("in_reply_to to a swept message is dropped", arguments: StoreKind.available)
+    func inReplyToSwept(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let id = try broker.send(from: .operator, to: .agent(iris), body: "old", inReplyTo: nil).ids[0]
         _ = try broker.recv(iris, max: 1, wait: .zero)
@@ -181,8 +197,10 @@ struct BrokerTests {
         #expect(r.inReplyTo == nil && r.inReplyToDropped != nil)
     }
 
-    @Test("requeue puts in-flight messages back, flagged redelivered; acked ones stay")
-    func requeue() throws {
+    @Test("requeue puts in-flight messages back, flagged redelivered; acked ones stay", arguments: StoreKind.available)
+    func requeue(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         for b in ["a", "b", "c"] { _ = try broker.send(from: .operator, to: .agent(iris), body: b, inReplyTo: nil) }
         let got = try broker.recv(iris, max: 3, wait: .zero).messages
@@ -193,8 +211,10 @@ struct BrokerTests {
         #expect(again.allSatisfy { $0.redelivered })
     }
 
-    @Test("acks only move this agent's delivered messages; the rest are skipped with a reason")
-    func ackRules() throws {
+    @Test("acks only move this agent's delivered messages; the rest are skipped with a reason", arguments: StoreKind.available)
+    func ackRules(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let bob = try t.agent("bob")
         let mine = try broker.send(from: .operator, to: .agent(iris), body: "x", inReplyTo: nil).ids[0]
@@ -208,8 +228,10 @@ struct BrokerTests {
         #expect(try broker.counts("iris").unread == 1)
     }
 
-    @Test("a parked recv is woken by the send itself")
-    func parkedRecv() throws {
+    @Test("a parked recv is woken by the send itself", arguments: StoreKind.available)
+    func parkedRecv(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let start = ContinuousClock.now
         let got = Background { try broker.recv(iris, max: 1, wait: .seconds(20)) }
@@ -219,8 +241,10 @@ struct BrokerTests {
         #expect(ContinuousClock.now - start < .seconds(10), "woken by the send, not by the 20 s timeout")
     }
 
-    @Test("a parked receiver is handed the message in the send's own transaction")
-    func handoff() throws {
+    @Test("a parked receiver is handed the message in the send's own transaction", arguments: StoreKind.available)
+    func handoff(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let got = Background { try broker.recv(iris, max: 2, wait: .seconds(20)) }
         Thread.sleep(forTimeInterval: 0.2)
@@ -231,8 +255,10 @@ struct BrokerTests {
         #expect(try broker.counts("iris") == (0, 1), "stored as delivered, not left pending")
     }
 
-    @Test("receivers timing out while sends hand off never lose a message")
-    func handoffRace() throws {
+    @Test("receivers timing out while sends hand off never lose a message", arguments: StoreKind.available)
+    func handoffRace(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let stop = Background<Void>.Flag()
         let receivers = (0..<6).map { _ in
@@ -264,8 +290,10 @@ struct BrokerTests {
         #expect(try b.synchronousLevel() == Broker.Synchronous.normal.level)
     }
 
-    @Test("a parked recv returns empty when its wait runs out")
-    func recvTimeout() throws {
+    @Test("a parked recv returns empty when its wait runs out", arguments: StoreKind.available)
+    func recvTimeout(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let start = ContinuousClock.now
         let got = try broker.recv(iris, max: 1, wait: .milliseconds(300))
@@ -273,15 +301,17 @@ struct BrokerTests {
         #expect(ContinuousClock.now - start >= .milliseconds(300))
     }
 
-    @Test("a parked recv whose peer hangs up returns without popping")
-    func peerClosed() throws {
+    @Test("a parked recv whose peer hangs up returns without popping", arguments: StoreKind.available)
+    func peerClosed(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         var pair: [Int32] = [0, 0]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
         defer { close(pair[0]) }
         let parker = Parker(watching: pair[0])
         let start = ContinuousClock.now
-        let got = Background { try broker.recv(iris, max: 1, wait: .seconds(20), parker: parker) }
+        let got = Background { try broker.recv(iris, max: 1, wait: .seconds(20), parker: parker, mayDeliver: nil) }
         Thread.sleep(forTimeInterval: 0.1)
         close(pair[1])
         #expect(try got.join().messages.isEmpty)
@@ -290,17 +320,21 @@ struct BrokerTests {
         #expect(try broker.counts("iris").unread == 1, "nothing was popped for a vanished peer")
     }
 
-    @Test("stopping the broker's waiters releases parked receivers")
-    func stopAll() throws {
+    @Test("stopping the broker's waiters releases parked receivers", arguments: StoreKind.available)
+    func stopAll(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let got = Background { try broker.recv(iris, max: 1, wait: .seconds(20)) }
         Thread.sleep(forTimeInterval: 0.1)
-        broker.waiters.stopAll()
+        broker.releaseReceivers()
         #expect(try got.join().messages.isEmpty)
     }
 
-    @Test("concurrent sends share commits and every one is stored once")
-    func groupCommit() throws {
+    @Test("concurrent sends share commits and every one is stored once", arguments: StoreKind.available)
+    func groupCommit(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let senders = (0..<8).map { n in
             Background { try (0..<25).flatMap { i in try broker.send(from: .operator, to: .agent(iris), body: "n\(n)-\(i)", inReplyTo: nil).ids } }
@@ -310,8 +344,10 @@ struct BrokerTests {
         #expect(try broker.counts("iris").unread == 200)
     }
 
-    @Test("retention sweeps only acked messages past the window, in batches")
-    func retention() throws {
+    @Test("retention sweeps only acked messages past the window, in batches", arguments: StoreKind.available)
+    func retention(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         for i in 0..<1203 { _ = try broker.send(from: .operator, to: .agent(iris), body: "old\(i)", inReplyTo: nil) }
         var ids: [Int64] = []
@@ -324,16 +360,18 @@ struct BrokerTests {
         _ = try broker.ackTurn(iris, ids: Array(ids.dropFirst(1000).prefix(200)))
         t.advance(days: 20)
         _ = try broker.send(from: .operator, to: .agent(iris), body: "fresh", inReplyTo: nil)
-        #expect(try broker.sweep(olderThan: 30 * 86400, batch: 100) == 0, "nothing is old enough yet")
+        #expect(try broker.sweep(olderThan: 30 * 86400, batch: 100, stop: { false }) == 0, "nothing is old enough yet")
         t.advance(days: 11)
-        #expect(try broker.sweep(olderThan: 30 * 86400, batch: 100) == 1200)
+        #expect(try broker.sweep(olderThan: 30 * 86400, batch: 100, stop: { false }) == 1200)
         let counts = try broker.counts("iris")
         #expect(counts.inflight == 3, "unacked messages are never swept, however old")
         #expect(counts.unread == 1)
     }
 
-    @Test("the operator's inbox lists newest first and marks messages read")
-    func operatorInbox() throws {
+    @Test("the operator's inbox lists newest first and marks messages read", arguments: StoreKind.available)
+    func operatorInbox(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         _ = try broker.send(from: .agent(iris), to: .operator, body: "one", inReplyTo: nil)
         _ = try broker.send(from: .agent(iris), to: .operator, body: "two", inReplyTo: nil)
@@ -344,8 +382,10 @@ struct BrokerTests {
         #expect(second.allSatisfy { $0.state == .acked })
     }
 
-    @Test("registry: duplicates, tombstones, purge, and a permanent manager")
-    func registry() throws {
+    @Test("registry: duplicates, tombstones, purge, and a permanent manager", arguments: StoreKind.available)
+    func registry(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         #expect(throws: BrokerError.alreadyExists("iris")) { try broker.register(iris) }
         _ = try broker.send(from: .operator, to: .agent(iris), body: "keep", inReplyTo: nil)
@@ -360,8 +400,10 @@ struct BrokerTests {
         #expect(throws: BrokerError.unknownAgent("nobody")) { try broker.destroy(try AgentName("nobody"), purge: true) }
     }
 
-    @Test("dead letters: only delivered messages of the agent, never handed out again, swept with retention")
-    func deadLetters() throws {
+    @Test("dead letters: only delivered messages of the agent, never handed out again, swept with retention", arguments: StoreKind.available)
+    func deadLetters(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let a = try broker.send(from: .operator, to: .agent(iris), body: "poison", inReplyTo: nil).ids[0]
         let b = try broker.send(from: .operator, to: .agent(iris), body: "fine", inReplyTo: nil).ids[0]
@@ -377,15 +419,19 @@ struct BrokerTests {
         #expect(try broker.sweep(olderThan: 30 * 86400) == 1)
     }
 
-    @Test("system notices are sent as 'system'")
-    func systemSender() throws {
+    @Test("system notices are sent as 'system'", arguments: StoreKind.available)
+    func systemSender(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         _ = try broker.send(from: .system, to: .agent(iris), body: "container rebuilt", inReplyTo: nil)
         #expect(try broker.recv(iris, max: 1, wait: .zero).messages.first?.from == "system")
     }
 
-    @Test("recent shows what an agent sent and received, newest first")
-    func recent() throws {
+    @Test("recent shows what an agent sent and received, newest first", arguments: StoreKind.available)
+    func recent(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let bob = try t.agent("bob")
         _ = try broker.send(from: .agent(iris), to: .agent(bob), body: "1", inReplyTo: nil)

@@ -5,16 +5,12 @@ import Testing
 
 @Suite("Questions")
 struct QuestionTests {
-    let t: TestBroker
-    var broker: Broker { t.broker }
-    init() throws { t = try TestBroker() }
-
     func asked(_ question: String, options: [String]? = nil, multi: Bool? = nil, ttl: Double? = nil) throws -> QuestionLifecycle.Asked {
         try QuestionLifecycle.check(AskCommand(question: question, options: options, multi: multi, ttlSeconds: ttl))
     }
 
-    /// Every message `agent` has waiting, oldest first.
-    func inbox(_ agent: AgentName) throws -> [MessageView] {
+    /// Every message `agent` has waiting in `broker`, oldest first.
+    func inbox(_ broker: any HiveStore, _ agent: AgentName) throws -> [MessageView] {
         try broker.recv(agent, max: 32, wait: .zero).messages
     }
 
@@ -45,13 +41,15 @@ struct QuestionTests {
         #expect(try QuestionLifecycle.check(AskCommand(question: " deploy? ")).question == "deploy?")
     }
 
-    @Test("the operator answers with a choice; the asker gets it as a message from the operator")
-    func operatorAnswers() throws {
+    @Test("the operator answers with a choice; the asker gets it as a message from the operator", arguments: StoreKind.available)
+    func operatorAnswers(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let q = try broker.ask(iris, to: .operator, try asked("Which env?", options: ["staging", "prod"]))
         #expect(q.state == .open && q.to == "operator")
         #expect(try broker.questions().map(\.id) == [q.id])
-        #expect(try inbox(iris).isEmpty, "nothing comes back before the answer")
+        #expect(try inbox(broker, iris).isEmpty, "nothing comes back before the answer")
 
         #expect(throws: RequestError.self) { try broker.answer(q.id, by: .operator, choices: ["dev"], answer: nil) }
         #expect(throws: RequestError.self) { try broker.answer(q.id, by: .operator, choices: ["staging", "prod"], answer: nil) }
@@ -60,7 +58,7 @@ struct QuestionTests {
 
         let done = try broker.answer(q.id, by: .operator, choices: ["prod"], answer: "after 18:00")
         #expect(done.state == .answered && done.choices == ["prod"] && done.answeredBy == "operator")
-        let got = try inbox(iris)
+        let got = try inbox(broker, iris)
         #expect(got.count == 1)
         #expect(got.first?.from == "operator")
         #expect(got.first?.body.hasPrefix("[answer to question \(q.id)]") == true)
@@ -69,14 +67,16 @@ struct QuestionTests {
         #expect(throws: BrokerError.questionNotOpen(q.id, state: "answered")) {
             try broker.answer(q.id, by: .operator, choices: ["staging"], answer: nil)
         }
-        #expect(try inbox(iris).isEmpty, "a refused second answer sends nothing")
+        #expect(try inbox(broker, iris).isEmpty, "a refused second answer sends nothing")
     }
 
-    @Test("a question to a peer lands in its inbox; its answer goes back in reply to it")
-    func peerAnswers() throws {
+    @Test("a question to a peer lands in its inbox; its answer goes back in reply to it", arguments: StoreKind.available)
+    func peerAnswers(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris"), juno = try t.agent("juno")
         let q = try broker.ask(iris, to: .agent(juno), try asked("Is the build green?"))
-        let delivered = try inbox(juno)
+        let delivered = try inbox(broker, juno)
         #expect(delivered.count == 1)
         #expect(delivered.first?.from == "iris")
         #expect(delivered.first?.body.contains("[question \(q.id) from iris] Is the build green?") == true)
@@ -85,7 +85,7 @@ struct QuestionTests {
             try broker.answer(q.id, by: .agent(.manager), choices: nil, answer: "yes")
         }
         _ = try broker.answer(q.id, by: .agent(juno), choices: nil, answer: "yes, 412 tests")
-        let back = try inbox(iris)
+        let back = try inbox(broker, iris)
         #expect(back.first?.from == "juno")
         #expect(back.first?.inReplyTo == delivered.first?.id)
         #expect(back.first?.body.contains("yes, 412 tests") == true)
@@ -93,8 +93,10 @@ struct QuestionTests {
         #expect(throws: BrokerError.unknownRecipient("nobody")) { try broker.ask(iris, to: .agent(try AgentName("nobody")), try asked("?")) }
     }
 
-    @Test("unanswered questions expire and the asker is told, once; late answers are refused")
-    func expiry() throws {
+    @Test("unanswered questions expire and the asker is told, once; late answers are refused", arguments: StoreKind.available)
+    func expiry(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let q = try broker.ask(iris, to: .operator, try asked("Ship it?", ttl: 60))
         #expect(try broker.expireQuestions() == 0)
@@ -102,7 +104,7 @@ struct QuestionTests {
         #expect(throws: BrokerError.questionNotOpen(q.id, state: "expired")) { try broker.answer(q.id, by: .operator, choices: nil, answer: "yes") }
         #expect(try broker.expireQuestions() == 1)
         #expect(try broker.expireQuestions() == 0)
-        let told = try inbox(iris)
+        let told = try inbox(broker, iris)
         #expect(told.count == 1)
         #expect(told.first?.from == "system")
         #expect(told.first?.body.hasPrefix("[question \(q.id) expired]") == true)
@@ -111,19 +113,23 @@ struct QuestionTests {
 
     @Test("owed messages survive: a reply whose send never happened is sent by the next round")
     func outbox() throws {
+        let t = try TestBroker()
+        let broker = t.sqlite!
         let iris = try t.agent("iris")
         let q = try broker.ask(iris, to: .operator, try asked("Proceed?"))
         // As if core died between the answer's commit and its message.
         try broker.pool.write { try $0.execute(sql: "UPDATE question SET state = 'answered', answer = 'go', answered_by = 'operator' WHERE id = ?", arguments: [q.id]) }
-        #expect(try inbox(iris).isEmpty)
+        #expect(try inbox(broker, iris).isEmpty)
         broker.deliverOwedQuestionMessages()
-        #expect(try inbox(iris).map(\.body).first?.contains("go") == true)
+        #expect(try inbox(broker, iris).map(\.body).first?.contains("go") == true)
         broker.deliverOwedQuestionMessages()
-        #expect(try inbox(iris).isEmpty, "sent once")
+        #expect(try inbox(broker, iris).isEmpty, "sent once")
     }
 
     @Test("a peer destroyed before it saw the question makes it expire, and the asker hears of it")
     func peerGone() throws {
+        let t = try TestBroker()
+        let broker = t.sqlite!
         let iris = try t.agent("iris"), juno = try t.agent("juno")
         let q = try broker.ask(iris, to: .agent(juno), try asked("Still there?"))
         try broker.pool.write { try $0.execute(sql: "UPDATE question SET ask_message_id = NULL WHERE id = ?", arguments: [q.id]) }
@@ -131,11 +137,13 @@ struct QuestionTests {
         broker.deliverOwedQuestionMessages()
         #expect(try broker.question(q.id)?.state == .expired)
         broker.deliverOwedQuestionMessages()
-        #expect(try inbox(iris).first?.body.contains("expired") == true)
+        #expect(try inbox(broker, iris).first?.body.contains("expired") == true)
     }
 
-    @Test("an agent may have 20 open questions at once")
-    func cap() throws {
+    @Test("an agent may have 20 open questions at once", arguments: StoreKind.available)
+    func cap(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         for i in 0..<QuestionLimits.maxOpenPerAsker { _ = try broker.ask(iris, to: .operator, try asked("q\(i)")) }
         #expect(throws: BrokerError.questionCap(QuestionLimits.maxOpenPerAsker)) { try broker.ask(iris, to: .operator, try asked("one more")) }

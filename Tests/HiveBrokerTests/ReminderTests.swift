@@ -5,10 +5,6 @@ import Testing
 
 @Suite("Reminders in the broker")
 struct ReminderTests {
-    let t: TestBroker
-    var broker: Broker { t.broker }
-    init() throws { t = try TestBroker() }
-
     /// nil when a token was taken, else the seconds to wait.
     func wait(_ r: Result<Void, TokenBucket.Wait>) -> Double? {
         if case .failure(let w) = r { return w.seconds }
@@ -29,8 +25,10 @@ struct ReminderTests {
         #expect(wait(never.take(now: 5)) == .infinity)
     }
 
-    @Test("due reminders fire in due order as messages from 'reminder'; future ones wait")
-    func ordering() throws {
+    @Test("due reminders fire in due order as messages from 'reminder'; future ones wait", arguments: StoreKind.available)
+    func ordering(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let now = t.clock.read()
         _ = try broker.createReminder(iris, body: "second", filePath: nil, dueAt: now + 20, cap: 10)
@@ -48,8 +46,10 @@ struct ReminderTests {
         #expect(try broker.reminderRollup(iris, since: 3600) == .init(attempts: 2, successes: 2, failures: 0))
     }
 
-    @Test("a flood from one agent does not starve another: batches take turns across agents")
-    func fairness() throws {
+    @Test("a flood from one agent does not starve another: batches take turns across agents", arguments: StoreKind.available)
+    func fairness(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let flood = try t.agent("flood")
         let quiet = try t.agent("quiet")
         let now = t.clock.read()
@@ -60,8 +60,10 @@ struct ReminderTests {
         #expect(try broker.counts("flood").unread == 9)
     }
 
-    @Test("purging an agent removes its reminders")
-    func purge() throws {
+    @Test("purging an agent removes its reminders", arguments: StoreKind.available)
+    func purge(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         _ = try broker.createReminder(iris, body: "a", filePath: nil, dueAt: t.clock.read() + 5, cap: 5)
         try broker.destroy(iris, purge: true)
@@ -71,8 +73,10 @@ struct ReminderTests {
         }
     }
 
-    @Test("the cap refuses with the limit named; cancel; a destroyed agent's reminder fails with the reason")
-    func capCancelFail() throws {
+    @Test("the cap refuses with the limit named; cancel; a destroyed agent's reminder fails with the reason", arguments: StoreKind.available)
+    func capCancelFail(kind: StoreKind) throws {
+        let t = try TestBroker(kind)
+        let broker = t.broker
         let iris = try t.agent("iris")
         let now = t.clock.read()
         _ = try broker.createReminder(iris, body: "a", filePath: nil, dueAt: now + 5, cap: 2)

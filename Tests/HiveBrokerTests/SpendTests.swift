@@ -5,15 +5,26 @@ import Testing
 
 @Suite("Spend and budgets in the broker")
 struct SpendTests {
-    @Test("spend of record sums per agent, per model and for the hive; a turn reported twice counts once; caps and notices survive a reopen")
-    func ledger() throws {
-        let dir = URL(filePath: NSTemporaryDirectory()).appending(path: "spend-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appending(path: "b.sqlite").path
+    @Test("spend of record sums per agent, per model and for the hive; a turn reported twice counts once; caps and notices survive a reopen",
+          arguments: StoreKind.available)
+    func ledger(kind: StoreKind) throws {
         let iris = try AgentName("iris"), zed = try AgentName("zed")
+        let (reopen, cleanup) = try record(kind, iris: iris, zed: zed)
+        defer { cleanup() }
+        let reopened = try reopen()
+        #expect(abs(try reopened.spent(nil, since: 0, excluding: nil).usd - 3.5165) < 1e-12)
+        #expect(try reopened.operatorBudgets()["hive"] == Budget(usdPerDay: 50))
+        #expect(try !reopened.firstNotice(iris, kind: "over", period: "day-1"), "told once, across restarts")
+        try reopened.setOperatorBudget("hive", nil)
+        #expect(try reopened.operatorBudgets().isEmpty)
+    }
+
+    /// The first half of ``ledger``: records its spend on a fresh store of `kind` (wall clock) and returns how
+    /// to open the same storage again, and the cleanup.
+    func record(_ kind: StoreKind, iris: AgentName, zed: AgentName) throws -> (reopen: () throws -> any HiveStore, cleanup: @Sendable () -> Void) {
+        let made = try makeStore(kind, clock: { Date().timeIntervalSince1970 })
         do {
-            let b = try Broker(path: path)
+            let b = made.store
             let t = TokenCount(input: 100, output: 10, cacheWriteShort: 5, cacheWriteLong: 3, cacheRead: 1000)
             #expect(try b.recordSpend(iris, [SpendRow(at: 100, source: .gateway, model: "claude-sonnet-4-5", tokens: t, usd: 1, counted: true)]))
             let turn = [SpendRow(at: 110, source: .harness, turnKey: "7-100", model: "claude-haiku-4-5", tokens: t, usd: 0.5, counted: true),
@@ -42,12 +53,10 @@ struct SpendTests {
             try b.setOperatorBudget("hive", Budget(usdPerDay: 50))
             #expect(try b.firstNotice(iris, kind: "over", period: "day-1"))
             #expect(try !b.firstNotice(iris, kind: "over", period: "day-1"))
+        } catch {
+            made.cleanup()
+            throw error
         }
-        let reopened = try Broker(path: path)
-        #expect(abs(try reopened.spent(nil, since: 0, excluding: nil).usd - 3.5165) < 1e-12)
-        #expect(try reopened.operatorBudgets()["hive"] == Budget(usdPerDay: 50))
-        #expect(try !reopened.firstNotice(iris, kind: "over", period: "day-1"), "told once, across restarts")
-        try reopened.setOperatorBudget("hive", nil)
-        #expect(try reopened.operatorBudgets().isEmpty)
+        return (made.reopen, made.cleanup)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HiveBroker
 import HivePostgres
 import PostgresFixture
 import HiveWire
@@ -6,110 +7,184 @@ import Logging
 import Synchronization
 import Testing
 
-/// Two nodes (two brokers, each with its own pool and listener) on one throwaway PostgreSQL cluster.
-@Suite("PostgreSQL: messages across nodes", .serialized, .timeLimit(.minutes(2)), .enabled(if: PostgresCluster.available))
-struct CrossNodeTests {
-    static func node(_ name: String, _ cluster: PostgresCluster) -> PostgresBroker {
-        var logger = Logger(label: "pg.\(name)")
-        logger.logLevel = ProcessInfo.processInfo.environment["HIVE_PG_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .error
-        return PostgresBroker(host: "127.0.0.1", port: cluster.port, user: cluster.user, password: nil, database: "postgres", node: name, logger: logger)
+/// Runs blocking store calls on a thread of their own, as core's connection threads do.
+final class OnThread<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, any Error>?
+
+    init(_ body: @escaping @Sendable () throws -> T) {
+        Thread {
+            self.result = Result { try body() }
+            self.done.signal()
+        }.start()
     }
 
-    /// A fresh cluster, nodes a and b on it (the schema made by a), and iris registered.
-    static func twoNodes() async throws -> (PostgresCluster, PostgresBroker, PostgresBroker, AgentName) {
+    func join() throws -> T {
+        done.wait()
+        return try result!.get()
+    }
+}
+
+/// Two nodes (two stores, each with its own pool and listener) on one throwaway PostgreSQL cluster.
+@Suite("PostgreSQL: messages across nodes", .serialized, .timeLimit(.minutes(2)), .enabled(if: PostgresCluster.available))
+struct CrossNodeTests {
+    static func node(_ name: String, _ cluster: PostgresCluster) throws -> PostgresBroker {
+        var logger = Logger(label: "pg.\(name)")
+        logger.logLevel = ProcessInfo.processInfo.environment["HIVE_PG_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .error
+        return try PostgresBroker.open(host: "127.0.0.1", port: cluster.port, user: cluster.user, password: nil, database: "postgres", node: name, logger: logger)
+    }
+
+    /// A fresh cluster, nodes a and b on it (both migrate: the second finds the schema made), iris registered.
+    static func twoNodes() throws -> (PostgresCluster, PostgresBroker, PostgresBroker, AgentName) {
         let cluster = try PostgresCluster()
-        let a = node("a", cluster), b = node("b", cluster)
-        try await a.migrate()
+        let a = try node("a", cluster), b = try node("b", cluster)
         let iris = try AgentName("iris")
-        try await a.register(iris)
+        _ = try a.register(iris)
         return (cluster, a, b, iris)
     }
 
+    @Test("both stores carry the same schema version: a migration added to one is added to the other under the same name")
+    func schemaInStep() throws {
+        #expect(PostgresBroker.schemaVersion == Broker.schemaVersion)
+    }
+
     @Test("a send committed on one node wakes a receiver parked on another (LISTEN/NOTIFY, no polling); each message is handed out once; acked ones never come back")
-    func wakeAcrossNodes() async throws {
-        let (cluster, a, b, iris) = try await Self.twoNodes()
+    func wakeAcrossNodes() throws {
+        let (cluster, a, b, iris) = try Self.twoNodes()
         defer { a.shutdown(); b.shutdown(); withExtendedLifetime(cluster) {} }
-        try await b.migrate() // the second node finds the schema made
         // Parked on b before anything is sent: only the notification can wake it in time.
-        let parked = Task { try await b.recv(iris, max: 10, wait: .seconds(20)) }
-        try await Task.sleep(for: .milliseconds(300))
+        let parked = OnThread { try b.recv(iris, max: 10, wait: .seconds(20)) }
+        Thread.sleep(forTimeInterval: 0.3)
         let sent = ContinuousClock.now
-        let id = try await a.send(from: "operator", to: iris, body: "hello from node a")
-        let got = try await parked.value
+        let id = try a.send(from: .operator, to: .agent(iris), body: "hello from node a", inReplyTo: nil).ids[0]
+        let got = try parked.join().messages
         let waited = ContinuousClock.now - sent
         #expect(got.map(\.id) == [id] && got.first?.body == "hello from node a")
         #expect(waited < .seconds(2), "woken by the notification, not by the 20 s timeout: \(waited)")
-        #expect(try await a.recv(iris, max: 10, wait: .zero).isEmpty, "handed out once")
-        #expect(try await b.ack(iris, ids: [id]) == 1)
-        #expect(try await a.requeueInflight(iris) == 0, "an acked message is not in flight")
-        await #expect(throws: BrokerFailure.self) { try await a.send(from: "operator", to: try AgentName("nobody"), body: "x") }
+        #expect(try a.recv(iris, max: 10, wait: .zero).messages.isEmpty, "handed out once")
+        #expect(try b.ackTurn(iris, ids: [id]).acked == [id])
+        #expect(try a.requeueInflight(iris) == 0, "an acked message is not in flight")
+        #expect(throws: BrokerError.unknownRecipient("nobody")) { try a.send(from: .operator, to: .agent(try AgentName("nobody")), body: "x", inReplyTo: nil) }
+    }
+
+    @Test("a broadcast from one node reaches every other agent, whichever node its receiver is parked on")
+    func broadcastAcrossNodes() throws {
+        let (cluster, a, b, iris) = try Self.twoNodes()
+        defer { a.shutdown(); b.shutdown(); withExtendedLifetime(cluster) {} }
+        let zed = try AgentName("zed"), sam = try AgentName("sam")
+        _ = try b.register(zed)
+        _ = try b.register(sam)
+        let onA = OnThread { try a.recv(iris, max: 10, wait: .seconds(20)) }
+        let onB = OnThread { try b.recv(zed, max: 10, wait: .seconds(20)) }
+        Thread.sleep(forTimeInterval: 0.3)
+        let reply = try b.send(from: .agent(sam), to: .broadcast, body: "standup in 5", inReplyTo: nil)
+        #expect(reply.recipients.sorted() == ["iris", "zed"], "every live agent but the sender")
+        #expect(try onA.join().messages.map(\.body) == ["standup in 5"])
+        #expect(try onB.join().messages.map(\.body) == ["standup in 5"])
+        #expect(try a.recv(sam, max: 10, wait: .zero).messages.isEmpty, "not to the sender")
     }
 
     @Test("receivers on two nodes draining one inbox get every message exactly once (FOR UPDATE SKIP LOCKED)")
-    func noDoubleDelivery() async throws {
-        let (cluster, a, b, iris) = try await Self.twoNodes()
+    func noDoubleDelivery() throws {
+        let (cluster, a, b, iris) = try Self.twoNodes()
         defer { a.shutdown(); b.shutdown(); withExtendedLifetime(cluster) {} }
         let total = 300
-        let sender = Task { for n in 0..<total { try await a.send(from: "operator", to: iris, body: "job \(n)") } }
-        func drain(_ node: PostgresBroker) async throws -> [Int64] {
+        let sender = OnThread { for n in 0..<total { _ = try a.send(from: .operator, to: .agent(iris), body: "job \(n)", inReplyTo: nil) } }
+        @Sendable func drain(_ node: PostgresBroker) throws -> [Int64] {
             var ids: [Int64] = []
             while true {
-                let got = try await node.recv(iris, max: 7, wait: .seconds(2))
+                let got = try node.recv(iris, max: 7, wait: .seconds(2)).messages
                 if got.isEmpty { return ids }
                 ids += got.map(\.id)
-                try await node.ack(iris, ids: got.map(\.id))
+                _ = try node.ackTurn(iris, ids: got.map(\.id))
             }
         }
-        async let onA = drain(a)
-        async let onB = drain(b)
-        let (fromA, fromB) = try await (onA, onB)
-        try await sender.value
+        let onA = OnThread { try drain(a) }, onB = OnThread { try drain(b) }
+        let (fromA, fromB) = (try onA.join(), try onB.join())
+        try sender.join()
         #expect(Set(fromA).isDisjoint(with: fromB), "no message went to both nodes")
         #expect(fromA.count + fromB.count == total && Set(fromA + fromB).count == total, "\(fromA.count) + \(fromB.count)")
         #expect(!fromA.isEmpty && !fromB.isEmpty, "both nodes took a share")
     }
 
     @Test("concurrent sends of a node are written together (group commit) and each gets the id of its own message; a send to nobody in the same batch is refused alone")
-    func groupCommit() async throws {
-        let (cluster, a, b, iris) = try await Self.twoNodes()
+    func groupCommit() throws {
+        let (cluster, a, b, iris) = try Self.twoNodes()
         defer { a.shutdown(); b.shutdown(); withExtendedLifetime(cluster) {} }
-        let sent = try await withThrowingTaskGroup(of: [(Int64, String)].self) { group in
-            for s in 0..<16 {
-                group.addTask {
-                    var mine: [(Int64, String)] = []
-                    for i in 0..<40 {
-                        let body = "from \(s) number \(i)"
-                        mine.append((try await a.send(from: "operator", to: iris, body: body), body))
-                        if i == 20 { await #expect(throws: BrokerFailure.self) { try await a.send(from: "operator", to: try AgentName("nobody"), body: "x") } }
-                    }
-                    return mine
+        let senders = (0..<16).map { s in
+            OnThread { () throws -> [(Int64, String)] in
+                var mine: [(Int64, String)] = []
+                for i in 0..<40 {
+                    let body = "from \(s) number \(i)"
+                    mine.append((try a.send(from: .operator, to: .agent(iris), body: body, inReplyTo: nil).ids[0], body))
+                    if i == 20 { #expect(throws: BrokerError.unknownRecipient("nobody")) { try a.send(from: .operator, to: .agent(try AgentName("nobody")), body: "x", inReplyTo: nil) } }
                 }
+                return mine
             }
-            return try await group.reduce(into: []) { $0 += $1 }
         }
+        let sent = try senders.flatMap { try $0.join() }
         var stored: [Int64: String] = [:]
         while true {
-            let got = try await b.recv(iris, max: 100, wait: .zero)
+            let got = try b.recv(iris, max: 100, wait: .zero).messages
             if got.isEmpty { break }
             for m in got { stored[m.id] = m.body }
-            try await b.ack(iris, ids: got.map(\.id))
+            _ = try b.ackTurn(iris, ids: got.map(\.id))
         }
         #expect(stored.count == 640 && sent.count == 640)
         #expect(sent.allSatisfy { stored[$0.0] == $0.1 }, "every send's id names its own message")
     }
 
-    @Test("a PostgreSQL restart: a send while it is down fails with an error; a receiver parked across it resumes and gets what is sent after; nothing acked comes back")
-    func databaseRestart() async throws {
-        let (cluster, a, b, iris) = try await Self.twoNodes()
+    @Test("two nodes firing the same due reminders at once deliver each exactly once")
+    func remindersOnce() throws {
+        let clock = Mutex(1_800_000_000.0)
+        let cluster = try PostgresCluster()
+        var logger = Logger(label: "pg")
+        logger.logLevel = .error
+        let a = try PostgresBroker.open(host: "127.0.0.1", port: cluster.port, user: cluster.user, password: nil, database: "postgres", node: "a",
+                                        logger: logger, clock: { clock.withLock { $0 } })
+        let b = try PostgresBroker.open(host: "127.0.0.1", port: cluster.port, user: cluster.user, password: nil, database: "postgres", node: "b",
+                                        logger: logger, clock: { clock.withLock { $0 } })
         defer { a.shutdown(); b.shutdown(); withExtendedLifetime(cluster) {} }
-        let before = try await a.send(from: "operator", to: iris, body: "before")
-        #expect(try await b.ack(iris, ids: try await b.recv(iris, max: 10, wait: .zero).map(\.id)) == 1)
-        let parked = Task { try await b.recv(iris, max: 10, wait: .seconds(40)) }
-        try await Task.sleep(for: .milliseconds(300))
+        let names = try (0..<10).map { try AgentName("agent\($0)") }
+        for n in names { _ = try a.register(n) }
+        for i in 0..<500 { _ = try a.createReminder(names[i % 10], body: "r\(i)", filePath: nil, dueAt: 1_800_000_010, cap: 100) }
+        clock.withLock { $0 += 60 }
+        @Sendable func fire(_ node: PostgresBroker) throws -> Int {
+            var total = 0
+            while true {
+                let (delivered, failed) = try node.deliverDueReminders(limit: 32)
+                #expect(failed == 0)
+                if delivered == 0 { return total }
+                total += delivered
+            }
+        }
+        let onA = OnThread { try fire(a) }, onB = OnThread { try fire(b) }
+        let (byA, byB) = (try onA.join(), try onB.join())
+        #expect(byA + byB == 500, "a: \(byA), b: \(byB)")
+        var bodies: [String] = []
+        for n in names {
+            while true {
+                let got = try b.recv(n, max: 100, wait: .zero).messages
+                if got.isEmpty { break }
+                bodies += got.map { $0.body.components(separatedBy: "\n")[1] }
+            }
+        }
+        #expect(bodies.count == 500 && Set(bodies).count == 500, "each reminder's message once: \(bodies.count) messages, \(Set(bodies).count) distinct")
+        #expect(try a.pendingReminders(agent: nil).isEmpty)
+    }
+
+    @Test("a PostgreSQL restart: a send while it is down fails with an error; a receiver parked across it resumes and gets what is sent after; nothing acked comes back")
+    func databaseRestart() throws {
+        let (cluster, a, b, iris) = try Self.twoNodes()
+        defer { a.shutdown(); b.shutdown(); withExtendedLifetime(cluster) {} }
+        let before = try a.send(from: .operator, to: .agent(iris), body: "before", inReplyTo: nil).ids[0]
+        #expect(try b.ackTurn(iris, ids: try b.recv(iris, max: 10, wait: .zero).messages.map(\.id)).acked == [before])
+        let parked = OnThread { try b.recv(iris, max: 10, wait: .seconds(40)) }
+        Thread.sleep(forTimeInterval: 0.3)
         try cluster.stop()
         let down = ContinuousClock.now
-        await #expect(throws: (any Error).self, "a send with the database down fails, it is not lost silently") {
-            try await a.send(from: "operator", to: iris, body: "while down")
+        #expect(throws: BrokerError.self, "a send with the database down fails, it is not lost silently") {
+            try a.send(from: .operator, to: .agent(iris), body: "while down", inReplyTo: nil)
         }
         #expect(ContinuousClock.now - down < PostgresBroker.operationTimeout + .seconds(2), "and fails within its bound")
         try cluster.start()
@@ -117,11 +192,11 @@ struct CrossNodeTests {
         var after: Int64?
         let deadline = ContinuousClock.now + .seconds(20)
         while after == nil && ContinuousClock.now < deadline {
-            after = try? await a.send(from: "operator", to: iris, body: "after")
-            if after == nil { try await Task.sleep(for: .milliseconds(200)) }
+            after = try? a.send(from: .operator, to: .agent(iris), body: "after", inReplyTo: nil).ids[0]
+            if after == nil { Thread.sleep(forTimeInterval: 0.2) }
         }
         let id = try #require(after, "node a sends again once the database is back")
-        let got = try await parked.value
+        let got = try parked.join().messages
         #expect(got.map(\.id) == [id], "the parked receiver got the new message, not the acked one (\(before)): \(got)")
     }
 }
