@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.36.0"),
     ],
     targets: [
         // Wire types: what every process speaks (commands, replies, states, agent.json). Foundation only.
@@ -72,7 +73,7 @@ let package = Package(
         // The coordinator daemon (`hive core`, root): the sockets and what they answer, cage supervision and
         // bubblewrap, the one place root touches agent-writable trees, configs and approvals, disk watch, sweeps.
         .target(name: "HiveCore", dependencies: [
-            "HiveWire", "HiveHost", "HiveBroker", "HiveForge", "HiveGate", "HiveMetrics",
+            "HiveWire", "HiveHost", "HiveBroker", "HiveForge", "HiveGate", "HiveMetrics", "HivePostgres",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -105,6 +106,7 @@ let package = Package(
         .target(name: "HivePostgres", dependencies: [
             "HiveWire", "HiveBroker", "HiveMetrics",
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HiveMCP", dependencies: [
@@ -131,7 +133,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "hive", dependencies: [
-            "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP", "HiveTelemetry", "HiveWeb", "HiveMetrics",
+            "HiveWire", "HiveHost", "HiveClient", "HiveBroker", "HiveCore", "HiveHarness", "HiveMCP", "HiveTelemetry", "HiveWeb", "HiveMetrics", "HivePostgres",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -160,7 +162,8 @@ let package = Package(
         .testTarget(name: "ModelStandInTests", dependencies: ["ModelStandIn"]),
         .testTarget(name: "HiveGateTests", dependencies: ["HiveGate", "HiveHost", "HiveWire", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "HiveMCPTests", dependencies: ["HiveMCP", .product(name: "MCP", package: "swift-sdk")]),
-        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveBroker", "HiveWire", "HiveHost", "HiveTelemetry", "ModelStandIn", "HiveFuzz"],
+        .testTarget(name: "HiveEndToEndTests", dependencies: ["HiveClient", "HiveBroker", "HiveWire", "HiveHost", "HiveTelemetry", "ModelStandIn", "HiveFuzz",
+                                                      "PostgresFixture"],
                     exclude: ["Golden"]), // read from disk by GoldenWireTests, not built
     ]
 )

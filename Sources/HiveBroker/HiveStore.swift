@@ -105,7 +105,45 @@ public protocol GatewayLogStore: Sendable {
     func sweepGatewayLog(olderThan window: Double) throws -> Int
 }
 
-public typealias HiveStore = AgentRegistry & MessageStore & ReminderStore & ApprovalStore & QuestionStore & GatewayLogStore & SpendStore
+/// The work one node of a hive does for the whole hive: exactly one node at a time holds each duty.
+public enum Duty: String, Sendable, CaseIterable {
+    /// Firing due reminders.
+    case reminders
+    /// Expiring questions and sending what questions owe.
+    case questions
+    /// Retention sweeps.
+    case retention
+}
+
+/// Where agents run, for a hive on many hosts (issue 15; docs/multi-host.md). A store that one host owns
+/// answers as a hive of one node holding every duty, so core asks the same questions either way.
+public protocol HiveNodes: Sendable {
+    /// This node's name, or nil for a hive on one host.
+    var nodeName: String? { get }
+    /// Whether this node holds `duty` now (one node at a time does; another takes it over within seconds
+    /// of its holder's death).
+    func holds(_ duty: Duty) -> Bool
+    /// Each agent's node and the state that node last published (empty for a hive on one host).
+    func placements() throws -> [String: Placement]
+    /// The hive's nodes, with their heartbeats.
+    func nodes() throws -> [NodeView]
+    /// This node is alive: records its load and its agents' states, and renews its leases on them.
+    func heartbeat(_ beat: NodeBeat) throws
+    /// Whether this node may run `agent` now: it is placed here and this node's lease on it is current
+    /// (always, on one host). A node that lost the database stops its cages once its leases run out.
+    func mayRun(_ agent: AgentName) -> Bool
+}
+
+public typealias HiveStore = AgentRegistry & MessageStore & ReminderStore & ApprovalStore & QuestionStore & GatewayLogStore & SpendStore & HiveNodes
+
+extension Broker: HiveNodes {
+    public var nodeName: String? { nil }
+    public func holds(_ duty: Duty) -> Bool { true }
+    public func placements() throws -> [String: Placement] { [:] }
+    public func nodes() throws -> [NodeView] { [] }
+    public func heartbeat(_ beat: NodeBeat) throws {}
+    public func mayRun(_ agent: AgentName) -> Bool { true }
+}
 
 extension Broker: AgentRegistry, MessageStore, ReminderStore, ApprovalStore, QuestionStore, GatewayLogStore {
     public func releaseReceivers() { waiters.stopAll() }

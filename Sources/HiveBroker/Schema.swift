@@ -232,6 +232,10 @@ enum Schema {
                 END;
                 """)
         }
+        m.registerMigration("v12-nodes") { db in
+            // The node an agent is placed on, for a hive on many hosts (PostgreSQL); always null here.
+            try db.execute(sql: "ALTER TABLE agent ADD COLUMN node TEXT")
+        }
         return m
     }
 }

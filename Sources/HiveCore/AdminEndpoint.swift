@@ -125,10 +125,20 @@ struct AdminEndpoint: Sendable {
 
     func list() throws -> [AgentSummary] {
         let today = try broker.spendBreakdown(since: BudgetPeriod.day.interval(containing: Date()).start.timeIntervalSince1970).agents
+        // A hive on many hosts: agents of other nodes show what their node last published, or node_down.
+        let here = broker.nodeName
+        let placements = here == nil ? [:] : try broker.placements()
         return try broker.agents().map { a in
             var summary = AgentSummary(name: a.record.name, state: .destroyed, unread: a.unread, inflight: a.inflight,
                                        deadLetters: a.dead, createdAt: a.record.createdAt)
-            if a.record.destroyedAt == nil, let name = try? AgentName(a.record.name) {
+            let placement = placements[a.record.name]
+            summary.node = placement?.node
+            if a.record.destroyedAt == nil, let placement, placement.node != here {
+                summary.state = placement.nodeUp ? placement.state ?? .running : .nodeDown
+                summary.detail = placement.nodeUp ? placement.detail : "node \(placement.node) has not sent a heartbeat; its messages wait"
+                summary.stateSince = placement.since
+                summary.todayUsd = today[a.record.name]?.usd ?? 0
+            } else if a.record.destroyedAt == nil, let name = try? AgentName(a.record.name) {
                 let s = sockets.board.state(of: name, connected: sockets.connectionCount(name) > 0)
                 summary.state = s.state
                 summary.rateLimitedUntil = s.rateLimitedUntil

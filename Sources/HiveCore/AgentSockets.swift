@@ -92,6 +92,11 @@ final class AgentSockets: Service, Sendable {
         AgentRunDir.remove(name, in: layout)
     }
 
+    /// The agents whose sockets this core serves (on a node, the agents placed on it).
+    func served() -> [AgentName] {
+        state.withLock { Array($0.servers.keys) }.sorted { $0.rawValue < $1.rawValue }
+    }
+
     /// Agents with nothing connected, and since when.
     func unattended() -> [(AgentName, ContinuousClock.Instant)] {
         state.withLock { s in s.unattendedSince.filter { s.servers[$0.key] != nil }.map { ($0.key, $0.value) } }

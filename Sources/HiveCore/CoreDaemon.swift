@@ -2,6 +2,7 @@ import Foundation
 import HiveBroker
 import HiveForge
 import HiveHost
+import HivePostgres
 import HiveWire
 import Logging
 import ServiceLifecycle
@@ -46,6 +47,13 @@ public struct CoreOptions: Sendable {
     public var forgeLimits = GitLimits()
     /// Disk quotas, the broker's reserve and log rotation (see `DiskPolicy`).
     public var disk = DiskPolicy()
+    /// The shared PostgreSQL store of a hive on many hosts (`--database`), or nil for the embedded SQLite file.
+    public var database: DatabaseURL?
+    /// This node's name in a hive on many hosts (`--node`).
+    public var node: String?
+    /// How often this node's heartbeat goes to the database, and how long its leases on its agents last.
+    public var heartbeatInterval: Duration = .seconds(2)
+    public var lease: Duration = .seconds(15)
 
     public init(layout: HiveLayout, cage: CageMode = .none, retentionSeconds: Double = 30 * 86400,
                 sweepInterval: Duration = .seconds(3600), synchronous: Broker.Synchronous = .full,
@@ -62,7 +70,9 @@ public struct CoreOptions: Sendable {
 /// The coordinator daemon: owns the broker, the admin socket and every agent socket.
 public final class CoreDaemon: Sendable {
     public let options: CoreOptions
-    public let broker: Broker
+    public let broker: any HiveStore
+    /// The same store when it is the SQLite file (its WAL is checkpointed by core).
+    private let sqlite: Broker?
     private let logger: Logger
     private let locks: [ExclusiveLock]
     private let sockets: AgentSockets
@@ -98,7 +108,7 @@ public final class CoreDaemon: Sendable {
         let rootLock = try ExclusiveLock(path: layout.rootLock, what: "hive root \(layout.root.path)", holder: holder)
         let runLock = try ExclusiveLock(path: layout.runLock, what: "run dir \(layout.runDir.path)", holder: holder)
 
-        let broker = try Broker(path: layout.brokerDatabase.path, synchronous: options.synchronous)
+        let (broker, sqlite) = try openStore(options, logger: logger)
         if try broker.ensureManager() { logger.info("first boot: registered the manager") }
 
         let scheduler = ReminderScheduler(broker: broker, logger: logger, batchSize: options.reminderBatch)
@@ -150,7 +160,8 @@ public final class CoreDaemon: Sendable {
                              gateway: .init(pins: options.egressPins, internalExceptions: options.egressInternal))
         if let gateways = processes?.gateways { ledger.meteredByGateway { gateways.isOpen($0) } }
         let repos = ConfigRepos(layout: layout, managerUID: { [bwrap] in (try? bwrap?.uid(.manager)) ?? nil })
-        let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }
+        // On a node of a hive on many hosts, the agents placed here (every agent, on one host).
+        let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }.filter(broker.mayRun)
         configs.load(live, from: repos)
         let lifecycle = Lifecycle(layout: layout, broker: broker, sockets: sockets, processes: processes, configs: configs,
                                   repos: repos, forge: forgeDesk, logger: logger)
@@ -189,12 +200,35 @@ public final class CoreDaemon: Sendable {
                                  return try? AgentName(name)
                              },
                              notify: { [lifecycle] name, text in lifecycle.notify(.diskQuota, about: name, text) }, logger: logger)
-        return CoreDaemon(options: options, broker: broker, logger: logger, locks: [rootLock, runLock], sockets: sockets,
+        let heartbeat = broker.nodeName == nil ? nil
+            : NodeHeartbeat(store: broker, sockets: sockets, processes: processes, lifecycle: lifecycle, interval: options.heartbeatInterval,
+                            lease: options.lease, logger: logger)
+        return CoreDaemon(options: options, broker: broker, sqlite: sqlite, heartbeat: heartbeat, logger: logger, locks: [rootLock, runLock], sockets: sockets,
                           processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService, web: web, feed: feed, disk: disk,
                           metrics: metricsService)
     }
 
-    private init(options: CoreOptions, broker: Broker, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets,
+    /// Opens the SQLite file, or (`--database`) the shared PostgreSQL store as this node: its first
+    /// heartbeat goes out before anything starts, so its leases on its agents are current at boot.
+    private static func openStore(_ options: CoreOptions, logger: Logger) throws -> (any HiveStore, Broker?) {
+        guard let url = options.database else {
+            let broker = try Broker(path: options.layout.brokerDatabase.path, synchronous: options.synchronous)
+            return (broker, broker)
+        }
+        guard let node = options.node else { throw CoreError("--database needs --node NAME: this host's name in the hive (e.g. its hostname)") }
+        let store: PostgresBroker
+        do { store = try PostgresBroker.open(url, node: node, logger: logger) } catch {
+            throw CoreError("cannot open the hive's database \(url): \(error)")
+        }
+        store.startNode(lease: options.lease, downAfter: options.lease)
+        try store.heartbeat(NodeHeartbeat.beat(states: []))
+        logger.info("node \(node) of the hive in \(url)")
+        return (store, nil)
+    }
+
+    private let heartbeat: NodeHeartbeat?
+
+    private init(options: CoreOptions, broker: any HiveStore, sqlite: Broker?, heartbeat: NodeHeartbeat?, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets,
                  processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer, forge: (any Service)?, web: LineServer, feed: DashboardFeed, disk: DiskWatch,
                  metrics: (any Service)?) {
         self.metrics = metrics
@@ -205,6 +239,8 @@ public final class CoreDaemon: Sendable {
         self.forge = forge
         self.options = options
         self.broker = broker
+        self.sqlite = sqlite
+        self.heartbeat = heartbeat
         self.logger = logger
         self.locks = locks
         self.sockets = sockets
@@ -222,6 +258,8 @@ public final class CoreDaemon: Sendable {
         if let processes { services.append(processes) }
         if let forge { services.append(forge) }
         if let metrics { services.append(metrics) }
+        if let heartbeat { services.append(heartbeat) }
+        if let sqlite { services.append(WALCheckpointer(broker: sqlite, interval: .milliseconds(500), logger: logger)) }
         let group = ServiceGroup(
             services: services + [
                 AdminSocket(server: admin),
@@ -230,7 +268,6 @@ public final class CoreDaemon: Sendable {
                 disk,
                 QuestionExpirer(broker: broker, logger: logger),
                 RetentionSweeper(broker: broker, window: options.retentionSeconds, interval: options.sweepInterval, logger: logger),
-                WALCheckpointer(broker: broker, interval: .milliseconds(500), logger: logger),
                 InflightWatchdog(broker: broker, sockets: sockets, logger: logger, grace: options.inflightGrace,
                                  interval: min(.seconds(10), options.inflightGrace / 3)),
                 ReadyNotice(onReady: { [admin, web, lifecycle] in
@@ -243,7 +280,7 @@ public final class CoreDaemon: Sendable {
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
-        logger.info("hive core ready: admin socket \(options.layout.adminSocket.path), cage \(options.cage.rawValue), synchronous \(options.synchronous.rawValue)")
+        logger.info("hive core ready: admin socket \(options.layout.adminSocket.path), cage \(options.cage.rawValue), store \(broker.durability)")
         try await group.run()
         logger.info("hive core stopped")
     }

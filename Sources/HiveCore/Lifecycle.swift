@@ -158,8 +158,10 @@ struct Lifecycle: Sendable {
     }
 
     private func liveAgents() throws -> [AgentName] {
+        // On a node of a hive on many hosts, only the agents placed here (and while its leases are current).
         try broker.agents().filter { $0.record.destroyedAt == nil }.compactMap { try? AgentName($0.record.name) }
             .filter { name in
+                guard broker.mayRun(name) else { return false }
                 if (try? broker.isStopped(name)) == true { board.supervisor(name, state: .stopped); return false }
                 return true
             }

@@ -12,6 +12,11 @@ struct QuestionExpirer: Service {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             // On a thread of its own: it writes and sends (group commit), which block.
             let broker = self.broker
+            // One node of a hive on many hosts does this for all of them.
+            guard broker.holds(.questions) else {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+                continue
+            }
             switch await onThread({ Result { try broker.expireQuestions() } }) {
             case .success(let n) where n > 0: logger.info("\(n) question(s) expired unanswered; their askers were told")
             case .failure(let error): logger.error("expiring questions failed: \(error)")

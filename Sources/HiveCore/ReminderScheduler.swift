@@ -57,7 +57,14 @@ final class ReminderScheduler: Service, Sendable {
 
     private func loop() {
         var failures = 0
+        // On a hive on many hosts, other nodes set reminders this one is not told of: look at the schedule
+        // at least every second there (one indexed MIN a second), and fire only while this node holds the duty.
+        let horizon: Double = broker.nodeName == nil ? 3600 : 1
         while !stopping {
+            guard broker.holds(.reminders) else {
+                sleep(until: Date(timeIntervalSinceNow: 1))
+                continue
+            }
             do {
                 let fired = try broker.deliverDueReminders(limit: batchSize)
                 if fired.failed > 0 { logger.warning("\(fired.failed) reminder(s) could not be delivered (their agent is gone)") }
@@ -78,15 +85,20 @@ final class ReminderScheduler: Service, Sendable {
             // Sleep until the next due time; after a failure, back off instead of retrying a broken batch at once.
             // With nothing scheduled, look again in an hour anyway (NSCondition on Linux traps on
             // `.distantFuture`, and an hour costs nothing); a new reminder kicks the loop earlier.
-            var wake = Date(timeIntervalSince1970: min(max(next ?? .infinity, now), now + 3600))
+            var wake = Date(timeIntervalSince1970: min(max(next ?? .infinity, now), now + horizon))
             if failures > 0 { wake = max(wake, Date(timeIntervalSinceNow: min(60, pow(2, Double(failures))))) }
-            condition.lock()
-            while !flags.withLock({ $0.kicked || $0.stopping }) && Date() < wake {
-                _ = condition.wait(until: wake)
-            }
-            flags.withLock { $0.kicked = false }
-            condition.unlock()
+            sleep(until: wake)
         }
+    }
+
+    /// Waits until `wake`, a kick or shutdown.
+    private func sleep(until wake: Date) {
+        condition.lock()
+        while !flags.withLock({ $0.kicked || $0.stopping }) && Date() < wake {
+            _ = condition.wait(until: wake)
+        }
+        flags.withLock { $0.kicked = false }
+        condition.unlock()
     }
 }
 

@@ -22,6 +22,11 @@ final class RetentionSweeper: Service, Sendable {
     func run() async throws {
         await withGracefulShutdownHandler {
             while !stopping.load(ordering: .relaxed) {
+                // One node of a hive on many hosts sweeps for all of them; the others look again in a while.
+                guard broker.holds(.retention) else {
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: min(self.interval, .seconds(5))) }
+                    continue
+                }
                 let swept: Result<Int, any Error> = await onThread { [self] in
                     Result {
                         try broker.sweep(olderThan: window, stop: { self.stopping.load(ordering: .relaxed) })

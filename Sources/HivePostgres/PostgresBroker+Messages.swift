@@ -177,12 +177,12 @@ extension PostgresBroker: MessageStore {
 
     /// Hands out up to `max` of the agent's pending messages, oldest first; two nodes never take the same.
     func claim(_ agent: AgentName, max: Int) throws -> RecvCommand.Reply {
-        let now = clock(), limit = Swift.max(1, Swift.min(max, 100)), name = agent.rawValue
+        let now = clock(), limit = Swift.max(1, Swift.min(max, 100)), name = agent.rawValue, fence = claimFence
         return try read { client in
             let claimed = try await Self.messages(try await client.query(PostgresQuery(unsafeSQL: """
                 UPDATE message SET delivered_at = $1
                 WHERE id IN (SELECT id FROM message WHERE recipient = $2 AND \(MessageState.pending.sqlCondition)
-                             ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                             ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \(fence)
                 RETURNING \(Self.messageColumns)
                 """, binds: try Self.binds(now, name, limit)), logger: self.logger))
             guard !claimed.isEmpty else { return RecvCommand.Reply(messages: [], unread: 0) }

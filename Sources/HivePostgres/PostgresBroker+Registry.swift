@@ -8,9 +8,10 @@ import PostgresNIO
 extension PostgresBroker: AgentRegistry {
     @discardableResult
     public func ensureManager() throws -> Bool {
-        let now = clock(), logger = self.logger
+        // The manager lives on the node that made the hive: the one holding its config repos and approvals.
+        let now = clock(), logger = self.logger, node = self.node
         return try write { c in
-            try await c.changed("INSERT INTO agent (name, created_at) VALUES (\(AgentName.manager.rawValue), \(now)) ON CONFLICT (name) DO NOTHING RETURNING 1",
+            try await c.changed("INSERT INTO agent (name, created_at, node) VALUES (\(AgentName.manager.rawValue), \(now), \(node)) ON CONFLICT (name) DO NOTHING RETURNING 1",
                                 logger: logger) == 1
         }
     }

@@ -32,6 +32,8 @@ public final class PostgresBroker: Sendable {
     /// Held while the messages questions owe are sent, so two callers never send the same one.
     public let questionOutbox = Mutex([String: [Int64: Int64]]())
     private let tasks = Mutex<[Task<Void, Never>]>([])
+    /// Set once the store runs as a node (``startNode(lease:downAfter:)``).
+    let nodeState = Mutex<NodeState?>(nil)
     /// Unix seconds; tests inject a clock.
     let clock: @Sendable () -> Double
 
@@ -41,11 +43,20 @@ public final class PostgresBroker: Sendable {
 
     /// Connects to the database at `host:port` as `user` and starts the pool and the listener;
     /// `migrate()` before first use (``open`` does both).
-    public init(host: String, port: Int, user: String, password: String?, database: String, node: String, logger: Logger,
-                clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
-        var config = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
+    public init(host: String, port: Int, user: String, password: String?, database: String, tls: PostgresClient.Configuration.TLS = .disable,
+                node: String, logger: Logger, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+        var config = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
         config.options.maximumConnections = 16
         config.options.connectTimeout = .seconds(5)
+        // A dead host is noticed in seconds, not hours: idle pooled connections are probed every 5 s, the
+        // server drops a session whose peer stopped answering TCP keepalives (5 s idle, then 3 probes 2 s
+        // apart), and no statement or open transaction outlives its bound on the server either.
+        config.options.keepAliveBehavior = .init(frequency: .seconds(5))
+        config.options.additionalStartupParameters = [
+            ("statement_timeout", "\(Int(Self.operationTimeout.components.seconds) * 1000)"),
+            ("idle_in_transaction_session_timeout", "10000"),
+            ("tcp_keepalives_idle", "5"), ("tcp_keepalives_interval", "2"), ("tcp_keepalives_count", "3"),
+        ]
         self.client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.node = node
         self.logger = logger
@@ -61,9 +72,11 @@ public final class PostgresBroker: Sendable {
     }
 
     /// Connects and brings the schema up to date; blocks until done.
-    public static func open(host: String, port: Int, user: String, password: String?, database: String, node: String, logger: Logger,
+    public static func open(host: String, port: Int, user: String, password: String?, database: String,
+                            tls: PostgresClient.Configuration.TLS = .disable, node: String, logger: Logger,
                             clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws -> PostgresBroker {
-        let store = PostgresBroker(host: host, port: port, user: user, password: password, database: database, node: node, logger: logger, clock: clock)
+        let store = PostgresBroker(host: host, port: port, user: user, password: password, database: database, tls: tls, node: node,
+                                   logger: logger, clock: clock)
         do {
             try ours {
                 try PostgresThreads.block { try await store.migrate() }
@@ -80,6 +93,8 @@ public final class PostgresBroker: Sendable {
         }
         return store
     }
+
+    func addTask(_ task: Task<Void, Never>) { tasks.withLock { $0.append(task) } }
 
     /// Stops the listener and the pool; parked receivers return empty.
     public func shutdown() {

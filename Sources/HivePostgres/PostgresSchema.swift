@@ -1,3 +1,5 @@
+import HiveBroker
+
 /// The PostgreSQL schema. Its migrations carry the names of the SQLite store's (``Broker/schemaVersion``),
 /// so one name means one schema on both stores: a hive's data has one version whichever store holds it.
 /// The store came after SQLite's v11, so its first migration makes everything up to that version at once;
@@ -7,6 +9,8 @@ enum PostgresSchema {
     static let migrationLock: Int64 = 0x6869_7665_0001
     /// Held while a cage uid is handed out, so two nodes never hand out the same one.
     static let uidLock: Int64 = 0x6869_7665_0002
+    /// Held by the node doing a duty, for as long as its session lives (one key per duty).
+    static func dutyLock(_ duty: Duty) -> Int64 { 0x6869_7665_0100 + Int64(Duty.allCases.firstIndex(of: duty)!) }
 
     static let migrations: [(String, [String])] = [
         ("v11-message-search", [
@@ -175,6 +179,24 @@ enum PostgresSchema {
                 PRIMARY KEY (agent, kind, period)
             )
             """,
+        ]),
+        // The hive's nodes and their heartbeats; each agent's lease (its node may run it until then, by the
+        // database's clock) and the state its node last published, so every node can list every agent.
+        ("v12-nodes", [
+            """
+            CREATE TABLE hive_node (
+                name TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                endpoint TEXT,
+                started_at DOUBLE PRECISION NOT NULL,
+                heartbeat_at DOUBLE PRECISION NOT NULL,
+                cores INTEGER NOT NULL,
+                memory_mb BIGINT NOT NULL,
+                load1 DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "ALTER TABLE agent ADD COLUMN lease_until DOUBLE PRECISION, ADD COLUMN state TEXT, ADD COLUMN detail TEXT, ADD COLUMN state_since DOUBLE PRECISION",
+            "CREATE INDEX agent_node ON agent (node)",
         ]),
     ]
 }

@@ -29,6 +29,8 @@ public struct AgentSummary: Codable, Sendable, Equatable {
     /// Unix seconds since when its harness (or, with none connected, the supervisor) has been in `state`,
     /// by core's clock: how long a turn has run. Null when core has not seen it change.
     @Nullable public var stateSince: Double?
+    /// The node it runs on, in a hive on many hosts; null on one host.
+    @Nullable public var node: String?
     public init(name: String, state: AgentState, unread: Int, inflight: Int, deadLetters: Int = 0,
                 rateLimitedUntil: Double? = nil, detail: String? = nil, createdAt: Double) {
         self.name = name; self.state = state; self.unread = unread; self.inflight = inflight

@@ -50,6 +50,8 @@ public enum AgentState: String, Codable, Sendable, Equatable, CaseIterable {
     case overBudget = "over_budget"
     /// A tombstone.
     case destroyed
+    /// Placed on a node whose heartbeat stopped (a hive on many hosts): its messages wait in its inbox.
+    case nodeDown = "node_down"
 
     /// What a harness may report about itself; the rest are core's to say.
     public static let harnessStates: Set<AgentState> = [.starting, .idle, .thinking, .compacting, .rateLimited, .backoff,

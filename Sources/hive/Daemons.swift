@@ -5,6 +5,7 @@ import HiveClient
 import HiveCore
 import HiveHost
 import HiveMetrics
+import HivePostgres
 import HiveWire
 import HiveWeb
 import Logging
@@ -209,12 +210,39 @@ struct Core: AsyncParsableCommand {
     @Option(help: "How agents run: bwrap (a supervised `hive agent` per agent in a bubblewrap sandbox), process (the same without a sandbox) or none (core starts nothing; you run them).")
     var cage: CageMode = .none
 
+    @Option(help: ArgumentHelp("""
+        A hive on many hosts: its shared PostgreSQL store, postgres://USER@HOST[:PORT]/DATABASE (password from \
+        $PGPASSWORD; TLS verified unless the database is on this host; ?sslmode=disable only for loopback). \
+        Needs --node. Without it the hive lives in the SQLite file under --root (docs/multi-host.md).
+        """, valueName: "url"))
+    var database: String?
+
+    @Option(help: ArgumentHelp("This host's name in a hive on many hosts (with --database): the agents spawned here are placed on it.", valueName: "name"))
+    var node: String?
+
+    @Option(name: .customLong("node-lease"), help: ArgumentHelp("""
+        With --database: how long this node's leases on its agents last. A node that cannot reach the database \
+        this long stops its cages; other nodes show its agents as node_down once its heartbeat is this old.
+        """, valueName: "seconds"))
+    var nodeLease: Double = 15
+
+    func validate() throws {
+        if let database { _ = try DatabaseURL(database) }
+        guard (database == nil) == (node == nil) else { throw ValidationError("--database and --node go together: the hive's store and this host's name in it") }
+        if let node { _ = try AgentName(node) }
+        guard nodeLease >= 3, nodeLease <= 600 else { throw ValidationError("--node-lease is 3 to 600 seconds (heartbeats go every 2)") }
+    }
+
     func run() async throws {
         Log.bootstrap(level: hive.logLevel)
         HiveMetrics.bootstrap()
         let logger = Logger(label: "hive.core")
         do {
-            let core = try await CoreDaemon.start(hive.options(cage: cage), logger: logger)
+            var options = try hive.options(cage: cage)
+            options.database = try database.map { try DatabaseURL($0) }
+            options.node = node
+            options.lease = .seconds(nodeLease)
+            let core = try await CoreDaemon.start(options, logger: logger)
             try await core.run()
         } catch {
             throw fail(error)

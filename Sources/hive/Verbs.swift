@@ -19,6 +19,8 @@ struct List: AsyncParsableCommand {
             table; hive budget shows caps). CAGE is the running cage's isolation (bwrap or process, its network)
             and whether its memory and process limits are enforced. NOTE says until when a rate limit
             holds, what to do, and when the agent's claude is not the version the tests pinned.
+            In a hive on many hosts (hive core --database) NODE is the node each agent runs on; an agent
+            whose node stopped sending heartbeats shows node_down (its messages wait in its inbox).
             """)
 
     @OptionGroup var hive: RunDirOption
@@ -28,7 +30,9 @@ struct List: AsyncParsableCommand {
         try await operatorVerb {
             let agents = try await hive.connect().call(ListCommand()).agents
             if json { return printJSON(agents) }
-            var rows = [["NAME", "STATE", "UNREAD", "INFLIGHT", "DEAD", "TODAY", "CAGE", "NOTE"]]
+            // The NODE column only in a hive on many hosts.
+            let nodes = agents.contains { $0.node != nil }
+            var rows = [["NAME"] + (nodes ? ["NODE"] : []) + ["STATE", "UNREAD", "INFLIGHT", "DEAD", "TODAY", "CAGE", "NOTE"]]
             let clock = DateFormatter()
             clock.dateFormat = "HH:mm"
             rows += agents.map { a in
@@ -39,7 +43,7 @@ struct List: AsyncParsableCommand {
                 if let v = a.cliVersion, v != ClaudeExecutable.testedVersion {
                     note += (note.isEmpty ? "" : "; ") + "claude \(v), not the tested \(ClaudeExecutable.testedVersion)"
                 }
-                return [a.name, a.state.rawValue, String(a.unread), String(a.inflight), String(a.deadLetters),
+                return [a.name] + (nodes ? [a.node ?? "-"] : []) + [a.state.rawValue, String(a.unread), String(a.inflight), String(a.deadLetters),
                         a.todayUsd.map { String(format: "$%.2f", $0) } ?? "-", a.cage ?? "-", note]
             }
             printTable(rows)

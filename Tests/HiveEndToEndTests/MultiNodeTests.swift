@@ -1,0 +1,101 @@
+import Foundation
+import HiveClient
+import HiveWire
+import PostgresFixture
+import Testing
+
+/// A hive on many hosts, on one machine: two `hive core` nodes, each with its own root and run dir, sharing
+/// one throwaway PostgreSQL cluster (loopback).
+@Suite("A hive on two nodes (PostgreSQL)", .serialized, .timeLimit(.minutes(3)), .enabled(if: PostgresCluster.available))
+struct MultiNodeTests {
+    /// The cluster with an empty database `hive`, and its URL.
+    static func database() throws -> (PostgresCluster, String) {
+        let cluster = try PostgresCluster()
+        try cluster.createDatabase("hive")
+        return (cluster, "postgres://\(cluster.user)@127.0.0.1:\(cluster.port)/hive")
+    }
+
+    static func node(_ name: String, _ url: String, lease: Int = 15) async throws -> LiveHive {
+        let hive = try LiveHive()
+        try await hive.start(extra: ["--database", url, "--node", name, "--node-lease", "\(lease)"])
+        return hive
+    }
+
+    static func summary(_ hive: LiveHive, _ name: String) async throws -> AgentSummary? {
+        try await hive.admin().call(ListCommand()).agents.first { $0.name == name }
+    }
+
+    @Test("agents on two nodes message each other (a receiver parked on one node is woken by a send on the other), a broadcast crosses nodes, and every node lists every agent with its node")
+    func messagingAcrossNodes() async throws {
+        let (cluster, url) = try Self.database()
+        let a = try await Self.node("a", url), b = try await Self.node("b", url)
+        defer { withExtendedLifetime((cluster, a, b)) {} }
+        try await a.spawn("alpha")
+        try await b.spawn("beta")
+        #expect(FileManager.default.fileExists(atPath: a.agentSocket("alpha")) && !FileManager.default.fileExists(atPath: a.agentSocket("beta")),
+                "each node serves the sockets of its own agents only")
+        #expect(FileManager.default.fileExists(atPath: b.agentSocket("beta")))
+
+        let beta = try b.agent("beta")
+        async let parked = beta.call(RecvCommand(waitSeconds: 20, max: 10))
+        try await Task.sleep(for: .milliseconds(300))
+        let sent = ContinuousClock.now
+        _ = try await a.agent("alpha").call(SendCommand(to: "beta", body: "hello from node a"))
+        let got = try await parked.messages
+        #expect(got.map(\.body) == ["hello from node a"] && got.first?.from == "alpha")
+        #expect(ContinuousClock.now - sent < .seconds(3), "woken by the send, not by its 20 s wait")
+
+        // Listed on either node, each agent with its node; the manager lives on the node that made the hive.
+        for hive in [a, b] {
+            let agents = try await hive.admin().call(ListCommand()).agents
+            #expect(agents.first { $0.name == "alpha" }?.node == "a" && agents.first { $0.name == "beta" }?.node == "b")
+            #expect(agents.first { $0.name == "manager" }?.node == "a")
+            #expect(!agents.contains { $0.state == .nodeDown }, "both nodes send heartbeats")
+        }
+        let table = try b.cli(["ls"]).out
+        #expect(table.contains("NODE") && table.contains("alpha"), "\(table)")
+
+        // The operator's broadcast from node b reaches alpha, parked on node a.
+        let alpha = try a.agent("alpha")
+        async let onA = alpha.call(RecvCommand(waitSeconds: 20, max: 10))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try b.cli(["send", "*", "all hands"]).status == 0)
+        #expect(try await onA.messages.map(\.body) == ["all hands"])
+    }
+
+    @Test("kill -9 of the node holding the duties: the other takes them within seconds and a reminder fires once; the dead node's agents show node_down and their messages wait until it is back")
+    func dutyHolderDies() async throws {
+        let (cluster, url) = try Self.database()
+        let a = try await Self.node("a", url, lease: 4) // first up: holds every duty
+        let b = try await Self.node("b", url, lease: 4)
+        defer { withExtendedLifetime((cluster, a, b)) {} }
+        try await a.spawn("alpha")
+        try await b.spawn("beta")
+        _ = try await b.agent("beta").call(RemindCommand(message: "check the build", delaySeconds: 3))
+        a.kill9()
+        let killed = ContinuousClock.now
+        // Fired by node b, which took the duty when a's session died.
+        let beta = try b.agent("beta")
+        let got = try await beta.call(RecvCommand(waitSeconds: 15, max: 10)).messages
+        #expect(got.count == 1 && got.first?.from == "reminder" && got.first?.body.contains("check the build") == true, "\(got)")
+        #expect(ContinuousClock.now - killed < .seconds(8), "taken over within seconds")
+        _ = try await beta.call(AckTurnCommand(ids: got.map(\.id)))
+        #expect(try await beta.call(RecvCommand(waitSeconds: 3, max: 10)).messages.isEmpty, "fired once")
+
+        // node a is gone: alpha shows node_down on b once a's heartbeat is older than its lease; a message to it waits.
+        var state: AgentState?
+        let deadline = ContinuousClock.now + .seconds(15)
+        while state != .nodeDown, ContinuousClock.now < deadline {
+            state = try await Self.summary(b, "alpha")?.state
+            if state != .nodeDown { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(state == .nodeDown)
+        #expect(try b.cli(["send", "alpha", "waiting for you"]).status == 0, "a send to an agent of a node that is down is stored, not refused")
+
+        // Node a comes back: alpha is served again and finds the message that waited.
+        try await a.start(extra: ["--database", url, "--node", "a", "--node-lease", "4"])
+        let back = try await a.agent("alpha").call(RecvCommand(waitSeconds: 10, max: 10)).messages
+        #expect(back.map(\.body) == ["waiting for you"])
+        #expect(try await Self.summary(b, "alpha")?.state != .nodeDown)
+    }
+}
