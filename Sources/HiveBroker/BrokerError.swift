@@ -3,6 +3,7 @@ import HiveWire
 /// A refusal by the broker, phrased for the person or agent who made the request.
 public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
     case emptyBody
+    case nulInBody
     case bodyTooLong(bytes: Int)
     case badName(NameError)
     case unknownRecipient(String)
@@ -29,6 +30,8 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .emptyBody:
             return "message body is empty"
+        case .nulInBody:
+            return "message body contains a NUL character (U+0000), which the hive does not store; remove it"
         case .bodyTooLong(let bytes):
             return "message body is \(bytes) bytes; the limit is \(WireLimits.maxBodyBytes) bytes (UTF-8). Put long content in a file under your state dir or /shared and send its path"
         case .badName(let e):

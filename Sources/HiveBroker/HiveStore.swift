@@ -132,6 +132,10 @@ public protocol HiveNodes: Sendable {
     /// Whether this node may run `agent` now: it is placed here and this node's lease on it is current
     /// (always, on one host). A node that lost the database stops its cages once its leases run out.
     func mayRun(_ agent: AgentName) -> Bool
+    /// The live agents placed on this node, as of its last heartbeat (empty on one host).
+    func agentsHere() -> [AgentName]
+    /// Registers a new agent placed on `node` (an up node of the hive), which starts it by itself.
+    func register(_ name: AgentName, on node: String) throws(BrokerError) -> AgentRecord
 }
 
 public typealias HiveStore = AgentRegistry & MessageStore & ReminderStore & ApprovalStore & QuestionStore & GatewayLogStore & SpendStore & HiveNodes
@@ -143,6 +147,8 @@ extension Broker: HiveNodes {
     public func nodes() throws -> [NodeView] { [] }
     public func heartbeat(_ beat: NodeBeat) throws {}
     public func mayRun(_ agent: AgentName) -> Bool { true }
+    public func agentsHere() -> [AgentName] { [] }
+    public func register(_ name: AgentName, on node: String) throws(BrokerError) -> AgentRecord { try register(name) }
 }
 
 extension Broker: AgentRegistry, MessageStore, ReminderStore, ApprovalStore, QuestionStore, GatewayLogStore {

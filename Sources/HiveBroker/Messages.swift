@@ -11,6 +11,9 @@ extension Broker {
     /// Stores a message (one row per recipient for `*`) and returns once it is durable.
     public func send(from: Sender, to: Recipient, body: String, inReplyTo: Int64?) throws(BrokerError) -> SendCommand.Reply {
         guard !body.isEmpty else { throw .emptyBody }
+        // PostgreSQL's text cannot hold it, and one such body would fail a whole batch of others' sends there;
+        // refused on either store, so an agent meets one rule.
+        guard !body.utf8.contains(0) else { throw .nulInBody }
         let bytes = body.utf8.count
         guard bytes <= WireLimits.maxBodyBytes else { throw .bodyTooLong(bytes: bytes) }
         let result: Result<SendCommand.Reply, BrokerError>

@@ -13,7 +13,7 @@ public enum OwedMessage: String, Sendable {
 /// then ``deliverOwedQuestionMessages()`` sends what is owed and records the ids. Core calls it after every
 /// change and once a second, so a crash in between delays a message, never loses it (at worst, a crash
 /// right after a send repeats it once). A store gives the four primitives; the rules live here.
-public protocol QuestionOutbox: MessageStore {
+public protocol QuestionOutbox: MessageStore & HiveNodes {
     /// Up to 200 questions that still owe a message, oldest first, each with the id of the message that asked it.
     func owedQuestions() throws -> [(askMessage: Int64?, question: QuestionView)]
     /// Stores the id of a message a question turned into (0: its party is gone); false when the store would not take it.
@@ -28,7 +28,10 @@ public protocol QuestionOutbox: MessageStore {
 extension QuestionOutbox {
     /// Sends every message a question still owes: the question to its peer, the answer or expiry to its
     /// asker. A party that no longer exists gets nothing (id 0).
+    /// In a hive on many hosts only the node holding the questions duty does it (a lock within one process
+    /// cannot keep two nodes from sending the same message); the others' new questions go out within a second.
     public func deliverOwedQuestionMessages() {
+        guard holds(.questions) else { return }
         questionOutbox.withLock { sendOwed(&$0) }
     }
 

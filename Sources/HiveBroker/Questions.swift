@@ -30,7 +30,8 @@ extension Broker: QuestionOutbox {
             return db.lastInsertedRowID
         }
         deliverOwedQuestionMessages()
-        return try question(id)!
+        guard let asked = try question(id) else { throw BrokerError.noSuchQuestion(id) } // swept meanwhile by retention
+        return asked
     }
 
     /// Answers question `id` as `by` (the operator, or the agent it was asked of).
@@ -55,7 +56,8 @@ extension Broker: QuestionOutbox {
                 """, arguments: [QuestionOutboxText.json(picked), text, by.description, now, id])
         }
         deliverOwedQuestionMessages()
-        return try question(id)!
+        guard let asked = try question(id) else { throw BrokerError.noSuchQuestion(id) } // swept meanwhile by retention
+        return asked
     }
 
     /// Marks open questions whose time ran out as expired and tells their askers. Returns how many expired.

@@ -23,7 +23,10 @@ struct AdminEndpoint: Sendable {
             case .list:
                 return ResponseLine.ok(ListCommand.Reply(agents: try list()))
             case .spawn(let c):
-                return ResponseLine.ok(try lifecycle.spawn(try AgentName.spawnable(c.name)))
+                let node = try c.node.map { try AgentName($0).rawValue } // a node's name follows an agent name's rules
+                return ResponseLine.ok(try lifecycle.spawn(try AgentName.spawnable(c.name), node: node))
+            case .nodes:
+                return ResponseLine.ok(NodesCommand.Reply(nodes: try broker.nodes(), here: broker.nodeName))
             case .destroy(let c):
                 let name = try AgentName(c.name)
                 try lifecycle.destroy(name, purge: c.purge ?? false)

@@ -109,6 +109,9 @@ public final class CoreDaemon: Sendable {
         let runLock = try ExclusiveLock(path: layout.runLock, what: "run dir \(layout.runDir.path)", holder: holder)
 
         let (broker, sqlite) = try openStore(options, logger: logger)
+        // A PostgreSQL store runs tasks (its pool, listener and node session): stopped if core does not start.
+        var started = false
+        defer { if !started { (broker as? PostgresBroker)?.shutdown() } }
         if try broker.ensureManager() { logger.info("first boot: registered the manager") }
 
         let scheduler = ReminderScheduler(broker: broker, logger: logger, batchSize: options.reminderBatch)
@@ -172,7 +175,8 @@ public final class CoreDaemon: Sendable {
             try sockets.open(name, manager: name == .manager ? ManagerDesk(approvals: approvals) : nil)
             forgeDesk?.ensureToken(name)
         }
-        for failed in try broker.failInterruptedApprovals() {
+        // Approvals are carried out on the manager's node (one host: this one); another node's boot leaves them be.
+        for failed in broker.mayRun(.manager) ? try broker.failInterruptedApprovals() : [] {
             lifecycle.notify(.approvalResolved, about: .manager, "approval \(failed.id) (\(failed.kind) for \(failed.agent)) failed: \(failed.note ?? "interrupted")")
         }
         let adminEndpoint = AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, cage: options.cage,
@@ -203,6 +207,7 @@ public final class CoreDaemon: Sendable {
         let heartbeat = broker.nodeName == nil ? nil
             : NodeHeartbeat(store: broker, sockets: sockets, processes: processes, lifecycle: lifecycle, interval: options.heartbeatInterval,
                             lease: options.lease, logger: logger)
+        started = true
         return CoreDaemon(options: options, broker: broker, sqlite: sqlite, heartbeat: heartbeat, logger: logger, locks: [rootLock, runLock], sockets: sockets,
                           processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService, web: web, feed: feed, disk: disk,
                           metrics: metricsService)
@@ -220,8 +225,14 @@ public final class CoreDaemon: Sendable {
         do { store = try PostgresBroker.open(url, node: node, logger: logger) } catch {
             throw CoreError("cannot open the hive's database \(url): \(error)")
         }
-        store.startNode(lease: options.lease, downAfter: options.lease)
-        try store.heartbeat(NodeHeartbeat.beat(states: []))
+        do { try store.startNode(lease: options.lease, downAfter: options.lease) } catch {
+            store.shutdown()
+            throw CoreError("cannot run as node \(node): \(error)")
+        }
+        do { try store.heartbeat(NodeHeartbeat.beat(states: [])) } catch {
+            store.shutdown()
+            throw CoreError("node \(node) could not send its first heartbeat: \(error)")
+        }
         logger.info("node \(node) of the hive in \(url)")
         return (store, nil)
     }
@@ -282,6 +293,8 @@ public final class CoreDaemon: Sendable {
             logger: logger)
         logger.info("hive core ready: admin socket \(options.layout.adminSocket.path), cage \(options.cage.rawValue), store \(broker.durability)")
         try await group.run()
+        // The node's session goes now: its duties pass to another node at once, not when the process ends.
+        (broker as? PostgresBroker)?.shutdown()
         logger.info("hive core stopped")
     }
 }

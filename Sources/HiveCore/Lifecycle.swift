@@ -3,6 +3,7 @@ import HiveBroker
 import HiveHost
 import HiveWire
 import Logging
+import Synchronization
 
 /// The lifecycle verbs: spawn and destroy an agent, start, stop, restart, rebuild and revive its cage.
 /// Transient states (`spawning`, `starting`, `stopping`, `restarting`, `rebuilding`, `destroying`) show
@@ -17,6 +18,8 @@ struct Lifecycle: Sendable {
     let forge: ForgeDesk?
     let logger: Logger
     var board: AgentStatusBoard { sockets.board }
+    /// Agents a verb of this node is spawning right now: reconciliation leaves them to it.
+    let spawning = NamesInFlight()
     /// How long a (re)started harness may take to connect before the start counts as failed.
     static let readyTimeout: Duration = .seconds(30)
 
@@ -30,6 +33,27 @@ struct Lifecycle: Sendable {
     private func live(_ name: AgentName) throws {
         guard let record = try broker.agent(name) else { throw BrokerError.unknownAgent(name.rawValue) }
         guard record.destroyedAt == nil else { throw BrokerError.destroyedRecipient(name.rawValue) }
+        try here(name)
+    }
+
+    /// In a hive on many hosts, a verb that touches an agent's cage or directories runs on its node.
+    private func here(_ name: AgentName) throws {
+        guard let node = broker.nodeName, let placed = try broker.placements()[name.rawValue]?.node, placed != node else { return }
+        throw CoreError("\(name) runs on node \(placed), not on this one (\(node)): run this on \(placed)'s host")
+    }
+
+    /// The node a new agent goes to when the operator names none: the up node with the most room, counting
+    /// a heavy agent as 2 GB (issue 15: one peaks near 1.5 CPU and 2 GB with its tools), then the lightest load.
+    func placement(asked: String?) throws -> String? {
+        guard let here = broker.nodeName else {
+            if let asked { throw CoreError("this hive runs on one host: there is no node '\(asked)' to place \(asked) on (hive core --database … --node)") }
+            return nil
+        }
+        if let asked { return asked }
+        let up = try broker.nodes().filter(\.up)
+        // Room first; on a tie this node (no hop), then the lighter load per core.
+        func rank(_ n: NodeView) -> (Int, Int, Double) { (n.memoryMegabytes / 2048 - n.agents, n.name == here ? 1 : 0, -n.load / Double(max(1, n.cores))) }
+        return up.max { rank($0) < rank($1) }?.name ?? here
     }
 
     /// What shows once a verb that starts a cage returns: `starting` until the harness connects and
@@ -55,7 +79,16 @@ struct Lifecycle: Sendable {
 
     /// Registers an agent, makes its directories and socket, and starts its cage. With `waitReady`,
     /// returns only once its harness connected (and throws, leaving the agent registered, when it did not).
-    func spawn(_ name: AgentName, waitReady: Bool = false) throws -> SpawnCommand.Reply {
+    func spawn(_ name: AgentName, node asked: String? = nil, waitReady: Bool = false) throws -> SpawnCommand.Reply {
+        if let node = try placement(asked: asked), node != broker.nodeName {
+            // Another node's: it sees the placement at its next heartbeat and brings the agent up itself.
+            _ = try broker.register(name, on: node)
+            logger.info("placed the new agent \(name) on node \(node)")
+            notify(.spawned, about: name, "\(name) was created on node \(node).")
+            return SpawnCommand.Reply(name: name.rawValue, socket: "", node: node)
+        }
+        spawning.names.withLock { _ = $0.insert(name) }
+        defer { spawning.names.withLock { _ = $0.remove(name) } }
         _ = try broker.register(name)
         try during(name, .spawning, after: afterStart) {
             do {
@@ -76,13 +109,39 @@ struct Lifecycle: Sendable {
         }
         logger.info("spawned agent \(name)")
         notify(.spawned, about: name, "\(name) was created\(processes == nil ? "" : " and its cage started").")
-        return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path)
+        return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path, node: broker.nodeName)
+    }
+
+    /// A node's reconciliation after each heartbeat: agents newly placed here (spawned for it on another
+    /// node) come up; agents it serves that are no longer placed here (destroyed, purged) stop and lose
+    /// their socket. The manager's socket opens at boot only, on its own node.
+    func reconcile() {
+        let placed = Set(broker.agentsHere()).subtracting(spawning.names.withLock { $0 })
+        let served = Set(sockets.served())
+        for name in placed.subtracting(served) where name != .manager {
+            do {
+                try AgentDirectories.create(name, in: layout)
+                try sockets.open(name)
+                forge?.ensureToken(name)
+                if (try? broker.isStopped(name)) != true { during(name, .starting, after: afterStart) { processes?.start(name) } }
+                logger.info("\(name) is placed on this node: started it")
+            } catch {
+                logger.error("could not bring up \(name), placed on this node: \(error)")
+            }
+        }
+        for name in served.subtracting(placed) where name != .manager {
+            processes?.stop(name)
+            sockets.close(name)
+            board.forget(name)
+            logger.info("\(name) is no longer placed on this node (destroyed or moved): stopped it")
+        }
     }
 
     /// Stops the cage, closes the socket and leaves a tombstone; `purge` also deletes the agent's
     /// directories, inbox and reminders.
     func destroy(_ name: AgentName, purge: Bool) throws {
         guard name != .manager else { throw BrokerError.managerIsPermanent }
+        try here(name) // its directories are on its node
         try during(name, .destroying) {
             try broker.destroy(name, purge: purge)
             forge?.revoke(name)
@@ -102,16 +161,16 @@ struct Lifecycle: Sendable {
     }
 
     func start(_ name: AgentName) throws -> StartCommand.Reply {
+        try live(name) // first: an agent of another node is refused with its node named
         let cages = try cages()
-        try live(name)
         try broker.setStopped(name, false)
         during(name, .starting, after: afterStart) { cages.start(name) }
         return .init(name: name.rawValue, state: .starting)
     }
 
     func stop(_ name: AgentName) throws -> StartCommand.Reply {
+        try live(name) // first: an agent of another node is refused with its node named
         let cages = try cages()
-        try live(name)
         try broker.setStopped(name, true)
         during(name, .stopping, after: .stopped) { cages.stop(name) }
         logger.info("stopped the cage of \(name)")
@@ -121,8 +180,8 @@ struct Lifecycle: Sendable {
     /// Stops and starts one agent's cage; a planned restart tells nobody it crashed. With `waitReady`,
     /// throws when the new harness does not connect in time.
     func restart(_ name: AgentName, transient: AgentState = .restarting, waitReady: Bool = false) throws {
+        try live(name) // first: an agent of another node is refused with its node named
         let cages = try cages()
-        try live(name)
         try broker.setStopped(name, false)
         try during(name, transient, after: afterStart) {
             cages.stop(name)
@@ -191,6 +250,7 @@ struct Lifecycle: Sendable {
 
     /// A tombstone comes back: its directories, socket and cage.
     func revive(_ name: AgentName) throws -> StartCommand.Reply {
+        try here(name) // its state is on its node
         try broker.revive(name)
         try AgentDirectories.create(name, in: layout)
         try sockets.open(name)
@@ -199,4 +259,9 @@ struct Lifecycle: Sendable {
         logger.info("revived agent \(name)")
         return .init(name: name.rawValue, state: processes == nil ? .stopped : .starting)
     }
+}
+
+/// Names a verb is working on, shared by every copy of the lifecycle.
+final class NamesInFlight: Sendable {
+    let names = Mutex<Set<AgentName>>([])
 }

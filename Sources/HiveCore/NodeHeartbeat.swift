@@ -30,7 +30,7 @@ final class NodeHeartbeat: Service, Sendable {
         var load = [0.0, 0, 0]
         _ = getloadavg(&load, 3)
         return NodeBeat(host: ProcessInfo.processInfo.hostName, endpoint: nil, cores: ProcessInfo.processInfo.activeProcessorCount,
-                        memoryMB: Int(ProcessInfo.processInfo.physicalMemory / 1_048_576), load: load[0], states: states)
+                        memoryMegabytes: Int(ProcessInfo.processInfo.physicalMemory / 1_048_576), load: load[0], states: states)
     }
 
     func run() async throws {
@@ -42,10 +42,12 @@ final class NodeHeartbeat: Service, Sendable {
                 return (agent: name.rawValue, state: s.state, detail: s.detail, since: s.since)
             }
             let store = self.store
+            let sent = ContinuousClock.now
             let outcome = await onThread { Result { try store.heartbeat(Self.beat(states: states)) } }
             switch outcome {
             case .success:
-                lastGotThrough = .now
+                lastGotThrough = sent
+                if !fenced { let lifecycle = self.lifecycle; await onThread { lifecycle.reconcile() } }
                 if fenced {
                     fenced = false
                     logger.notice("the database is reachable again: this node's agents start again")
@@ -55,9 +57,10 @@ final class NodeHeartbeat: Service, Sendable {
             case .failure(let error):
                 let silent = ContinuousClock.now - lastGotThrough
                 logger.warning("heartbeat failed (\(silent) without one): \(error)")
-                if !fenced, silent >= lease {
+                // Stopped one interval before the database's lease ends (it began no earlier than `sent`).
+                if !fenced, silent >= lease - interval {
                     fenced = true
-                    logger.error("no heartbeat reached the database for \(lease): this node's leases ran out, so its cages stop until it is back")
+                    logger.error("no heartbeat reached the database for \(silent): this node's leases run out, so its cages stop until it is back")
                     let processes = self.processes, served = sockets.served()
                     await onThread { for name in served { processes?.stop(name) } }
                 }

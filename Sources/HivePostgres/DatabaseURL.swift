@@ -61,12 +61,6 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         text.replacingOccurrences(of: #"://([^:@/]*):[^@/]*@"#, with: "://$1:***@", options: .regularExpression).prefix(200).description
     }
 
-    func clientTLS() -> PostgresClient.Configuration.TLS {
-        switch tls {
-        case .disable: return .disable
-        case .verifyFull: return .require(.makeClientConfiguration())
-        }
-    }
 }
 
 public struct DatabaseURLError: Error, CustomStringConvertible, Sendable {
@@ -77,7 +71,7 @@ public struct DatabaseURLError: Error, CustomStringConvertible, Sendable {
 extension PostgresBroker {
     /// Opens the store at `url` as node `node`.
     public static func open(_ url: DatabaseURL, node: String, logger: Logger) throws -> PostgresBroker {
-        try open(host: url.host, port: url.port, user: url.user, password: url.password, database: url.database, tls: url.clientTLS(),
+        try open(host: url.host, port: url.port, user: url.user, password: url.password, database: url.database, tls: url.tls,
                  node: node, logger: logger)
     }
 }

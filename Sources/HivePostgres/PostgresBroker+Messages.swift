@@ -24,6 +24,9 @@ extension PostgresBroker: MessageStore {
 
     public func send(from: Sender, to: Recipient, body: String, inReplyTo: Int64?) throws(BrokerError) -> SendCommand.Reply {
         guard !body.isEmpty else { throw .emptyBody }
+        // PostgreSQL's text cannot hold it, and one such body would fail a whole batch of others' sends there;
+        // refused on either store, so an agent meets one rule.
+        guard !body.utf8.contains(0) else { throw .nulInBody }
         let bytes = body.utf8.count
         guard bytes <= WireLimits.maxBodyBytes else { throw .bodyTooLong(bytes: bytes) }
         let job = PendingSend(from: from, to: to, body: body, at: clock(), inReplyTo: inReplyTo)
@@ -165,8 +168,9 @@ extension PostgresBroker: MessageStore {
             }
             if parker == nil { parker = Parker() }
             parked = true
-            // While the database is away no notification comes: look again each second.
-            let until = min(deadline, ContinuousClock.now + .seconds(1))
+            // While this node does not listen (the database is away) no notification comes, and while its lease
+            // on the agent is not current a claim finds nothing a notification could change: look each second.
+            let until = listening.isSet && mayRun(agent) ? deadline : min(deadline, ContinuousClock.now + .seconds(1))
             switch waiters.wait(agent: agent.rawValue, after: ticket, max: max, until: until, parker: parker!) {
             case .notified, .handed: continue
             case .timedOut: if ContinuousClock.now >= deadline { return RecvCommand.Reply(messages: [], unread: 0) }
@@ -184,7 +188,7 @@ extension PostgresBroker: MessageStore {
                 WHERE id IN (SELECT id FROM message WHERE recipient = $2 AND \(MessageState.pending.sqlCondition)
                              ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \(fence)
                 RETURNING \(Self.messageColumns)
-                """, binds: try Self.binds(now, name, limit)), logger: self.logger))
+                """, binds: fence.isEmpty ? try Self.binds(now, name, limit) : try Self.binds(now, name, limit, self.node)), logger: self.logger))
             guard !claimed.isEmpty else { return RecvCommand.Reply(messages: [], unread: 0) }
             return RecvCommand.Reply(messages: claimed.sorted { $0.id < $1.id }, unread: try await Self.count(client, .pending, name, logger: self.logger))
         }
@@ -350,10 +354,10 @@ extension PostgresBroker: MessageStore {
         while !stop() {
             let n = try write { c in
                 try await c.changed("""
-                    DELETE FROM message WHERE id IN (
+                    DELETE FROM message WHERE id IN (SELECT id FROM (
                         (SELECT id FROM message WHERE acked_at IS NOT NULL AND acked_at < \(cutoff) LIMIT \(batch))
                         UNION ALL
-                        (SELECT id FROM message WHERE dead_at IS NOT NULL AND dead_at < \(cutoff) LIMIT \(batch)))
+                        (SELECT id FROM message WHERE dead_at IS NOT NULL AND dead_at < \(cutoff) LIMIT \(batch))) AS finished LIMIT \(batch))
                     RETURNING 1
                     """, logger: self.logger)
             }

@@ -25,15 +25,14 @@ let databaseNow = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
 
 extension PostgresBroker: HiveNodes {
     /// Makes this store a node of the hive: it publishes heartbeats (``heartbeat(_:)``, core's to call),
-    /// holds leases on its agents and competes for the hive's duties. Before this it is a plain store
-    /// (no fencing, every duty its own), as the tests of the store use it.
-    public func startNode(lease: Duration = .seconds(15), downAfter: Duration = .seconds(15)) {
-        let wasNode = nodeState.withLock { s -> Bool in
-            defer { if s == nil { s = NodeState(lease: lease.seconds, downAfter: downAfter.seconds, startedAt: Date().timeIntervalSince1970) } }
-            return s != nil
-        }
-        guard !wasNode else { return }
-        let duties = Task(executorPreference: PostgresThreads.shared) { [weak self] () async -> Void in await self?.holdDuties() }
+    /// holds leases on its agents and competes for the hive's duties, on a session of its own that also
+    /// holds the node's name: a second host started with the same `--node` is refused. Before this it is
+    /// a plain store (no fencing, every duty its own), as the tests of the store use it.
+    public func startNode(lease: Duration = .seconds(15), downAfter: Duration = .seconds(15)) throws {
+        guard nodeState.withLock({ $0 == nil }) else { return }
+        let session = try Self.ours { try PostgresThreads.block { [self] in try await Self.bounded { try await self.openSession() } } }
+        nodeState.withLock { $0 = NodeState(lease: lease.seconds, downAfter: downAfter.seconds, startedAt: Date().timeIntervalSince1970) }
+        let duties = Task(executorPreference: PostgresThreads.shared) { [weak self] () async -> Void in await self?.holdDuties(first: session) }
         addTask(duties)
     }
 
@@ -56,13 +55,28 @@ extension PostgresBroker: HiveNodes {
         }
     }
 
+    public func agentsHere() -> [AgentName] {
+        nodeState.withLock { $0?.placedHere ?? [] }.sorted().compactMap { try? AgentName($0) }
+    }
+
+    public func register(_ name: AgentName, on target: String) throws(BrokerError) -> AgentRecord {
+        if target != node {
+            let up = try Self.typed { try nodes() }.first { $0.name == target }
+            guard let up else { throw .storage("no node named '\(target)' in this hive (hive nodes lists them)") }
+            guard up.up else { throw .storage("node '\(target)' has sent no heartbeat for \(Int(up.heartbeatAge)) s: place the agent on a node that is up") }
+        }
+        return try register(name, placedOn: target)
+    }
+
     public func heartbeat(_ beat: NodeBeat) throws {
         guard let (lease, startedAt) = nodeState.withLock({ s in s.map { ($0.lease, $0.startedAt) } }) else { return }
         let node = self.node, logger = self.logger
+        // Trust runs from before the request: the database's lease started no earlier than this.
+        let sent = ContinuousClock.now
         let placed = try write { c -> Set<String> in
             try await c.query("""
                 INSERT INTO hive_node (name, host, endpoint, started_at, heartbeat_at, cores, memory_mb, load1)
-                VALUES (\(node), \(beat.host), \(beat.endpoint), \(startedAt), \(unescaped: databaseNow), \(beat.cores), \(beat.memoryMB), \(beat.load))
+                VALUES (\(node), \(beat.host), \(beat.endpoint), \(startedAt), \(unescaped: databaseNow), \(beat.cores), \(beat.memoryMegabytes), \(beat.load))
                 ON CONFLICT (name) DO UPDATE SET host = excluded.host, endpoint = excluded.endpoint, started_at = excluded.started_at,
                     heartbeat_at = excluded.heartbeat_at, cores = excluded.cores, memory_mb = excluded.memory_mb, load1 = excluded.load1
                 """, logger: logger)
@@ -81,7 +95,7 @@ extension PostgresBroker: HiveNodes {
             return placed
         }
         nodeState.withLock { s in
-            s?.lastBeat = .now
+            s?.lastBeat = sent
             s?.placedHere = placed
         }
     }
@@ -111,50 +125,86 @@ extension PostgresBroker: HiveNodes {
                 FROM hive_node n ORDER BY n.name
                 """, logger: self.logger).decode((String, String, String?, Double, Double, Int, Int, Double, Int).self) {
                 out.append(NodeView(name: name, host: host, endpoint: endpoint, startedAt: started, heartbeatAge: max(0, age), up: age < downAfter,
-                                    cores: cores, memoryMB: memory, load: load, agents: agents))
+                                    cores: cores, memoryMegabytes: memory, load: load, agents: agents))
             }
             return out
         }
     }
 
-    /// The fence a claim passes on a node: the agent is placed here and this node's lease on it is current
-    /// by the database's clock. Empty for a plain store.
+    /// The fence a claim passes on a node, on `$4` (this node's name): the agent is placed here and this
+    /// node's lease on it is current by the database's clock. Empty for a plain store.
     var claimFence: String {
         guard nodeState.withLock({ $0 != nil }) else { return "" }
-        return "AND EXISTS (SELECT 1 FROM agent WHERE name = $2 AND node = '\(node)' AND lease_until > \(databaseNow))"
+        return "AND EXISTS (SELECT 1 FROM agent WHERE name = $2 AND node = $4 AND lease_until > \(databaseNow))"
     }
 
-    /// Holds the duties it can get (session advisory locks, one per duty) on one connection of its own for
-    /// as long as it lives; tries for the others each second. A holder that dies takes its session with it
-    /// and the locks go free at once (kill -9: the server sees the socket close; a host gone dark: the
-    /// server's TCP keepalives, set at connect, end the session within about 11 s).
-    func holdDuties() async {
-        let client = self.client, logger = self.logger
+    /// A connection of its own holding this node's name (a session advisory lock on it).
+    func openSession() async throws -> PostgresConnection {
+        let c = try await PostgresConnection.connect(configuration: connection, id: 1, logger: logger)
+        do {
+            var mine = false
+            for try await got in try await c.query("SELECT pg_try_advisory_lock(\(PostgresSchema.nodeLock), hashtext(\(node)))", logger: logger)
+                .decode(Bool.self) { mine = got }
+            guard mine else {
+                throw BrokerError.storage("node '\(node)' is already running on another host (or its old session has not ended yet): give each host its own --node")
+            }
+            return c
+        } catch {
+            try? await c.close()
+            throw error
+        }
+    }
+
+    /// Holds the duties it can get (session advisory locks, one per duty) on the node's own session for as
+    /// long as it lives, and tries for the others each second. Each round reads back which locks the
+    /// session really holds (pg_locks), so a session the server ended (another node may have the duties
+    /// now) is noticed within a second rather than trusted. A holder that dies takes its session with it and
+    /// the locks go free at once (kill -9: the server sees the socket close; a host gone dark: the server's
+    /// TCP keepalives, set at connect, end the session within about 11 s). The session is closed on every
+    /// way out, so no lock goes back into a pool.
+    func holdDuties(first: PostgresConnection) async {
+        let logger = self.logger
+        var session: PostgresConnection? = first
         while !Task.isCancelled {
             do {
-                try await client.withConnection { c in
-                    while !Task.isCancelled {
-                        var held = nodeState.withLock { $0?.duties } ?? []
-                        for duty in Duty.allCases where !held.contains(duty) {
-                            for try await got in try await c.query("SELECT pg_try_advisory_lock(\(PostgresSchema.dutyLock(duty)))", logger: logger).decode(Bool.self) where got {
-                                held.insert(duty)
-                                logger.info("this node now holds the \(duty.rawValue) duty")
-                            }
-                        }
-                        let now = held
-                        nodeState.withLock { $0?.duties = now; $0?.dutiesChecked = .now }
-                        try? await Task.sleep(for: .seconds(1))
-                    }
-                    // Stopping: hand the duties over now rather than when the pool closes the connection.
-                    try? await c.query("SELECT pg_advisory_unlock_all()", logger: logger)
+                let c: PostgresConnection
+                if let session { c = session } else {
+                    c = try await Self.bounded { try await self.openSession() }
+                    session = c
                 }
+                var held: Set<Duty> = []
+                let had = nodeState.withLock { $0?.duties } ?? [] // a session lock taken twice is held twice: ask only for the others
+                try await Self.bounded {
+                    for duty in Duty.allCases where !had.contains(duty) {
+                        try await c.query("SELECT pg_try_advisory_lock(\(PostgresSchema.dutyLock(duty)))", logger: logger)
+                    }
+                }
+                let locks = try await Self.bounded { () -> [Int64] in
+                    var out: [Int64] = []
+                    for try await (high, low) in try await c.query("""
+                        SELECT classid::int8, objid::int8 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objsubid = 1 AND granted
+                        """, logger: logger).decode((Int64, Int64).self) { out.append(high << 32 | low) }
+                    return out
+                }
+                for duty in Duty.allCases where locks.contains(PostgresSchema.dutyLock(duty)) { held.insert(duty) }
+                let before = nodeState.withLock { s -> Set<Duty> in
+                    defer { s?.duties = held; s?.dutiesChecked = .now }
+                    return s?.duties ?? []
+                }
+                for duty in held.subtracting(before) { logger.info("this node now holds the \(duty.rawValue) duty") }
+                for duty in before.subtracting(held) { logger.warning("this node lost the \(duty.rawValue) duty") }
             } catch {
                 if Task.isCancelled { break }
-                logger.warning("the duty session was lost, again in 1 s: \(error)")
+                logger.warning("the node's session was lost, again in 1 s: \(error)")
+                nodeState.withLock { $0?.duties = []; $0?.dutiesChecked = nil }
+                let lost = session
+                session = nil
+                try? await lost?.close()
             }
-            nodeState.withLock { $0?.duties = []; $0?.dutiesChecked = nil }
             try? await Task.sleep(for: .seconds(1))
         }
+        nodeState.withLock { $0?.duties = []; $0?.dutiesChecked = nil }
+        try? await session?.close() // the locks go free now, not when the process ends
     }
 }
 

@@ -51,7 +51,8 @@ extension PostgresBroker: QuestionStore, QuestionOutbox {
             return id
         }
         deliverOwedQuestionMessages()
-        return try question(id)!
+        guard let asked = try question(id) else { throw BrokerError.noSuchQuestion(id) } // swept meanwhile by retention
+        return asked
     }
 
     public func answer(_ id: Int64, by: Sender, choices: [String]?, answer: String?) throws -> QuestionView {
@@ -76,7 +77,8 @@ extension PostgresBroker: QuestionStore, QuestionOutbox {
                 """, logger: logger)
         }
         deliverOwedQuestionMessages()
-        return try question(id)!
+        guard let asked = try question(id) else { throw BrokerError.noSuchQuestion(id) } // swept meanwhile by retention
+        return asked
     }
 
     @discardableResult
@@ -134,7 +136,9 @@ extension PostgresBroker: QuestionStore, QuestionOutbox {
 
     public func recordQuestionMessage(_ kind: OwedMessage, _ message: Int64, for question: Int64) -> Bool {
         (try? read { client in
-            try await client.query(PostgresQuery(unsafeSQL: "UPDATE question SET \(kind.column) = $1 WHERE id = $2", binds: try Self.binds(message, question)),
+            // Never over another message's id: a late retry of a record that did land changes nothing.
+            try await client.query(PostgresQuery(unsafeSQL: "UPDATE question SET \(kind.column) = $1 WHERE id = $2 AND (\(kind.column) IS NULL OR \(kind.column) = $1)",
+                                                 binds: try Self.binds(message, question)),
                                    logger: self.logger)
         }) != nil
     }
@@ -172,12 +176,16 @@ extension PostgresBroker: ApprovalStore {
             if let open {
                 throw RequestError("approval \(open) (\(kind.rawValue) for \(agent)) is still open; wait for the operator, or ask them to deny it")
             }
-            // The unique index on open approvals settles two nodes asking at once.
-            return try await Self.approvals(try await c.query("""
+            // The unique index on open approvals settles two nodes asking at once: the loser is told as above.
+            do {
+                return try await Self.approvals(try await c.query("""
                 INSERT INTO approval (kind, agent, commit_sha, description, diff, state, requested_by, created_at)
                 VALUES (\(kind.rawValue), \(agent.rawValue), \(commit), \(description), \(diff), 'pending', \(requestedBy), \(now))
                 RETURNING \(unescaped: Self.approvalColumns)
                 """, logger: logger))[0]
+            } catch let e as PSQLError where e.serverInfo?[.sqlState] == "23505" {
+                throw RequestError("an approval (\(kind.rawValue) for \(agent)) is still open; wait for the operator, or ask them to deny it")
+            }
         }
     }
 

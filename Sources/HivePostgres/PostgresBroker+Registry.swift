@@ -11,22 +11,34 @@ extension PostgresBroker: AgentRegistry {
         // The manager lives on the node that made the hive: the one holding its config repos and approvals.
         let now = clock(), logger = self.logger, node = self.node
         return try write { c in
-            try await c.changed("INSERT INTO agent (name, created_at, node) VALUES (\(AgentName.manager.rawValue), \(now), \(node)) ON CONFLICT (name) DO NOTHING RETURNING 1",
-                                logger: logger) == 1
+            // A manager registered before it had a node (an older hive) is placed here; true only when inserted.
+            var inserted = false
+            for try await new in try await c.query("""
+                INSERT INTO agent (name, created_at, node) VALUES (\(AgentName.manager.rawValue), \(now), \(node))
+                ON CONFLICT (name) DO UPDATE SET node = COALESCE(agent.node, excluded.node) RETURNING (xmax = 0)
+                """, logger: logger).decode(Bool.self) { inserted = new }
+            return inserted
         }
     }
 
-    public func register(_ name: AgentName) throws(BrokerError) -> AgentRecord {
-        let now = clock(), logger = self.logger, node = self.node
+    public func register(_ name: AgentName) throws(BrokerError) -> AgentRecord { try register(name, placedOn: node) }
+
+    func register(_ name: AgentName, placedOn node: String) throws(BrokerError) -> AgentRecord {
+        let now = clock(), logger = self.logger
         return try Self.typed {
             try write { c in
                 if let existing = try await Self.record(c, name.rawValue, logger: logger) {
                     throw existing.destroyedAt == nil ? BrokerError.alreadyExists(name.rawValue) : .tombstoneExists(name.rawValue)
                 }
                 // Two nodes registering one name at once: the primary key lets one win; the other is told.
+                // Placed here by a node, its lease starts now (the next heartbeat would be up to 2 s away).
+                let lease = self.node == node ? self.nodeState.withLock { $0?.lease } : nil
                 guard try await c.changed("""
-                    INSERT INTO agent (name, created_at, node) VALUES (\(name.rawValue), \(now), \(node)) ON CONFLICT (name) DO NOTHING RETURNING 1
+                    INSERT INTO agent (name, created_at, node, lease_until)
+                    VALUES (\(name.rawValue), \(now), \(node), \(unescaped: databaseNow) + \(lease))
+                    ON CONFLICT (name) DO NOTHING RETURNING 1
                     """, logger: logger) == 1 else { throw BrokerError.alreadyExists(name.rawValue) }
+                if lease != nil { self.nodeState.withLock { _ = $0?.placedHere.insert(name.rawValue) } }
                 return AgentRecord(name: name.rawValue, createdAt: now, destroyedAt: nil)
             }
         }
@@ -65,7 +77,7 @@ extension PostgresBroker: AgentRegistry {
         let logger = self.logger
         return try read { client in
             var records: [AgentRecord] = []
-            for try await (name, created, destroyed) in try await client.query("SELECT name, created_at, destroyed_at FROM agent ORDER BY name", logger: logger)
+            for try await (name, created, destroyed) in try await client.query("SELECT name, created_at, destroyed_at FROM agent ORDER BY name COLLATE \"C\"", logger: logger)
                 .decode((String, Double, Double?).self) {
                 records.append(AgentRecord(name: name, createdAt: created, destroyedAt: destroyed))
             }

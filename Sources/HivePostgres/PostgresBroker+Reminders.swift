@@ -79,7 +79,7 @@ extension PostgresBroker: ReminderStore {
             for try await id in try await c.query("""
                 SELECT id FROM (SELECT id, agent, row_number() OVER (PARTITION BY agent ORDER BY due_at, id) AS round
                                 FROM reminder WHERE state = 'pending' AND due_at <= \(now) AND agent IN (SELECT name FROM agent)) r
-                ORDER BY round, agent LIMIT \(limit)
+                ORDER BY round, agent COLLATE "C" LIMIT \(limit)
                 """, logger: logger).decode(Int64.self) { chosen.append(id) }
             guard !chosen.isEmpty else { return (0, try await Self.failOrphanedReminders(c, now: now, logger: logger), []) }
             var live: Set<String> = []

@@ -1,6 +1,7 @@
 import Foundation
 import HiveBroker
 import HiveMetrics
+import NIOSSL
 import HiveWire
 import Logging
 import PostgresNIO
@@ -34,6 +35,10 @@ public final class PostgresBroker: Sendable {
     private let tasks = Mutex<[Task<Void, Never>]>([])
     /// Set once the store runs as a node (``startNode(lease:downAfter:)``).
     let nodeState = Mutex<NodeState?>(nil)
+    /// Whether this node's LISTEN connection is up: while it is not, parked receivers look each second.
+    let listening = Flag()
+    /// How to open a connection of its own (the node's session: duties and its name's lock).
+    let connection: PostgresConnection.Configuration
     /// Unix seconds; tests inject a clock.
     let clock: @Sendable () -> Double
 
@@ -43,9 +48,10 @@ public final class PostgresBroker: Sendable {
 
     /// Connects to the database at `host:port` as `user` and starts the pool and the listener;
     /// `migrate()` before first use (``open`` does both).
-    public init(host: String, port: Int, user: String, password: String?, database: String, tls: PostgresClient.Configuration.TLS = .disable,
-                node: String, logger: Logger, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
-        var config = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
+    public init(host: String, port: Int, user: String, password: String?, database: String, tls: DatabaseURL.TLSMode = .disable,
+                node: String, logger: Logger, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
+        var config = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database,
+                                                  tls: tls == .disable ? .disable : .require(.makeClientConfiguration()))
         config.options.maximumConnections = 16
         config.options.connectTimeout = .seconds(5)
         // A dead host is noticed in seconds, not hours: idle pooled connections are probed every 5 s, the
@@ -58,24 +64,31 @@ public final class PostgresBroker: Sendable {
             ("tcp_keepalives_idle", "5"), ("tcp_keepalives_interval", "2"), ("tcp_keepalives_count", "3"),
         ]
         self.client = PostgresClient(configuration: config, backgroundLogger: logger)
+        var single = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database,
+                                                      tls: tls == .disable ? .disable : .require(try NIOSSLContext(configuration: .makeClientConfiguration())))
+        single.options.connectTimeout = .seconds(5)
+        single.options.additionalStartupParameters = config.options.additionalStartupParameters
+        self.connection = single
         self.node = node
         self.logger = logger
         self.clock = clock
-        let client = self.client, waiters = self.waiters
+        let client = self.client, waiters = self.waiters, listening = self.listening
         self.sends = GroupCommit(maxBatch: 64, metric: HiveMetrics.Name.postgresCommit) { batch in
             try PostgresThreads.block { try await Self.write(batch, client: client, logger: logger) }
         }
         // On the store's own threads, like every other part of its work (see PostgresThreads).
         let runner = Task(executorPreference: PostgresThreads.shared) { await client.run() }
-        let listener = Task(executorPreference: PostgresThreads.shared) { await Self.listen(client: client, waiters: waiters, logger: logger) }
+        let listener = Task(executorPreference: PostgresThreads.shared) {
+            await Self.listen(client: client, waiters: waiters, listening: listening, logger: logger)
+        }
         tasks.withLock { $0 = [runner, listener] }
     }
 
     /// Connects and brings the schema up to date; blocks until done.
     public static func open(host: String, port: Int, user: String, password: String?, database: String,
-                            tls: PostgresClient.Configuration.TLS = .disable, node: String, logger: Logger,
+                            tls: DatabaseURL.TLSMode = .disable, node: String, logger: Logger,
                             clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws -> PostgresBroker {
-        let store = PostgresBroker(host: host, port: port, user: user, password: password, database: database, tls: tls, node: node,
+        let store = try PostgresBroker(host: host, port: port, user: user, password: password, database: database, tls: tls, node: node,
                                    logger: logger, clock: clock)
         do {
             try ours {
@@ -104,25 +117,42 @@ public final class PostgresBroker: Sendable {
 
     /// LISTENs on one connection of the pool for as long as the broker lives, again after every loss
     /// (backing off to 1 s), and wakes every parked receiver after a loss: a notification sent while
-    /// nobody listened is gone, the message it announced is not.
-    static func listen(client: PostgresClient, waiters: InboxWaiters, logger: Logger) async {
+    /// nobody listened is gone, the message it announced is not. The connection is probed every 5 s
+    /// (a leased connection gets no keepalive from the pool): one that stopped answering is replaced.
+    static func listen(client: PostgresClient, waiters: InboxWaiters, listening: Flag, logger: Logger) async {
         var backoff = Duration.milliseconds(50)
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
-                    try await connection.listen(on: Self.channel) { notifications in
-                        backoff = .milliseconds(50)
-                        waiters.notifyAll() // whatever was sent while this node did not listen
-                        for try await n in notifications { waiters.notify([n.payload]) }
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            try await connection.listen(on: Self.channel) { notifications in
+                                listening.set(true)
+                                waiters.notifyAll() // whatever was sent while this node did not listen
+                                for try await n in notifications { waiters.notify([n.payload]) }
+                            }
+                        }
+                        group.addTask {
+                            while true {
+                                try await Task.sleep(for: .seconds(5))
+                                try await bounded { try await connection.query("SELECT 1", logger: logger) }
+                            }
+                        }
+                        defer { group.cancelAll() }
+                        try await group.next()
                     }
                 }
             } catch {
                 if Task.isCancelled { break }
+                if listening.isSet { backoff = .milliseconds(50) } // it had listened: a new loss, not a retry
                 logger.warning("listening for sends stopped, again in \(backoff): \(error)")
             }
+            listening.set(false)
+            waiters.notifyAll() // parked receivers look each second until the listener is back
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(1))
         }
+        listening.set(false)
     }
 
     /// Creates or upgrades the schema, one node at a time (an advisory lock held for the transaction).
@@ -161,16 +191,27 @@ public final class PostgresBroker: Sendable {
         }
     }
 
-    /// `operation`, or a clear error once ``operationTimeout`` has passed (the operation is cancelled).
+    /// `operation`, or a clear error once ``operationTimeout`` has passed. The caller is answered at the
+    /// bound even when the operation cannot be cancelled (postgres-nio's query on a connection whose peer
+    /// vanished waits for TCP to give up): the operation is cancelled and left to end by itself. A task
+    /// group would wait for it, so the race is a continuation resumed once.
     static func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask { try await Task.sleep(for: Self.operationTimeout); return nil }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw BrokerError.storage("the database did not answer within \(Self.operationTimeout) (is it down or unreachable?)")
+        let once = ResumeOnce<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            let work = Mutex<Task<Void, Never>?>(nil)
+            let timer = Task(executorPreference: PostgresThreads.shared) {
+                try? await Task.sleep(for: Self.operationTimeout)
+                if once.finish(.failure(BrokerError.storage("the database did not answer within \(Self.operationTimeout) (is it down or unreachable?)"))) {
+                    work.withLock { $0?.cancel() }
+                }
             }
-            return value
+            work.withLock {
+                $0 = Task(executorPreference: PostgresThreads.shared) {
+                    do { once.finish(.success(try await operation())) } catch { once.finish(.failure(error)) }
+                    timer.cancel() // thousands of operations a second must not leave as many sleeping timers behind
+                }
+            }
         }
     }
 
@@ -205,6 +246,26 @@ public final class PostgresBroker: Sendable {
         }
         return .storage(String(describing: error))
     }
+}
+
+/// A continuation resumed by whichever comes first, once.
+final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    func set(_ c: CheckedContinuation<T, any Error>) { continuation.withLock { $0 = c } }
+    /// Resumes with `result` unless already resumed; true when this call did.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        guard let c = continuation.withLock({ c -> CheckedContinuation<T, any Error>? in defer { c = nil }; return c }) else { return false }
+        c.resume(with: result)
+        return true
+    }
+}
+
+/// A flag one task sets and others read.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set(_ on: Bool) { value.store(on, ordering: .relaxed) }
 }
 
 /// Reading rows by column name.

@@ -9,6 +9,8 @@ enum PostgresSchema {
     static let migrationLock: Int64 = 0x6869_7665_0001
     /// Held while a cage uid is handed out, so two nodes never hand out the same one.
     static let uidLock: Int64 = 0x6869_7665_0002
+    /// With the node's name (hashed) as its second key: held by the node of that name.
+    static let nodeLock: Int32 = 0x6869_7665
     /// Held by the node doing a duty, for as long as its session lives (one key per duty).
     static func dutyLock(_ duty: Duty) -> Int64 { 0x6869_7665_0100 + Int64(Duty.allCases.firstIndex(of: duty)!) }
 

@@ -52,12 +52,28 @@ public struct ListCommand: HiveCommand {
 public struct SpawnCommand: HiveCommand {
     public static let cmd = "spawn"
     public var name: String
-    public init(name: String) { self.name = name }
+    /// In a hive on many hosts: the node to place it on (default: the one with the most room).
+    public var node: String?
+    public init(name: String, node: String? = nil) { self.name = name; self.node = node }
     public struct Reply: Codable, Sendable, Equatable {
         public var name: String
-        /// Host path of the agent's socket.
+        /// Host path of the agent's socket (on its node's host).
         public var socket: String
-        public init(name: String, socket: String) { self.name = name; self.socket = socket }
+        /// The node it was placed on, in a hive on many hosts.
+        @Nullable public var node: String?
+        public init(name: String, socket: String, node: String? = nil) { self.name = name; self.socket = socket; self.node = node }
+    }
+}
+
+/// The hive's nodes (a hive on many hosts; empty on one host).
+public struct NodesCommand: HiveCommand {
+    public static let cmd = "nodes"
+    public init() {}
+    public struct Reply: Codable, Sendable, Equatable {
+        public var nodes: [NodeView]
+        /// The node that answered.
+        @Nullable public var here: String?
+        public init(nodes: [NodeView], here: String?) { self.nodes = nodes; self.here = here }
     }
 }
 

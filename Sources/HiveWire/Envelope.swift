@@ -186,6 +186,7 @@ public enum AgentRequest: Sendable {
 /// What the operator's admin socket (`host.sock`) accepts.
 public enum AdminRequest: Sendable {
     case list(ListCommand)
+    case nodes(NodesCommand)
     case spawn(SpawnCommand)
     case destroy(DestroyCommand)
     case send(SendCommand)
@@ -216,6 +217,7 @@ public enum AdminRequest: Sendable {
     /// The decoding table for the admin socket.
     public static let table = CommandTable<AdminRequest>()
         .with(ListCommand.self, AdminRequest.list)
+        .with(NodesCommand.self, AdminRequest.nodes)
         .with(GatewayLogCommand.self, AdminRequest.gatewayLog)
         .with(SpawnCommand.self, AdminRequest.spawn)
         .with(DestroyCommand.self, AdminRequest.destroy)

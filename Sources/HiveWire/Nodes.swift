@@ -11,15 +11,15 @@ public struct NodeView: Codable, Sendable, Equatable {
     /// False once its heartbeat is older than the hive's threshold: its agents show `node_down`.
     public var up: Bool
     public var cores: Int
-    public var memoryMB: Int
+    public var memoryMegabytes: Int
     /// The host's one-minute load average.
     public var load: Double
     /// Agents placed on it (tombstones not counted).
     public var agents: Int
-    public init(name: String, host: String, endpoint: String?, startedAt: Double, heartbeatAge: Double, up: Bool, cores: Int, memoryMB: Int,
+    public init(name: String, host: String, endpoint: String?, startedAt: Double, heartbeatAge: Double, up: Bool, cores: Int, memoryMegabytes: Int,
                 load: Double, agents: Int) {
         self.name = name; self.host = host; self.endpoint = endpoint; self.startedAt = startedAt; self.heartbeatAge = heartbeatAge; self.up = up
-        self.cores = cores; self.memoryMB = memoryMB; self.load = load; self.agents = agents
+        self.cores = cores; self.memoryMegabytes = memoryMegabytes; self.load = load; self.agents = agents
     }
 }
 
@@ -41,16 +41,16 @@ public struct NodeBeat: Sendable, Equatable {
     public var host: String
     public var endpoint: String?
     public var cores: Int
-    public var memoryMB: Int
+    public var memoryMegabytes: Int
     public var load: Double
     /// The state of each agent running here, as its list shows it.
     public var states: [(agent: String, state: AgentState, detail: String?, since: Double?)]
-    public init(host: String, endpoint: String?, cores: Int, memoryMB: Int, load: Double,
+    public init(host: String, endpoint: String?, cores: Int, memoryMegabytes: Int, load: Double,
                 states: [(agent: String, state: AgentState, detail: String?, since: Double?)]) {
-        self.host = host; self.endpoint = endpoint; self.cores = cores; self.memoryMB = memoryMB; self.load = load; self.states = states
+        self.host = host; self.endpoint = endpoint; self.cores = cores; self.memoryMegabytes = memoryMegabytes; self.load = load; self.states = states
     }
     public static func == (a: NodeBeat, b: NodeBeat) -> Bool {
-        a.host == b.host && a.endpoint == b.endpoint && a.cores == b.cores && a.memoryMB == b.memoryMB && a.load == b.load
+        a.host == b.host && a.endpoint == b.endpoint && a.cores == b.cores && a.memoryMegabytes == b.memoryMegabytes && a.load == b.load
             && a.states.map(\.agent) == b.states.map(\.agent) && a.states.map(\.state) == b.states.map(\.state)
     }
 }

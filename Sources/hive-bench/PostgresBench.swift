@@ -76,6 +76,8 @@ extension Bench {
         }
         let rawRate = Double(total) / (ContinuousClock.now - rawStart).seconds
         let f = { (v: Double) in String(format: "%.2f", v) }
+        let (reminderSeconds, byNode, reminderMessages) = try await remindersAcrossNodes(cluster: cluster, logger: logger)
+        let (snapshot, snapshotRows) = try await snapshotRun(cluster: cluster, logger: logger)
         return """
 
             ## PostgreSQL across nodes run of \(ISO8601DateFormatter().string(from: Date()))
@@ -91,7 +93,105 @@ extension Bench {
             | durable sends, \(senders) senders on each of 2 nodes, \(total) sends | \(String(format: "%.0f", storeRate)) msg/s | |
             | raw INSERT loop, same rows, \(2 * senders) connections | \(String(format: "%.0f", rawRate)) rows/s | |
             | store / raw | \(String(format: "%.0f", 100 * storeRate / rawRate)) % | ≥ 50 % |
+            | \(postgresReminders) reminders due at once for 100 agents, fired by two nodes at once (batches of \(reminderBatch)) | all delivered in \(f(reminderSeconds)) s (node a \(byNode.0), node b \(byNode.1)); \(reminderMessages) messages, each reminder once | ≤ 2 s, exactly once |
+            | dashboard snapshot (every agent with its counts, placements, nodes): 500 agents on 5 nodes, \(snapshotRows) messages | p50 \(f(percentile(snapshot, 0.5))) ms, p99 \(f(percentile(snapshot, 0.99))) ms | ≤ 50 ms |
 
             """
+    }
+
+    /// Reminders one transaction fires: core's default (`CoreOptions.reminderBatch`).
+    var reminderBatch: Int { 32 }
+
+    /// `postgresReminders` reminders for 100 agents, all due at the same instant, fired by two nodes at once
+    /// (as when the duty changes hands mid-burst; normally one node fires): the time until every one is
+    /// delivered, and that each became exactly one message.
+    func remindersAcrossNodes(cluster: PostgresCluster, logger: Logger) async throws -> (Double, (Int, Int), Int) {
+        try cluster.createDatabase("reminders")
+        let clock = Mutex(1_900_000_000.0)
+        func node(_ name: String) throws -> PostgresBroker {
+            try PostgresBroker.open(host: "127.0.0.1", port: cluster.port, user: cluster.user, password: nil, database: "reminders", node: name,
+                                    logger: logger, clock: { clock.withLock { $0 } })
+        }
+        let a = try node("a"), b = try node("b")
+        defer { a.shutdown(); b.shutdown() }
+        let agents = try (0..<100).map { try AgentName("agent\($0)") }
+        for n in agents { _ = try a.register(n) }
+        let perAgent = postgresReminders / agents.count
+        _ = try await onThreads(4) { t in
+            for (i, n) in agents.enumerated() where i % 4 == t {
+                for r in 0..<perAgent { _ = try a.createReminder(n, body: "r \(n) \(r)", filePath: nil, dueAt: 1_900_000_010, cap: perAgent + 1) }
+            }
+        }
+        clock.withLock { $0 += 60 }
+        let start = ContinuousClock.now
+        let batch = reminderBatch
+        let fired = try await onThreads(2) { i in
+            let store = i == 0 ? a : b
+            var total = 0
+            while true {
+                let (delivered, _) = try store.deliverDueReminders(limit: batch)
+                if delivered == 0 { return total }
+                total += delivered
+            }
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        var messages = 0
+        var config = PostgresClient.Configuration(host: "127.0.0.1", port: cluster.port, username: cluster.user, password: nil, database: "reminders", tls: .disable)
+        config.options.maximumConnections = 1
+        let check = PostgresClient(configuration: config, backgroundLogger: logger)
+        let runner = Task { await check.run() }
+        defer { runner.cancel() }
+        for try await (rows, distinct) in try await check.query("""
+            SELECT COUNT(*), COUNT(DISTINCT r.id) FROM message m JOIN reminder r ON r.message_id = m.id WHERE m.sender = 'reminder'
+            """).decode((Int, Int).self) {
+            guard rows == distinct, rows == perAgent * agents.count else { throw BrokerError.storage("reminders: \(rows) messages for \(distinct) reminders") }
+            messages = rows
+        }
+        return (seconds, (fired[0], fired[1]), messages)
+    }
+
+    /// What the dashboard's first screen asks the store, with 500 agents placed on 5 nodes and a million
+    /// messages (most acked, some pending, in flight and dead), timed over 50 snapshots.
+    func snapshotRun(cluster: PostgresCluster, logger: Logger) async throws -> ([Double], Int) {
+        try cluster.createDatabase("snapshot")
+        let store = try PostgresBroker.open(host: "127.0.0.1", port: cluster.port, user: cluster.user, password: nil, database: "snapshot", node: "n0",
+                                            logger: logger)
+        defer { store.shutdown() }
+        try store.startNode()
+        var config = PostgresClient.Configuration(host: "127.0.0.1", port: cluster.port, username: cluster.user, password: nil, database: "snapshot", tls: .disable)
+        config.options.maximumConnections = 1
+        let raw = PostgresClient(configuration: config, backgroundLogger: logger)
+        let runner = Task { await raw.run() }
+        defer { runner.cancel() }
+        let rows = 1_000_000
+        try await raw.query("""
+            INSERT INTO agent (name, created_at, node, lease_until, state)
+            SELECT 'agent' || g, 0, 'n' || (g % 5), 1e12, 'idle' FROM generate_series(1, 500) g
+            """)
+        try await raw.query("""
+            INSERT INTO hive_node (name, host, started_at, heartbeat_at, cores, memory_mb, load1)
+            SELECT 'n' || g, 'host' || g, 0, EXTRACT(EPOCH FROM clock_timestamp()), 8, 32768, 0.5 FROM generate_series(0, 4) g
+            """)
+        // 1 % pending, 0.2 % in flight, 0.1 % dead, the rest acked.
+        try await raw.query("""
+            INSERT INTO message (sender, recipient, body, sent_at, delivered_at, acked_at, dead_at)
+            SELECT 'agent' || (1 + g % 500), 'agent' || (1 + (g * 7) % 500), 'message number ' || g || ' about the build and the deploy', g,
+                   CASE WHEN g % 100 = 0 THEN NULL ELSE g END,
+                   CASE WHEN g % 100 = 0 OR g % 500 = 1 OR g % 1000 = 2 THEN NULL ELSE g END,
+                   CASE WHEN g % 1000 = 2 THEN g END
+            FROM generate_series(1, \(rows)) g
+            """)
+        try await raw.query("VACUUM ANALYZE")
+        var times: [Double] = []
+        for _ in 0..<50 {
+            let start = ContinuousClock.now
+            let agents = try await onThreads(1) { _ in (try store.agents(), try store.placements(), try store.nodes()) }[0]
+            times.append((ContinuousClock.now - start).seconds * 1000)
+            guard agents.0.count == 501, agents.1.count == 501, agents.2.count == 5 else {
+                throw BrokerError.storage("snapshot: \(agents.0.count) agents, \(agents.1.count) placements, \(agents.2.count) nodes")
+            }
+        }
+        times.sort()
+        return (times, rows)
     }
 }

@@ -230,7 +230,8 @@ struct Core: AsyncParsableCommand {
         if let database { _ = try DatabaseURL(database) }
         guard (database == nil) == (node == nil) else { throw ValidationError("--database and --node go together: the hive's store and this host's name in it") }
         if let node { _ = try AgentName(node) }
-        guard nodeLease >= 3, nodeLease <= 600 else { throw ValidationError("--node-lease is 3 to 600 seconds (heartbeats go every 2)") }
+        // At least two heartbeats (every 2 s) and a database operation's bound (5 s) fit in a lease.
+        guard nodeLease >= 10, nodeLease <= 600 else { throw ValidationError("--node-lease is 10 to 600 seconds (heartbeats go every 2 s)") }
     }
 
     func run() async throws {

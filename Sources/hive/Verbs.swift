@@ -118,15 +118,57 @@ struct Spawn: AsyncParsableCommand {
 
     @OptionGroup var hive: RunDirOption
     @Argument(help: "The new agent's name.") var name: String
+    @Option(help: ArgumentHelp("""
+        In a hive on many hosts: the node to run it on (hive nodes lists them). Default: the node with the \
+        most room (memory for 2 GB an agent, then the lightest load). Another node starts it within seconds.
+        """, valueName: "name"))
+    var node: String?
 
     func validate() throws {
         do { _ = try AgentName.spawnable(name) } catch { throw ValidationError(error.description) }
+        if let node { do { _ = try AgentName(node) } catch { throw ValidationError("--node: \(error.description)") } }
     }
 
     func run() async throws {
         try await operatorVerb {
-            let reply = try await hive.connect().call(SpawnCommand(name: name))
-            print("spawned \(reply.name); its socket is \(reply.socket)")
+            let reply = try await hive.connect().call(SpawnCommand(name: name, node: node))
+            if reply.socket.isEmpty, let node = reply.node {
+                print("spawned \(reply.name) on node \(node); that node starts it within seconds")
+            } else {
+                print("spawned \(reply.name)\(reply.node.map { " on node \($0)" } ?? ""); its socket is \(reply.socket)")
+            }
+        }
+    }
+}
+
+struct Nodes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the nodes of a hive on many hosts, with their heartbeats and load.",
+        discussion: """
+            A hive on one host has no nodes. In a hive on many hosts (hive core --database … --node NAME on
+            each), HEARTBEAT is how long ago each node last told the database it is alive; a node silent for
+            longer than its lease (--node-lease, 15 s) is down and its agents show node_down in hive ls, their
+            messages waiting. LOAD is the host's one-minute load average over its cores. The node you asked is
+            marked with *.
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func run() async throws {
+        try await operatorVerb {
+            let reply = try await hive.connect().call(NodesCommand())
+            if json { return printJSON(reply.nodes) }
+            guard !reply.nodes.isEmpty else {
+                print("this hive runs on one host (no nodes); see docs/multi-host.md to spread it over several")
+                return
+            }
+            var rows = [["NODE", "HOST", "STATE", "HEARTBEAT", "AGENTS", "LOAD", "MEMORY"]]
+            rows += reply.nodes.map { n in
+                [n.name + (n.name == reply.here ? " *" : ""), n.host, n.up ? "up" : "down", String(format: "%.1fs ago", n.heartbeatAge),
+                 String(n.agents), String(format: "%.2f/%d", n.load, n.cores), "\(n.memoryMegabytes / 1024) GiB"]
+            }
+            printTable(rows)
         }
     }
 }

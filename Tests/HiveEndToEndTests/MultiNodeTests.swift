@@ -30,8 +30,8 @@ struct MultiNodeTests {
         let (cluster, url) = try Self.database()
         let a = try await Self.node("a", url), b = try await Self.node("b", url)
         defer { withExtendedLifetime((cluster, a, b)) {} }
-        try await a.spawn("alpha")
-        try await b.spawn("beta")
+        _ = try await a.admin().call(SpawnCommand(name: "alpha", node: "a"))
+        _ = try await b.admin().call(SpawnCommand(name: "beta", node: "b"))
         #expect(FileManager.default.fileExists(atPath: a.agentSocket("alpha")) && !FileManager.default.fileExists(atPath: a.agentSocket("beta")),
                 "each node serves the sockets of its own agents only")
         #expect(FileManager.default.fileExists(atPath: b.agentSocket("beta")))
@@ -66,11 +66,11 @@ struct MultiNodeTests {
     @Test("kill -9 of the node holding the duties: the other takes them within seconds and a reminder fires once; the dead node's agents show node_down and their messages wait until it is back")
     func dutyHolderDies() async throws {
         let (cluster, url) = try Self.database()
-        let a = try await Self.node("a", url, lease: 4) // first up: holds every duty
-        let b = try await Self.node("b", url, lease: 4)
+        let a = try await Self.node("a", url, lease: 10) // first up: holds every duty
+        let b = try await Self.node("b", url, lease: 10)
         defer { withExtendedLifetime((cluster, a, b)) {} }
-        try await a.spawn("alpha")
-        try await b.spawn("beta")
+        _ = try await a.admin().call(SpawnCommand(name: "alpha", node: "a"))
+        _ = try await b.admin().call(SpawnCommand(name: "beta", node: "b"))
         _ = try await b.agent("beta").call(RemindCommand(message: "check the build", delaySeconds: 3))
         a.kill9()
         let killed = ContinuousClock.now
@@ -84,7 +84,7 @@ struct MultiNodeTests {
 
         // node a is gone: alpha shows node_down on b once a's heartbeat is older than its lease; a message to it waits.
         var state: AgentState?
-        let deadline = ContinuousClock.now + .seconds(15)
+        let deadline = ContinuousClock.now + .seconds(25)
         while state != .nodeDown, ContinuousClock.now < deadline {
             state = try await Self.summary(b, "alpha")?.state
             if state != .nodeDown { try await Task.sleep(for: .milliseconds(250)) }
@@ -93,9 +93,40 @@ struct MultiNodeTests {
         #expect(try b.cli(["send", "alpha", "waiting for you"]).status == 0, "a send to an agent of a node that is down is stored, not refused")
 
         // Node a comes back: alpha is served again and finds the message that waited.
-        try await a.start(extra: ["--database", url, "--node", "a", "--node-lease", "4"])
+        try await a.start(extra: ["--database", url, "--node", "a", "--node-lease", "10"])
         let back = try await a.agent("alpha").call(RecvCommand(waitSeconds: 10, max: 10)).messages
         #expect(back.map(\.body) == ["waiting for you"])
         #expect(try await Self.summary(b, "alpha")?.state != .nodeDown)
+    }
+
+    @Test("spawn on another node: that node brings the agent up by itself; hive nodes lists both up; a verb for an agent of another node is refused with its node named; destroyed, its node stops serving it")
+    func placement() async throws {
+        let (cluster, url) = try Self.database()
+        let a = try await Self.node("a", url), b = try await Self.node("b", url)
+        defer { withExtendedLifetime((cluster, a, b)) {} }
+        let placed = try await a.admin().call(SpawnCommand(name: "gamma", node: "b"))
+        #expect(placed.node == "b" && placed.socket.isEmpty)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !FileManager.default.fileExists(atPath: b.agentSocket("gamma")), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(FileManager.default.fileExists(atPath: b.agentSocket("gamma")), "node b took up the agent placed on it")
+        #expect(!FileManager.default.fileExists(atPath: a.agentSocket("gamma")))
+        _ = try await b.agent("gamma").call(SendCommand(to: "operator", body: "up on b"))
+
+        let nodes = try await b.admin().call(NodesCommand())
+        #expect(nodes.here == "b" && nodes.nodes.map(\.name) == ["a", "b"] && nodes.nodes.allSatisfy(\.up))
+        #expect(nodes.nodes.first { $0.name == "b" }?.agents == 1)
+        let listed = try b.cli(["nodes"]).out
+        #expect(listed.contains("b *") && listed.contains("up"), "\(listed)")
+
+        let refused = try a.cli(["stop", "gamma"])
+        #expect(refused.status != 0 && refused.err.contains("node b"), "\(refused.err)")
+        await #expect(throws: (any Error).self, "a node that does not exist is refused") {
+            try await a.admin().call(SpawnCommand(name: "delta", node: "nowhere"))
+        }
+        #expect(try b.cli(["destroy", "gamma"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: b.agentSocket("gamma")))
+        #expect(try await Self.summary(a, "gamma")?.state == .destroyed)
     }
 }
