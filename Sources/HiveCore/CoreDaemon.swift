@@ -26,7 +26,7 @@ public struct CoreOptions: Sendable {
     /// Messages an agent may send: a burst, then this many a second (0: unlimited).
     public var sendBurst: Double = 60
     public var sendPerSecond: Double = 5
-    /// Most reminders fired per transaction.
+    /// Most reminders fired per transaction on the SQLite store (PostgreSQL: `PostgresBroker.reminderBatch`).
     public var reminderBatch = 32
     /// How long an agent may hold handed-out messages with nothing connected before they are requeued.
     public var inflightGrace: Duration = .seconds(30)
@@ -114,7 +114,7 @@ public final class CoreDaemon: Sendable {
         defer { if !started { (broker as? PostgresBroker)?.shutdown() } }
         if try broker.ensureManager() { logger.info("first boot: registered the manager") }
 
-        let scheduler = ReminderScheduler(broker: broker, logger: logger, batchSize: options.reminderBatch)
+        let scheduler = ReminderScheduler(broker: broker, logger: logger, batchSize: sqlite == nil ? PostgresBroker.reminderBatch : options.reminderBatch)
         let limits = ReminderLimits(policy: options.reminderPolicy)
         let configs = ConfigStore(layout: layout, reminderLimits: limits, logger: logger)
         let desk = ReminderDesk(broker: broker, layout: layout, limits: limits, scheduler: scheduler)

@@ -127,7 +127,7 @@ extension PostgresBroker: MessageStore {
                 """, logger: logger).decode(Int64.self) { ids.append(id) }
         }
         ids.sort()
-        for name in Set(tos) where name != "operator" { try await c.query("SELECT pg_notify(\(Self.channel), \(name))", logger: logger) }
+        try await notify(Set(tos).filter { $0 != "operator" }.sorted(), on: c, logger: logger)
         var next = ids.makeIterator()
         return planned.map { plan in
             switch plan {
@@ -137,6 +137,12 @@ extension PostgresBroker: MessageStore {
                 return .success(SendCommand.Reply(ids: mine, recipients: p.recipients, inReplyTo: p.kept, inReplyToDropped: p.dropped))
             }
         }
+    }
+
+    /// Announces new messages for `agents`, in one statement (sent at commit).
+    static func notify(_ agents: [String], on c: PostgresConnection, logger: Logger) async throws {
+        guard !agents.isEmpty else { return }
+        try await c.query("SELECT pg_notify(\(channel), a) FROM unnest(\(agents)::text[]) AS a", logger: logger)
     }
 
     /// A send waiting to be written.

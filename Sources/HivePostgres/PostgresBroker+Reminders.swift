@@ -7,6 +7,10 @@ import PostgresNIO
 /// are locked (`FOR UPDATE SKIP LOCKED`) in the transaction that stores their messages, so a second node
 /// firing at the same moment takes others or none.
 extension PostgresBroker: ReminderStore {
+    /// Reminders one transaction fires on this store: no single writer to share (SQLite's reason for 32),
+    /// so a batch is sized for throughput (10,000 due at once, docs/benchmarks.md).
+    public static let reminderBatch = 256
+
     public func createReminder(_ agent: AgentName, body: String, filePath: String?, dueAt: Double, cap: Int) throws -> (id: Int64, pending: Int) {
         let now = clock(), logger = self.logger
         return try write { c in
@@ -75,11 +79,16 @@ extension PostgresBroker: ReminderStore {
     public func deliverDueReminders(limit: Int) throws -> (delivered: Int, failed: Int) {
         let now = clock(), logger = self.logger
         let (delivered, failed, agents) = try write { c -> (Int, Int, Set<String>) in
+            // Each registered agent's oldest due reminders on its (agent, due_at) index, at most `limit` each,
+            // then taken in rounds: never a sort of every due reminder (a window over all of them cost 18 ms a
+            // batch with 10,000 due).
             var chosen: [Int64] = []
             for try await id in try await c.query("""
-                SELECT id FROM (SELECT id, agent, row_number() OVER (PARTITION BY agent ORDER BY due_at, id) AS round
-                                FROM reminder WHERE state = 'pending' AND due_at <= \(now) AND agent IN (SELECT name FROM agent)) r
-                ORDER BY round, agent COLLATE "C" LIMIT \(limit)
+                SELECT id FROM (SELECT r.id, a.name, row_number() OVER (PARTITION BY a.name ORDER BY r.due_at, r.id) AS round
+                                FROM agent a CROSS JOIN LATERAL (
+                                    SELECT id, due_at FROM reminder
+                                    WHERE agent = a.name AND state = 'pending' AND due_at <= \(now) ORDER BY due_at, id LIMIT \(limit)) r) t
+                ORDER BY round, name COLLATE "C" LIMIT \(limit)
                 """, logger: logger).decode(Int64.self) { chosen.append(id) }
             guard !chosen.isEmpty else { return (0, try await Self.failOrphanedReminders(c, now: now, logger: logger), []) }
             var live: Set<String> = []
@@ -109,7 +118,7 @@ extension PostgresBroker: ReminderStore {
                     ORDER BY n RETURNING id
                     """, logger: logger).decode(Int64.self) { ids.append(id) }
                 try await Self.finishReminders(c, ids: fire.map(\.id), agents: fire.map(\.agent), messages: ids.sorted(), errors: nil, now: now, logger: logger)
-                for agent in Set(fire.map(\.agent)) { try await c.query("SELECT pg_notify(\(Self.channel), \(agent))", logger: logger) }
+                try await Self.notify(Array(Set(fire.map(\.agent))), on: c, logger: logger)
             }
             return (fire.count, fail.count, Set(fire.map(\.agent)))
         }

@@ -135,7 +135,7 @@ public final class PostgresBroker: Sendable {
                         group.addTask {
                             while true {
                                 try await Task.sleep(for: .seconds(5))
-                                try await bounded { try await connection.query("SELECT 1", logger: logger) }
+                                _ = try await bounded { try await connection.query("SELECT 1", logger: logger) }
                             }
                         }
                         defer { group.cancelAll() }
@@ -216,11 +216,13 @@ public final class PostgresBroker: Sendable {
     }
 
     /// A transaction from a blocking caller (core's threads), bounded; errors as ``BrokerError``s.
+    @discardableResult
     func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) throws -> T {
         try Self.ours { try PostgresThreads.block { try await self.transaction(body) } }
     }
 
     /// One statement (or a few, each its own transaction) from a blocking caller, bounded.
+    @discardableResult
     func read<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) throws -> T {
         try Self.ours { try PostgresThreads.block { try await Self.bounded { try await body(self.client) } } }
     }

@@ -41,7 +41,7 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("search-messages"), help: "Messages in the broker for the search run (0 skips it).") var searchMessages = 1_000_000
     @Option(name: .customLong("search-queries"), help: "Queries per class in the search runs.") var searchQueries = 100
     @Option(name: .customLong("postgres-wakes"), help: "Cross-node wakes for the PostgreSQL run (0 skips it; it needs PostgreSQL's server package).") var postgresWakes = 1000
-    @Option(name: .customLong("postgres-sends"), help: "Sends per sender in the PostgreSQL throughput run.") var postgresSends = 500
+    @Option(name: .customLong("postgres-sends"), help: "Sends per sender in the PostgreSQL throughput run.") var postgresSends = 900
     @Option(name: .customLong("postgres-reminders"), help: "Reminders due at once in the PostgreSQL run (for 100 agents).") var postgresReminders = 10_000
     @Option(name: .customLong("search-events"), help: "Events in one agent's transcript for the transcript search run (0 skips it).") var searchEvents = 200_000
     @Option(name: .customLong("stats-turns"), help: "Turns in turn-stats.sqlite for the stats page run (0 skips it).") var statsTurns = 100_000

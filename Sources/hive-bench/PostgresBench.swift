@@ -46,35 +46,45 @@ extension Bench {
         }
         wakes.sort(); commits.sort()
 
-        // Throughput: senders on both nodes at once.
-        let perSender = postgresSends
-        let total = 2 * senders * perSender
-        let start = ContinuousClock.now
-        _ = try await onThreads(2 * senders) { s in
-            let n = s < senders ? a : b
-            for i in 0..<perSender { _ = try n.send(from: .operator, to: .agent(iris), body: "load \(s) \(i)", inReplyTo: nil) }
-        }
-        let storeRate = Double(total) / (ContinuousClock.now - start).seconds
-        // The floor: the same rows, the same number of concurrent connections, a plain INSERT each.
+        // Throughput: senders on both nodes at once, against the floor: the same rows into the same table shape
+        // over the same number of concurrent connections, a plain INSERT each. In rounds, store then raw, so both meet the disk in the
+        // same state (the ratio of single runs moved 38-51 % with the disk's fsync time); the median round counts.
         var config = PostgresClient.Configuration(host: "127.0.0.1", port: cluster.port, username: cluster.user, password: nil, database: "postgres", tls: .disable)
         config.options.maximumConnections = 2 * senders
         let raw = PostgresClient(configuration: config, backgroundLogger: logger)
         let runner = Task { await raw.run() }
         defer { runner.cancel() }
-        try await raw.query("CREATE TABLE raw_message (id BIGSERIAL PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL, body TEXT NOT NULL, sent_at DOUBLE PRECISION NOT NULL)")
-        let rawStart = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for s in 0..<(2 * senders) {
-                group.addTask {
-                    for i in 0..<perSender {
-                        let body = "load \(s) \(i)", now = Date().timeIntervalSince1970
-                        try await raw.query("INSERT INTO raw_message (sender, recipient, body, sent_at) VALUES ('operator', 'iris', \(body), \(now))")
+        // The same rows into a table like the store's (its indexes, the full-text one included): what is left
+        // between the two is the store's own doing (checks, batching, the notification), not the schema's.
+        try await raw.query("CREATE TABLE raw_message (LIKE message INCLUDING ALL)")
+        let rounds = 3
+        let perSender = max(1, postgresSends / rounds)
+        let total = 2 * senders * perSender
+        var storeRates: [Double] = [], rawRates: [Double] = []
+        for round in 0..<rounds {
+            let start = ContinuousClock.now
+            _ = try await onThreads(2 * senders) { s in
+                let n = s < senders ? a : b
+                for i in 0..<perSender { _ = try n.send(from: .operator, to: .agent(iris), body: "load \(round) \(s) \(i)", inReplyTo: nil) }
+            }
+            storeRates.append(Double(total) / (ContinuousClock.now - start).seconds)
+            let rawStart = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for s in 0..<(2 * senders) {
+                    group.addTask {
+                        for i in 0..<perSender {
+                            let body = "load \(round) \(s) \(i)", now = Date().timeIntervalSince1970
+                            try await raw.query("INSERT INTO raw_message (sender, recipient, body, sent_at) VALUES ('operator', 'iris', \(body), \(now))")
+                        }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            rawRates.append(Double(total) / (ContinuousClock.now - rawStart).seconds)
         }
-        let rawRate = Double(total) / (ContinuousClock.now - rawStart).seconds
+        let ratios = zip(storeRates, rawRates).map { $0 / $1 }.sorted()
+        let median = ratios[ratios.count / 2]
+        let storeRate = storeRates.sorted()[rounds / 2], rawRate = rawRates.sorted()[rounds / 2]
         let f = { (v: Double) in String(format: "%.2f", v) }
         let (reminderSeconds, byNode, reminderMessages) = try await remindersAcrossNodes(cluster: cluster, logger: logger)
         let (snapshot, snapshotRows) = try await snapshotRun(cluster: cluster, logger: logger)
@@ -84,23 +94,23 @@ extension Bench {
 
             Machine: 2 cores; \(Self.buildKind) build; PostgreSQL from the Debian package, a throwaway cluster on
             loopback with default durability; two nodes (two `PostgresBroker`s: a pool and a LISTEN connection each)
-            in this process. Issue 15's first slice: messages only, not yet wired into core.
+            in this process (stores, as core's nodes use them; callers are threads, as core's connections).
 
             | measure | result | target |
             |---|---|---|
             | cross-node wake, send on a to parked recv on b (\(postgresWakes) runs) | p50 \(f(percentile(wakes, 0.5))) ms, p99 \(f(percentile(wakes, 0.99))) ms | p99 ≤ 5 ms |
             | the send's own commit (INSERT + NOTIFY), the wake's floor | p50 \(f(percentile(commits, 0.5))) ms, p99 \(f(percentile(commits, 0.99))) ms | |
-            | durable sends, \(senders) senders on each of 2 nodes, \(total) sends | \(String(format: "%.0f", storeRate)) msg/s | |
-            | raw INSERT loop, same rows, \(2 * senders) connections | \(String(format: "%.0f", rawRate)) rows/s | |
-            | store / raw | \(String(format: "%.0f", 100 * storeRate / rawRate)) % | ≥ 50 % |
+            | durable sends, \(senders) senders on each of 2 nodes, \(rounds) rounds of \(total) sends (median) | \(String(format: "%.0f", storeRate)) msg/s | |
+            | raw INSERT loop, same rows into a table like the store's (same indexes), \(2 * senders) connections, after each round (median) | \(String(format: "%.0f", rawRate)) rows/s | |
+            | store / raw, round by round | median \(String(format: "%.0f", 100 * median)) % (\(ratios.map { String(format: "%.0f", 100 * $0) }.joined(separator: ", ")) %) | ≥ 50 % |
             | \(postgresReminders) reminders due at once for 100 agents, fired by two nodes at once (batches of \(reminderBatch)) | all delivered in \(f(reminderSeconds)) s (node a \(byNode.0), node b \(byNode.1)); \(reminderMessages) messages, each reminder once | ≤ 2 s, exactly once |
             | dashboard snapshot (every agent with its counts, placements, nodes): 500 agents on 5 nodes, \(snapshotRows) messages | p50 \(f(percentile(snapshot, 0.5))) ms, p99 \(f(percentile(snapshot, 0.99))) ms | ≤ 50 ms |
 
             """
     }
 
-    /// Reminders one transaction fires: core's default (`CoreOptions.reminderBatch`).
-    var reminderBatch: Int { 32 }
+    /// Reminders one transaction fires: core's on this store.
+    var reminderBatch: Int { PostgresBroker.reminderBatch }
 
     /// `postgresReminders` reminders for 100 agents, all due at the same instant, fired by two nodes at once
     /// (as when the duty changes hands mid-burst; normally one node fires): the time until every one is
@@ -128,11 +138,11 @@ extension Bench {
         let fired = try await onThreads(2) { i in
             let store = i == 0 ? a : b
             var total = 0
-            while true {
-                let (delivered, _) = try store.deliverDueReminders(limit: batch)
-                if delivered == 0 { return total }
-                total += delivered
+            // Until none is due: a batch whose reminders the other node holds fires nothing and looks again.
+            while try store.nextReminderDue().map({ $0 <= clock.withLock { $0 } }) ?? false {
+                total += try store.deliverDueReminders(limit: batch).delivered
             }
+            return total
         }
         let seconds = (ContinuousClock.now - start).seconds
         var messages = 0
@@ -187,7 +197,7 @@ extension Bench {
             let start = ContinuousClock.now
             let agents = try await onThreads(1) { _ in (try store.agents(), try store.placements(), try store.nodes()) }[0]
             times.append((ContinuousClock.now - start).seconds * 1000)
-            guard agents.0.count == 501, agents.1.count == 501, agents.2.count == 5 else {
+            guard agents.0.count == 500, agents.1.count == 500, agents.2.count == 5 else {
                 throw BrokerError.storage("snapshot: \(agents.0.count) agents, \(agents.1.count) placements, \(agents.2.count) nodes")
             }
         }

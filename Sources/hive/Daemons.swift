@@ -239,7 +239,7 @@ struct Core: AsyncParsableCommand {
         HiveMetrics.bootstrap()
         let logger = Logger(label: "hive.core")
         do {
-            var options = try hive.options(cage: cage)
+            var options = hive.options(cage: cage)
             options.database = try database.map { try DatabaseURL($0) }
             options.node = node
             options.lease = .seconds(nodeLease)
