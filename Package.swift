@@ -104,7 +104,7 @@ let package = Package(
         // The broker's messages on PostgreSQL for a hive on many hosts (issue 15, first slice): one pool and
         // one LISTEN connection per node, wake across nodes by NOTIFY.
         .target(name: "HivePostgres", dependencies: [
-            "HiveWire", "HiveBroker", "HiveMetrics",
+            "HiveWire", "HiveHost", "HiveBroker", "HiveMetrics",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),

@@ -48,6 +48,19 @@ public enum QuestionLifecycle {
         return Asked(question: question, options: options, multi: multi, ttl: ttl)
     }
 
+    /// Whether `by` may answer `q` at `now`, and the answer as stored (see ``checkAnswer(_:choices:answer:)``).
+    /// Only the party asked may answer: an agent learns nothing about questions not asked of it (the operator
+    /// sees them all anyway). A question past its time but not yet swept is expired, whatever the sweeper has
+    /// managed so far.
+    public static func answering(_ q: QuestionView, by: Sender, now: Double, choices: [String]?, answer: String?) throws -> (choices: [String], answer: String?) {
+        guard q.to == by.description else {
+            throw by == .operator ? BrokerError.notYourQuestion(q.id, to: q.to) : BrokerError.noSuchQuestion(q.id)
+        }
+        let effective = q.state == .open && q.expiresAt <= now ? QuestionState.expired : q.state
+        guard apply(.answer, to: effective).next != nil else { throw BrokerError.questionNotOpen(q.id, state: effective.rawValue) }
+        return try checkAnswer(q, choices: choices, answer: answer)
+    }
+
     /// Checks an answer against the question: with options, one chosen (several if `multi`), each one of
     /// them; without, a non-empty text. Returns the choices in the question's order and the trimmed text.
     public static func checkAnswer(_ q: QuestionView, choices: [String]?, answer: String?) throws(RequestError) -> (choices: [String], answer: String?) {

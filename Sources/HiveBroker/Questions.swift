@@ -41,16 +41,7 @@ extension Broker: QuestionOutbox {
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM question WHERE id = ?", arguments: [id]) else {
                 throw BrokerError.noSuchQuestion(id)
             }
-            let q = Self.view(row)
-            guard q.to == by.description else {
-                // An agent learns nothing about questions not asked of it; the operator sees them all anyway.
-                throw by == .operator ? BrokerError.notYourQuestion(id, to: q.to) : BrokerError.noSuchQuestion(id)
-            }
-            let state = q.state
-            // Past its time but not yet swept: it is expired, whatever the sweeper has managed so far.
-            let effective = state == .open && q.expiresAt <= now ? QuestionState.expired : state
-            guard QuestionLifecycle.apply(.answer, to: effective).next != nil else { throw BrokerError.questionNotOpen(id, state: effective.rawValue) }
-            let (picked, text) = try QuestionLifecycle.checkAnswer(q, choices: choices, answer: answer)
+            let (picked, text) = try QuestionLifecycle.answering(Self.view(row), by: by, now: now, choices: choices, answer: answer)
             try db.execute(sql: """
                 UPDATE question SET state = 'answered', choices = ?, answer = ?, answered_by = ?, answered_at = ? WHERE id = ? AND state = 'open'
                 """, arguments: [QuestionOutboxText.json(picked), text, by.description, now, id])

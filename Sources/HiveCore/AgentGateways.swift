@@ -177,22 +177,3 @@ struct PinnedResolver: NameResolver {
     }
 }
 
-/// Runs async work to its end from a thread that may block (cages are launched from one).
-enum Blocking {
-    static func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-        let result = Mutex<Result<T, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            let r: Result<T, any Error>
-            do { r = .success(try await body()) } catch { r = .failure(error) }
-            result.withLock { $0 = r }
-            done.signal()
-        }
-        done.wait()
-        return try result.withLock { $0! }.get()
-    }
-
-    static func run(_ body: @escaping @Sendable () async -> Void) {
-        _ = try? run { () async throws -> Bool in await body(); return true }
-    }
-}

@@ -27,7 +27,8 @@ struct WebEndpoint: Sendable {
                     seq: seq, agents: try admin.list(), approvals: try broker.approvals(recent: 20),
                     messages: try broker.recentMessages(limit: 200), reminders: try broker.pendingReminders(agent: nil),
                     questions: try broker.questions(closed: 10), forge: admin.forge?.forge.baseURL,
-                    spend: try admin.sockets.ledger.totals(), budgets: try admin.sockets.budgets.handle(BudgetCommand()).budgets))
+                    spend: try admin.sockets.ledger.totals(), budgets: try admin.sockets.budgets.handle(BudgetCommand()).budgets,
+                    nodes: try broker.nodes()))
             case .events(let c):
                 let wait = try Validate.seconds(c.waitSeconds, field: "wait_seconds", cap: 30)
                 return ResponseLine.ok(feed.events(after: c.after, wait: wait))

@@ -1,5 +1,6 @@
 import Foundation
 import HiveBroker
+import HiveHost
 import Synchronization
 
 /// The threads the PostgreSQL store's async work runs on, and the bridge from core's blocking calls to it.
@@ -50,15 +51,6 @@ final class PostgresThreads: TaskExecutor, @unchecked Sendable {
     /// ``BrokerError``s (a storage error carries PostgreSQL's own message) or as the caller's
     /// `RequestError`s.
     static func block<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-        let result = Mutex<Result<T, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task(executorPreference: shared) {
-            let r: Result<T, any Error>
-            do { r = .success(try await body()) } catch { r = .failure(error) }
-            result.withLock { $0 = r }
-            done.signal()
-        }
-        done.wait()
-        return try result.withLock { $0! }.get()
+        try Blocking.run(on: shared, body)
     }
 }

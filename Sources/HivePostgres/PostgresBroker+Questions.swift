@@ -62,14 +62,7 @@ extension PostgresBroker: QuestionStore, QuestionOutbox {
                                                                                    binds: try Self.binds(id)), logger: logger)).first?.question else {
                 throw BrokerError.noSuchQuestion(id)
             }
-            guard q.to == by.description else {
-                // An agent learns nothing about questions not asked of it; the operator sees them all anyway.
-                throw by == .operator ? BrokerError.notYourQuestion(id, to: q.to) : BrokerError.noSuchQuestion(id)
-            }
-            // Past its time but not yet swept: it is expired, whatever the sweeper has managed so far.
-            let effective = q.state == .open && q.expiresAt <= now ? QuestionState.expired : q.state
-            guard QuestionLifecycle.apply(.answer, to: effective).next != nil else { throw BrokerError.questionNotOpen(id, state: effective.rawValue) }
-            let (picked, text) = try QuestionLifecycle.checkAnswer(q, choices: choices, answer: answer)
+            let (picked, text) = try QuestionLifecycle.answering(q, by: by, now: now, choices: choices, answer: answer)
             try await c.query("""
                 UPDATE question SET state = 'answered', choices = \(QuestionOutboxText.json(picked)), answer = \(text), answered_by = \(by.description),
                                     answered_at = \(now)

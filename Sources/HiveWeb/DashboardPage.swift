@@ -24,6 +24,7 @@ enum DashboardPage {
         <section id="approvals-section"><h2>Pending approvals</h2><div id="approvals"></div></section>
         <section id="questions-section"><h2>Questions</h2><div id="questions"></div></section>
         <section><h2>Agents</h2><div class="scroll"><table id="agents"></table></div></section>
+        <section id="nodes-section" hidden><h2>Nodes</h2><div class="scroll"><table id="nodes"></table></div></section>
         <section><h2>Spend</h2><div class="scroll"><div id="spend"></div><table id="budgets"></table></div></section>
         <section><h2>Messages</h2>
           <form id="compose"><select id="to"></select><input id="body" placeholder="message as operator" maxlength="4096" required>
@@ -74,7 +75,7 @@ enum DashboardPage {
     table{border-collapse:collapse;background:#fff}td,th{padding:.3em .6em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
     .badge{display:inline-block;padding:.1em .5em;border-radius:.7em;background:#ddd;font-size:.9em;white-space:nowrap}
     .idle,.running{background:#cfc}.thinking,.compacting{background:#cdf}.stopped,.destroyed{background:#ddd}
-    .crashed,.rate_limited,.over_budget,.over_disk_quota,.needs_login,.needs_billing,.claude_missing,.bad{background:#f99;color:#600}
+    .crashed,.rate_limited,.over_budget,.over_disk_quota,.needs_login,.needs_billing,.claude_missing,.node_down,.bad{background:#f99;color:#600}
     .transient::after{content:"";display:inline-block;width:.7em;height:.7em;margin-left:.3em;border:2px solid #555;border-top-color:transparent;border-radius:50%;animation:spin 1s linear infinite}
     @keyframes spin{to{transform:rotate(360deg)}}
     .muted{color:#777}.msg{margin:.2em 0 .2em calc(var(--d)*1.5em);overflow-wrap:anywhere}.state{font-size:.8em;color:#666}
@@ -193,8 +194,14 @@ enum DashboardPage {
       const live = S.agents.filter(a => a.state !== 'destroyed');
       renderNow();
       renderSpend();
-      document.getElementById('agents').innerHTML = '<tr><th>agent</th><th>state</th><th>unread</th><th>in flight</th><th>dead letters</th><th>today</th><th>cage</th><th></th></tr>' +
-        live.map(a => `<tr><td><a href="agent/${esc(a.name)}/">${esc(a.name)}</a> <a class="muted" href="agent/${esc(a.name)}/stats">stats</a><div class="muted">${esc(a.description)}</div></td>
+      // A hive on many hosts: each agent's node, and the nodes with their heartbeats.
+      const nodes = S.nodes || [], many = nodes.length > 0;
+      document.getElementById('nodes-section').hidden = !many;
+      document.getElementById('nodes').innerHTML = '<tr><th>node</th><th>host</th><th>state</th><th>heartbeat</th><th>agents</th><th>load</th><th>memory</th></tr>' +
+        nodes.map(n => `<tr><td>${esc(n.name)}</td><td class="muted">${esc(n.host)}</td><td><span class="badge ${n.up ? 'idle' : 'bad'}">${n.up ? 'up' : 'down'}</span></td>
+          <td>${n.heartbeat_age.toFixed(1)} s ago</td><td>${n.agents}</td><td>${n.load.toFixed(2)} / ${n.cores}</td><td>${Math.round(n.memory_megabytes / 1024)} GiB</td></tr>`).join('');
+      document.getElementById('agents').innerHTML = '<tr><th>agent</th>' + (many ? '<th>node</th>' : '') + '<th>state</th><th>unread</th><th>in flight</th><th>dead letters</th><th>today</th><th>cage</th><th></th></tr>' +
+        live.map(a => `<tr><td><a href="agent/${esc(a.name)}/">${esc(a.name)}</a> <a class="muted" href="agent/${esc(a.name)}/stats">stats</a><div class="muted">${esc(a.description)}</div></td>${many ? `<td>${esc(a.node)}</td>` : ''}
           <td><span class="badge ${esc(a.state)} ${transients.includes(a.state) ? 'transient' : ''}">${esc(a.state)}${a.rate_limited_until ? ' until ' + hhmm(a.rate_limited_until) : ''}</span>
           <div class="muted">${esc(a.detail)}</div></td><td>${a.unread}</td><td>${a.inflight}</td>
           <td>${a.dead_letters ? `<span class="badge bad">${a.dead_letters}</span>` : 0}</td><td>${usd(a.today_usd)}</td><td class="muted">${esc(a.cage)}</td>

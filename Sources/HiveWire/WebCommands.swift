@@ -27,10 +27,12 @@ public struct SnapshotCommand: HiveCommand {
         /// What the hive spent today, over 7 days and this month, per agent and per model; and every budget.
         @Nullable public var spend: SpendCommand.Reply?
         public var budgets: [BudgetView] = []
+        /// A hive on many hosts: its nodes with their heartbeats (empty on one host).
+        public var nodes: [NodeView] = []
         public init(seq: Int64, agents: [AgentSummary], approvals: [ApprovalView], messages: [MessageView], reminders: [ReminderView],
-                    questions: [QuestionView], forge: String?, spend: SpendCommand.Reply? = nil, budgets: [BudgetView] = []) {
+                    questions: [QuestionView], forge: String?, spend: SpendCommand.Reply? = nil, budgets: [BudgetView] = [], nodes: [NodeView] = []) {
             self.seq = seq; self.agents = agents; self.approvals = approvals; self.messages = messages; self.reminders = reminders
-            self.questions = questions; self.forge = forge; self.spend = spend; self.budgets = budgets
+            self.questions = questions; self.forge = forge; self.spend = spend; self.budgets = budgets; self.nodes = nodes
         }
     }
 }

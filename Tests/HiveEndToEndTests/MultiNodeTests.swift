@@ -92,6 +92,17 @@ struct MultiNodeTests {
         #expect(state == .nodeDown)
         #expect(try b.cli(["send", "alpha", "waiting for you"]).status == 0, "a send to an agent of a node that is down is stored, not refused")
 
+        // The dashboard of node b (a real browser): the node list with a down and b up, alpha node_down on a.
+        if FirstScreenTests.chromium != nil {
+            let (_, port) = try await b.startWeb()
+            let dom = try FirstScreenTests.chrome(b, "http://127.0.0.1:\(port)/login?token=\(try b.dashboardToken())", size: (1280, 900), "--dump-dom")
+            let nodes = try #require(dom.range(of: "id=\"nodes\"").map { String(dom[$0.upperBound...].prefix(2000)) }, "the node list is on the page")
+            #expect(nodes.range(of: #"<td>a</td>.*?badge bad">down<"#, options: .regularExpression) != nil, "\(nodes.prefix(600))")
+            #expect(nodes.range(of: #"<td>b</td>.*?badge idle">up<"#, options: .regularExpression) != nil, "\(nodes.prefix(600))")
+            let agents = try #require(dom.range(of: "id=\"agents\"").map { String(dom[$0.upperBound...].prefix(4000)) })
+            #expect(agents.range(of: #"(?s)>alpha</a>(?:(?!</tr>).)*?<td>a</td>(?:(?!</tr>).)*?badge node_down"#, options: .regularExpression) != nil, "\(agents.prefix(800))")
+        }
+
         // Node a comes back: alpha is served again and finds the message that waited.
         try await a.start(extra: ["--database", url, "--node", "a", "--node-lease", "10"])
         let back = try await a.agent("alpha").call(RecvCommand(waitSeconds: 10, max: 10)).messages
