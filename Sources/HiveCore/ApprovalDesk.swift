@@ -104,7 +104,8 @@ struct ApprovalDesk: Sendable {
         configs.set(name, config)
         do {
             if record == nil {
-                _ = try lifecycle.spawn(name, waitReady: true)
+                // On the manager's node: configs do not travel between nodes yet (docs/multi-host.md).
+                _ = try lifecycle.spawn(name, node: lifecycle.broker.nodeName, waitReady: true)
             } else if cages && !operatorStopped {
                 try lifecycle.rebuild(name, waitReady: true)
             }

@@ -225,7 +225,7 @@ public final class CoreDaemon: Sendable {
         do { store = try PostgresBroker.open(url, node: node, logger: logger) } catch {
             throw CoreError("cannot open the hive's database \(url): \(error)")
         }
-        do { try store.startNode(lease: options.lease, downAfter: options.lease) } catch {
+        do { try store.startNode(lease: options.lease) } catch {
             store.shutdown()
             throw CoreError("cannot run as node \(node): \(error)")
         }

@@ -18,8 +18,8 @@ struct Lifecycle: Sendable {
     let forge: ForgeDesk?
     let logger: Logger
     var board: AgentStatusBoard { sockets.board }
-    /// Agents a verb of this node is spawning right now: reconciliation leaves them to it.
-    let spawning = NamesInFlight()
+    /// Agents a verb of this node is spawning, destroying or reviving right now: reconciliation leaves them to it.
+    let busy = NamesInFlight()
     /// How long a (re)started harness may take to connect before the start counts as failed.
     static let readyTimeout: Duration = .seconds(30)
 
@@ -36,17 +36,19 @@ struct Lifecycle: Sendable {
         try here(name)
     }
 
-    /// In a hive on many hosts, a verb that touches an agent's cage or directories runs on its node.
-    private func here(_ name: AgentName) throws {
-        guard let node = broker.nodeName, let placed = try broker.placements()[name.rawValue]?.node, placed != node else { return }
-        throw CoreError("\(name) runs on node \(placed), not on this one (\(node)): run this on \(placed)'s host")
+    /// In a hive on many hosts, a verb that touches an agent's cage or directories runs on its node; with
+    /// `orNodeDown`, also anywhere while that node is down (a tombstone on a node gone for good can still go).
+    private func here(_ name: AgentName, orNodeDown: Bool = false) throws {
+        guard let node = broker.nodeName, let placed = try broker.placements()[name.rawValue], placed.node != node else { return }
+        if orNodeDown, !placed.nodeUp { return }
+        throw CoreError("\(name) runs on node \(placed.node), not on this one (\(node)): run this on \(placed.node)'s host")
     }
 
     /// The node a new agent goes to when the operator names none: the up node with the most room, counting
     /// a heavy agent as 2 GB (issue 15: one peaks near 1.5 CPU and 2 GB with its tools), then the lightest load.
     func placement(asked: String?) throws -> String? {
         guard let here = broker.nodeName else {
-            if let asked { throw CoreError("this hive runs on one host: there is no node '\(asked)' to place \(asked) on (hive core --database … --node)") }
+            if let asked { throw CoreError("this hive runs on one host: there is no node '\(asked)' (hive core --database … --node makes one)") }
             return nil
         }
         if let asked { return asked }
@@ -87,8 +89,13 @@ struct Lifecycle: Sendable {
             notify(.spawned, about: name, "\(name) was created on node \(node).")
             return SpawnCommand.Reply(name: name.rawValue, socket: "", node: node)
         }
-        spawning.names.withLock { _ = $0.insert(name) }
-        defer { spawning.names.withLock { _ = $0.remove(name) } }
+        try busy.during(name) { try spawnHere(name, waitReady: waitReady) }
+        logger.info("spawned agent \(name)")
+        notify(.spawned, about: name, "\(name) was created\(processes == nil ? "" : " and its cage started").")
+        return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path, node: broker.nodeName)
+    }
+
+    private func spawnHere(_ name: AgentName, waitReady: Bool) throws {
         _ = try broker.register(name)
         try during(name, .spawning, after: afterStart) {
             do {
@@ -107,19 +114,19 @@ struct Lifecycle: Sendable {
                 throw CoreError("\(name) was created but its harness did not connect within \(Self.readyTimeout); see hive logs \(name)")
             }
         }
-        logger.info("spawned agent \(name)")
-        notify(.spawned, about: name, "\(name) was created\(processes == nil ? "" : " and its cage started").")
-        return SpawnCommand.Reply(name: name.rawValue, socket: layout.agentSocket(name).path, node: broker.nodeName)
     }
 
     /// A node's reconciliation after each heartbeat: agents newly placed here (spawned for it on another
     /// node) come up; agents it serves that are no longer placed here (destroyed, purged) stop and lose
     /// their socket. The manager's socket opens at boot only, on its own node.
     func reconcile() {
-        let placed = Set(broker.agentsHere()).subtracting(spawning.names.withLock { $0 })
-        let served = Set(sockets.served())
+        let inFlight = busy.names.withLock { $0 }
+        let placed = Set(broker.agentsHere()).subtracting(inFlight)
+        let served = Set(sockets.served()).subtracting(inFlight)
         for name in placed.subtracting(served) where name != .manager {
             do {
+                // Looked at again now: the heartbeat's list may be a moment old (destroyed or moved since).
+                guard try broker.agent(name)?.destroyedAt == nil, try broker.placements()[name.rawValue]?.node == broker.nodeName else { continue }
                 try AgentDirectories.create(name, in: layout)
                 try sockets.open(name)
                 forge?.ensureToken(name)
@@ -131,6 +138,7 @@ struct Lifecycle: Sendable {
         }
         for name in served.subtracting(placed) where name != .manager {
             processes?.stop(name)
+            forge?.revoke(name)
             sockets.close(name)
             board.forget(name)
             logger.info("\(name) is no longer placed on this node (destroyed or moved): stopped it")
@@ -141,7 +149,13 @@ struct Lifecycle: Sendable {
     /// directories, inbox and reminders.
     func destroy(_ name: AgentName, purge: Bool) throws {
         guard name != .manager else { throw BrokerError.managerIsPermanent }
-        try here(name) // its directories are on its node
+        try here(name, orNodeDown: true) // its directories are on its node, unless that node is gone
+        try busy.during(name) { try destroyHere(name, purge: purge) }
+        sockets.board.forget(name)
+        logger.info("destroyed agent \(name)\(purge ? " (purged)" : "")")
+    }
+
+    private func destroyHere(_ name: AgentName, purge: Bool) throws {
         try during(name, .destroying) {
             try broker.destroy(name, purge: purge)
             forge?.revoke(name)
@@ -156,8 +170,6 @@ struct Lifecycle: Sendable {
                 configs.set(name, nil)
             }
         }
-        sockets.board.forget(name)
-        logger.info("destroyed agent \(name)\(purge ? " (purged)" : "")")
     }
 
     func start(_ name: AgentName) throws -> StartCommand.Reply {
@@ -251,6 +263,10 @@ struct Lifecycle: Sendable {
     /// A tombstone comes back: its directories, socket and cage.
     func revive(_ name: AgentName) throws -> StartCommand.Reply {
         try here(name) // its state is on its node
+        return try busy.during(name) { try reviveHere(name) }
+    }
+
+    private func reviveHere(_ name: AgentName) throws -> StartCommand.Reply {
         try broker.revive(name)
         try AgentDirectories.create(name, in: layout)
         try sockets.open(name)
@@ -264,4 +280,10 @@ struct Lifecycle: Sendable {
 /// Names a verb is working on, shared by every copy of the lifecycle.
 final class NamesInFlight: Sendable {
     let names = Mutex<Set<AgentName>>([])
+
+    func during<T>(_ name: AgentName, _ body: () throws -> T) rethrows -> T {
+        names.withLock { _ = $0.insert(name) }
+        defer { names.withLock { _ = $0.remove(name) } }
+        return try body()
+    }
 }

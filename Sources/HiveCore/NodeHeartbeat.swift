@@ -3,6 +3,7 @@ import HiveBroker
 import HiveWire
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// A node's heartbeat, for a hive on many hosts (docs/multi-host.md): every `interval` it tells the
 /// database it is alive, with its load and the states of its agents (so every node can list every agent),
@@ -25,47 +26,90 @@ final class NodeHeartbeat: Service, Sendable {
         self.interval = interval; self.lease = lease; self.logger = logger
     }
 
-    /// What this host says of itself in a heartbeat.
+    /// What this host says of itself in a heartbeat. Details are bounded and control characters go (a
+    /// supervisor's detail quotes errors; the database's text takes no NUL, and one would fail the beat).
     static func beat(states: [(agent: String, state: AgentState, detail: String?, since: Double?)]) -> NodeBeat {
         var load = [0.0, 0, 0]
         _ = getloadavg(&load, 3)
+        let clean = states.map { s in
+            (agent: s.agent, state: s.state, detail: s.detail.map { d in
+                String(String.UnicodeScalarView(d.unicodeScalars.prefix(500).map { $0.value < 0x20 || $0.value == 0x7f ? " " : $0 }))
+            }, since: s.since)
+        }
         return NodeBeat(host: ProcessInfo.processInfo.hostName, endpoint: nil, cores: ProcessInfo.processInfo.activeProcessorCount,
-                        memoryMegabytes: Int(ProcessInfo.processInfo.physicalMemory / 1_048_576), load: load[0], states: states)
+                        memoryMegabytes: Int(ProcessInfo.processInfo.physicalMemory / 1_048_576), load: load[0], states: clean)
     }
 
-    func run() async throws {
+    private struct Pulse {
         var lastGotThrough = ContinuousClock.now
+        var lastStarted: ContinuousClock.Instant?
+        var inFlight = false
         var fenced = false
+        var reconciling = false
+    }
+
+    /// A heartbeat every `interval`, each on a thread of its own so a slow database never delays the
+    /// fence: that is checked every second against the last heartbeat that got through (counted from when
+    /// it was sent). Cages stop one interval before the lease ends, all at once; stops and restarts go in
+    /// order on one queue, so a flapping database cannot leave a cage started after a stop.
+    private let pulse = Mutex(Pulse())
+    private let order = DispatchQueue(label: "hive.node.fence")
+
+    func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            let states = sockets.served().map { name in
-                let s = sockets.board.state(of: name, connected: sockets.connectionCount(name) > 0)
-                return (agent: name.rawValue, state: s.state, detail: s.detail, since: s.since)
+            let start = pulse.withLock { p -> Bool in
+                guard !p.inFlight, p.lastStarted.map({ ContinuousClock.now - $0 >= interval }) ?? true else { return false }
+                p.inFlight = true
+                p.lastStarted = .now
+                return true
             }
-            let store = self.store
-            let sent = ContinuousClock.now
-            let outcome = await onThread { Result { try store.heartbeat(Self.beat(states: states)) } }
-            switch outcome {
-            case .success:
-                lastGotThrough = sent
-                if !fenced { let lifecycle = self.lifecycle; await onThread { lifecycle.reconcile() } }
-                if fenced {
-                    fenced = false
-                    logger.notice("the database is reachable again: this node's agents start again")
-                    let lifecycle = self.lifecycle
-                    Thread { lifecycle.bootAll() }.start()
-                }
-            case .failure(let error):
-                let silent = ContinuousClock.now - lastGotThrough
-                logger.warning("heartbeat failed (\(silent) without one): \(error)")
-                // Stopped one interval before the database's lease ends (it began no earlier than `sent`).
-                if !fenced, silent >= lease - interval {
-                    fenced = true
-                    logger.error("no heartbeat reached the database for \(silent): this node's leases run out, so its cages stop until it is back")
-                    let processes = self.processes, served = sockets.served()
-                    await onThread { for name in served { processes?.stop(name) } }
-                }
+            if start { Thread { [self] in beatOnce() }.start() }
+            let fence = pulse.withLock { p -> Bool in
+                guard !p.fenced, ContinuousClock.now - p.lastGotThrough >= lease - interval else { return false }
+                p.fenced = true
+                return true
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            if fence {
+                logger.error("no heartbeat reached the database for \(lease - interval): this node's leases are about to run out, so its cages stop until it is back")
+                let processes = self.processes, served = sockets.served()
+                self.order.async { DispatchQueue.concurrentPerform(iterations: served.count) { processes?.stop(served[$0]) } }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
+    }
+
+    /// One heartbeat, then what follows from it: a recovery restarts the agents; otherwise the node
+    /// reconciles (unless a reconciliation still runs).
+    private func beatOnce() {
+        let states = sockets.served().map { name in
+            let s = sockets.board.state(of: name, connected: sockets.connectionCount(name) > 0)
+            return (agent: name.rawValue, state: s.state, detail: s.detail, since: s.since)
+        }
+        let sent = ContinuousClock.now
+        do {
+            try store.heartbeat(Self.beat(states: states))
+            let (recovered, reconcile) = pulse.withLock { p -> (Bool, Bool) in
+                p.inFlight = false
+                p.lastGotThrough = sent
+                let recovered = p.fenced
+                p.fenced = false
+                let reconcile = !recovered && !p.reconciling
+                if reconcile { p.reconciling = true }
+                return (recovered, reconcile)
+            }
+            if recovered {
+                logger.notice("the database is reachable again: this node's agents start again")
+                order.async { [lifecycle] in lifecycle.bootAll() }
+            } else if reconcile {
+                lifecycle.reconcile()
+                pulse.withLock { $0.reconciling = false }
+            }
+        } catch {
+            let silent = pulse.withLock { p -> Duration in
+                p.inFlight = false
+                return ContinuousClock.now - p.lastGotThrough
+            }
+            logger.warning("heartbeat failed (\(silent) without one): \(error)")
         }
     }
 }

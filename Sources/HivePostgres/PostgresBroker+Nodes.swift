@@ -9,9 +9,9 @@ struct NodeState: Sendable {
     /// How long a heartbeat's lease on this node's agents lasts (by the database's clock), and how long
     /// this node trusts its own leases after its last heartbeat that reached the database.
     var lease: Double
-    /// A node whose heartbeat is older than this is down: its agents show `node_down`.
-    var downAfter: Double
     var lastBeat: ContinuousClock.Instant?
+    /// Whether the node's session holds the lock on its name (no heartbeat without it).
+    var nameHeld = true
     /// The agents placed here, as of the last heartbeat.
     var placedHere: Set<String> = []
     var duties: Set<Duty> = []
@@ -28,10 +28,12 @@ extension PostgresBroker: HiveNodes {
     /// holds leases on its agents and competes for the hive's duties, on a session of its own that also
     /// holds the node's name: a second host started with the same `--node` is refused. Before this it is
     /// a plain store (no fencing, every duty its own), as the tests of the store use it.
-    public func startNode(lease: Duration = .seconds(15), downAfter: Duration = .seconds(15)) throws {
+    public func startNode(lease: Duration = .seconds(15)) throws {
         guard nodeState.withLock({ $0 == nil }) else { return }
-        let session = try Self.ours { try PostgresThreads.block { [self] in try await Self.bounded { try await self.openSession() } } }
-        nodeState.withLock { $0 = NodeState(lease: lease.seconds, downAfter: downAfter.seconds, startedAt: Date().timeIntervalSince1970) }
+        let session = try Self.ours {
+            try PostgresThreads.block { [self] in try await Self.bounded({ try await self.openSession() }, late: { c in try? await c.close() }) }
+        }
+        nodeState.withLock { $0 = NodeState(lease: lease.seconds, startedAt: Date().timeIntervalSince1970) }
         let duties = Task(executorPreference: PostgresThreads.shared) { [weak self] () async -> Void in await self?.holdDuties(first: session) }
         addTask(duties)
     }
@@ -69,29 +71,34 @@ extension PostgresBroker: HiveNodes {
     }
 
     public func heartbeat(_ beat: NodeBeat) throws {
-        guard let (lease, startedAt) = nodeState.withLock({ s in s.map { ($0.lease, $0.startedAt) } }) else { return }
+        guard let (lease, startedAt, named) = nodeState.withLock({ s in s.map { ($0.lease, $0.startedAt, $0.nameHeld) } }) else { return }
+        // Without the lock on its name, another host may be running as this node: no heartbeat, so this one
+        // fences itself rather than renew leases both would use.
+        guard named else { throw BrokerError.storage("this node's session (the lock on its name) is lost; reconnecting") }
         let node = self.node, logger = self.logger
         // Trust runs from before the request: the database's lease started no earlier than this.
         let sent = ContinuousClock.now
+        // One row a heartbeat, plus the agents whose published state changed: the lease is the node's row
+        // (claims check it), not a write per agent.
         let placed = try write { c -> Set<String> in
             try await c.query("""
-                INSERT INTO hive_node (name, host, endpoint, started_at, heartbeat_at, cores, memory_mb, load1)
-                VALUES (\(node), \(beat.host), \(beat.endpoint), \(startedAt), \(unescaped: databaseNow), \(beat.cores), \(beat.memoryMegabytes), \(beat.load))
+                INSERT INTO hive_node (name, host, endpoint, started_at, heartbeat_at, cores, memory_mb, load1, lease)
+                VALUES (\(node), \(beat.host), \(beat.endpoint), \(startedAt), \(unescaped: databaseNow), \(beat.cores), \(beat.memoryMegabytes), \(beat.load), \(lease))
                 ON CONFLICT (name) DO UPDATE SET host = excluded.host, endpoint = excluded.endpoint, started_at = excluded.started_at,
-                    heartbeat_at = excluded.heartbeat_at, cores = excluded.cores, memory_mb = excluded.memory_mb, load1 = excluded.load1
+                    heartbeat_at = excluded.heartbeat_at, cores = excluded.cores, memory_mb = excluded.memory_mb, load1 = excluded.load1, lease = excluded.lease
                 """, logger: logger)
             if !beat.states.isEmpty {
                 try await c.query("""
-                    UPDATE agent SET state = u.s, detail = u.d, state_since = NULLIF(u.t, -1)
+                    UPDATE agent SET state = u.s, detail = NULLIF(u.d, ''), state_since = NULLIF(u.t, -1)
                     FROM unnest(\(beat.states.map(\.agent))::text[], \(beat.states.map(\.state.rawValue))::text[], \(beat.states.map { $0.detail ?? "" })::text[],
                                 \(beat.states.map { $0.since ?? -1 })::float8[]) AS u(a, s, d, t)
                     WHERE agent.name = u.a AND agent.node = \(node)
+                      AND (agent.state, agent.detail, agent.state_since) IS DISTINCT FROM (u.s, NULLIF(u.d, ''), NULLIF(u.t, -1))
                     """, logger: logger)
             }
             var placed: Set<String> = []
-            for try await name in try await c.query("""
-                UPDATE agent SET lease_until = \(unescaped: databaseNow) + \(lease) WHERE node = \(node) AND destroyed_at IS NULL RETURNING name
-                """, logger: logger).decode(String.self) { placed.insert(name) }
+            for try await name in try await c.query("SELECT name FROM agent WHERE node = \(node) AND destroyed_at IS NULL", logger: logger)
+                .decode(String.self) { placed.insert(name) }
             return placed
         }
         nodeState.withLock { s in
@@ -101,11 +108,11 @@ extension PostgresBroker: HiveNodes {
     }
 
     public func placements() throws -> [String: Placement] {
-        let downAfter = nodeState.withLock { $0?.downAfter } ?? 15
+        // Down by its own lease: nodes may run with different ones.
         return try read { client in
             var out: [String: Placement] = [:]
             for try await (name, node, up, state, detail, since) in try await client.query("""
-                SELECT a.name, a.node, COALESCE(n.heartbeat_at > \(unescaped: databaseNow) - \(downAfter), false), a.state, a.detail, a.state_since
+                SELECT a.name, a.node, COALESCE(n.heartbeat_at + n.lease > \(unescaped: databaseNow), false), a.state, a.detail, a.state_since
                 FROM agent a LEFT JOIN hive_node n ON n.name = a.node WHERE a.node IS NOT NULL
                 """, logger: self.logger).decode((String, String, Bool, String?, String?, Double?).self) {
                 out[name] = Placement(node: node, nodeUp: up, state: state.flatMap(AgentState.init(rawValue:)), detail: detail.flatMap { $0.isEmpty ? nil : $0 },
@@ -116,15 +123,14 @@ extension PostgresBroker: HiveNodes {
     }
 
     public func nodes() throws -> [NodeView] {
-        let downAfter = nodeState.withLock { $0?.downAfter } ?? 15
         return try read { client in
             var out: [NodeView] = []
-            for try await (name, host, endpoint, started, age, cores, memory, load, agents) in try await client.query("""
+            for try await (name, host, endpoint, started, age, cores, memory, load, agents, lease) in try await client.query("""
                 SELECT n.name, n.host, n.endpoint, n.started_at, \(unescaped: databaseNow) - n.heartbeat_at, n.cores, n.memory_mb, n.load1,
-                       (SELECT COUNT(*) FROM agent a WHERE a.node = n.name AND a.destroyed_at IS NULL)
-                FROM hive_node n ORDER BY n.name
-                """, logger: self.logger).decode((String, String, String?, Double, Double, Int, Int, Double, Int).self) {
-                out.append(NodeView(name: name, host: host, endpoint: endpoint, startedAt: started, heartbeatAge: max(0, age), up: age < downAfter,
+                       (SELECT COUNT(*) FROM agent a WHERE a.node = n.name AND a.destroyed_at IS NULL), n.lease
+                FROM hive_node n ORDER BY n.name COLLATE "C"
+                """, logger: self.logger).decode((String, String, String?, Double, Double, Int, Int, Double, Int, Double).self) {
+                out.append(NodeView(name: name, host: host, endpoint: endpoint, startedAt: started, heartbeatAge: max(0, age), up: age < lease,
                                     cores: cores, memoryMegabytes: memory, load: load, agents: agents))
             }
             return out
@@ -135,7 +141,7 @@ extension PostgresBroker: HiveNodes {
     /// node's lease on it is current by the database's clock. Empty for a plain store.
     var claimFence: String {
         guard nodeState.withLock({ $0 != nil }) else { return "" }
-        return "AND EXISTS (SELECT 1 FROM agent WHERE name = $2 AND node = $4 AND lease_until > \(databaseNow))"
+        return "AND EXISTS (SELECT 1 FROM agent a JOIN hive_node n ON n.name = a.node WHERE a.name = $2 AND a.node = $4 AND n.heartbeat_at + n.lease > \(databaseNow))"
     }
 
     /// A connection of its own holding this node's name (a session advisory lock on it).
@@ -169,8 +175,9 @@ extension PostgresBroker: HiveNodes {
             do {
                 let c: PostgresConnection
                 if let session { c = session } else {
-                    c = try await Self.bounded { try await self.openSession() }
+                    c = try await Self.bounded({ try await self.openSession() }, late: { c in try? await c.close() })
                     session = c
+                    nodeState.withLock { $0?.nameHeld = true }
                 }
                 var held: Set<Duty> = []
                 let had = nodeState.withLock { $0?.duties } ?? [] // a session lock taken twice is held twice: ask only for the others
@@ -196,7 +203,7 @@ extension PostgresBroker: HiveNodes {
             } catch {
                 if Task.isCancelled { break }
                 logger.warning("the node's session was lost, again in 1 s: \(error)")
-                nodeState.withLock { $0?.duties = []; $0?.dutiesChecked = nil }
+                nodeState.withLock { $0?.duties = []; $0?.dutiesChecked = nil; $0?.nameHeld = false }
                 let lost = session
                 session = nil
                 try? await lost?.close()

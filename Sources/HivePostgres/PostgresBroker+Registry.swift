@@ -10,7 +10,7 @@ extension PostgresBroker: AgentRegistry {
     public func ensureManager() throws -> Bool {
         // The manager lives on the node that made the hive: the one holding its config repos and approvals.
         let now = clock(), logger = self.logger, node = self.node
-        return try write { c in
+        let fresh = try write { c in
             // A manager registered before it had a node (an older hive) is placed here; true only when inserted.
             var inserted = false
             for try await new in try await c.query("""
@@ -19,29 +19,30 @@ extension PostgresBroker: AgentRegistry {
                 """, logger: logger).decode(Bool.self) { inserted = new }
             return inserted
         }
+        // The first heartbeat went out before this row existed: the manager placed here may run at once.
+        if nodeState.withLock({ $0 != nil }), try placements()[AgentName.manager.rawValue]?.node == node { nodeState.withLock { _ = $0?.placedHere.insert(AgentName.manager.rawValue) } }
+        return fresh
     }
 
     public func register(_ name: AgentName) throws(BrokerError) -> AgentRecord { try register(name, placedOn: node) }
 
     func register(_ name: AgentName, placedOn node: String) throws(BrokerError) -> AgentRecord {
         let now = clock(), logger = self.logger
-        return try Self.typed {
+        let record = try Self.typed {
             try write { c in
                 if let existing = try await Self.record(c, name.rawValue, logger: logger) {
                     throw existing.destroyedAt == nil ? BrokerError.alreadyExists(name.rawValue) : .tombstoneExists(name.rawValue)
                 }
                 // Two nodes registering one name at once: the primary key lets one win; the other is told.
-                // Placed here by a node, its lease starts now (the next heartbeat would be up to 2 s away).
-                let lease = self.node == node ? self.nodeState.withLock { $0?.lease } : nil
                 guard try await c.changed("""
-                    INSERT INTO agent (name, created_at, node, lease_until)
-                    VALUES (\(name.rawValue), \(now), \(node), \(unescaped: databaseNow) + \(lease))
-                    ON CONFLICT (name) DO NOTHING RETURNING 1
+                    INSERT INTO agent (name, created_at, node) VALUES (\(name.rawValue), \(now), \(node)) ON CONFLICT (name) DO NOTHING RETURNING 1
                     """, logger: logger) == 1 else { throw BrokerError.alreadyExists(name.rawValue) }
-                if lease != nil { self.nodeState.withLock { _ = $0?.placedHere.insert(name.rawValue) } }
                 return AgentRecord(name: name.rawValue, createdAt: now, destroyedAt: nil)
             }
         }
+        // Placed here: this node may run it at once (the next heartbeat would be up to 2 s away).
+        if node == self.node { nodeState.withLock { _ = $0?.placedHere.insert(name.rawValue) } }
+        return record
     }
 
     public func destroy(_ name: AgentName, purge: Bool) throws(BrokerError) {

@@ -33,7 +33,7 @@ public final class PostgresBroker: Sendable {
     /// Held while the messages questions owe are sent, so two callers never send the same one.
     public let questionOutbox = Mutex([String: [Int64: Int64]]())
     private let tasks = Mutex<[Task<Void, Never>]>([])
-    /// Set once the store runs as a node (``startNode(lease:downAfter:)``).
+    /// Set once the store runs as a node (``startNode(lease:)``).
     let nodeState = Mutex<NodeState?>(nil)
     /// Whether this node's LISTEN connection is up: while it is not, parked receivers look each second.
     let listening = Flag()
@@ -196,6 +196,13 @@ public final class PostgresBroker: Sendable {
     /// vanished waits for TCP to give up): the operation is cancelled and left to end by itself. A task
     /// group would wait for it, so the race is a continuation resumed once.
     static func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await bounded(operation, late: { _ in })
+    }
+
+    /// ``bounded(_:)``, with what to do with a result that comes after the caller was answered (a
+    /// connection opened too late is closed, never left holding what it took).
+    static func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T,
+                                     late: @escaping @Sendable (T) async -> Void) async throws -> T {
         let once = ResumeOnce<T>()
         return try await withCheckedThrowingContinuation { continuation in
             once.set(continuation)
@@ -208,7 +215,10 @@ public final class PostgresBroker: Sendable {
             }
             work.withLock {
                 $0 = Task(executorPreference: PostgresThreads.shared) {
-                    do { once.finish(.success(try await operation())) } catch { once.finish(.failure(error)) }
+                    do {
+                        let value = try await operation()
+                        if !once.finish(.success(value)) { await late(value) }
+                    } catch { once.finish(.failure(error)) }
                     timer.cancel() // thousands of operations a second must not leave as many sleeping timers behind
                 }
             }

@@ -182,8 +182,9 @@ enum PostgresSchema {
             )
             """,
         ]),
-        // The hive's nodes and their heartbeats; each agent's lease (its node may run it until then, by the
-        // database's clock) and the state its node last published, so every node can list every agent.
+        // The hive's nodes and their heartbeats: a node's lease on its agents runs until its last heartbeat plus
+        // its `lease`, by the database's clock. Each agent's state as its node last published it, so every
+        // node can list every agent.
         ("v12-nodes", [
             """
             CREATE TABLE hive_node (
@@ -194,10 +195,11 @@ enum PostgresSchema {
                 heartbeat_at DOUBLE PRECISION NOT NULL,
                 cores INTEGER NOT NULL,
                 memory_mb BIGINT NOT NULL,
-                load1 DOUBLE PRECISION NOT NULL
+                load1 DOUBLE PRECISION NOT NULL,
+                lease DOUBLE PRECISION NOT NULL
             )
             """,
-            "ALTER TABLE agent ADD COLUMN lease_until DOUBLE PRECISION, ADD COLUMN state TEXT, ADD COLUMN detail TEXT, ADD COLUMN state_since DOUBLE PRECISION",
+            "ALTER TABLE agent ADD COLUMN state TEXT, ADD COLUMN detail TEXT, ADD COLUMN state_since DOUBLE PRECISION",
             "CREATE INDEX agent_node ON agent (node)",
         ]),
     ]

@@ -35,6 +35,10 @@ struct MultiNodeTests {
         #expect(FileManager.default.fileExists(atPath: a.agentSocket("alpha")) && !FileManager.default.fileExists(atPath: a.agentSocket("beta")),
                 "each node serves the sockets of its own agents only")
         #expect(FileManager.default.fileExists(atPath: b.agentSocket("beta")))
+        #expect(FileManager.default.fileExists(atPath: a.agentSocket("manager")) && !FileManager.default.fileExists(atPath: b.agentSocket("manager")),
+                "the manager is served by the node that made the hive, from its first boot")
+        _ = try await a.agent("manager").call(SendCommand(to: "beta", body: "welcome, from the manager on node a"))
+        #expect(try await b.agent("beta").call(RecvCommand(max: 10)).messages.map(\.from) == ["manager"])
 
         let beta = try b.agent("beta")
         async let parked = beta.call(RecvCommand(waitSeconds: 20, max: 10))
