@@ -144,4 +144,33 @@ struct MultiNodeTests {
         #expect(!FileManager.default.fileExists(atPath: b.agentSocket("gamma")))
         #expect(try await Self.summary(a, "gamma")?.state == .destroyed)
     }
+
+    /// The `hive agent` children a core runs (its cages, --cage process).
+    static func cages(of hive: LiveHive) -> [Int32] {
+        guard let pid = hive.process?.processIdentifier,
+              let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return [] }
+        // Each thread's children (core launches cages from several threads).
+        let text = tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/children", encoding: .utf8) }.joined(separator: " ")
+        return text.split(separator: " ").compactMap { Int32($0) }.filter { child in
+            ((try? String(contentsOfFile: "/proc/\(child)/cmdline", encoding: .utf8)) ?? "").split(separator: "\0").dropFirst().first == "agent"
+        }
+    }
+
+    @Test("fencing: a node that cannot reach the database for its lease stops its cages, and starts them again when it is back")
+    func fencing() async throws {
+        let (cluster, url) = try Self.database()
+        let a = try LiveHive()
+        defer { withExtendedLifetime((cluster, a)) {} }
+        try await a.start(extra: ["--database", url, "--node", "a", "--node-lease", "10"], cage: "process", environment: try a.fakeClaudeEnvironment())
+        _ = try await a.admin().call(SpawnCommand(name: "alpha", node: "a"))
+        try await a.eventually("alpha's cage runs") { Self.cages(of: a).count == 2 } // the manager's and alpha's
+        try cluster.stop()
+        let lost = ContinuousClock.now
+        try await a.eventually("the cages stop once the lease is about to run out", timeout: .seconds(25)) { Self.cages(of: a).isEmpty }
+        let waited = ContinuousClock.now - lost
+        #expect(waited >= .seconds(7) && waited < .seconds(14), "stopped one heartbeat before the 10 s lease ran out, not at once and not late: \(waited)")
+        try cluster.start()
+        try await a.eventually("the cages start again", timeout: .seconds(25)) { Self.cages(of: a).count == 2 }
+        try await a.eventually("alpha is listed again") { try await a.agentRow("alpha") != nil }
+    }
 }
