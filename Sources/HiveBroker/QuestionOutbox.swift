@@ -75,6 +75,15 @@ extension QuestionOutbox {
     }
 }
 
+extension QuestionOutbox where Self: QuestionStore {
+    /// After a question changed (asked, answered): sends what it owes, then reads it back.
+    public func owedSent(_ id: Int64) throws -> QuestionView {
+        deliverOwedQuestionMessages()
+        guard let asked = try question(id) else { throw BrokerError.noSuchQuestion(id) } // swept meanwhile by retention
+        return asked
+    }
+}
+
 /// Options and choices as stored: a JSON array of strings (unreadable text reads as none).
 public enum QuestionOutboxText {
     public static func json(_ list: [String]) -> String {

@@ -29,9 +29,7 @@ extension Broker: QuestionOutbox {
                 """, arguments: [asker.rawValue, recipient, asked.question, QuestionOutboxText.json(asked.options), asked.multi, now, now + asked.ttl])
             return db.lastInsertedRowID
         }
-        deliverOwedQuestionMessages()
-        guard let asked = try question(id) else { throw BrokerError.noSuchQuestion(id) } // swept meanwhile by retention
-        return asked
+        return try owedSent(id)
     }
 
     /// Answers question `id` as `by` (the operator, or the agent it was asked of).
@@ -46,9 +44,7 @@ extension Broker: QuestionOutbox {
                 UPDATE question SET state = 'answered', choices = ?, answer = ?, answered_by = ?, answered_at = ? WHERE id = ? AND state = 'open'
                 """, arguments: [QuestionOutboxText.json(picked), text, by.description, now, id])
         }
-        deliverOwedQuestionMessages()
-        guard let asked = try question(id) else { throw BrokerError.noSuchQuestion(id) } // swept meanwhile by retention
-        return asked
+        return try owedSent(id)
     }
 
     /// Marks open questions whose time ran out as expired and tells their askers. Returns how many expired.

@@ -50,9 +50,7 @@ extension PostgresBroker: QuestionStore, QuestionOutbox {
                 """, logger: logger).decode(Int64.self) { id = v }
             return id
         }
-        deliverOwedQuestionMessages()
-        guard let asked = try question(id) else { throw BrokerError.noSuchQuestion(id) } // swept meanwhile by retention
-        return asked
+        return try owedSent(id)
     }
 
     public func answer(_ id: Int64, by: Sender, choices: [String]?, answer: String?) throws -> QuestionView {
@@ -69,9 +67,7 @@ extension PostgresBroker: QuestionStore, QuestionOutbox {
                 WHERE id = \(id) AND state = 'open'
                 """, logger: logger)
         }
-        deliverOwedQuestionMessages()
-        guard let asked = try question(id) else { throw BrokerError.noSuchQuestion(id) } // swept meanwhile by retention
-        return asked
+        return try owedSent(id)
     }
 
     @discardableResult
