@@ -19,7 +19,7 @@ struct List: AsyncParsableCommand {
             table; hive budget shows caps). CAGE is the running cage's isolation (bwrap or process, its network)
             and whether its memory and process limits are enforced. NOTE says until when a rate limit
             holds, what to do, and when the agent's claude is not the version the tests pinned.
-            In a hive on many hosts (hive core --database) NODE is the node each agent runs on; an agent
+            In a hive on many hosts (hive core --database) NODE is the node each agent runs on; an agent \
             whose node stopped sending heartbeats shows node_down (its messages wait in its inbox).
             """)
 
@@ -145,10 +145,10 @@ struct Nodes: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the nodes of a hive on many hosts, with their heartbeats and load.",
         discussion: """
-            A hive on one host has no nodes. In a hive on many hosts (hive core --database … --node NAME on
-            each), HEARTBEAT is how long ago each node last told the database it is alive; a node silent for
-            longer than its lease (--node-lease, 15 s) is down and its agents show node_down in hive ls, their
-            messages waiting. LOAD is the host's one-minute load average over its cores. The node you asked is
+            A hive on one host has no nodes. In a hive on many hosts (hive core --database … --node NAME on \
+            each), HEARTBEAT is how long ago each node last told the database it is alive; a node silent for \
+            longer than its lease (--node-lease, 15 s) is down and its agents show node_down in hive ls, their \
+            messages waiting. LOAD is the host's one-minute load average over its cores. The node you asked is \
             marked with *.
             """)
 
