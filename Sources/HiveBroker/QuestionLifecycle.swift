@@ -48,6 +48,17 @@ public enum QuestionLifecycle {
         return Asked(question: question, options: options, multi: multi, ttl: ttl)
     }
 
+    /// Who a question goes to: the operator or one other agent.
+    public static func recipient(asker: AgentName, to: Recipient) throws -> String {
+        switch to {
+        case .operator: return "operator"
+        case .agent(let peer):
+            guard peer != asker else { throw RequestError("ask someone else: a question to yourself would never be answered") }
+            return peer.rawValue
+        case .broadcast: throw RequestError("a question goes to 'operator' or one agent, not '*'")
+        }
+    }
+
     /// Whether `by` may answer `q` at `now`, and the answer as stored (see ``checkAnswer(_:choices:answer:)``).
     /// Only the party asked may answer: an agent learns nothing about questions not asked of it (the operator
     /// sees them all anyway). A question past its time but not yet swept is expired, whatever the sweeper has

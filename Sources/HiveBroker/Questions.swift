@@ -8,14 +8,7 @@ extension Broker: QuestionOutbox {
     /// Stores a question from `asker` to `to` (the operator or a live agent), then sends it to the peer.
     public func ask(_ asker: AgentName, to: Recipient, _ asked: QuestionLifecycle.Asked) throws -> QuestionView {
         let now = clock()
-        let recipient: String
-        switch to {
-        case .operator: recipient = "operator"
-        case .agent(let peer):
-            guard peer != asker else { throw RequestError("ask someone else: a question to yourself would never be answered") }
-            recipient = peer.rawValue
-        case .broadcast: throw RequestError("a question goes to 'operator' or one agent, not '*'")
-        }
+        let recipient = try QuestionLifecycle.recipient(asker: asker, to: to)
         let id = try pool.write { db -> Int64 in
             if recipient != "operator" {
                 guard let live = try Queries.isLive(db, recipient) else { throw BrokerError.unknownRecipient(recipient) }

@@ -1,5 +1,4 @@
 import Foundation
-import NIOSSL
 import PostgresNIO
 
 /// Where a node's database is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=MODE]`, checked at

@@ -1,5 +1,6 @@
 import Foundation
 import HiveBroker
+import HiveHost
 import HiveWire
 import PostgresNIO
 import Synchronization
@@ -215,6 +216,3 @@ extension PostgresBroker: HiveNodes {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

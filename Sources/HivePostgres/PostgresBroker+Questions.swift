@@ -23,14 +23,7 @@ extension PostgresBroker: QuestionStore, QuestionOutbox {
 
     public func ask(_ asker: AgentName, to: Recipient, _ asked: QuestionLifecycle.Asked) throws -> QuestionView {
         let now = clock(), logger = self.logger
-        let recipient: String
-        switch to {
-        case .operator: recipient = "operator"
-        case .agent(let peer):
-            guard peer != asker else { throw RequestError("ask someone else: a question to yourself would never be answered") }
-            recipient = peer.rawValue
-        case .broadcast: throw RequestError("a question goes to 'operator' or one agent, not '*'")
-        }
+        let recipient = try QuestionLifecycle.recipient(asker: asker, to: to)
         let id = try write { c -> Int64 in
             if recipient != "operator" {
                 guard let record = try await Self.record(c, recipient, logger: logger) else { throw BrokerError.unknownRecipient(recipient) }

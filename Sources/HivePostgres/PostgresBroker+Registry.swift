@@ -10,17 +10,17 @@ extension PostgresBroker: AgentRegistry {
     public func ensureManager() throws -> Bool {
         // The manager lives on the node that made the hive: the one holding its config repos and approvals.
         let now = clock(), logger = self.logger, node = self.node
-        let fresh = try write { c in
+        let (fresh, placed) = try write { c in
             // A manager registered before it had a node (an older hive) is placed here; true only when inserted.
-            var inserted = false
-            for try await new in try await c.query("""
+            var answer = (false, "")
+            for try await row in try await c.query("""
                 INSERT INTO agent (name, created_at, node) VALUES (\(AgentName.manager.rawValue), \(now), \(node))
-                ON CONFLICT (name) DO UPDATE SET node = COALESCE(agent.node, excluded.node) RETURNING (xmax = 0)
-                """, logger: logger).decode(Bool.self) { inserted = new }
-            return inserted
+                ON CONFLICT (name) DO UPDATE SET node = COALESCE(agent.node, excluded.node) RETURNING (xmax = 0), node
+                """, logger: logger).decode((Bool, String).self) { answer = row }
+            return answer
         }
         // The first heartbeat went out before this row existed: the manager placed here may run at once.
-        if nodeState.withLock({ $0 != nil }), try placements()[AgentName.manager.rawValue]?.node == node { nodeState.withLock { _ = $0?.placedHere.insert(AgentName.manager.rawValue) } }
+        if placed == node { nodeState.withLock { _ = $0?.placedHere.insert(AgentName.manager.rawValue) } }
         return fresh
     }
 

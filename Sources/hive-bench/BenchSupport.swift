@@ -94,10 +94,6 @@ func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) thro
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 /// A `hive core` child process from the same build directory.
 final class CoreProcess: @unchecked Sendable {
     let process: Process
