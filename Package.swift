@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.36.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         // Wire types: what every process speaks (commands, replies, states, agent.json). Foundation only.
@@ -73,10 +74,14 @@ let package = Package(
         // The coordinator daemon (`hive core`, root): the sockets and what they answer, cage supervision and
         // bubblewrap, the one place root touches agent-writable trees, configs and approvals, disk watch, sweeps.
         .target(name: "HiveCore", dependencies: [
-            "HiveWire", "HiveHost", "HiveBroker", "HiveForge", "HiveGate", "HiveMetrics", "HivePostgres",
+            "HiveWire", "HiveHost", "HiveBroker", "HiveForge", "HiveGate", "HiveMetrics", "HivePostgres", "HiveHTTP",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

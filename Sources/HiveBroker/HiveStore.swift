@@ -136,6 +136,11 @@ public protocol HiveNodes: Sendable {
     func agentsHere() -> [AgentName]
     /// Registers a new agent placed on `node` (an up node of the hive), which starts it by itself.
     func register(_ name: AgentName, on node: String) throws(BrokerError) -> AgentRecord
+    /// How to reach node `name` (nil: no such node, or it serves no endpoint).
+    func peer(_ name: String) throws -> NodePeer?
+    /// Moves `agent`'s placement from node `from` to this node, in one statement: false if it is no longer
+    /// placed on `from` (moved or destroyed meanwhile). This node may run it at once.
+    func arrive(_ agent: AgentName, from: String) throws -> Bool
 }
 
 public typealias HiveStore = AgentRegistry & MessageStore & ReminderStore & ApprovalStore & QuestionStore & GatewayLogStore & SpendStore & HiveNodes
@@ -149,6 +154,8 @@ extension Broker: HiveNodes {
     public func mayRun(_ agent: AgentName) -> Bool { true }
     public func agentsHere() -> [AgentName] { [] }
     public func register(_ name: AgentName, on node: String) throws(BrokerError) -> AgentRecord { try register(name) }
+    public func peer(_ name: String) throws -> NodePeer? { nil }
+    public func arrive(_ agent: AgentName, from: String) throws -> Bool { false }
 }
 
 extension Broker: AgentRegistry, MessageStore, ReminderStore, ApprovalStore, QuestionStore, GatewayLogStore {

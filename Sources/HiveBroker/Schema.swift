@@ -236,6 +236,10 @@ enum Schema {
             // The node an agent is placed on, for a hive on many hosts (PostgreSQL); always null here.
             try db.execute(sql: "ALTER TABLE agent ADD COLUMN node TEXT")
         }
+        m.registerMigration("v13-node-endpoints") { _ in
+            // On PostgreSQL each node publishes its endpoint's certificate and token hash. A hive on one
+            // host has no nodes: nothing changes here, the name keeps both stores' versions in step.
+        }
         return m
     }
 }

@@ -13,6 +13,8 @@ struct AdminEndpoint: Sendable {
     let cage: CageMode
     let approvals: ApprovalDesk
     let forge: ForgeDesk?
+    /// `hive move`, on a node that serves an endpoint.
+    let moves: AgentMoves?
     let logger: Logger
     var lifecycle: Lifecycle { approvals.lifecycle }
     var metrics: CoreMetrics { CoreMetrics(broker: broker, layout: layout, budgets: sockets.budgets, agents: { try list() }) }
@@ -25,6 +27,13 @@ struct AdminEndpoint: Sendable {
             case .spawn(let c):
                 let node = try c.node.map { try AgentName($0).rawValue } // a node's name follows an agent name's rules
                 return ResponseLine.ok(try lifecycle.spawn(try AgentName.spawnable(c.name), node: node))
+            case .move(let c):
+                let name = try AgentName(c.name), node = try AgentName(c.node).rawValue
+                guard let moves else {
+                    throw CoreError(broker.nodeName == nil ? "this hive runs on one host: there is no other node to move \(name) to"
+                                    : "this node serves no endpoint (hive core --node-listen), so it cannot move agents")
+                }
+                return ResponseLine.ok(try moves.move(name, to: node))
             case .nodes:
                 return ResponseLine.ok(NodesCommand.Reply(nodes: try broker.nodes(), here: broker.nodeName))
             case .destroy(let c):

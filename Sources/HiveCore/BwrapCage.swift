@@ -56,7 +56,8 @@ public struct BwrapCage: Sendable {
             // Never run a cage as host root: an unprivileged uid per agent, owning its directories. The
             // state dir's group is the manager's (setgid, group-writable), so the manager can tend it;
             // the harness dir stays the agent's alone.
-            let managerGID = try self.uid(.manager) ?? uid
+            // (Only where the manager runs: asked on another node, that node would give it a uid of its own.)
+            let managerGID = broker.mayRun(.manager) ? try self.uid(.manager) ?? uid : uid
             // (These paths' parents are root's, so the agent cannot swap the top directories themselves.)
             try Ownership.give(layout.stateDir(name), to: uid, group: managerGID)
             _ = chmod(layout.stateDir(name).path, 0o2770)

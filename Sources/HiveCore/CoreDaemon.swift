@@ -54,6 +54,11 @@ public struct CoreOptions: Sendable {
     /// How often this node's heartbeat goes to the database, and how long its leases on its agents last.
     public var heartbeatInterval: Duration = .seconds(2)
     public var lease: Duration = .seconds(15)
+    /// Where this node's endpoint listens for the other nodes (`--node-listen HOST:PORT`, HTTPS), or nil.
+    public var nodeListen: String? = "0.0.0.0:7443"
+    /// The host name or address other nodes reach it by (`--node-address`); default: the listen address,
+    /// or this host's name when that is a wildcard.
+    public var nodeAddress: String?
 
     public init(layout: HiveLayout, cage: CageMode = .none, retentionSeconds: Double = 30 * 86400,
                 sweepInterval: Duration = .seconds(3600), synchronous: Broker.Synchronous = .full,
@@ -108,7 +113,18 @@ public final class CoreDaemon: Sendable {
         let rootLock = try ExclusiveLock(path: layout.rootLock, what: "hive root \(layout.root.path)", holder: holder)
         let runLock = try ExclusiveLock(path: layout.runLock, what: "run dir \(layout.runDir.path)", holder: holder)
 
-        let (broker, sqlite) = try openStore(options, logger: logger)
+        // A node's endpoint (a hive on many hosts): its identity and address are known before the first
+        // heartbeat, which publishes them.
+        var serving: NodeServing?
+        if options.database != nil, let node = options.node, let listen = options.nodeListen {
+            let (host, port) = try ListenAddress.parse(listen, what: "--node-listen")
+            let identity = try NodeIdentity.load(from: layout.nodeDir, node: node)
+            try? FileManager.default.removeItem(at: layout.nodeDir.appending(path: "spool")) // an interrupted move's leftovers
+            let address = options.nodeAddress ?? (["0.0.0.0", "::", ""].contains(host) ? ProcessInfo.processInfo.hostName : host)
+            serving = NodeServing(identity: identity, host: host, port: port,
+                                  endpoint: "https://\(address.contains(":") ? "[\(address)]" : address):\(port)")
+        }
+        let (broker, sqlite) = try openStore(options, serving: serving, logger: logger)
         // A PostgreSQL store runs tasks (its pool, listener and node session): stopped if core does not start.
         var started = false
         defer { if !started { (broker as? PostgresBroker)?.shutdown() } }
@@ -162,7 +178,8 @@ public final class CoreDaemon: Sendable {
                              cage: bwrap, configs: configs, forge: forgeDesk, ledger: ledger,
                              gateway: .init(pins: options.egressPins, internalExceptions: options.egressInternal))
         if let gateways = processes?.gateways { ledger.meteredByGateway { gateways.isOpen($0) } }
-        let repos = ConfigRepos(layout: layout, managerUID: { [bwrap] in (try? bwrap?.uid(.manager)) ?? nil })
+        // The manager's uid only where it runs: asked on another node, that node would give it a uid of its own range.
+        let repos = ConfigRepos(layout: layout, managerUID: { [bwrap, broker] in broker.mayRun(.manager) ? (try? bwrap?.uid(.manager)) ?? nil : nil })
         // On a node of a hive on many hosts, the agents placed here (every agent, on one host).
         let live = try broker.agents().filter { $0.record.destroyedAt == nil }.map { try AgentName($0.record.name) }.filter(broker.mayRun)
         configs.load(live, from: repos)
@@ -179,8 +196,20 @@ public final class CoreDaemon: Sendable {
         for failed in broker.mayRun(.manager) ? try broker.failInterruptedApprovals() : [] {
             lifecycle.notify(.approvalResolved, about: .manager, "approval \(failed.id) (\(failed.kind) for \(failed.agent)) failed: \(failed.note ?? "interrupted")")
         }
+        var moves: AgentMoves?
+        var nodeService: (any Service)?
+        if let serving {
+            let agentMoves = AgentMoves(store: broker, lifecycle: lifecycle, identity: serving.identity, runner: { [bwrap, broker] name in
+                guard let bwrap, let uid = try bwrap.uid(name) else { return nil }
+                // The manager's group reads what the manager wrote in a state dir, where the manager runs.
+                let manager = name != .manager && broker.mayRun(.manager) ? try bwrap.uid(.manager) : nil
+                return AgentArchive.Runner(uid: uid, groups: manager.map { [gid_t($0)] } ?? [])
+            }, logger: logger)
+            moves = agentMoves
+            nodeService = try NodeEndpoint.application(moves: agentMoves, identity: serving.identity, host: serving.host, port: serving.port, logger: logger)
+        }
         let adminEndpoint = AdminEndpoint(layout: layout, broker: broker, sockets: sockets, processes: processes, cage: options.cage,
-                                          approvals: approvals, forge: forgeDesk, logger: logger)
+                                          approvals: approvals, forge: forgeDesk, moves: moves, logger: logger)
         let admin = LineServer(path: layout.adminSocket, mode: 0o660, logger: logger, handler: adminEndpoint.handle)
         let feed = DashboardFeed(broker: broker, agents: { try adminEndpoint.list() })
         CoreMetrics.preregister()
@@ -206,16 +235,16 @@ public final class CoreDaemon: Sendable {
                              notify: { [lifecycle] name, text in lifecycle.notify(.diskQuota, about: name, text) }, logger: logger)
         let heartbeat = broker.nodeName == nil ? nil
             : NodeHeartbeat(store: broker, sockets: sockets, processes: processes, lifecycle: lifecycle, interval: options.heartbeatInterval,
-                            lease: options.lease, logger: logger)
+                            lease: options.lease, serving: serving, logger: logger)
         started = true
         return CoreDaemon(options: options, broker: broker, sqlite: sqlite, heartbeat: heartbeat, logger: logger, locks: [rootLock, runLock], sockets: sockets,
                           processes: processes, lifecycle: lifecycle, admin: admin, forge: forgeService, web: web, feed: feed, disk: disk,
-                          metrics: metricsService)
+                          metrics: metricsService, nodeEndpoint: nodeService)
     }
 
     /// Opens the SQLite file, or (`--database`) the shared PostgreSQL store as this node: its first
     /// heartbeat goes out before anything starts, so its leases on its agents are current at boot.
-    private static func openStore(_ options: CoreOptions, logger: Logger) throws -> (any HiveStore, Broker?) {
+    private static func openStore(_ options: CoreOptions, serving: NodeServing?, logger: Logger) throws -> (any HiveStore, Broker?) {
         guard let url = options.database else {
             let broker = try Broker(path: options.layout.brokerDatabase.path, synchronous: options.synchronous)
             return (broker, broker)
@@ -229,7 +258,7 @@ public final class CoreDaemon: Sendable {
             store.shutdown()
             throw CoreError("cannot run as node \(node): \(error)")
         }
-        do { try store.heartbeat(NodeHeartbeat.beat(states: [])) } catch {
+        do { try store.heartbeat(NodeHeartbeat.beat(states: [], serving: serving)) } catch {
             store.shutdown()
             throw CoreError("node \(node) could not send its first heartbeat: \(error)")
         }
@@ -238,11 +267,13 @@ public final class CoreDaemon: Sendable {
     }
 
     private let heartbeat: NodeHeartbeat?
+    private let nodeEndpoint: (any Service)?
 
     private init(options: CoreOptions, broker: any HiveStore, sqlite: Broker?, heartbeat: NodeHeartbeat?, logger: Logger, locks: [ExclusiveLock], sockets: AgentSockets,
                  processes: AgentProcesses?, lifecycle: Lifecycle, admin: LineServer, forge: (any Service)?, web: LineServer, feed: DashboardFeed, disk: DiskWatch,
-                 metrics: (any Service)?) {
+                 metrics: (any Service)?, nodeEndpoint: (any Service)?) {
         self.metrics = metrics
+        self.nodeEndpoint = nodeEndpoint
         self.disk = disk
         self.lifecycle = lifecycle
         self.web = web
@@ -270,6 +301,7 @@ public final class CoreDaemon: Sendable {
         if let forge { services.append(forge) }
         if let metrics { services.append(metrics) }
         if let heartbeat { services.append(heartbeat) }
+        if let nodeEndpoint { services.append(nodeEndpoint) }
         if let sqlite { services.append(WALCheckpointer(broker: sqlite, interval: .milliseconds(500), logger: logger)) }
         let group = ServiceGroup(
             services: services + [

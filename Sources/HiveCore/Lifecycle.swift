@@ -127,10 +127,7 @@ struct Lifecycle: Sendable {
             do {
                 // Looked at again now: the heartbeat's list may be a moment old (destroyed or moved since).
                 guard try broker.agent(name)?.destroyedAt == nil, try broker.placements()[name.rawValue]?.node == broker.nodeName else { continue }
-                try AgentDirectories.create(name, in: layout)
-                try sockets.open(name)
-                forge?.ensureToken(name)
-                if (try? broker.isStopped(name)) != true { during(name, .starting, after: afterStart) { processes?.start(name) } }
+                try bringUp(name)
                 logger.info("\(name) is placed on this node: started it")
             } catch {
                 logger.error("could not bring up \(name), placed on this node: \(error)")
@@ -138,11 +135,25 @@ struct Lifecycle: Sendable {
         }
         for name in served.subtracting(placed) where name != .manager {
             processes?.stop(name)
-            forge?.revoke(name)
             sockets.close(name)
-            board.forget(name)
+            forget(name)
             logger.info("\(name) is no longer placed on this node (destroyed or moved): stopped it")
         }
+    }
+
+    /// An agent placed on this node comes up: its directories, its socket, its forge token, and its cage
+    /// unless the operator stopped it.
+    func bringUp(_ name: AgentName) throws {
+        try AgentDirectories.create(name, in: layout)
+        try sockets.open(name)
+        forge?.ensureToken(name)
+        if (try? broker.isStopped(name)) != true { during(name, .starting, after: afterStart) { processes?.start(name) } }
+    }
+
+    /// An agent this node no longer runs (its cage stopped, its socket closed): what this node kept about it goes.
+    func forget(_ name: AgentName) {
+        forge?.revoke(name)
+        board.forget(name)
     }
 
     /// Stops the cage, closes the socket and leaves a tombstone; `purge` also deletes the agent's

@@ -5,6 +5,15 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
+/// This node's endpoint as the heartbeat publishes it.
+struct NodeServing: Sendable {
+    let identity: NodeIdentity
+    let host: String
+    let port: Int
+    /// `https://ADDRESS:PORT`, as other nodes reach it.
+    let endpoint: String
+}
+
 /// A node's heartbeat, for a hive on many hosts (docs/multi-host.md): every `interval` it tells the
 /// database it is alive, with its load and the states of its agents (so every node can list every agent),
 /// and renews its leases on them.
@@ -19,16 +28,18 @@ final class NodeHeartbeat: Service, Sendable {
     let lifecycle: Lifecycle
     let interval: Duration
     let lease: Duration
+    let serving: NodeServing?
     let logger: Logger
 
-    init(store: any HiveStore, sockets: AgentSockets, processes: AgentProcesses?, lifecycle: Lifecycle, interval: Duration, lease: Duration, logger: Logger) {
+    init(store: any HiveStore, sockets: AgentSockets, processes: AgentProcesses?, lifecycle: Lifecycle, interval: Duration, lease: Duration,
+         serving: NodeServing?, logger: Logger) {
         self.store = store; self.sockets = sockets; self.processes = processes; self.lifecycle = lifecycle
-        self.interval = interval; self.lease = lease; self.logger = logger
+        self.interval = interval; self.lease = lease; self.serving = serving; self.logger = logger
     }
 
     /// What this host says of itself in a heartbeat. Details are bounded and control characters go (a
     /// supervisor's detail quotes errors; the database's text takes no NUL, and one would fail the beat).
-    static func beat(states: [(agent: String, state: AgentState, detail: String?, since: Double?)]) -> NodeBeat {
+    static func beat(states: [(agent: String, state: AgentState, detail: String?, since: Double?)], serving: NodeServing?) -> NodeBeat {
         var load = [0.0, 0, 0]
         _ = getloadavg(&load, 3)
         let clean = states.map { s in
@@ -38,6 +49,7 @@ final class NodeHeartbeat: Service, Sendable {
         }
         return NodeBeat(host: ProcessInfo.processInfo.hostName, endpoint: nil, cores: ProcessInfo.processInfo.activeProcessorCount,
                         memoryMegabytes: Int(ProcessInfo.processInfo.physicalMemory / 1_048_576), load: load[0], states: clean)
+            .serving(serving?.endpoint, certificate: serving?.identity.certificatePEM, tokenSHA256: serving?.identity.tokenSHA256)
     }
 
     private struct Pulse {
@@ -87,7 +99,7 @@ final class NodeHeartbeat: Service, Sendable {
         }
         let sent = ContinuousClock.now
         do {
-            try store.heartbeat(Self.beat(states: states))
+            try store.heartbeat(Self.beat(states: states, serving: serving))
             let (recovered, reconcile) = pulse.withLock { p -> (Bool, Bool) in
                 p.inFlight = false
                 p.lastGotThrough = sent

@@ -34,6 +34,9 @@ public struct HiveLayout: Sendable {
     public static let sessionFile = "session.json"
     public static let mcpConfigFile = "mcp-config.json"
 
+    /// `<root>/node`: this node's endpoint key, certificate and token (root's alone, a hive on many hosts),
+    /// and the spool where agents being moved pass through.
+    public var nodeDir: URL { root.appending(path: "node") }
     /// `<root>/agents`: one directory per agent.
     public var agentsDir: URL { root.appending(path: Self.agentsName) }
     static let agentsName = "agents"

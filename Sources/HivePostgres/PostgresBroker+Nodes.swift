@@ -83,9 +83,11 @@ extension PostgresBroker: HiveNodes {
         // (claims check it), not a write per agent.
         let placed = try write { c -> Set<String> in
             try await c.query("""
-                INSERT INTO hive_node (name, host, endpoint, started_at, heartbeat_at, cores, memory_mb, load1, lease)
-                VALUES (\(node), \(beat.host), \(beat.endpoint), \(startedAt), \(unescaped: databaseNow), \(beat.cores), \(beat.memoryMegabytes), \(beat.load), \(lease))
-                ON CONFLICT (name) DO UPDATE SET host = excluded.host, endpoint = excluded.endpoint, started_at = excluded.started_at,
+                INSERT INTO hive_node (name, host, endpoint, certificate, token_sha256, started_at, heartbeat_at, cores, memory_mb, load1, lease)
+                VALUES (\(node), \(beat.host), \(beat.endpoint), \(beat.certificate), \(beat.tokenSHA256), \(startedAt), \(unescaped: databaseNow),
+                        \(beat.cores), \(beat.memoryMegabytes), \(beat.load), \(lease))
+                ON CONFLICT (name) DO UPDATE SET host = excluded.host, endpoint = excluded.endpoint, certificate = excluded.certificate,
+                    token_sha256 = excluded.token_sha256, started_at = excluded.started_at,
                     heartbeat_at = excluded.heartbeat_at, cores = excluded.cores, memory_mb = excluded.memory_mb, load1 = excluded.load1, lease = excluded.lease
                 """, logger: logger)
             if !beat.states.isEmpty {
@@ -106,6 +108,34 @@ extension PostgresBroker: HiveNodes {
             s?.lastBeat = sent
             s?.placedHere = placed
         }
+    }
+
+    public func peer(_ name: String) throws -> NodePeer? {
+        return try read { client in
+            var peer: NodePeer?
+            for try await (endpoint, certificate, token, up) in try await client.query("""
+                SELECT endpoint, certificate, token_sha256, heartbeat_at + lease > \(unescaped: databaseNow) FROM hive_node
+                WHERE name = \(name) AND endpoint IS NOT NULL AND certificate IS NOT NULL AND token_sha256 IS NOT NULL
+                """, logger: self.logger).decode((String, String, String, Bool).self) {
+                peer = NodePeer(name: name, endpoint: endpoint, certificate: certificate, tokenSHA256: token, up: up)
+            }
+            return peer
+        }
+    }
+
+    public func arrive(_ agent: AgentName, from: String) throws -> Bool {
+        let node = self.node, logger = self.logger
+        let moved = try write { c -> Bool in
+            var moved = false
+            for try await _ in try await c.query("""
+                UPDATE agent SET node = \(node), state = NULL, detail = NULL, state_since = NULL
+                WHERE name = \(agent.rawValue) AND node = \(from) AND destroyed_at IS NULL RETURNING 1
+                """, logger: logger) { moved = true }
+            return moved
+        }
+        // Runnable here at once, not from the next heartbeat on (that one would list it too).
+        if moved { nodeState.withLock { _ = $0?.placedHere.insert(agent.rawValue) } }
+        return moved
     }
 
     public func placements() throws -> [String: Placement] {

@@ -202,5 +202,10 @@ enum PostgresSchema {
             "ALTER TABLE agent ADD COLUMN state TEXT, ADD COLUMN detail TEXT, ADD COLUMN state_since DOUBLE PRECISION",
             "CREATE INDEX agent_node ON agent (node)",
         ]),
+        // What another node needs to reach one and know it: the certificate its endpoint serves (pinned,
+        // the database being the trust anchor) and the SHA-256 of its node token.
+        ("v13-node-endpoints", [
+            "ALTER TABLE hive_node ADD COLUMN certificate TEXT, ADD COLUMN token_sha256 TEXT",
+        ]),
     ]
 }

@@ -77,6 +77,27 @@ public struct NodesCommand: HiveCommand {
     }
 }
 
+/// Moves an agent to another node of a hive on many hosts: its cage stops, its state and harness
+/// directories go to `node` (streamed between the nodes, checked), and it starts there. Its inbox stays
+/// where it is, in the database.
+public struct MoveCommand: HiveCommand {
+    public static let cmd = "move"
+    public var name: String
+    public var node: String
+    public init(name: String, node: String) { self.name = name; self.node = node }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var name: String
+        public var from: String
+        public var to: String
+        /// The size of what was carried (a tar of its directories).
+        public var bytes: Int64
+        public var seconds: Double
+        public init(name: String, from: String, to: String, bytes: Int64, seconds: Double) {
+            self.name = name; self.from = from; self.to = to; self.bytes = bytes; self.seconds = seconds
+        }
+    }
+}
+
 /// Remove an agent's socket and leave a tombstone; `purge` also deletes its directories and record.
 public struct DestroyCommand: HiveCommand {
     public static let cmd = "destroy"

@@ -123,6 +123,8 @@ public enum SystemNotice: String, Sendable, CaseIterable {
     /// An agent was held over its budget (or the hive's), warned near one, or resumed.
     case budget
     case restarting
+    /// An agent moved to another node (`hive move`).
+    case moved
 
     /// The message body: the kind, a colon, the text (capped to the message limit).
     public func body(_ text: String) -> String { WireLimits.fit("\(rawValue): \(text)") }

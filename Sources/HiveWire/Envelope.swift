@@ -187,6 +187,7 @@ public enum AgentRequest: Sendable {
 public enum AdminRequest: Sendable {
     case list(ListCommand)
     case nodes(NodesCommand)
+    case move(MoveCommand)
     case spawn(SpawnCommand)
     case destroy(DestroyCommand)
     case send(SendCommand)
@@ -218,6 +219,7 @@ public enum AdminRequest: Sendable {
     public static let table = CommandTable<AdminRequest>()
         .with(ListCommand.self, AdminRequest.list)
         .with(NodesCommand.self, AdminRequest.nodes)
+        .with(MoveCommand.self, AdminRequest.move)
         .with(GatewayLogCommand.self, AdminRequest.gatewayLog)
         .with(SpawnCommand.self, AdminRequest.spawn)
         .with(DestroyCommand.self, AdminRequest.destroy)

@@ -36,10 +36,28 @@ public struct Placement: Sendable, Equatable {
     }
 }
 
+/// How another node reaches one and knows it is that node: its endpoint, the certificate it serves there
+/// (pinned: the database is the trust anchor, no CA is involved) and the SHA-256 of its node token.
+public struct NodePeer: Sendable, Equatable {
+    public var name: String
+    public var endpoint: String
+    /// PEM.
+    public var certificate: String
+    /// Hex.
+    public var tokenSHA256: String
+    public var up: Bool
+    public init(name: String, endpoint: String, certificate: String, tokenSHA256: String, up: Bool) {
+        self.name = name; self.endpoint = endpoint; self.certificate = certificate; self.tokenSHA256 = tokenSHA256; self.up = up
+    }
+}
+
 /// What a node's heartbeat carries.
 public struct NodeBeat: Sendable, Equatable {
     public var host: String
     public var endpoint: String?
+    /// The node endpoint's certificate (PEM) and the SHA-256 of its token (hex), when it serves one.
+    public var certificate: String?
+    public var tokenSHA256: String?
     public var cores: Int
     public var memoryMegabytes: Int
     public var load: Double
@@ -48,6 +66,12 @@ public struct NodeBeat: Sendable, Equatable {
     public init(host: String, endpoint: String?, cores: Int, memoryMegabytes: Int, load: Double,
                 states: [(agent: String, state: AgentState, detail: String?, since: Double?)]) {
         self.host = host; self.endpoint = endpoint; self.cores = cores; self.memoryMegabytes = memoryMegabytes; self.load = load; self.states = states
+    }
+    /// With this node's endpoint, as other nodes reach it.
+    public func serving(_ endpoint: String?, certificate: String?, tokenSHA256: String?) -> NodeBeat {
+        var beat = self
+        beat.endpoint = endpoint; beat.certificate = certificate; beat.tokenSHA256 = tokenSHA256
+        return beat
     }
     public static func == (a: NodeBeat, b: NodeBeat) -> Bool {
         a.host == b.host && a.endpoint == b.endpoint && a.cores == b.cores && a.memoryMegabytes == b.memoryMegabytes && a.load == b.load

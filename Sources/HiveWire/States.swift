@@ -52,6 +52,8 @@ public enum AgentState: String, Codable, Sendable, Equatable, CaseIterable {
     case destroyed
     /// Placed on a node whose heartbeat stopped (a hive on many hosts): its messages wait in its inbox.
     case nodeDown = "node_down"
+    /// Stopped while `hive move` carries its directories to another node; it starts there next.
+    case moving
 
     /// What a harness may report about itself; the rest are core's to say.
     public static let harnessStates: Set<AgentState> = [.starting, .idle, .thinking, .compacting, .rateLimited, .backoff,

@@ -226,11 +226,27 @@ struct Core: AsyncParsableCommand {
         """, valueName: "seconds"))
     var nodeLease: Double = 15
 
+    @Option(name: .customLong("node-listen"), help: ArgumentHelp("""
+        With --database: where this node's endpoint listens for the other nodes (HTTPS with a certificate the \
+        others pin from the database, and node tokens), for hive move. 'off' serves none (this node then \
+        cannot send or take agents). Open it to the other nodes only (docs/multi-host.md, firewall).
+        """, valueName: "host:port"))
+    var nodeListen = "0.0.0.0:7443"
+
+    @Option(name: .customLong("node-address"), help: ArgumentHelp("""
+        The name or address other nodes reach this one by. Default: the --node-listen address, or this host's \
+        name when that is 0.0.0.0.
+        """, valueName: "host"))
+    var nodeAddress: String?
+
     func validate() throws {
         if let database { _ = try DatabaseURL(database) }
         guard (database == nil) == (node == nil) else { throw ValidationError("--database and --node go together: the hive's store and this host's name in it") }
         if let node { _ = try AgentName(node) }
         // At least two heartbeats (every 2 s) and a database operation's bound (5 s) fit in a lease.
+        if let nodeAddress, nodeAddress.isEmpty || nodeAddress.utf8.count > 253 || !nodeAddress.allSatisfy({ $0.isLetter || $0.isNumber || ".-:".contains($0) }) {
+            throw ValidationError("--node-address is a host name or an IP address, not '\(nodeAddress)'")
+        }
         guard nodeLease >= 10, nodeLease <= 600 else { throw ValidationError("--node-lease is 10 to 600 seconds (heartbeats go every 2 s)") }
     }
 
@@ -243,6 +259,8 @@ struct Core: AsyncParsableCommand {
             options.database = try database.map { try DatabaseURL($0) }
             options.node = node
             options.lease = .seconds(nodeLease)
+            options.nodeListen = nodeListen == "off" ? nil : nodeListen
+            options.nodeAddress = nodeAddress
             let core = try await CoreDaemon.start(options, logger: logger)
             try await core.run()
         } catch {

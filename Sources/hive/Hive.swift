@@ -13,7 +13,7 @@ struct Hive: AsyncParsableCommand {
             the default. `hive <verb> --help` explains each one.
             """,
         subcommands: [
-            List.self, Nodes.self, SendMessage.self, Inbox.self, Spawn.self, Destroy.self, Stats.self, Search.self, BudgetVerb.self, Backup.self, Restore.self, Net.self, Reminders.self, CancelReminder.self,
+            List.self, Nodes.self, Move.self, SendMessage.self, Inbox.self, Spawn.self, Destroy.self, Stats.self, Search.self, BudgetVerb.self, Backup.self, Restore.self, Net.self, Reminders.self, CancelReminder.self,
             StartAgent.self, StopAgent.self, RestartAgent.self, RebuildAgent.self, ReviveAgent.self, Logs.self,
             Pending.self, Approve.self, Deny.self, Questions.self, Answer.self, ModelVerb.self, ResumeVerb.self, Doctor.self, Login.self, Install.self, Uninstall.self, ForgeCommand.self, NginxConfig.self,
             DemoClaude.self,

@@ -173,6 +173,34 @@ struct Nodes: AsyncParsableCommand {
     }
 }
 
+struct Move: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Move an agent to another node of a hive on many hosts.",
+        discussion: """
+            Its cage stops, its state and harness directories are streamed to the other node with a SHA-256 \
+            checked on arrival, and it starts there. Its inbox stays in the database: messages sent meanwhile \
+            wait for it. If anything fails before the other node takes it, it runs where it was again. Ask any \
+            node; the agent's own node does the work. Both nodes need their endpoint (hive core --node-listen). \
+            The manager stays on the node holding the hive's git side.
+            """)
+
+    @OptionGroup var hive: RunDirOption
+    @Argument(help: "The agent to move.") var name: String
+    @Option(help: ArgumentHelp("The node to move it to (hive nodes lists them).", valueName: "name")) var node: String
+
+    func validate() throws {
+        do { _ = try AgentName(name) } catch { throw ValidationError(error.description) }
+        do { _ = try AgentName(node) } catch { throw ValidationError("--node: \(error.description)") }
+    }
+
+    func run() async throws {
+        try await operatorVerb {
+            let reply = try await hive.connect().call(MoveCommand(name: name, node: node))
+            print("moved \(reply.name) from node \(reply.from) to node \(reply.to) (\(reply.bytes) bytes in \(String(format: "%.1f", reply.seconds)) s)")
+        }
+    }
+}
+
 struct Destroy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove an agent's socket, keeping its state as a tombstone.",

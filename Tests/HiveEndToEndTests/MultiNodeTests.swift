@@ -1,5 +1,6 @@
 import Foundation
 import HiveClient
+import HiveHost
 import HiveWire
 import PostgresFixture
 import Testing
@@ -17,7 +18,7 @@ struct MultiNodeTests {
 
     static func node(_ name: String, _ url: String, lease: Int = 15) async throws -> LiveHive {
         let hive = try LiveHive()
-        try await hive.start(extra: ["--database", url, "--node", name, "--node-lease", "\(lease)"])
+        try await hive.start(extra: ["--database", url, "--node", name, "--node-lease", "\(lease)", "--node-listen", "127.0.0.1:0"])
         return hive
     }
 
@@ -108,7 +109,7 @@ struct MultiNodeTests {
         }
 
         // Node a comes back: alpha is served again and finds the message that waited.
-        try await a.start(extra: ["--database", url, "--node", "a", "--node-lease", "10"])
+        try await a.start(extra: ["--database", url, "--node", "a", "--node-lease", "10", "--node-listen", "127.0.0.1:0"])
         let back = try await a.agent("alpha").call(RecvCommand(waitSeconds: 10, max: 10)).messages
         #expect(back.map(\.body) == ["waiting for you"])
         #expect(try await Self.summary(b, "alpha")?.state != .nodeDown)
@@ -161,7 +162,7 @@ struct MultiNodeTests {
         let (cluster, url) = try Self.database()
         let a = try LiveHive()
         defer { withExtendedLifetime((cluster, a)) {} }
-        try await a.start(extra: ["--database", url, "--node", "a", "--node-lease", "10"], cage: "process", environment: try a.fakeClaudeEnvironment())
+        try await a.start(extra: ["--database", url, "--node", "a", "--node-lease", "10", "--node-listen", "127.0.0.1:0"], cage: "process", environment: try a.fakeClaudeEnvironment())
         _ = try await a.admin().call(SpawnCommand(name: "alpha", node: "a"))
         try await a.eventually("alpha's cage runs") { Self.cages(of: a).count == 2 } // the manager's and alpha's
         try cluster.stop()
@@ -172,5 +173,60 @@ struct MultiNodeTests {
         try cluster.start()
         try await a.eventually("the cages start again", timeout: .seconds(25)) { Self.cages(of: a).count == 2 }
         try await a.eventually("alpha is listed again") { try await a.agentRow("alpha") != nil }
+    }
+
+    @Test("hive move: the cage stops on one node, its state and harness dirs arrive on the other checked, it runs there with its files, a message sent to it then reaches it there; asked on another node, the move is handed to the agent's node; node endpoints refuse a wrong token")
+    func move() async throws {
+        let (cluster, url) = try Self.database()
+        let a = try LiveHive(), b = try LiveHive()
+        defer { withExtendedLifetime((cluster, a, b)) {} }
+        for (hive, name) in [(a, "a"), (b, "b")] {
+            try await hive.start(extra: ["--database", url, "--node", name, "--node-listen", "127.0.0.1:0"], cage: "process",
+                                 environment: try hive.fakeClaudeEnvironment())
+        }
+        _ = try await a.admin().call(SpawnCommand(name: "alpha", node: "a"))
+        try await a.eventually("alpha's cage runs on a") { Self.cages(of: a).count == 2 } // the manager's and alpha's
+        let notes = "agents/alpha/state/notes.md"
+        let text = "what alpha learnt on node a\n" + String(repeating: "x", count: 300_000) // more than one chunk of the stream
+        try text.write(to: a.root.appending(path: notes), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: a.root.appending(path: "agents/alpha/state/etc").path, withDestinationPath: "/etc")
+        let harnessFiles = try FileManager.default.contentsOfDirectory(atPath: a.root.appending(path: "agents/alpha/harness").path).sorted()
+        #expect(!harnessFiles.isEmpty, "the harness keeps its files in its dir")
+
+        let moved = try a.cli(["move", "alpha", "--node", "b"])
+        #expect(moved.status == 0 && moved.out.contains("moved alpha from node a to node b"), "\(moved)")
+        #expect(try String(contentsOf: b.root.appending(path: notes), encoding: .utf8) == text, "the state dir arrived whole")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: b.root.appending(path: "agents/alpha/state/etc").path) == "/etc",
+                "a link the agent made stays a link, never followed")
+        #expect(Set(harnessFiles).isSubset(of: Set(try FileManager.default.contentsOfDirectory(atPath: b.root.appending(path: "agents/alpha/harness").path))))
+        #expect(!FileManager.default.fileExists(atPath: a.root.appending(path: notes).path), "nothing of it stays on the node it left")
+        #expect(!FileManager.default.fileExists(atPath: a.agentSocket("alpha")) && FileManager.default.fileExists(atPath: b.agentSocket("alpha")))
+        try await b.eventually("alpha's cage runs on b") { Self.cages(of: b).count == 1 }
+        #expect(Self.cages(of: a).count == 1, "only the manager's cage is left on a")
+        for hive in [a, b] {
+            try await hive.eventually("every node lists alpha on b") { try await Self.summary(hive, "alpha")?.node == "b" }
+        }
+        // Its inbox did not move: a message sent to it now is there for it on b.
+        _ = try await a.admin().call(SendCommand(to: "alpha", body: "welcome to node b"))
+        try await b.eventually("alpha's harness on b ran a turn on it, in its moved state dir") {
+            b.runs(of: "alpha").contains { "\($0)".contains("welcome to node b") }
+        }
+
+        // Asked on a while alpha is on b: b does the move, back to a.
+        let back = try a.cli(["move", "alpha", "--node", "a"])
+        #expect(back.status == 0 && back.out.contains("from node b to node a"), "\(back)")
+        #expect(try String(contentsOf: a.root.appending(path: notes), encoding: .utf8) == text)
+        try await a.eventually("alpha's cage runs on a again") { Self.cages(of: a).count == 2 }
+
+        // Refusals, with the reason.
+        let manager = try a.cli(["move", "manager", "--node", "b"])
+        #expect(manager.status != 0 && manager.err.contains("git side"), "\(manager)")
+        let nowhere = try a.cli(["move", "alpha", "--node", "nowhere"])
+        #expect(nowhere.status != 0 && nowhere.err.contains("no node named 'nowhere'"), "\(nowhere)")
+        // The endpoint answers a node with its token only.
+        let endpoint = try #require(try await a.admin().call(NodesCommand()).nodes.first { $0.name == "b" }?.endpoint)
+        let curl = try ChildProcess.run("/usr/bin/curl", ["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Hive-Node: a",
+                                                          "-H", "Authorization: Bearer \(String(repeating: "0", count: 64))", endpoint + "/node/v1/ping"])
+        #expect(curl.text == "401", "a wrong token is refused: \(curl.text)")
     }
 }
