@@ -87,9 +87,14 @@ let package = Package(
         ]),
         // Per-agent telemetry stores (events.sqlite, turn-stats.sqlite): written and swept by the harness, as the agent.
         .target(name: "HiveTelemetry", dependencies: ["HiveWire", .product(name: "GRDB", package: "GRDB.swift")]),
-        // HTTP pieces the dashboard and the agents' pages share: JSON and HTML replies, the SSE writer.
+        // HTTP pieces the dashboard, the agents' pages and the node endpoints share: JSON and HTML replies, the
+        // SSE writer, the checked proxy to an agent's own page server.
         .target(name: "HiveHTTP", dependencies: [
-            "HiveWire",
+            "HiveWire", "HiveHost",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
@@ -123,6 +128,7 @@ let package = Package(
         .target(name: "HiveWeb", dependencies: [
             "HiveWire", "HiveHost", "HiveClient", "HiveHTTP", "HiveMetrics",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -22,8 +22,8 @@ import Glibc
 /// checked against the SHA-256 in the node's row; the caller pins this node's certificate from the same
 /// row (``NodeIdentity``). Anything else gets a 401 and nothing is read.
 enum NodeEndpoint {
-    static let nodeHeader = HTTPField.Name("X-Hive-Node")!
-    static let sha256Header = HTTPField.Name("X-Hive-SHA256")!
+    static var nodeHeader: HTTPField.Name { NodeHTTP.node }
+    static var sha256Header: HTTPField.Name { NodeHTTP.sha256 }
     /// The most one move may carry (an agent's state is bounded by its disk quota long before this).
     static let maxArchive: Int64 = 256 << 30
     /// Free space an arrival leaves on the root's file system, besides the archive and its unpacked copy.
@@ -79,6 +79,36 @@ enum NodeEndpoint {
                 }
                 try await Self.onThread { try moves.unpackArrival(name, from: caller, spool: spool) }
                 return HiveHTTP.Reply.json(["node": moves.here])
+            }
+        }
+        // An agent's page, for another node's dashboard: opened by that node's ticket for this one agent.
+        for method in [HTTPRequest.Method.get, .post] {
+            router.on("/node/v1/agents/:name/page/**", method: method) { request, context -> Response in
+                guard let node = request.headers[NodeHTTP.node], let ticket = request.headers[NodeHTTP.ticket],
+                      let via = try? AgentName(node).rawValue, let name = try? AgentName(context.parameters.get("name") ?? "") else {
+                    return HiveHTTP.Reply.error("a node's name and a page ticket are needed", status: .unauthorized)
+                }
+                let peer = try? await onThread { try moves.store.peer(via) }
+                guard let peer, NodeIdentity.checkTicket(ticket, via: via, target: moves.here, agent: name.rawValue, certificatePEM: peer.certificate,
+                                                         now: Date().timeIntervalSince1970) else {
+                    logger.warning("node endpoint: refused a page ticket naming node '\(via)' for \(name)")
+                    return HiveHTTP.Reply.error("a node's name and a page ticket are needed", status: .unauthorized)
+                }
+                let prefix = "/node/v1/agents/\(name.rawValue)/page"
+                let path = request.uri.path
+                guard path.hasPrefix(prefix) else { return HiveHTTP.Reply.error("bad path", status: .badRequest) }
+                let rest = (path.dropFirst(prefix.count).isEmpty ? "/" : String(path.dropFirst(prefix.count))) + (request.uri.query.map { "?\($0)" } ?? "")
+                guard rest.utf8.count <= 2048, !rest.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) else {
+                    return HiveHTTP.Reply.error("bad path", status: .badRequest)
+                }
+                do {
+                    let body = method == .post ? try await request.body.collect(upTo: AgentPageProxy.maxRequestBody) : ByteBuffer()
+                    return try await AgentPageProxy.forward(request, body: body, path: rest, runDir: moves.layout.runDir, agent: name)
+                } catch let refused as AgentPageProxy.Refused {
+                    return HiveHTTP.Reply.error(refused.description, status: .badGateway)
+                } catch {
+                    return HiveHTTP.Reply.error("the agent's page is not answering", status: .badGateway)
+                }
             }
         }
         return Application(router: router, server: try .tls(.http1(), tlsConfiguration: identity.serverTLS()),
@@ -153,7 +183,7 @@ struct NodeLink: Sendable {
         }
         var request = HTTPClientRequest(url: peer.endpoint + path)
         request.method = method
-        request.tlsConfiguration = try NodeIdentity.clientTLS(pinning: peer.certificate)
+        request.tlsConfiguration = try NodeHTTP.clientTLS(pinning: peer.certificate)
         request.headers.add(name: NodeEndpoint.nodeHeader.rawName, value: here)
         request.headers.add(name: "Authorization", value: "Bearer \(identity.token)")
         for (name, value) in headers { request.headers.add(name: name, value: value) }

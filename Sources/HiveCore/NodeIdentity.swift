@@ -73,12 +73,29 @@ struct NodeIdentity: Sendable {
         return tls
     }
 
-    /// The client side, calling `peer`: only the certificate its row names is trusted.
-    static func clientTLS(pinning certificatePEM: String) throws -> TLSConfiguration {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: Array(certificatePEM.utf8), format: .pem)])
-        tls.certificateVerification = .noHostnameVerification // pinned: the name a node is reached by does not matter
-        tls.minimumTLSVersion = .tlsv13
-        return tls
+    /// A page ticket (see ``PageRouteCommand``): this node (`via`) vouches that its dashboard may open
+    /// `agent`'s page on node `target` until `expires` (unix seconds), signed with its endpoint's key. The
+    /// target checks it against `via`'s certificate in the database: no secret is shared or stored for it.
+    func pageTicket(via: String, target: String, agent: String, expires: Int) throws -> String {
+        let key = try P256.Signing.PrivateKey(pemRepresentation: keyPEM)
+        let signature = try key.signature(for: Data(Self.ticketText(via: via, target: target, agent: agent, expires: expires).utf8))
+        return "\(expires).\(signature.rawRepresentation.base64EncodedString())"
+    }
+
+    /// Whether `ticket` is `via`'s (whose certificate is `certificatePEM`) for `agent` on `target`, unexpired
+    /// and not valid for longer than ``ticketLifetime`` from `now`.
+    static func checkTicket(_ ticket: String, via: String, target: String, agent: String, certificatePEM: String, now: Double) -> Bool {
+        let parts = ticket.split(separator: ".", maxSplits: 1).map(String.init)
+        guard ticket.utf8.count <= 200, parts.count == 2, let expires = Int(parts[0]), Double(expires) > now,
+              Double(expires) <= now + ticketLifetime + 60, // a minute for clocks apart
+              let raw = Data(base64Encoded: parts[1]), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: raw),
+              let certificate = try? Certificate(pemEncoded: certificatePEM), let key = P256.Signing.PublicKey(certificate.publicKey) else { return false }
+        return key.isValidSignature(signature, for: Data(ticketText(via: via, target: target, agent: agent, expires: expires).utf8))
+    }
+
+    static let ticketLifetime: Double = 300
+
+    private static func ticketText(via: String, target: String, agent: String, expires: Int) -> String {
+        "hive page ticket\nvia \(via)\nto \(target)\nagent \(agent)\nuntil \(expires)"
     }
 }

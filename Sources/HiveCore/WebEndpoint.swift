@@ -54,6 +54,18 @@ struct WebEndpoint: Sendable {
                 let config = admin.approvals.configs.current(name).encoded()
                 return ResponseLine.ok(AgentConfigCommand.Reply(agent: name.rawValue, config: String(decoding: config, as: UTF8.self),
                                                                 commit: admin.approvals.repos.deployedSHA(name)))
+            case .pageRoute(let c):
+                let name = try AgentName(c.agent)
+                guard try broker.agent(name) != nil else { throw BrokerError.unknownAgent(name.rawValue) }
+                guard let here = broker.nodeName, let placed = try broker.placements()[name.rawValue]?.node, placed != here else {
+                    return ResponseLine.ok(PageRouteCommand.Reply(agent: name.rawValue))
+                }
+                guard let moves = admin.moves else { throw CoreError("this node serves no endpoint (--node-listen), so its dashboard cannot reach node \(placed)") }
+                guard let peer = try broker.peer(placed) else { throw CoreError("\(name) runs on node \(placed), which serves no endpoint") }
+                let expires = Int(Date().timeIntervalSince1970 + NodeIdentity.ticketLifetime)
+                let ticket = try moves.identity.pageTicket(via: here, target: placed, agent: name.rawValue, expires: expires)
+                return ResponseLine.ok(PageRouteCommand.Reply(agent: name.rawValue, node: placed, endpoint: peer.endpoint, certificate: peer.certificate,
+                                                              via: here, ticket: ticket, expires: Double(expires)))
             case .logs, .send, .approve, .deny, .start, .stop, .restart, .revive, .destroy, .cancelReminder, .forgeRepos, .answer, .setModel, .budget, .search:
                 // The same command on the admin socket: one implementation, and this table is the allow-list.
                 return admin.handle(line, parker)

@@ -1,4 +1,5 @@
 import Foundation
+import HiveHTTP
 import HiveWire
 
 /// Searches several agents' transcripts at once: each agent's page server searches its own

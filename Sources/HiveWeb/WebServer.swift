@@ -35,6 +35,7 @@ public enum WebServer {
                                    logins: LoginPolicy, forge: String?, client: HTTPClient, logger: Logger) -> some ApplicationProtocol {
         let router = Router(context: WebContext.self)
         router.add(middleware: RequestMetrics())
+        let routes = PageRoutes(core: core)
 
         /// Checks a login secret under the throttle: a session id, or the response refusing it.
         @Sendable func attempt(_ secret: String, _ request: Request, _ context: WebContext) -> Result<String, RefusedLogin> {
@@ -186,7 +187,9 @@ public enum WebServer {
                     }
                     do {
                         let body = method == .post ? try await request.body.collect(upTo: AgentPageProxy.maxRequestBody) : ByteBuffer()
-                        response = try await AgentPageProxy.forward(request, body: body, path: rest, runDir: runDir, agent: name)
+                        let route = try await routes.route(name)
+                        response = route.endpoint == nil ? try await AgentPageProxy.forward(request, body: body, path: rest, runDir: runDir, agent: name)
+                            : try await PageRoutes.forward(request, body: body, path: rest, route: route)
                     } catch let refused as AgentPageProxy.Refused {
                         logger.warning("agent page of \(name): \(refused)")
                         return Reply.error(refused.description, status: .badGateway)

@@ -145,6 +145,31 @@ public struct AgentConfigCommand: HiveCommand {
     }
 }
 
+/// Where the dashboard reaches an agent's page (a hive on many hosts): nothing for an agent of this node
+/// (its page socket is here); for one on another node, that node's endpoint, the certificate to pin and a
+/// ticket, signed by this node, that opens that one agent's page there until `expires`.
+public struct PageRouteCommand: HiveCommand {
+    public static let cmd = "page_route"
+    public var agent: String
+    public init(agent: String) { self.agent = agent }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var agent: String
+        @Nullable public var node: String?
+        @Nullable public var endpoint: String?
+        @Nullable public var certificate: String?
+        /// The node that signed the ticket (this one).
+        @Nullable public var via: String?
+        @Nullable public var ticket: String?
+        /// Unix seconds.
+        @Nullable public var expires: Double?
+        public init(agent: String, node: String? = nil, endpoint: String? = nil, certificate: String? = nil, via: String? = nil,
+                    ticket: String? = nil, expires: Double? = nil) {
+            self.agent = agent; self.node = node; self.endpoint = endpoint; self.certificate = certificate; self.via = via
+            self.ticket = ticket; self.expires = expires
+        }
+    }
+}
+
 /// What `web.sock` accepts: reads, and the operator actions core authorises on its own terms.
 public enum WebRequest: Sendable {
     case snapshot(SnapshotCommand)
@@ -167,6 +192,7 @@ public enum WebRequest: Sendable {
     case budget(BudgetCommand)
     case metrics(MetricsCommand)
     case search(SearchCommand)
+    case pageRoute(PageRouteCommand)
 
     public static let table = CommandTable<WebRequest>()
         .with(SnapshotCommand.self, WebRequest.snapshot)
@@ -189,4 +215,5 @@ public enum WebRequest: Sendable {
         .with(BudgetCommand.self, WebRequest.budget)
         .with(MetricsCommand.self, WebRequest.metrics)
         .with(SearchCommand.self, WebRequest.search)
+        .with(PageRouteCommand.self, WebRequest.pageRoute)
 }

@@ -175,7 +175,7 @@ struct MultiNodeTests {
         try await a.eventually("alpha is listed again") { try await a.agentRow("alpha") != nil }
     }
 
-    @Test("hive move: the cage stops on one node, its state and harness dirs arrive on the other checked, it runs there with its files, a message sent to it then reaches it there; asked on another node, the move is handed to the agent's node; node endpoints refuse a wrong token")
+    @Test("hive move: the cage stops on one node, its state and harness dirs arrive on the other checked, it runs there with its files, a message sent to it then reaches it there; asked on another node, the move is handed to the agent's node; node endpoints refuse a wrong token; another node's dashboard shows its page through its node (a signed ticket for that one agent)")
     func move() async throws {
         let (cluster, url) = try Self.database()
         let a = try LiveHive(), b = try LiveHive()
@@ -211,6 +211,30 @@ struct MultiNodeTests {
         try await b.eventually("alpha's harness on b ran a turn on it, in its moved state dir") {
             b.runs(of: "alpha").contains { "\($0)".contains("welcome to node b") }
         }
+
+        // Node a's dashboard shows alpha's page, served on node b (through b's endpoint, with a's ticket), its live stream too.
+        let (_, port) = try await a.startWeb()
+        let cookie = try a.webCookie(port)
+        try await a.eventually("alpha's page answers through node a's dashboard") {
+            let page = try TCPHTTP.request(port, "GET", "/agent/alpha/state", headers: ["Cookie": cookie])
+            return page.status == 200 && page.body.contains("\"state\"")
+        }
+        let stream = try TCPHTTP.request(port, "GET", "/agent/alpha/events/stream", headers: ["Cookie": cookie], readFor: .seconds(5)) { $0.contains("data:") }
+        #expect(stream.headers["content-type"] == "text/event-stream" && stream.raw.contains("data:"), "\(stream.raw.prefix(300))")
+        #expect(stream.headers["content-security-policy"]?.hasPrefix("sandbox") == true)
+        // The ticket opens that agent's page there, for the node that signed it, and nothing else.
+        let route = try await a.web.call(PageRouteCommand(agent: "alpha"))
+        #expect(route.node == "b" && route.via == "a")
+        let ticket = try #require(route.ticket), bEndpoint = try #require(route.endpoint)
+        func status(_ path: String, via: String, ticket: String, method: String = "GET") throws -> String {
+            try ChildProcess.run("/usr/bin/curl", ["-sk", "-X", method, "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Hive-Node: \(via)", "-H", "X-Hive-Ticket: \(ticket)",
+                                                   bEndpoint + path]).text
+        }
+        #expect(try status("/node/v1/agents/alpha/page/state", via: "a", ticket: ticket) == "200")
+        #expect(try status("/node/v1/agents/beta/page/state", via: "a", ticket: ticket) == "401", "another agent's page")
+        #expect(try status("/node/v1/agents/alpha/page/state", via: "b", ticket: ticket) == "401", "another node's name")
+        #expect(try status("/node/v1/agents/alpha/page/state", via: "a", ticket: "9999999999." + ticket.split(separator: ".")[1]) == "401", "a later expiry")
+        #expect(try status("/node/v1/agents/alpha/move", via: "a", ticket: ticket, method: "POST") == "401", "a ticket is no node token")
 
         // Asked on a while alpha is on b: b does the move, back to a.
         let back = try a.cli(["move", "alpha", "--node", "a"])

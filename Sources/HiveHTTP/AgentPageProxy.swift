@@ -21,16 +21,17 @@ import Glibc
 /// nothing is retried, so a one-shot POST body cannot be sent twice. The response status must be a final
 /// one (200…599), its head must come within `headTimeout`, and only plain content headers pass to the
 /// operator's browser.
-enum AgentPageProxy {
-    static let headTimeout: Duration = .seconds(30)
-    static let idleTimeout: Duration = .seconds(120)
-    static let maxRequestBody = 64 * 1024
+public enum AgentPageProxy {
+    public static let headTimeout: Duration = .seconds(30)
+    public static let idleTimeout: Duration = .seconds(120)
+    public static let maxRequestBody = 64 * 1024
     /// Response headers an agent's page may set; anything else (Set-Cookie, Refresh, Clear-Site-Data,
     /// Location, CORS) is dropped.
-    static let passedHeaders: Set<String> = ["content-type", "cache-control", "etag", "last-modified", "x-accel-buffering"]
+    public static let passedHeaders: Set<String> = ["content-type", "cache-control", "etag", "last-modified", "x-accel-buffering"]
 
-    struct Refused: Error, CustomStringConvertible {
-        var description: String
+    public struct Refused: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// A connected socket to the agent's page server whose peer is the agent, or why not.
@@ -98,7 +99,7 @@ enum AgentPageProxy {
 
     /// Sends `request` (as `path`, its body already read) to the agent's page and streams the response
     /// back, at the pace the browser takes it.
-    static func forward(_ request: Request, body: ByteBuffer, path: String, runDir: URL, agent: AgentName) async throws -> Response {
+    public static func forward(_ request: Request, body: ByteBuffer, path: String, runDir: URL, agent: AgentName) async throws -> Response {
         let channel = try await httpChannel(runDir: runDir, agent: agent)
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method.rawValue), uri: path)
         head.headers.add(name: "Host", value: "agent")
@@ -184,7 +185,7 @@ enum AgentPageProxy {
 extension AgentPageProxy {
     /// GETs `path` from the agent's page server (connected and checked as ``connect(runDir:agent:)``) and
     /// returns its status and body: at most `maxBytes` (more is refused, not truncated) within `timeout`.
-    static func fetch(_ path: String, runDir: URL, agent: AgentName, maxBytes: Int, timeout: Duration) async throws -> (status: Int, body: Data) {
+    public static func fetch(_ path: String, runDir: URL, agent: AgentName, maxBytes: Int, timeout: Duration) async throws -> (status: Int, body: Data) {
         let channel = try await httpChannel(runDir: runDir, agent: agent)
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
         head.headers.add(name: "Host", value: "agent")
