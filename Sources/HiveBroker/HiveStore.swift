@@ -136,11 +136,23 @@ public protocol HiveNodes: Sendable {
     func agentsHere() -> [AgentName]
     /// Registers a new agent placed on `node` (an up node of the hive), which starts it by itself.
     func register(_ name: AgentName, on node: String) throws(BrokerError) -> AgentRecord
-    /// How to reach node `name` (nil: no such node, or it serves no endpoint).
-    func peer(_ name: String) throws -> NodePeer?
-    /// Moves `agent`'s placement from node `from` to this node, in one statement: false if it is no longer
-    /// placed on `from` (moved or destroyed meanwhile). This node may run it at once.
-    func arrive(_ agent: AgentName, from: String) throws -> Bool
+    /// How to reach each node that serves an endpoint.
+    func peers() throws -> [NodePeer]
+    /// `hive move`, in the database: a move of an agent of this node to node `to` is claimed first (false:
+    /// another move is under way, or the agent is not here), and then either arrives there or is called off
+    /// here, each a compare-and-set on the agent's row, so exactly one of the two wins.
+    func beginMove(_ agent: AgentName, to: String) throws -> Bool
+    /// Calls off this node's move of `agent` to `to`: true if it was still under way (the agent stays here);
+    /// false if it arrived there meanwhile.
+    func callOffMove(_ agent: AgentName, to: String) throws -> Bool
+    /// The move of `agent` under way, if any: the node it leaves and the node it goes to.
+    func moveUnderWay(_ agent: AgentName) throws -> (from: String, to: String)?
+    /// The move of `agent` from node `from` arrives here: placed on this node, with `uid` (this node's, see
+    /// ``reserveUID(in:skip:)``), in one statement; false if that move was called off or the agent destroyed.
+    /// This node may run it at once.
+    func arrive(_ agent: AgentName, from: String, uid: Int?) throws -> Bool
+    /// A uid of `range` nobody has had, kept from every later allocation, for an agent arriving here.
+    func reserveUID(in range: ClosedRange<Int>, skip: (Int) -> Bool) throws -> Int
 }
 
 public typealias HiveStore = AgentRegistry & MessageStore & ReminderStore & ApprovalStore & QuestionStore & GatewayLogStore & SpendStore & HiveNodes
@@ -154,8 +166,12 @@ extension Broker: HiveNodes {
     public func mayRun(_ agent: AgentName) -> Bool { true }
     public func agentsHere() -> [AgentName] { [] }
     public func register(_ name: AgentName, on node: String) throws(BrokerError) -> AgentRecord { try register(name) }
-    public func peer(_ name: String) throws -> NodePeer? { nil }
-    public func arrive(_ agent: AgentName, from: String) throws -> Bool { false }
+    public func peers() throws -> [NodePeer] { [] }
+    public func beginMove(_ agent: AgentName, to: String) throws -> Bool { false }
+    public func callOffMove(_ agent: AgentName, to: String) throws -> Bool { true }
+    public func moveUnderWay(_ agent: AgentName) throws -> (from: String, to: String)? { nil }
+    public func arrive(_ agent: AgentName, from: String, uid: Int?) throws -> Bool { false }
+    public func reserveUID(in range: ClosedRange<Int>, skip: (Int) -> Bool) throws -> Int { throw BrokerError.uidsUsedUp(range) }
 }
 
 extension Broker: AgentRegistry, MessageStore, ReminderStore, ApprovalStore, QuestionStore, GatewayLogStore {
@@ -166,6 +182,11 @@ extension Broker: AgentRegistry, MessageStore, ReminderStore, ApprovalStore, Que
 // The defaults callers rely on, for any store.
 extension AgentRegistry {
     public func cageUID(for agent: AgentName, in range: ClosedRange<Int>) throws -> Int { try cageUID(for: agent, in: range, skip: { _ in false }) }
+}
+
+extension HiveNodes {
+    /// How to reach node `name` (nil: no such node, or it serves no endpoint).
+    public func peer(_ name: String) throws -> NodePeer? { try peers().first { $0.name == name } }
 }
 
 extension MessageStore {

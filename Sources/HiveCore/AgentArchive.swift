@@ -37,7 +37,7 @@ enum AgentArchive {
     }
 
     /// Packs `<dir>/state` and `<dir>/harness` into `spool` (a file only root reads), hashing as it goes.
-    static func pack(_ dir: URL, as runner: Runner?, into spool: URL) throws -> Packed {
+    static func pack(_ dir: URL, as runner: Runner?, into spool: URL, limit: Int64) throws -> Packed {
         let out = try FileHandle(forWritingTo: created(spool))
         defer { try? out.close() }
         let p = Process()
@@ -60,12 +60,17 @@ enum AgentArchive {
             if chunk.isEmpty { break }
             hash.update(data: chunk)
             bytes += Int64(chunk.count)
-            do { if failure == nil { try out.write(contentsOf: chunk) } } catch { failure = error }
+            if failure == nil, bytes > limit {
+                failure = CoreError("the archive passed \(limit) bytes (the most this node's free disk, less its reserve, takes)")
+                p.terminate()
+            }
+            do { if failure == nil { try out.write(contentsOf: chunk) } } catch { failure = error; p.terminate() }
         }
         let status = p.waitUntilGone() ?? p.terminationStatus
         if let failure { throw CoreError("cannot spool the archive to \(spool.path): \(failure)") }
-        // 1 is "a file changed as it was read" (the manager may write in a state dir): still a whole archive.
-        guard status == 0 || status == 1 else {
+        // Only a clean exit is a whole archive: 1 ("a file changed as it was read", the manager writing in a
+        // state dir) may have lost a write, and a signal's number could pass for an exit status.
+        guard status == 0, p.terminationReason == .exit else {
             throw CoreError("tar could not pack \(dir.path) (exit \(status)): \(errors.wait())")
         }
         return Packed(bytes: bytes, sha256: NodeIdentity.hex(hash.finalize()))
@@ -88,7 +93,7 @@ enum AgentArchive {
         try p.run()
         let errors = drain(err)
         let status = p.waitUntilGone() ?? p.terminationStatus
-        guard status == 0 else { throw CoreError("tar could not unpack the archive (exit \(status)): \(errors.wait())") }
+        guard status == 0, p.terminationReason == .exit else { throw CoreError("tar could not unpack the archive (exit \(status)): \(errors.wait())") }
     }
 
     /// A new empty file only its owner reads.

@@ -2,40 +2,61 @@ import AsyncHTTPClient
 import Foundation
 import HiveBroker
 import HiveHost
+import HiveHTTP
 import HiveWire
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// `hive move NAME --node N`, both ends (docs/multi-host.md, "Moving an agent").
 ///
-/// On the node it leaves: the cage stops and the socket closes (messages wait in the database), the state
-/// and harness directories are packed (``AgentArchive``) and sent to the other node's endpoint with their
-/// SHA-256. On the node it reaches: the archive is checked, unpacked beside the agent's directory, swapped
-/// in, and only then does the placement move, in one statement that also checks the agent is still where
-/// the caller said; then the agent starts there. Until that statement, the old node's copy is whole and a
-/// failure anywhere brings the agent back up where it was. Its inbox never moves.
+/// On the node it leaves: the move is claimed in the database (one at a time per agent), the cage stops
+/// and the socket closes (messages wait in the database), the state and harness directories are packed
+/// (``AgentArchive``) and sent to the other node's endpoint with their SHA-256. On the node it reaches: the
+/// archive is checked and unpacked beside the agent's directory as a uid reserved for it there, then the
+/// move arrives in the database (placement and uid, one compare-and-set), and only then are the
+/// directories swapped in and the agent started. A node that gives up calls the move off with the opposite
+/// compare-and-set: exactly one wins, so the agent runs on one node, never two, and the old node's copy
+/// is deleted only once the move arrived. Its inbox never moves.
 struct AgentMoves: Sendable {
     let store: any HiveStore
     let lifecycle: Lifecycle
     let identity: NodeIdentity
-    /// Who tar runs as for an agent on this node (nil: core's own uid, as its cages).
-    let runner: @Sendable (AgentName) throws -> AgentArchive.Runner?
+    /// Who packs an agent's directories here: its own uid (nil: core's, as its cages).
+    let packer: @Sendable (AgentName) throws -> AgentArchive.Runner?
+    /// A uid of this node reserved for an agent arriving (nil: cages run as core's uid).
+    let arrivalUID: @Sendable () throws -> uid_t?
     let logger: Logger
     var layout: HiveLayout { lifecycle.layout }
     var here: String { store.nodeName ?? "" }
     var link: NodeLink { NodeLink(here: here, identity: identity) }
+    let peers: PeerBook
     /// How long one move may take end to end (a large state dir on a slow link).
     static let patience: Duration = .seconds(1800)
+    static let stagingPrefix = ".arriving-" // a leading dot: never an agent's name
+
+    init(store: any HiveStore, lifecycle: Lifecycle, identity: NodeIdentity, packer: @escaping @Sendable (AgentName) throws -> AgentArchive.Runner?,
+         arrivalUID: @escaping @Sendable () throws -> uid_t?, logger: Logger) {
+        self.store = store; self.lifecycle = lifecycle; self.identity = identity; self.packer = packer; self.arrivalUID = arrivalUID
+        self.logger = logger; self.peers = PeerBook(store: store, logger: logger)
+    }
 
     func spool(_ name: AgentName, _ way: String) -> URL {
         let dir = layout.nodeDir.appending(path: "spool")
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         // Unique: a leftover of an interrupted move is never mistaken for this one's.
         return dir.appending(path: "\(name.rawValue).\(way).\(UUID().uuidString.prefix(8)).tar")
+    }
+
+    /// What an interrupted move left on this node: its spool and its staging directories.
+    static func sweep(_ layout: HiveLayout) {
+        try? FileManager.default.removeItem(at: layout.nodeDir.appending(path: "spool")) // root's alone
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.agentsDir.path)) ?? []
+        for name in names where name.hasPrefix(stagingPrefix) { try? TreeRemoval.remove(name, in: layout.agentsDir) }
     }
 
     /// Moves `name` to node `target`, from wherever it is placed (a move asked elsewhere is handed to its node).
@@ -51,7 +72,10 @@ struct AgentMoves: Sendable {
         }
         guard peer.up else { throw CoreError("node \(target) sends no heartbeat: move \(name) to a node that is up") }
         if from != here { return try handOver(name, to: target, at: from) }
-        return try lifecycle.busy.during(name) { try leave(name, to: peer) }
+        return try lifecycle.busy.during(name) {
+            guard try store.beginMove(name, to: target) else { throw CoreError("a move of \(name) is under way already") }
+            return try leave(name, to: peer)
+        }
     }
 
     /// Asks the agent's own node to move it.
@@ -69,30 +93,38 @@ struct AgentMoves: Sendable {
 
     private func leave(_ name: AgentName, to peer: NodePeer) throws -> MoveCommand.Reply {
         let began = ContinuousClock.now
-        lifecycle.board.supervisor(name, state: .moving)
         lifecycle.processes?.stop(name)
         lifecycle.sockets.close(name)
+        lifecycle.board.supervisor(name, state: .moving) // after the stop, which says stopped
         let out = spool(name, "out")
         defer { try? FileManager.default.removeItem(at: out) }
         var packed = AgentArchive.Packed(bytes: 0, sha256: "")
         do {
-            packed = try AgentArchive.pack(layout.agentDir(name), as: try runner(name), into: out)
+            let room = (NodeEndpoint.freeBytes(layout.root) ?? 0) - NodeEndpoint.reserve
+            packed = try AgentArchive.pack(layout.agentDir(name), as: try packer(name), into: out, limit: min(NodeEndpoint.maxArchive, room))
             let (link, size, sha) = (self.link, packed.bytes, packed.sha256)
             let answer = try Blocking.run {
                 try await link.call(peer, .PUT, "/node/v1/agents/\(name.rawValue)/arrival",
-                                    headers: [(NodeEndpoint.sha256Header.rawName, sha), ("Content-Type", "application/x-tar")],
+                                    headers: [(NodeHTTP.sha256.rawName, sha), ("Content-Type", "application/x-tar")],
                                     body: .stream(FileChunks(url: out), length: .known(size)), timeout: Self.patience)
             }
             guard answer.status == 200 else { throw CoreError("node \(peer.name) refused it: \(answer.message)") }
         } catch {
-            // The answer may be what was lost: the placement says whether it landed.
-            if (try? store.placements()[name.rawValue]?.node) != peer.name {
+            // Called off here, or arrived there: whichever compare-and-set won says where it runs.
+            switch try? store.callOffMove(name, to: peer.name) {
+            case true?:
                 lifecycle.board.supervisor(name, state: nil, ifStill: .moving)
                 do { try lifecycle.bringUp(name) } catch { logger.error("could not bring \(name) back up after a failed move: \(error)") }
                 throw CoreError("could not move \(name) to node \(peer.name): \(error); it runs here again")
+            case false?:
+                logger.notice("the move of \(name) to node \(peer.name) arrived, though its answer did not: \(error)")
+            case nil:
+                // The database cannot say: the agent stays stopped until this node's reconciliation can.
+                throw CoreError("could not move \(name) to node \(peer.name): \(error); the database cannot be asked whether it arrived, so it stays stopped until it can")
             }
         }
         // It runs there now: what is left here goes (the manager's config repo for it stays, on the git node).
+        lifecycle.processes?.stop(name) // whatever may have started it meanwhile
         lifecycle.forget(name)
         for sub in AgentArchive.members {
             do { try TreeRemoval.remove(sub, in: layout.agentDir(name)) } catch { logger.warning("\(name) moved, but its old \(sub) dir stays: \(error)") }
@@ -103,47 +135,97 @@ struct AgentMoves: Sendable {
         return MoveCommand.Reply(name: name.rawValue, from: here, to: peer.name, bytes: packed.bytes, seconds: seconds)
     }
 
-    /// Before a byte is read: the agent is alive and placed on the calling node.
+    /// Before a byte is read: a move of this live agent from the calling node to this one is under way.
     func checkArrival(_ name: AgentName, from caller: String) throws {
         guard let record = try store.agent(name), record.destroyedAt == nil else { throw NodeRefusal(message: "no live agent \(name)", status: .notFound) }
-        guard try store.placements()[name.rawValue]?.node == caller else {
-            throw NodeRefusal(message: "\(name) is not placed on node \(caller)")
+        guard let move = try store.moveUnderWay(name), move.from == caller, move.to == here else {
+            throw NodeRefusal(message: "no move of \(name) from node \(caller) to node \(here) is under way")
         }
     }
 
     /// The checked archive in `spool` becomes `name`'s directories here, and `name` runs here.
     func unpackArrival(_ name: AgentName, from caller: String, spool: URL) throws {
-        try checkArrival(name, from: caller)
         try lifecycle.busy.during(name) {
-            let staging = ".arriving-\(name.rawValue)" // a leading dot: never an agent's name
+            try checkArrival(name, from: caller)
             let agents = layout.agentsDir
-            try TreeRemoval.remove(staging, in: agents)
-            defer { try? TreeRemoval.remove(staging, in: agents) }
-            guard mkdir(agents.appending(path: staging).path, 0o755) == 0 else {
+            let staging = Self.stagingPrefix + name.rawValue + "." + UUID().uuidString.prefix(8)
+            var keep = false
+            defer { if !keep { try? TreeRemoval.remove(staging, in: agents) } }
+            guard mkdir(agents.appending(path: staging).path, 0o755) == 0 else { // root's; its uid only passes through
                 throw CoreError("cannot make \(agents.appending(path: staging).path): \(String(cString: strerror(errno)))")
             }
-            let runner = try runner(name)
-            for sub in AgentArchive.members {
-                try Ownership.makeDirectory(sub, in: agents.appending(path: staging), owner: runner?.uid)
+            let uid = try arrivalUID()
+            for sub in AgentArchive.members { try Ownership.makeDirectory(sub, in: agents.appending(path: staging), owner: uid) }
+            try AgentArchive.unpack(spool, into: agents.appending(path: staging), as: uid.map { AgentArchive.Runner(uid: $0) })
+            guard try store.arrive(name, from: caller, uid: uid.map(Int.init)) else {
+                throw NodeRefusal(message: "the move of \(name) from node \(caller) was called off: nothing changed")
             }
-            try AgentArchive.unpack(spool, into: agents.appending(path: staging), as: runner)
-            // In place of whatever an earlier stay left here.
+            // It is this node's now: its directories go in place of whatever an earlier stay left here.
+            keep = true
             try AgentDirectories.create(name, in: layout)
             let from = open(agents.appending(path: staging).path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             let to = open(layout.agentDir(name).path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             defer { if from >= 0 { close(from) }; if to >= 0 { close(to) } }
-            guard from >= 0, to >= 0 else { throw CoreError("cannot open the directories of \(name): \(String(cString: strerror(errno)))") }
             for sub in AgentArchive.members {
                 try TreeRemoval.remove(sub, in: layout.agentDir(name))
-                guard renameat(from, sub, to, sub) == 0 else { throw CoreError("cannot put \(name)'s \(sub) dir in place: \(String(cString: strerror(errno)))") }
+                guard from >= 0, to >= 0, renameat(from, sub, to, sub) == 0 else {
+                    logger.critical("\(name) arrived but its \(sub) dir could not be put in place; it is in \(agents.appending(path: staging).path)")
+                    throw CoreError("\(name) arrived, but its \(sub) dir is left in \(agents.appending(path: staging).path): \(String(cString: strerror(errno)))")
+                }
             }
-            guard try store.arrive(name, from: caller) else {
-                for sub in AgentArchive.members { try? TreeRemoval.remove(sub, in: layout.agentDir(name)) }
-                throw NodeRefusal(message: "\(name) left node \(caller) meanwhile (moved or destroyed): nothing changed")
-            }
+            keep = false
             try lifecycle.bringUp(name)
         }
         logger.info("\(name) arrived from node \(caller) and runs here")
+    }
+}
+
+/// The other nodes' endpoints, certificates and token hashes, kept in memory: a request to the endpoint
+/// is checked without touching the database, which a flood of forged requests could otherwise keep busy
+/// enough to starve this node's heartbeat. Read again at most every ``refresh`` on a miss, and in the
+/// background once ``stale``.
+final class PeerBook: Sendable {
+    let store: any HiveStore
+    let logger: Logger
+    private struct Book {
+        var peers: [String: NodePeer] = [:]
+        var readAt: ContinuousClock.Instant?
+        var reading = false
+        var lastRefusalLogged: ContinuousClock.Instant?
+    }
+    private let book = Mutex(Book())
+    static let refresh: Duration = .seconds(2)
+    static let stale: Duration = .seconds(30)
+
+    init(store: any HiveStore, logger: Logger) { self.store = store; self.logger = logger }
+
+    func peer(_ name: String) async -> NodePeer? {
+        let now = ContinuousClock.now
+        let (hit, read) = book.withLock { b -> (NodePeer?, Bool) in
+            let age = b.readAt.map { now - $0 }
+            let due = b.peers[name] == nil ? age.map { $0 >= Self.refresh } ?? true : age.map { $0 >= Self.stale } ?? true
+            guard due, !b.reading else { return (b.peers[name], false) }
+            b.reading = true
+            return (b.peers[name], true)
+        }
+        guard read else { return hit }
+        let peers = await onThread { [store] in try? store.peers() }
+        return book.withLock { b in
+            b.reading = false
+            if let peers { b.peers = Dictionary(peers.map { ($0.name, $0) }, uniquingKeysWith: { $1 }); b.readAt = .now }
+            return b.peers[name]
+        }
+    }
+
+    /// Logs a refusal, at most once every 10 s (a flood must not flood the log too).
+    func refused(_ text: @autoclosure () -> String) {
+        let now = ContinuousClock.now
+        guard book.withLock({ b -> Bool in
+            guard b.lastRefusalLogged.map({ now - $0 >= .seconds(10) }) ?? true else { return false }
+            b.lastRefusalLogged = now
+            return true
+        }) else { return }
+        logger.warning("node endpoint: \(text()) (refusals are logged once per 10 s)")
     }
 }
 

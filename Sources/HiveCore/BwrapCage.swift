@@ -41,6 +41,12 @@ public struct BwrapCage: Sendable {
         getuid() == 0 ? uid_t(try broker.cageUID(for: name, in: uids.first...uids.last, skip: UIDRange.taken)) : nil
     }
 
+    /// A uid of this node's block for an agent arriving from another node (hive move), nobody's before;
+    /// nil when core is not root. The move's arrival records it as the agent's.
+    func reserveUID() throws -> uid_t? {
+        getuid() == 0 ? uid_t(try broker.reserveUID(in: uids.first...uids.last, skip: UIDRange.taken)) : nil
+    }
+
     /// Prepares the host side of `name`'s cage and returns the command that runs `hive agent` in it.
     /// Not a pure builder: it allocates the agent's uid (recorded in the store), hands its directories
     /// and socket to that uid, and makes the shared space. `rendered` is its config file; `forwards` are

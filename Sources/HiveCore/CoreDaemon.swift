@@ -119,7 +119,7 @@ public final class CoreDaemon: Sendable {
         if options.database != nil, let node = options.node, let listen = options.nodeListen {
             let (host, port) = try ListenAddress.parse(listen, what: "--node-listen")
             let identity = try NodeIdentity.load(from: layout.nodeDir, node: node)
-            try? FileManager.default.removeItem(at: layout.nodeDir.appending(path: "spool")) // an interrupted move's leftovers
+            AgentMoves.sweep(layout) // an interrupted move's leftovers
             let address = options.nodeAddress ?? (["0.0.0.0", "::", ""].contains(host) ? ProcessInfo.processInfo.hostName : host)
             serving = NodeServing(identity: identity, host: host, port: port,
                                   endpoint: "https://\(address.contains(":") ? "[\(address)]" : address):\(port)")
@@ -199,12 +199,12 @@ public final class CoreDaemon: Sendable {
         var moves: AgentMoves?
         var nodeService: (any Service)?
         if let serving {
-            let agentMoves = AgentMoves(store: broker, lifecycle: lifecycle, identity: serving.identity, runner: { [bwrap, broker] name in
+            let agentMoves = AgentMoves(store: broker, lifecycle: lifecycle, identity: serving.identity, packer: { [bwrap, broker] name in
                 guard let bwrap, let uid = try bwrap.uid(name) else { return nil }
                 // The manager's group reads what the manager wrote in a state dir, where the manager runs.
                 let manager = name != .manager && broker.mayRun(.manager) ? try bwrap.uid(.manager) : nil
                 return AgentArchive.Runner(uid: uid, groups: manager.map { [gid_t($0)] } ?? [])
-            }, logger: logger)
+            }, arrivalUID: { [bwrap] in try bwrap?.reserveUID() }, logger: logger)
             moves = agentMoves
             nodeService = try NodeEndpoint.application(moves: agentMoves, identity: serving.identity, host: serving.host, port: serving.port, logger: logger)
         }

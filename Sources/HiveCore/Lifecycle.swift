@@ -34,6 +34,7 @@ struct Lifecycle: Sendable {
         guard let record = try broker.agent(name) else { throw BrokerError.unknownAgent(name.rawValue) }
         guard record.destroyedAt == nil else { throw BrokerError.destroyedRecipient(name.rawValue) }
         try here(name)
+        guard !busy.contains(name) else { throw NamesInFlight.busy(name) }
     }
 
     /// In a hive on many hosts, a verb that touches an agent's cage or directories runs on its node; with
@@ -127,6 +128,12 @@ struct Lifecycle: Sendable {
             do {
                 // Looked at again now: the heartbeat's list may be a moment old (destroyed or moved since).
                 guard try broker.agent(name)?.destroyedAt == nil, try broker.placements()[name.rawValue]?.node == broker.nodeName else { continue }
+                // A move of it this node began and did not see through (the database was away when it tried to
+                // call it off): called off now, unless it arrived, and then it is not this node's to run.
+                if let move = try broker.moveUnderWay(name) {
+                    guard try busy.during(name, { try broker.callOffMove(name, to: move.to) }) else { continue }
+                    logger.notice("called off the unfinished move of \(name) to node \(move.to): it runs here")
+                }
                 try bringUp(name)
                 logger.info("\(name) is placed on this node: started it")
             } catch {
@@ -243,7 +250,7 @@ struct Lifecycle: Sendable {
         // On a node of a hive on many hosts, only the agents placed here (and while its leases are current).
         try broker.agents().filter { $0.record.destroyedAt == nil }.compactMap { try? AgentName($0.record.name) }
             .filter { name in
-                guard broker.mayRun(name) else { return false }
+                guard broker.mayRun(name), !busy.contains(name) else { return false }
                 if (try? broker.isStopped(name)) == true { board.supervisor(name, state: .stopped); return false }
                 return true
             }
@@ -288,13 +295,20 @@ struct Lifecycle: Sendable {
     }
 }
 
-/// Names a verb is working on, shared by every copy of the lifecycle.
+/// Names a verb is working on, shared by every copy of the lifecycle: one verb at a time per agent.
 final class NamesInFlight: Sendable {
     let names = Mutex<Set<AgentName>>([])
 
-    func during<T>(_ name: AgentName, _ body: () throws -> T) rethrows -> T {
-        names.withLock { _ = $0.insert(name) }
+    /// Runs `body` holding `name`; refused while another verb (a move, a spawn, a destroy) holds it.
+    func during<T>(_ name: AgentName, _ body: () throws -> T) throws -> T {
+        guard names.withLock({ $0.insert(name).inserted }) else { throw Self.busy(name) }
         defer { names.withLock { _ = $0.remove(name) } }
         return try body()
+    }
+
+    func contains(_ name: AgentName) -> Bool { names.withLock { $0.contains(name) } }
+
+    static func busy(_ name: AgentName) -> CoreError {
+        CoreError("\(name) is being moved, created, destroyed or revived right now; try again once that is done")
     }
 }

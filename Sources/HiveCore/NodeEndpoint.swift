@@ -58,7 +58,7 @@ enum NodeEndpoint {
                 guard let free = freeBytes(moves.layout.root), free - 2 * length > reserve else {
                     return HiveHTTP.Reply.error("not enough free disk on node \(moves.here) for \(length) bytes (and their unpacked copy)", status: .init(code: 507, reasonPhrase: "Insufficient Storage"))
                 }
-                try moves.checkArrival(name, from: caller)
+                try await Self.onThread { try moves.checkArrival(name, from: caller) }
                 let spool = try AgentArchive.created(moves.spool(name, "in"))
                 defer { try? FileManager.default.removeItem(at: spool) }
                 let out = try FileHandle(forWritingTo: spool)
@@ -88,10 +88,10 @@ enum NodeEndpoint {
                       let via = try? AgentName(node).rawValue, let name = try? AgentName(context.parameters.get("name") ?? "") else {
                     return HiveHTTP.Reply.error("a node's name and a page ticket are needed", status: .unauthorized)
                 }
-                let peer = try? await onThread { try moves.store.peer(via) }
-                guard let peer, NodeIdentity.checkTicket(ticket, via: via, target: moves.here, agent: name.rawValue, certificatePEM: peer.certificate,
-                                                         now: Date().timeIntervalSince1970) else {
-                    logger.warning("node endpoint: refused a page ticket naming node '\(via)' for \(name)")
+                guard via != moves.here, let peer = await moves.peers.peer(via),
+                      NodeIdentity.checkTicket(ticket, via: via, target: moves.here, agent: name.rawValue, certificatePEM: peer.certificate,
+                                               now: Date().timeIntervalSince1970) else {
+                    moves.peers.refused("refused a page ticket naming node '\(via)' for \(name)")
                     return HiveHTTP.Reply.error("a node's name and a page ticket are needed", status: .unauthorized)
                 }
                 let prefix = "/node/v1/agents/\(name.rawValue)/page"
@@ -122,15 +122,19 @@ enum NodeEndpoint {
             return HiveHTTP.Reply.error("a node's name and token are needed", status: .unauthorized)
         }
         let token = String(auth.dropFirst("Bearer ".count))
-        let peer = try? await onThread { try moves.store.peer(name) }
-        guard let peer, Self.same(NodeIdentity.sha256(token), peer.tokenSHA256), name != moves.here else {
-            logger.warning("node endpoint: refused a request naming node '\(name)' (\(request.method) \(request.uri.path))")
+        guard name != moves.here, let peer = await moves.peers.peer(name), Self.same(NodeIdentity.sha256(token), peer.tokenSHA256) else {
+            moves.peers.refused("refused a request naming node '\(name)' (\(request.method) \(request.uri.path))")
             return HiveHTTP.Reply.error("a node's name and token are needed", status: .unauthorized)
         }
         do {
             return try await body(name)
         } catch let e as NodeRefusal {
             return HiveHTTP.Reply.error(e.message, status: e.status)
+        } catch let e as NameError {
+            return HiveHTTP.Reply.error(e.description, status: .badRequest)
+        } catch let e as BrokerError {
+            if case .unknownAgent = e { return HiveHTTP.Reply.error(e.description, status: .notFound) }
+            return HiveHTTP.Reply.error(e.description, status: .serviceUnavailable)
         } catch {
             logger.warning("node endpoint: \(request.method) \(request.uri.path) from \(name) failed: \(error)")
             return HiveHTTP.Reply.error("\(error)", status: .conflict)

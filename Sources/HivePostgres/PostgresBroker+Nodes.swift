@@ -15,6 +15,8 @@ struct NodeState: Sendable {
     var nameHeld = true
     /// The agents placed here, as of the last heartbeat.
     var placedHere: Set<String> = []
+    /// Agents that arrived here (hive move) and when: a heartbeat whose read may predate one keeps it.
+    var arrivals: [String: ContinuousClock.Instant] = [:]
     var duties: Set<Duty> = []
     /// When the duty session last answered.
     var dutiesChecked: ContinuousClock.Instant?
@@ -35,6 +37,9 @@ extension PostgresBroker: HiveNodes {
             try PostgresThreads.block { [self] in try await Self.bounded({ try await self.openSession() }, late: { c in try? await c.close() }) }
         }
         nodeState.withLock { $0 = NodeState(lease: lease.seconds, startedAt: Date().timeIntervalSince1970) }
+        // A move this node had under way when it stopped is off: its agents stay here (an arrival it raced fails).
+        let node = self.node, logger = self.logger
+        try write { c in try await c.query("UPDATE agent SET moving_to = NULL WHERE node = \(node) AND moving_to IS NOT NULL", logger: logger) }
         let duties = Task(executorPreference: PostgresThreads.shared) { [weak self] () async -> Void in await self?.holdDuties(first: session) }
         addTask(duties)
     }
@@ -104,38 +109,93 @@ extension PostgresBroker: HiveNodes {
                 .decode(String.self) { placed.insert(name) }
             return placed
         }
-        nodeState.withLock { s in
-            s?.lastBeat = sent
-            s?.placedHere = placed
+        nodeState.withLock { state in
+            guard var s = state else { return }
+            s.lastBeat = sent
+            // An arrival after this beat's read began is not in `placed` yet; one before it is, or has left since.
+            s.arrivals = s.arrivals.filter { $0.value >= sent }
+            s.placedHere = placed.union(s.arrivals.keys)
+            state = s
         }
     }
 
-    public func peer(_ name: String) throws -> NodePeer? {
+    public func peers() throws -> [NodePeer] {
         return try read { client in
-            var peer: NodePeer?
-            for try await (endpoint, certificate, token, up) in try await client.query("""
-                SELECT endpoint, certificate, token_sha256, heartbeat_at + lease > \(unescaped: databaseNow) FROM hive_node
-                WHERE name = \(name) AND endpoint IS NOT NULL AND certificate IS NOT NULL AND token_sha256 IS NOT NULL
-                """, logger: self.logger).decode((String, String, String, Bool).self) {
-                peer = NodePeer(name: name, endpoint: endpoint, certificate: certificate, tokenSHA256: token, up: up)
+            var peers: [NodePeer] = []
+            for try await (name, endpoint, certificate, token, up) in try await client.query("""
+                SELECT name, endpoint, certificate, token_sha256, heartbeat_at + lease > \(unescaped: databaseNow) FROM hive_node
+                WHERE endpoint IS NOT NULL AND certificate IS NOT NULL AND token_sha256 IS NOT NULL
+                """, logger: self.logger).decode((String, String, String, String, Bool).self) {
+                peers.append(NodePeer(name: name, endpoint: endpoint, certificate: certificate, tokenSHA256: token, up: up))
             }
-            return peer
+            return peers
         }
     }
 
-    public func arrive(_ agent: AgentName, from: String) throws -> Bool {
-        let node = self.node, logger = self.logger
-        let moved = try write { c -> Bool in
-            var moved = false
-            for try await _ in try await c.query("""
-                UPDATE agent SET node = \(node), state = NULL, detail = NULL, state_since = NULL
-                WHERE name = \(agent.rawValue) AND node = \(from) AND destroyed_at IS NULL RETURNING 1
-                """, logger: logger) { moved = true }
-            return moved
+    public func beginMove(_ agent: AgentName, to target: String) throws -> Bool {
+        try changed("""
+            UPDATE agent SET moving_to = \(target) WHERE name = \(agent.rawValue) AND node = \(node) AND moving_to IS NULL AND destroyed_at IS NULL RETURNING 1
+            """)
+    }
+
+    public func callOffMove(_ agent: AgentName, to target: String) throws -> Bool {
+        try changed("UPDATE agent SET moving_to = NULL WHERE name = \(agent.rawValue) AND node = \(node) AND moving_to = \(target) RETURNING 1")
+    }
+
+    public func moveUnderWay(_ agent: AgentName) throws -> (from: String, to: String)? {
+        try read { client in
+            var move: (String, String)?
+            for try await (from, to) in try await client.query("""
+                SELECT node, moving_to FROM agent WHERE name = \(agent.rawValue) AND moving_to IS NOT NULL AND destroyed_at IS NULL
+                """, logger: self.logger).decode((String, String).self) { move = (from, to) }
+            return move.map { (from: $0.0, to: $0.1) }
         }
-        // Runnable here at once, not from the next heartbeat on (that one would list it too).
-        if moved { nodeState.withLock { _ = $0?.placedHere.insert(agent.rawValue) } }
-        return moved
+    }
+
+    public func arrive(_ agent: AgentName, from: String, uid: Int?) throws -> Bool {
+        let arrived = try changed("""
+            UPDATE agent SET node = \(node), moving_to = NULL, uid = COALESCE(\(uid), uid), state = NULL, detail = NULL, state_since = NULL
+            WHERE name = \(agent.rawValue) AND node = \(from) AND moving_to = \(node) AND destroyed_at IS NULL RETURNING 1
+            """)
+        // Runnable here at once, not from the next heartbeat on; a heartbeat whose read came before this
+        // keeps it too (see ``heartbeat(_:)``).
+        if arrived {
+            nodeState.withLock { s in
+                s?.arrivals[agent.rawValue] = .now
+                s?.placedHere.insert(agent.rawValue)
+            }
+        }
+        return arrived
+    }
+
+    public func reserveUID(in range: ClosedRange<Int>, skip: (Int) -> Bool) throws -> Int {
+        let logger = self.logger
+        while true {
+            let next = try read { client in try await client.withConnection { try await Self.uids(nil, range, $0, logger: logger).1 } }
+            var candidate = next
+            while candidate <= range.upperBound && skip(candidate) { candidate += 1 }
+            guard candidate <= range.upperBound else { throw BrokerError.uidsUsedUp(range) }
+            let chosen = candidate
+            let taken = try write { c -> Bool in
+                try await c.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.uidLock))", logger: logger)
+                guard try await Self.uids(nil, range, c, logger: logger).1 <= chosen else { return false }
+                try await c.query("""
+                    INSERT INTO hive_setting (key, value) VALUES ('last_uid', \(chosen)) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                    """, logger: logger)
+                return true
+            }
+            if taken { return chosen }
+        }
+    }
+
+    /// Runs `sql` (an UPDATE … RETURNING 1): whether it changed a row.
+    private func changed(_ sql: PostgresQuery) throws -> Bool {
+        let logger = self.logger
+        return try write { c -> Bool in
+            var hit = false
+            for try await _ in try await c.query(sql, logger: logger) { hit = true }
+            return hit
+        }
     }
 
     public func placements() throws -> [String: Placement] {

@@ -144,10 +144,10 @@ extension PostgresBroker: AgentRegistry {
     }
 
     /// The agent's uid, and the lowest uid of `range` above every one handed out.
-    private static func uids(_ agent: AgentName, _ range: ClosedRange<Int>, _ c: PostgresConnection, logger: Logger) async throws -> (Int?, Int) {
+    static func uids(_ agent: AgentName?, _ range: ClosedRange<Int>, _ c: PostgresConnection, logger: Logger) async throws -> (Int?, Int) {
         var current: Int?, next = range.lowerBound
         for try await (uid, top) in try await c.query("""
-            SELECT (SELECT uid FROM agent WHERE name = \(agent.rawValue)),
+            SELECT (SELECT uid FROM agent WHERE name = \(agent?.rawValue ?? "")),
                    GREATEST((SELECT MAX(uid) FROM agent WHERE uid BETWEEN \(range.lowerBound) AND \(range.upperBound)),
                             (SELECT value FROM hive_setting WHERE key = 'last_uid' AND value BETWEEN \(range.lowerBound) AND \(range.upperBound - 1)))
             """, logger: logger).decode((Int?, Int?).self) {

@@ -203,9 +203,11 @@ enum PostgresSchema {
             "CREATE INDEX agent_node ON agent (node)",
         ]),
         // What another node needs to reach one and know it: the certificate its endpoint serves (pinned,
-        // the database being the trust anchor) and the SHA-256 of its node token.
+        // the database being the trust anchor) and the SHA-256 of its node token; and moves under way.
         ("v13-node-endpoints", [
             "ALTER TABLE hive_node ADD COLUMN certificate TEXT, ADD COLUMN token_sha256 TEXT",
+            // The node an agent is being moved to (hive move), until it arrives or the move is called off.
+            "ALTER TABLE agent ADD COLUMN moving_to TEXT",
         ]),
     ]
 }

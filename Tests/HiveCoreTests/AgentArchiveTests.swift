@@ -65,7 +65,7 @@ struct AgentArchiveTests {
             }
         }
         let spool = dir.appending(path: "out.tar")
-        let packed = try AgentArchive.pack(source, as: Self.runner, into: spool)
+        let packed = try AgentArchive.pack(source, as: Self.runner, into: spool, limit: 1 << 30)
         let bytes = try Data(contentsOf: spool)
         #expect(packed.bytes == Int64(bytes.count) && packed.bytes > 3_000_000)
         #expect(packed.sha256 == NodeIdentity.sha256(bytes), "the hash is of the bytes spooled")

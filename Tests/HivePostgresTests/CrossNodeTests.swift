@@ -268,4 +268,38 @@ struct CrossNodeTests {
         }
         #expect(try b.recv(iris, max: 100, wait: .zero).messages.isEmpty, "nothing acked comes back")
     }
+
+    @Test("a move is claimed once, then either arrives or is called off, never both: whichever compare-and-set comes first wins; a reserved uid is never handed out again")
+    func moveCompareAndSet() throws {
+        let (cluster, a, b, iris) = try Self.twoNodes()
+        defer { a.shutdown(); b.shutdown(); withExtendedLifetime(cluster) {} }
+        try a.startNode(); try b.startNode()
+        for node in [a, b] { try node.heartbeat(NodeBeat(host: "h", endpoint: nil, cores: 1, memoryMegabytes: 1, load: 0, states: [])) }
+        _ = try a.register(try AgentName("zed"), on: "a")
+        let zed = try AgentName("zed")
+        #expect(try !b.arrive(zed, from: "a", uid: nil), "no arrival without a move under way")
+        #expect(try a.beginMove(zed, to: "b"))
+        #expect(try !a.beginMove(zed, to: "b"), "one move at a time")
+        #expect(try b.moveUnderWay(zed).map { [$0.from, $0.to] } == ["a", "b"])
+        #expect(try !b.beginMove(zed, to: "a"), "only its own node moves it")
+        // Called off first: the arrival that comes later fails, and the agent stays on a.
+        #expect(try a.callOffMove(zed, to: "b"))
+        #expect(try !b.arrive(zed, from: "a", uid: nil))
+        #expect(try a.placements()["zed"]?.node == "a" && b.moveUnderWay(zed) == nil)
+        // Arrived first: calling it off then fails, and the agent is b's, with the uid b reserved for it.
+        #expect(try a.beginMove(zed, to: "b"))
+        let uid = try b.reserveUID(in: 30_000...30_099, skip: { _ in false })
+        #expect(try b.arrive(zed, from: "a", uid: uid))
+        #expect(try !a.callOffMove(zed, to: "b"))
+        #expect(try a.placements()["zed"]?.node == "b" && a.agent(withUID: uid) == "zed")
+        #expect(b.mayRun(zed), "runnable on b at once, before its next heartbeat")
+        #expect(try b.cageUID(for: iris, in: 30_000...30_099) == uid + 1, "the reserved uid is nobody else's")
+        // A node that starts again calls off whatever move it had under way.
+        #expect(try b.beginMove(zed, to: "a"))
+        b.shutdown()
+        let b2 = try Self.node("b", cluster)
+        defer { b2.shutdown() }
+        try b2.startNode()
+        #expect(try b2.moveUnderWay(zed) == nil && a.placements()["zed"]?.node == "b")
+    }
 }
