@@ -26,6 +26,7 @@ struct AgentMoves: Sendable {
     let store: any HiveStore
     let lifecycle: Lifecycle
     let identity: NodeIdentity
+    let configs: NodeConfigs
     /// Who packs an agent's directories here: its own uid (nil: core's, as its cages).
     let packer: @Sendable (AgentName) throws -> AgentArchive.Runner?
     /// A uid of this node reserved for an agent arriving (nil: cages run as core's uid).
@@ -39,9 +40,9 @@ struct AgentMoves: Sendable {
     static let patience: Duration = .seconds(1800)
     static let stagingPrefix = ".arriving-" // a leading dot: never an agent's name
 
-    init(store: any HiveStore, lifecycle: Lifecycle, identity: NodeIdentity, packer: @escaping @Sendable (AgentName) throws -> AgentArchive.Runner?,
+    init(store: any HiveStore, lifecycle: Lifecycle, identity: NodeIdentity, configs: NodeConfigs, packer: @escaping @Sendable (AgentName) throws -> AgentArchive.Runner?,
          arrivalUID: @escaping @Sendable () throws -> uid_t?, logger: Logger) {
-        self.store = store; self.lifecycle = lifecycle; self.identity = identity; self.packer = packer; self.arrivalUID = arrivalUID
+        self.store = store; self.lifecycle = lifecycle; self.identity = identity; self.configs = configs; self.packer = packer; self.arrivalUID = arrivalUID
         self.logger = logger; self.peers = PeerBook(store: store, logger: logger)
     }
 
@@ -126,6 +127,7 @@ struct AgentMoves: Sendable {
         // It runs there now: what is left here goes (the manager's config repo for it stays, on the git node).
         lifecycle.processes?.stop(name) // whatever may have started it meanwhile
         lifecycle.forget(name)
+        configs.left(name)
         for sub in AgentArchive.members {
             do { try TreeRemoval.remove(sub, in: layout.agentDir(name)) } catch { logger.warning("\(name) moved, but its old \(sub) dir stays: \(error)") }
         }
@@ -157,7 +159,9 @@ struct AgentMoves: Sendable {
             let uid = try arrivalUID()
             for sub in AgentArchive.members { try Ownership.makeDirectory(sub, in: agents.appending(path: staging), owner: uid) }
             try AgentArchive.unpack(spool, into: agents.appending(path: staging), as: uid.map { AgentArchive.Runner(uid: $0) })
+            try configs.arriving(name) // its config, before the move counts as done
             guard try store.arrive(name, from: caller, uid: uid.map(Int.init)) else {
+                configs.left(name)
                 throw NodeRefusal(message: "the move of \(name) from node \(caller) was called off: nothing changed")
             }
             // It is this node's now: its directories go in place of whatever an earlier stay left here.

@@ -11,6 +11,8 @@ struct ApprovalDesk: Sendable {
     let repos: ConfigRepos
     let configs: ConfigStore
     let lifecycle: Lifecycle
+    /// Configs of agents on other nodes (a hive on many hosts, this node serving an endpoint).
+    let nodeConfigs: NodeConfigs?
     let logger: Logger
 
     /// Manager: seed a config repo for `name` from the template, once the operator agrees.
@@ -101,11 +103,17 @@ struct ApprovalDesk: Sendable {
         // An agent the operator stopped keeps its new config for its next start; one that never ran a
         // deployed config (new, or left stopped by a failed first deploy) is started by this one.
         let operatorStopped = try record != nil && previous != nil && broker.isStopped(name)
+        // An agent of another node is rebuilt there, by that node (which puts back what ran before if it fails).
+        let elsewhere = try broker.placements()[name.rawValue].map(\.node).flatMap { $0 == broker.nodeName ? nil : $0 }
         configs.set(name, config)
         do {
             if record == nil {
-                // On the manager's node: configs do not travel between nodes yet (docs/multi-host.md).
+                // A new agent starts on the manager's node; hive move takes it elsewhere, its config with it.
                 _ = try lifecycle.spawn(name, node: lifecycle.broker.nodeName, waitReady: true)
+            } else if let elsewhere {
+                guard let nodeConfigs else { throw CoreError("\(name) runs on node \(elsewhere), and this node serves no endpoint to reach it") }
+                let text = String(decoding: try repos.configFile(name, sha: sha), as: UTF8.self)
+                try nodeConfigs.push(name, to: elsewhere, deployed: .init(sha: sha, config: text))
             } else if cages && !operatorStopped {
                 try lifecycle.rebuild(name, waitReady: true)
             }
@@ -114,7 +122,9 @@ struct ApprovalDesk: Sendable {
             // Put back what ran before, and run it again; a new agent whose first config failed is left
             // stopped (registered, so the next apply needs no second init_config).
             configs.set(name, previous)
-            if previous == nil {
+            if elsewhere != nil {
+                // Its node put back what ran before.
+            } else if previous == nil {
                 _ = try? lifecycle.stop(name)
             } else if cages && !operatorStopped {
                 try? lifecycle.rebuild(name)

@@ -185,7 +185,9 @@ public final class CoreDaemon: Sendable {
         configs.load(live, from: repos)
         let lifecycle = Lifecycle(layout: layout, broker: broker, sockets: sockets, processes: processes, configs: configs,
                                   repos: repos, forge: forgeDesk, logger: logger)
-        let approvals = ApprovalDesk(broker: broker, repos: repos, configs: configs, lifecycle: lifecycle, logger: logger)
+        let nodeConfigs = serving.map { NodeConfigs(store: broker, configs: configs, repos: repos, identity: $0.identity, logger: logger) }
+        if let nodeConfigs, !nodeConfigs.holdsGit { nodeConfigs.loadKept(live) }
+        let approvals = ApprovalDesk(broker: broker, repos: repos, configs: configs, lifecycle: lifecycle, nodeConfigs: nodeConfigs, logger: logger)
         for name in live {
             // One agent's damaged tree must not keep the hive down: its cage says why when it is prepared.
             do { try AgentDirectories.create(name, in: layout) } catch { logger.error("the directories of \(name): \(error)") }
@@ -199,7 +201,7 @@ public final class CoreDaemon: Sendable {
         var moves: AgentMoves?
         var nodeService: (any Service)?
         if let serving {
-            let agentMoves = AgentMoves(store: broker, lifecycle: lifecycle, identity: serving.identity, packer: { [bwrap, broker] name in
+            let agentMoves = AgentMoves(store: broker, lifecycle: lifecycle, identity: serving.identity, configs: nodeConfigs!, packer: { [bwrap, broker] name in
                 guard let bwrap, let uid = try bwrap.uid(name) else { return nil }
                 // The manager's group reads what the manager wrote in a state dir, where the manager runs.
                 let manager = name != .manager && broker.mayRun(.manager) ? try bwrap.uid(.manager) : nil

@@ -81,6 +81,39 @@ enum NodeEndpoint {
                 return HiveHTTP.Reply.json(["node": moves.here])
             }
         }
+        // An agent's config: pushed by the git node to the agent's node, fetched from it by a node an agent arrives on.
+        router.put("/node/v1/agents/:name/config") { request, context -> Response in
+            await guarded(request, moves, logger) { caller in
+                let name = try AgentName(context.parameters.get("name") ?? "")
+                guard try await Self.onThread({ try moves.configs.gitNode() }) == caller else {
+                    throw NodeRefusal(message: "only the node holding the git side configures agents", status: .forbidden)
+                }
+                let body = try await request.body.collect(upTo: NodeConfigs.maxConfig + 4096)
+                let deployed = try JSONDecoder().decode(NodeConfigs.Deployed.self, from: Data(buffer: body))
+                try await Self.onThread {
+                    guard try moves.store.placements()[name.rawValue]?.node == moves.here else { throw NodeRefusal(message: "\(name) does not run on node \(moves.here)") }
+                    guard !moves.lifecycle.busy.contains(name) else { throw NamesInFlight.busy(name) } // (a rebuild says so too)
+                    try moves.configs.apply(name, deployed, lifecycle: moves.lifecycle)
+                }
+                return HiveHTTP.Reply.json(["agent": name.rawValue, "sha": deployed.sha])
+            }
+        }
+        router.get("/node/v1/agents/:name/config") { request, context -> Response in
+            await guarded(request, moves, logger) { caller in
+                let name = try AgentName(context.parameters.get("name") ?? "")
+                let deployed = try await Self.onThread { () throws -> NodeConfigs.Deployed? in
+                    // The agent's node, or the node it is being moved to.
+                    let placed = try moves.store.placements()[name.rawValue]?.node
+                    let arriving = try moves.store.moveUnderWay(name)?.to
+                    guard placed == caller || arriving == caller else {
+                        throw NodeRefusal(message: "\(name) is neither on node \(caller) nor on its way there", status: .forbidden)
+                    }
+                    return try moves.configs.deployed(name)
+                }
+                guard let deployed else { return HiveHTTP.Reply.error("nothing is deployed for \(name): it runs on defaults", status: .notFound) }
+                return HiveHTTP.Reply.json(deployed)
+            }
+        }
         // An agent's page, for another node's dashboard: opened by that node's ticket for this one agent.
         for method in [HTTPRequest.Method.get, .post] {
             router.on("/node/v1/agents/:name/page/**", method: method) { request, context -> Response in

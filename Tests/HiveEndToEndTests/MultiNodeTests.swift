@@ -253,4 +253,40 @@ struct MultiNodeTests {
                                                           "-H", "Authorization: Bearer \(String(repeating: "0", count: 64))", endpoint + "/node/v1/ping"])
         #expect(curl.text == "401", "a wrong token is refused: \(curl.text)")
     }
+
+    @Test("configs across nodes: an approved config of an agent on another node is carried out there (its node enforces it), kept across that node's restart, and comes along when the agent moves to the git node")
+    func configsAcrossNodes() async throws {
+        let (cluster, url) = try Self.database()
+        let a = try LiveHive(), b = try LiveHive()
+        defer { withExtendedLifetime((cluster, a, b)) {} }
+        let startB = { try await b.start(extra: ["--database", url, "--node", "b", "--node-listen", "127.0.0.1:0"], cage: "process",
+                                         environment: try b.fakeClaudeEnvironment()) }
+        try await a.start(extra: ["--database", url, "--node", "a", "--node-listen", "127.0.0.1:0"], cage: "process", environment: try a.fakeClaudeEnvironment())
+        try await startB()
+        _ = try await a.admin().call(SpawnCommand(name: "alpha", node: "a"))
+        _ = try await a.admin().call(SpawnCommand(name: "beta", node: "b"))
+        try await b.eventually("beta runs on b") { Self.cages(of: b).count == 1 }
+        func sendsToAlpha(_ hive: LiveHive) async throws -> Bool {
+            try await hive.agent("beta").raw(#"{"cmd":"send","to":"alpha","body":"hi"}"#)["ok"] as? Bool == true
+        }
+        #expect(try await sendsToAlpha(b), "on defaults beta may write to anyone")
+
+        // The manager and the approvals are on node a; beta's node b carries the config out.
+        let approval = try await a.deploy("beta", #"{"model": "opus", "allowed_recipients": ["manager"]}"#)
+        #expect(approval.state == .deployed, "\(approval.note ?? "")")
+        #expect(try await !sendsToAlpha(b), "node b enforces the config approved on node a")
+        #expect(try await b.agent("beta").raw(#"{"cmd":"send","to":"manager","body":"hi"}"#)["ok"] as? Bool == true)
+        #expect(try await b.web.call(AgentConfigCommand(agent: "beta")).config.contains("opus"))
+
+        // Node b restarts: it boots beta with the config it was given.
+        b.kill9()
+        try await startB()
+        #expect(try await !sendsToAlpha(b), "kept across node b's restart")
+
+        // Moved to node a, the git node: the config comes along.
+        let moved = try a.cli(["move", "beta", "--node", "a"])
+        #expect(moved.status == 0, "\(moved)")
+        #expect(try await !sendsToAlpha(a), "on node a too")
+        #expect(!FileManager.default.fileExists(atPath: b.root.appending(path: "node/configs/beta.json").path), "node b keeps nothing of it")
+    }
 }
