@@ -4,6 +4,9 @@ import HiveHost
 import HiveWire
 import PostgresFixture
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A hive on many hosts, on one machine: two `hive core` nodes, each with its own root and run dir, sharing
 /// one throwaway PostgreSQL cluster (loopback).
@@ -288,5 +291,34 @@ struct MultiNodeTests {
         #expect(moved.status == 0, "\(moved)")
         #expect(try await !sendsToAlpha(a), "on node a too")
         #expect(!FileManager.default.fileExists(atPath: b.root.appending(path: "node/configs/beta.json").path), "node b keeps nothing of it")
+    }
+
+    @Test("hive move between bubblewrap nodes: packed and unpacked as the agent's uids, never root; on the new node its files belong to a uid of that node's block, and it runs there", .enabled(if: AdversaryTests.bwrapAsRoot))
+    func moveInBubblewrap() async throws {
+        let (cluster, url) = try Self.database()
+        let a = try LiveHive(), b = try LiveHive()
+        b.uidRegistry = a.uidRegistry // one host: the second node claims the next uid block
+        defer { withExtendedLifetime((cluster, a, b)) {} }
+        for (hive, name) in [(a, "a"), (b, "b")] {
+            try await hive.start(extra: ["--database", url, "--node", name, "--node-listen", "127.0.0.1:0"], cage: "bwrap",
+                                 environment: try hive.fakeClaudeEnvironment())
+        }
+        _ = try await a.admin().call(SpawnCommand(name: "alpha", node: "a"))
+        try await a.eventually("alpha is idle on a", timeout: .seconds(30)) { try await Self.summary(a, "alpha")?.state == .idle }
+        func owner(_ url: URL) throws -> Int { try #require(try FileManager.default.attributesOfItem(atPath: url.path)[.ownerAccountID] as? Int) }
+        let state = a.root.appending(path: "agents/alpha/state")
+        let uidA = try owner(state)
+        let notes = state.appending(path: "notes.md")
+        try "written by alpha on a".write(to: notes, atomically: true, encoding: .utf8)
+        _ = chown(notes.path, uid_t(uidA), gid_t(uidA)); _ = chmod(notes.path, 0o600) // the agent's own, readable by it alone
+
+        let moved = try a.cli(["move", "alpha", "--node", "b"])
+        #expect(moved.status == 0, "\(moved)")
+        let arrived = b.root.appending(path: "agents/alpha/state/notes.md")
+        #expect(try String(contentsOf: arrived, encoding: .utf8) == "written by alpha on a")
+        let uidB = try owner(arrived)
+        #expect(uidB != uidA && uidB >= 20_000, "a uid of node b's block, not a's (\(uidA)) and never root: \(uidB)")
+        #expect(try owner(b.root.appending(path: "agents/alpha/harness")) == uidB)
+        try await b.eventually("alpha is idle on b", timeout: .seconds(30)) { try await Self.summary(b, "alpha")?.state == .idle }
     }
 }
