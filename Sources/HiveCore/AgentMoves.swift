@@ -53,11 +53,14 @@ struct AgentMoves: Sendable {
         return dir.appending(path: "\(name.rawValue).\(way).\(UUID().uuidString.prefix(8)).tar")
     }
 
-    /// What an interrupted move left on this node: its spool and its staging directories.
-    static func sweep(_ layout: HiveLayout) {
+    /// What an interrupted move left on this node: its spool goes; a staging directory stays (it may be an
+    /// arrival's only copy) and is named in the log for the operator.
+    static func sweep(_ layout: HiveLayout, logger: Logger) {
         try? FileManager.default.removeItem(at: layout.nodeDir.appending(path: "spool")) // root's alone
         let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.agentsDir.path)) ?? []
-        for name in names where name.hasPrefix(stagingPrefix) { try? TreeRemoval.remove(name, in: layout.agentsDir) }
+        for name in names where name.hasPrefix(stagingPrefix) {
+            logger.warning("an interrupted arrival left \(layout.agentsDir.appending(path: name).path): an agent's state and harness dirs; remove it once you know they are not needed")
+        }
     }
 
     /// Moves `name` to node `target`, from wherever it is placed (a move asked elsewhere is handed to its node).
@@ -74,7 +77,12 @@ struct AgentMoves: Sendable {
         guard peer.up else { throw CoreError("node \(target) sends no heartbeat: move \(name) to a node that is up") }
         if from != here { return try handOver(name, to: target, at: from) }
         return try lifecycle.busy.during(name) {
-            guard try store.beginMove(name, to: target) else { throw CoreError("a move of \(name) is under way already") }
+            let begun: Bool
+            do { begun = try store.beginMove(name, to: target) } catch {
+                _ = try? store.callOffMove(name, to: target) // it may have committed: a move nobody sees through blocks the next
+                throw error
+            }
+            guard begun else { throw CoreError("a move of \(name) is under way already") }
             return try leave(name, to: peer)
         }
     }
@@ -118,7 +126,12 @@ struct AgentMoves: Sendable {
                 do { try lifecycle.bringUp(name) } catch { logger.error("could not bring \(name) back up after a failed move: \(error)") }
                 throw CoreError("could not move \(name) to node \(peer.name): \(error); it runs here again")
             case false?:
-                logger.notice("the move of \(name) to node \(peer.name) arrived, though its answer did not: \(error)")
+                // Arrived, but it did not say it was done: this node's copy stays where it is, for the operator.
+                lifecycle.processes?.stop(name)
+                lifecycle.forget(name)
+                configs.left(name)
+                logger.error("the move of \(name) to node \(peer.name) arrived, though its answer did not (\(error)); its old directories stay in \(layout.agentDir(name).path)")
+                return MoveCommand.Reply(name: name.rawValue, from: here, to: peer.name, bytes: packed.bytes, seconds: (ContinuousClock.now - began).seconds)
             case nil:
                 // The database cannot say: the agent stays stopped until this node's reconciliation can.
                 throw CoreError("could not move \(name) to node \(peer.name): \(error); the database cannot be asked whether it arrived, so it stays stopped until it can")
@@ -160,7 +173,17 @@ struct AgentMoves: Sendable {
             for sub in AgentArchive.members { try Ownership.makeDirectory(sub, in: agents.appending(path: staging), owner: uid) }
             try AgentArchive.unpack(spool, into: agents.appending(path: staging), as: uid.map { AgentArchive.Runner(uid: $0) })
             try configs.arriving(name) // its config, before the move counts as done
-            guard try store.arrive(name, from: caller, uid: uid.map(Int.init)) else {
+            let arrived: Bool
+            do { arrived = try store.arrive(name, from: caller, uid: uid.map(Int.init)) } catch {
+                // A bound that ran out may have let the statement commit: the database says which, or the copy stays.
+                guard let placed = try? store.placements()[name.rawValue]?.node else {
+                    keep = true
+                    logger.critical("\(name)'s arrival cannot be confirmed; its directories are kept in \(agents.appending(path: staging).path)")
+                    throw error
+                }
+                arrived = placed == here
+            }
+            guard arrived else {
                 configs.left(name)
                 throw NodeRefusal(message: "the move of \(name) from node \(caller) was called off: nothing changed")
             }

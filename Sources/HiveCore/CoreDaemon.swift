@@ -119,7 +119,7 @@ public final class CoreDaemon: Sendable {
         if options.database != nil, let node = options.node, let listen = options.nodeListen {
             let (host, port) = try ListenAddress.parse(listen, what: "--node-listen")
             let identity = try NodeIdentity.load(from: layout.nodeDir, node: node)
-            AgentMoves.sweep(layout) // an interrupted move's leftovers
+            AgentMoves.sweep(layout, logger: logger) // an interrupted move's leftovers
             let address = options.nodeAddress ?? (["0.0.0.0", "::", ""].contains(host) ? ProcessInfo.processInfo.hostName : host)
             serving = NodeServing(identity: identity, host: host, port: port,
                                   endpoint: "https://\(address.contains(":") ? "[\(address)]" : address):\(port)")

@@ -34,7 +34,6 @@ struct Lifecycle: Sendable {
         guard let record = try broker.agent(name) else { throw BrokerError.unknownAgent(name.rawValue) }
         guard record.destroyedAt == nil else { throw BrokerError.destroyedRecipient(name.rawValue) }
         try here(name)
-        guard !busy.contains(name) else { throw NamesInFlight.busy(name) }
     }
 
     /// In a hive on many hosts, a verb that touches an agent's cage or directories runs on its node; with
@@ -190,19 +189,25 @@ struct Lifecycle: Sendable {
         }
     }
 
+    // start, stop and restart hold the agent's name, as spawn, destroy, revive and hive move do: a move
+    // never packs a cage one of them started meanwhile.
     func start(_ name: AgentName) throws -> StartCommand.Reply {
         try live(name) // first: an agent of another node is refused with its node named
         let cages = try cages()
-        try broker.setStopped(name, false)
-        during(name, .starting, after: afterStart) { cages.start(name) }
-        return .init(name: name.rawValue, state: .starting)
+        return try busy.during(name) {
+            try broker.setStopped(name, false)
+            during(name, .starting, after: afterStart) { cages.start(name) }
+            return .init(name: name.rawValue, state: .starting)
+        }
     }
 
     func stop(_ name: AgentName) throws -> StartCommand.Reply {
         try live(name) // first: an agent of another node is refused with its node named
         let cages = try cages()
-        try broker.setStopped(name, true)
-        during(name, .stopping, after: .stopped) { cages.stop(name) }
+        try busy.during(name) {
+            try broker.setStopped(name, true)
+            during(name, .stopping, after: .stopped) { cages.stop(name) }
+        }
         logger.info("stopped the cage of \(name)")
         return .init(name: name.rawValue, state: .stopped)
     }
@@ -212,6 +217,10 @@ struct Lifecycle: Sendable {
     func restart(_ name: AgentName, transient: AgentState = .restarting, waitReady: Bool = false) throws {
         try live(name) // first: an agent of another node is refused with its node named
         let cages = try cages()
+        try busy.during(name) { try restartHeld(name, cages, transient: transient, waitReady: waitReady) }
+    }
+
+    private func restartHeld(_ name: AgentName, _ cages: AgentProcesses, transient: AgentState, waitReady: Bool) throws {
         try broker.setStopped(name, false)
         try during(name, transient, after: afterStart) {
             cages.stop(name)

@@ -28,9 +28,15 @@ struct NodeConfigs: Sendable {
         var config: String
     }
 
+    /// What the git node answers for an agent's config: what is deployed, or nothing (its defaults).
+    struct Answer: Codable, Sendable {
+        var deployed: Deployed?
+    }
+
     /// The node holding the git side: the manager's.
     func gitNode() throws -> String? { try store.placements()[AgentName.manager.rawValue]?.node }
-    var holdsGit: Bool { store.mayRun(.manager) }
+    /// Whether this node holds it (asked of the database, not of this node's lease on the manager).
+    var holdsGit: Bool { store.nodeName == nil || (try? gitNode()) == store.nodeName }
 
     private func file(_ name: AgentName) -> URL { layout.nodeDir.appending(path: "configs").appending(path: "\(name.rawValue).json") }
 
@@ -102,16 +108,15 @@ struct NodeConfigs: Sendable {
         guard let node = try gitNode(), let peer = try store.peer(node) else { throw CoreError("no node holding the git side serves an endpoint") }
         let link = self.link
         let answer = try Blocking.run { try await link.call(peer, .GET, "/node/v1/agents/\(name.rawValue)/config", timeout: .seconds(30)) }
-        switch answer.status {
-        case 404:
-            configs.set(name, nil) // nothing deployed: defaults
-            try keep(name, nil)
-        case 200:
-            let deployed = try JSONDecoder().decode(Deployed.self, from: answer.body)
+        guard answer.status == 200, let got = try? JSONDecoder().decode(Answer.self, from: answer.body) else {
+            throw CoreError("the git node \(node) did not give \(name)'s config: \(answer.message)")
+        }
+        if let deployed = got.deployed {
             configs.set(name, try AgentConfig.parse(Data(deployed.config.utf8)))
             try keep(name, deployed)
-        default:
-            throw CoreError("the git node \(node) did not give \(name)'s config: \(answer.message)")
+        } else {
+            configs.set(name, nil) // nothing deployed: defaults
+            try keep(name, nil)
         }
     }
 

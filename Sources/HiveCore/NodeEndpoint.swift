@@ -110,8 +110,8 @@ enum NodeEndpoint {
                     }
                     return try moves.configs.deployed(name)
                 }
-                guard let deployed else { return HiveHTTP.Reply.error("nothing is deployed for \(name): it runs on defaults", status: .notFound) }
-                return HiveHTTP.Reply.json(deployed)
+                // Nothing deployed is an answer too (the defaults), never a 404 a missing route would also give.
+                return HiveHTTP.Reply.json(NodeConfigs.Answer(deployed: deployed))
             }
         }
         // An agent's page, for another node's dashboard: opened by that node's ticket for this one agent.
@@ -144,7 +144,7 @@ enum NodeEndpoint {
                 }
             }
         }
-        return Application(router: router, server: try .tls(.http1(), tlsConfiguration: identity.serverTLS()),
+        return Application(router: router, server: try .tls(.http1(configuration: .init(idleTimeout: .seconds(60))), tlsConfiguration: identity.serverTLS()),
                            configuration: .init(address: .hostname(host, port: port), serverName: "hive-node"), logger: logger)
     }
 

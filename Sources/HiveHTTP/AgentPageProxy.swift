@@ -39,7 +39,20 @@ public enum AgentPageProxy {
         let dir = HiveLayout(root: runDir, runDir: runDir).agentPageDir(agent)
         var dirStat = stat()
         guard lstat(dir.path, &dirStat) == 0, (dirStat.st_mode & S_IFMT) == S_IFDIR else { throw Refused(description: "that agent's page is not up") }
-        let path = HiveLayout(root: runDir, runDir: runDir).agentWebSocket(agent).path
+        // The socket file is the agent's to replace (with a link to anything): it is opened without following
+        // links, must be a socket, and is connected to through that very descriptor (/proc/self/fd), so
+        // whoever connects (root core, on a node endpoint) never reaches what a link points at.
+        let pageFD = open(dir.path, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard pageFD >= 0 else { throw Refused(description: "that agent's page is not up") }
+        defer { close(pageFD) }
+        let socketFD = openat(pageFD, "web.sock", oPath | O_NOFOLLOW | O_CLOEXEC)
+        guard socketFD >= 0 else { throw Refused(description: "that agent's page is not up") }
+        defer { close(socketFD) }
+        var socketStat = stat()
+        guard fstat(socketFD, &socketStat) == 0, (socketStat.st_mode & S_IFMT) == S_IFSOCK else {
+            throw Refused(description: "that agent's web.sock is not a socket: refused")
+        }
+        let path = "/proc/self/fd/\(socketFD)"
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Refused(description: "no socket: \(String(cString: strerror(errno)))") }
         var ok = false
@@ -221,6 +234,10 @@ extension AgentPageProxy {
         }
     }
 }
+
+/// Linux's O_PATH (a descriptor naming a file without opening it), which Swift's Glibc module does not
+/// export without _GNU_SOURCE.
+private let oPath: Int32 = 0o10000000
 
 /// Core's pid, once known.
 private enum CorePID {
