@@ -42,6 +42,7 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("search-queries"), help: "Queries per class in the search runs.") var searchQueries = 100
     @Option(name: .customLong("postgres-wakes"), help: "Cross-node wakes for the PostgreSQL run (0 skips it; it needs PostgreSQL's server package).") var postgresWakes = 1000
     @Option(name: .customLong("postgres-sends"), help: "Sends per sender in the PostgreSQL throughput run.") var postgresSends = 900
+    @Option(name: .customLong("move-mb"), help: "MiB in the state dir of the agent the hive move run moves (0 skips it; it needs PostgreSQL's server package).") var moveMB = 256
     @Option(name: .customLong("postgres-reminders"), help: "Reminders due at once in the PostgreSQL run (for 100 agents).") var postgresReminders = 10_000
     @Option(name: .customLong("search-events"), help: "Events in one agent's transcript for the transcript search run (0 skips it).") var searchEvents = 200_000
     @Option(name: .customLong("stats-turns"), help: "Turns in turn-stats.sqlite for the stats page run (0 skips it).") var statsTurns = 100_000
@@ -74,6 +75,15 @@ struct Bench: AsyncParsableCommand {
                 if let write { try append(report, to: write) }
             } else {
                 print("PostgreSQL run skipped: no server binaries (apt-get install postgresql)")
+            }
+        }
+        if moveMB > 0 {
+            if PostgresCluster.available {
+                let report = try await moveRun()
+                print(report)
+                if let write { try append(report, to: write) }
+            } else {
+                print("hive move run skipped: no server binaries (apt-get install postgresql)")
             }
         }
         if searchEvents > 0 {
