@@ -70,7 +70,8 @@ struct Bench: AsyncParsableCommand {
         }
         if postgresWakes > 0 {
             if PostgresCluster.available {
-                let report = try await postgresRun()
+                let report: String
+                do { report = try await postgresRun() } catch { throw ValidationError("the PostgreSQL run failed: \(String(reflecting: error))") }
                 print(report)
                 if let write { try append(report, to: write) }
             } else {

@@ -15,13 +15,13 @@ extension Bench {
         let cluster = try PostgresCluster()
         try cluster.createDatabase("hive")
         let url = "postgres://\(cluster.user)@127.0.0.1:\(cluster.port)/hive"
-        let base = FileManager.default.temporaryDirectory.appending(path: "hive-bench-move-\(UUID().uuidString)")
+        let base = URL(filePath: "/tmp/hbm-\(UUID().uuidString.prefix(8))") // short: agents' socket paths must fit
         defer { try? FileManager.default.removeItem(at: base) }
         var cores: [CoreProcess] = []
         defer { cores.forEach { $0.stop() } }
         for name in ["a", "b"] {
             cores.append(try await CoreProcess.start(in: base.appending(path: name), synchronous: .full,
-                                                     extra: ["--database", url, "--node", name, "--node-listen", "127.0.0.1:0"]))
+                                                     extra: ["--database", url, "--node", name, "--node-listen", "127.0.0.1:0", "--forge-listen", "127.0.0.1:0"]))
         }
         _ = try await cores[0].admin().call(SpawnCommand(name: "mover", node: "a"))
         let state = base.appending(path: "a/root/agents/mover/state")

@@ -175,12 +175,12 @@ extension Bench {
         defer { runner.cancel() }
         let rows = 1_000_000
         try await raw.query("""
-            INSERT INTO agent (name, created_at, node, lease_until, state)
-            SELECT 'agent' || g, 0, 'n' || (g % 5), 1e12, 'idle' FROM generate_series(1, 500) g
+            INSERT INTO agent (name, created_at, node, state)
+            SELECT 'agent' || g, 0, 'n' || (g % 5), 'idle' FROM generate_series(1, 500) g
             """)
         try await raw.query("""
-            INSERT INTO hive_node (name, host, started_at, heartbeat_at, cores, memory_mb, load1)
-            SELECT 'n' || g, 'host' || g, 0, EXTRACT(EPOCH FROM clock_timestamp()), 8, 32768, 0.5 FROM generate_series(0, 4) g
+            INSERT INTO hive_node (name, host, started_at, heartbeat_at, cores, memory_mb, load1, lease)
+            SELECT 'n' || g, 'host' || g, 0, EXTRACT(EPOCH FROM clock_timestamp()), 8, 32768, 0.5, 3600 FROM generate_series(0, 4) g
             """)
         // 1 % pending, 0.2 % in flight, 0.1 % dead, the rest acked.
         try await raw.query("""
