@@ -308,7 +308,7 @@ struct Lifecycle: Sendable {
 final class NamesInFlight: Sendable {
     let names = Mutex<Set<AgentName>>([])
 
-    /// Runs `body` holding `name`; refused while another verb (a move, a spawn, a destroy) holds it.
+    /// Runs `body` holding `name`; refused while another verb holds it.
     func during<T>(_ name: AgentName, _ body: () throws -> T) throws -> T {
         guard names.withLock({ $0.insert(name).inserted }) else { throw Self.busy(name) }
         defer { names.withLock { _ = $0.remove(name) } }
@@ -318,6 +318,6 @@ final class NamesInFlight: Sendable {
     func contains(_ name: AgentName) -> Bool { names.withLock { $0.contains(name) } }
 
     static func busy(_ name: AgentName) -> CoreError {
-        CoreError("\(name) is being moved, created, destroyed or revived right now; try again once that is done")
+        CoreError("another verb is at work on \(name) right now (a move, a start, stop or restart, a spawn, destroy or revive); try again once it is done")
     }
 }

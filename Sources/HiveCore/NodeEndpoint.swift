@@ -22,8 +22,6 @@ import Glibc
 /// checked against the SHA-256 in the node's row; the caller pins this node's certificate from the same
 /// row (``NodeIdentity``). Anything else gets a 401 and nothing is read.
 enum NodeEndpoint {
-    static var nodeHeader: HTTPField.Name { NodeHTTP.node }
-    static var sha256Header: HTTPField.Name { NodeHTTP.sha256 }
     /// The most one move may carry (an agent's state is bounded by its disk quota long before this).
     static let maxArchive: Int64 = 256 << 30
     /// Free space an arrival leaves on the root's file system, besides the archive and its unpacked copy.
@@ -49,7 +47,7 @@ enum NodeEndpoint {
         router.put("/node/v1/agents/:name/arrival") { request, context -> Response in
             await guarded(request, moves, logger) { caller in
                 let name = try AgentName(context.parameters.get("name") ?? "")
-                guard let sha = request.headers[sha256Header], sha.utf8.count == 64, sha.allSatisfy(\.isHexDigit) else {
+                guard let sha = request.headers[NodeHTTP.sha256], sha.utf8.count == 64, sha.allSatisfy(\.isHexDigit) else {
                     return HiveHTTP.Reply.error("X-Hive-SHA256 (hex) is missing", status: .badRequest)
                 }
                 guard let length = request.headers[.contentLength].flatMap({ Int64($0) }), length > 0, length <= maxArchive else {
@@ -150,7 +148,7 @@ enum NodeEndpoint {
 
     /// Runs `body` for an authenticated caller (its node's name); refusals as JSON with a reason.
     static func guarded(_ request: Request, _ moves: AgentMoves, _ logger: Logger, _ body: (String) async throws -> Response) async -> Response {
-        guard let node = request.headers[nodeHeader], let auth = request.headers[.authorization], auth.hasPrefix("Bearer "),
+        guard let node = request.headers[NodeHTTP.node], let auth = request.headers[.authorization], auth.hasPrefix("Bearer "),
               auth.utf8.count <= 300, let name = try? AgentName(node).rawValue else {
             return HiveHTTP.Reply.error("a node's name and token are needed", status: .unauthorized)
         }
@@ -221,7 +219,7 @@ struct NodeLink: Sendable {
         var request = HTTPClientRequest(url: peer.endpoint + path)
         request.method = method
         request.tlsConfiguration = try NodeHTTP.clientTLS(pinning: peer.certificate)
-        request.headers.add(name: NodeEndpoint.nodeHeader.rawName, value: here)
+        request.headers.add(name: NodeHTTP.node.rawName, value: here)
         request.headers.add(name: "Authorization", value: "Bearer \(identity.token)")
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = body
