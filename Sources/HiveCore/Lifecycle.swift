@@ -217,17 +217,15 @@ struct Lifecycle: Sendable {
     func restart(_ name: AgentName, transient: AgentState = .restarting, waitReady: Bool = false) throws {
         try live(name) // first: an agent of another node is refused with its node named
         let cages = try cages()
-        try busy.during(name) { try restartHeld(name, cages, transient: transient, waitReady: waitReady) }
-    }
-
-    private func restartHeld(_ name: AgentName, _ cages: AgentProcesses, transient: AgentState, waitReady: Bool) throws {
-        try broker.setStopped(name, false)
-        try during(name, transient, after: afterStart) {
-            cages.stop(name)
-            let before = sockets.connectionsOpened(name)
-            cages.start(name)
-            if waitReady, !sockets.waitForConnection(name, after: before, timeout: Self.readyTimeout) {
-                throw CoreError("the harness of \(name) did not connect within \(Self.readyTimeout) after the restart; see hive logs \(name)")
+        try busy.during(name) {
+            try broker.setStopped(name, false)
+            try during(name, transient, after: afterStart) {
+                cages.stop(name)
+                let before = sockets.connectionsOpened(name)
+                cages.start(name)
+                if waitReady, !sockets.waitForConnection(name, after: before, timeout: Self.readyTimeout) {
+                    throw CoreError("the harness of \(name) did not connect within \(Self.readyTimeout) after the restart; see hive logs \(name)")
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ import NIOCore
 
 /// Agents' configs in a hive on many hosts. The git side (config repos, approvals) is on the manager's
 /// node: an approved config of an agent placed on another node is carried out there, through that node's
-/// endpoint (``push(_:sha:text:)``: validate, render, restart, or put back what ran before), and the
+/// endpoint (``push(_:to:deployed:)``: validate, render, restart, or put back what ran before), and the
 /// agent's node keeps what it got under `<root>/node/configs` (root's) to boot with. An agent arriving on a
 /// node (hive move) gets its deployed config from the git node before the move counts as done.
 struct NodeConfigs: Sendable {

@@ -153,7 +153,7 @@ enum NodeEndpoint {
             return HiveHTTP.Reply.error("a node's name and token are needed", status: .unauthorized)
         }
         let token = String(auth.dropFirst("Bearer ".count))
-        guard name != moves.here, let peer = await moves.peers.peer(name), Self.same(NodeIdentity.sha256(token), peer.tokenSHA256) else {
+        guard name != moves.here, let peer = await moves.peers.peer(name), CoreMetrics.admits(NodeIdentity.sha256(token), token: peer.tokenSHA256) else {
             moves.peers.refused("refused a request naming node '\(name)' (\(request.method) \(request.uri.path))")
             return HiveHTTP.Reply.error("a node's name and token are needed", status: .unauthorized)
         }
@@ -170,13 +170,6 @@ enum NodeEndpoint {
             logger.warning("node endpoint: \(request.method) \(request.uri.path) from \(name) failed: \(error)")
             return HiveHTTP.Reply.error("\(error)", status: .conflict)
         }
-    }
-
-    /// Constant-time: how much of a guess matched must not show in the time the answer takes.
-    static func same(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     static func freeBytes(_ dir: URL) -> Int64? {
